@@ -1,0 +1,1 @@
+"""Numpy golden models, fixed-point helpers and simulator runners of attn-rtl."""
