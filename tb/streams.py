@@ -1,0 +1,146 @@
+"""Valid/ready stream drivers for cocotb, serviced by one clock loop.
+
+One coroutine steps every stream of the DUT once per cycle: after the rising
+edge it drives (so the DUT sees the new values for the whole cycle), then in
+the read-only phase it samples the settled handshake that the *next* edge
+will complete.  Sampling in ``ReadOnly`` behaves the same on Icarus (event
+driven) and Verilator (cycle based), which differ right after an edge.
+
+Sources insert random idle cycles and sinks random backpressure, each from a
+seeded generator; a source never drops ``valid`` before its beat is taken.
+Beats are whole packed words (a tile row per beat), see :mod:`tb.packing`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+from cocotb.triggers import ReadOnly, RisingEdge
+
+__all__ = ["StreamSource", "StreamSink", "StreamBench", "UnresolvedValue"]
+
+
+class UnresolvedValue(AssertionError):
+    """A signal the testbench reads holds X or Z (Icarus only; Verilator is 2-state)."""
+
+
+def _read(handle, what: str) -> int:
+    value = handle.value
+    if not value.is_resolvable:
+        raise UnresolvedValue(f"{what} is not a resolvable value: {value}")
+    return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
+
+
+class StreamSource:
+    """Drives ``<name>__payload`` / ``__valid`` from a queue of packed beats.
+
+    ``idle`` is the probability of holding ``valid`` low before offering a beat.
+    """
+
+    def __init__(self, dut, name: str, rng: np.random.Generator, idle: float = 0.0):
+        self.payload = getattr(dut, f"{name}__payload")
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.name, self.rng, self.idle = name, rng, idle
+        self.queue: deque[int] = deque()
+        self.offering = False
+        self.accepted = 0
+        self.first_accept_cycle: int | None = None
+        self.valid.value = 0
+
+    def send(self, beats) -> None:
+        self.queue.extend(int(b) for b in beats)
+
+    @property
+    def done(self) -> bool:
+        return not self.queue and not self.offering
+
+    def drive(self, cycle: int) -> None:
+        if not self.offering and self.queue and not (self.idle and self.rng.random() < self.idle):
+            self.payload.value = self.queue[0]
+            self.offering = True
+        self.valid.value = int(self.offering)
+
+    def sample(self, cycle: int) -> None:
+        if self.offering and _read(self.ready, f"{self.name}__ready"):
+            self.queue.popleft()
+            self.offering = False
+            self.accepted += 1
+            if self.first_accept_cycle is None:
+                self.first_accept_cycle = cycle
+
+    def flush(self) -> None:
+        """Forget pending beats (after a reset); the next drive phase lowers ``valid``."""
+        self.queue.clear()
+        self.offering = False
+
+
+class StreamSink:
+    """Collects packed beats from ``<name>__payload`` with random backpressure ``stall``."""
+
+    def __init__(self, dut, name: str, rng: np.random.Generator, stall: float = 0.0):
+        self.payload = getattr(dut, f"{name}__payload")
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.name, self.rng, self.stall = name, rng, stall
+        self.beats: list[int] = []
+        self.last_accept_cycle: int | None = None
+        self.ready.value = 0
+
+    def drive(self, cycle: int) -> None:
+        self.ready.value = int(not (self.stall and self.rng.random() < self.stall))
+
+    def sample(self, cycle: int) -> None:
+        if _read(self.valid, f"{self.name}__valid") and self.ready.value:
+            self.beats.append(_read(self.payload, f"{self.name}__payload"))
+            self.last_accept_cycle = cycle
+
+
+class StreamBench:
+    """The clock loop: steps every registered source and sink once per cycle."""
+
+    def __init__(self, dut, clk, rst, streams=()):
+        self.dut, self.clk, self.rst = dut, clk, rst
+        self.streams = list(streams)
+        self.cycle = 0
+        self._reset_cycles = 0
+        # Hold reset from time 0 until the first reset() completes.
+        self.rst.value = 1
+
+    async def reset(self, cycles: int = 2) -> None:
+        """Hold the synchronous reset for ``cycles`` clock edges; sources forget pending beats.
+
+        Reset is driven in the drive phase like every other input, so the DUT
+        samples it at exactly those edges on both simulators.
+        """
+        for s in self.streams:
+            if isinstance(s, StreamSource):
+                s.flush()
+        self._reset_cycles = cycles
+        await self.step(cycles)
+
+    async def _cycle(self) -> None:
+        await RisingEdge(self.clk)
+        in_reset = self._reset_cycles > 0
+        self.rst.value = int(in_reset)
+        self._reset_cycles = max(self._reset_cycles - 1, 0)
+        for s in self.streams:
+            s.drive(self.cycle)
+        await ReadOnly()
+        if not in_reset:  # nothing transfers at an edge that resets (outputs may still be X before it)
+            for s in self.streams:
+                s.sample(self.cycle)
+        self.cycle += 1
+
+    async def step(self, cycles: int) -> None:
+        for _ in range(cycles):
+            await self._cycle()
+
+    async def run(self, until, max_cycles: int) -> None:
+        """Step until ``until()`` holds after a cycle; fail after ``max_cycles`` cycles."""
+        for _ in range(max_cycles):
+            await self._cycle()
+            if until():
+                return
+        raise AssertionError(f"timed out after {max_cycles} cycles (cycle {self.cycle})")
