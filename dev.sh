@@ -34,9 +34,9 @@ ensure_icarus() {
 }
 
 ensure_venv() {
-  command -v python3 >/dev/null 2>&1 || die "python3 (>= 3.10) is missing: install the package 'python3'"
-  python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
-    || die "Python >= 3.10 is required, found $(python3 --version 2>&1)"
+  command -v python3 >/dev/null 2>&1 || die "python3 (>= 3.11) is missing: install the package 'python3'"
+  python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "Python >= 3.11 is required, found $(python3 --version 2>&1)"
   if [ ! -x "$venv/bin/python" ]; then
     if ! python3 -m venv "$venv" >/dev/null 2>&1; then
       rm -rf "$venv"
@@ -50,9 +50,9 @@ ensure_venv() {
   local stamp="$venv/.attn-rtl-installed" want
   want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    say "installing Python dependencies into .venv"
-    "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-    "$venv/bin/python" -m pip install -q -e ".[test]"
+    say "installing Python dependencies into .venv (log: .venv/pip.log)"
+    { "$venv/bin/python" -m pip install --upgrade pip && "$venv/bin/python" -m pip install -e ".[test]"; } \
+      > "$venv/pip.log" 2>&1 || { tail -n 30 "$venv/pip.log" >&2; die "pip install failed (full log: .venv/pip.log)"; }
     echo "$want" > "$stamp"
   fi
 }

@@ -101,7 +101,7 @@ def manifest(unit_name: str, component) -> dict:
     if unit_name == "array":
         derived.update(acc_width=component.acc_shape.width, acc_signed=component.acc_shape.signed,
                        pe_count=component.rows * component.cols,
-                       cycles_per_tile=f"K + {component.latency} + {component.rows} (K = reduction length, no stalls)")
+                       cycles_per_tile=f"K + {component.tile_cycles(0)} (K = reduction length, no stalls)")
     return {
         "unit": u.name,
         "top": u.top,

@@ -115,6 +115,14 @@ class SystolicArray(wiring.Component):
         # input register (1) + skew and hops to PE (R-1, C-1) (R-1 + C-1) + PE pipeline
         return 1 + (self.rows - 1) + (self.cols - 1) + 3
 
+    def tile_cycles(self, depth: int) -> int:
+        """Cycles one tile of reduction length ``depth`` occupies when no stream stalls.
+
+        From its first step accepted to the first step of the next tile accepted
+        (the last result row and the next first step share a cycle).
+        """
+        return depth + self.latency + self.rows - 1
+
     def elaborate(self, platform):
         m = Module()
         rows, cols = self.rows, self.cols

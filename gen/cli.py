@@ -1,0 +1,201 @@
+"""``attn-rtl``: the command line.  Thin: parse, call gen/ and sim/, print.
+
+Every bad input ends in one line ``attn-rtl: error: ...`` on stderr and exit
+status 2; a simulation mismatch ends in exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+class CliError(Exception):
+    """A one-line user error."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        raise CliError(message)
+
+
+def _unit_flags(parser: argparse.ArgumentParser, defaults: dict) -> None:
+    """One flag per elaboration parameter (``--a-width``, ``--a-signed/--no-a-signed``, ...)."""
+    group = parser.add_argument_group("unit parameters (override preset and config file)")
+    for name, default in defaults.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"(default {str(default).lower()})")
+        else:
+            group.add_argument(flag, dest=name, type=int, default=None, metavar="N",
+                               help=f"(default {'derived' if default is None else default})")
+    if "a_width" in defaults and "b_width" in defaults:
+        group.add_argument("--data-width", dest="data_width", type=int, default=None, metavar="N",
+                           help="set both operand widths")
+
+
+def _overrides(args, defaults: dict) -> dict:
+    out = {name: getattr(args, name) for name in defaults if getattr(args, name, None) is not None}
+    if getattr(args, "data_width", None) is not None:
+        out.setdefault("a_width", args.data_width)
+        out.setdefault("b_width", args.data_width)
+    return out
+
+
+def _unit_params(args) -> dict:
+    from .config import resolve_params
+    from .generate import unit
+
+    return resolve_params(args.unit, preset=args.preset, config=args.config,
+                          overrides=_overrides(args, unit(args.unit).defaults))
+
+
+def cmd_generate(args) -> int:
+    from .generate import write_outputs
+
+    paths = write_outputs(args.unit, _unit_params(args), Path(args.output))
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def cmd_sim(args) -> int:
+    from sim.runner import SimulationFailure
+
+    from .simulate import simulate_array
+
+    params = _unit_params(args)
+    tiles = None if args.tiles is None else [args.depth or params["max_reduction"]] * args.tiles
+    if args.tiles is None and args.depth is not None:
+        tiles = [args.depth] * 4
+    if tiles is not None and not tiles:
+        raise CliError("--tiles must be a positive integer, not 0")
+    try:
+        report = simulate_array(params, sim=args.sim, seed=args.seed, tiles=tiles, idle=args.idle,
+                                stall=args.stall)
+        passed = True
+    except SimulationFailure as e:
+        report, passed = {"passed": False, "error": str(e)}, False
+    if args.json:
+        print(json.dumps({"unit": args.unit, "parameters": params, **report}, indent=1))
+        return 0 if passed else 1
+    shape = f"{params['rows']}x{params['cols']}"
+    kinds = f"a {'s' if params['a_signed'] else 'u'}{params['a_width']}, b {'s' if params['b_signed'] else 'u'}{params['b_width']}"
+    print(f"attn-rtl sim: {args.unit} {shape} ({kinds}, acc {params['acc_width']} bits) on {args.sim}, seed {args.seed}")
+    if not passed:
+        print(f"FAIL: {report['error']}")
+        return 1
+    print(f"  tiles: {len(report['tiles'])} x reduction {report['tiles'][0]}, idle {args.idle}, backpressure {args.stall}")
+    print(f"  PASS: {report['elements']} of {report['elements']} result elements bit-exact against numpy matmul")
+    print(f"  cycles: {report['cycles']} from first operand accepted to last result sent "
+          f"(model without stalls: {report['model_cycles']}); {report['macs']} MACs, "
+          f"utilization {report['macs'] / (params['rows'] * params['cols'] * report['cycles']):.1%}")
+    return 0
+
+
+def cmd_golden(args) -> int:
+    import numpy as np
+
+    from sim.golden import Numerics, attention
+    from sim.golden_io import error_figures, load_qkv
+
+    q, k, v = load_qkv(args.inputs)
+    if args.scale is not None and not (math.isfinite(args.scale) and args.scale > 0):
+        raise CliError(f"--scale must be a positive finite number, not {args.scale!r}")
+    scale = 1.0 / math.sqrt(q.shape[-1]) if args.scale is None else args.scale
+    if args.key_tile is not None and args.key_tile < 1:
+        raise CliError(f"--key-tile must be a positive integer, not {args.key_tile}")
+    result = attention(q, k, v, scale=scale, nm=Numerics(), key_tile=args.key_tile)
+    out = Path(args.output)
+    try:
+        np.savez(out, o=result.o, o_int=result.o_int, q_int=result.q_int, k_int=result.k_int, v_int=result.v_int,
+                 scale_q=result.scales["q"], scale_k=result.scales["k"], scale_v=result.scales["v"],
+                 scale_o=result.scales["o"], multiplier=result.multiplier, shift=result.shift)
+    except OSError as e:
+        raise CliError(f"cannot write output {out}: {e.strerror or e}") from None
+    if args.json:
+        print(json.dumps(error_figures(result, q, k, v, scale), indent=1))
+    else:
+        print(f"wrote {out}: o and o_int of shape {result.o.shape}")
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from .generate import unit
+    from .presets import DESCRIPTIONS, PRESETS
+
+    for unit_name, presets in PRESETS.items():
+        for name, params in presets.items():
+            full = unit(unit_name).validate(**params)
+            print(f"{unit_name:8} {name:10} {DESCRIPTIONS.get((unit_name, name), '')}  "
+                  f"[{', '.join(f'{k}={v}' for k, v in full.items())}]")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .generate import UNITS
+    from .presets import PRESETS
+
+    parser = _Parser(prog="attn-rtl", description="Generate, simulate and check attention-accelerator RTL.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def unit_command(name, help_text, unit_required):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("unit", choices=sorted(UNITS), nargs=None if unit_required else "?", default="array",
+                       help="block to build (default: array)")
+        p.add_argument("--preset", help=f"named parameter set ({', '.join(PRESETS['array'])} for array)")
+        p.add_argument("--config", metavar="FILE.toml", help="TOML file of parameters ([UNIT] table or top level)")
+        _unit_flags(p, UNITS["array"].defaults)
+        return p
+
+    gen_p = unit_command("generate", "write a unit's Verilog and JSON manifest", unit_required=True)
+    gen_p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    gen_p.set_defaults(func=cmd_generate)
+
+    sim_p = unit_command("sim", "generate a unit and simulate it under cocotb against its golden model",
+                         unit_required=False)
+    sim_p.add_argument("--sim", choices=["icarus", "verilator"], default="icarus")
+    sim_p.add_argument("--seed", type=int, default=1)
+    sim_p.add_argument("--tiles", type=int, default=None, help="number of tiles (default 4)")
+    sim_p.add_argument("--depth", type=int, default=None, help="reduction length per tile (default max_reduction)")
+    sim_p.add_argument("--idle", type=float, default=0.0, help="probability of an idle input cycle")
+    sim_p.add_argument("--stall", type=float, default=0.0, help="probability of output backpressure")
+    sim_p.add_argument("--json", action="store_true", help="print the report as JSON")
+    sim_p.set_defaults(func=cmd_sim, preset="default")
+
+    gold = sub.add_parser("golden", help="run the bit-exact golden attention on float q, k, v",
+                          description="Quantize float q, k, v (.npz, shape (L, d) or (H, L, d)) as docs/numerics.md "
+                                      "says and run the integer attention contract.")
+    gold.add_argument("--inputs", required=True, metavar="FILE.npz", help="arrays q, k, v")
+    gold.add_argument("--output", required=True, metavar="OUT.npz", help="writes o (float), o_int and more")
+    gold.add_argument("--scale", type=float, default=None, help="score scale (default 1/sqrt(d))")
+    gold.add_argument("--key-tile", type=int, default=None, help="keys per online-softmax tile (default: all)")
+    gold.add_argument("--json", action="store_true", help="print error figures against float attention")
+    gold.set_defaults(func=cmd_golden)
+
+    pre = sub.add_parser("presets", help="list named parameter sets")
+    pre.set_defaults(func=cmd_presets)
+    return parser
+
+
+def main(argv=None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return args.func(args)
+    except (CliError, ValueError) as e:
+        print(f"attn-rtl: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

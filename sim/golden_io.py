@@ -1,0 +1,74 @@
+"""File I/O around the golden model: read float q, k, v from ``.npz``, report errors against float."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .golden import AttentionResult, attention_float, check_qkv_shapes
+
+__all__ = ["load_qkv", "error_figures"]
+
+
+def load_qkv(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Float arrays ``q, k, v`` of shape (L, d) or (H, L, d) from an ``.npz`` file, checked."""
+    path = Path(path)
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError(f"inputs {path} is a single array, not an .npz archive of q, k and v")
+        with loaded:
+            arrays = {name: loaded[name] for name in loaded.files}
+    except FileNotFoundError:
+        raise ValueError(f"inputs {path} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"inputs {path} is a directory, not an .npz file") from None
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
+        raise ValueError(f"inputs {path} is not a readable .npz file ({type(e).__name__}: {e})") from None
+    except ValueError as e:
+        if str(e).startswith(f"inputs {path}"):
+            raise
+        raise ValueError(f"inputs {path} is not a readable .npz file ({e})") from None
+    missing = [n for n in ("q", "k", "v") if n not in arrays]
+    if missing:
+        raise ValueError(f"inputs {path} has no array {missing[0]!r} (found: {', '.join(sorted(arrays)) or 'none'})")
+    q, k, v = (arrays[n] for n in ("q", "k", "v"))
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        if x.dtype.kind not in "fiu":
+            raise ValueError(f"{name} in {path} must hold real numbers (float or int), not dtype {x.dtype}")
+    check_qkv_shapes(q, k, v)
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{name} in {path} holds a non-finite value (inf or nan)")
+    return (q.astype(np.float64), k.astype(np.float64), v.astype(np.float64))
+
+
+def error_figures(result: AttentionResult, q, k, v, scale: float) -> dict:
+    """Errors of the integer result against float attention.
+
+    ``*_quantized`` compare with float attention on the dequantized integer
+    inputs (what the contract promises: within 1 output LSB); the others with
+    float attention on the original inputs (what the user sees, quantization
+    of q, k, v included).
+    """
+    s = result.scales
+    lsb = s["o"]
+    on_quantized = attention_float(result.q_int * s["q"], result.k_int * s["k"], result.v_int * s["v"], scale)
+    on_inputs = attention_float(q, k, v, scale)
+    err_q = np.abs(result.o - on_quantized) / lsb
+    err = np.abs(result.o - on_inputs)
+    return {
+        "shape": list(result.o.shape),
+        "scale": scale,
+        "scales": {k_: float(v_) for k_, v_ in s.items()},
+        "multiplier": result.multiplier,
+        "shift": result.shift,
+        "max_abs_error_lsb_quantized": float(err_q.max()),
+        "fraction_within_1_lsb_quantized": float((err_q <= 1.0).mean()),
+        "max_abs_error": float(err.max()),
+        "mean_abs_error": float(err.mean()),
+        "max_abs_error_lsb": float(err.max() / lsb),
+        "rms_error": float(np.sqrt((err ** 2).mean())),
+    }
