@@ -74,6 +74,9 @@ def cached_verilog(unit_name: str, params: dict, cache_dir: Path | None = None) 
     u = unit(unit_name)
     full = u.validate(**params)
     component = u.component(**full)
+    # On a cache hit the component is only asked for its derived figures, never elaborated;
+    # silence Amaranth's "created but never used" warning for it.
+    component._MustUse__silence = True
     key = hashlib.sha256((json.dumps(full, sort_keys=True) + _hdl_fingerprint()).encode()).hexdigest()[:16]
     path = (cache_dir or default_cache_dir()) / "verilog" / f"{u.top}-{key}.v"
     if not path.exists():

@@ -1,0 +1,221 @@
+"""The attn-rtl command line: outputs, determinism, and one clear line for every bad input."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from gen.cli import main
+from sim import golden
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("attn-rtl: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+
+
+# --- generate ---------------------------------------------------------------------------
+
+def test_generate_writes_verilog_and_a_complete_manifest(tmp_path, capsys):
+    code, out, _ = run(capsys, "generate", "array", "-o", str(tmp_path), "--rows", "3", "--cols", "2",
+                       "--data-width", "6", "--max-reduction", "10")
+    assert code == 0
+    verilog = (tmp_path / "systolic_array.v").read_text()
+    manifest = json.loads((tmp_path / "systolic_array.manifest.json").read_text())
+    assert manifest["parameters"] == {"rows": 3, "cols": 2, "a_width": 6, "b_width": 6, "a_signed": True,
+                                      "b_signed": True, "max_reduction": 10, "acc_width": 16}
+    assert manifest["derived"]["latency"] == 1 + 2 + 1 + 3
+    ports = {p["name"]: p for p in manifest["ports"]}
+    assert ports["a__payload"]["width"] == 3 * 6 + 1 and ports["a__payload"]["direction"] == "in"
+    assert ports["c__payload"]["width"] == 2 * 16 + 1 and ports["c__payload"]["direction"] == "out"
+    for name, port in ports.items():  # every manifest port is a port of the Verilog top, at its width
+        decl = re.search(rf"^\s*(input|output)\s+(\[(\d+):0\]\s+)?{re.escape(name)};", verilog, re.M)
+        assert decl, name
+        assert (int(decl.group(3)) + 1 if decl.group(3) else 1) == port["width"], name
+        assert decl.group(1).startswith(port["direction"]), name
+
+
+def test_generate_is_deterministic(tmp_path, capsys):
+    for d in ("a", "b"):
+        assert run(capsys, "generate", "array", "-o", str(tmp_path / d), "--preset", "tiny")[0] == 0
+    for name in ("systolic_array.v", "systolic_array.manifest.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_config_file_then_flags_override_the_preset(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[array]\nrows = 5\ncols = 3\na_signed = false\n")
+    code, _, _ = run(capsys, "generate", "array", "-o", str(tmp_path), "--preset", "large", "--config", str(cfg),
+                     "--cols", "4")
+    assert code == 0
+    params = json.loads((tmp_path / "systolic_array.manifest.json").read_text())["parameters"]
+    assert (params["rows"], params["cols"], params["a_signed"], params["max_reduction"]) == (5, 4, False, 128)
+
+
+@pytest.mark.parametrize("flags, fragments", [
+    (["--rows", "0"], ["rows must be a positive integer, not 0"]),
+    (["--cols", "-3"], ["cols must be a positive integer, not -3"]),
+    (["--rows", "65"], ["rows must be at most 64, not 65"]),
+    (["--a-width", "0"], ["a_width must be a positive integer, not 0"]),
+    (["--max-reduction", "0"], ["max_reduction must be a positive integer, not 0"]),
+    (["--acc-width", "12"], ["acc_width=12", "needs at least 22 bits"]),
+    (["--rows", "eight"], ["--rows", "'eight'"]),
+    (["--preset", "huge"], ["preset must be one of", "'huge'"]),
+])
+def test_generate_rejects_bad_parameters_in_one_line(tmp_path, capsys, flags, fragments):
+    code, _, err = run(capsys, "generate", "array", "-o", str(tmp_path / "out"), *flags)
+    assert_one_line_error(code, err, *fragments)
+    assert not (tmp_path / "out").exists()  # rejected before anything was elaborated or written
+
+
+@pytest.mark.parametrize("text, fragments", [
+    ("rows = 4\nfoo = 1\n", ["unknown array parameter 'foo'"]),
+    ("rows = 'eight'\n", ["rows must be a positive integer, not 'eight'"]),
+    ("a_signed = 1\n", ["a_signed must be true or false, not 1"]),
+    ("rows = = 4\n", ["is not valid TOML"]),
+    ("[softmax]\nlanes = 4\n", ["unknown table [softmax]"]),
+])
+def test_config_files_are_checked(tmp_path, capsys, text, fragments):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    code, _, err = run(capsys, "generate", "array", "-o", str(tmp_path / "out"), "--config", str(cfg))
+    assert_one_line_error(code, err, *fragments)
+
+
+def test_missing_config_file(tmp_path, capsys):
+    code, _, err = run(capsys, "generate", "array", "-o", str(tmp_path), "--config", str(tmp_path / "none.toml"))
+    assert_one_line_error(code, err, "cannot read config", "none.toml")
+
+
+def test_unknown_unit_and_command(capsys):
+    code, _, err = run(capsys, "generate", "fft", "-o", "x")
+    assert_one_line_error(code, err, "'fft'")
+    code, _, err = run(capsys, "frobnicate")
+    assert_one_line_error(code, err, "'frobnicate'")
+
+
+def test_presets_lists_every_preset(capsys):
+    code, out, _ = run(capsys, "presets")
+    assert code == 0
+    for name in ("tiny", "default", "large", "pv"):
+        assert re.search(rf"^array\s+{name}\s", out, re.M)
+
+
+# --- golden -----------------------------------------------------------------------------
+
+def _write_qkv(path, shape, seed=0, **override):
+    rng = np.random.default_rng(seed)
+    arrays = {n: rng.standard_normal(shape) for n in ("q", "k", "v")}
+    arrays.update(override)
+    np.savez(path, **arrays)
+    return arrays
+
+
+@pytest.mark.parametrize("shape", [(37, 16), (3, 20, 8)])
+def test_golden_runs_on_user_float_data(tmp_path, capsys, shape):
+    arrays = _write_qkv(tmp_path / "in.npz", shape)
+    code, out, _ = run(capsys, "golden", "--inputs", str(tmp_path / "in.npz"), "--output", str(tmp_path / "o.npz"),
+                       "--json")
+    assert code == 0
+    figures = json.loads(out)
+    with np.load(tmp_path / "o.npz") as res:
+        assert res["o"].shape == shape and res["o_int"].shape == shape and res["o"].dtype == np.float64
+        direct = golden.attention(arrays["q"], arrays["k"], arrays["v"])
+        np.testing.assert_array_equal(res["o_int"], direct.o_int)
+        np.testing.assert_allclose(res["o"], res["o_int"] * float(res["scale_o"]))
+    assert figures["scale"] == pytest.approx(1 / np.sqrt(shape[-1]))
+    assert figures["fraction_within_1_lsb_quantized"] >= 0.99
+    ref = golden.attention_float(arrays["q"], arrays["k"], arrays["v"])
+    assert figures["max_abs_error"] == pytest.approx(np.abs(direct.o - ref).max())
+
+
+def test_golden_scale_and_key_tile_options(tmp_path, capsys):
+    arrays = _write_qkv(tmp_path / "in.npz", (30, 8))
+    code, out, _ = run(capsys, "golden", "--inputs", str(tmp_path / "in.npz"), "--output", str(tmp_path / "o.npz"),
+                       "--json", "--scale", "0.5", "--key-tile", "7")
+    assert code == 0 and json.loads(out)["scale"] == 0.5
+    with np.load(tmp_path / "o.npz") as res:
+        want = golden.attention(arrays["q"], arrays["k"], arrays["v"], scale=0.5, key_tile=7).o_int
+        np.testing.assert_array_equal(res["o_int"], want)
+
+
+def test_golden_rejects_bad_inputs(tmp_path, capsys):
+    out = str(tmp_path / "o.npz")
+    cases = []
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"this is not a zip file")
+    cases.append((garbage, ["is not a readable .npz file"]))
+    single = tmp_path / "single.npy"
+    np.save(single, np.zeros((4, 4)))
+    cases.append((single, ["is a single array"]))
+    missing = tmp_path / "missing.npz"
+    np.savez(missing, q=np.zeros((4, 4)), k=np.zeros((4, 4)))
+    cases.append((missing, ["has no array 'v'", "found: k, q"]))
+    cases.append((tmp_path / "nowhere.npz", ["does not exist"]))
+    for name, kwargs, fragments in [
+        ("dims", dict(k=np.zeros((5, 3))), ["q and k must have the same head dimension, not 4 and 3"]),
+        ("kvlen", dict(v=np.zeros((6, 4))), ["k and v must have the same sequence length, not 5 and 6"]),
+        ("rank", dict(q=np.zeros(5)), ["q must have shape (L, d) or (H, L, d), not (5,)"]),
+        ("heads", dict(q=np.zeros((2, 5, 4)), k=np.zeros((3, 5, 4)), v=np.zeros((3, 5, 4))),
+         ["same number of heads"]),
+        ("mixed", dict(q=np.zeros((1, 5, 4))), ["must all be (L, d) or all (H, L, d)"]),
+        ("dtype", dict(v=np.array([["a"] * 4] * 5)), ["v in", "must hold real numbers", "<U1"]),
+        ("complex", dict(q=np.zeros((5, 4), complex)), ["q in", "complex128"]),
+        ("nan", dict(k=np.full((5, 4), np.nan)), ["k in", "non-finite"]),
+        ("empty", dict(q=np.zeros((0, 4))), ["q must have at least one row"]),
+    ]:
+        path = tmp_path / f"{name}.npz"
+        _write_qkv(path, (5, 4), **kwargs)
+        cases.append((path, fragments))
+    for path, fragments in cases:
+        code, _, err = run(capsys, "golden", "--inputs", str(path), "--output", out)
+        assert_one_line_error(code, err, *fragments)
+    good = tmp_path / "good.npz"
+    _write_qkv(good, (5, 4))
+    for flags, fragments in [(["--scale", "0"], ["--scale must be a positive finite number, not 0.0"]),
+                             (["--scale", "nan"], ["--scale must be a positive finite number"]),
+                             (["--key-tile", "0"], ["--key-tile must be a positive integer, not 0"]),
+                             (["--scale", "1e12"], ["too large"])]:
+        code, _, err = run(capsys, "golden", "--inputs", str(good), "--output", out, *flags)
+        assert_one_line_error(code, err, *fragments)
+    code, _, err = run(capsys, "golden", "--inputs", str(good), "--output", str(tmp_path / "no" / "dir" / "o.npz"))
+    assert_one_line_error(code, err, "cannot write output")
+
+
+# --- sim (the main job) -----------------------------------------------------------------
+
+def test_sim_prints_cycles_and_pass(capsys):
+    code, out, _ = run(capsys, "sim", "--preset", "tiny", "--tiles", "3", "--depth", "5")
+    assert code == 0
+    assert "PASS: 12 of 12 result elements bit-exact" in out
+    cycles = int(re.search(r"cycles: (\d+)", out).group(1))
+    model = int(re.search(r"model without stalls: (\d+)", out).group(1))
+    assert cycles == model == 3 * (5 + (1 + 1 + 1 + 3) + 2 - 1)
+
+
+def test_sim_json_report(capsys):
+    code, out, _ = run(capsys, "sim", "array", "--rows", "2", "--cols", "3", "--max-reduction", "9", "--json",
+                       "--idle", "0.25", "--stall", "0.25", "--seed", "4")
+    report = json.loads(out)
+    assert code == 0 and report["passed"] and report["seed"] == 4 and report["elements"] == 4 * 2 * 3
+
+
+@pytest.mark.parametrize("flags, fragments", [
+    (["--tiles", "0"], ["--tiles must be a positive integer, not 0"]),
+    (["--depth", "65"], ["reduction length must be at most 64, not 65"]),
+    (["--stall", "1.5"], ["stall must be a probability", "1.5"]),
+    (["--sim", "xsim"], ["--sim", "'xsim'"]),
+])
+def test_sim_rejects_bad_options(capsys, flags, fragments):
+    code, _, err = run(capsys, "sim", *flags)
+    assert_one_line_error(code, err, *fragments)
