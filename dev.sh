@@ -59,7 +59,7 @@ ensure_venv() {
 
 ensure_icarus
 ensure_venv
-export YOWASP_CACHE_DIR="${YOWASP_CACHE_DIR:-$root/.cache/yowasp}"
+
 
 case "${1:-demo}" in
   demo) shift || true; exec "$venv/bin/attn-rtl" sim "$@" ;;

