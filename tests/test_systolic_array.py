@@ -24,7 +24,7 @@ def _shape_cases():
     yield pytest.param("verilator", 16, 16, 32, id="verilator-16x16", marks=pytest.mark.slow)
 
 
-@pytest.mark.parametrize("sim, rows, cols, depth", _shape_cases())
+@pytest.mark.parametrize("sim, rows, cols, depth", list(_shape_cases()))
 def test_random_tiles_with_idle_and_backpressure(sim, rows, cols, depth):
     report = simulate_array(dict(rows=rows, cols=cols, max_reduction=depth), sim=sim, seed=rows * 100 + cols,
                             tiles=_tiles(depth), idle=0.3, stall=0.3)
