@@ -17,6 +17,7 @@ from typing import Callable
 
 from amaranth.back import verilog
 from amaranth.hdl import Shape
+from amaranth.lib import data
 
 from hdl.systolic_array import ARRAY_DEFAULTS, SystolicArray, array_params
 
@@ -87,9 +88,20 @@ def cached_verilog(unit_name: str, params: dict, cache_dir: Path | None = None) 
     return path, component
 
 
+def _layout_info(shape) -> dict:
+    """Bit layout of a port's payload: struct fields with offsets, array elements with their shape."""
+    if isinstance(shape, data.StructLayout):
+        return {"fields": [{"name": name, "offset": f.offset, "width": f.width, **_layout_info(f.shape)}
+                           for name, f in shape]}
+    if isinstance(shape, data.ArrayLayout):
+        elem = Shape.cast(shape.elem_shape)
+        return {"elements": shape.length, "element_width": elem.width, "element_signed": elem.signed}
+    return {}
+
+
 def _shape_info(value) -> dict:
     shape = Shape.cast(value.shape())
-    return {"width": shape.width, "signed": shape.signed}
+    return {"width": shape.width, "signed": shape.signed, **_layout_info(value.shape())}
 
 
 def manifest(unit_name: str, component) -> dict:

@@ -38,6 +38,10 @@ def test_generate_writes_verilog_and_a_complete_manifest(tmp_path, capsys):
     ports = {p["name"]: p for p in manifest["ports"]}
     assert ports["a__payload"]["width"] == 3 * 6 + 1 and ports["a__payload"]["direction"] == "in"
     assert ports["c__payload"]["width"] == 2 * 16 + 1 and ports["c__payload"]["direction"] == "out"
+    a_fields = {f["name"]: f for f in ports["a__payload"]["fields"]}
+    assert a_fields["data"] == {"name": "data", "offset": 0, "width": 18, "elements": 3, "element_width": 6,
+                                "element_signed": True}
+    assert a_fields["last"]["offset"] == 18
     for name, port in ports.items():  # every manifest port is a port of the Verilog top, at its width
         decl = re.search(rf"^\s*(input|output)\s+(\[(\d+):0\]\s+)?{re.escape(name)};", verilog, re.M)
         assert decl, name
