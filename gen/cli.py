@@ -32,6 +32,8 @@ def _unit_flags(parser: argparse.ArgumentParser, defaults: dict) -> None:
         if isinstance(default, bool):
             group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
                                help=f"(default {str(default).lower()})")
+        elif isinstance(default, str):
+            group.add_argument(flag, dest=name, default=None, metavar="NAME", help=f"(default {default})")
         else:
             group.add_argument(flag, dest=name, type=int, default=None, metavar="N",
                                help=f"(default {'derived' if default is None else default})")

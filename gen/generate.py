@@ -116,7 +116,9 @@ def manifest(unit_name: str, component) -> dict:
     if unit_name == "array":
         derived.update(acc_width=component.acc_shape.width, acc_signed=component.acc_shape.signed,
                        pe_count=component.rows * component.cols,
-                       cycles_per_tile=f"K + {component.tile_cycles(0)} (K = reduction length, no stalls)")
+                       saturating=component.saturating, min_tile_spacing=component.min_tile_spacing,
+                       result_fifo_depth=component.result_fifo_depth,
+                       run_cycles="last step of the last tile + latency + rows (see docs/mac-array.md)")
     return {
         "unit": u.name,
         "top": u.top,

@@ -35,5 +35,5 @@ def simulate_array(params: dict, *, sim: str = "icarus", seed: int = 1, tiles=No
     report = run_cocotb(sources=[path], toplevel=unit("array").top, test_module=unit("array").testbench,
                         sim=sim, config=cfg)
     report.update(latency=component.latency, tiles=tiles, sim=sim,
-                  model_cycles=sum(component.tile_cycles(k) for k in tiles))
+                  model_cycles=component.run_cycles(tiles))
     return report

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Mux, Shape, Signal, signed, unsigned, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .multiplier import Multiplier
 from .params import boolean, positive_int
 
-__all__ = ["ProcessingElement", "accumulator_shape"]
+__all__ = ["ProcessingElement", "accumulator_shape", "operand_shape"]
+
+
+def operand_shape(width: int, is_signed: bool) -> Shape:
+    return signed(width) if is_signed else unsigned(width)
 
 
 def accumulator_shape(a_width: int, a_signed: bool, b_width: int, b_signed: bool, max_reduction: int) -> Shape:
@@ -23,71 +28,98 @@ def accumulator_shape(a_width: int, a_signed: bool, b_width: int, b_signed: bool
 
 
 class ProcessingElement(wiring.Component):
-    """A pipelined multiply-accumulate cell: ``acc = a*b`` on the first step, ``acc += a*b`` after.
+    """A pipelined multiply-accumulate cell with a shadow result register.
 
-    Operands enter on ``a_in``/``b_in`` and leave, one cycle later, on
-    ``a_out``/``b_out`` for the neighbours to the right and below; ``valid``
-    and ``first`` travel with ``a``.  The multiply sits between the operand
-    registers and a product register and the accumulator is registered, the
-    register layout of a DSP block (input, product, accumulator), so the
-    cell reaches the DSP's clock rate.
+    On each valid step the product ``a*b`` enters the accumulator: loaded on
+    the step flagged ``first``, added otherwise.  One cycle after the step
+    flagged ``last`` the finished sum moves into ``result``, where it stays
+    until the next tile finishes, while the accumulator already works on the
+    next tile: tiles follow each other without a gap.
+
+    ``a`` and the flags leave to the right and ``b`` leaves downwards one
+    cycle after they arrive (the systolic hand-off).  The multiplier is a
+    :class:`~hdl.multiplier.Multiplier` (operand and product registers, so it
+    fills a DSP block); the accumulator is registered.
+
+    With ``saturate`` the accumulator clips every partial sum to its range
+    (``acc = clip(acc + a*b)``); otherwise the caller sizes it so that no sum
+    overflows.
 
     Parameters
     ----------
     a_width, b_width : int
-        Operand widths.
     a_signed, b_signed : bool
-        Operand signedness.
     acc_shape : Shape
-        Accumulator shape; the caller sizes it so the sum cannot overflow.
+    saturate : bool
+    multiplier : str
+        ``"generic"`` or ``"ecp5"`` (see :class:`~hdl.multiplier.Multiplier`).
 
     Attributes
     ----------
     latency : int
-        Cycles from an operand on ``a_in``/``b_in`` to its product being in ``acc``.
+        Cycles from a ``last`` step on ``a_in``/``b_in`` to its tile's sum in ``result``.
 
     Ports
     -----
-    a_in, b_in, valid_in, first_in : In
-        Operands and flags from the left (``a``, flags) and from above (``b``).
-    a_out, b_out, valid_out, first_out : Out
-        The same, registered, to the neighbours.
-    acc : Out(acc_shape)
-        The running sum.
+    a_in, b_in, valid_in, first_in, last_in : In
+    a_out, b_out, valid_out, first_out, last_out : Out
+    result : Out(acc_shape)
     """
 
-    def __init__(self, *, a_width: int, b_width: int, a_signed: bool, b_signed: bool, acc_shape: Shape):
+    def __init__(self, *, a_width: int, b_width: int, a_signed: bool, b_signed: bool, acc_shape: Shape,
+                 saturate: bool = False, multiplier: str = "generic"):
         positive_int("a_width", a_width)
         positive_int("b_width", b_width)
         boolean("a_signed", a_signed)
         boolean("b_signed", b_signed)
-        a_shape = signed(a_width) if a_signed else unsigned(a_width)
-        b_shape = signed(b_width) if b_signed else unsigned(b_width)
+        boolean("saturate", saturate)
+        self._mul = Multiplier(a_width=a_width, b_width=b_width, a_signed=a_signed, b_signed=b_signed,
+                               target=multiplier)
         self._acc_shape = Shape.cast(acc_shape)
+        self._saturate = saturate
+        a_shape, b_shape = operand_shape(a_width, a_signed), operand_shape(b_width, b_signed)
         super().__init__({
-            "a_in": In(a_shape), "b_in": In(b_shape), "valid_in": In(1), "first_in": In(1),
-            "a_out": Out(a_shape), "b_out": Out(b_shape), "valid_out": Out(1), "first_out": Out(1),
-            "acc": Out(self._acc_shape),
+            "a_in": In(a_shape), "b_in": In(b_shape),
+            "valid_in": In(1), "first_in": In(1), "last_in": In(1),
+            "a_out": Out(a_shape), "b_out": Out(b_shape),
+            "valid_out": Out(1), "first_out": Out(1), "last_out": Out(1),
+            "result": Out(self._acc_shape),
         })
 
     @property
     def latency(self) -> int:
-        return 3
+        # hand-off register, multiplier pipeline, accumulator, result register
+        return 1 + self._mul.latency + 1 + 1
+
+    def _clip(self, value):
+        shape = self._acc_shape
+        lo = -(1 << (shape.width - 1)) if shape.signed else 0
+        hi = (1 << (shape.width - 1)) - 1 if shape.signed else (1 << shape.width) - 1
+        return Mux(value > hi, hi, Mux(value < lo, lo, value))
 
     def elaborate(self, platform):
         m = Module()
-        product = Signal(self._acc_shape)
-        product_valid = Signal()
-        product_first = Signal()
+        m.submodules.multiplier = mul = self._mul
+
         m.d.sync += [
-            self.a_out.eq(self.a_in),
-            self.b_out.eq(self.b_in),
-            self.valid_out.eq(self.valid_in),
-            self.first_out.eq(self.first_in),
-            product.eq(self.a_out * self.b_out),
-            product_valid.eq(self.valid_out),
-            product_first.eq(self.first_out),
+            self.a_out.eq(self.a_in), self.b_out.eq(self.b_in),
+            self.valid_out.eq(self.valid_in), self.first_out.eq(self.first_in), self.last_out.eq(self.last_in),
         ]
-        with m.If(product_valid):
-            m.d.sync += self.acc.eq(Mux(product_first, product, self.acc + product))
+        m.d.comb += [mul.a.eq(self.a_out), mul.b.eq(self.b_out)]
+
+        # Flags ride along the multiplier pipeline so they meet their product.
+        valid, first, last = self.valid_out, self.first_out, self.last_out
+        for stage in range(mul.latency):
+            v, f, l = Signal(name=f"valid_m{stage}"), Signal(name=f"first_m{stage}"), Signal(name=f"last_m{stage}")
+            m.d.sync += [v.eq(valid), f.eq(first), l.eq(last)]
+            valid, first, last = v, f, l
+
+        acc = Signal(self._acc_shape)
+        finished = Signal()
+        total = Mux(first, mul.product, acc + mul.product)
+        m.d.sync += finished.eq(valid & last)
+        with m.If(valid):
+            m.d.sync += acc.eq(self._clip(total) if self._saturate else total)
+        with m.If(finished):
+            m.d.sync += self.result.eq(acc)
         return m

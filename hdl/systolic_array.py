@@ -1,13 +1,14 @@
-"""Output-stationary systolic MAC array with valid/ready streams."""
+"""Output-stationary systolic MAC array that streams tiles back to back."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .multiplier import MULTIPLIER_TARGETS, Multiplier
 from .params import boolean, positive_int, reject_unknown
-from .pe import ProcessingElement, accumulator_shape
+from .pe import ProcessingElement, accumulator_shape, operand_shape
 
 __all__ = ["SystolicArray", "array_params", "ARRAY_DEFAULTS"]
 
@@ -21,7 +22,22 @@ ARRAY_DEFAULTS = {
     "b_signed": True,
     "max_reduction": 64,
     "acc_width": None,
+    "multiplier": "generic",
+    "result_tiles": None,
 }
+
+
+def _pe_latency(multiplier: str) -> int:
+    return 1 + (3 if multiplier == "ecp5" else 2) + 2
+
+
+def _min_tile_spacing(rows: int, cols: int) -> int:
+    return max(rows, cols)
+
+
+def _result_latency(rows: int, cols: int, multiplier: str) -> int:
+    # input register + skew/hops to column C-1 + PE + row-read register + FIFO (write, buffered read)
+    return 1 + (cols - 1) + _pe_latency(multiplier) + 1 + 2
 
 
 def array_params(**params) -> dict:
@@ -38,35 +54,50 @@ def array_params(**params) -> dict:
     positive_int("b_width", p["b_width"], at_most=32)
     boolean("a_signed", p["a_signed"])
     boolean("b_signed", p["b_signed"])
-    positive_int("max_reduction", p["max_reduction"])
+    positive_int("max_reduction", p["max_reduction"], at_most=1 << 24)
+    if p["multiplier"] not in MULTIPLIER_TARGETS:
+        raise ValueError(f"multiplier must be one of {', '.join(MULTIPLIER_TARGETS)}, not {p['multiplier']!r}")
+    Multiplier(a_width=p["a_width"], b_width=p["b_width"], a_signed=p["a_signed"], b_signed=p["b_signed"],
+               target=p["multiplier"])._MustUse__silence = True  # checks the widths the target takes
     needed = accumulator_shape(p["a_width"], p["a_signed"], p["b_width"], p["b_signed"], p["max_reduction"]).width
     if p["acc_width"] is None:
         p["acc_width"] = needed
     else:
-        positive_int("acc_width", p["acc_width"])
-        if p["acc_width"] < needed:
-            raise ValueError(
-                f"acc_width={p['acc_width']} cannot hold the sum of max_reduction={p['max_reduction']} products "
-                f"of {p['a_width']}-bit by {p['b_width']}-bit operands; it needs at least {needed} bits")
+        positive_int("acc_width", p["acc_width"], at_most=needed)
+        if p["acc_width"] < 2:
+            raise ValueError(f"acc_width must be at least 2, not {p['acc_width']}")
+    if p["result_tiles"] is None:
+        # Enough buffered result tiles that the shortest tiles stream without waiting for credits.
+        spacing = _min_tile_spacing(p["rows"], p["cols"])
+        in_flight = -(-(_result_latency(p["rows"], p["cols"], p["multiplier"]) + p["rows"]) // spacing)
+        p["result_tiles"] = 1 + in_flight
+    else:
+        positive_int("result_tiles", p["result_tiles"], at_most=64)
     return p
 
 
 class SystolicArray(wiring.Component):
-    """``C = A·B`` on a ``rows``×``cols`` grid of :class:`ProcessingElement`, one tile at a time.
+    """``C = A·B`` on a ``rows``×``cols`` grid of :class:`ProcessingElement`, tiles back to back.
 
     Each beat of ``a`` carries one column of ``A`` (``A[:, k]``, ``rows``
     values) and each beat of ``b`` one row of ``B`` (``B[k, :]``, ``cols``
     values); the two streams are joined, so a step ``k`` is accepted when both
-    are valid.  ``a.payload.last`` marks the final step of a tile.  The caller
-    feeds the operands unskewed; the array delays row ``i`` by ``i`` and
-    column ``j`` by ``j`` cycles so that PE ``(i, j)`` meets ``A[i, k]`` and
-    ``B[k, j]`` together.  Idle input cycles become bubbles that the PEs skip.
+    are valid.  ``a.payload.last`` marks the final step of a tile; the next
+    beat opens the next tile.  The caller feeds the operands unskewed: row
+    ``i`` is delayed by ``i`` and column ``j`` by ``j`` cycles inside.  Idle
+    input cycles become bubbles that the PEs skip.
 
-    After the last step the array lets the wavefront finish, then sends the
-    ``rows`` rows of ``C`` on ``c`` (``c.payload.last`` on the final row),
-    holding each under backpressure.  It accepts no operands while it flushes
-    and drains, so consecutive tiles are separated by ``latency + rows``
-    cycles; overlapping them is the job of the full array generator.
+    Each PE keeps its finished sum in a shadow register while it accumulates
+    the next tile, so tiles follow each other with no gap.  The rows of
+    ``C`` are read out of the shadow registers on a fixed schedule into a
+    result FIFO that drives ``c`` (``c.payload.last`` on row ``rows-1``).
+    Backpressure on ``c`` reaches the inputs through credits: a tile is only
+    accepted while the FIFO has room reserved for all its rows.  Two tiles'
+    last steps are at least ``max(rows, cols)`` cycles apart (the read-out
+    schedule needs that), so tiles shorter than that wait.
+
+    ``acc_width`` narrower than the exact width makes every accumulation
+    saturate: ``acc = clip(acc + a*b)`` to the accumulator's range.
 
     Parameters
     ----------
@@ -77,16 +108,24 @@ class SystolicArray(wiring.Component):
     a_signed, b_signed : bool
         Operand signedness (Q·Kᵀ: both signed; P·V: ``a`` unsigned).
     max_reduction : int
-        Longest reduction (tile depth ``K``) the accumulators hold without overflow.
+        Longest tile (reduction length ``K``) the exact accumulator width is derived for.
     acc_width : int or None
-        Accumulator width; ``None`` derives the exact width (it must not be narrower).
+        Accumulator width; ``None`` derives the exact one, narrower saturates.
+    multiplier : "generic" or "ecp5"
+        Multiplier implementation (:class:`~hdl.multiplier.Multiplier`).
+    result_tiles : int or None
+        Result FIFO depth in tiles (``rows`` entries each); ``None`` derives one
+        deep enough for the shortest tiles to stream without credit stalls.
 
     Attributes
     ----------
     latency : int
-        Cycles from accepting the last step of a tile to the first row of ``C`` being valid.
+        Cycles from accepting the last step of a tile to its first row on ``c``.
+    min_tile_spacing : int
+        Fewest cycles between two tiles' last steps.
     acc_shape : Shape
         Shape of each element of ``C``.
+    saturating : bool
 
     Ports
     -----
@@ -99,9 +138,11 @@ class SystolicArray(wiring.Component):
         p = array_params(**params)
         self.params = p
         self.rows, self.cols = p["rows"], p["cols"]
-        self._a_shape = signed(p["a_width"]) if p["a_signed"] else unsigned(p["a_width"])
-        self._b_shape = signed(p["b_width"]) if p["b_signed"] else unsigned(p["b_width"])
-        self.acc_shape = signed(p["acc_width"]) if (p["a_signed"] or p["b_signed"]) else unsigned(p["acc_width"])
+        self._a_shape = operand_shape(p["a_width"], p["a_signed"])
+        self._b_shape = operand_shape(p["b_width"], p["b_signed"])
+        exact = accumulator_shape(p["a_width"], p["a_signed"], p["b_width"], p["b_signed"], p["max_reduction"])
+        self.saturating = p["acc_width"] < exact.width
+        self.acc_shape = operand_shape(p["acc_width"], exact.signed)
         super().__init__({
             "a": In(stream.Signature(data.StructLayout({
                 "data": data.ArrayLayout(self._a_shape, self.rows), "last": 1}))),
@@ -112,50 +153,69 @@ class SystolicArray(wiring.Component):
 
     @property
     def latency(self) -> int:
-        # input register (1) + skew and hops to PE (R-1, C-1) (R-1 + C-1) + PE pipeline
-        return 1 + (self.rows - 1) + (self.cols - 1) + 3
+        return _result_latency(self.rows, self.cols, self.params["multiplier"])
 
-    def tile_cycles(self, depth: int) -> int:
-        """Cycles one tile of reduction length ``depth`` occupies when no stream stalls.
+    @property
+    def min_tile_spacing(self) -> int:
+        return _min_tile_spacing(self.rows, self.cols)
 
-        From its first step accepted to the first step of the next tile accepted
-        (the last result row and the next first step share a cycle).
-        """
-        return depth + self.latency + self.rows - 1
+    @property
+    def result_fifo_depth(self) -> int:
+        return self.rows * self.params["result_tiles"]
+
+    def run_cycles(self, depths) -> int:
+        """Cycles from the first step accepted to the last result row sent, for tiles of
+        reduction lengths ``depths`` fed back to back with no stall on any stream."""
+        last = -1
+        for i, depth in enumerate(depths):
+            earliest = last + depth
+            last = earliest if i == 0 else max(earliest, last + self.min_tile_spacing)
+        return last + self.latency + self.rows
 
     def elaborate(self, platform):
         m = Module()
-        rows, cols = self.rows, self.cols
+        rows, cols, p = self.rows, self.cols, self.params
 
-        pes = [[ProcessingElement(a_width=self.params["a_width"], b_width=self.params["b_width"],
-                                  a_signed=self.params["a_signed"], b_signed=self.params["b_signed"],
-                                  acc_shape=self.acc_shape)
+        pes = [[ProcessingElement(a_width=p["a_width"], b_width=p["b_width"], a_signed=p["a_signed"],
+                                  b_signed=p["b_signed"], acc_shape=self.acc_shape, saturate=self.saturating,
+                                  multiplier=p["multiplier"])
                 for j in range(cols)] for i in range(rows)]
         for i in range(rows):
             for j in range(cols):
                 m.submodules[f"pe_{i}_{j}"] = pes[i][j]
+        m.submodules.results = results = fifo.SyncFIFOBuffered(
+            width=len(self.c.payload.as_value()), depth=self.result_fifo_depth)
 
-        # Join of the two operand streams: a step moves when both are valid and the array is computing.
-        computing = Signal(init=1)
+        # --- admission: join of a and b, credits for the result FIFO, spacing of tile ends
+        opens_tile = Signal(init=1)
+        reserved = Signal(range(self.result_fifo_depth + 1))
+        spacing = Signal(range(self.min_tile_spacing))
+        has_credit = reserved <= self.result_fifo_depth - rows
+        may_accept = (~opens_tile | has_credit) & (~self.a.payload.last | (spacing == 0))
         fire = Signal()
         m.d.comb += [
-            fire.eq(self.a.valid & self.b.valid & computing),
-            self.a.ready.eq(self.b.valid & computing),
-            self.b.ready.eq(self.a.valid & computing),
+            fire.eq(self.a.valid & self.b.valid & may_accept),
+            self.a.ready.eq(self.b.valid & may_accept),
+            self.b.ready.eq(self.a.valid & may_accept),
         ]
+        admit = fire & opens_tile
+        release = self.c.valid & self.c.ready
+        m.d.sync += reserved.eq(reserved + Mux(admit, rows, 0) - release)
+        with m.If(fire):
+            m.d.sync += opens_tile.eq(self.a.payload.last)
+        with m.If(fire & self.a.payload.last):
+            m.d.sync += spacing.eq(self.min_tile_spacing - 1)
+        with m.Elif(spacing != 0):
+            m.d.sync += spacing.eq(spacing - 1)
 
-        # Input register: one step, its valid bit, and whether it opens a tile.
+        # --- input register, then skew: row i and its flags by i cycles, column j by j cycles
         in_a = Signal.like(self.a.payload.data)
         in_b = Signal.like(self.b.payload)
-        in_valid = Signal()
-        in_first = Signal()
-        opens_tile = Signal(init=1)
-        m.d.sync += [in_valid.eq(fire), in_first.eq(fire & opens_tile)]
+        in_valid, in_first, in_last = Signal(), Signal(), Signal()
+        m.d.sync += [in_valid.eq(fire), in_first.eq(fire & opens_tile), in_last.eq(fire & self.a.payload.last)]
         with m.If(fire):
-            m.d.sync += [in_a.eq(self.a.payload.data), in_b.eq(self.b.payload),
-                         opens_tile.eq(self.a.payload.last)]
+            m.d.sync += [in_a.eq(self.a.payload.data), in_b.eq(self.b.payload)]
 
-        # Skew: row i and its flags are delayed by i cycles, column j by j cycles.
         def delayed(value, cycles, name):
             for stage in range(cycles):
                 reg = Signal.like(value, name=f"{name}_d{stage + 1}")
@@ -169,36 +229,43 @@ class SystolicArray(wiring.Component):
                 pe.a_in.eq(delayed(in_a[i], i, f"skew_a{i}")),
                 pe.valid_in.eq(delayed(in_valid, i, f"skew_v{i}")),
                 pe.first_in.eq(delayed(in_first, i, f"skew_f{i}")),
+                pe.last_in.eq(delayed(in_last, i, f"skew_l{i}")),
             ]
             for j in range(1, cols):
-                m.d.comb += [pes[i][j].a_in.eq(pes[i][j - 1].a_out),
-                             pes[i][j].valid_in.eq(pes[i][j - 1].valid_out),
-                             pes[i][j].first_in.eq(pes[i][j - 1].first_out)]
+                left = pes[i][j - 1]
+                m.d.comb += [pes[i][j].a_in.eq(left.a_out), pes[i][j].valid_in.eq(left.valid_out),
+                             pes[i][j].first_in.eq(left.first_out), pes[i][j].last_in.eq(left.last_out)]
         for j in range(cols):
             m.d.comb += pes[0][j].b_in.eq(delayed(in_b[j], j, f"skew_b{j}"))
             for i in range(1, rows):
                 m.d.comb += pes[i][j].b_in.eq(pes[i - 1][j].b_out)
 
-        # Flush until the last product of the tile has reached PE (R-1, C-1), then drain row by row.
-        flush = Signal(range(self.latency + 1))
+        # --- read-out: row i of a tile is complete C-1+i cycles after row 0 of column 0 is;
+        # read it then, one row per cycle, into the result FIFO.
+        pe_latency = pes[0][0].latency
+        tile_done = delayed(in_last, cols - 1 + pe_latency, "tile_done")
+        reading = Signal()
         row = Signal(range(rows))
-        acc_rows = Array(Array(pes[i][j].acc for j in range(cols)) for i in range(rows))
-        with m.FSM(name="phase"):
-            with m.State("COMPUTE"):
-                with m.If(fire & self.a.payload.last):
-                    m.d.sync += [computing.eq(0), flush.eq(self.latency - 1)]
-                    m.next = "FLUSH"
-            with m.State("FLUSH"):
-                m.d.sync += flush.eq(flush - 1)
-                with m.If(flush == 1):
-                    m.next = "DRAIN"
-            with m.State("DRAIN"):
-                m.d.comb += [self.c.valid.eq(1), self.c.payload.last.eq(row == rows - 1)]
-                for j in range(cols):
-                    m.d.comb += self.c.payload.data[j].eq(acc_rows[row][j])
-                with m.If(self.c.ready):
-                    m.d.sync += row.eq(row + 1)
-                    with m.If(row == rows - 1):
-                        m.d.sync += [row.eq(0), computing.eq(1)]
-                        m.next = "COMPUTE"
+        with m.If(tile_done):
+            m.d.sync += [reading.eq(rows > 1), row.eq(1 if rows > 1 else 0)]
+        with m.Elif(reading):
+            m.d.sync += row.eq(row + 1)
+            with m.If(row == rows - 1):
+                m.d.sync += [reading.eq(0), row.eq(0)]
+        read_row = Signal(range(rows))
+        m.d.comb += read_row.eq(Mux(tile_done, 0, row))
+        read_now = tile_done | reading
+
+        shadow = Array(Cat(*(pes[i][j].result for j in range(cols))) for i in range(rows))
+        row_word = Signal(len(results.w_data))
+        row_valid = Signal()
+        m.d.sync += [row_valid.eq(read_now), row_word.eq(Cat(shadow[read_row], read_row == rows - 1))]
+        m.d.comb += [results.w_data.eq(row_word), results.w_en.eq(row_valid)]
+
+        m.d.comb += [
+            self.c.payload.eq(results.r_data),
+            self.c.valid.eq(results.r_rdy),
+            results.r_en.eq(self.c.ready),
+        ]
         return m
+

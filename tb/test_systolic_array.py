@@ -10,6 +10,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
+from sim.matmul import matmul
 from tb.harness import Report, load_config, operand_matrix
 from tb.packing import pack, unpack
 from tb.streams import StreamBench, StreamSink, StreamSource
@@ -74,7 +75,7 @@ async def matmul_tiles(dut):
     await bench.run(lambda: len(sink.beats) >= rows * len(tiles), budget(total_beats))
 
     for t, (a, b) in enumerate(tiles):
-        expected = a.astype(np.int64) @ b.astype(np.int64)
+        expected = matmul(a, b, acc_width, acc_signed)
         for i in range(rows):
             word = sink.beats[t * rows + i]
             got = unpack(word, cols, acc_width, acc_signed)

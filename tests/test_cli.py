@@ -33,8 +33,9 @@ def test_generate_writes_verilog_and_a_complete_manifest(tmp_path, capsys):
     verilog = (tmp_path / "systolic_array.v").read_text()
     manifest = json.loads((tmp_path / "systolic_array.manifest.json").read_text())
     assert manifest["parameters"] == {"rows": 3, "cols": 2, "a_width": 6, "b_width": 6, "a_signed": True,
-                                      "b_signed": True, "max_reduction": 10, "acc_width": 16}
-    assert manifest["derived"]["latency"] == 1 + 2 + 1 + 3
+                                      "b_signed": True, "max_reduction": 10, "acc_width": 16,
+                                      "multiplier": "generic", "result_tiles": 6}
+    assert manifest["derived"]["latency"] == 10 and manifest["derived"]["saturating"] is False
     ports = {p["name"]: p for p in manifest["ports"]}
     assert ports["a__payload"]["width"] == 3 * 6 + 1 and ports["a__payload"]["direction"] == "in"
     assert ports["c__payload"]["width"] == 2 * 16 + 1 and ports["c__payload"]["direction"] == "out"
@@ -72,7 +73,11 @@ def test_config_file_then_flags_override_the_preset(tmp_path, capsys):
     (["--rows", "65"], ["rows must be at most 64, not 65"]),
     (["--a-width", "0"], ["a_width must be a positive integer, not 0"]),
     (["--max-reduction", "0"], ["max_reduction must be a positive integer, not 0"]),
-    (["--acc-width", "12"], ["acc_width=12", "needs at least 22 bits"]),
+    (["--acc-width", "23"], ["acc_width must be at most 22, not 23"]),
+    (["--acc-width", "1"], ["acc_width must be at least 2, not 1"]),
+    (["--multiplier", "xilinx"], ["multiplier must be one of generic, ecp5, not 'xilinx'"]),
+    (["--multiplier", "ecp5", "--a-width", "19"], ["a_width must be at most 18 for the ecp5 multiplier"]),
+    (["--result-tiles", "0"], ["result_tiles must be a positive integer, not 0"]),
     (["--rows", "eight"], ["--rows", "'eight'"]),
     (["--preset", "huge"], ["preset must be one of", "'huge'"]),
 ])
@@ -204,7 +209,8 @@ def test_sim_prints_cycles_and_pass(capsys):
     assert "PASS: 12 of 12 result elements bit-exact" in out
     cycles = int(re.search(r"cycles: (\d+)", out).group(1))
     model = int(re.search(r"model without stalls: (\d+)", out).group(1))
-    assert cycles == model == 3 * (5 + (1 + 1 + 1 + 3) + 2 - 1)
+    # tiny = 2x2: tiles of 5 steps stream back to back, then latency 10 and 2 result rows
+    assert cycles == model == 3 * 5 + 10 + 2 - 1
 
 
 def test_sim_json_report(capsys):

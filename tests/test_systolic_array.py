@@ -1,34 +1,35 @@
-"""The systolic MAC array in RTL simulation (cocotb) against numpy matmul, on Icarus and Verilator."""
+"""The systolic MAC array in RTL simulation (cocotb) against the numpy golden model, on Icarus and Verilator."""
 
+import numpy as np
 import pytest
 
-from gen.generate import cached_verilog, unit
+from gen.generate import cached_verilog, elaborate, unit
 from gen.simulate import simulate_array
+from sim.matmul import matmul
 from sim.runner import SimulationFailure, run_cocotb
 
-# (rows, cols, max_reduction): odd, non-square and degenerate shapes.
+# (rows, cols, max_reduction): degenerate, odd, non-square and the sizes of the issue.
 ICARUS_SHAPES = [(1, 1, 5), (2, 3, 13), (3, 2, 16), (4, 4, 37), (8, 8, 64)]
-VERILATOR_SHAPES = [(2, 3, 13), (3, 2, 16), (8, 8, 64)]
+VERILATOR_SHAPES = [(2, 3, 13), (3, 2, 16), (8, 8, 64), (16, 16, 32)]
 
 
 def _tiles(depth):
     """Reduction lengths 1, the maximum, and ones that are multiples of nothing."""
-    return [1, depth, max(1, depth // 2 + 1), 7 if depth >= 7 else depth, depth]
+    return [1, depth, max(1, depth // 2 + 1), 7 if depth >= 7 else depth, depth, 1, 1]
 
 
 def _shape_cases():
-    for rows, cols, depth in ICARUS_SHAPES:
-        yield pytest.param("icarus", rows, cols, depth, id=f"icarus-{rows}x{cols}")
-    for rows, cols, depth in VERILATOR_SHAPES:
-        yield pytest.param("verilator", rows, cols, depth, id=f"verilator-{rows}x{cols}")
-    yield pytest.param("verilator", 16, 16, 32, id="verilator-16x16", marks=pytest.mark.slow)
+    cases = [pytest.param("icarus", r, c, d, id=f"icarus-{r}x{c}") for r, c, d in ICARUS_SHAPES]
+    cases += [pytest.param("verilator", r, c, d, id=f"verilator-{r}x{c}") for r, c, d in VERILATOR_SHAPES]
+    return cases
 
 
-@pytest.mark.parametrize("sim, rows, cols, depth", list(_shape_cases()))
+@pytest.mark.parametrize("sim, rows, cols, depth", _shape_cases())
 def test_random_tiles_with_idle_and_backpressure(sim, rows, cols, depth):
+    tiles = _tiles(depth)
     report = simulate_array(dict(rows=rows, cols=cols, max_reduction=depth), sim=sim, seed=rows * 100 + cols,
-                            tiles=_tiles(depth), idle=0.3, stall=0.3)
-    assert report["passed"] and report["elements"] == rows * cols * 5
+                            tiles=tiles, idle=0.3, stall=0.3)
+    assert report["passed"] and report["elements"] == rows * cols * len(tiles)
 
 
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
@@ -39,24 +40,59 @@ def test_reset_in_the_middle_of_a_tile_then_clean_tiles(sim):
 
 
 @pytest.mark.parametrize("operands", ["min", "max", "mixed"])
-@pytest.mark.parametrize("a_signed, b_signed", [(True, True), (False, True)])
-def test_extreme_operands_at_the_full_reduction_length(operands, a_signed, b_signed):
-    # All -2^(w-1) (or all max) over max_reduction steps is the largest sum the derived width must hold.
-    params = dict(rows=2, cols=3, a_width=8 if a_signed else 16, a_signed=a_signed, b_width=8, max_reduction=33)
-    report = simulate_array(params, sim="icarus", seed=5, tiles=[33, 33, 1], operands=operands)
+@pytest.mark.parametrize("a_signed", [True, False], ids=["s8xs8", "u16xs8"])
+@pytest.mark.parametrize("saturate", [False, True], ids=["exact", "saturating"])
+def test_extreme_operands_at_the_full_reduction_length(operands, a_signed, saturate):
+    # All -2^(w-1) (or all max) over max_reduction steps is the largest sum the derived width must
+    # hold; a narrower accumulator must clip every partial sum instead.
+    a_width = 8 if a_signed else 16
+    params = dict(rows=2, cols=3, a_width=a_width, a_signed=a_signed, b_width=8, max_reduction=33)
+    if saturate:
+        params["acc_width"] = a_width + 8 + 1
+    report = simulate_array(params, sim="icarus", seed=5, tiles=[33, 33, 1, 20], operands=operands,
+                            idle=0.2, stall=0.2)
     assert report["passed"]
 
 
+def test_saturating_accumulator_clips_where_the_exact_sum_does_not_fit():
+    """The saturating golden model is not vacuous for the widths above."""
+    a = np.full((2, 33), -128)
+    b = np.full((33, 3), -128)
+    assert np.all(matmul(a, b, 17, True) == (1 << 16) - 1)
+    assert np.all(matmul(a, -b - 1, 17, True) == -(1 << 16))
+    assert np.all(matmul(a, b, 22, True) == 33 * 128 * 128)
+
+
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
-def test_cycles_without_stalls_match_the_model(sim):
-    report = simulate_array(dict(rows=4, cols=4, max_reduction=32), sim=sim, seed=2, tiles=[32, 32, 1, 9])
+def test_saturation_on_both_simulators(sim):
+    report = simulate_array(dict(rows=3, cols=2, max_reduction=16, acc_width=12), sim=sim, seed=8,
+                            tiles=[16, 3, 16], operands="mixed", idle=0.1, stall=0.1)
+    assert report["passed"]
+
+
+@pytest.mark.parametrize("sim, rows, cols", [("icarus", 4, 4), ("verilator", 8, 8), ("icarus", 3, 5)])
+def test_tiles_stream_back_to_back_without_bubbles(sim, rows, cols):
+    """With no stall on any stream, the simulated cycle count equals the model exactly: tiles of at
+    least max(rows, cols) steps follow each other with no gap, shorter ones at that spacing."""
+    depth = 32
+    tiles = [depth] * 6 + [1, 2, depth, max(rows, cols), 3, depth]
+    report = simulate_array(dict(rows=rows, cols=cols, max_reduction=depth), sim=sim, seed=2, tiles=tiles)
     assert report["cycles"] == report["model_cycles"], report
+    component = elaborate("array", dict(rows=rows, cols=cols, max_reduction=depth))
+    steady = component.run_cycles([depth] * 7) - component.run_cycles([depth] * 6)
+    assert steady == depth  # one step per cycle in steady state
 
 
-def test_many_tiles_back_to_back():
+def test_many_tiles_back_to_back_under_stalls():
     report = simulate_array(dict(rows=4, cols=3, max_reduction=8), sim="icarus", seed=9,
-                            tiles=[1, 8, 3, 8, 2, 5, 8, 8, 1, 7] * 3, idle=0.1, stall=0.1)
-    assert report["passed"] and report["elements"] == 4 * 3 * 30
+                            tiles=[1, 8, 3, 8, 2, 5, 8, 8, 1, 7] * 4, idle=0.1, stall=0.4)
+    assert report["passed"] and report["elements"] == 4 * 3 * 40
+
+
+def test_small_result_fifo_throttles_instead_of_losing_rows():
+    report = simulate_array(dict(rows=4, cols=4, max_reduction=8, result_tiles=1), sim="icarus", seed=4,
+                            tiles=[8, 1, 1, 4, 8, 2] * 3, stall=0.6)
+    assert report["passed"]
 
 
 def test_a_wrong_result_fails_with_the_mismatch_in_the_message():
