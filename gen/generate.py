@@ -24,6 +24,8 @@ from hdl.systolic_array import ARRAY_DEFAULTS, SystolicArray, array_params
 __all__ = ["Unit", "UNITS", "unit", "elaborate", "verilog_source", "cached_verilog", "write_outputs", "manifest"]
 
 HDL_DIR = Path(__file__).resolve().parent.parent / "hdl"
+#: Behavioural models of vendor primitives, for simulation only (never for synthesis).
+MODELS_DIR = HDL_DIR / "models"
 
 
 @dataclass(frozen=True)
@@ -36,12 +38,14 @@ class Unit:
     component: Callable[..., object]
     testbench: str
     description: str
+    simulation_models: Callable[[dict], list] = lambda params: []
 
 
 UNITS = {
     "array": Unit(name="array", top="systolic_array", defaults=ARRAY_DEFAULTS, validate=array_params,
                   component=SystolicArray, testbench="tb.test_systolic_array",
-                  description="output-stationary systolic MAC array (C = A·B)"),
+                  description="output-stationary systolic MAC array (C = A·B)",
+                  simulation_models=lambda p: [MODELS_DIR / "MULT18X18D.v"] if p["multiplier"] == "ecp5" else []),
 }
 
 
@@ -140,5 +144,14 @@ def write_outputs(unit_name: str, params: dict, out_dir: Path) -> dict:
     v_path = out_dir / f"{u.top}.v"
     m_path = out_dir / f"{u.top}.manifest.json"
     v_path.write_text(verilog_source(component, u.top))
-    m_path.write_text(json.dumps(manifest(unit_name, component), indent=2) + "\n")
-    return {"verilog": str(v_path), "manifest": str(m_path)}
+    body = manifest(unit_name, component)
+    paths = {"verilog": str(v_path), "manifest": str(m_path)}
+    models = u.simulation_models(component.params)
+    if models:
+        (out_dir / "sim_models").mkdir(exist_ok=True)
+        for model in models:
+            (out_dir / "sim_models" / model.name).write_text(model.read_text())
+        body["simulation_models"] = [f"sim_models/{m.name}" for m in models]
+        paths["simulation models"] = str(out_dir / "sim_models")
+    m_path.write_text(json.dumps(body, indent=2) + "\n")
+    return paths

@@ -32,7 +32,8 @@ def simulate_array(params: dict, *, sim: str = "icarus", seed: int = 1, tiles=No
         positive_int("reduction length", depth, at_most=full["max_reduction"])
     cfg = dict(full, seed=int(seed), tiles=tiles, idle=check_probability("idle", idle),
                stall=check_probability("stall", stall), reset_mid=bool(reset_mid), operands=operands)
-    report = run_cocotb(sources=[path], toplevel=unit("array").top, test_module=unit("array").testbench,
+    models = unit("array").simulation_models(full)
+    report = run_cocotb(sources=[path, *models], toplevel=unit("array").top, test_module=unit("array").testbench,
                         sim=sim, config=cfg)
     report.update(latency=component.latency, tiles=tiles, sim=sim,
                   model_cycles=component.run_cycles(tiles))

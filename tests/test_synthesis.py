@@ -27,3 +27,9 @@ def test_default_array_synthesizes(target):
 def test_unknown_target_is_rejected():
     with pytest.raises(ValueError, match="target must be one of ecp5, ice40, xilinx7, not 'gowin'"):
         synthesize("x.v", "top", "gowin")
+
+
+def test_ecp5_primitive_path_keeps_one_registered_mult18x18d_per_pe():
+    path, _ = cached_verilog("array", dict(rows=2, cols=2, max_reduction=16, multiplier="ecp5"))
+    area = synthesize(path, "systolic_array", "ecp5")
+    assert area["cells"].get("MULT18X18D") == 4, area

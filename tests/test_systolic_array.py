@@ -113,3 +113,15 @@ def test_bad_stimulus_parameters_are_rejected_before_simulation():
         simulate_array(dict(rows=2, cols=2, max_reduction=8), idle=1.0)
     with pytest.raises(ValueError, match="sim must be one of icarus, verilator, not 'vcs'"):
         simulate_array(dict(rows=2, cols=2, max_reduction=8), sim="vcs")
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+@pytest.mark.parametrize("a_width, a_signed, operands", [(8, True, "mixed"), (17, False, "max"), (18, True, "min")])
+def test_ecp5_dsp_primitive_path_matches_the_golden_model(sim, a_width, a_signed, operands):
+    """The hand-instantiated MULT18X18D path (with its simulation model) computes what the generic one does."""
+    params = dict(rows=3, cols=2, a_width=a_width, a_signed=a_signed, b_width=8, max_reduction=16,
+                  multiplier="ecp5")
+    report = simulate_array(params, sim=sim, seed=21, tiles=[16, 1, 5, 16], operands=operands, idle=0.2, stall=0.2)
+    assert report["passed"]
+    clean = simulate_array(params, sim=sim, seed=22, tiles=[16, 16, 3])
+    assert clean["cycles"] == clean["model_cycles"]
