@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .credit_fifo import CreditFIFO
 from .multiplier import MULTIPLIER_TARGETS, Multiplier
 from .params import boolean, positive_int, reject_unknown
 from .pe import ProcessingElement, accumulator_shape, operand_shape
@@ -36,8 +37,8 @@ def _min_tile_spacing(rows: int, cols: int) -> int:
 
 
 def _result_latency(rows: int, cols: int, multiplier: str) -> int:
-    # input register + skew/hops to column C-1 + PE + row-read register + FIFO (write, buffered read)
-    return 1 + (cols - 1) + _pe_latency(multiplier) + 1 + 2
+    # input register + skew/hops to column C-1 + PE + row-read register + result FIFO
+    return 1 + (cols - 1) + _pe_latency(multiplier) + 1 + 3
 
 
 def array_params(**params) -> dict:
@@ -90,7 +91,7 @@ class SystolicArray(wiring.Component):
     Each PE keeps its finished sum in a shadow register while it accumulates
     the next tile, so tiles follow each other with no gap.  The rows of
     ``C`` are read out of the shadow registers on a fixed schedule into a
-    result FIFO that drives ``c`` (``c.payload.last`` on row ``rows-1``).
+    result FIFO (:class:`~hdl.credit_fifo.CreditFIFO`) that drives ``c`` (``c.payload.last`` on row ``rows-1``).
     Backpressure on ``c`` reaches the inputs through credits: a tile is only
     accepted while the FIFO has room reserved for all its rows.  Two tiles'
     last steps are at least ``max(rows, cols)`` cycles apart (the read-out
@@ -183,38 +184,49 @@ class SystolicArray(wiring.Component):
         for i in range(rows):
             for j in range(cols):
                 m.submodules[f"pe_{i}_{j}"] = pes[i][j]
-        m.submodules.results = results = fifo.SyncFIFOBuffered(
-            width=len(self.c.payload.as_value()), depth=self.result_fifo_depth)
+        m.submodules.results = results = CreditFIFO(width=len(self.c.payload.as_value()),
+                                                    depth=self.result_fifo_depth)
 
-        # --- admission: join of a and b, credits for the result FIFO, spacing of tile ends
+        # --- admission: join of a and b, credits for the result FIFO, spacing of tile ends.
+        # Both conditions are registered flags computed from next-state values, so the
+        # handshake is a few gates from flip-flops and the counters stay off the ready path.
         opens_tile = Signal(init=1)
         reserved = Signal(range(self.result_fifo_depth + 1))
+        credit = Signal(init=1)           # the FIFO can take all rows of one more tile
         spacing = Signal(range(self.min_tile_spacing))
-        has_credit = reserved <= self.result_fifo_depth - rows
-        may_accept = (~opens_tile | has_credit) & (~self.a.payload.last | (spacing == 0))
+        spaced = Signal(init=1)           # a tile may end in this cycle
+        may_accept = (~opens_tile | credit) & (~self.a.payload.last | spaced)
         fire = Signal()
         m.d.comb += [
             fire.eq(self.a.valid & self.b.valid & may_accept),
             self.a.ready.eq(self.b.valid & may_accept),
             self.b.ready.eq(self.a.valid & may_accept),
         ]
+        ends_tile = fire & self.a.payload.last
         admit = fire & opens_tile
-        release = self.c.valid & self.c.ready
-        m.d.sync += reserved.eq(reserved + Mux(admit, rows, 0) - release)
+        # Rows taken from the FIFO return their credit a cycle late (safe, and it keeps c.ready
+        # off the counter).  Each next-state flag is a comparison of registers, selected by
+        # admit / ends_tile at the very end.
+        released = Signal()
+        m.d.sync += released.eq(self.c.valid & self.c.ready)
+        kept = Signal.like(reserved)
+        m.d.comb += kept.eq(reserved - released)
+        m.d.sync += [
+            reserved.eq(kept + Mux(admit, rows, 0)),
+            credit.eq(Mux(admit, kept <= self.result_fifo_depth - 2 * rows, kept <= self.result_fifo_depth - rows)),
+            spacing.eq(Mux(ends_tile, self.min_tile_spacing - 1, Mux(spacing == 0, 0, spacing - 1))),
+            spaced.eq(Mux(ends_tile, self.min_tile_spacing == 1, spacing <= 1)),
+        ]
         with m.If(fire):
             m.d.sync += opens_tile.eq(self.a.payload.last)
-        with m.If(fire & self.a.payload.last):
-            m.d.sync += spacing.eq(self.min_tile_spacing - 1)
-        with m.Elif(spacing != 0):
-            m.d.sync += spacing.eq(spacing - 1)
 
-        # --- input register, then skew: row i and its flags by i cycles, column j by j cycles
+        # --- input register (operands taken every cycle, qualified by in_valid: no wide enable),
+        # then skew: row i and its flags by i cycles, column j by j cycles.
         in_a = Signal.like(self.a.payload.data)
         in_b = Signal.like(self.b.payload)
         in_valid, in_first, in_last = Signal(), Signal(), Signal()
-        m.d.sync += [in_valid.eq(fire), in_first.eq(fire & opens_tile), in_last.eq(fire & self.a.payload.last)]
-        with m.If(fire):
-            m.d.sync += [in_a.eq(self.a.payload.data), in_b.eq(self.b.payload)]
+        m.d.sync += [in_valid.eq(fire), in_first.eq(fire & opens_tile), in_last.eq(ends_tile),
+                     in_a.eq(self.a.payload.data), in_b.eq(self.b.payload)]
 
         def delayed(value, cycles, name):
             for stage in range(cycles):
@@ -241,31 +253,26 @@ class SystolicArray(wiring.Component):
                 m.d.comb += pes[i][j].b_in.eq(pes[i - 1][j].b_out)
 
         # --- read-out: row i of a tile is complete C-1+i cycles after row 0 of column 0 is;
-        # read it then, one row per cycle, into the result FIFO.
+        # read it then, one row per cycle, into the result FIFO.  The row to read is decided a
+        # cycle ahead, so the row multiplexer is selected straight from a register.
         pe_latency = pes[0][0].latency
-        tile_done = delayed(in_last, cols - 1 + pe_latency, "tile_done")
-        reading = Signal()
-        row = Signal(range(rows))
-        with m.If(tile_done):
-            m.d.sync += [reading.eq(rows > 1), row.eq(1 if rows > 1 else 0)]
-        with m.Elif(reading):
-            m.d.sync += row.eq(row + 1)
-            with m.If(row == rows - 1):
-                m.d.sync += [reading.eq(0), row.eq(0)]
+        row_0_next = delayed(in_last, cols - 1 + pe_latency - 1, "row_0_next")
+        read_valid = Signal()
         read_row = Signal(range(rows))
-        m.d.comb += read_row.eq(Mux(tile_done, 0, row))
-        read_now = tile_done | reading
+        read_last = Signal()
+        with m.If(row_0_next):
+            m.d.sync += [read_valid.eq(1), read_row.eq(0), read_last.eq(rows == 1)]
+        with m.Elif(read_valid & ~read_last):
+            m.d.sync += [read_row.eq(read_row + 1), read_last.eq(read_row == rows - 2)]
+        with m.Else():
+            m.d.sync += read_valid.eq(0)
 
         shadow = Array(Cat(*(pes[i][j].result for j in range(cols))) for i in range(rows))
         row_word = Signal(len(results.w_data))
         row_valid = Signal()
-        m.d.sync += [row_valid.eq(read_now), row_word.eq(Cat(shadow[read_row], read_row == rows - 1))]
+        m.d.sync += [row_valid.eq(read_valid), row_word.eq(Cat(shadow[read_row], read_last))]
         m.d.comb += [results.w_data.eq(row_word), results.w_en.eq(row_valid)]
-
-        m.d.comb += [
-            self.c.payload.eq(results.r_data),
-            self.c.valid.eq(results.r_rdy),
-            results.r_en.eq(self.c.ready),
-        ]
+        m.d.comb += [self.c.payload.eq(results.r.payload), self.c.valid.eq(results.r.valid),
+                     results.r.ready.eq(self.c.ready)]
         return m
 

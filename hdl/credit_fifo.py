@@ -1,0 +1,108 @@
+"""A FIFO for writers that hold credits: the write side has no ready and no full check."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .params import positive_int
+
+__all__ = ["CreditFIFO"]
+
+
+class CreditFIFO(wiring.Component):
+    """A ring buffer in block or distributed RAM with a stream read side.
+
+    The writer reserves room before it writes (credits), so a write is just
+    ``w_en``: the RAM's write enable, address and data come straight from
+    flip-flops, with no full-flag logic in between.  This is what keeps a wide
+    buffer off the critical path; Amaranth's ``SyncFIFO`` gates every write
+    with its level comparison.  Writing into a full buffer is the writer's
+    error and overwrites the oldest entry.
+
+    The read side prefetches into a two-entry output queue, so ``r`` runs at
+    one entry per cycle under any pattern of ``r.ready`` and its payload and
+    valid come from registers.
+
+    Parameters
+    ----------
+    width : int
+    depth : int
+        Entries in RAM; the two output registers add to that.
+
+    Attributes
+    ----------
+    latency : int
+        Cycles from ``w_en`` to the entry on ``r`` (when the buffer was empty).
+
+    Ports
+    -----
+    w_en : In(1)
+    w_data : In(width)
+    r : Out(stream.Signature(width))
+    """
+
+    def __init__(self, *, width: int, depth: int):
+        self.width = positive_int("width", width)
+        self.depth = positive_int("depth", depth)
+        super().__init__({"w_en": In(1), "w_data": In(width), "r": Out(stream.Signature(width))})
+
+    @property
+    def latency(self) -> int:
+        return 3
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.storage = storage = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[])
+        wr = storage.write_port()
+        rd = storage.read_port(domain="sync", transparent_for=())
+
+        def advance(ptr):
+            return Mux(ptr == self.depth - 1, 0, ptr + 1)
+
+        w_ptr = Signal(range(self.depth))
+        r_ptr = Signal(range(self.depth))
+        m.d.comb += [wr.addr.eq(w_ptr), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
+        with m.If(self.w_en):
+            m.d.sync += w_ptr.eq(advance(w_ptr))
+
+        # Entries in RAM not yet fetched (``stored``, with ``nonempty`` kept as a flag of its own
+        # so that fetch is two gates from flip-flops); entries fetched but not yet taken are at
+        # most two (one in flight from the RAM, the rest queued).
+        stored = Signal(range(self.depth + 1))
+        nonempty = Signal()
+        queued = Signal(range(3))
+        in_flight = Signal()
+        pop = self.r.valid & self.r.ready
+        fetch = Signal()
+        m.d.comb += [
+            fetch.eq(nonempty & ((queued + in_flight <= 1) | pop)),
+            rd.addr.eq(r_ptr),
+            rd.en.eq(fetch),
+        ]
+        m.d.sync += [
+            stored.eq(stored + self.w_en - fetch),
+            nonempty.eq(Mux(fetch, (stored >= 2) | ((stored == 1) & self.w_en), (stored != 0) | self.w_en)),
+            in_flight.eq(fetch),
+        ]
+        with m.If(fetch):
+            m.d.sync += r_ptr.eq(advance(r_ptr))
+
+        head, second = Signal(self.width), Signal(self.width)
+        arrive = in_flight
+        m.d.comb += [self.r.payload.eq(head), self.r.valid.eq(queued != 0)]
+        m.d.sync += queued.eq(queued + arrive - pop)
+        with m.If(arrive & ~pop):
+            with m.If(queued == 0):
+                m.d.sync += head.eq(rd.data)
+            with m.Else():
+                m.d.sync += second.eq(rd.data)
+        with m.Elif(~arrive & pop):
+            m.d.sync += head.eq(second)
+        with m.Elif(arrive & pop):
+            with m.If(queued == 1):
+                m.d.sync += head.eq(rd.data)
+            with m.Else():
+                m.d.sync += [head.eq(second), second.eq(rd.data)]
+        return m
