@@ -128,6 +128,24 @@ def cmd_golden(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from . import bench_array
+
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    for part in parts:
+        if part not in bench_array.PARTS:
+            raise CliError(f"--parts must name {', '.join(bench_array.PARTS)}, not {part!r}")
+    if args.jobs < 1:
+        raise CliError(f"--jobs must be a positive integer, not {args.jobs}")
+    try:
+        seeds = tuple(int(x) for x in args.seeds.split(","))
+    except ValueError:
+        raise CliError(f"--seeds must be comma-separated integers, not {args.seeds!r}") from None
+    out = bench_array.run(parts, sim=args.sim, jobs=args.jobs, seeds=seeds)
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_presets(args) -> int:
     from .generate import unit
     from .presets import DESCRIPTIONS, PRESETS
@@ -180,6 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     gold.add_argument("--key-tile", type=int, default=None, help="keys per online-softmax tile (default: all)")
     gold.add_argument("--json", action="store_true", help="print error figures against float attention")
     gold.set_defaults(func=cmd_golden)
+
+    bench = sub.add_parser("bench", help="measure a unit (cycles, area, Fmax) and write the table into docs/",
+                           description="Run a benchmark and write its Markdown table into docs/.")
+    bench.add_argument("unit", choices=["array"])
+    bench.add_argument("--parts", default="utilization,area,fmax",
+                       help="comma-separated: utilization, area, fmax (default: all)")
+    bench.add_argument("--sim", choices=["icarus", "verilator"], default="verilator")
+    bench.add_argument("--jobs", type=int, default=2, help="parallel synthesis jobs")
+    bench.add_argument("--seeds", default="1,2,3", help="nextpnr seeds (median reported)")
+    bench.set_defaults(func=cmd_bench)
 
     pre = sub.add_parser("presets", help="list named parameter sets")
     pre.set_defaults(func=cmd_presets)

@@ -18,13 +18,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["TARGETS", "synthesize", "summarize"]
+__all__ = ["TARGETS", "DSP_FLAGS", "synthesize", "summarize"]
 
 TARGETS = {
-    "ecp5": ["synth_ecp5 -top {top}"],
-    "ice40": ["synth_ice40 -dsp -top {top}"],
+    "ecp5": ["synth_ecp5 {dsp} -top {top}"],
+    "ice40": ["synth_ice40 {dsp} -top {top}"],
     "xilinx7": [
-        "synth_xilinx -flatten -top {top} -run :map_luts",
+        "synth_xilinx -flatten {dsp} -top {top} -run :map_luts",
         "opt_expr -mux_undef -noclkinv",
         "abc -luts 2:2,3,6:5,10,20",
         "clean",
@@ -32,9 +32,12 @@ TARGETS = {
         "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6",
         "xilinx_dffopt",
         "opt_lut_ins -tech xilinx",
-        "synth_xilinx -flatten -top {top} -run finalize:check",
+        "synth_xilinx -flatten {dsp} -top {top} -run finalize:check",
     ],
 }
+
+#: The flag that turns DSP inference on, and off, per target.
+DSP_FLAGS = {"ecp5": ("", "-nodsp"), "ice40": ("-dsp", ""), "xilinx7": ("", "-nodsp")}
 
 # Cell name prefixes counted into each summary column, per target.
 _CLASSES = {
@@ -89,15 +92,18 @@ def _first_run_lock(env: dict):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def synthesize(verilog: Path, top: str, target: str, *, timeout: float = 1800) -> dict:
-    """Synthesize ``top`` from ``verilog`` for ``target``; return ``{"cells": {...}, **summary}``."""
+def synthesize(verilog: Path, top: str, target: str, *, dsp: bool = True, timeout: float = 3600) -> dict:
+    """Synthesize ``top`` from ``verilog`` for ``target``; return ``{"cells": {...}, **summary}``.
+
+    ``dsp=False`` keeps multipliers out of DSP blocks (LUT-only area).
+    """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
     verilog = Path(verilog).resolve()
     env = _yowasp_env()
     with tempfile.TemporaryDirectory(prefix="attn-synth-") as tmp:
         stat = Path(tmp) / "stat.json"
-        script = [f"read_verilog {verilog.name}", *(s.format(top=top) for s in TARGETS[target]),
+        script = [f"read_verilog {verilog.name}", *(s.format(top=top, dsp=DSP_FLAGS[target][0 if dsp else 1]) for s in TARGETS[target]),
                   "tee -q -o stat.json stat -json"]  # relative: YoWASP sees only the working directory
         shutil.copy(verilog, Path(tmp) / verilog.name)
         with _first_run_lock(env):

