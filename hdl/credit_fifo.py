@@ -54,7 +54,11 @@ class CreditFIFO(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.storage = storage = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[])
+        # Distributed RAM: its read is combinational, so the read data reaches a register within
+        # the cycle.  Yosys maps ECP5 block RAM without its output register (REGMODE NOREG),
+        # and that read alone takes 5.8 ns.
+        m.submodules.storage = storage = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[],
+                                                       attrs={"ram_style": "distributed"})
         wr = storage.write_port()
         rd = storage.read_port(domain="sync", transparent_for=())
 
@@ -69,17 +73,20 @@ class CreditFIFO(wiring.Component):
 
         # Entries in RAM not yet fetched (``stored``, with ``nonempty`` kept as a flag of its own
         # so that fetch is two gates from flip-flops); entries fetched but not yet taken are at
-        # most two (one in flight from the RAM, the rest queued).
+        # most two: one in flight from the RAM, the rest queued in ``head`` and ``second``.
         stored = Signal(range(self.depth + 1))
         nonempty = Signal()
-        queued = Signal(range(3))
         in_flight = Signal()
-        pop = self.r.valid & self.r.ready
+        valid = Signal()          # head holds an entry (queued >= 1)
+        full = Signal()           # second holds one too (queued == 2)
+        pop = valid & self.r.ready
         fetch = Signal()
         m.d.comb += [
-            fetch.eq(nonempty & ((queued + in_flight <= 1) | pop)),
+            fetch.eq(nonempty & ((valid + full + in_flight - pop) <= 1)),
+            # The read port reads r_ptr every cycle; what a fetch reads arrives a cycle later,
+            # marked by in_flight.  No enable means no wide enable net.
             rd.addr.eq(r_ptr),
-            rd.en.eq(fetch),
+            rd.en.eq(1),
         ]
         m.d.sync += [
             stored.eq(stored + self.w_en - fetch),
@@ -89,20 +96,16 @@ class CreditFIFO(wiring.Component):
         with m.If(fetch):
             m.d.sync += r_ptr.eq(advance(r_ptr))
 
+        # The payload registers' enables: head's is one gate of (valid, ready, in_flight); second
+        # takes every arrival (harmless when the arrival goes to head).  So r.ready fans out
+        # through a single LUT to the wide payload register.
         head, second = Signal(self.width), Signal(self.width)
-        arrive = in_flight
-        m.d.comb += [self.r.payload.eq(head), self.r.valid.eq(queued != 0)]
-        m.d.sync += queued.eq(queued + arrive - pop)
-        with m.If(arrive & ~pop):
-            with m.If(queued == 0):
-                m.d.sync += head.eq(rd.data)
-            with m.Else():
-                m.d.sync += second.eq(rd.data)
-        with m.Elif(~arrive & pop):
-            m.d.sync += head.eq(second)
-        with m.Elif(arrive & pop):
-            with m.If(queued == 1):
-                m.d.sync += head.eq(rd.data)
-            with m.Else():
-                m.d.sync += [head.eq(second), second.eq(rd.data)]
+        queued_next = Signal(range(3))
+        m.d.comb += queued_next.eq(valid + full + in_flight - pop)
+        m.d.sync += [valid.eq(queued_next != 0), full.eq(queued_next == 2)]
+        with m.If(pop | (in_flight & ~valid)):
+            m.d.sync += head.eq(Mux(full, second, rd.data))
+        with m.If(in_flight):
+            m.d.sync += second.eq(rd.data)
+        m.d.comb += [self.r.payload.eq(head), self.r.valid.eq(valid)]
         return m

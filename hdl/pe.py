@@ -64,6 +64,8 @@ class ProcessingElement(wiring.Component):
     a_in, b_in, valid_in, first_in, last_in : In
     a_out, b_out, valid_out, first_out, last_out : Out
     result : Out(acc_shape)
+    result_valid : Out(1)
+        High in the first cycle ``result`` holds a new tile's sum.
     """
 
     def __init__(self, *, a_width: int, b_width: int, a_signed: bool, b_signed: bool, acc_shape: Shape,
@@ -83,7 +85,7 @@ class ProcessingElement(wiring.Component):
             "valid_in": In(1), "first_in": In(1), "last_in": In(1),
             "a_out": Out(a_shape), "b_out": Out(b_shape),
             "valid_out": Out(1), "first_out": Out(1), "last_out": Out(1),
-            "result": Out(self._acc_shape),
+            "result": Out(self._acc_shape), "result_valid": Out(1),
         })
 
     @property
@@ -117,7 +119,7 @@ class ProcessingElement(wiring.Component):
         acc = Signal(self._acc_shape)
         finished = Signal()
         total = Mux(first, mul.product, acc + mul.product)
-        m.d.sync += finished.eq(valid & last)
+        m.d.sync += [finished.eq(valid & last), self.result_valid.eq(finished)]
         with m.If(valid):
             m.d.sync += acc.eq(self._clip(total) if self._saturate else total)
         with m.If(finished):

@@ -33,12 +33,12 @@ def _pe_latency(multiplier: str) -> int:
 
 
 def _min_tile_spacing(rows: int, cols: int) -> int:
-    return max(rows, cols)
+    return rows
 
 
 def _result_latency(rows: int, cols: int, multiplier: str) -> int:
-    # input register + skew/hops to column C-1 + PE + row-read register + result FIFO
-    return 1 + (cols - 1) + _pe_latency(multiplier) + 1 + 3
+    # input register + skew/hops to PE (R-1, C-1) + PE + drain-chain load + result FIFO
+    return 1 + (rows - 1) + (cols - 1) + _pe_latency(multiplier) + 1 + 3
 
 
 def array_params(**params) -> dict:
@@ -89,13 +89,15 @@ class SystolicArray(wiring.Component):
     input cycles become bubbles that the PEs skip.
 
     Each PE keeps its finished sum in a shadow register while it accumulates
-    the next tile, so tiles follow each other with no gap.  The rows of
-    ``C`` are read out of the shadow registers on a fixed schedule into a
-    result FIFO (:class:`~hdl.credit_fifo.CreditFIFO`) that drives ``c`` (``c.payload.last`` on row ``rows-1``).
+    the next tile, so tiles follow each other with no gap.  When a column
+    finishes, its shadow registers load into a drain chain that shifts the
+    rows up and out, one per cycle, into a result FIFO
+    (:class:`~hdl.credit_fifo.CreditFIFO`) that drives ``c``
+    (``c.payload.last`` on row ``rows-1``).
     Backpressure on ``c`` reaches the inputs through credits: a tile is only
     accepted while the FIFO has room reserved for all its rows.  Two tiles'
-    last steps are at least ``max(rows, cols)`` cycles apart (the read-out
-    schedule needs that), so tiles shorter than that wait.
+    last steps are at least ``rows`` cycles apart (the drain chain needs
+    that), so tiles shorter than that wait.
 
     ``acc_width`` narrower than the exact width makes every accumulation
     saturate: ``acc = clip(acc + a*b)`` to the accumulator's range.
@@ -252,25 +254,31 @@ class SystolicArray(wiring.Component):
             for i in range(1, rows):
                 m.d.comb += pes[i][j].b_in.eq(pes[i - 1][j].b_out)
 
-        # --- read-out: row i of a tile is complete C-1+i cycles after row 0 of column 0 is;
-        # read it then, one row per cycle, into the result FIFO.  The row to read is decided a
-        # cycle ahead, so the row multiplexer is selected straight from a register.
-        pe_latency = pes[0][0].latency
-        row_0_next = delayed(in_last, cols - 1 + pe_latency - 1, "row_0_next")
-        read_valid = Signal()
-        read_row = Signal(range(rows))
-        read_last = Signal()
-        with m.If(row_0_next):
-            m.d.sync += [read_valid.eq(1), read_row.eq(0), read_last.eq(rows == 1)]
-        with m.Elif(read_valid & ~read_last):
-            m.d.sync += [read_row.eq(read_row + 1), read_last.eq(read_row == rows - 2)]
-        with m.Else():
-            m.d.sync += read_valid.eq(0)
-
-        shadow = Array(Cat(*(pes[i][j].result for j in range(cols))) for i in range(rows))
-        row_word = Signal(len(results.w_data))
-        row_valid = Signal()
-        m.d.sync += [row_valid.eq(read_valid), row_word.eq(Cat(shadow[read_row], read_last))]
+        # --- read-out without a row multiplexer: when the bottom PE of column j finishes a tile,
+        # the whole column's shadow registers load into a drain chain that shifts up one row per
+        # cycle, so row i leaves the top of column j i cycles later.  Columns leave j cycles
+        # apart; delaying column j by cols-1-j aligns them into one row word.  Only
+        # neighbour-to-neighbour wires: no hot spot where a whole tile converges.
+        words = []
+        for j in range(cols):
+            load = pes[rows - 1][j].result_valid
+            chain = [Signal(self.acc_shape, name=f"drain_{i}_{j}") for i in range(rows)]
+            for i in range(rows):
+                if i + 1 < rows:
+                    m.d.sync += chain[i].eq(chain[i + 1])
+                with m.If(load):
+                    m.d.sync += chain[i].eq(pes[i][j].result)
+            words.append(delayed(chain[0], cols - 1 - j, f"deskew_{j}"))
+        # Valid and last bits travel in a chain of their own beside column cols-1.
+        row_valid, row_last = Signal(), Signal()
+        flags = [(Signal(name=f"drain_valid_{i}"), Signal(name=f"drain_last_{i}")) for i in range(rows)]
+        for i, (v, l) in enumerate(flags):
+            below = flags[i + 1] if i + 1 < rows else (0, 0)
+            m.d.sync += [v.eq(below[0]), l.eq(below[1])]
+            with m.If(pes[rows - 1][cols - 1].result_valid):
+                m.d.sync += [v.eq(1), l.eq(i == rows - 1)]
+        m.d.comb += [row_valid.eq(flags[0][0]), row_last.eq(flags[0][1])]
+        row_word = Cat(*words, row_last)
         m.d.comb += [results.w_data.eq(row_word), results.w_en.eq(row_valid)]
         m.d.comb += [self.c.payload.eq(results.r.payload), self.c.valid.eq(results.r.valid),
                      results.r.ready.eq(self.c.ready)]
