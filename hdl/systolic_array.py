@@ -68,9 +68,9 @@ def array_params(**params) -> dict:
         if p["acc_width"] < 2:
             raise ValueError(f"acc_width must be at least 2, not {p['acc_width']}")
     if p["result_tiles"] is None:
-        # Enough buffered result tiles that the shortest tiles stream without waiting for credits.
-        spacing = _min_tile_spacing(p["rows"], p["cols"])
-        in_flight = -(-(_result_latency(p["rows"], p["cols"], p["multiplier"]) + p["rows"]) // spacing)
+        # Enough buffered result tiles that tiles of max_reduction steps stream without waiting
+        # for credits (shorter ones may wait; a deeper FIFO costs distributed RAM and routing).
+        in_flight = -(-(_result_latency(p["rows"], p["cols"], p["multiplier"]) + p["rows"]) // p["max_reduction"])
         p["result_tiles"] = 1 + in_flight
     else:
         positive_int("result_tiles", p["result_tiles"], at_most=64)
@@ -168,12 +168,34 @@ class SystolicArray(wiring.Component):
 
     def run_cycles(self, depths) -> int:
         """Cycles from the first step accepted to the last result row sent, for tiles of
-        reduction lengths ``depths`` fed back to back with no stall on any stream."""
-        last = -1
-        for i, depth in enumerate(depths):
-            earliest = last + depth
-            last = earliest if i == 0 else max(earliest, last + self.min_tile_spacing)
-        return last + self.latency + self.rows
+        reduction lengths ``depths`` offered back to back with ``c`` always ready.
+
+        A cycle-level model of the admission logic (tile spacing, result credits), so it is
+        exact for any mix of tile lengths; tests compare it with RTL simulation.
+        """
+        rows, depth_fifo, spacing_min = self.rows, self.result_fifo_depth, self.min_tile_spacing
+        steps = [(k == d - 1) for d in depths for k in range(d)]  # the 'last' flag of every step
+        releases: dict[int, int] = {}
+        opens, reserved, credit, spacing, spaced, released = True, 0, True, 0, True, 0
+        cycle, step, last_out = 0, 0, 0
+        while step < len(steps) or cycle <= last_out:
+            last = steps[step] if step < len(steps) else False
+            fire = step < len(steps) and (not opens or credit) and (not last or spaced)
+            admit, ends = fire and opens, fire and last
+            if ends:
+                for r in range(rows):
+                    releases[cycle + self.latency + r] = 1
+                last_out = cycle + self.latency + rows - 1
+            kept = reserved - released
+            reserved, credit = kept + (rows if admit else 0), kept <= depth_fifo - (2 * rows if admit else rows)
+            spacing, spaced = ((spacing_min - 1, spacing_min == 1) if ends else
+                               (max(spacing - 1, 0), spacing <= 1))
+            released = releases.pop(cycle, 0)
+            if fire:
+                opens = last
+                step += 1
+            cycle += 1
+        return last_out + 1
 
     def elaborate(self, platform):
         m = Module()
