@@ -35,6 +35,7 @@ def _utilization(sim: str) -> list[str]:
         assert report["passed"], report
         ideal = TILES * DEPTH
         component = elaborate("array", params)
+        component._MustUse__silence = True  # asked for its cycle model only
         steady = component.run_cycles([DEPTH] * 2) - component.run_cycles([DEPTH])
         lines.append(f"| {rows}×{cols} | {TILES} × {DEPTH} | {report['cycles']} | {ideal} | "
                      f"{ideal / report['cycles']:.1%} | {steady} | {report['model_cycles']} |")

@@ -54,11 +54,10 @@ class CreditFIFO(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # Distributed RAM: its read is combinational, so the read data reaches a register within
-        # the cycle.  Yosys maps ECP5 block RAM without its output register (REGMODE NOREG),
-        # and that read alone takes 5.8 ns.
-        m.submodules.storage = storage = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[],
-                                                       attrs={"ram_style": "distributed"})
+        # Yosys picks block or distributed RAM by size.  (Forcing distributed RAM for the 8x8
+        # array's 177-bit rows left nextpnr-ecp5 unable to route; block RAM routes, but Yosys maps
+        # it with REGMODE NOREG, whose 5.8 ns read then sets the clock: see docs/array-benchmarks.md.)
+        m.submodules.storage = storage = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[])
         wr = storage.write_port()
         rd = storage.read_port(domain="sync", transparent_for=())
 
