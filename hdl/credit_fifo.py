@@ -54,10 +54,11 @@ class CreditFIFO(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # Yosys picks block or distributed RAM by size.  (Forcing distributed RAM for the 8x8
-        # array's 177-bit rows left nextpnr-ecp5 unable to route; block RAM routes, but Yosys maps
-        # it with REGMODE NOREG, whose 5.8 ns read then sets the clock: see docs/array-benchmarks.md.)
-        m.submodules.storage = storage = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[])
+        # Flip-flops, not RAM: Yosys maps ECP5 block RAM with REGMODE NOREG, whose 5.8 ns read
+        # sets the clock (114 MHz on the 8x8 array), and distributed RAM for the 8x8 array's
+        # 177-bit rows left nextpnr-ecp5 unable to finish routing.  The buffer is shallow.
+        m.submodules.storage = storage = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[],
+                                                       attrs={"ram_style": "logic"})
         wr = storage.write_port()
         rd = storage.read_port(domain="sync", transparent_for=())
 
