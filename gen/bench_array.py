@@ -47,8 +47,8 @@ def _synth_job(rows, cols, target, dsp):
     return synthesize(path, "systolic_array", target, dsp=dsp)
 
 
-def _area(jobs: int) -> list[str]:
-    points = [(r, c, t, dsp) for dsp in (True, False) for r, c in SIZES for t in TARGETS]
+def _area(jobs: int, sizes) -> list[str]:
+    points = [(r, c, t, dsp) for dsp in (True, False) for r, c in sizes for t in TARGETS]
     with futures.ProcessPoolExecutor(max_workers=jobs) as pool:
         results = dict(zip(points, pool.map(_synth_job, *zip(*points))))
     lines = []
@@ -56,7 +56,7 @@ def _area(jobs: int) -> list[str]:
         lines += ["", f"**{'DSP inference on' if dsp else 'DSP inference off (LUT-only multipliers)'}**", "",
                   "| array | target | LUT | FF | carry | DSP | BRAM | LUT RAM | LUT/PE | FF/PE |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
-        for rows, cols in SIZES:
+        for rows, cols in sizes:
             for target in TARGETS:
                 a = results[(rows, cols, target, dsp)]
                 pes = rows * cols
@@ -78,13 +78,14 @@ def _fmax(seeds) -> list[str]:
     return lines
 
 
-def run(parts=PARTS, *, sim: str = "verilator", jobs: int = 2, seeds=(1, 2, 3), out: Path | None = None) -> Path:
+def run(parts=PARTS, *, sim: str = "verilator", jobs: int = 2, seeds=(1, 2, 3), sizes=SIZES,
+        out: Path | None = None) -> Path:
     out = out or DOCS / "array-benchmarks.md"
     sections = {}
     if "utilization" in parts:
         sections["utilization"] = _utilization(sim)
     if "area" in parts:
-        sections["area"] = _area(jobs)
+        sections["area"] = _area(jobs, sizes)
     if "fmax" in parts:
         sections["fmax"] = _fmax(seeds)
     previous = _read_sections(out)

@@ -141,7 +141,12 @@ def cmd_bench(args) -> int:
         seeds = tuple(int(x) for x in args.seeds.split(","))
     except ValueError:
         raise CliError(f"--seeds must be comma-separated integers, not {args.seeds!r}") from None
-    out = bench_array.run(parts, sim=args.sim, jobs=args.jobs, seeds=seeds)
+    try:
+        sizes = [tuple(int(n) for n in size.lower().split("x")) for size in args.sizes.split(",")]
+        assert all(len(size) == 2 and min(size) > 0 for size in sizes)
+    except (ValueError, AssertionError):
+        raise CliError(f"--sizes must be like 4x4,8x8, not {args.sizes!r}") from None
+    out = bench_array.run(parts, sim=args.sim, jobs=args.jobs, seeds=seeds, sizes=sizes)
     print(f"wrote {out}")
     return 0
 
@@ -207,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sim", choices=["icarus", "verilator"], default="verilator")
     bench.add_argument("--jobs", type=int, default=2, help="parallel synthesis jobs")
     bench.add_argument("--seeds", default="1,2,3", help="nextpnr seeds (median reported)")
+    bench.add_argument("--sizes", default="4x4,8x8,16x16", help="array sizes for the area tables")
     bench.set_defaults(func=cmd_bench)
 
     pre = sub.add_parser("presets", help="list named parameter sets")
