@@ -26,7 +26,7 @@ _FMAX = re.compile(r"Max frequency for clock\s+'[^']*':\s+([0-9.]+) MHz")
 def _tool(name: str) -> str:
     exe = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     if exe is None:
-        raise RuntimeError(f"{name} is not installed (pip install {name.replace('yowasp-', 'yowasp-')})")
+        raise RuntimeError(f"{name} is not installed (pip install {name})")
     return exe
 
 
