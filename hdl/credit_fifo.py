@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import positive_int
@@ -43,9 +43,6 @@ class CreditFIFO(wiring.Component):
     r : Out(stream.Signature(width))
     """
 
-    #: Bits of the word behind each copy of the read pointer.
-    READ_SLICE = 16
-
     def __init__(self, *, width: int, depth: int):
         self.width = positive_int("width", width)
         self.depth = positive_int("depth", depth)
@@ -60,31 +57,19 @@ class CreditFIFO(wiring.Component):
         # Flip-flops, not RAM: Yosys maps ECP5 block RAM with REGMODE NOREG, whose 5.8 ns read
         # sets the clock (114 MHz on the 8x8 array), and distributed RAM for the 8x8 array's
         # 177-bit rows left nextpnr-ecp5 unable to finish routing.  The buffer is shallow.
+        m.submodules.storage = storage = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[],
+                                                       attrs={"ram_style": "logic"})
+        wr = storage.write_port()
+        rd = storage.read_port(domain="sync", transparent_for=())
+
         def advance(ptr):
             return Mux(ptr == self.depth - 1, 0, ptr + 1)
 
         w_ptr = Signal(range(self.depth))
         r_ptr = Signal(range(self.depth))
-        entries = [Signal(self.width, name=f"entry_{i}") for i in range(self.depth)]
-        for i, entry in enumerate(entries):
-            with m.If(self.w_en & (w_ptr == i)):
-                m.d.sync += entry.eq(self.w_data)
+        m.d.comb += [wr.addr.eq(w_ptr), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
         with m.If(self.w_en):
             m.d.sync += w_ptr.eq(advance(w_ptr))
-
-        # The read multiplexer is split into slices of the word, each selected by its own copy of
-        # the read pointer: one pointer driving every slice was the 8x8 array's critical path
-        # (177 multiplexers on one net).  Copy k holds the pointer XOR k, so synthesis cannot
-        # merge the copies back into one register.
-        slices = range(0, self.width, self.READ_SLICE)
-        ptr_width = len(r_ptr)
-        masks = [k % (1 << ptr_width) for k in range(len(slices))]
-        copies = [Signal(ptr_width, name=f"r_ptr_copy{k}", init=mask) for k, mask in enumerate(masks)]
-        rd_data = Signal(self.width)
-        for copy, mask, lo in zip(copies, masks, slices):
-            hi = min(lo + self.READ_SLICE, self.width)
-            options = Array(entry[lo:hi] for entry in entries)
-            m.d.sync += rd_data[lo:hi].eq(options[(copy ^ mask)[:ptr_width]])
 
         # Entries in RAM not yet fetched (``stored``, with ``nonempty`` kept as a flag of its own
         # so that fetch is two gates from flip-flops); entries fetched but not yet taken are at
@@ -98,17 +83,18 @@ class CreditFIFO(wiring.Component):
         fetch = Signal()
         m.d.comb += [
             fetch.eq(nonempty & ((valid + full + in_flight - pop) <= 1)),
+            # The read port reads r_ptr every cycle; what a fetch reads arrives a cycle later,
+            # marked by in_flight.  No enable means no wide enable net.
+            rd.addr.eq(r_ptr),
+            rd.en.eq(1),
         ]
         m.d.sync += [
             stored.eq(stored + self.w_en - fetch),
             nonempty.eq(Mux(fetch, (stored >= 2) | ((stored == 1) & self.w_en), (stored != 0) | self.w_en)),
             in_flight.eq(fetch),
         ]
-        # rd_data takes the entry at the read pointer every cycle; what a fetch reads arrives a
-        # cycle later, marked by in_flight.  No enable means no wide enable net.
         with m.If(fetch):
             m.d.sync += r_ptr.eq(advance(r_ptr))
-            m.d.sync += [copy.eq(advance(r_ptr) ^ mask) for copy, mask in zip(copies, masks)]
 
         # The payload registers' enables: head's is one gate of (valid, ready, in_flight); second
         # takes every arrival (harmless when the arrival goes to head).  So r.ready fans out
@@ -118,8 +104,8 @@ class CreditFIFO(wiring.Component):
         m.d.comb += queued_next.eq(valid + full + in_flight - pop)
         m.d.sync += [valid.eq(queued_next != 0), full.eq(queued_next == 2)]
         with m.If(pop | (in_flight & ~valid)):
-            m.d.sync += head.eq(Mux(full, second, rd_data))
+            m.d.sync += head.eq(Mux(full, second, rd.data))
         with m.If(in_flight):
-            m.d.sync += second.eq(rd_data)
+            m.d.sync += second.eq(rd.data)
         m.d.comb += [self.r.payload.eq(head), self.r.valid.eq(valid)]
         return m
