@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal, signed, unsigned
+from amaranth.hdl import ClockSignal, Const, Instance, Module, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import boolean, positive_int
 
-__all__ = ["Multiplier", "MULTIPLIER_TARGETS"]
+__all__ = ["Multiplier", "MULTIPLIER_TARGETS", "multiplier_latency", "check_multiplier"]
 
 MULTIPLIER_TARGETS = ("generic", "ecp5")
+
+
+def multiplier_latency(target: str) -> int:
+    """Cycles from operands to product: input and product registers, plus one fabric register on ECP5."""
+    return 3 if target == "ecp5" else 2
+
+
+def check_multiplier(*, a_width: int, b_width: int, a_signed: bool, b_signed: bool, target: str) -> None:
+    """Raise ``ValueError`` if ``target`` cannot multiply operands of these widths."""
+    if target not in MULTIPLIER_TARGETS:
+        raise ValueError(f"multiplier must be one of {', '.join(MULTIPLIER_TARGETS)}, not {target!r}")
+    if target == "ecp5":
+        for name, width, is_signed in (("a_width", a_width, a_signed), ("b_width", b_width, b_signed)):
+            limit = 18 if is_signed else 17
+            if width > limit:
+                raise ValueError(f"{name} must be at most {limit} for the ecp5 multiplier "
+                                 f"(MULT18X18D is 18x18 signed), not {width}")
 
 
 class Multiplier(wiring.Component):
@@ -48,14 +65,7 @@ class Multiplier(wiring.Component):
         positive_int("b_width", b_width)
         boolean("a_signed", a_signed)
         boolean("b_signed", b_signed)
-        if target not in MULTIPLIER_TARGETS:
-            raise ValueError(f"multiplier must be one of {', '.join(MULTIPLIER_TARGETS)}, not {target!r}")
-        if target == "ecp5":
-            for name, width, is_signed in (("a_width", a_width, a_signed), ("b_width", b_width, b_signed)):
-                limit = 18 if is_signed else 17
-                if width > limit:
-                    raise ValueError(f"{name} must be at most {limit} for the ecp5 multiplier "
-                                     f"(MULT18X18D is 18x18 signed), not {width}")
+        check_multiplier(a_width=a_width, b_width=b_width, a_signed=a_signed, b_signed=b_signed, target=target)
         self.target = target
         self._signed_product = a_signed or b_signed
         width = a_width + b_width
@@ -67,7 +77,7 @@ class Multiplier(wiring.Component):
 
     @property
     def latency(self) -> int:
-        return 3 if self.target == "ecp5" else 2
+        return multiplier_latency(self.target)
 
     def elaborate(self, platform):
         m = Module()

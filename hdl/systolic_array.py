@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .credit_fifo import CreditFIFO
-from .multiplier import MULTIPLIER_TARGETS, Multiplier
+from .multiplier import check_multiplier, multiplier_latency
 from .params import boolean, positive_int, reject_unknown
 from .pe import ProcessingElement, accumulator_shape, operand_shape
 
@@ -29,7 +29,8 @@ ARRAY_DEFAULTS = {
 
 
 def _pe_latency(multiplier: str) -> int:
-    return 1 + (3 if multiplier == "ecp5" else 2) + 2
+    # hand-off register, multiplier, accumulator, result register (ProcessingElement.latency)
+    return 1 + multiplier_latency(multiplier) + 2
 
 
 def _min_tile_spacing(rows: int, cols: int) -> int:
@@ -56,10 +57,8 @@ def array_params(**params) -> dict:
     boolean("a_signed", p["a_signed"])
     boolean("b_signed", p["b_signed"])
     positive_int("max_reduction", p["max_reduction"], at_most=1 << 24)
-    if p["multiplier"] not in MULTIPLIER_TARGETS:
-        raise ValueError(f"multiplier must be one of {', '.join(MULTIPLIER_TARGETS)}, not {p['multiplier']!r}")
-    Multiplier(a_width=p["a_width"], b_width=p["b_width"], a_signed=p["a_signed"], b_signed=p["b_signed"],
-               target=p["multiplier"])._MustUse__silence = True  # checks the widths the target takes
+    check_multiplier(a_width=p["a_width"], b_width=p["b_width"], a_signed=p["a_signed"], b_signed=p["b_signed"],
+                     target=p["multiplier"])
     needed = accumulator_shape(p["a_width"], p["a_signed"], p["b_width"], p["b_signed"], p["max_reduction"]).width
     if p["acc_width"] is None:
         p["acc_width"] = needed

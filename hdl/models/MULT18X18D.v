@@ -147,16 +147,9 @@ module MULT18X18D(A0, A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13, A1
   reg sa_reg = 1'b0, sb_reg = 1'b0;
   always @(posedge CLK0) begin
     if (RST0) begin
-      a_reg <= 18'd0; sa_reg <= 1'b0;
+      a_reg <= 18'd0; sa_reg <= 1'b0; b_reg <= 18'd0; sb_reg <= 1'b0;
     end else if (CE0) begin
-      a_reg <= a_in; sa_reg <= SIGNEDA;
-    end
-  end
-  always @(posedge CLK0) begin
-    if (RST0) begin
-      b_reg <= 18'd0; sb_reg <= 1'b0;
-    end else if (CE0) begin
-      b_reg <= b_in; sb_reg <= SIGNEDB;
+      a_reg <= a_in; sa_reg <= SIGNEDA; b_reg <= b_in; sb_reg <= SIGNEDB;
     end
   end
 
