@@ -19,6 +19,7 @@ from amaranth.back import verilog
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
+from hdl.softmax import SOFTMAX_DEFAULTS, SoftmaxUnit, softmax_params
 from hdl.systolic_array import ARRAY_DEFAULTS, SystolicArray, array_params
 
 __all__ = ["Unit", "UNITS", "unit", "elaborate", "verilog_source", "cached_verilog", "write_outputs", "manifest"]
@@ -46,6 +47,9 @@ UNITS = {
                   component=SystolicArray, testbench="tb.test_systolic_array",
                   description="output-stationary systolic MAC array (C = A·B)",
                   simulation_models=lambda p: [MODELS_DIR / "MULT18X18D.v"] if p["multiplier"] == "ecp5" else []),
+    "softmax": Unit(name="softmax", top="softmax_unit", defaults=SOFTMAX_DEFAULTS, validate=softmax_params,
+                    component=SoftmaxUnit, testbench="tb.test_softmax",
+                    description="streaming online softmax (probabilities, rescale factors, row sums, reciprocals)"),
 }
 
 
@@ -123,6 +127,10 @@ def manifest(unit_name: str, component) -> dict:
                        saturating=component.saturating, min_tile_spacing=component.min_tile_spacing,
                        result_fifo_depth=component.result_fifo_depth,
                        run_cycles="last step of the last tile + latency + rows (see docs/mac-array.md)")
+    if unit_name == "softmax":
+        derived.update(sum_latency=component.sum_latency, slot_recurrence=component.slot_recurrence,
+                       row_sum_width=component.sum_width, probs_fifo_depth=component.probs_fifo_depth,
+                       sums_fifo_depth=component.sums_fifo_depth)
     return {
         "unit": u.name,
         "top": u.top,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .generate import cached_verilog, unit
 from hdl.params import positive_int
 
-__all__ = ["simulate_array", "check_probability"]
+__all__ = ["simulate_array", "simulate_softmax", "check_probability"]
 
 
 def check_probability(name: str, value) -> float:
@@ -37,4 +37,36 @@ def simulate_array(params: dict, *, sim: str = "icarus", seed: int = 1, tiles=No
                         sim=sim, config=cfg)
     report.update(latency=component.latency, tiles=tiles, sim=sim,
                   model_cycles=component.run_cycles(tiles))
+    return report
+
+
+def simulate_softmax(params: dict, *, sim: str = "icarus", seed: int = 1, groups=None, scale_mult: int | None = None,
+                     scale_shift: int | None = None, idle: float = 0.0, stall: float = 0.0,
+                     reset_mid: bool = False) -> dict:
+    """Run query blocks (``groups``, see ``tb/test_softmax.py``) through the softmax unit.
+
+    The default scale maps the score range onto about 16 octaves of logits.
+    The report holds ``passed``, ``elements`` compared, ``beats``, and
+    ``cycles`` from the first beat accepted to the last.
+    """
+    from sim.runner import run_cocotb
+
+    path, component = cached_verilog("softmax", params)
+    full = component.params
+    nm = component.numerics
+    if groups is None:
+        groups = [dict(rows=full["slots"], keys=4 * full["lanes"])]
+    if scale_mult is None:
+        scale_mult = (1 << nm.mult_width) - 1
+    if scale_shift is None:
+        scale_shift = min(nm.max_shift, max(0, full["score_width"] - 1 + nm.mult_width - nm.logit_frac_bits - 4))
+    for g in groups:
+        positive_int("rows", g["rows"], at_most=full["slots"])
+        positive_int("keys", g["keys"], at_most=full["max_seq_len"])
+    cfg = dict(full, seed=int(seed), groups=list(groups), scale_mult=int(scale_mult), scale_shift=int(scale_shift),
+               idle=check_probability("idle", idle), stall=check_probability("stall", stall),
+               reset_mid=bool(reset_mid), recurrence=component.slot_recurrence)
+    report = run_cocotb(sources=[path], toplevel=unit("softmax").top, test_module=unit("softmax").testbench,
+                        sim=sim, config=cfg)
+    report.update(latency=component.latency, sum_latency=component.sum_latency, sim=sim)
     return report

@@ -136,6 +136,8 @@ class SystolicArray(wiring.Component):
     c : Out(stream.Signature(StructLayout({"data": ArrayLayout(acc_shape, cols), "last": 1})))
     """
 
+    _FIFO_GROUP = 4
+
     def __init__(self, **params):
         p = array_params(**params)
         self.params = p
@@ -207,8 +209,15 @@ class SystolicArray(wiring.Component):
         for i in range(rows):
             for j in range(cols):
                 m.submodules[f"pe_{i}_{j}"] = pes[i][j]
-        m.submodules.results = results = CreditFIFO(width=len(self.c.payload.as_value()),
-                                                    depth=self.result_fifo_depth)
+        # One result FIFO per group of columns, each with its own pointers: a single FIFO's
+        # read address fanned out to every bit of the row and set the clock (8x8: 155 MHz).
+        groups = [list(range(j, min(j + self._FIFO_GROUP, cols))) for j in range(0, cols, self._FIFO_GROUP)]
+        fifos = []
+        for g, group in enumerate(groups):
+            fifo = CreditFIFO(width=len(group) * self.acc_shape.width + (g == len(groups) - 1),
+                              depth=self.result_fifo_depth)
+            m.submodules[f"results_{g}"] = fifo
+            fifos.append(fifo)
 
         # --- admission: join of a and b, credits for the result FIFO, spacing of tile ends.
         # Both conditions are registered flags computed from next-state values, so the
@@ -299,9 +308,11 @@ class SystolicArray(wiring.Component):
             with m.If(pes[rows - 1][cols - 1].result_valid):
                 m.d.sync += [v.eq(1), l.eq(i == rows - 1)]
         m.d.comb += [row_valid.eq(flags[0][0]), row_last.eq(flags[0][1])]
-        row_word = Cat(*words, row_last)
-        m.d.comb += [results.w_data.eq(row_word), results.w_en.eq(row_valid)]
-        m.d.comb += [self.c.payload.eq(results.r.payload), self.c.valid.eq(results.r.valid),
-                     results.r.ready.eq(self.c.ready)]
+        for g, (group, fifo) in enumerate(zip(groups, fifos)):
+            tail = [row_last] if g == len(groups) - 1 else []
+            m.d.comb += [fifo.w_data.eq(Cat(*(words[j] for j in group), *tail)), fifo.w_en.eq(row_valid),
+                         fifo.r.ready.eq(self.c.ready)]
+        # The FIFOs see the same writes and reads, so their valids are equal; take the first's.
+        m.d.comb += [self.c.payload.eq(Cat(*(fifo.r.payload for fifo in fifos))), self.c.valid.eq(fifos[0].r.valid)]
         return m
 

@@ -23,7 +23,7 @@ from .fixed import (bit_length, clog2, dequantize, quantize, saturate, shift_flo
 
 __all__ = [
     "Numerics", "AttentionResult", "score_multiplier", "logits", "exp2_table", "exp2_frac",
-    "exp2_neg", "rescale", "reciprocal", "normalize", "scores", "online_softmax_attention",
+    "exp2_neg", "rescale_factor", "rescale", "reciprocal", "normalize", "scores", "online_step", "online_softmax_attention",
     "softmax_probabilities", "attention", "attention_float", "exp2_error", "online_error_bound",
 ]
 
@@ -176,6 +176,23 @@ def exp2_neg(u: np.ndarray, nm: Numerics) -> np.ndarray:
     return shift_floor(exp2_frac(u & ((1 << nm.logit_frac_bits) - 1), nm), n)
 
 
+#: The exponent of a rescale factor saturates here: ``P + 63`` bits is past the width of every
+#: operand it scales (section 7), so the floor gives 0 or -1 either way (section 0).
+RESCALE_EXP_MAX = 63
+
+
+def rescale_factor(delta: np.ndarray, nm: Numerics) -> tuple[np.ndarray, np.ndarray]:
+    """The rescale factor of a maximum that grew by ``delta`` steps, in floating form (section 5).
+
+    ``(mant, exp)`` with ``mant = exp2_frac(delta mod 2**F)`` in ``[2**(P-1), 2**P]``
+    and ``exp = min(delta >> F, RESCALE_EXP_MAX)``; the factor is ``mant / 2**(P + exp)``.
+    ``delta = 0`` gives ``(2**P, 0)``, the identity.
+    """
+    delta = np.asarray(delta, np.int64)
+    mant = exp2_frac(delta & ((1 << nm.logit_frac_bits) - 1), nm)
+    return mant, np.minimum(delta >> nm.logit_frac_bits, RESCALE_EXP_MAX)
+
+
 def rescale(x: np.ndarray, delta: np.ndarray, nm: Numerics) -> np.ndarray:
     """``floor(x * exp2_frac(delta mod 2**F) / 2**(P + n))``, ``n = delta >> F`` (section 5).
 
@@ -185,10 +202,9 @@ def rescale(x: np.ndarray, delta: np.ndarray, nm: Numerics) -> np.ndarray:
     saturated at 62 without changing the result of in-range operands.
     """
     x = np.asarray(x)
-    delta = np.asarray(delta, np.int64)
-    mant = exp2_frac(delta & ((1 << nm.logit_frac_bits) - 1), nm).astype(x.dtype)
-    total = np.minimum(nm.prob_frac_bits + (delta >> nm.logit_frac_bits), 62).astype(x.dtype)
-    return shift_floor(x * mant, total)
+    mant, exp = rescale_factor(delta, nm)
+    total = np.minimum(nm.prob_frac_bits + exp, 62).astype(x.dtype)
+    return shift_floor(x * mant.astype(x.dtype), total)
 
 
 # --- section 6: reciprocal and normalization --------------------------------------------
@@ -229,6 +245,27 @@ def _tile_order(n_keys: int, key_tile: int | None, tile_order) -> tuple[int, lis
     if sorted(order) != list(range(n_tiles)):
         raise ValueError(f"tile_order must be a permutation of range({n_tiles}), not {order!r}")
     return key_tile, order
+
+
+def online_step(row_max: np.ndarray, seen: np.ndarray, tt: np.ndarray, ok: np.ndarray,
+                nm: Numerics) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1 and 3 of section 5 for one key tile of every row.
+
+    ``row_max`` and ``seen`` are the rows' state (``seen``: an unmasked key
+    took part already); ``tt`` and ``ok`` the tile's logits and mask
+    (``(..., keys)``).  Returns ``(new_max, new_seen, delta, p)``: ``delta``
+    is the growth of the maximum that step 2 rescales by (0 for rows not
+    seen yet, which hold zero sums, and for a maximum that did not grow:
+    ``exp2_frac(0) == 2**P`` makes that an identity), ``p`` the tile's
+    unnormalized probabilities (0 where masked).
+    """
+    lo = signed_range(nm.logit_width)[0]
+    tile_seen = ok.any(axis=-1)
+    tile_max = np.where(ok, tt, lo).max(axis=-1)
+    new_max = np.where(tile_seen, np.where(seen, np.maximum(row_max, tile_max), tile_max), row_max)
+    delta = np.where(seen, new_max - row_max, 0)
+    p = np.where(ok, exp2_neg(np.maximum(new_max[..., None] - tt, 0), nm), 0)
+    return new_max, seen | tile_seen, delta, p
 
 
 def online_softmax_attention(t: np.ndarray, v_int: np.ndarray, nm: Numerics, *, out_width: int | None = None,
@@ -274,20 +311,13 @@ def online_softmax_attention(t: np.ndarray, v_int: np.ndarray, nm: Numerics, *, 
 
     for tile in order:
         cols = slice(tile * key_tile, min((tile + 1) * key_tile, n_keys))
-        tt, ok = t[..., cols], allowed[..., cols]
-        tile_seen = ok.any(axis=-1)
-        tile_max = np.where(ok, tt, lo).max(axis=-1)
-        new_max = np.where(tile_seen, np.where(seen, np.maximum(row_max, tile_max), tile_max), row_max)
-        # Rows not seen yet hold zero sums, so rescaling them by anything is harmless;
-        # a zero delta is an exact identity (exp2_frac(0) == 2**P).
-        delta = np.where(seen, new_max - row_max, 0)
+        new_max, new_seen, delta, p = online_step(row_max, seen, t[..., cols], allowed[..., cols], nm)
         rescales += delta > 0
         row_sum = rescale(row_sum, delta, nm)
         acc = rescale(acc, delta[..., None], nm)
-        p = np.where(ok, exp2_neg(np.maximum(new_max[..., None] - tt, 0), nm), 0)
         row_sum = row_sum + wide(p.sum(axis=-1), wide_bits)
         acc = acc + wide(np.matmul(wide(p, wide_bits), wide(v_int[..., cols, :], wide_bits)), wide_bits)
-        row_max, seen = new_max, seen | tile_seen
+        row_max, seen = new_max, new_seen
 
     r, e = reciprocal(row_sum, nm)
     o_int = normalize(acc, r, e, nm, out_width)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pack", "unpack"]
+__all__ = ["pack", "unpack", "Fields"]
 
 
 def pack(values, width: int) -> int:
@@ -29,3 +29,28 @@ def unpack(word: int, count: int, width: int, signed: bool) -> np.ndarray:
     if signed:
         raw = np.where(raw >= (1 << (width - 1)), raw - (1 << width), raw)
     return raw.astype(np.int64)
+
+
+class Fields:
+    """Packs and unpacks the fields of a ``StructLayout`` payload, given as ``(name, width)`` in order.
+
+    A field's value may be a whole-row word from :func:`pack` (an ``ArrayLayout`` field).
+    """
+
+    def __init__(self, spec):
+        self.spec = [(name, int(width)) for name, width in spec]
+        self.width = sum(width for _, width in self.spec)
+
+    def pack(self, **values) -> int:
+        word, offset = 0, 0
+        for name, width in self.spec:
+            word |= (int(values.get(name, 0)) & ((1 << width) - 1)) << offset
+            offset += width
+        return word
+
+    def unpack(self, word: int) -> dict:
+        out, offset = {}, 0
+        for name, width in self.spec:
+            out[name] = (word >> offset) & ((1 << width) - 1)
+            offset += width
+        return out

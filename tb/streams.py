@@ -47,6 +47,7 @@ class StreamSource:
         self.offering = False
         self.accepted = 0
         self.first_accept_cycle: int | None = None
+        self.last_accept_cycle: int | None = None
         self.valid.value = 0
 
     def send(self, beats) -> None:
@@ -69,6 +70,7 @@ class StreamSource:
             self.accepted += 1
             if self.first_accept_cycle is None:
                 self.first_accept_cycle = cycle
+            self.last_accept_cycle = cycle
 
     def flush(self) -> None:
         """Forget pending beats (after a reset); the next drive phase lowers ``valid``."""

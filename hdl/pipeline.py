@@ -1,0 +1,50 @@
+"""Small pipelining helpers shared by the datapath blocks.
+
+Each helper adds registers to a module in the ``sync`` domain and returns the
+delayed value; the caller keeps track of stage numbers.  None of them has a
+handshake: these are datapaths that advance every cycle, qualified by valid
+bits that travel beside them.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, Value
+from amaranth.lib import data
+
+__all__ = ["delayed", "register", "adder_tree"]
+
+
+def register(m: Module, value, name: str) -> Signal:
+    """``value`` one cycle later."""
+    # A View keeps its layout (a registered array of lanes must still index by lane).
+    shape = value.shape() if isinstance(value, data.View) else Value.cast(value).shape()
+    reg = Signal(shape, name=name)
+    m.d.sync += reg.eq(value)
+    return reg
+
+
+def delayed(m: Module, value, cycles: int, name: str):
+    """``value`` ``cycles`` cycles later, through a chain of registers (``cycles`` may be 0)."""
+    for stage in range(cycles):
+        value = register(m, value, f"{name}_d{stage + 1}")
+    return value
+
+
+def adder_tree(m: Module, terms: list, name: str, *, levels_per_stage: int = 1) -> tuple[Value, int]:
+    """The sum of ``terms`` by a balanced tree of two-input adders, registered every
+    ``levels_per_stage`` levels and after the last.
+
+    Returns ``(sum, stages)``: the sum and how many cycles after the terms it is valid.
+    Adders widen by one bit per level, so nothing overflows.
+    """
+    level, depth, stages = [Value.cast(t) for t in terms], 0, 0
+    if len(level) == 1:
+        return register(m, level[0], f"{name}_l0"), 1
+    while len(level) > 1:
+        pairs = [level[i] + level[i + 1] if i + 1 < len(level) else level[i] for i in range(0, len(level), 2)]
+        depth += 1
+        if depth % levels_per_stage == 0 or len(pairs) == 1:
+            pairs = [register(m, v, f"{name}_l{depth}_{k}") for k, v in enumerate(pairs)]
+            stages += 1
+        level = pairs
+    return level[0], stages

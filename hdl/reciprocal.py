@@ -1,0 +1,96 @@
+"""Exact reciprocal of a row sum by a pipelined restoring divider."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .params import int_in_range, positive_int
+
+__all__ = ["Reciprocal"]
+
+
+class Reciprocal(wiring.Component):
+    """``e = bit_length(ℓ) − 1`` and ``r = ⌊2^(R+e) / ℓ⌋``; ``r = e = 0`` for ``ℓ = 0``.
+
+    docs/numerics.md, section 6.  The divisor is first normalized to
+    ``ℓ_n = ℓ · 2^(W−1−e) ∈ [2^(W−1), 2^W)`` (a priority encoder, then a
+    shift), which leaves the quotient unchanged: ``r = ⌊2^(R+W−1) / ℓ_n⌋ ∈
+    (2^(R−1), 2^R]``.  Then one restoring step per quotient bit, ``R + 1``
+    steps, each a ``W + 1``-bit subtraction and a register.  A new ``ℓ``
+    every cycle; no handshake.
+
+    Parameters
+    ----------
+    width : int
+        ``W``, the width of ``ℓ``.
+    recip_bits : int
+        ``R``; ``r`` is ``R + 1`` bits wide.
+
+    Attributes
+    ----------
+    latency : int
+        Cycles from ``row_sum`` to ``recip`` and ``exp``.
+
+    Ports
+    -----
+    row_sum : In(width)
+    recip : Out(recip_bits + 1)
+    exp : Out(range(width))
+    """
+
+    def __init__(self, *, width: int, recip_bits: int):
+        self.width = positive_int("width", width, at_most=64)
+        self.recip_bits = int_in_range("recip_bits", recip_bits, 2, 30)
+        super().__init__({"row_sum": In(width), "recip": Out(recip_bits + 1), "exp": Out(range(width))})
+
+    @property
+    def latency(self) -> int:
+        return 2 + self.recip_bits + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        w, r_bits = self.width, self.recip_bits
+
+        # stage 1: e and a zero flag; stage 2: the normalized divisor.
+        value = Signal(w)
+        exp = Signal(range(w))
+        zero = Signal()
+        m.d.sync += [value.eq(self.row_sum), zero.eq(self.row_sum == 0)]
+        leading_zeros = Signal(range(w))
+        m.d.sync += [exp.eq(0), leading_zeros.eq(w - 1)]
+        for bit in range(1, w):              # the last assignment wins: the highest set bit
+            with m.If(self.row_sum[bit]):
+                m.d.sync += [exp.eq(bit), leading_zeros.eq(w - 1 - bit)]
+        divisor = Signal(w)
+        exp_2, zero_2 = Signal.like(exp), Signal()
+        m.d.sync += [divisor.eq(value << leading_zeros), exp_2.eq(exp), zero_2.eq(zero)]
+
+        # R + 1 restoring steps.  The dividend 2^(R+W-1) brings down only zeros after its
+        # leading one, so the partial remainder starts at 2^(W-1) and doubles each step.
+        remainder = Signal(w + 1)
+        m.d.comb += remainder.eq(1 << (w - 1))
+        quotient = Signal(0)
+        stage_divisor, stage_exp, stage_zero = divisor, exp_2, zero_2
+        for step in range(r_bits + 1):
+            trial = Signal(w + 2, name=f"trial_{step}")
+            m.d.comb += trial.eq(remainder - stage_divisor)
+            fits = ~trial[w + 1]
+            next_remainder = Signal(w + 1, name=f"rem_{step}")
+            next_quotient = Signal(len(quotient) + 1, name=f"quot_{step}")
+            next_divisor = Signal(w, name=f"div_{step}")
+            next_exp, next_zero = Signal.like(exp, name=f"exp_{step}"), Signal(name=f"zero_{step}")
+            # The remainder stays below the divisor (< 2^W), so doubling it fits W + 1 bits.
+            m.d.sync += [
+                next_remainder.eq(Mux(fits, trial[:w], remainder[:w]) << 1),
+                next_quotient.eq(Cat(fits, quotient)),
+                next_divisor.eq(stage_divisor),
+                next_exp.eq(stage_exp),
+                next_zero.eq(stage_zero),
+            ]
+            remainder, quotient = next_remainder, next_quotient
+            stage_divisor, stage_exp, stage_zero = next_divisor, next_exp, next_zero
+        m.d.comb += [self.recip.eq(Mux(stage_zero, 0, quotient)), self.exp.eq(stage_exp)]
+        return m

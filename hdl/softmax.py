@@ -1,0 +1,371 @@
+"""Streaming online softmax: running maxima, base-2 probabilities, rescale factors, row sums, reciprocals."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from sim.golden import RESCALE_EXP_MAX, Numerics
+
+from .credit_fifo import CreditFIFO
+from .exp2 import Exp2Mantissa
+from .multiplier import Multiplier
+from .params import positive_int, reject_unknown
+from .pipeline import adder_tree, delayed, register
+from .reciprocal import Reciprocal
+
+__all__ = ["SoftmaxUnit", "softmax_params", "SOFTMAX_DEFAULTS"]
+
+#: Elaboration parameters of :class:`SoftmaxUnit` and their defaults (numerics: docs/numerics.md).
+SOFTMAX_DEFAULTS = {
+    "lanes": 8,
+    "slots": 8,
+    "score_width": 22,
+    "max_seq_len": 1024,
+    "numerics": None,
+}
+
+
+def _clog2(n: int) -> int:
+    return (n - 1).bit_length()
+
+
+def softmax_params(**params) -> dict:
+    """Validate :class:`SoftmaxUnit` parameters; return them complete, defaults filled in."""
+    reject_unknown("softmax", params, SOFTMAX_DEFAULTS)
+    p = {**SOFTMAX_DEFAULTS, **params}
+    positive_int("lanes", p["lanes"], at_most=256)
+    positive_int("slots", p["slots"], at_most=1024)
+    positive_int("score_width", p["score_width"], at_most=48)
+    if p["score_width"] < 2:
+        raise ValueError(f"score_width must be at least 2, not {p['score_width']}")
+    positive_int("max_seq_len", p["max_seq_len"], at_most=1 << 24)
+    nm = p["numerics"]
+    if nm is None:
+        nm = Numerics()
+    elif isinstance(nm, dict):
+        nm = Numerics.from_dict(nm)
+    elif not isinstance(nm, Numerics):
+        raise ValueError(f"numerics must be a table of number formats, not {nm!r}")
+    # Plain data, so that parameters serialize into manifests and cache keys.
+    p["numerics"] = dataclasses.asdict(nm)
+    return p
+
+
+class SoftmaxUnit(wiring.Component):
+    """The online softmax of docs/numerics.md (sections 3 to 6), one key tile per cycle.
+
+    A beat on ``scores`` is one key tile of one query row: ``lanes`` raw scores
+    ``S`` with their mask bits, the row's ``slot`` in the state memory, and
+    ``first`` / ``last`` flags that open and close the row.  Per slot the unit
+    keeps the running maximum and the row sum.  For every beat it emits on
+    ``probs`` the tile's unnormalized probabilities (masked lanes: 0) and the
+    factor ``scale_mant / 2^(P + scale_exp)`` by which the row's output
+    accumulators must be rescaled before this tile's products are added
+    (``2^P, 0``, the identity, when the maximum did not grow); for every
+    ``last`` beat it emits on ``sums`` the row sum ``ℓ`` and its reciprocal
+    ``recip = ⌊2^(R + recip_exp) / ℓ⌋``.  A row whose every score was masked
+    has ``ℓ = 0``, ``recip = 0``, ``recip_exp = 0``, and all its
+    probabilities are 0.  ``sim/softmax_stream.py`` is the bit-exact model.
+
+    Logits are ``t = sat_T((S · scale_mult) >> scale_shift)``; hold both
+    scale inputs steady while beats are in flight.
+
+    Throughput: a beat every cycle while the output streams keep up.  The
+    state of a slot is read and written back a few cycles apart, so a beat
+    that continues a slot (not ``first``) waits until the slot's previous beat
+    is at least :attr:`slot_recurrence` cycles ahead; beats of other slots,
+    and ``first`` beats, never wait.  An engine that interleaves at least
+    that many rows (or sends key tiles of one row that far apart) runs at one
+    beat per cycle.  The outputs are buffered in credit FIFOs sized so that an
+    always-ready consumer never stalls the input; backpressure on either
+    output holds the input only when its FIFO is full.
+
+    Parameters
+    ----------
+    lanes : int
+        Scores per beat (the key tile).
+    slots : int
+        Rows whose state is kept (the query block).
+    score_width : int
+        Width of the signed scores (the array's accumulator).
+    max_seq_len : int
+        Keys per row at most; sets the row sum's width ``P + 1 + ceil(log2 max_seq_len)``.
+    numerics : dict or Numerics
+        Number formats (docs/numerics.md, section 9); missing fields take their defaults.
+
+    Attributes
+    ----------
+    latency : int
+        Cycles from a beat accepted to its ``probs`` beat, outputs ready and empty.
+    sum_latency : int
+        Cycles from a ``last`` beat accepted to its ``sums`` beat.
+    slot_recurrence : int
+        Fewest cycles between two beats of one slot (the second not ``first``) at full rate.
+
+    Ports
+    -----
+    scores : In(stream.Signature(StructLayout({"score": ArrayLayout(signed(score_width), lanes),
+        "mask": lanes, "slot": range(slots), "first": 1, "last": 1})))
+    scale_mult : In(mult_width)
+    scale_shift : In(range(max_shift + 1))
+    probs : Out(stream.Signature(StructLayout({"p": ArrayLayout(P + 1, lanes), "slot": range(slots),
+        "scale_mant": P + 1, "scale_exp": 6, "first": 1, "last": 1})))
+    sums : Out(stream.Signature(StructLayout({"slot": range(slots), "row_sum": W, "recip": R + 1,
+        "recip_exp": range(W)})))
+    """
+
+    def __init__(self, **params):
+        p = softmax_params(**params)
+        self.params = p
+        nm = Numerics.from_dict(p["numerics"])
+        self.numerics = nm
+        self.lanes, self.slots = p["lanes"], p["slots"]
+        self.sum_width = nm.prob_width + _clog2(p["max_seq_len"])
+        prob = unsigned(nm.prob_width)
+        slot = unsigned(_clog2(self.slots))
+        super().__init__({
+            "scores": In(stream.Signature(data.StructLayout({
+                "score": data.ArrayLayout(signed(p["score_width"]), self.lanes),
+                "mask": self.lanes, "slot": slot, "first": 1, "last": 1}))),
+            "scale_mult": In(nm.mult_width),
+            "scale_shift": In(range(nm.max_shift + 1)),
+            "probs": Out(stream.Signature(data.StructLayout({
+                "p": data.ArrayLayout(prob, self.lanes), "slot": slot, "scale_mant": prob,
+                "scale_exp": unsigned(RESCALE_EXP_MAX.bit_length()), "first": 1, "last": 1}))),
+            "sums": Out(stream.Signature(data.StructLayout({
+                "slot": slot, "row_sum": unsigned(self.sum_width), "recip": unsigned(nm.recip_bits + 1),
+                "recip_exp": range(self.sum_width)}))),
+        })
+        self._stages = self._plan()
+
+    # --- the pipeline plan: the stage (cycles after the input register) of each step ---------
+
+    def _exp2(self) -> Exp2Mantissa:
+        nm = self.numerics
+        return Exp2Mantissa(frac_bits=nm.logit_frac_bits, segments_log2=nm.exp_segments_log2,
+                            prob_frac_bits=nm.prob_frac_bits)
+
+    def _plan(self) -> dict:
+        nm = self.numerics
+        s = {}
+        s["logit"] = 2 + 2                              # multiplier (2), shift, saturate
+        s["tile_max"] = s["logit"] + _clog2(self.lanes)  # one comparison level per stage
+        s["new_max"] = s["tile_max"] + 1
+        exp2 = self._exp2()
+        exp2._MustUse__silence = True
+        s["probs"] = s["new_max"] + 1 + exp2.latency + 1  # u register, mantissa, shift
+        terms = self.lanes
+        tree_levels = _clog2(terms)
+        s["prob_sum"] = s["probs"] + (1 if terms == 1 else -(-tree_levels // 2))
+        # The row sum loop: read at sum_read (address a cycle earlier), multiply (2), shift,
+        # add and write in sum_write.  It needs the rescale factor (at "probs") and the sum.
+        s["sum_read"] = max(s["probs"], s["prob_sum"] - 3)
+        s["sum_write"] = s["sum_read"] + 3
+        s["row_sum"] = s["sum_write"] + 1
+        recip = Reciprocal(width=self.sum_width, recip_bits=nm.recip_bits)
+        recip._MustUse__silence = True
+        s["recip"] = s["row_sum"] + recip.latency
+        return s
+
+    @property
+    def slot_recurrence(self) -> int:
+        # State is read with its address one stage before use and written at the end of the
+        # stage of use: max loop = sum loop (address at sum_read - 1, write in sum_write).
+        s = self._stages
+        return max(s["tile_max"] - (s["tile_max"] - 1) + 1, s["sum_write"] - (s["sum_read"] - 1) + 1)
+
+    @property
+    def probs_fifo_depth(self) -> int:
+        # Entries reserved at accept and released a cycle after they leave: everything in
+        # flight plus the FIFO's own latency and the release delay.
+        return self._stages["probs"] + 1 + 3 + 2
+
+    @property
+    def sums_fifo_depth(self) -> int:
+        return self._stages["recip"] + 1 + 3 + 2
+
+    @property
+    def latency(self) -> int:
+        return 1 + self._stages["probs"] + 1 + 3 - 1
+
+    @property
+    def sum_latency(self) -> int:
+        return 1 + self._stages["recip"] + 1 + 3 - 1
+
+    def elaborate(self, platform):
+        m = Module()
+        nm, p, s = self.numerics, self.params, self._stages
+        lanes, F, P, T = self.lanes, nm.logit_frac_bits, nm.prob_frac_bits, nm.logit_width
+        slot_shape = unsigned(_clog2(self.slots))
+
+        m.submodules.probs_fifo = probs_fifo = CreditFIFO(width=len(self.probs.payload.as_value()),
+                                                          depth=self.probs_fifo_depth)
+        m.submodules.sums_fifo = sums_fifo = CreditFIFO(width=len(self.sums.payload.as_value()),
+                                                        depth=self.sums_fifo_depth)
+
+        # --- admission: credits in both FIFOs, and the slot hazard -------------------------------
+        def credit_counter(name, depth, admit, release):
+            reserved = Signal(range(depth + 1), name=f"{name}_reserved")
+            credit = Signal(init=1, name=f"{name}_credit")
+            released = register(m, release, f"{name}_released")
+            kept = Signal.like(reserved, name=f"{name}_kept")
+            m.d.comb += kept.eq(reserved - released)
+            m.d.sync += [reserved.eq(kept + admit),
+                         credit.eq(Mux(admit, kept <= depth - 2, kept <= depth - 1))]
+            return credit
+
+        beat = self.scores.payload
+        recent = []           # (valid, slot) of the beats accepted 1, 2, ... cycles ago
+        hazard = Signal()
+        fire = Signal()
+        window = self.slot_recurrence - 1
+        previous_valid, previous_slot = fire, beat.slot
+        for k in range(window):
+            previous_valid = register(m, previous_valid, f"recent_valid_{k}")
+            previous_slot = register(m, previous_slot, f"recent_slot_{k}")
+            recent.append((previous_valid, previous_slot))
+        m.d.comb += hazard.eq(~beat.first & Cat(v & (sl == beat.slot) for v, sl in recent).any())
+
+        probs_credit = credit_counter("probs", self.probs_fifo_depth, fire,
+                                      self.probs.valid & self.probs.ready)
+        sums_credit = credit_counter("sums", self.sums_fifo_depth, fire & beat.last,
+                                     self.sums.valid & self.sums.ready)
+        may_accept = probs_credit & (sums_credit | ~beat.last) & ~hazard
+        m.d.comb += [self.scores.ready.eq(may_accept), fire.eq(self.scores.valid & may_accept)]
+
+        scale_mult = register(m, self.scale_mult, "scale_mult_r")
+        scale_shift = register(m, self.scale_shift, "scale_shift_r")
+
+        # --- stage 0: the input register (loaded every cycle, qualified by valid) ---------------
+        valid0 = register(m, fire, "in_valid")
+        score0 = register(m, beat.score, "in_score")
+        mask0 = register(m, beat.mask, "in_mask")
+        slot0 = register(m, beat.slot, "in_slot")
+        first0 = register(m, beat.first, "in_first")
+        last0 = register(m, beat.last, "in_last")
+
+        def at(value, stage, name, since=0):
+            return delayed(m, value, stage - since, name)
+
+        # --- logits: t = sat_T((S * M) >> s) ----------------------------------------------------
+        t_lo, t_hi = -(1 << (T - 1)), (1 << (T - 1)) - 1
+        logits = []
+        for j in range(lanes):
+            mul = Multiplier(a_width=p["score_width"], b_width=nm.mult_width, a_signed=True, b_signed=False)
+            m.submodules[f"logit_mul_{j}"] = mul
+            m.d.comb += [mul.a.eq(score0[j]), mul.b.eq(scale_mult)]
+            shifted = register(m, mul.product >> scale_shift, f"shifted_{j}")
+            logit = Signal(signed(T), name=f"logit_{j}")
+            m.d.sync += logit.eq(Mux(shifted > t_hi, t_hi, Mux(shifted < t_lo, t_lo, shifted)))
+            logits.append(logit)
+        mask_l = at(mask0, s["logit"], "mask_l")
+
+        # --- tile maximum over unmasked lanes ---------------------------------------------------
+        nodes = [(mask_l[j], logits[j]) for j in range(lanes)]
+        level = 0
+        while len(nodes) > 1:
+            merged = []
+            for i in range(0, len(nodes), 2):
+                if i + 1 == len(nodes):
+                    v, x = nodes[i]
+                else:
+                    (va, xa), (vb, xb) = nodes[i], nodes[i + 1]
+                    take_a = va & (~vb | (xa >= xb))
+                    v, x = va | vb, Mux(take_a, xa, xb)
+                merged.append((register(m, v, f"max_valid_{level}_{i}"), register(m, x, f"max_{level}_{i}")))
+            nodes, level = merged, level + 1
+        tile_seen, tile_max = nodes[0]
+
+        # --- running maximum: read the slot's state, combine, write back (stage tile_max) ------
+        m.submodules.max_state = max_state = memory.Memory(shape=unsigned(T + 1), depth=self.slots, init=[],
+                                                           attrs={"ram_style": "logic"})
+        max_read = max_state.read_port(domain="sync", transparent_for=())
+        max_write = max_state.write_port()
+        slot_tm = at(slot0, s["tile_max"], "slot_tm")
+        first_tm = at(first0, s["tile_max"], "first_tm")
+        valid_tm = at(valid0, s["tile_max"], "valid_tm")
+        m.d.comb += [max_read.addr.eq(at(slot0, s["tile_max"] - 1, "slot_max_read")), max_read.en.eq(1)]
+        old_max = max_read.data[:T].as_signed()
+        seen = max_read.data[T] & ~first_tm
+        rise = Signal(signed(T + 1))
+        m.d.comb += rise.eq(tile_max - old_max)
+        grows = seen & tile_seen & (rise > 0)
+        new_max_c = Mux(tile_seen & (~seen | grows), tile_max, old_max)
+        m.d.comb += [max_write.addr.eq(slot_tm), max_write.en.eq(valid_tm),
+                     max_write.data.eq(Cat(new_max_c, seen | tile_seen))]
+        new_max = register(m, new_max_c, "new_max")
+        delta = register(m, Mux(grows, rise[:T], 0), "delta")
+
+        # --- probabilities p = E(u mod 2^F) >> min(u >> F, P + 1), u = m_new - t ---------------
+        def exponent(value, cap, name):
+            high = value[F:]
+            return register(m, Mux(high > cap, cap, high), name)
+
+        mask_pm = at(mask_l, s["probs"] - 1, "mask_pm", since=s["logit"])
+        probs = []
+        for j in range(lanes):
+            u = register(m, new_max - at(logits[j], s["new_max"], f"logit_nm_{j}", since=s["logit"]),
+                         f"distance_{j}")
+            u = u[:T]                      # unmasked lanes lie at or below the maximum
+            m.submodules[f"exp2_{j}"] = exp2 = self._exp2()
+            m.d.comb += exp2.f.eq(u[:F])
+            shift = delayed(m, exponent(u, P + 1, f"octaves_{j}"), exp2.latency - 1, f"octaves_{j}")
+            prob = Signal(unsigned(P + 1), name=f"prob_{j}")
+            m.d.sync += prob.eq(Mux(mask_pm[j], exp2.mant >> shift, 0))
+            probs.append(prob)
+
+        m.submodules.exp2_rescale = exp2_r = self._exp2()
+        delta_u = register(m, delta, "delta_u")
+        m.d.comb += exp2_r.f.eq(delta_u[:F])
+        scale_exp = delayed(m, exponent(delta_u, RESCALE_EXP_MAX, "scale_exp"), exp2_r.latency, "scale_exp")
+        scale_mant = register(m, exp2_r.mant, "scale_mant")
+
+        valid_p = at(valid0, s["probs"], "valid_p")
+        slot_p = at(slot0, s["probs"], "slot_p")
+        first_p = at(first0, s["probs"], "first_p")
+        last_p = at(last0, s["probs"], "last_p")
+        probs_word = Signal(self.probs.payload.shape())
+        m.d.comb += [probs_word.p.eq(Cat(*probs)), probs_word.slot.eq(slot_p), probs_word.first.eq(first_p),
+                     probs_word.last.eq(last_p), probs_word.scale_mant.eq(scale_mant),
+                     probs_word.scale_exp.eq(scale_exp),
+                     probs_fifo.w_en.eq(valid_p), probs_fifo.w_data.eq(probs_word)]
+        m.d.comb += [self.probs.payload.eq(probs_fifo.r.payload), self.probs.valid.eq(probs_fifo.r.valid),
+                     probs_fifo.r.ready.eq(self.probs.ready)]
+
+        # --- row sum: l = ((l * mant) >> (P + exp)) + sum(p), read and written per slot -------
+        prob_sum, tree_stages = adder_tree(m, probs, "prob_sum", levels_per_stage=2)
+        assert s["probs"] + tree_stages == s["prob_sum"], (tree_stages, s)
+        m.submodules.sum_state = sum_state = memory.Memory(shape=unsigned(self.sum_width), depth=self.slots,
+                                                           init=[], attrs={"ram_style": "logic"})
+        sum_read = sum_state.read_port(domain="sync", transparent_for=())
+        sum_write = sum_state.write_port()
+        m.d.comb += [sum_read.addr.eq(at(slot0, s["sum_read"] - 1, "slot_sum_read")), sum_read.en.eq(1)]
+        old_sum = Mux(at(first0, s["sum_read"], "first_sr"), 0, sum_read.data)
+        mul = Multiplier(a_width=self.sum_width, b_width=P + 1, a_signed=False, b_signed=False)
+        m.submodules.rescale_mul = mul
+        m.d.comb += [mul.a.eq(old_sum), mul.b.eq(at(scale_mant, s["sum_read"], "mant_sr", since=s["probs"]))]
+        total_shift = at(scale_exp, s["sum_read"] + 2, "exp_sr", since=s["probs"]) + P
+        rescaled = register(m, mul.product >> total_shift, "rescaled_sum")
+        new_sum = Signal(self.sum_width)
+        m.d.comb += new_sum.eq(rescaled + at(prob_sum, s["sum_write"], "prob_sum_w", since=s["prob_sum"]))
+        slot_w = at(slot0, s["sum_write"], "slot_w")
+        m.d.comb += [sum_write.addr.eq(slot_w), sum_write.en.eq(at(valid0, s["sum_write"], "valid_w")),
+                     sum_write.data.eq(new_sum)]
+        row_sum = register(m, new_sum, "row_sum")
+
+        # --- reciprocal at the end of a row -----------------------------------------------------
+        m.submodules.reciprocal = recip = Reciprocal(width=self.sum_width, recip_bits=nm.recip_bits)
+        m.d.comb += recip.row_sum.eq(row_sum)
+        sums_word = Signal(self.sums.payload.shape())
+        m.d.comb += [sums_word.slot.eq(at(slot0, s["recip"], "slot_r")),
+                     sums_word.row_sum.eq(at(row_sum, s["recip"], "row_sum_r", since=s["row_sum"])),
+                     sums_word.recip.eq(recip.recip), sums_word.recip_exp.eq(recip.exp),
+                     sums_fifo.w_en.eq(at(valid0, s["recip"], "valid_r") & at(last0, s["recip"], "last_r")),
+                     sums_fifo.w_data.eq(sums_word)]
+        m.d.comb += [self.sums.payload.eq(sums_fifo.r.payload), self.sums.valid.eq(sums_fifo.r.valid),
+                     sums_fifo.r.ready.eq(self.sums.ready)]
+        return m
