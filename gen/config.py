@@ -25,8 +25,9 @@ def load_config_file(path, unit_name: str) -> dict:
     table = doc.get(unit_name, doc)
     if not isinstance(table, dict):
         raise ValueError(f"config {path}: [{unit_name}] must be a table, not {table!r}")
+    tables = {name for name, default in unit(unit_name).defaults.items() if name == "numerics"}
     for key, value in table.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and key not in tables:
             raise ValueError(f"config {path}: unknown table [{key}]; expected parameters of {unit_name!r}")
     return dict(table)
 

@@ -10,6 +10,12 @@ PRESETS: dict[str, dict[str, dict]] = {
         # P·V: unsigned probability (numerics.md: P + 1 = 16 bits) times signed value.
         "pv": {"rows": 8, "cols": 8, "a_width": 16, "a_signed": False, "b_width": 8, "max_reduction": 64},
     },
+    # score_width = 2w + ceil(log2 d): the exact Q·Kᵀ accumulator of the matching array.
+    "softmax": {
+        "tiny": {"lanes": 2, "slots": 2, "score_width": 20, "max_seq_len": 256},
+        "default": {"lanes": 8, "slots": 8, "score_width": 22, "max_seq_len": 1024},
+        "large": {"lanes": 16, "slots": 16, "score_width": 23, "max_seq_len": 4096},
+    },
 }
 
 DESCRIPTIONS = {
@@ -17,4 +23,7 @@ DESCRIPTIONS = {
     ("array", "default"): "8x8 int8 Q·Kᵀ array, reductions up to 64",
     ("array", "large"): "16x16 int8, reductions up to 128",
     ("array", "pv"): "8x8 unsigned 16-bit probability x int8 value (P·V)",
+    ("softmax", "tiny"): "2 lanes for the tiny array, rows up to 256 keys",
+    ("softmax", "default"): "8 lanes x 8 rows, after the default array (d up to 64), L up to 1024",
+    ("softmax", "large"): "16 lanes x 16 rows, after the large array (d up to 128), L up to 4096",
 }

@@ -63,9 +63,12 @@ class Exp2Mantissa(wiring.Component):
 
     @property
     def _product_stages(self) -> int:
-        # r has F - S bits: that many partial products, two adder levels per stage.
+        # r has F - S bits: that many partial products, summed two adder levels per stage
+        # (a single term is just registered).
         terms = self._low_bits
-        return 0 if terms == 0 else max(1, math.ceil(math.ceil(math.log2(terms)) / 2)) if terms > 1 else 1
+        if terms <= 1:
+            return terms
+        return -(-(terms - 1).bit_length() // 2)
 
     @property
     def latency(self) -> int:

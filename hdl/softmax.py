@@ -173,10 +173,12 @@ class SoftmaxUnit(wiring.Component):
 
     @property
     def slot_recurrence(self) -> int:
-        # State is read with its address one stage before use and written at the end of the
-        # stage of use: max loop = sum loop (address at sum_read - 1, write in sum_write).
+        # Each state loop presents its read address a stage before the data is used and writes
+        # at the end of stage `write`; the next beat of the slot must present its address after
+        # that write: (write - (read - 1)) + 1 cycles behind.
         s = self._stages
-        return max(s["tile_max"] - (s["tile_max"] - 1) + 1, s["sum_write"] - (s["sum_read"] - 1) + 1)
+        loops = [(s["tile_max"], s["tile_max"]), (s["sum_read"], s["sum_write"])]
+        return max(write - (read - 1) + 1 for read, write in loops)
 
     @property
     def probs_fifo_depth(self) -> int:

@@ -87,6 +87,7 @@ class StreamSink:
         self.ready = getattr(dut, f"{name}__ready")
         self.name, self.rng, self.stall = name, rng, stall
         self.beats: list[int] = []
+        self.first_accept_cycle: int | None = None
         self.last_accept_cycle: int | None = None
         self.ready.value = 0
 
@@ -96,6 +97,8 @@ class StreamSink:
     def sample(self, cycle: int) -> None:
         if _read(self.valid, f"{self.name}__valid") and self.ready.value:
             self.beats.append(_read(self.payload, f"{self.name}__payload"))
+            if self.first_accept_cycle is None:
+                self.first_accept_cycle = cycle
             self.last_accept_cycle = cycle
 
 

@@ -26,7 +26,8 @@ def _clog2(n: int) -> int:
 
 def score_rows(rng, kind: str, shape, width: int) -> np.ndarray:
     """Scores of ``width`` bits: ``random`` (a spread of a few octaves of logits at the default
-    scale), ``equal`` rows, one ``dominant`` score per row, ``extreme`` (each at a range end)."""
+    scale), ``equal`` rows, one ``dominant`` score per row, ``extreme`` (each at a range end),
+    ``ladder`` (every distance below the maximum once)."""
     lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
     if kind == "random":
         return rng.integers(lo, hi, size=shape, endpoint=True)
@@ -38,6 +39,10 @@ def score_rows(rng, kind: str, shape, width: int) -> np.ndarray:
         return s
     if kind == "extreme":
         return np.where(rng.random(shape) < 0.5, lo, hi)
+    if kind == "ladder":
+        # Row r holds hi - r, hi - r - rows, ...: with the identity scale every distance below
+        # the row's maximum from 0 up to keys * rows appears once.
+        return hi - (np.arange(shape[1])[None, :] * shape[0] + np.arange(shape[0])[:, None])
     raise ValueError(f"unknown score kind {kind!r}")
 
 
@@ -117,8 +122,10 @@ async def softmax_beats(dut):
         await bench.run(lambda: source.done, int(40 * slack * half) + 200)
         await bench.step(int(rng.integers(0, 20)))
         await bench.reset(3)
-        probs.beats.clear()
-        sums.beats.clear()
+        for sink in (probs, sums):
+            sink.beats.clear()
+            sink.first_accept_cycle = None
+        source.first_accept_cycle = None
 
     score, mask, slot, first, last = build_beats(cfg, rng)
     source.send(words(score, mask, slot, first, last))
@@ -147,6 +154,9 @@ async def softmax_beats(dut):
                                  expected.recip_exp[e]]))
 
     report.cycles = source.last_accept_cycle - source.first_accept_cycle + 1
+    # First beat in to its outputs out: the latencies, when nothing stalled.
+    report.extra.update(probs_delay=probs.first_accept_cycle - source.first_accept_cycle,
+                        sums_delay=sums.first_accept_cycle - source.first_accept_cycle if sums.beats else None)
     report.extra.update(beats=int(len(slot)), row_ends=n_sums, rescales=int((expected.scale_exp > 0).sum() +
                         (expected.scale_mant < (1 << P)).sum()),
                         masked_rows=int((expected.row_sum == 0).sum()))
