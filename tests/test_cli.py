@@ -93,6 +93,7 @@ def test_generate_rejects_bad_parameters_in_one_line(tmp_path, capsys, flags, fr
     ("a_signed = 1\n", ["a_signed must be true or false, not 1"]),
     ("rows = = 4\n", ["is not valid TOML"]),
     ("[softmax]\nlanes = 4\n", ["unknown table [softmax]"]),
+    ("[array]\n[array.numerics]\nprob_frac_bits = 12\n", ["unknown table [numerics]"]),
 ])
 def test_config_files_are_checked(tmp_path, capsys, text, fragments):
     cfg = tmp_path / "bad.toml"
@@ -118,6 +119,33 @@ def test_presets_lists_every_preset(capsys):
     assert code == 0
     for name in ("tiny", "default", "large", "pv"):
         assert re.search(rf"^array\s+{name}\s", out, re.M)
+    for name in ("tiny", "default", "large"):
+        assert re.search(rf"^softmax\s+{name}\s", out, re.M)
+
+
+def test_generate_softmax_with_a_numerics_table(tmp_path, capsys):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text("[softmax]\nlanes = 3\n[softmax.numerics]\nprob_frac_bits = 12\n")
+    code, _, _ = run(capsys, "generate", "softmax", "-o", str(tmp_path), "--config", str(cfg), "--slots", "5")
+    assert code == 0
+    manifest = json.loads((tmp_path / "softmax_unit.manifest.json").read_text())
+    assert manifest["parameters"]["lanes"] == 3 and manifest["parameters"]["slots"] == 5
+    assert manifest["parameters"]["numerics"]["prob_frac_bits"] == 12
+    assert manifest["derived"]["row_sum_width"] == 13 + 10
+    ports = {p["name"]: p for p in manifest["ports"]}
+    assert ports["probs__payload"]["fields"][0]["width"] == 3 * 13
+
+
+@pytest.mark.parametrize("unit, flags, fragments", [
+    ("softmax", ["--rows", "3"], ["--rows is not a parameter of softmax"]),
+    ("array", ["--lanes", "3"], ["--lanes is not a parameter of array"]),
+    ("softmax", ["--data-width", "6"], ["--data-width is not a parameter of softmax"]),
+    ("softmax", ["--lanes", "0"], ["lanes must be a positive integer, not 0"]),
+    ("softmax", ["--score-width", "1"], ["score_width must be at least 2, not 1"]),
+])
+def test_flags_are_checked_per_unit(tmp_path, capsys, unit, flags, fragments):
+    code, _, err = run(capsys, "generate", unit, "-o", str(tmp_path / "out"), *flags)
+    assert_one_line_error(code, err, *fragments)
 
 
 # --- golden -----------------------------------------------------------------------------
@@ -211,6 +239,16 @@ def test_sim_prints_cycles_and_pass(capsys):
     model = int(re.search(r"model without stalls: (\d+)", out).group(1))
     # tiny = 2x2 with a 2-tile result FIFO: tiles of 5 steps wait for credits, which the model counts
     assert cycles == model >= 3 * 5 + 12 + 2 - 1
+
+
+def test_sim_softmax_prints_pass_and_cycles(capsys):
+    code, out, _ = run(capsys, "sim", "softmax", "--preset", "tiny", "--keys", "7", "--idle", "0.2", "--stall", "0.2")
+    assert code == 0
+    assert re.search(r"PASS: (\d+) of \1 output fields bit-exact", out) and "2 row ends" in out
+    for flags, fragment in ((["--keys", "0"], "--keys must be from 1 to max_seq_len = 256, not 0"),
+                            (["--tiles", "2"], "--tiles and --depth apply to the array")):
+        code, _, err = run(capsys, "sim", "softmax", "--preset", "tiny", *flags)
+        assert_one_line_error(code, err, fragment)
 
 
 def test_sim_json_report(capsys):
