@@ -65,11 +65,8 @@ class CreditFIFO(wiring.Component):
         def advance(ptr):
             return Mux(ptr == self.depth - 1, 0, ptr + 1)
 
-        # keep: Yosys would merge the control registers of FIFOs that see the same writes and
-        # reads, and the point of several narrow FIFOs is that each has its own.
-        keep = {"keep": 1}
-        w_ptr = Signal(range(self.depth), attrs=keep)
-        r_ptr = Signal(range(self.depth), attrs=keep)
+        w_ptr = Signal(range(self.depth))
+        r_ptr = Signal(range(self.depth))
         m.d.comb += [wr.addr.eq(w_ptr), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
         with m.If(self.w_en):
             m.d.sync += w_ptr.eq(advance(w_ptr))
@@ -77,11 +74,11 @@ class CreditFIFO(wiring.Component):
         # Entries in RAM not yet fetched (``stored``, with ``nonempty`` kept as a flag of its own
         # so that fetch is two gates from flip-flops); entries fetched but not yet taken are at
         # most two: one in flight from the RAM, the rest queued in ``head`` and ``second``.
-        stored = Signal(range(self.depth + 1), attrs=keep)
-        nonempty = Signal(attrs=keep)
-        in_flight = Signal(attrs=keep)
-        valid = Signal(attrs=keep)          # head holds an entry (queued >= 1)
-        full = Signal(attrs=keep)           # second holds one too (queued == 2)
+        stored = Signal(range(self.depth + 1))
+        nonempty = Signal()
+        in_flight = Signal()
+        valid = Signal()          # head holds an entry (queued >= 1)
+        full = Signal()           # second holds one too (queued == 2)
         pop = valid & self.r.ready
         fetch = Signal()
         m.d.comb += [

@@ -69,8 +69,11 @@ def array_params(**params) -> dict:
     if p["result_tiles"] is None:
         # Enough buffered result tiles that tiles of max_reduction steps stream without waiting
         # for credits (shorter ones may wait; a deeper FIFO costs distributed RAM and routing).
-        in_flight = -(-(_result_latency(p["rows"], p["cols"], p["multiplier"]) + p["rows"]) // p["max_reduction"])
-        p["result_tiles"] = 1 + in_flight
+        # Credits are held from a tile's last step until its rows have left: latency + rows
+        # cycles, plus one for the release register.  (The cycle model confirms this is the
+        # smallest depth at which tiles of max_reduction steps never wait.)
+        held = _result_latency(p["rows"], p["cols"], p["multiplier"]) + p["rows"] + 1
+        p["result_tiles"] = -(-held // p["max_reduction"])
     else:
         positive_int("result_tiles", p["result_tiles"], at_most=64)
     return p
@@ -93,8 +96,9 @@ class SystolicArray(wiring.Component):
     rows up and out, one per cycle, into a result FIFO
     (:class:`~hdl.credit_fifo.CreditFIFO`) that drives ``c``
     (``c.payload.last`` on row ``rows-1``).
-    Backpressure on ``c`` reaches the inputs through credits: a tile is only
-    accepted while the FIFO has room reserved for all its rows.  Two tiles'
+    Backpressure on ``c`` reaches the inputs through credits: the last step
+    of a tile is only accepted while the FIFO has room reserved for all its
+    rows.  Two tiles'
     last steps are at least ``rows`` cycles apart (the drain chain needs
     that), so tiles shorter than that wait.
 
@@ -136,8 +140,6 @@ class SystolicArray(wiring.Component):
     c : Out(stream.Signature(StructLayout({"data": ArrayLayout(acc_shape, cols), "last": 1})))
     """
 
-    _FIFO_GROUP = 4
-
     def __init__(self, **params):
         p = array_params(**params)
         self.params = p
@@ -177,23 +179,22 @@ class SystolicArray(wiring.Component):
         rows, depth_fifo, spacing_min = self.rows, self.result_fifo_depth, self.min_tile_spacing
         steps = [(k == d - 1) for d in depths for k in range(d)]  # the 'last' flag of every step
         releases: dict[int, int] = {}
-        opens, reserved, credit, spacing, spaced, released = True, 0, True, 0, True, 0
+        reserved, credit, spacing, spaced, released = 0, True, 0, True, 0
         cycle, step, last_out = 0, 0, 0
         while step < len(steps) or cycle <= last_out:
             last = steps[step] if step < len(steps) else False
-            fire = step < len(steps) and (not opens or credit) and (not last or spaced)
-            admit, ends = fire and opens, fire and last
+            fire = step < len(steps) and (not last or (spaced and credit))
+            ends = fire and last
             if ends:
                 for r in range(rows):
                     releases[cycle + self.latency + r] = 1
                 last_out = cycle + self.latency + rows - 1
             kept = reserved - released
-            reserved, credit = kept + (rows if admit else 0), kept <= depth_fifo - (2 * rows if admit else rows)
+            reserved, credit = kept + (rows if ends else 0), kept <= depth_fifo - (2 * rows if ends else rows)
             spacing, spaced = ((spacing_min - 1, spacing_min == 1) if ends else
                                (max(spacing - 1, 0), spacing <= 1))
             released = releases.pop(cycle, 0)
             if fire:
-                opens = last
                 step += 1
             cycle += 1
         return last_out + 1
@@ -209,15 +210,8 @@ class SystolicArray(wiring.Component):
         for i in range(rows):
             for j in range(cols):
                 m.submodules[f"pe_{i}_{j}"] = pes[i][j]
-        # One result FIFO per group of columns, each with its own pointers: a single FIFO's
-        # read address fanned out to every bit of the row and set the clock (8x8: 155 MHz).
-        groups = [list(range(j, min(j + self._FIFO_GROUP, cols))) for j in range(0, cols, self._FIFO_GROUP)]
-        fifos = []
-        for g, group in enumerate(groups):
-            fifo = CreditFIFO(width=len(group) * self.acc_shape.width + (g == len(groups) - 1),
-                              depth=self.result_fifo_depth)
-            m.submodules[f"results_{g}"] = fifo
-            fifos.append(fifo)
+        m.submodules.results = results = CreditFIFO(width=len(self.c.payload.as_value()),
+                                                    depth=self.result_fifo_depth)
 
         # --- admission: join of a and b, credits for the result FIFO, spacing of tile ends.
         # Both conditions are registered flags computed from next-state values, so the
@@ -227,7 +221,7 @@ class SystolicArray(wiring.Component):
         credit = Signal(init=1)           # the FIFO can take all rows of one more tile
         spacing = Signal(range(self.min_tile_spacing))
         spaced = Signal(init=1)           # a tile may end in this cycle
-        may_accept = (~opens_tile | credit) & (~self.a.payload.last | spaced)
+        may_accept = ~self.a.payload.last | (spaced & credit)
         fire = Signal()
         m.d.comb += [
             fire.eq(self.a.valid & self.b.valid & may_accept),
@@ -235,17 +229,18 @@ class SystolicArray(wiring.Component):
             self.b.ready.eq(self.a.valid & may_accept),
         ]
         ends_tile = fire & self.a.payload.last
-        admit = fire & opens_tile
-        # Rows taken from the FIFO return their credit a cycle late (safe, and it keeps c.ready
-        # off the counter).  Each next-state flag is a comparison of registers, selected by
-        # admit / ends_tile at the very end.
+        # Credits are reserved by a tile's last step: only then are its rows bound to come out,
+        # and reserving no earlier keeps the FIFO one tile deep for long tiles.  Rows taken from
+        # the FIFO return their credit a cycle late (safe, and it keeps c.ready off the counter).
+        # Each next-state flag is a comparison of registers, selected by ends_tile at the end.
         released = Signal()
         m.d.sync += released.eq(self.c.valid & self.c.ready)
         kept = Signal.like(reserved)
         m.d.comb += kept.eq(reserved - released)
         m.d.sync += [
-            reserved.eq(kept + Mux(admit, rows, 0)),
-            credit.eq(Mux(admit, kept <= self.result_fifo_depth - 2 * rows, kept <= self.result_fifo_depth - rows)),
+            reserved.eq(kept + Mux(ends_tile, rows, 0)),
+            credit.eq(Mux(ends_tile, kept <= self.result_fifo_depth - 2 * rows,
+                          kept <= self.result_fifo_depth - rows)),
             spacing.eq(Mux(ends_tile, self.min_tile_spacing - 1, Mux(spacing == 0, 0, spacing - 1))),
             spaced.eq(Mux(ends_tile, self.min_tile_spacing == 1, spacing <= 1)),
         ]
@@ -308,11 +303,9 @@ class SystolicArray(wiring.Component):
             with m.If(pes[rows - 1][cols - 1].result_valid):
                 m.d.sync += [v.eq(1), l.eq(i == rows - 1)]
         m.d.comb += [row_valid.eq(flags[0][0]), row_last.eq(flags[0][1])]
-        for g, (group, fifo) in enumerate(zip(groups, fifos)):
-            tail = [row_last] if g == len(groups) - 1 else []
-            m.d.comb += [fifo.w_data.eq(Cat(*(words[j] for j in group), *tail)), fifo.w_en.eq(row_valid),
-                         fifo.r.ready.eq(self.c.ready)]
-        # The FIFOs see the same writes and reads, so their valids are equal; take the first's.
-        m.d.comb += [self.c.payload.eq(Cat(*(fifo.r.payload for fifo in fifos))), self.c.valid.eq(fifos[0].r.valid)]
+        row_word = Cat(*words, row_last)
+        m.d.comb += [results.w_data.eq(row_word), results.w_en.eq(row_valid)]
+        m.d.comb += [self.c.payload.eq(results.r.payload), self.c.valid.eq(results.r.valid),
+                     results.r.ready.eq(self.c.ready)]
         return m
 

@@ -34,7 +34,7 @@ def test_generate_writes_verilog_and_a_complete_manifest(tmp_path, capsys):
     manifest = json.loads((tmp_path / "systolic_array.manifest.json").read_text())
     assert manifest["parameters"] == {"rows": 3, "cols": 2, "a_width": 6, "b_width": 6, "a_signed": True,
                                       "b_signed": True, "max_reduction": 10, "acc_width": 16,
-                                      "multiplier": "generic", "result_tiles": 3}
+                                      "multiplier": "generic", "result_tiles": 2}
     assert manifest["derived"]["latency"] == 1 + 2 + 1 + 5 + 1 + 3 and manifest["derived"]["saturating"] is False
     ports = {p["name"]: p for p in manifest["ports"]}
     assert ports["a__payload"]["width"] == 3 * 6 + 1 and ports["a__payload"]["direction"] == "in"
@@ -237,7 +237,7 @@ def test_sim_prints_cycles_and_pass(capsys):
     assert "PASS: 12 of 12 result elements bit-exact" in out
     cycles = int(re.search(r"cycles: (\d+)", out).group(1))
     model = int(re.search(r"model without stalls: (\d+)", out).group(1))
-    # tiny = 2x2 with a 2-tile result FIFO: tiles of 5 steps wait for credits, which the model counts
+    # tiny = 2x2 with a 1-tile result FIFO: tiles of 5 steps wait for credits, which the model counts
     assert cycles == model >= 3 * 5 + 12 + 2 - 1
 
 
