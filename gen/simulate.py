@@ -66,7 +66,8 @@ def simulate_softmax(params: dict, *, sim: str = "icarus", seed: int = 1, groups
     cfg = dict(full, seed=int(seed), groups=list(groups), scale_mult=int(scale_mult), scale_shift=int(scale_shift),
                idle=check_probability("idle", idle), stall=check_probability("stall", stall),
                reset_mid=bool(reset_mid), recurrence=component.slot_recurrence)
-    report = run_cocotb(sources=[path], toplevel=unit("softmax").top, test_module=unit("softmax").testbench,
-                        sim=sim, config=cfg)
+    models = unit("softmax").simulation_models(full)
+    report = run_cocotb(sources=[path, *models], toplevel=unit("softmax").top,
+                        test_module=unit("softmax").testbench, sim=sim, config=cfg)
     report.update(latency=component.latency, sum_latency=component.sum_latency, sim=sim)
     return report

@@ -13,18 +13,35 @@ __all__ = ["Multiplier", "MULTIPLIER_TARGETS", "multiplier_latency", "check_mult
 MULTIPLIER_TARGETS = ("generic", "ecp5")
 
 
-def multiplier_latency(target: str) -> int:
-    """Cycles from operands to product: input and product registers, plus one fabric register on ECP5."""
-    return 3 if target == "ecp5" else 2
+#: Bits of ``a`` per MULT18X18D when ``a`` is split: unsigned low pieces, the top one keeps the sign.
+_PIECE = 17
 
 
-def check_multiplier(*, a_width: int, b_width: int, a_signed: bool, b_signed: bool, target: str) -> None:
-    """Raise ``ValueError`` if ``target`` cannot multiply operands of these widths."""
+def _pieces(a_width: int, a_signed: bool) -> int:
+    return 1 if a_width <= (18 if a_signed else 17) else 2
+
+
+def multiplier_latency(target: str, a_width: int = 1, a_signed: bool = True) -> int:
+    """Cycles from operands to product: input and product registers, plus one fabric register on
+    ECP5, plus one for the sum of the two partial products when ``a`` is split over two DSPs."""
+    if target != "ecp5":
+        return 2
+    return 3 if _pieces(a_width, a_signed) == 1 else 4
+
+
+def check_multiplier(*, a_width: int, b_width: int, a_signed: bool, b_signed: bool, target: str,
+                     split_a: bool = False) -> None:
+    """Raise ``ValueError`` if ``target`` cannot multiply operands of these widths.
+
+    With ``split_a``, an ``a`` too wide for one ECP5 DSP block is split over two
+    (up to 35 bits signed, 34 unsigned).
+    """
     if target not in MULTIPLIER_TARGETS:
         raise ValueError(f"multiplier must be one of {', '.join(MULTIPLIER_TARGETS)}, not {target!r}")
     if target == "ecp5":
-        for name, width, is_signed in (("a_width", a_width, a_signed), ("b_width", b_width, b_signed)):
-            limit = 18 if is_signed else 17
+        operands = [("a_width", a_width, a_signed, 1 + split_a), ("b_width", b_width, b_signed, 1)]
+        for name, width, is_signed, pieces in operands:
+            limit = (18 if is_signed else 17) + _PIECE * (pieces - 1)
             if width > limit:
                 raise ValueError(f"{name} must be at most {limit} for the ecp5 multiplier "
                                  f"(MULT18X18D is 18x18 signed), not {width}")
@@ -38,7 +55,9 @@ class Multiplier(wiring.Component):
     maps ``*`` onto an unregistered MULT18X18D and leaves every register in
     the fabric, so ``ecp5`` instantiates MULT18X18D with its input and output
     registers enabled, followed by one fabric register that absorbs the
-    routing out of the DSP row.  Both compute the same product; the ECP5
+    routing out of the DSP row.  An ``a`` wider than one DSP block (18 bits
+    signed, 17 unsigned) is split over two, and a registered adder joins the
+    partial products (one cycle more).  Both compute the same product; the ECP5
     path takes one cycle more.  For simulation the ECP5 path needs
     ``hdl/models/MULT18X18D.v``.
 
@@ -65,8 +84,10 @@ class Multiplier(wiring.Component):
         positive_int("b_width", b_width)
         boolean("a_signed", a_signed)
         boolean("b_signed", b_signed)
-        check_multiplier(a_width=a_width, b_width=b_width, a_signed=a_signed, b_signed=b_signed, target=target)
+        check_multiplier(a_width=a_width, b_width=b_width, a_signed=a_signed, b_signed=b_signed, target=target,
+                         split_a=True)
         self.target = target
+        self._a_width, self._a_signed = a_width, a_signed
         self._signed_product = a_signed or b_signed
         width = a_width + b_width
         super().__init__({
@@ -77,7 +98,7 @@ class Multiplier(wiring.Component):
 
     @property
     def latency(self) -> int:
-        return multiplier_latency(self.target)
+        return multiplier_latency(self.target, self._a_width, self._a_signed)
 
     def elaborate(self, platform):
         m = Module()
@@ -86,11 +107,25 @@ class Multiplier(wiring.Component):
             m.d.sync += [a_reg.eq(self.a), b_reg.eq(self.b), self.product.eq(a_reg * b_reg)]
             return m
 
-        # ECP5: both operands extended to 18-bit two's complement, multiplied signed.
-        a18, b18 = Signal(signed(18)), Signal(signed(18))
-        p36 = Signal(signed(36))
-        m.d.comb += [a18.eq(self.a), b18.eq(self.b)]
-        m.submodules.dsp = Instance(
+        # ECP5: operands extended to 18-bit two's complement, multiplied signed.  An ``a`` wider
+        # than one DSP takes two: the low 17 bits unsigned, the rest with the sign, then one
+        # registered fabric adder.
+        if _pieces(self._a_width, self._a_signed) == 1:
+            m.d.sync += self.product.eq(self._dsp(m, "dsp", self.a))
+            return m
+        low = self._dsp(m, "dsp_low", self.a[:_PIECE])
+        high = self._dsp(m, "dsp_high", self.a[_PIECE:].as_signed() if self._a_signed else self.a[_PIECE:])
+        low_r, high_r = Signal.like(low), Signal.like(high)
+        m.d.sync += [low_r.eq(low), high_r.eq(high), self.product.eq((high_r << _PIECE) + low_r)]
+        return m
+
+    def _dsp(self, m: Module, name: str, a) -> Signal:
+        """One MULT18X18D of ``a`` and ``self.b`` with input and output registers: its 36-bit
+        product, two cycles after the operands."""
+        a18, b18 = Signal(signed(18), name=f"{name}_a"), Signal(signed(18), name=f"{name}_b")
+        p36 = Signal(signed(36), name=f"{name}_p")
+        m.d.comb += [a18.eq(a), b18.eq(self.b)]
+        m.submodules[name] = Instance(
             "MULT18X18D",
             p_REG_INPUTA_CLK="CLK0", p_REG_INPUTB_CLK="CLK0", p_REG_OUTPUT_CLK="CLK0",
             p_REG_INPUTC_CLK="NONE", p_REG_PIPELINE_CLK="NONE",
@@ -107,5 +142,4 @@ class Multiplier(wiring.Component):
             i_CLK0=ClockSignal(), i_CE0=Const(1),
             **{f"o_P{i}": p36[i] for i in range(36)},
         )
-        m.d.sync += self.product.eq(p36)
-        return m
+        return p36

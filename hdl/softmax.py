@@ -12,7 +12,7 @@ from sim.golden import RESCALE_EXP_MAX, Numerics
 
 from .credit_fifo import CreditFIFO
 from .exp2 import Exp2Mantissa
-from .multiplier import Multiplier
+from .multiplier import Multiplier, check_multiplier
 from .params import positive_int, reject_unknown
 from .pipeline import adder_tree, delayed, register
 from .reciprocal import Reciprocal
@@ -25,6 +25,7 @@ SOFTMAX_DEFAULTS = {
     "slots": 8,
     "score_width": 22,
     "max_seq_len": 1024,
+    "multiplier": "generic",
     "numerics": None,
 }
 
@@ -52,6 +53,18 @@ def softmax_params(**params) -> dict:
         raise ValueError(f"numerics must be a table of number formats, not {nm!r}")
     # Plain data, so that parameters serialize into manifests and cache keys.
     p["numerics"] = dataclasses.asdict(nm)
+    check_multiplier(a_width=1, b_width=1, a_signed=True, b_signed=True, target=p["multiplier"])
+    if p["multiplier"] == "ecp5":
+        # Score x M and row sum x mantissa: the first operand may take two MULT18X18D, the second one.
+        limits = [("score_width", p["score_width"], 35), ("numerics.mult_width", nm.mult_width, 17),
+                  ("numerics.prob_frac_bits", nm.prob_frac_bits, 16)]
+        for name, value, limit in limits:
+            if value > limit:
+                raise ValueError(f"{name} must be at most {limit} for the ecp5 multiplier, not {value}")
+        sum_width = nm.prob_width + _clog2(p["max_seq_len"])
+        if sum_width > 34:
+            raise ValueError(f"max_seq_len must be at most {1 << (34 - nm.prob_width)} for the ecp5 multiplier "
+                             f"(a row sum of at most 34 bits), not {p['max_seq_len']}")
     return p
 
 
@@ -94,6 +107,9 @@ class SoftmaxUnit(wiring.Component):
         Width of the signed scores (the array's accumulator).
     max_seq_len : int
         Keys per row at most; sets the row sum's width ``P + 1 + ceil(log2 max_seq_len)``.
+    multiplier : "generic" or "ecp5"
+        The score and row-sum multipliers (:class:`~hdl.multiplier.Multiplier`; ``ecp5``
+        splits operands wider than one MULT18X18D over two).
     numerics : dict or Numerics
         Number formats (docs/numerics.md, section 9); missing fields take their defaults.
 
@@ -149,10 +165,22 @@ class SoftmaxUnit(wiring.Component):
         return Exp2Mantissa(frac_bits=nm.logit_frac_bits, segments_log2=nm.exp_segments_log2,
                             prob_frac_bits=nm.prob_frac_bits)
 
+    def _logit_multiplier(self) -> Multiplier:
+        mul = Multiplier(a_width=self.params["score_width"], b_width=self.numerics.mult_width, a_signed=True,
+                         b_signed=False, target=self.params["multiplier"])
+        mul._MustUse__silence = True
+        return mul
+
+    def _rescale_multiplier(self) -> Multiplier:
+        mul = Multiplier(a_width=self.sum_width, b_width=self.numerics.prob_width, a_signed=False, b_signed=False,
+                         target=self.params["multiplier"])
+        mul._MustUse__silence = True
+        return mul
+
     def _plan(self) -> dict:
         nm = self.numerics
         s = {}
-        s["logit"] = 2 + 2                              # multiplier (2), shift, saturate
+        s["logit"] = self._logit_multiplier().latency + 2  # multiplier, shift, saturate
         s["tile_max"] = s["logit"] + _clog2(self.lanes)  # one comparison level per stage
         s["new_max"] = s["tile_max"] + 1
         exp2 = self._exp2()
@@ -163,8 +191,8 @@ class SoftmaxUnit(wiring.Component):
         s["prob_sum"] = s["probs"] + (1 if terms == 1 else -(-tree_levels // 2))
         # The row sum loop: read at sum_read (address a cycle earlier), multiply (2), shift,
         # add and write in sum_write.  It needs the rescale factor (at "probs") and the sum.
-        s["sum_read"] = max(s["probs"], s["prob_sum"] - 3)
-        s["sum_write"] = s["sum_read"] + 3
+        s["sum_read"] = max(s["probs"], s["prob_sum"] - (self._rescale_multiplier().latency + 1))
+        s["sum_write"] = s["sum_read"] + self._rescale_multiplier().latency + 1
         s["row_sum"] = s["sum_write"] + 1
         recip = Reciprocal(width=self.sum_width, recip_bits=nm.recip_bits)
         recip._MustUse__silence = True
@@ -257,8 +285,7 @@ class SoftmaxUnit(wiring.Component):
         t_lo, t_hi = -(1 << (T - 1)), (1 << (T - 1)) - 1
         logits = []
         for j in range(lanes):
-            mul = Multiplier(a_width=p["score_width"], b_width=nm.mult_width, a_signed=True, b_signed=False)
-            m.submodules[f"logit_mul_{j}"] = mul
+            m.submodules[f"logit_mul_{j}"] = mul = self._logit_multiplier()
             m.d.comb += [mul.a.eq(score0[j]), mul.b.eq(scale_mult)]
             shifted = register(m, mul.product >> scale_shift, f"shifted_{j}")
             logit = Signal(signed(T), name=f"logit_{j}")
@@ -347,10 +374,9 @@ class SoftmaxUnit(wiring.Component):
         sum_write = sum_state.write_port()
         m.d.comb += [sum_read.addr.eq(at(slot0, s["sum_read"] - 1, "slot_sum_read")), sum_read.en.eq(1)]
         old_sum = Mux(at(first0, s["sum_read"], "first_sr"), 0, sum_read.data)
-        mul = Multiplier(a_width=self.sum_width, b_width=P + 1, a_signed=False, b_signed=False)
-        m.submodules.rescale_mul = mul
+        m.submodules.rescale_mul = mul = self._rescale_multiplier()
         m.d.comb += [mul.a.eq(old_sum), mul.b.eq(at(scale_mant, s["sum_read"], "mant_sr", since=s["probs"]))]
-        total_shift = at(scale_exp, s["sum_read"] + 2, "exp_sr", since=s["probs"]) + P
+        total_shift = at(scale_exp, s["sum_read"] + mul.latency, "exp_sr", since=s["probs"]) + P
         rescaled = register(m, mul.product >> total_shift, "rescaled_sum")
         new_sum = Signal(self.sum_width)
         m.d.comb += new_sum.eq(rescaled + at(prob_sum, s["sum_write"], "prob_sum_w", since=s["prob_sum"]))

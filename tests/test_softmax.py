@@ -156,6 +156,9 @@ def test_table_of_the_hardware_is_the_contracts():
     (dict(numerics={"frac": 3}), "frac"),
     (dict(numerics=7), "numerics must be a table of number formats, not 7"),
     (dict(lane=3), "lane"),
+    (dict(multiplier="dsp48"), "multiplier must be one of generic, ecp5, not 'dsp48'"),
+    (dict(multiplier="ecp5", score_width=36), "score_width must be at most 35 for the ecp5 multiplier, not 36"),
+    (dict(multiplier="ecp5", max_seq_len=1 << 20), "max_seq_len must be at most 262144 for the ecp5 multiplier"),
 ])
 def test_bad_parameters_are_rejected_with_the_value(params, message):
     with pytest.raises(ValueError, match=message):
@@ -177,4 +180,13 @@ def test_other_number_formats_are_bit_exact_too():
                     max_shift=40, recip_bits=13)
     report = simulate_softmax(dict(lanes=3, slots=5, score_width=18, max_seq_len=300, numerics=numerics),
                               sim="icarus", seed=21, groups=_groups(3, 5), idle=0.2, stall=0.2)
+    assert report["passed"]
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_ecp5_dsp_multipliers_split_over_two_blocks_are_bit_exact(sim):
+    """multiplier="ecp5": 22-bit scores and 26-bit row sums each take two MULT18X18D (with the
+    simulation model of hdl/models), joined by a fabric adder."""
+    report = simulate_softmax(dict(lanes=3, slots=5, multiplier="ecp5"), sim=sim, seed=2, groups=_groups(3, 5),
+                              idle=0.2, stall=0.2)
     assert report["passed"]
