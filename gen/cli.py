@@ -230,7 +230,6 @@ def cmd_presets(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .generate import UNITS
-    from .presets import PRESETS
 
     parser = _Parser(prog="attn-rtl", description="Generate, simulate and check attention-accelerator RTL.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -42,19 +42,21 @@ class Unit:
     simulation_models: Callable[[dict], list] = lambda params: []
 
 
-def _dsp_models(params: dict) -> list:
-    return [MODELS_DIR / "MULT18X18D.v"] if params["multiplier"] == "ecp5" else []
+def _ecp5_models(params: dict) -> list:
+    """Simulation models of the ECP5 primitives a parameter set instantiates."""
+    return ([MODELS_DIR / "MULT18X18D.v"] if params["multiplier"] == "ecp5" else []) + \
+           ([MODELS_DIR / "DP16KD.v"] if params["fifo_memory"] == "ecp5" else [])
 
 
 UNITS = {
     "array": Unit(name="array", top="systolic_array", defaults=ARRAY_DEFAULTS, validate=array_params,
                   component=SystolicArray, testbench="tb.test_systolic_array",
                   description="output-stationary systolic MAC array (C = A·B)",
-                  simulation_models=_dsp_models),
+                  simulation_models=_ecp5_models),
     "softmax": Unit(name="softmax", top="softmax_unit", defaults=SOFTMAX_DEFAULTS, validate=softmax_params,
                     component=SoftmaxUnit, testbench="tb.test_softmax",
                     description="streaming online softmax (probabilities, rescale factors, row sums, reciprocals)",
-                    simulation_models=_dsp_models),
+                    simulation_models=_ecp5_models),
 }
 
 

@@ -2,34 +2,61 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import positive_int
 
-__all__ = ["CreditFIFO"]
+__all__ = ["CreditFIFO", "FIFO_MEMORIES", "fifo_latency", "check_fifo_memory"]
+
+#: Where the entries live: flip-flops (any target), or ECP5 DP16KD block RAM with its output register.
+FIFO_MEMORIES = ("registers", "ecp5")
+#: Entries per DP16KD in the 18-bit-wide mode used here.
+_EBR_DEPTH, _EBR_WIDTH = 1024, 18
+
+
+def _read_latency(memory_kind: str) -> int:
+    return 2 if memory_kind == "ecp5" else 1
+
+
+def fifo_latency(memory_kind: str) -> int:
+    """Cycles from ``w_en`` to the entry on ``r`` when the FIFO was empty (:attr:`CreditFIFO.latency`)."""
+    return 2 + _read_latency(memory_kind)
+
+
+def check_fifo_memory(memory_kind, depth: int | None = None) -> str:
+    if memory_kind not in FIFO_MEMORIES:
+        raise ValueError(f"fifo_memory must be one of {', '.join(FIFO_MEMORIES)}, not {memory_kind!r}")
+    if memory_kind == "ecp5" and depth is not None and depth > _EBR_DEPTH:
+        raise ValueError(f"a FIFO in ecp5 block RAM holds at most {_EBR_DEPTH} entries, not {depth}")
+    return memory_kind
 
 
 class CreditFIFO(wiring.Component):
-    """A ring buffer in block or distributed RAM with a stream read side.
+    """A ring buffer with a stream read side, for a writer that counts credits.
 
     The writer reserves room before it writes (credits), so a write is just
-    ``w_en``: the RAM's write enable, address and data come straight from
+    ``w_en``: the memory's write enable, address and data come straight from
     flip-flops, with no full-flag logic in between.  This is what keeps a wide
     buffer off the critical path; Amaranth's ``SyncFIFO`` gates every write
     with its level comparison.  Writing into a full buffer is the writer's
     error and overwrites the oldest entry.
 
-    The read side prefetches into a two-entry output queue, so ``r`` runs at
-    one entry per cycle under any pattern of ``r.ready`` and its payload and
-    valid come from registers.
+    The read side prefetches into an output queue one entry longer than the
+    memory's read latency, so ``r`` runs at one entry per cycle under any
+    pattern of ``r.ready`` and its payload and valid come from registers.
 
     Parameters
     ----------
     width : int
     depth : int
-        Entries in RAM; the two output registers add to that.
+        Entries in memory; the output queue adds to that.
+    memory : "registers" or "ecp5"
+        ``registers``: flip-flops behind a read multiplexer (any target).
+        ``ecp5``: DP16KD block RAMs (18 bits each, up to 1024 entries) with
+        their output registers, so no wide multiplexer and no read-address
+        fan-out reach the fabric; simulation needs ``hdl/models/DP16KD.v``.
 
     Attributes
     ----------
@@ -43,69 +70,110 @@ class CreditFIFO(wiring.Component):
     r : Out(stream.Signature(width))
     """
 
-    def __init__(self, *, width: int, depth: int):
+    def __init__(self, *, width: int, depth: int, memory: str = "registers"):
         self.width = positive_int("width", width)
         self.depth = positive_int("depth", depth)
+        self.memory = check_fifo_memory(memory, depth)
         super().__init__({"w_en": In(1), "w_data": In(width), "r": Out(stream.Signature(width))})
 
     @property
     def latency(self) -> int:
-        return 3
+        return fifo_latency(self.memory)
+
+    def _storage(self, m: Module, w_ptr, r_ptr):
+        """Write port at ``w_ptr``; returns the data read at ``r_ptr`` (read every cycle)."""
+        if self.memory == "registers":
+            # Flip-flops, not RAM: Yosys maps ECP5 block RAM with REGMODE NOREG, whose 5.8 ns
+            # read sets the clock, and distributed RAM for wide rows left nextpnr-ecp5 unable
+            # to finish routing.
+            m.submodules.storage = storage = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[],
+                                                           attrs={"ram_style": "logic"})
+            wr = storage.write_port()
+            rd = storage.read_port(domain="sync", transparent_for=())
+            m.d.comb += [wr.addr.eq(w_ptr), wr.data.eq(self.w_data), wr.en.eq(self.w_en),
+                         rd.addr.eq(r_ptr), rd.en.eq(1)]
+            return rd.data
+        # DP16KD, port A writes and port B reads, 18 bits each, output register on: the read
+        # address reaches a handful of RAM pins and the data leaves a register in the RAM.
+        read = Signal(self.width)
+        w_addr, r_addr = Signal(10), Signal(10)
+        m.d.comb += [w_addr.eq(w_ptr), r_addr.eq(r_ptr)]
+        for n, lo in enumerate(range(0, self.width, _EBR_WIDTH)):
+            bits = min(_EBR_WIDTH, self.width - lo)
+            data_in, data_out = Signal(_EBR_WIDTH, name=f"ebr{n}_di"), Signal(_EBR_WIDTH, name=f"ebr{n}_do")
+            m.d.comb += [data_in.eq(self.w_data[lo:lo + bits]), read[lo:lo + bits].eq(data_out[:bits])]
+            m.submodules[f"ebr{n}"] = Instance(
+                "DP16KD",
+                p_DATA_WIDTH_A=_EBR_WIDTH, p_DATA_WIDTH_B=_EBR_WIDTH, p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
+                p_RESETMODE="SYNC", p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
+                p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="DISABLED",
+                **{f"i_DIA{i}": data_in[i] for i in range(_EBR_WIDTH)},
+                # 18-bit mode: ADA1/ADA0 are the byte enables, the word address is ADA13..ADA4.
+                i_ADA0=Const(1), i_ADA1=Const(1),
+                **{f"i_ADA{i + 4}": w_addr[i] for i in range(10)},
+                i_CLKA=ClockSignal(), i_CEA=Const(1), i_WEA=self.w_en,
+                i_CSA0=Const(0), i_CSA1=Const(0), i_CSA2=Const(0),
+                **{f"i_ADB{i + 4}": r_addr[i] for i in range(10)},
+                i_CLKB=ClockSignal(), i_CEB=Const(1), i_OCEB=Const(1), i_WEB=Const(0),
+                i_CSB0=Const(0), i_CSB1=Const(0), i_CSB2=Const(0),
+                **{f"o_DOB{i}": data_out[i] for i in range(_EBR_WIDTH)},
+            )
+        return read
 
     def elaborate(self, platform):
         m = Module()
-        # Flip-flops, not RAM: Yosys maps ECP5 block RAM with REGMODE NOREG, whose 5.8 ns read
-        # sets the clock (114 MHz on the 8x8 array), and distributed RAM for the 8x8 array's
-        # 177-bit rows left nextpnr-ecp5 unable to finish routing.  The buffer is shallow.
-        m.submodules.storage = storage = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[],
-                                                       attrs={"ram_style": "logic"})
-        wr = storage.write_port()
-        rd = storage.read_port(domain="sync", transparent_for=())
+        latency = _read_latency(self.memory)
 
         def advance(ptr):
             return Mux(ptr == self.depth - 1, 0, ptr + 1)
 
         w_ptr = Signal(range(self.depth))
         r_ptr = Signal(range(self.depth))
-        m.d.comb += [wr.addr.eq(w_ptr), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
         with m.If(self.w_en):
             m.d.sync += w_ptr.eq(advance(w_ptr))
+        read_data = self._storage(m, w_ptr, r_ptr)
 
-        # Entries in RAM not yet fetched (``stored``, with ``nonempty`` kept as a flag of its own
-        # so that fetch is two gates from flip-flops); entries fetched but not yet taken are at
-        # most two: one in flight from the RAM, the rest queued in ``head`` and ``second``.
+        # Entries in memory not yet fetched (``stored``, with ``nonempty`` kept as a flag of its
+        # own so that fetch is two gates from flip-flops); fetched entries are in flight for
+        # ``latency`` cycles (the memory is read at r_ptr every cycle: no wide read enable),
+        # then wait in the output queue of latency + 1 registers.
         stored = Signal(range(self.depth + 1))
         nonempty = Signal()
-        in_flight = Signal()
-        valid = Signal()          # head holds an entry (queued >= 1)
-        full = Signal()           # second holds one too (queued == 2)
+        in_flight = Signal(latency)
+        size = latency + 1
+        queued = Signal(size + 1, init=1)   # one-hot: queued[n] when n entries wait
+        queue = [Signal(self.width, name=f"queue_{i}") for i in range(size)]
+        valid = Signal()                    # queue_0 holds an entry
         pop = valid & self.r.ready
+        arrive = in_flight[-1]
+        occupancy = Signal(range(2 * size + 2))
+        m.d.comb += occupancy.eq(sum(queued[n] * n for n in range(1, size + 1)) + sum(in_flight) - pop)
         fetch = Signal()
-        m.d.comb += [
-            fetch.eq(nonempty & ((valid + full + in_flight - pop) <= 1)),
-            # The read port reads r_ptr every cycle; what a fetch reads arrives a cycle later,
-            # marked by in_flight.  No enable means no wide enable net.
-            rd.addr.eq(r_ptr),
-            rd.en.eq(1),
-        ]
+        m.d.comb += fetch.eq(nonempty & (occupancy <= latency))
         m.d.sync += [
             stored.eq(stored + self.w_en - fetch),
             nonempty.eq(Mux(fetch, (stored >= 2) | ((stored == 1) & self.w_en), (stored != 0) | self.w_en)),
-            in_flight.eq(fetch),
+            in_flight.eq(Cat(fetch, in_flight[:-1])),
         ]
         with m.If(fetch):
             m.d.sync += r_ptr.eq(advance(r_ptr))
 
-        # The payload registers' enables: head's is one gate of (valid, ready, in_flight); second
-        # takes every arrival (harmless when the arrival goes to head).  So r.ready fans out
-        # through a single LUT to the wide payload register.
-        head, second = Signal(self.width), Signal(self.width)
-        queued_next = Signal(range(3))
-        m.d.comb += queued_next.eq(valid + full + in_flight - pop)
-        m.d.sync += [valid.eq(queued_next != 0), full.eq(queued_next == 2)]
-        with m.If(pop | (in_flight & ~valid)):
-            m.d.sync += head.eq(Mux(full, second, rd.data))
-        with m.If(in_flight):
-            m.d.sync += second.eq(rd.data)
-        m.d.comb += [self.r.payload.eq(head), self.r.valid.eq(valid)]
+        # The queue shifts down on a pop; an arrival lands behind the entries that stay.  Every
+        # select is a gate of the one-hot count, pop and arrive, all from flip-flops but ready.
+        after_pop = [Mux(pop, queued[n + 1], queued[n]) for n in range(size)]   # (n entries remain)
+        for i in range(size):
+            below = queue[i + 1] if i + 1 < size else queue[i]
+            with m.If(arrive & after_pop[i]):
+                m.d.sync += queue[i].eq(read_data)
+            with m.Elif(pop):
+                m.d.sync += queue[i].eq(below)
+        next_count = Signal(size + 1)
+        for n in range(size + 1):
+            # n entries after this cycle: (n + pop - arrive) were queued before it.
+            sources = [queued[n + 1] & pop & ~arrive if n + 1 <= size else 0,
+                       queued[n] & (pop == arrive),
+                       queued[n - 1] & arrive & ~pop if n >= 1 else 0]
+            m.d.comb += next_count[n].eq(sources[0] | sources[1] | sources[2])
+        m.d.sync += [queued.eq(next_count), valid.eq(~next_count[0])]
+        m.d.comb += [self.r.payload.eq(queue[0]), self.r.valid.eq(valid)]
         return m

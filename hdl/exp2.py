@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal
 
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -72,20 +72,20 @@ class Reciprocal(wiring.Component):
         # leading one, so the partial remainder starts at 2^(W-1) and doubles each step.
         remainder = Signal(w + 1)
         m.d.comb += remainder.eq(1 << (w - 1))
-        quotient = Signal(0)
+        quotient = None
         stage_divisor, stage_exp, stage_zero = divisor, exp_2, zero_2
         for step in range(r_bits + 1):
             trial = Signal(w + 2, name=f"trial_{step}")
             m.d.comb += trial.eq(remainder - stage_divisor)
             fits = ~trial[w + 1]
             next_remainder = Signal(w + 1, name=f"rem_{step}")
-            next_quotient = Signal(len(quotient) + 1, name=f"quot_{step}")
+            next_quotient = Signal(step + 1, name=f"quot_{step}")
             next_divisor = Signal(w, name=f"div_{step}")
             next_exp, next_zero = Signal.like(exp, name=f"exp_{step}"), Signal(name=f"zero_{step}")
             # The remainder stays below the divisor (< 2^W), so doubling it fits W + 1 bits.
             m.d.sync += [
                 next_remainder.eq(Mux(fits, trial[:w], remainder[:w]) << 1),
-                next_quotient.eq(Cat(fits, quotient)),
+                next_quotient.eq(fits if quotient is None else Cat(fits, quotient)),
                 next_divisor.eq(stage_divisor),
                 next_exp.eq(stage_exp),
                 next_zero.eq(stage_zero),

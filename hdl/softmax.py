@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from sim.golden import RESCALE_EXP_MAX, Numerics
 
-from .credit_fifo import CreditFIFO
+from .credit_fifo import CreditFIFO, check_fifo_memory, fifo_latency
 from .exp2 import Exp2Mantissa
 from .multiplier import Multiplier, check_multiplier
 from .params import positive_int, reject_unknown
@@ -26,6 +26,7 @@ SOFTMAX_DEFAULTS = {
     "score_width": 22,
     "max_seq_len": 1024,
     "multiplier": "generic",
+    "fifo_memory": "registers",
     "numerics": None,
 }
 
@@ -54,6 +55,7 @@ def softmax_params(**params) -> dict:
     # Plain data, so that parameters serialize into manifests and cache keys.
     p["numerics"] = dataclasses.asdict(nm)
     check_multiplier(a_width=1, b_width=1, a_signed=True, b_signed=True, target=p["multiplier"])
+    check_fifo_memory(p["fifo_memory"])
     if p["multiplier"] == "ecp5":
         # Score x M and row sum x mantissa: the first operand may take two MULT18X18D, the second one.
         limits = [("score_width", p["score_width"], 35), ("numerics.mult_width", nm.mult_width, 17),
@@ -110,6 +112,8 @@ class SoftmaxUnit(wiring.Component):
     multiplier : "generic" or "ecp5"
         The score and row-sum multipliers (:class:`~hdl.multiplier.Multiplier`; ``ecp5``
         splits operands wider than one MULT18X18D over two).
+    fifo_memory : "registers" or "ecp5"
+        Storage of the two output FIFOs (:class:`~hdl.credit_fifo.CreditFIFO`).
     numerics : dict or Numerics
         Number formats (docs/numerics.md, section 9); missing fields take their defaults.
 
@@ -200,6 +204,10 @@ class SoftmaxUnit(wiring.Component):
         return s
 
     @property
+    def _fifo_latency(self) -> int:
+        return fifo_latency(self.params["fifo_memory"])
+
+    @property
     def slot_recurrence(self) -> int:
         # Each state loop presents its read address a stage before the data is used and writes
         # at the end of stage `write`; the next beat of the slot must present its address after
@@ -212,30 +220,29 @@ class SoftmaxUnit(wiring.Component):
     def probs_fifo_depth(self) -> int:
         # Entries reserved at accept and released a cycle after they leave: everything in
         # flight plus the FIFO's own latency and the release delay.
-        return self._stages["probs"] + 1 + 3 + 2
+        return self._stages["probs"] + 1 + self._fifo_latency + 2
 
     @property
     def sums_fifo_depth(self) -> int:
-        return self._stages["recip"] + 1 + 3 + 2
+        return self._stages["recip"] + 1 + self._fifo_latency + 2
 
     @property
     def latency(self) -> int:
-        return 1 + self._stages["probs"] + 1 + 3 - 1
+        return 1 + self._stages["probs"] + self._fifo_latency
 
     @property
     def sum_latency(self) -> int:
-        return 1 + self._stages["recip"] + 1 + 3 - 1
+        return 1 + self._stages["recip"] + self._fifo_latency
 
     def elaborate(self, platform):
         m = Module()
-        nm, p, s = self.numerics, self.params, self._stages
+        nm, s = self.numerics, self._stages
         lanes, F, P, T = self.lanes, nm.logit_frac_bits, nm.prob_frac_bits, nm.logit_width
-        slot_shape = unsigned(_clog2(self.slots))
 
         m.submodules.probs_fifo = probs_fifo = CreditFIFO(width=len(self.probs.payload.as_value()),
-                                                          depth=self.probs_fifo_depth)
+                                                          depth=self.probs_fifo_depth, memory=self.params["fifo_memory"])
         m.submodules.sums_fifo = sums_fifo = CreditFIFO(width=len(self.sums.payload.as_value()),
-                                                        depth=self.sums_fifo_depth)
+                                                        depth=self.sums_fifo_depth, memory=self.params["fifo_memory"])
 
         # --- admission: credits in both FIFOs, and the slot hazard -------------------------------
         def credit_counter(name, depth, admit, release):

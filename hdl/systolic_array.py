@@ -6,7 +6,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .credit_fifo import CreditFIFO
+from .credit_fifo import CreditFIFO, check_fifo_memory, fifo_latency
 from .multiplier import check_multiplier, multiplier_latency
 from .params import boolean, positive_int, reject_unknown
 from .pe import ProcessingElement, accumulator_shape, operand_shape
@@ -24,6 +24,7 @@ ARRAY_DEFAULTS = {
     "max_reduction": 64,
     "acc_width": None,
     "multiplier": "generic",
+    "fifo_memory": "registers",
     "result_tiles": None,
 }
 
@@ -37,9 +38,9 @@ def _min_tile_spacing(rows: int, cols: int) -> int:
     return rows
 
 
-def _result_latency(rows: int, cols: int, multiplier: str) -> int:
+def _result_latency(rows: int, cols: int, multiplier: str, fifo_memory: str) -> int:
     # input register + skew/hops to PE (R-1, C-1) + PE + drain-chain load + result FIFO
-    return 1 + (rows - 1) + (cols - 1) + _pe_latency(multiplier) + 1 + 3
+    return 1 + (rows - 1) + (cols - 1) + _pe_latency(multiplier) + 1 + fifo_latency(fifo_memory)
 
 
 def array_params(**params) -> dict:
@@ -59,6 +60,7 @@ def array_params(**params) -> dict:
     positive_int("max_reduction", p["max_reduction"], at_most=1 << 24)
     check_multiplier(a_width=p["a_width"], b_width=p["b_width"], a_signed=p["a_signed"], b_signed=p["b_signed"],
                      target=p["multiplier"])
+    check_fifo_memory(p["fifo_memory"])
     needed = accumulator_shape(p["a_width"], p["a_signed"], p["b_width"], p["b_signed"], p["max_reduction"]).width
     if p["acc_width"] is None:
         p["acc_width"] = needed
@@ -72,10 +74,11 @@ def array_params(**params) -> dict:
         # Credits are held from a tile's last step until its rows have left: latency + rows
         # cycles, plus one for the release register.  (The cycle model confirms this is the
         # smallest depth at which tiles of max_reduction steps never wait.)
-        held = _result_latency(p["rows"], p["cols"], p["multiplier"]) + p["rows"] + 1
+        held = _result_latency(p["rows"], p["cols"], p["multiplier"], p["fifo_memory"]) + p["rows"] + 1
         p["result_tiles"] = -(-held // p["max_reduction"])
     else:
         positive_int("result_tiles", p["result_tiles"], at_most=64)
+    check_fifo_memory(p["fifo_memory"], p["rows"] * p["result_tiles"])
     return p
 
 
@@ -119,6 +122,9 @@ class SystolicArray(wiring.Component):
         Accumulator width; ``None`` derives the exact one, narrower saturates.
     multiplier : "generic" or "ecp5"
         Multiplier implementation (:class:`~hdl.multiplier.Multiplier`).
+    fifo_memory : "registers" or "ecp5"
+        Storage of the result FIFO (:class:`~hdl.credit_fifo.CreditFIFO`): flip-flops,
+        or ECP5 block RAM with output registers (no wide read multiplexer).
     result_tiles : int or None
         Result FIFO depth in tiles (``rows`` entries each); ``None`` derives one
         deep enough for the shortest tiles to stream without credit stalls.
@@ -159,7 +165,7 @@ class SystolicArray(wiring.Component):
 
     @property
     def latency(self) -> int:
-        return _result_latency(self.rows, self.cols, self.params["multiplier"])
+        return _result_latency(self.rows, self.cols, self.params["multiplier"], self.params["fifo_memory"])
 
     @property
     def min_tile_spacing(self) -> int:
@@ -211,7 +217,7 @@ class SystolicArray(wiring.Component):
             for j in range(cols):
                 m.submodules[f"pe_{i}_{j}"] = pes[i][j]
         m.submodules.results = results = CreditFIFO(width=len(self.c.payload.as_value()),
-                                                    depth=self.result_fifo_depth)
+                                                    depth=self.result_fifo_depth, memory=p["fifo_memory"])
 
         # --- admission: join of a and b, credits for the result FIFO, spacing of tile ends.
         # Both conditions are registered flags computed from next-state values, so the
