@@ -184,9 +184,15 @@ def test_other_number_formats_are_bit_exact_too():
 
 
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
-def test_ecp5_dsp_multipliers_split_over_two_blocks_are_bit_exact(sim):
-    """multiplier="ecp5": 22-bit scores and 26-bit row sums each take two MULT18X18D (with the
-    simulation model of hdl/models), joined by a fabric adder."""
-    report = simulate_softmax(dict(lanes=3, slots=5, multiplier="ecp5"), sim=sim, seed=2, groups=_groups(3, 5),
-                              idle=0.2, stall=0.2)
+def test_ecp5_primitives_are_bit_exact(sim):
+    """multiplier="ecp5": 22-bit scores and 26-bit row sums each take two MULT18X18D, joined by a
+    fabric adder; fifo_memory="ecp5": both output FIFOs in DP16KD block RAM (simulation models of
+    hdl/models).  Latencies and full rate hold as reported."""
+    params = dict(lanes=3, slots=8, multiplier="ecp5", fifo_memory="ecp5")
+    report = simulate_softmax(params, sim=sim, seed=2, groups=_groups(3, 8), idle=0.3, stall=0.3)
     assert report["passed"]
+    unit = SoftmaxUnit(**params)
+    unit._MustUse__silence = True
+    clean = simulate_softmax(params, sim=sim, seed=3, groups=[dict(rows=8, keys=3), dict(rows=8, keys=20)])
+    assert clean["passed"] and clean["cycles"] == clean["beats"]
+    assert (clean["probs_delay"], clean["sums_delay"]) == (unit.latency, unit.sum_latency)

@@ -126,3 +126,15 @@ def test_ecp5_dsp_primitive_path_matches_the_golden_model(sim, a_width, a_signed
     assert report["passed"]
     clean = simulate_array(params, sim=sim, seed=22, tiles=[16, 16, 3])
     assert clean["cycles"] == clean["model_cycles"]
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_result_fifo_in_ecp5_block_ram(sim):
+    """fifo_memory="ecp5": the result FIFO in DP16KD block RAM (output register on, simulation model
+    in hdl/models) with both ECP5 primitives; the cycle model follows its one cycle more of latency."""
+    params = dict(rows=3, cols=4, max_reduction=16, multiplier="ecp5", fifo_memory="ecp5")
+    report = simulate_array(params, sim=sim, seed=31, tiles=[16, 1, 5, 16, 3, 16], operands="mixed",
+                            idle=0.3, stall=0.4)
+    assert report["passed"]
+    clean = simulate_array(params, sim=sim, seed=32, tiles=[16, 3, 16, 1, 16, 16])
+    assert clean["cycles"] == clean["model_cycles"] and clean["latency"] == 1 + 2 + 3 + 6 + 1 + 4
