@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, ClockSignal, Const, Instance, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -43,9 +43,10 @@ class CreditFIFO(wiring.Component):
     with its level comparison.  Writing into a full buffer is the writer's
     error and overwrites the oldest entry.
 
-    The read side prefetches into an output queue one entry longer than the
-    memory's read latency, so ``r`` runs at one entry per cycle under any
-    pattern of ``r.ready`` and its payload and valid come from registers.
+    The read side prefetches into an output register and a ring of as many
+    registers as the memory's read latency, so ``r`` runs at one entry per
+    cycle under any pattern of ``r.ready``, its payload and valid come from
+    registers, and ``r.ready`` reaches the wide registers through one gate.
 
     Parameters
     ----------
@@ -136,18 +137,21 @@ class CreditFIFO(wiring.Component):
         # Entries in memory not yet fetched (``stored``, with ``nonempty`` kept as a flag of its
         # own so that fetch is two gates from flip-flops); fetched entries are in flight for
         # ``latency`` cycles (the memory is read at r_ptr every cycle: no wide read enable),
-        # then wait in the output queue of latency + 1 registers.
+        # then wait in a ring of ``latency`` registers behind the output register.
         stored = Signal(range(self.depth + 1))
         nonempty = Signal()
         in_flight = Signal(latency)
-        size = latency + 1
-        queued = Signal(size + 1, init=1)   # one-hot: queued[n] when n entries wait
-        queue = [Signal(self.width, name=f"queue_{i}") for i in range(size)]
-        valid = Signal()                    # queue_0 holds an entry
-        pop = valid & self.r.ready
         arrive = in_flight[-1]
-        occupancy = Signal(range(2 * size + 2))
-        m.d.comb += occupancy.eq(sum(queued[n] * n for n in range(1, size + 1)) + sum(in_flight) - pop)
+        ring = [Signal(self.width, name=f"ring_{i}") for i in range(latency)]
+        ring_w = Signal(range(latency))
+        ring_r = Signal(range(latency))
+        ring_count = Signal(range(latency + 1))
+        ring_empty = Signal(init=1)
+        valid = Signal()                     # the output register holds an entry
+        out_free = ~valid | self.r.ready     # the output register loads this cycle
+        pop = valid & self.r.ready
+        occupancy = Signal(range(2 * latency + 3))
+        m.d.comb += occupancy.eq(valid + ring_count + sum(in_flight) - pop)
         fetch = Signal()
         m.d.comb += fetch.eq(nonempty & (occupancy <= latency))
         m.d.sync += [
@@ -158,22 +162,28 @@ class CreditFIFO(wiring.Component):
         with m.If(fetch):
             m.d.sync += r_ptr.eq(advance(r_ptr))
 
-        # The queue shifts down on a pop; an arrival lands behind the entries that stay.  Every
-        # select is a gate of the one-hot count, pop and arrive, all from flip-flops but ready.
-        after_pop = [Mux(pop, queued[n + 1], queued[n]) for n in range(size)]   # (n entries remain)
-        for i in range(size):
-            below = queue[i + 1] if i + 1 < size else queue[i]
-            with m.If(arrive & after_pop[i]):
-                m.d.sync += queue[i].eq(read_data)
-            with m.Elif(pop):
-                m.d.sync += queue[i].eq(below)
-        next_count = Signal(size + 1)
-        for n in range(size + 1):
-            # n entries after this cycle: (n + pop - arrive) were queued before it.
-            sources = [queued[n + 1] & pop & ~arrive if n + 1 <= size else 0,
-                       queued[n] & (pop == arrive),
-                       queued[n - 1] & arrive & ~pop if n >= 1 else 0]
-            m.d.comb += next_count[n].eq(sources[0] | sources[1] | sources[2])
-        m.d.sync += [queued.eq(next_count), valid.eq(~next_count[0])]
-        m.d.comb += [self.r.payload.eq(queue[0]), self.r.valid.eq(valid)]
+        # r.ready reaches the wide registers through one gate: the output register's enable
+        # (~valid | ready).  Its data comes from the ring or, when the ring is empty, straight
+        # from the memory, selected by registers.  Every arrival is written into the ring at
+        # ring_w (an enable of registers only); it is kept there, by advancing ring_w, unless
+        # it went straight to the output.
+        def step(ptr):
+            return Mux(ptr == latency - 1, 0, ptr + 1) if latency > 1 else ptr
+
+        for i, entry in enumerate(ring):
+            with m.If(arrive & (ring_w == i)):
+                m.d.sync += entry.eq(read_data)
+        from_ring = ~ring_empty & out_free
+        bypass = arrive & ring_empty & out_free
+        kept = arrive & ~bypass
+        with m.If(out_free):
+            m.d.sync += self.r.payload.eq(Mux(ring_empty, read_data, Array(ring)[ring_r]))
+        m.d.sync += valid.eq(Mux(out_free, ~ring_empty | arrive, 1))
+        with m.If(kept):
+            m.d.sync += ring_w.eq(step(ring_w))
+        with m.If(from_ring):
+            m.d.sync += ring_r.eq(step(ring_r))
+        count_next = ring_count + kept - from_ring
+        m.d.sync += [ring_count.eq(count_next), ring_empty.eq(count_next == 0)]
+        m.d.comb += self.r.valid.eq(valid)
         return m
