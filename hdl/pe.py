@@ -118,7 +118,9 @@ class ProcessingElement(wiring.Component):
 
         acc = Signal(self._acc_shape)
         finished = Signal()
-        total = Mux(first, mul.product, acc + mul.product)
+        # The first product of a tile enters through a gated adder input, not a multiplexer after
+        # the adder: the gate folds into the carry chain's own LUTs (one logic level less).
+        total = Mux(first, 0, acc) + mul.product
         m.d.sync += [finished.eq(valid & last), self.result_valid.eq(finished)]
         with m.If(valid):
             m.d.sync += acc.eq(self._clip(total) if self._saturate else total)
