@@ -109,10 +109,14 @@ class ProcessingElement(wiring.Component):
         ]
         m.d.comb += [mul.a.eq(self.a_out), mul.b.eq(self.b_out)]
 
-        # Flags ride along the multiplier pipeline so they meet their product.
+        # Flags ride along the multiplier pipeline so they meet their product.  All PEs on one
+        # anti-diagonal see the same flags at the same time, and Yosys would merge their
+        # registers into one that drives the whole diagonal across the chip: keep each PE's own.
         valid, first, last = self.valid_out, self.first_out, self.last_out
+        keep = {"keep": 1}
         for stage in range(mul.latency):
-            v, f, l = Signal(name=f"valid_m{stage}"), Signal(name=f"first_m{stage}"), Signal(name=f"last_m{stage}")
+            v, f, l = (Signal(name=f"valid_m{stage}", attrs=keep), Signal(name=f"first_m{stage}", attrs=keep),
+                       Signal(name=f"last_m{stage}", attrs=keep))
             m.d.sync += [v.eq(valid), f.eq(first), l.eq(last)]
             valid, first, last = v, f, l
 
