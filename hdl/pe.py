@@ -109,22 +109,18 @@ class ProcessingElement(wiring.Component):
         ]
         m.d.comb += [mul.a.eq(self.a_out), mul.b.eq(self.b_out)]
 
-        # Flags ride along the multiplier pipeline so they meet their product.  All PEs on one
-        # anti-diagonal see the same flags at the same time, and Yosys would merge their
-        # registers into one that drives the whole diagonal across the chip: keep each PE's own.
+        # Flags ride along the multiplier pipeline so they meet their product.  (All PEs on one
+        # anti-diagonal see the same flags at the same time; Yosys merges their registers, so
+        # the flags reach the accumulators late in the path: the multiplexer after the adder.)
         valid, first, last = self.valid_out, self.first_out, self.last_out
-        keep = {"keep": 1}
         for stage in range(mul.latency):
-            v, f, l = (Signal(name=f"valid_m{stage}", attrs=keep), Signal(name=f"first_m{stage}", attrs=keep),
-                       Signal(name=f"last_m{stage}", attrs=keep))
+            v, f, l = Signal(name=f"valid_m{stage}"), Signal(name=f"first_m{stage}"), Signal(name=f"last_m{stage}")
             m.d.sync += [v.eq(valid), f.eq(first), l.eq(last)]
             valid, first, last = v, f, l
 
         acc = Signal(self._acc_shape)
         finished = Signal()
-        # The first product of a tile enters through a gated adder input, not a multiplexer after
-        # the adder: the gate folds into the carry chain's own LUTs (one logic level less).
-        total = Mux(first, 0, acc) + mul.product
+        total = Mux(first, mul.product, acc + mul.product)
         m.d.sync += [finished.eq(valid & last), self.result_valid.eq(finished)]
         with m.If(valid):
             m.d.sync += acc.eq(self._clip(total) if self._saturate else total)
