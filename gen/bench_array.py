@@ -7,6 +7,7 @@ parts, about 30 minutes on 2 cores) or pick parts with ``--parts``.
 from __future__ import annotations
 
 import concurrent.futures as futures
+import subprocess
 from pathlib import Path
 
 from .bench_docs import DOCS, write_page
@@ -62,6 +63,8 @@ def _area(jobs: int, sizes) -> list[str]:
     return lines
 
 
+#: Seconds one place-and-route may take before the point is reported as not routed.
+PNR_TIMEOUT = 15 * 60
 #: (multiplier, fifo_memory) of the Fmax table: what Yosys infers, then the ECP5 primitives.
 FMAX_CONFIGS = [("generic", "registers"), ("ecp5", "registers"), ("ecp5", "ecp5")]
 
@@ -72,7 +75,10 @@ def _fmax_job(multiplier, fifo_memory, seed):
     from .pnr import fmax_ecp5
 
     array = SystolicArray(rows=8, cols=8, max_reduction=DEPTH, multiplier=multiplier, fifo_memory=fifo_memory)
-    return fmax_ecp5(array, seeds=(seed,))["per_seed"][0]
+    try:
+        return fmax_ecp5(array, seeds=(seed,), timeout=PNR_TIMEOUT)["per_seed"][0]
+    except subprocess.TimeoutExpired:
+        return None
 
 
 def _fmax(seeds, jobs: int) -> list[str]:
@@ -84,8 +90,10 @@ def _fmax(seeds, jobs: int) -> list[str]:
     lines = ["| array | multiplier | result FIFO | Fmax per seed (MHz) | median |", "|---|---|---|---|---|"]
     for mul, mem in FMAX_CONFIGS:
         per_seed = [found[(mul, mem, seed)] for seed in seeds]
-        lines.append(f"| 8×8 | {mul} | {mem} | {', '.join(f'{f:.1f}' for f in per_seed)} | "
-                     f"**{statistics.median(per_seed):.1f}** |")
+        shown = ", ".join("no route in 15 min" if f is None else f"{f:.1f}" for f in per_seed)
+        done = [f for f in per_seed if f is not None]
+        median = f"**{statistics.median(done):.1f}**" if done else "–"
+        lines.append(f"| 8×8 | {mul} | {mem} | {shown} | {median} |")
     return lines
 
 

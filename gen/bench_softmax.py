@@ -10,6 +10,7 @@ input range allows.
 from __future__ import annotations
 
 import concurrent.futures as futures
+import subprocess
 import math
 from pathlib import Path
 
@@ -120,6 +121,8 @@ def _area(jobs: int) -> list[str]:
     return lines
 
 
+#: Seconds one place-and-route may take before the point is reported as not routed.
+PNR_TIMEOUT = 15 * 60
 #: (multiplier, fifo_memory) of the Fmax table: what Yosys infers, then the ECP5 primitives.
 FMAX_CONFIGS = [("generic", "registers"), ("ecp5", "ecp5")]
 
@@ -130,7 +133,10 @@ def _fmax_job(multiplier, fifo_memory, seed):
     from .pnr import fmax_ecp5
 
     unit = SoftmaxUnit(**DEFAULT, multiplier=multiplier, fifo_memory=fifo_memory)
-    return fmax_ecp5(unit, seeds=(seed,))["per_seed"][0]
+    try:
+        return fmax_ecp5(unit, seeds=(seed,), timeout=PNR_TIMEOUT)["per_seed"][0]
+    except subprocess.TimeoutExpired:
+        return None
 
 
 def _fmax(seeds, jobs: int) -> list[str]:
@@ -142,8 +148,11 @@ def _fmax(seeds, jobs: int) -> list[str]:
     lines = ["| unit | multiplier | FIFOs | Fmax per seed (MHz) | median | goal |", "|---|---|---|---|---|---|"]
     for mul, mem in FMAX_CONFIGS:
         per_seed = [found[(mul, mem, seed)] for seed in seeds]
+        shown = ", ".join("no route in 15 min" if f is None else f"{f:.1f}" for f in per_seed)
+        done = [f for f in per_seed if f is not None]
+        median = f"**{statistics.median(done):.1f}**" if done else "–"
         lines.append(f"| softmax, {DEFAULT['lanes']} lanes × {DEFAULT['slots']} slots | {mul} | {mem} | "
-                     f"{', '.join(f'{f:.1f}' for f in per_seed)} | **{statistics.median(per_seed):.1f}** | 200 |")
+                     f"{shown} | {median} | 200 |")
     return lines
 
 
