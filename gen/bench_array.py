@@ -7,7 +7,6 @@ parts, about 30 minutes on 2 cores) or pick parts with ``--parts``.
 from __future__ import annotations
 
 import concurrent.futures as futures
-import subprocess
 from pathlib import Path
 
 from .bench_docs import DOCS, write_page
@@ -63,36 +62,23 @@ def _area(jobs: int, sizes) -> list[str]:
     return lines
 
 
-#: Seconds one place-and-route may take before the point is reported as not routed.
-PNR_TIMEOUT = 15 * 60
 #: (multiplier, fifo_memory) of the Fmax table: what Yosys infers, then the ECP5 primitives.
 FMAX_CONFIGS = [("generic", "registers"), ("ecp5", "registers"), ("ecp5", "ecp5")]
 
 
-def _fmax_job(multiplier, fifo_memory, seed):
+def _fmax_array(multiplier, fifo_memory):
     from hdl.systolic_array import SystolicArray
 
-    from .pnr import fmax_ecp5
-
-    array = SystolicArray(rows=8, cols=8, max_reduction=DEPTH, multiplier=multiplier, fifo_memory=fifo_memory)
-    try:
-        return fmax_ecp5(array, seeds=(seed,), timeout=PNR_TIMEOUT)["per_seed"][0]
-    except subprocess.TimeoutExpired:
-        return None
+    return SystolicArray(rows=8, cols=8, max_reduction=DEPTH, multiplier=multiplier, fifo_memory=fifo_memory)
 
 
 def _fmax(seeds, jobs: int) -> list[str]:
-    import statistics
+    from .pnr import fmax_cells, fmax_sweep
 
-    points = [(mul, mem, seed) for mul, mem in FMAX_CONFIGS for seed in seeds]
-    with futures.ProcessPoolExecutor(max_workers=jobs) as pool:
-        found = dict(zip(points, pool.map(_fmax_job, *zip(*points))))
+    found = fmax_sweep(_fmax_array, FMAX_CONFIGS, seeds, jobs=jobs)
     lines = ["| array | multiplier | result FIFO | Fmax per seed (MHz) | median |", "|---|---|---|---|---|"]
-    for mul, mem in FMAX_CONFIGS:
-        per_seed = [found[(mul, mem, seed)] for seed in seeds]
-        shown = ", ".join("no route in 15 min" if f is None else f"{f:.1f}" for f in per_seed)
-        done = [f for f in per_seed if f is not None]
-        median = f"**{statistics.median(done):.1f}**" if done else "–"
+    for (mul, mem), per_seed in found.items():
+        shown, median = fmax_cells(per_seed)
         lines.append(f"| 8×8 | {mul} | {mem} | {shown} | {median} |")
     return lines
 

@@ -10,7 +10,6 @@ input range allows.
 from __future__ import annotations
 
 import concurrent.futures as futures
-import subprocess
 import math
 from pathlib import Path
 
@@ -121,36 +120,23 @@ def _area(jobs: int) -> list[str]:
     return lines
 
 
-#: Seconds one place-and-route may take before the point is reported as not routed.
-PNR_TIMEOUT = 15 * 60
 #: (multiplier, fifo_memory) of the Fmax table: what Yosys infers, then the ECP5 primitives.
 FMAX_CONFIGS = [("generic", "registers"), ("ecp5", "ecp5")]
 
 
-def _fmax_job(multiplier, fifo_memory, seed):
+def _fmax_unit(multiplier, fifo_memory):
     from hdl.softmax import SoftmaxUnit
 
-    from .pnr import fmax_ecp5
-
-    unit = SoftmaxUnit(**DEFAULT, multiplier=multiplier, fifo_memory=fifo_memory)
-    try:
-        return fmax_ecp5(unit, seeds=(seed,), timeout=PNR_TIMEOUT)["per_seed"][0]
-    except subprocess.TimeoutExpired:
-        return None
+    return SoftmaxUnit(**DEFAULT, multiplier=multiplier, fifo_memory=fifo_memory)
 
 
 def _fmax(seeds, jobs: int) -> list[str]:
-    import statistics
+    from .pnr import fmax_cells, fmax_sweep
 
-    points = [(mul, mem, seed) for mul, mem in FMAX_CONFIGS for seed in seeds]
-    with futures.ProcessPoolExecutor(max_workers=jobs) as pool:
-        found = dict(zip(points, pool.map(_fmax_job, *zip(*points))))
+    found = fmax_sweep(_fmax_unit, FMAX_CONFIGS, seeds, jobs=jobs)
     lines = ["| unit | multiplier | FIFOs | Fmax per seed (MHz) | median | goal |", "|---|---|---|---|---|---|"]
-    for mul, mem in FMAX_CONFIGS:
-        per_seed = [found[(mul, mem, seed)] for seed in seeds]
-        shown = ", ".join("no route in 15 min" if f is None else f"{f:.1f}" for f in per_seed)
-        done = [f for f in per_seed if f is not None]
-        median = f"**{statistics.median(done):.1f}**" if done else "–"
+    for (mul, mem), per_seed in found.items():
+        shown, median = fmax_cells(per_seed)
         lines.append(f"| softmax, {DEFAULT['lanes']} lanes × {DEFAULT['slots']} slots | {mul} | {mem} | "
                      f"{shown} | {median} | 200 |")
     return lines

@@ -88,13 +88,26 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def _simulate(run) -> tuple[dict, bool]:
+    """Run a simulation; a mismatch becomes a failed report, not an exception."""
+    from sim.runner import SimulationFailure
+
+    try:
+        return run(), True
+    except SimulationFailure as e:
+        return {"passed": False, "error": str(e)}, False
+
+
+def _print_json(args, params, report, passed) -> int:
+    print(json.dumps({"unit": args.unit, "parameters": params, **report}, indent=1))
+    return 0 if passed else 1
+
+
 def cmd_sim(args) -> int:
     if args.unit == "softmax":
         return _sim_softmax(args)
     if args.keys is not None:
         raise CliError("--keys applies to the softmax unit; the array takes --tiles and --depth")
-    from sim.runner import SimulationFailure
-
     from .simulate import simulate_array
 
     params = _unit_params(args)
@@ -103,15 +116,10 @@ def cmd_sim(args) -> int:
         tiles = [args.depth] * 4
     if tiles is not None and not tiles:
         raise CliError("--tiles must be a positive integer, not 0")
-    try:
-        report = simulate_array(params, sim=args.sim, seed=args.seed, tiles=tiles, idle=args.idle,
-                                stall=args.stall)
-        passed = True
-    except SimulationFailure as e:
-        report, passed = {"passed": False, "error": str(e)}, False
+    report, passed = _simulate(lambda: simulate_array(params, sim=args.sim, seed=args.seed, tiles=tiles,
+                                                      idle=args.idle, stall=args.stall))
     if args.json:
-        print(json.dumps({"unit": args.unit, "parameters": params, **report}, indent=1))
-        return 0 if passed else 1
+        return _print_json(args, params, report, passed)
     shape = f"{params['rows']}x{params['cols']}"
     kinds = f"a {'s' if params['a_signed'] else 'u'}{params['a_width']}, b {'s' if params['b_signed'] else 'u'}{params['b_width']}"
     print(f"attn-rtl sim: {args.unit} {shape} ({kinds}, acc {params['acc_width']} bits) on {args.sim}, seed {args.seed}")
@@ -127,8 +135,6 @@ def cmd_sim(args) -> int:
 
 
 def _sim_softmax(args) -> int:
-    from sim.runner import SimulationFailure
-
     from .simulate import simulate_softmax
 
     if args.tiles is not None or args.depth is not None:
@@ -139,15 +145,10 @@ def _sim_softmax(args) -> int:
         raise CliError(f"--keys must be from 1 to max_seq_len = {params['max_seq_len']}, not {keys}")
     # One query block of every slot: random scores with a random mask, key tiles in random order.
     groups = [dict(rows=params["slots"], keys=keys, mask="random", order="random")]
-    try:
-        report = simulate_softmax(params, sim=args.sim, seed=args.seed, groups=groups, idle=args.idle,
-                                  stall=args.stall)
-        passed = True
-    except SimulationFailure as e:
-        report, passed = {"passed": False, "error": str(e)}, False
+    report, passed = _simulate(lambda: simulate_softmax(params, sim=args.sim, seed=args.seed, groups=groups,
+                                                        idle=args.idle, stall=args.stall))
     if args.json:
-        print(json.dumps({"unit": args.unit, "parameters": params, **report}, indent=1))
-        return 0 if passed else 1
+        return _print_json(args, params, report, passed)
     print(f"attn-rtl sim: softmax, {params['lanes']} lanes, {params['slots']} slots, scores of "
           f"{params['score_width']} bits on {args.sim}, seed {args.seed}")
     if not passed:

@@ -16,7 +16,7 @@ from hdl.pin_wrapper import PinWrapper
 
 from .synth import _first_run_lock, _yowasp_env
 
-__all__ = ["ECP5_DEVICE", "fmax_ecp5"]
+__all__ = ["ECP5_DEVICE", "fmax_ecp5", "fmax_sweep", "fmax_cells"]
 
 #: The part the figures in docs/ are for: LFE5U-85F, CABGA381, speed grade 6.
 ECP5_DEVICE = ["--85k", "--package", "CABGA381", "--speed", "6"]
@@ -58,3 +58,35 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
                                    + (run.stdout + run.stderr)[-2000:])
             results.append(float(found[-1]))
     return {"fmax_mhz": statistics.median(results), "per_seed": results, "target_mhz": target_mhz}
+
+
+def _fmax_point(build, config, seed, timeout):
+    try:
+        return fmax_ecp5(build(*config), seeds=(seed,), timeout=timeout)["per_seed"][0]
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def fmax_sweep(build, configs, seeds, *, jobs: int = 2, timeout: float = 15 * 60) -> dict:
+    """Fmax of ``build(*config)`` for every config and seed, one place and route per process.
+
+    ``build`` must be a module-level function (it crosses process boundaries).  Returns
+    ``{config: [MHz or None per seed]}``; ``None`` marks a run that did not finish in ``timeout`` s.
+    """
+    import concurrent.futures as futures
+
+    points = [(config, seed) for config in configs for seed in seeds]
+    with futures.ProcessPoolExecutor(max_workers=jobs) as pool:
+        found = list(pool.map(_fmax_point, [build] * len(points), [c for c, _ in points], [s for _, s in points],
+                              [timeout] * len(points)))
+    out: dict = {config: [] for config in configs}
+    for (config, _), mhz in zip(points, found):
+        out[config].append(mhz)
+    return out
+
+
+def fmax_cells(per_seed, timeout: float = 15 * 60) -> tuple[str, str]:
+    """Table cells for one config: the per-seed figures and their median (bold)."""
+    shown = ", ".join(f"no route in {timeout / 60:.0f} min" if f is None else f"{f:.1f}" for f in per_seed)
+    done = [f for f in per_seed if f is not None]
+    return shown, (f"**{statistics.median(done):.1f}**" if done else "–")

@@ -13,13 +13,21 @@ import os
 
 import numpy as np
 
-__all__ = ["load_config", "Report", "operand_matrix"]
+__all__ = ["load_config", "begin", "Report", "operand_matrix"]
 
 MAX_REPORTED_MISMATCHES = 10
 
 
 def load_config() -> dict:
     return json.loads(os.environ["ATTN_TB_CONFIG"])
+
+
+def begin(dut, key: str):
+    """A testbench's first lines: its configuration, a :class:`Report`, and the seeded generator
+    (the seed and ``cfg[key]`` go to the log, so any failure can be replayed)."""
+    cfg = load_config()
+    dut._log.info("seed %d, %s %s", cfg["seed"], key, cfg[key])
+    return cfg, Report(cfg), np.random.default_rng(cfg["seed"])
 
 
 def operand_matrix(rng: np.random.Generator, shape, width: int, signed: bool, kind: str) -> np.ndarray:

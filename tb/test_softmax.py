@@ -15,7 +15,7 @@ from cocotb.clock import Clock
 
 from sim.golden import Numerics
 from sim.softmax_stream import beats_from_logits, softmax_stream
-from tb.harness import Report, load_config
+from tb.harness import begin
 from tb.packing import Fields, pack
 from tb.streams import StreamBench, StreamSink, StreamSource
 
@@ -85,10 +85,7 @@ def build_beats(cfg, rng):
 
 @cocotb.test()
 async def softmax_beats(dut):
-    cfg = load_config()
-    report = Report(cfg)
-    rng = np.random.default_rng(cfg["seed"])
-    dut._log.info("seed %d, groups %s", cfg["seed"], cfg["groups"])
+    cfg, report, rng = begin(dut, "groups")
     nm = Numerics.from_dict(cfg["numerics"])
     lanes, P = cfg["lanes"], nm.prob_frac_bits
     sum_width = nm.prob_width + _clog2(cfg["max_seq_len"])

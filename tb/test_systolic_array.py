@@ -7,11 +7,10 @@ the outcome (pass, mismatches, cycles) is written as JSON to ``ATTN_TB_REPORT``.
 from __future__ import annotations
 
 import cocotb
-import numpy as np
 from cocotb.clock import Clock
 
 from sim.matmul import matmul
-from tb.harness import Report, load_config, operand_matrix
+from tb.harness import begin, operand_matrix
 from tb.packing import pack, unpack
 from tb.streams import StreamBench, StreamSink, StreamSource
 
@@ -37,10 +36,7 @@ def _beats(cfg, a, b):
 
 @cocotb.test()
 async def matmul_tiles(dut):
-    cfg = load_config()
-    report = Report(cfg)
-    rng = np.random.default_rng(cfg["seed"])
-    dut._log.info("seed %d, tiles %s", cfg["seed"], cfg["tiles"])
+    cfg, report, rng = begin(dut, "tiles")
     Clock(dut.clk, 10, unit="ns").start()
 
     src_a = StreamSource(dut, "a", rng, idle=cfg["idle"])
