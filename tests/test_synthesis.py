@@ -33,3 +33,22 @@ def test_ecp5_primitive_path_keeps_one_registered_mult18x18d_per_pe():
     path, _ = cached_verilog("array", dict(rows=2, cols=2, max_reduction=16, multiplier="ecp5"))
     area = synthesize(path, "systolic_array", "ecp5")
     assert area["cells"].get("MULT18X18D") == 4, area
+
+
+@pytest.mark.parametrize("target", ["ecp5", "ice40", "xilinx7"])
+def test_softmax_unit_synthesizes(target):
+    """The tiny preset: logit multipliers in DSPs (two lanes), the interpolation in the fabric."""
+    path, _ = cached_verilog("softmax", dict(lanes=2, slots=2, score_width=12, max_seq_len=64))
+    area = synthesize(path, "softmax_unit", target)
+    assert area["lut"] > 0 and area["ff"] > 0, area
+    assert area["dsp"] >= 2, area
+
+
+def test_block_ram_fifo_keeps_its_dp16kd_blocks():
+    path, array = cached_verilog("array", dict(rows=2, cols=2, max_reduction=16, multiplier="ecp5",
+                                               fifo_memory="ecp5"))
+    area = synthesize(path, "systolic_array", "ecp5")
+    # A row of 2 x 20-bit sums and the last flag: 41 bits, three 18-bit DP16KD.
+    row_bits = 2 * array.acc_shape.width + 1
+    assert row_bits == 41 and area["cells"].get("DP16KD") == -(-row_bits // 18), area
+    assert area["cells"].get("MULT18X18D") == 4, area
