@@ -8,6 +8,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from sim.fixed import clog2
 from sim.golden import RESCALE_EXP_MAX, Numerics
 
 from .credit_fifo import CreditFIFO, check_fifo_memory, fifo_latency
@@ -29,10 +30,6 @@ SOFTMAX_DEFAULTS = {
     "fifo_memory": "registers",
     "numerics": None,
 }
-
-
-def _clog2(n: int) -> int:
-    return (n - 1).bit_length()
 
 
 def softmax_params(**params) -> dict:
@@ -63,7 +60,7 @@ def softmax_params(**params) -> dict:
         for name, value, limit in limits:
             if value > limit:
                 raise ValueError(f"{name} must be at most {limit} for the ecp5 multiplier, not {value}")
-        sum_width = nm.prob_width + _clog2(p["max_seq_len"])
+        sum_width = nm.row_sum_width(p["max_seq_len"])
         if sum_width > 34:
             raise ValueError(f"max_seq_len must be at most {1 << (34 - nm.prob_width)} for the ecp5 multiplier "
                              f"(a row sum of at most 34 bits), not {p['max_seq_len']}")
@@ -144,9 +141,9 @@ class SoftmaxUnit(wiring.Component):
         nm = Numerics.from_dict(p["numerics"])
         self.numerics = nm
         self.lanes, self.slots = p["lanes"], p["slots"]
-        self.sum_width = nm.prob_width + _clog2(p["max_seq_len"])
+        self.sum_width = nm.row_sum_width(p["max_seq_len"])
         prob = unsigned(nm.prob_width)
-        slot = unsigned(_clog2(self.slots))
+        slot = unsigned(clog2(self.slots))
         super().__init__({
             "scores": In(stream.Signature(data.StructLayout({
                 "score": data.ArrayLayout(signed(p["score_width"]), self.lanes),
@@ -185,13 +182,13 @@ class SoftmaxUnit(wiring.Component):
         nm = self.numerics
         s = {}
         s["logit"] = self._logit_multiplier().latency + 2  # multiplier, shift, saturate
-        s["tile_max"] = s["logit"] + _clog2(self.lanes)  # one comparison level per stage
+        s["tile_max"] = s["logit"] + clog2(self.lanes)  # one comparison level per stage
         s["new_max"] = s["tile_max"] + 1
         exp2 = self._exp2()
         exp2._MustUse__silence = True
         s["probs"] = s["new_max"] + 1 + exp2.latency + 1  # u register, mantissa, shift
         terms = self.lanes
-        tree_levels = _clog2(terms)
+        tree_levels = clog2(terms)
         s["prob_sum"] = s["probs"] + (1 if terms == 1 else -(-tree_levels // 2))
         # The row sum loop: read at sum_read (address a cycle earlier), multiply (2), shift,
         # add and write in sum_write.  It needs the rescale factor (at "probs") and the sum.

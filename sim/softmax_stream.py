@@ -18,15 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fixed import clog2, wide
+from .fixed import wide
 from .golden import Numerics, logits, online_step, reciprocal, rescale, rescale_factor
 
-__all__ = ["SoftmaxBeats", "softmax_stream", "row_sum_width", "beats_from_logits"]
-
-
-def row_sum_width(nm: Numerics, max_seq_len: int) -> int:
-    """Bits of the row sum ``ℓ``: ``P + 1 + ceil(log2 L)`` (section 7)."""
-    return nm.prob_width + clog2(max_seq_len)
+__all__ = ["SoftmaxBeats", "softmax_stream", "beats_from_logits"]
 
 
 @dataclass
@@ -81,7 +76,7 @@ def softmax_stream(score, mask, slot, first, last, *, mult: int, shift: int, nm:
         position[b] = seen_count.get(s, 0)
         seen_count[s] = position[b] + 1
 
-    sum_bits = row_sum_width(nm, max_seq_len)
+    sum_bits = nm.row_sum_width(max_seq_len)
     slots = np.unique(slot)
     index = np.searchsorted(slots, slot)
     row_max = np.zeros(len(slots), np.int64)

@@ -13,15 +13,12 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
+from sim.fixed import clog2
 from sim.golden import Numerics
 from sim.softmax_stream import beats_from_logits, softmax_stream
 from tb.harness import begin
 from tb.packing import Fields, pack
 from tb.streams import StreamBench, StreamSink, StreamSource
-
-
-def _clog2(n: int) -> int:
-    return (n - 1).bit_length()
 
 
 def score_rows(rng, kind: str, shape, width: int) -> np.ndarray:
@@ -88,14 +85,14 @@ async def softmax_beats(dut):
     cfg, report, rng = begin(dut, "groups")
     nm = Numerics.from_dict(cfg["numerics"])
     lanes, P = cfg["lanes"], nm.prob_frac_bits
-    sum_width = nm.prob_width + _clog2(cfg["max_seq_len"])
-    slot_bits = _clog2(cfg["slots"])
+    sum_width = nm.row_sum_width(cfg["max_seq_len"])
+    slot_bits = clog2(cfg["slots"])
     beat_fields = Fields([("score", lanes * cfg["score_width"]), ("mask", lanes), ("slot", slot_bits),
                           ("first", 1), ("last", 1)])
     prob_fields = Fields([("p", lanes * (P + 1)), ("slot", slot_bits), ("scale_mant", P + 1),
                           ("scale_exp", 6), ("first", 1), ("last", 1)])
     sum_fields = Fields([("slot", slot_bits), ("row_sum", sum_width), ("recip", nm.recip_bits + 1),
-                         ("recip_exp", max(1, _clog2(sum_width)))])
+                         ("recip_exp", max(1, clog2(sum_width)))])
 
     Clock(dut.clk, 10, unit="ns").start()
     dut.scale_mult.value = cfg["scale_mult"]
