@@ -190,10 +190,11 @@ class SoftmaxUnit(wiring.Component):
         terms = self.lanes
         tree_levels = clog2(terms)
         s["prob_sum"] = s["probs"] + (1 if terms == 1 else -(-tree_levels // 2))
-        # The row sum loop: read at sum_read (address a cycle earlier), multiply (2), shift,
-        # add and write in sum_write.  It needs the rescale factor (at "probs") and the sum.
-        s["sum_read"] = max(s["probs"], s["prob_sum"] - (self._rescale_multiplier().latency + 1))
-        s["sum_write"] = s["sum_read"] + self._rescale_multiplier().latency + 1
+        # The row sum loop: read at sum_read (address a cycle earlier), multiply, shift, add and
+        # write in sum_write.  It needs the rescale factor (at "probs") and the sum.
+        loop = self._rescale_multiplier().latency + 1
+        s["sum_read"] = max(s["probs"], s["prob_sum"] - loop)
+        s["sum_write"] = s["sum_read"] + loop
         s["row_sum"] = s["sum_write"] + 1
         recip = Reciprocal(width=self.sum_width, recip_bits=nm.recip_bits)
         recip._MustUse__silence = True
