@@ -19,6 +19,7 @@ from amaranth.back import verilog
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
+from hdl.engine import ENGINE_DEFAULTS, AttentionEngine, engine_params
 from hdl.softmax import SOFTMAX_DEFAULTS, SoftmaxUnit, softmax_params
 from hdl.systolic_array import ARRAY_DEFAULTS, SystolicArray, array_params
 
@@ -57,6 +58,10 @@ UNITS = {
                     component=SoftmaxUnit, testbench="tb.test_softmax",
                     description="streaming online softmax (probabilities, rescale factors, row sums, reciprocals)",
                     simulation_models=_ecp5_models),
+    "engine": Unit(name="engine", top="attention_engine", defaults=ENGINE_DEFAULTS, validate=engine_params,
+                   component=AttentionEngine, testbench="tb.test_engine",
+                   description="fused attention engine (Q·Kᵀ, online softmax, P·V on one systolic array)",
+                   simulation_models=_ecp5_models),
 }
 
 
@@ -127,7 +132,7 @@ def manifest(unit_name: str, component) -> dict:
     for path, member, value in component.signature.flatten(component):
         ports.append({"name": "__".join(str(p) for p in path), "direction": member.flow.value.lower()
                       if hasattr(member.flow, "value") else str(member.flow), **_shape_info(value)})
-    derived = {"latency": component.latency}
+    derived = {"latency": component.latency} if hasattr(component, "latency") else {}
     if unit_name == "array":
         derived.update(acc_width=component.acc_shape.width, acc_signed=component.acc_shape.signed,
                        pe_count=component.rows * component.cols,
@@ -138,6 +143,11 @@ def manifest(unit_name: str, component) -> dict:
         derived.update(sum_latency=component.sum_latency, slot_recurrence=component.slot_recurrence,
                        row_sum_width=component.sum_width, probs_fifo_depth=component.probs_fifo_depth,
                        sums_fifo_depth=component.sums_fifo_depth)
+    if unit_name == "engine":
+        derived.update(memory_bits=component.memory_bits, score_width=component.score_width,
+                       array=component.array_figures, output_acc_width=component.output_acc_width,
+                       row_sum_width=component.nm.row_sum_width(component.params["max_seq_len"]),
+                       max_chunks=component.max_chunks)
     return {
         "unit": u.name,
         "top": u.top,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .generate import cached_verilog, unit
 from hdl.params import positive_int
 
-__all__ = ["simulate_array", "simulate_softmax", "check_probability"]
+__all__ = ["simulate_array", "simulate_softmax", "simulate_engine", "check_probability"]
 
 
 def check_probability(name: str, value) -> float:
@@ -70,4 +70,43 @@ def simulate_softmax(params: dict, *, sim: str = "icarus", seed: int = 1, groups
     report = run_cocotb(sources=[path, *models], toplevel=unit("softmax").top,
                         test_module=unit("softmax").testbench, sim=sim, config=cfg)
     report.update(latency=component.latency, sum_latency=component.sum_latency, sim=sim)
+    return report
+
+
+def simulate_engine(params: dict, runs, *, sim: str = "icarus", seed: int = 1, scale_mult: int | None = None,
+                    scale_shift: int | None = None, idle: float = 0.0, stall: float = 0.0,
+                    reset_mid: bool = False) -> dict:
+    """Run ``runs`` (dicts of ``heads``, ``seq_len``, ``head_dim``, optional ``operands``) through the engine.
+
+    The report's ``runs`` holds, per run, ``cycles`` (first input beat accepted
+    to last output beat sent), ``ideal_cycles``, ``useful_macs`` and
+    ``mac_utilization``.  The default score scale is ``1/sqrt(d)`` of int8
+    operands of unit scale (``M``, ``s`` from :func:`sim.golden.score_multiplier`).
+    """
+    import math
+
+    from sim.golden import score_multiplier
+    from sim.runner import run_cocotb
+
+    path, component = cached_verilog("engine", params)
+    full = component.params
+    runs = [dict(r) for r in runs]
+    if not runs:
+        raise ValueError("runs must list at least one run")
+    for r in runs:
+        positive_int("seq_len", r["seq_len"], at_most=full["max_seq_len"])
+        positive_int("head_dim", r["head_dim"], at_most=full["max_head_dim"])
+        positive_int("heads", r.setdefault("heads", 1), at_most=full["max_heads"])
+    if scale_mult is None or scale_shift is None:
+        d = runs[0]["head_dim"]
+        mult, shift = score_multiplier(1.0 / (math.sqrt(d) * 127 * 127 / 16), component.nm)
+        scale_mult = mult if scale_mult is None else scale_mult
+        scale_shift = shift if scale_shift is None else scale_shift
+    cfg = dict(full, seed=int(seed), runs=runs, scale_mult=int(scale_mult), scale_shift=int(scale_shift),
+               idle=check_probability("idle", idle), stall=check_probability("stall", stall),
+               reset_mid=bool(reset_mid))
+    models = unit("engine").simulation_models(full)
+    report = run_cocotb(sources=[path, *models], toplevel=unit("engine").top,
+                        test_module=unit("engine").testbench, sim=sim, config=cfg)
+    report.update(sim=sim, memory_bits=component.memory_bits)
     return report

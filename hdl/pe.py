@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from .multiplier import Multiplier
 from .params import boolean, positive_int
 
-__all__ = ["ProcessingElement", "accumulator_shape", "operand_shape"]
+__all__ = ["ProcessingElement", "accumulator_input_stages", "accumulator_shape", "operand_shape"]
 
 
 def operand_shape(width: int, is_signed: bool) -> Shape:
@@ -25,6 +25,10 @@ def accumulator_shape(a_width: int, a_signed: bool, b_width: int, b_signed: bool
     """
     width = a_width + b_width + (max_reduction - 1).bit_length()
     return signed(width) if (a_signed or b_signed) else unsigned(width)
+
+
+def accumulator_input_stages(multiplier: str) -> int:
+    return 1 if multiplier == "ecp5" else 0
 
 
 class ProcessingElement(wiring.Component):
@@ -91,7 +95,7 @@ class ProcessingElement(wiring.Component):
     @property
     def latency(self) -> int:
         # hand-off register, multiplier pipeline, accumulator, result register
-        return 1 + self._mul.latency + 1 + 1
+        return 1 + self._mul.latency + accumulator_input_stages(self._mul.target) + 1 + 1
 
     def _clip(self, value):
         shape = self._acc_shape
@@ -118,9 +122,18 @@ class ProcessingElement(wiring.Component):
             m.d.sync += [v.eq(valid), f.eq(first), l.eq(last)]
             valid, first, last = v, f, l
 
+        # On ECP5 the product register sits by the DSP row, far from the accumulator; one more
+        # register lets the placer put the accumulator's operand beside its carry chain.
+        product = mul.product
+        for stage in range(accumulator_input_stages(mul.target)):
+            p, v, f, l = (Signal.like(product, name=f"product_a{stage}"), Signal(name=f"valid_a{stage}"),
+                          Signal(name=f"first_a{stage}"), Signal(name=f"last_a{stage}"))
+            m.d.sync += [p.eq(product), v.eq(valid), f.eq(first), l.eq(last)]
+            product, valid, first, last = p, v, f, l
+
         acc = Signal(self._acc_shape)
         finished = Signal()
-        total = Mux(first, mul.product, acc + mul.product)
+        total = Mux(first, product, acc + product)
         m.d.sync += [finished.eq(valid & last), self.result_valid.eq(finished)]
         with m.If(valid):
             m.d.sync += acc.eq(self._clip(total) if self._saturate else total)

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from .credit_fifo import CreditFIFO, check_fifo_memory, fifo_latency
 from .multiplier import check_multiplier, multiplier_latency
 from .params import boolean, positive_int, reject_unknown
-from .pe import ProcessingElement, accumulator_shape, operand_shape
+from .pe import ProcessingElement, accumulator_input_stages, accumulator_shape, operand_shape
 
 __all__ = ["SystolicArray", "array_params", "ARRAY_DEFAULTS"]
 
@@ -31,7 +31,7 @@ ARRAY_DEFAULTS = {
 
 def _pe_latency(multiplier: str) -> int:
     # hand-off register, multiplier, accumulator, result register (ProcessingElement.latency)
-    return 1 + multiplier_latency(multiplier) + 2
+    return 1 + multiplier_latency(multiplier) + accumulator_input_stages(multiplier) + 2
 
 
 def _min_tile_spacing(rows: int, cols: int) -> int:

@@ -1,0 +1,441 @@
+"""The fused attention engine: Q·Kᵀ, online softmax and P·V on one systolic array, scores kept on chip."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from sim.golden import RESCALE_EXP_MAX, Numerics
+
+from .credit_fifo import check_fifo_memory
+from .multiplier import check_multiplier
+from .output_accumulator import OutputAccumulator
+from .params import positive_int, reject_unknown
+from .softmax import SoftmaxUnit
+from .systolic_array import SystolicArray
+
+__all__ = ["AttentionEngine", "engine_params", "ENGINE_DEFAULTS"]
+
+#: Elaboration parameters of :class:`AttentionEngine` and their defaults.
+ENGINE_DEFAULTS = {
+    "rows": 8,
+    "cols": 8,
+    "max_seq_len": 1024,
+    "max_head_dim": 128,
+    "max_heads": 16,
+    "prob_tiles": 3,
+    "multiplier": "generic",
+    "fifo_memory": "registers",
+    "numerics": None,
+}
+
+
+def engine_params(**params) -> dict:
+    """Validate :class:`AttentionEngine` parameters; return them complete, defaults filled in."""
+    reject_unknown("engine", params, ENGINE_DEFAULTS)
+    p = {**ENGINE_DEFAULTS, **params}
+    positive_int("rows", p["rows"], at_most=64)
+    positive_int("cols", p["cols"], at_most=64)
+    positive_int("max_seq_len", p["max_seq_len"], at_most=1 << 24)
+    positive_int("max_head_dim", p["max_head_dim"], at_most=4096)
+    positive_int("max_heads", p["max_heads"], at_most=1 << 16)
+    positive_int("prob_tiles", p["prob_tiles"], at_most=16)
+    nm = p["numerics"]
+    if nm is None:
+        nm = Numerics()
+    elif isinstance(nm, dict):
+        nm = Numerics.from_dict(nm)
+    elif not isinstance(nm, Numerics):
+        raise ValueError(f"numerics must be a table of number formats, not {nm!r}")
+    p["numerics"] = dataclasses.asdict(nm)
+    check_multiplier(a_width=nm.prob_width + 1, b_width=nm.data_width, a_signed=True, b_signed=True,
+                     target=p["multiplier"])
+    check_fifo_memory(p["fifo_memory"])
+    return p
+
+
+class AttentionEngine(wiring.Component):
+    """Multi-head attention ``O = softmax(Q·Kᵀ·scale)·V`` of docs/numerics.md, fused (FLAT).
+
+    One ``rows``×``cols`` :class:`~hdl.systolic_array.SystolicArray` computes
+    both products.  For every head and every block of ``rows`` queries, the
+    block's Q is held on chip (two blocks: the next one loads while the current
+    one computes) and the keys go by in tiles of ``cols``: a **score tile**
+    (Q·Kᵀ, ``d`` steps, one ``k`` stream beat each) drains into the
+    :class:`~hdl.softmax.SoftmaxUnit`, whose probabilities fill one of
+    ``prob_tiles`` probability buffers; a **value tile** (P·V, one step per key
+    of the tile and ``v`` beat, once per chunk of ``cols`` output columns) then
+    feeds the :class:`~hdl.output_accumulator.OutputAccumulator`, which rescales,
+    adds and, after the last key tile, normalizes and sends the block's output
+    rows.  At every tile boundary the array takes a value tile whose
+    probabilities are ready, else the next score tile if a probability buffer
+    is free, so the softmax of one tile overlaps the array's work on others.
+    On-chip memory depends on ``rows``, ``cols``, ``max_head_dim`` and
+    ``prob_tiles`` only; ``max_seq_len`` sets counter and accumulator widths.
+
+    Stream order (docs/engine.md): per head, per query block ``qb`` (rows
+    ``qb … qb+rows-1``):
+
+    * ``q``: ``d`` beats, beat ``k`` = ``Q[qb + r, k]`` for ``r < rows``;
+    * ``k``: per key tile ``kt``: ``d`` beats, beat ``k`` = ``K[kt + c, k]``;
+    * ``v``: per key tile, per column chunk ``cc``: one beat per key ``j`` of the
+      tile (``j < L``), ``V[j, cc + c]``;
+    * ``o``: per column chunk, per row ``qb + r < L``: ``O[qb + r, cc + c]``,
+      ``last`` on the block's final beat.
+
+    Lanes past ``L`` or ``d`` in an input beat are ignored (any value); in ``o``
+    they are 0.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array shape: the query block and the key tile (and output column chunk).
+    max_seq_len, max_head_dim, max_heads : int
+        Largest runtime ``seq_len``, ``head_dim`` and ``heads``.
+    prob_tiles : int
+        Probability buffers (tiles of ``rows``×``cols``): how far score tiles may
+        run ahead of value tiles.
+    multiplier, fifo_memory : str
+        Array options (:class:`~hdl.systolic_array.SystolicArray`).
+    numerics : dict or Numerics
+        Number formats (docs/numerics.md); ``data_width`` is Q, K, V and O.
+
+    Attributes
+    ----------
+    memory_bits : int
+        On-chip storage in bits: Q buffer, probability buffers, output accumulators
+        (array and FIFOs excluded).
+
+    Ports
+    -----
+    start : In(1)
+        Starts a run with the runtime values below, when not ``busy``.
+    seq_len, heads, head_dim : In
+        Runtime sizes, taken at ``start``.
+    scale_mult, scale_shift : In
+        The score multiplier ``M`` and shift ``s`` (docs/numerics.md, section 3), taken at ``start``.
+    busy, done, error : Out(1)
+        ``done`` rises after the last output beat and stays until the next ``start``;
+        ``error`` is set by a ``start`` with a runtime value out of range (no run starts).
+    cycles : Out(32)
+        Cycles since the last accepted ``start`` (stops at ``done``).
+    q, k, v : In(stream.Signature(ArrayLayout(signed(w), rows or cols)))
+    o : Out(stream.Signature(StructLayout({"data": ArrayLayout(signed(w), cols), "last": 1})))
+    """
+
+    def __init__(self, **params):
+        p = engine_params(**params)
+        self.params = p
+        self.nm = nm = Numerics(**p["numerics"])
+        self.rows, self.cols = R, C = p["rows"], p["cols"]
+        self.max_chunks = -(-p["max_head_dim"] // C)
+        w = nm.data_width
+        self.score_width = nm.score_width(p["max_head_dim"])
+        self.value_shape = signed(w)
+        super().__init__({
+            "start": In(1),
+            "seq_len": In(range(p["max_seq_len"] * 2 + 1)),
+            "heads": In(range(p["max_heads"] * 2 + 1)),
+            "head_dim": In(range(p["max_head_dim"] * 2 + 1)),
+            "scale_mult": In(nm.mult_width),
+            "scale_shift": In(range(64)),
+            "busy": Out(1), "done": Out(1), "error": Out(1),
+            "cycles": Out(32),
+            "q": In(stream.Signature(data.ArrayLayout(self.value_shape, R))),
+            "k": In(stream.Signature(data.ArrayLayout(self.value_shape, C))),
+            "v": In(stream.Signature(data.ArrayLayout(self.value_shape, C))),
+            "o": Out(stream.Signature(data.StructLayout({
+                "data": data.ArrayLayout(self.value_shape, C), "last": 1}))),
+        })
+        self._array_params = dict(
+            rows=R, cols=C, a_width=nm.prob_width + 1, a_signed=True, b_width=w, b_signed=True,
+            max_reduction=max(p["max_head_dim"], C), multiplier=p["multiplier"], fifo_memory=p["fifo_memory"])
+        # Value tiles are cols steps long: enough result FIFO for them to stream back to back.
+        probe = SystolicArray(**self._array_params, result_tiles=1)
+        probe._MustUse__silence = True
+        held = probe.latency + R + 1
+        self._array_params["result_tiles"] = -(-held // max(R, min(C, p["max_head_dim"])))
+
+    def _accumulator(self, partial_width: int) -> OutputAccumulator:
+        return OutputAccumulator(lanes=self.cols, rows=self.rows, chunks=self.max_chunks,
+                                 partial_width=partial_width, max_seq_len=self.params["max_seq_len"],
+                                 numerics=self.nm)
+
+    @property
+    def array_figures(self) -> dict:
+        """The array's derived parameters (operand and accumulator widths, latency, FIFO depth)."""
+        probe = SystolicArray(**self._array_params)
+        probe._MustUse__silence = True
+        return {**self._array_params, "acc_width": probe.acc_shape.width, "latency": probe.latency,
+                "result_fifo_depth": probe.result_fifo_depth}
+
+    @property
+    def output_acc_width(self) -> int:
+        return self.nm.out_acc_width(self.params["max_seq_len"])
+
+    @property
+    def memory_bits(self) -> int:
+        p, nm = self.params, self.nm
+        q_bits = 2 * p["max_head_dim"] * self.rows * nm.data_width
+        prob_bits = p["prob_tiles"] * self.rows * (self.cols * nm.prob_width + nm.prob_width + 6)
+        acc_bits = self.rows * self.max_chunks * self.cols * nm.out_acc_width(p["max_seq_len"])
+        return q_bits + prob_bits + acc_bits
+
+    def elaborate(self, platform):
+        m = Module()
+        p, nm = self.params, self.nm
+        R, C, NB = self.rows, self.cols, p["prob_tiles"]
+        d_max, L_max = p["max_head_dim"], p["max_seq_len"]
+
+        m.submodules.array = array = SystolicArray(**self._array_params)
+        m.submodules.softmax = softmax = SoftmaxUnit(
+            lanes=C, slots=R, score_width=self.score_width, max_seq_len=L_max,
+            multiplier=p["multiplier"], fifo_memory=p["fifo_memory"], numerics=nm)
+        m.submodules.accumulator = acc = self._accumulator(array.acc_shape.width)
+
+        # --- control: start, runtime registers, busy/done/error, cycle counter.
+        seq_len = Signal(range(L_max + 1))
+        heads = Signal(range(p["max_heads"] + 1))
+        head_dim = Signal(range(d_max + 1))
+        scale_mult, scale_shift = Signal(nm.mult_width), Signal(range(64))
+        started = Signal()
+        in_range = ((self.seq_len >= 1) & (self.seq_len <= L_max) & (self.heads >= 1)
+                    & (self.heads <= p["max_heads"]) & (self.head_dim >= 1) & (self.head_dim <= d_max)
+                    & (self.scale_shift <= nm.max_shift))
+        m.d.comb += started.eq(self.start & ~self.busy & in_range)
+        with m.If(self.start & ~self.busy):
+            m.d.sync += self.error.eq(~in_range)
+        with m.If(started):
+            m.d.sync += [seq_len.eq(self.seq_len), heads.eq(self.heads), head_dim.eq(self.head_dim),
+                         scale_mult.eq(self.scale_mult), scale_shift.eq(self.scale_shift),
+                         self.busy.eq(1), self.done.eq(0), self.cycles.eq(0)]
+        with m.Elif(self.busy):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+        m.d.comb += [softmax.scale_mult.eq(scale_mult), softmax.scale_shift.eq(scale_shift)]
+
+        def walker(name, levels):
+            """Nested loop counters ``[(name, step, bound), ...]`` (outermost first): returns the
+            signals, a dict of "is last" flags and the statements that advance the whole nest."""
+            sig = {lvl: Signal(range(bound_max + step), name=f"{name}_{lvl}") for lvl, step, _, bound_max in levels}
+            last = {lvl: Signal(name=f"{name}_{lvl}_last") for lvl, _, _, _ in levels}
+            for lvl, step, bound, _ in levels:
+                m.d.comb += last[lvl].eq(sig[lvl] + step >= bound)
+            return sig, last
+
+        def advance(sig, last, levels, done):
+            """Statements (in an m.If context) that step the innermost counter, carrying outwards."""
+            carry = 1
+            for lvl, step, _, _ in reversed(levels):
+                with m.If(carry):
+                    with m.If(last[lvl]):
+                        m.d.sync += sig[lvl].eq(0)
+                    with m.Else():
+                        m.d.sync += sig[lvl].eq(sig[lvl] + step)
+                carry = carry & last[lvl]
+            with m.If(carry):
+                m.d.sync += done.eq(1)
+
+        # Loop nests (outermost first): (name, step, bound, largest bound).
+        q_levels = [("h", 1, heads, p["max_heads"]), ("qb", R, seq_len, L_max), ("k", 1, head_dim, d_max)]
+        s_levels = [("h", 1, heads, p["max_heads"]), ("qb", R, seq_len, L_max), ("kt", C, seq_len, L_max),
+                    ("k", 1, head_dim, d_max)]
+        v_levels = [("h", 1, heads, p["max_heads"]), ("qb", R, seq_len, L_max), ("kt", C, seq_len, L_max),
+                    ("cc", C, head_dim, d_max), ("j", 1, None, C)]
+        ql, ql_last = walker("qload", q_levels)
+        sc, sc_last = walker("score", s_levels)
+        keys_here = Signal(range(C + 1))   # keys in the value walker's tile
+        vt_len = [lvl if lvl[0] != "j" else ("j", 1, keys_here, C) for lvl in v_levels]
+        vl, vl_last = walker("value", vt_len)
+        vl_chunk = Signal(range(self.max_chunks))
+        ql_done, sc_done, vl_done = Signal(), Signal(), Signal()
+
+        def remaining(base, bound, size):
+            return Mux(bound - base >= size, size, bound - base)
+        m.d.comb += keys_here.eq(remaining(vl["kt"], seq_len, C))
+
+        with m.If(started):
+            for sigs in (ql, sc, vl):
+                m.d.sync += [s.eq(0) for s in sigs.values()]
+            m.d.sync += [vl_chunk.eq(0), ql_done.eq(0), sc_done.eq(0), vl_done.eq(0)]
+
+        # --- Q buffer: two banks of max_head_dim beats; the loader fills one while scores read the other.
+        m.submodules.q_mem = q_mem = memory.Memory(
+            shape=data.ArrayLayout(self.value_shape, R), depth=2 * d_max, init=[])
+        q_write, q_read = q_mem.write_port(), q_mem.read_port(domain="sync", transparent_for=())
+        q_full = Signal(2)
+        q_wbank, q_rbank = Signal(), Signal()
+        q_fire = Signal()
+        m.d.comb += [
+            self.q.ready.eq(self.busy & ~ql_done & ~q_full.bit_select(q_wbank, 1)),
+            q_fire.eq(self.q.valid & self.q.ready),
+            q_write.addr.eq(Mux(q_wbank, d_max, 0) + ql["k"]),
+            q_write.data.eq(self.q.payload),
+            q_write.en.eq(q_fire),
+        ]
+        q_loaded, q_released = Signal(), Signal()
+        with m.If(q_fire):
+            advance(ql, ql_last, q_levels, ql_done)
+            with m.If(ql_last["k"]):
+                m.d.comb += q_loaded.eq(1)
+                m.d.sync += q_wbank.eq(~q_wbank)
+
+        # --- probability buffers: written row by row by the softmax, read column by column by value tiles.
+        prob_shape = unsigned(nm.prob_width)
+        factor_layout = data.StructLayout({"mant": nm.prob_width, "exp": range(RESCALE_EXP_MAX + 1)})
+        p_buf = Signal(data.ArrayLayout(data.ArrayLayout(data.ArrayLayout(prob_shape, C), R), NB))
+        p_factor = Signal(data.ArrayLayout(data.ArrayLayout(factor_layout, R), NB))
+        p_complete = Signal(NB)
+        p_wptr, p_rptr = Signal(range(NB)), Signal(range(NB))
+        p_reserved = Signal(range(NB + 1))
+
+        def ring_next(ptr):
+            return Mux(ptr == NB - 1, 0, ptr + 1)
+
+        probs = softmax.probs
+        m.d.comb += probs.ready.eq(1)   # a buffer was reserved when the score tile started
+        p_completed = Signal()
+        with m.If(probs.valid):
+            m.d.sync += [p_buf[p_wptr][probs.payload.slot].eq(probs.payload.p),
+                         p_factor[p_wptr][probs.payload.slot].mant.eq(probs.payload.scale_mant),
+                         p_factor[p_wptr][probs.payload.slot].exp.eq(probs.payload.scale_exp)]
+            with m.If(probs.payload.slot == R - 1):
+                m.d.comb += p_completed.eq(1)
+                m.d.sync += p_wptr.eq(ring_next(p_wptr))
+
+        # --- tile scheduling onto the array, one step per cycle.
+        tag_layout = data.StructLayout({
+            "value": 1, "first": 1, "last": 1, "keys": range(C + 1), "chunk": range(self.max_chunks),
+            "chunk_last": 1, "rows": range(R + 1), "lanes": range(C + 1), "run_end": 1,
+            "factors": data.ArrayLayout(factor_layout, R)})
+        m.submodules.tags = tags = fifo.SyncFIFOBuffered(width=tag_layout.size, depth=16)
+
+        in_tile, tile_value = Signal(), Signal()
+        value_ready = ~vl_done & p_complete.bit_select(p_rptr, 1)
+        # A block holds its reciprocals in the accumulator from its last score tile to its last
+        # value tile, and the accumulator holds two blocks': a third block's scores wait.
+        blocks_open = Signal(range(3))
+        opens_block = sc["kt"] == 0
+        score_ready = (~sc_done & q_full.bit_select(q_rbank, 1) & (p_reserved < NB)
+                       & (~opens_block | (blocks_open < 2)))
+        sel_value = Mux(in_tile, tile_value, value_ready)
+        sel_ok = in_tile | ((value_ready | score_ready) & tags.w_rdy)
+        st_valid, st_value, st_last = Signal(), Signal(), Signal()
+        st_b = Signal(data.ArrayLayout(self.value_shape, C))
+        st_p = Signal(data.ArrayLayout(prob_shape, R))
+        stage_free = ~st_valid | array.a.ready
+        operand_ok = Mux(sel_value, self.v.valid, self.k.valid)
+        issue = Signal()
+        m.d.comb += issue.eq(self.busy & sel_ok & operand_ok & stage_free)
+        issue_value, issue_score = issue & sel_value, issue & ~sel_value
+        step_last = Mux(sel_value, vl_last["j"], sc_last["k"])
+
+        m.d.comb += [
+            self.k.ready.eq(issue_score), self.v.ready.eq(issue_value),
+            q_read.addr.eq(Mux(q_rbank, d_max, 0) + sc["k"]),
+            q_read.en.eq(issue_score),
+        ]
+        with m.If(issue):
+            m.d.sync += [st_valid.eq(1), st_value.eq(sel_value), st_last.eq(step_last),
+                         in_tile.eq(~step_last), tile_value.eq(sel_value),
+                         st_b.eq(Mux(sel_value, self.v.payload, self.k.payload))]
+            for r in range(R):
+                m.d.sync += st_p[r].eq(p_buf[p_rptr][r][vl["j"]])
+        with m.Elif(array.a.ready):
+            m.d.sync += st_valid.eq(0)
+
+        # Tag of every tile, written with its first step.
+        tag = Signal(tag_layout)
+        run_end = vl_last["h"] & vl_last["qb"] & vl_last["kt"] & vl_last["cc"]
+        m.d.comb += [
+            tag.value.eq(sel_value),
+            tag.first.eq(Mux(sel_value, vl["kt"] == 0, sc["kt"] == 0)),
+            tag.last.eq(Mux(sel_value, vl_last["kt"], sc_last["kt"])),
+            tag.keys.eq(remaining(sc["kt"], seq_len, C)),
+            tag.chunk.eq(vl_chunk), tag.chunk_last.eq(vl_last["cc"]),
+            tag.rows.eq(remaining(vl["qb"], seq_len, R)),
+            tag.lanes.eq(remaining(vl["cc"], head_dim, C)),
+            tag.run_end.eq(run_end),
+            tag.factors.eq(p_factor[p_rptr]),
+            tags.w_data.eq(tag),
+            tags.w_en.eq(issue & ~in_tile),
+        ]
+
+        score_starts = issue_score & ~in_tile
+        value_frees = issue_value & vl_last["j"] & vl_last["cc"]
+        m.d.sync += [p_reserved.eq(p_reserved + score_starts - value_frees),
+                     blocks_open.eq(blocks_open + (score_starts & opens_block) - acc.block_done)]
+        with m.If(value_frees):
+            m.d.sync += p_rptr.eq(ring_next(p_rptr))
+        for b in range(NB):
+            with m.If((p_completed & (p_wptr == b)) | (value_frees & (p_rptr == b))):
+                m.d.sync += p_complete[b].eq(p_completed & (p_wptr == b))
+
+        with m.If(issue_score):
+            advance(sc, sc_last, s_levels, sc_done)
+            with m.If(sc_last["k"] & sc_last["kt"]):
+                m.d.comb += q_released.eq(1)
+                m.d.sync += q_rbank.eq(~q_rbank)
+        with m.If(issue_value):
+            advance(vl, vl_last, vt_len, vl_done)
+            with m.If(vl_last["j"]):
+                m.d.sync += vl_chunk.eq(Mux(vl_last["cc"], 0, vl_chunk + 1))
+        for b in range(2):
+            with m.If((q_loaded & (q_wbank == b)) | (q_released & (q_rbank == b))):
+                m.d.sync += q_full[b].eq(q_loaded & (q_wbank == b))
+
+        # Array operands: a is Q (signed) for score tiles, the probability column (unsigned) for value tiles.
+        for r in range(R):
+            m.d.comb += array.a.payload.data[r].eq(Mux(st_value, st_p[r], q_read.data[r]))
+        m.d.comb += [
+            array.a.payload.last.eq(st_last), array.a.valid.eq(st_valid),
+            array.b.payload.eq(st_b), array.b.valid.eq(st_valid),
+        ]
+
+        # --- results: the head tag says where each tile's rows go.
+        head = data.View(tag_layout, tags.r_data)
+        row = Signal(range(R))
+        c = array.c
+        to_softmax, to_acc = softmax.scores, acc.partials
+        m.d.comb += [
+            to_softmax.valid.eq(c.valid & tags.r_rdy & ~head.value),
+            to_acc.valid.eq(c.valid & tags.r_rdy & head.value),
+            c.ready.eq(tags.r_rdy & Mux(head.value, to_acc.ready, to_softmax.ready)),
+            tags.r_en.eq(c.valid & c.ready & c.payload.last),
+            to_softmax.payload.slot.eq(row),
+            to_softmax.payload.first.eq(head.first), to_softmax.payload.last.eq(head.last),
+            to_acc.payload.row.eq(row), to_acc.payload.chunk.eq(head.chunk),
+            to_acc.payload.first.eq(head.first), to_acc.payload.last.eq(head.last),
+            to_acc.payload.chunk_last.eq(head.chunk_last),
+            to_acc.payload.scale_mant.eq(head.factors[row].mant),
+            to_acc.payload.scale_exp.eq(head.factors[row].exp),
+            to_acc.payload.lanes_valid.eq(head.lanes),
+            to_acc.payload.emit.eq(row < head.rows),
+            to_acc.payload.block_end.eq(head.chunk_last & (row == head.rows - 1)),
+            to_acc.payload.run_end.eq(head.run_end & (row == head.rows - 1)),
+        ]
+        for lane in range(C):
+            m.d.comb += [
+                to_softmax.payload.score[lane].eq(c.payload.data[lane]),
+                to_softmax.payload.mask[lane].eq(lane < head.keys),
+                to_acc.payload.data[lane].eq(c.payload.data[lane]),
+            ]
+        with m.If(c.valid & c.ready):
+            m.d.sync += row.eq(Mux(c.payload.last, 0, row + 1))
+
+        # --- row sums -> reciprocals; outputs.
+        m.d.comb += [
+            acc.recips.valid.eq(softmax.sums.valid),
+            acc.recips.payload.recip.eq(softmax.sums.payload.recip),
+            acc.recips.payload.recip_exp.eq(softmax.sums.payload.recip_exp),
+            softmax.sums.ready.eq(acc.recips.ready),
+            self.o.valid.eq(acc.out.valid),
+            self.o.payload.data.eq(acc.out.payload.data),
+            self.o.payload.last.eq(acc.out.payload.last),
+            acc.out.ready.eq(self.o.ready),
+        ]
+        with m.If(acc.out.valid & acc.out.ready & acc.out.payload.run_end):
+            m.d.sync += [self.busy.eq(0), self.done.eq(1)]
+        return m

@@ -1,0 +1,248 @@
+"""Output accumulators of the fused engine: online rescale, add the P·V partials, normalize at the end."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from sim.golden import RESCALE_EXP_MAX, Numerics
+
+from .credit_fifo import CreditFIFO
+from .multiplier import Multiplier
+from .params import positive_int
+from .pipeline import register
+
+__all__ = ["OutputAccumulator"]
+
+
+class OutputAccumulator(wiring.Component):
+    """Sections 5 (step 2 and the ``A`` part of step 3) and 6 of docs/numerics.md for a query block.
+
+    Each beat on ``partials`` is one row ``row`` of one column chunk ``chunk``
+    of a key tile's ``P·V`` product (``lanes`` exact sums ``Σ_j p_j·V[j, c]``)
+    with the factor ``scale_mant / 2^(P + scale_exp)`` by which the row's
+    accumulators must be rescaled first.  The unit reads the row's accumulators
+    ``A`` (zero on the row's ``first`` tile), computes
+    ``A ← ((A · scale_mant) >> (P + scale_exp)) + partial`` (floor) and
+    writes them back, or, on the row's ``last`` tile, outputs
+    ``O = sat_w(rne(A · recip, R + recip_exp))`` instead (lanes at and past
+    ``lanes_valid`` read 0), if ``emit`` is set.  The reciprocals come on
+    ``recips``, one per row of a block in row order; a ``last`` beat waits for
+    its row's reciprocal, which is used by every chunk and dropped after the
+    beat flagged ``chunk_last``.  Two blocks' reciprocals are held.
+
+    The accumulators live in one memory (``rows × chunks`` words of ``lanes``
+    accumulators); a beat whose word is still being updated in the pipeline
+    waits, so a word's updates must be at least :attr:`recurrence` cycles
+    apart for full rate.  The output is buffered in a credit FIFO, so
+    backpressure on ``out`` holds ``partials`` only when it is full.
+
+    Parameters
+    ----------
+    lanes, rows, chunks : int
+    partial_width : int
+        Width of the signed partial sums (the array's accumulator).
+    max_seq_len : int
+        Sets the accumulator width ``P + 1 + w + ceil(log2 max_seq_len)``.
+    numerics : Numerics
+
+    Attributes
+    ----------
+    latency : int
+        Cycles from a ``last`` beat accepted to its output beat (output empty and ready).
+    recurrence : int
+        Fewest cycles between two beats of one word at full rate.
+
+    Ports
+    -----
+    partials : In(stream.Signature(StructLayout({"data", "row", "chunk", "first", "last", "chunk_last",
+        "scale_mant", "scale_exp", "lanes_valid", "emit", "block_end", "run_end"})))
+    recips : In(stream.Signature(StructLayout({"recip": R + 1, "recip_exp": range(W)})))
+    out : Out(stream.Signature(StructLayout({"data": ArrayLayout(signed(w), lanes), "last": 1, "run_end": 1})))
+        ``last`` is the ``block_end`` flag of the beat, ``run_end`` its ``run_end`` flag.
+    block_done : Out(1)
+        High in the cycle the final beat of a block (``last``, ``chunk_last``, row ``rows - 1``)
+        is accepted: its reciprocals are dropped.
+    """
+
+    #: Pipeline stages: read, multiply (2), shift, add/write back, multiply (2), round, shift/saturate.
+    _WRITE_STAGE = 5
+    _OUT_STAGE = 9
+
+    def __init__(self, *, lanes: int, rows: int, chunks: int, partial_width: int, max_seq_len: int,
+                 numerics: Numerics):
+        self.lanes = positive_int("lanes", lanes)
+        self.rows = positive_int("rows", rows)
+        self.chunks = positive_int("chunks", chunks)
+        self.partial_width = positive_int("partial_width", partial_width)
+        self.nm = numerics
+        self.acc_width = numerics.out_acc_width(positive_int("max_seq_len", max_seq_len))
+        self.sum_width = numerics.row_sum_width(max_seq_len)
+        self.out_depth = self._OUT_STAGE + 3
+        self.partial_layout = data.StructLayout({
+            "data": data.ArrayLayout(signed(partial_width), lanes),
+            "row": range(rows), "chunk": range(chunks),
+            "first": 1, "last": 1, "chunk_last": 1,
+            "scale_mant": numerics.prob_width, "scale_exp": range(RESCALE_EXP_MAX + 1),
+            "lanes_valid": range(lanes + 1), "emit": 1, "block_end": 1, "run_end": 1,
+        })
+        self.out_layout = data.StructLayout({
+            "data": data.ArrayLayout(signed(numerics.data_width), lanes), "last": 1, "run_end": 1})
+        super().__init__({
+            "partials": In(stream.Signature(self.partial_layout)),
+            "recips": In(stream.Signature(data.StructLayout({
+                "recip": numerics.recip_bits + 1, "recip_exp": range(self.sum_width)}))),
+            "out": Out(stream.Signature(self.out_layout)),
+            "block_done": Out(1),
+        })
+
+    @property
+    def latency(self) -> int:
+        return self._OUT_STAGE + 1 + 3  # + the output FIFO (registers: 3)
+
+    @property
+    def recurrence(self) -> int:
+        return self._WRITE_STAGE + 1
+
+    @property
+    def memory_bits(self) -> int:
+        return self.rows * self.chunks * self.lanes * self.acc_width
+
+    def elaborate(self, platform):
+        m = Module()
+        nm, lanes, rows = self.nm, self.lanes, self.rows
+        P, R = nm.prob_frac_bits, nm.recip_bits
+        acc_shape = signed(self.acc_width)
+        beat = self.partials.payload
+
+        # --- reciprocals of two blocks, filled in row order, drained by the last chunk.
+        recip_layout = data.StructLayout({"recip": R + 1, "recip_exp": range(self.sum_width)})
+        held = Signal(data.ArrayLayout(data.ArrayLayout(recip_layout, rows), 2))
+        present = Signal(data.ArrayLayout(data.ArrayLayout(1, rows), 2))
+        w_bank, w_row, r_bank = Signal(), Signal(range(rows)), Signal()
+        m.d.comb += self.recips.ready.eq(~present[w_bank][w_row])
+        with m.If(self.recips.valid & self.recips.ready):
+            m.d.sync += [held[w_bank][w_row].eq(self.recips.payload), present[w_bank][w_row].eq(1)]
+            with m.If(w_row == rows - 1):
+                m.d.sync += [w_row.eq(0), w_bank.eq(~w_bank)]
+            with m.Else():
+                m.d.sync += w_row.eq(w_row + 1)
+
+        # --- admission: output credit, read-after-write hazard, reciprocal present.
+        words = rows * self.chunks
+        address = Signal(range(words))
+        m.d.comb += address.eq(beat.chunk * rows + beat.row)
+        stage_valid = [Signal(name=f"busy_s{s}") for s in range(1, self._WRITE_STAGE + 1)]
+        stage_addr = [Signal(range(words), name=f"addr_s{s}") for s in range(1, self._WRITE_STAGE + 1)]
+        hazard = Signal()
+        m.d.comb += hazard.eq(Cat(*[v & (a == address) for v, a in zip(stage_valid, stage_addr)]).any())
+
+        reserved = Signal(range(self.out_depth + 1))
+        credit = Signal()
+        m.d.comb += credit.eq(reserved < self.out_depth)
+        recip_ok = Signal()
+        m.d.comb += recip_ok.eq(~beat.last | present[r_bank][beat.row])
+        fire = Signal()
+        m.d.comb += [
+            self.partials.ready.eq(credit & ~hazard & recip_ok),
+            fire.eq(self.partials.valid & self.partials.ready),
+        ]
+        emits = fire & beat.last & beat.emit
+        with m.If(fire & beat.last & beat.chunk_last):
+            m.d.sync += present[r_bank][beat.row].eq(0)
+            with m.If(beat.row == rows - 1):
+                m.d.sync += r_bank.eq(~r_bank)
+                m.d.comb += self.block_done.eq(1)
+
+        # --- stage 0 -> 1: read the word.
+        m.submodules.acc_mem = acc_mem = memory.Memory(
+            shape=data.ArrayLayout(acc_shape, lanes), depth=words, init=[])
+        acc_read = acc_mem.read_port(domain="sync", transparent_for=())
+        acc_write = acc_mem.write_port()
+        m.d.comb += acc_read.addr.eq(address)
+
+        m.d.sync += [stage_valid[0].eq(fire), stage_addr[0].eq(address)]
+        for s in range(1, self._WRITE_STAGE):
+            m.d.sync += [stage_valid[s].eq(stage_valid[s - 1]), stage_addr[s].eq(stage_addr[s - 1])]
+
+        s1 = register(m, beat, "beat_s1")
+        recip_s1 = register(m, held[r_bank][beat.row], "recip_s1")
+        emit_s1 = register(m, emits, "emit_s1")
+        old = Signal(data.ArrayLayout(acc_shape, lanes))
+        m.d.comb += old.eq(Mux(s1.first, 0, acc_read.data))
+
+        # --- stages 1 -> 3: A · mant; 3 -> 4: floor shift by P + exp; 4 -> 5: + partial.
+        prod_width = self.acc_width + nm.prob_width + 1
+        shift_cap = prod_width - 1   # a larger shift gives the same 0 or -1
+        s3 = s1
+        scaled = Signal(data.ArrayLayout(signed(self.acc_width + 1), lanes))
+        for lane in range(lanes):
+            mul = Multiplier(a_width=self.acc_width, b_width=nm.prob_width, a_signed=True, b_signed=False)
+            m.submodules[f"rescale_{lane}"] = mul
+            m.d.comb += [mul.a.eq(old[lane]), mul.b.eq(s1.scale_mant)]
+            products = mul.product
+            if lane == 0:
+                s3 = register(m, register(m, s1, "beat_s2"), "beat_s3")
+            amount = Signal(range(shift_cap + 1), name=f"rescale_shift_{lane}")
+            m.d.comb += amount.eq(Mux(s3.scale_exp + P > shift_cap, shift_cap, s3.scale_exp + P))
+            m.d.sync += scaled[lane].eq(products >> amount)
+        s4 = register(m, s3, "beat_s4")
+        updated = Signal(data.ArrayLayout(acc_shape, lanes))
+        for lane in range(lanes):
+            m.d.sync += updated[lane].eq(scaled[lane] + s4.data[lane])
+        s5 = register(m, s4, "beat_s5")
+        recip_s5 = register(m, register(m, register(m, register(m, recip_s1, "recip_s2"), "recip_s3"),
+                                        "recip_s4"), "recip_s5")
+        emit_s5 = emit_s1
+        for s in range(2, 6):
+            emit_s5 = register(m, emit_s5, f"emit_s{s}")
+        m.d.comb += [
+            acc_write.addr.eq(stage_addr[self._WRITE_STAGE - 1]),
+            acc_write.data.eq(updated),
+            acc_write.en.eq(stage_valid[self._WRITE_STAGE - 1] & ~s5.last),
+        ]
+
+        # --- stages 5 -> 7: A · recip; 7 -> 8: + rounding bias; 8 -> 9: shift, saturate, lane mask.
+        norm_width = self.acc_width + R + 2
+        out_shape = signed(nm.data_width)
+        lo, hi = -(1 << (nm.data_width - 1)), (1 << (nm.data_width - 1)) - 1
+        s7 = register(m, register(m, s5, "beat_s6"), "beat_s7")
+        recip_s7 = register(m, register(m, recip_s5, "recip_s6"), "recip_s7")
+        s8 = register(m, s7, "beat_s8")
+        recip_s8 = register(m, recip_s7, "recip_s8")
+        emit_s9 = emit_s5
+        for s in range(6, 10):
+            emit_s9 = register(m, emit_s9, f"emit_s{s}")
+        s9 = register(m, s8, "beat_s9")
+        result = Signal(data.ArrayLayout(out_shape, lanes))
+        for lane in range(lanes):
+            mul = Multiplier(a_width=self.acc_width, b_width=R + 1, a_signed=True, b_signed=False)
+            m.submodules[f"normalize_{lane}"] = mul
+            m.d.comb += [mul.a.eq(updated[lane]), mul.b.eq(recip_s5.recip)]
+            # rne(x, s) = (x + 2^(s-1) - 1 + bit s of x) >> s, with s = R + e >= 2.
+            amount7 = Signal(range(R + self.sum_width), name=f"norm_shift_{lane}")
+            m.d.comb += amount7.eq(R + recip_s7.recip_exp)
+            biased = Signal(signed(norm_width + 1), name=f"norm_biased_{lane}")
+            odd = (mul.product >> amount7)[0]
+            half = Const(1 << (R - 1), R) << recip_s7.recip_exp
+            m.d.sync += biased.eq(mul.product + half - 1 + odd)
+            amount8 = Signal(range(R + self.sum_width), name=f"norm_shift8_{lane}")
+            m.d.comb += amount8.eq(R + recip_s8.recip_exp)
+            quotient = Signal(signed(norm_width + 1), name=f"norm_q_{lane}")
+            m.d.comb += quotient.eq(biased >> amount8)
+            clipped = Mux(quotient > hi, hi, Mux(quotient < lo, lo, quotient))
+            m.d.sync += result[lane].eq(Mux(lane < s8.lanes_valid, clipped, 0))
+
+        # --- output FIFO, written only by emitting beats; credits counted from admission.
+        m.submodules.out_fifo = out_fifo = CreditFIFO(width=len(self.out.payload.as_value()),
+                                                      depth=self.out_depth)
+        packed = Signal(self.out_layout)
+        m.d.comb += [
+            packed.data.eq(result), packed.last.eq(s9.block_end), packed.run_end.eq(s9.run_end),
+            out_fifo.w_en.eq(emit_s9), out_fifo.w_data.eq(packed),
+            self.out.payload.eq(out_fifo.r.payload), self.out.valid.eq(out_fifo.r.valid),
+            out_fifo.r.ready.eq(self.out.ready),
+        ]
+        m.d.sync += reserved.eq(reserved + emits - (self.out.valid & self.out.ready))
+        return m

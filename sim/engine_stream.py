@@ -1,0 +1,91 @@
+"""Bit-exact model of the fused engine at its ports: the beats it takes and the beats it sends.
+
+The order is the one docs/engine.md specifies (and ``hdl/engine.py``
+implements): per head and per block of ``rows`` queries, Q as ``d``
+columns of the block, K as ``d`` columns of every key tile of ``cols`` keys,
+V as the rows of every key tile once per chunk of ``cols`` output columns,
+and O per chunk, per row of the block.  The numbers are those of
+:func:`sim.golden.online_softmax_attention` with key tiles of ``cols``.
+No simulator is imported here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .golden import Numerics, logits, online_softmax_attention, scores
+
+__all__ = ["EngineBeats", "engine_beats", "engine_output", "output_beats", "useful_macs"]
+
+
+def _heads(x) -> np.ndarray:
+    x = np.asarray(x, np.int64)
+    return x[None] if x.ndim == 2 else x
+
+
+@dataclass
+class EngineBeats:
+    """Input beats in stream order (one row per beat)."""
+    q: np.ndarray   # (beats, rows)
+    k: np.ndarray   # (beats, cols)
+    v: np.ndarray   # (beats, cols)
+
+
+def engine_beats(q_int, k_int, v_int, rows: int, cols: int) -> EngineBeats:
+    """The Q, K and V beats of a run over ``q_int, k_int, v_int`` ((L, d) or (H, L, d)).
+
+    Lanes past the sequence or the head dimension are sent as 0.
+    """
+    q, k, v = _heads(q_int), _heads(k_int), _heads(v_int)
+    heads, seq_len, d = q.shape
+    blocks, tiles, chunks = -(-seq_len // rows), -(-seq_len // cols), -(-d // cols)
+    qp = np.zeros((heads, blocks * rows, d), np.int64)
+    qp[:, :seq_len] = q
+    q_beats = qp.reshape(heads, blocks, rows, d).transpose(0, 1, 3, 2).reshape(-1, rows)
+
+    kp = np.zeros((heads, tiles * cols, d), np.int64)
+    kp[:, :seq_len] = k
+    per_block = kp.reshape(heads, tiles, cols, d).transpose(0, 1, 3, 2)          # (H, T, d, C)
+    k_beats = np.broadcast_to(per_block[:, None], (heads, blocks) + per_block.shape[1:]).reshape(-1, cols)
+
+    vp = np.zeros((heads, seq_len, chunks * cols), np.int64)
+    vp[:, :, :d] = v
+    per_head = []
+    for h in range(heads):
+        tiles_h = [vp[h, kt:kt + cols].reshape(-1, chunks, cols).transpose(1, 0, 2).reshape(-1, cols)
+                   for kt in range(0, seq_len, cols)]
+        per_head.append(np.tile(np.concatenate(tiles_h), (blocks, 1)))
+    return EngineBeats(q=q_beats, k=k_beats, v=np.concatenate(per_head))
+
+
+def engine_output(q_int, k_int, v_int, mult: int, shift: int, nm: Numerics, cols: int) -> np.ndarray:
+    """O (integers) as the engine computes it: key tiles of ``cols`` in ascending order."""
+    q, k, v = _heads(q_int), _heads(k_int), _heads(v_int)
+    t = logits(scores(q, k), mult, shift, nm)
+    o_int, _ = online_softmax_attention(t, v, nm, key_tile=cols)
+    return o_int
+
+
+def output_beats(o_int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """O beats in stream order: ``(data (beats, cols), last (beats,))``; lanes past ``d`` are 0."""
+    o = _heads(o_int)
+    heads, seq_len, d = o.shape
+    chunks = -(-d // cols)
+    op = np.zeros((heads, seq_len, chunks * cols), np.int64)
+    op[:, :, :d] = o
+    data, last = [], []
+    for h in range(heads):
+        for qb in range(0, seq_len, rows):
+            block = op[h, qb:qb + rows].reshape(-1, chunks, cols).transpose(1, 0, 2).reshape(-1, cols)
+            data.append(block)
+            flags = np.zeros(len(block), bool)
+            flags[-1] = True
+            last.append(flags)
+    return np.concatenate(data), np.concatenate(last)
+
+
+def useful_macs(heads: int, seq_len: int, head_dim: int) -> int:
+    """Multiply-accumulates attention needs: ``L·L·d`` for Q·Kᵀ and as many for P·V, per head."""
+    return 2 * heads * seq_len * seq_len * head_dim
