@@ -19,7 +19,8 @@ from amaranth.back import verilog
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
-from hdl.engine import ENGINE_DEFAULTS, AttentionEngine, engine_params
+from hdl.engine import ENGINE_DEFAULTS, engine_params
+from hdl.engine_top import AttentionEngineAxi
 from hdl.softmax import SOFTMAX_DEFAULTS, SoftmaxUnit, softmax_params
 from hdl.systolic_array import ARRAY_DEFAULTS, SystolicArray, array_params
 
@@ -59,7 +60,7 @@ UNITS = {
                     description="streaming online softmax (probabilities, rescale factors, row sums, reciprocals)",
                     simulation_models=_ecp5_models),
     "engine": Unit(name="engine", top="attention_engine", defaults=ENGINE_DEFAULTS, validate=engine_params,
-                   component=AttentionEngine, testbench="tb.test_engine",
+                   component=AttentionEngineAxi, testbench="tb.test_engine",
                    description="fused attention engine (Q·Kᵀ, online softmax, P·V on one systolic array)",
                    simulation_models=_ecp5_models),
 }
@@ -127,8 +128,9 @@ def _shape_info(value) -> dict:
 def manifest(unit_name: str, component) -> dict:
     """Every parameter, derived width, port and latency of a generated block."""
     u = unit(unit_name)
-    ports = [{"name": "clk", "direction": "in", "width": 1, "signed": False},
-             {"name": "rst", "direction": "in", "width": 1, "signed": False}]
+    axi = "aclk" in component.signature.members
+    ports = [] if axi else [{"name": "clk", "direction": "in", "width": 1, "signed": False},
+                            {"name": "rst", "direction": "in", "width": 1, "signed": False}]
     for path, member, value in component.signature.flatten(component):
         ports.append({"name": "__".join(str(p) for p in path), "direction": member.flow.value.lower()
                       if hasattr(member.flow, "value") else str(member.flow), **_shape_info(value)})
@@ -155,7 +157,8 @@ def manifest(unit_name: str, component) -> dict:
         "generator": {"attn-rtl": metadata.version("attn-rtl"), "amaranth": metadata.version("amaranth")},
         "parameters": component.params,
         "derived": derived,
-        "clock": "clk, rising edge", "reset": "rst, synchronous, active high",
+        "clock": "aclk, rising edge" if axi else "clk, rising edge",
+        "reset": "aresetn, synchronous, active low" if axi else "rst, synchronous, active high",
         "ports": ports,
     }
 

@@ -32,16 +32,22 @@ def _read(handle, what: str) -> int:
     return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
 
 
+def _handles(dut, name: str, axis: str | None):
+    """``payload, valid, ready`` of an Amaranth stream port ``name`` (``name__payload`` ...), or of the
+    AXI4-Stream port ``axis`` (``axis_tdata``, ``axis_tvalid``, ``axis_tready``) when given."""
+    if axis is not None:
+        return (getattr(dut, f"{axis}_tdata"), getattr(dut, f"{axis}_tvalid"), getattr(dut, f"{axis}_tready"))
+    return (getattr(dut, f"{name}__payload"), getattr(dut, f"{name}__valid"), getattr(dut, f"{name}__ready"))
+
+
 class StreamSource:
     """Drives ``<name>__payload`` / ``__valid`` from a queue of packed beats.
 
     ``idle`` is the probability of holding ``valid`` low before offering a beat.
     """
 
-    def __init__(self, dut, name: str, rng: np.random.Generator, idle: float = 0.0):
-        self.payload = getattr(dut, f"{name}__payload")
-        self.valid = getattr(dut, f"{name}__valid")
-        self.ready = getattr(dut, f"{name}__ready")
+    def __init__(self, dut, name: str, rng: np.random.Generator, idle: float = 0.0, axis: str | None = None):
+        self.payload, self.valid, self.ready = _handles(dut, name, axis)
         self.name, self.rng, self.idle = name, rng, idle
         self.queue: deque[int] = deque()
         self.offering = False
@@ -81,10 +87,8 @@ class StreamSource:
 class StreamSink:
     """Collects packed beats from ``<name>__payload`` with random backpressure ``stall``."""
 
-    def __init__(self, dut, name: str, rng: np.random.Generator, stall: float = 0.0):
-        self.payload = getattr(dut, f"{name}__payload")
-        self.valid = getattr(dut, f"{name}__valid")
-        self.ready = getattr(dut, f"{name}__ready")
+    def __init__(self, dut, name: str, rng: np.random.Generator, stall: float = 0.0, axis: str | None = None):
+        self.payload, self.valid, self.ready = _handles(dut, name, axis)
         self.name, self.rng, self.stall = name, rng, stall
         self.beats: list[int] = []
         self.first_accept_cycle: int | None = None
@@ -105,13 +109,14 @@ class StreamSink:
 class StreamBench:
     """The clock loop: steps every registered source and sink once per cycle."""
 
-    def __init__(self, dut, clk, rst, streams=()):
+    def __init__(self, dut, clk, rst, streams=(), *, reset_active_low: bool = False):
         self.dut, self.clk, self.rst = dut, clk, rst
         self.streams = list(streams)
         self.cycle = 0
         self._reset_cycles = 0
+        self._asserted = 0 if reset_active_low else 1
         # Hold reset from time 0 until the first reset() completes.
-        self.rst.value = 1
+        self.rst.value = self._asserted
 
     async def reset(self, cycles: int = 2) -> None:
         """Hold the synchronous reset for ``cycles`` clock edges; sources forget pending beats.
@@ -128,7 +133,7 @@ class StreamBench:
     async def _cycle(self) -> None:
         await RisingEdge(self.clk)
         in_reset = self._reset_cycles > 0
-        self.rst.value = int(in_reset)
+        self.rst.value = self._asserted if in_reset else 1 - self._asserted
         self._reset_cycles = max(self._reset_cycles - 1, 0)
         for s in self.streams:
             s.drive(self.cycle)

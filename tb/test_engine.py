@@ -17,7 +17,7 @@ from cocotb.clock import Clock
 from sim.golden import Numerics
 from sim.engine_stream import engine_beats, engine_output, output_beats, useful_macs
 from tb.harness import begin, operand_matrix
-from tb.packing import Fields, pack, unpack
+from tb.packing import pack, unpack
 from tb.streams import StreamBench, StreamSink, StreamSource
 
 
@@ -27,12 +27,29 @@ def run_operands(rng, run: dict, width: int):
     return [operand_matrix(rng, shape, width, True, kind) for _ in range(3)]
 
 
+class TlastMonitor:
+    """Records ``m_axis_o_tlast`` of every accepted output beat."""
+
+    def __init__(self, dut):
+        self.dut, self.flags = dut, []
+
+    def drive(self, cycle: int) -> None:
+        pass
+
+    def sample(self, cycle: int) -> None:
+        if int(self.dut.m_axis_o_tvalid.value) and int(self.dut.m_axis_o_tready.value):
+            self.flags.append(int(self.dut.m_axis_o_tlast.value))
+
+
 class Control:
     """Drives the control inputs in the bench's drive phase: ``set`` values for the next cycle,
     ``pulse`` a signal for one cycle."""
 
     def __init__(self, dut):
         self.dut, self.pending, self.pulses = dut, {}, set()
+
+    def read(self, name: str) -> int:
+        return int(getattr(self.dut, f"ctrl_{name}").value)
 
     def set(self, **values) -> None:
         self.pending.update(values)
@@ -43,7 +60,7 @@ class Control:
 
     def drive(self, cycle: int) -> None:
         for name, value in self.pending.items():
-            getattr(self.dut, name).value = value
+            getattr(self.dut, f"ctrl_{name}").value = value
         self.pending = {name: 0 for name in self.pulses}
         self.pulses = set()
 
@@ -56,14 +73,15 @@ async def engine_runs(dut):
     cfg, report, rng = begin(dut, "runs")
     nm = Numerics.from_dict(cfg["numerics"])
     rows, cols, w = cfg["rows"], cfg["cols"], nm.data_width
-    out_fields = Fields([("data", cols * w), ("last", 1)])
 
-    Clock(dut.clk, 10, unit="ns").start()
+    Clock(dut.aclk, 10, unit="ns").start()
     control = Control(dut)
     control.set(start=0)
-    sources = {name: StreamSource(dut, name, rng, idle=cfg["idle"]) for name in ("q", "k", "v")}
-    sink = StreamSink(dut, "o", rng, stall=cfg["stall"])
-    bench = StreamBench(dut, dut.clk, dut.rst, [control, *sources.values(), sink])
+    sources = {name: StreamSource(dut, name, rng, idle=cfg["idle"], axis=f"s_axis_{name}") for name in "qkv"}
+    sink = StreamSink(dut, "o", rng, stall=cfg["stall"], axis="m_axis_o")
+    last_flags = TlastMonitor(dut)
+    bench = StreamBench(dut, dut.aclk, dut.aresetn, [control, *sources.values(), sink, last_flags],
+                        reset_active_low=True)
     await bench.reset()
 
     async def start(run):
@@ -71,8 +89,8 @@ async def engine_runs(dut):
                     scale_mult=cfg["scale_mult"], scale_shift=cfg["scale_shift"])
         control.pulse("start")
         await bench.step(2)
-        report.check(int(dut.busy.value) == 1 and int(dut.error.value) == 0,
-                     f"run {run} did not start (busy {dut.busy.value}, error {dut.error.value})")
+        report.check(control.read("busy") == 1 and control.read("error") == 0,
+                     f"run {run} did not start (busy {control.read('busy')}, error {control.read('error')})")
 
     def send(beats):
         for name in ("q", "k", "v"):
@@ -91,35 +109,37 @@ async def engine_runs(dut):
             await bench.step(int(rng.integers(steps // 4, steps // 2 + 2)))
             await bench.reset(3)
             sink.beats.clear()
-            report.check(int(dut.busy.value) == 0, "busy after reset")
+            last_flags.flags.clear()
+            report.check(control.read("busy") == 0, "busy after reset")
         for s in (*sources.values(), sink):
             s.first_accept_cycle = s.last_accept_cycle = None
         sink.beats.clear()
+        last_flags.flags.clear()
         await start(run)
         send(beats)
         expected, last = output_beats(engine_output(q, k, v, cfg["scale_mult"], cfg["scale_shift"], nm, cols),
                                       rows, cols)
-        await bench.run(lambda: len(sink.beats) >= len(expected) and int(dut.done.value) == 1, budget)
+        await bench.run(lambda: len(sink.beats) >= len(expected) and control.read("done") == 1, budget)
         await bench.step(20)   # nothing more may come out
         report.check(len(sink.beats) == len(expected), f"run {index}: {len(sink.beats)} output beats, "
                                                        f"expected {len(expected)}")
-        got = np.array([unpack(out_fields.unpack(b)["data"], cols, w, True) for b in sink.beats[:len(expected)]])
-        got_last = np.array([out_fields.unpack(b)["last"] for b in sink.beats[:len(expected)]])
+        got = np.array([unpack(b, cols, w, True) for b in sink.beats[:len(expected)]])
+        got_last = np.array(last_flags.flags[:len(expected)])
         report.compare(f"run {index} o", got.reshape(expected.shape), expected)
         report.compare(f"run {index} last", got_last, last.astype(np.int64))
         first_in = min(s.first_accept_cycle for s in sources.values())
         cycles = sink.last_accept_cycle - first_in + 1
         macs = useful_macs(run["heads"], run["seq_len"], run["head_dim"])
-        results.append(dict(run, cycles=cycles, useful_macs=macs, counter=int(dut.cycles.value),
+        results.append(dict(run, cycles=cycles, useful_macs=macs, counter=control.read("cycles"),
                             ideal_cycles=-(-macs // (rows * cols)),
                             mac_utilization=macs / (rows * cols * cycles)))
-        report.check(int(dut.busy.value) == 0, f"run {index}: busy after the last output")
+        report.check(control.read("busy") == 0, f"run {index}: busy after the last output")
 
     # A start with an out-of-range runtime value must raise error and not start.
     control.set(seq_len=0, heads=1, head_dim=1)
     control.pulse("start")
     await bench.step(2)
-    report.check(int(dut.error.value) == 1 and int(dut.busy.value) == 0, "seq_len 0 was not rejected")
+    report.check(control.read("error") == 1 and control.read("busy") == 0, "seq_len 0 was not rejected")
 
     report.cycles = results[-1]["cycles"]
     report.extra.update(runs=results)

@@ -1,0 +1,71 @@
+"""AXI4-Stream top level of the fused attention engine, for FPGA flows."""
+
+from __future__ import annotations
+
+from amaranth.hdl import ClockDomain, ClockSignal, Module, ResetSignal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .engine import AttentionEngine
+
+__all__ = ["AttentionEngineAxi"]
+
+
+class AttentionEngineAxi(wiring.Component):
+    """:class:`~hdl.engine.AttentionEngine` with AXI4-Stream ports, ``aclk`` and ``aresetn``.
+
+    The streams are ``s_axis_q``, ``s_axis_k``, ``s_axis_v`` (slaves) and
+    ``m_axis_o`` (master), each with ``tdata``, ``tvalid``, ``tready`` and
+    ``tlast``.  ``tdata`` packs ``rows`` (Q) or ``cols`` (K, V, O) signed
+    ``data_width``-bit lanes, lane 0 in the low bits.  Input ``tlast`` is not
+    needed (the engine counts beats) and is ignored; output ``tlast`` marks the
+    last beat of every query block.  The beat order is in docs/engine.md.
+    ``aresetn`` is synchronous and active low.  The control interface
+    (``ctrl_*``) is the engine's: ``ctrl_start`` with the runtime values
+    ``ctrl_seq_len``, ``ctrl_heads``, ``ctrl_head_dim``, ``ctrl_scale_mult``,
+    ``ctrl_scale_shift``; status ``ctrl_busy``, ``ctrl_done``, ``ctrl_error``
+    and ``ctrl_cycles``.
+
+    Parameters are those of :class:`~hdl.engine.AttentionEngine`.
+    """
+
+    def __init__(self, **params):
+        self.engine = AttentionEngine(**params)
+        self.params = self.engine.params
+        e = self.engine
+        members = {"aclk": In(1), "aresetn": In(1)}
+        for name in ("q", "k", "v"):
+            width = len(getattr(e, name).payload.as_value())
+            members.update({f"s_axis_{name}_tdata": In(width), f"s_axis_{name}_tvalid": In(1),
+                            f"s_axis_{name}_tready": Out(1), f"s_axis_{name}_tlast": In(1)})
+        members.update({"m_axis_o_tdata": Out(len(e.o.payload.data.as_value())), "m_axis_o_tvalid": Out(1),
+                        "m_axis_o_tready": In(1), "m_axis_o_tlast": Out(1)})
+        for name in ("start", "seq_len", "heads", "head_dim", "scale_mult", "scale_shift"):
+            members[f"ctrl_{name}"] = In(len(getattr(e, name)))
+        for name in ("busy", "done", "error", "cycles"):
+            members[f"ctrl_{name}"] = Out(len(getattr(e, name)))
+        super().__init__(members)
+
+    def __getattr__(self, name):
+        # Derived figures (memory_bits, array_figures, ...) are the engine's.
+        if name.startswith("_") or name == "engine":
+            raise AttributeError(name)
+        return getattr(self.engine, name)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = ClockDomain("sync")
+        m.d.comb += [ClockSignal("sync").eq(self.aclk), ResetSignal("sync").eq(~self.aresetn)]
+        m.submodules.engine = e = self.engine
+        for name in ("q", "k", "v"):
+            port = getattr(e, name)
+            m.d.comb += [port.payload.eq(getattr(self, f"s_axis_{name}_tdata")),
+                         port.valid.eq(getattr(self, f"s_axis_{name}_tvalid")),
+                         getattr(self, f"s_axis_{name}_tready").eq(port.ready)]
+        m.d.comb += [self.m_axis_o_tdata.eq(e.o.payload.data), self.m_axis_o_tvalid.eq(e.o.valid),
+                     self.m_axis_o_tlast.eq(e.o.payload.last), e.o.ready.eq(self.m_axis_o_tready)]
+        for name in ("start", "seq_len", "heads", "head_dim", "scale_mult", "scale_shift"):
+            m.d.comb += getattr(e, name).eq(getattr(self, f"ctrl_{name}"))
+        for name in ("busy", "done", "error", "cycles"):
+            m.d.comb += getattr(self, f"ctrl_{name}").eq(getattr(e, name))
+        return m
