@@ -95,7 +95,8 @@ def _simulate(run) -> tuple[dict, bool]:
     try:
         return run(), True
     except SimulationFailure as e:
-        return {"passed": False, "error": str(e)}, False
+        counts = {k: e.report[k] for k in ("mismatch_count", "elements")} if e.report else {}
+        return {"passed": False, "error": str(e), **counts}, False
 
 
 def _print_json(args, params, report, passed) -> int:
@@ -104,6 +105,13 @@ def _print_json(args, params, report, passed) -> int:
 
 
 def cmd_sim(args) -> int:
+    if args.unit == "engine":
+        return _sim_engine(args)
+    engine_only = [flag for flag, value in (("--seq-len", args.seq_len), ("--head-dim", args.head_dim),
+                                            ("--heads", args.heads), ("--inputs", args.inputs),
+                                            ("--output", args.output)) if value is not None]
+    if engine_only:
+        raise CliError(f"{engine_only[0]} applies to the engine, not to {args.unit}")
     if args.unit == "softmax":
         return _sim_softmax(args)
     if args.keys is not None:
@@ -160,6 +168,80 @@ def _sim_softmax(args) -> int:
           f"sim/softmax_stream.py ({report['beats']} beats, {report['row_ends']} row ends)")
     print(f"  cycles: {report['cycles']} from first to last beat accepted ({report['beats']} beats); "
           f"latency {report['latency']} (probabilities), {report['sum_latency']} (reciprocal)")
+    return 0
+
+
+def _sim_engine(args) -> int:
+    import numpy as np
+
+    from sim.golden import Numerics, attention
+    from sim.golden_io import error_figures, load_qkv
+
+    from .simulate import simulate_engine
+
+    stray = [flag for flag, value in (("--tiles", args.tiles), ("--depth", args.depth), ("--keys", args.keys))
+             if value is not None]
+    if stray:
+        raise CliError(f"{stray[0]} does not apply to the engine (it takes --seq-len, --head-dim, --heads)")
+    params = _unit_params(args)
+    nm = Numerics(**params["numerics"])
+    if args.inputs is not None:
+        given = [flag for flag, value in (("--seq-len", args.seq_len), ("--head-dim", args.head_dim),
+                                          ("--heads", args.heads)) if value is not None]
+        if given:
+            raise CliError(f"{given[0]} conflicts with --inputs (the shapes come from the file)")
+        q, k, v = load_qkv(args.inputs)
+    else:
+        shape = (args.heads or 1, args.seq_len or 128, args.head_dim or 64)
+        for flag, value in zip(("--heads", "--seq-len", "--head-dim"), shape):
+            if value < 1:
+                raise CliError(f"{flag} must be a positive integer, not {value}")
+        rng = np.random.default_rng(args.seed)
+        q, k, v = (rng.normal(size=shape) for _ in range(3))
+    heads, seq_len, d = (1,) * (3 - q.ndim) + q.shape
+    limits = (("--seq-len", seq_len, "max_seq_len"), ("--head-dim", d, "max_head_dim"), ("--heads", heads, "max_heads"))
+    for flag, value, name in limits:
+        if value > params[name]:
+            raise CliError(f"{flag} must be at most {name} = {params[name]}, not {value}")
+    scale = 1.0 / math.sqrt(d)
+    golden = attention(q, k, v, scale=scale, nm=nm, key_tile=params["cols"])
+    run = dict(heads=heads, seq_len=seq_len, head_dim=d)
+    ints = [x.reshape(heads, seq_len, d) for x in (golden.q_int, golden.k_int, golden.v_int)]
+    report, passed = _simulate(lambda: simulate_engine(params, [run], sim=args.sim, seed=args.seed,
+                                                       scale_mult=golden.multiplier, scale_shift=golden.shift,
+                                                       idle=args.idle, stall=args.stall, operands=[ints]))
+    out = {"passed": passed, "sim": args.sim, "seed": args.seed, **run}
+    if passed:
+        measured = report["runs"][0]
+        o_int = report["outputs"][0].reshape(golden.o_int.shape)
+        out.update(cycles=measured["cycles"], ideal_cycles=measured["ideal_cycles"],
+                   useful_macs=measured["useful_macs"], mac_utilization=measured["mac_utilization"],
+                   cycle_counter=measured["counter"], mismatches=int((o_int != golden.o_int).sum()),
+                   elements=report["elements"], memory_bits=report["memory_bits"])
+        out.update(error_figures(golden, q, k, v, scale))
+        if args.output is not None:
+            try:
+                np.savez(args.output, o=o_int * golden.scales["o"], o_int=o_int)
+            except OSError as e:
+                raise CliError(f"cannot write output {args.output}: {e.strerror or e}") from None
+    else:
+        out.update(mismatches=report.get("mismatch_count"), error=report["error"])
+    if args.json:
+        print(json.dumps({"unit": "engine", "parameters": params, **out}, indent=1))
+        return 0 if passed and out["mismatches"] == 0 else 1
+    print(f"attn-rtl sim: engine {params['rows']}x{params['cols']}, H={heads} L={seq_len} d={d} on {args.sim}, "
+          f"seed {args.seed}")
+    if not passed:
+        print(f"FAIL: {report['error']}")
+        return 1
+    print(f"  PASS: {out['elements']} output values and flags bit-exact against the golden model "
+          f"({out['mismatches']} mismatches)")
+    print(f"  cycles: {out['cycles']} from first input to last output (ideal {out['ideal_cycles']}): "
+          f"MAC utilization {out['mac_utilization']:.2%}")
+    print(f"  error against float attention: max {out['max_abs_error_lsb']:.2f} LSB "
+          f"(on the quantized inputs: max {out['max_abs_error_lsb_quantized']:.2f} LSB)")
+    if args.output is not None:
+        print(f"  wrote {args.output}: o and o_int of shape {tuple(o_int.shape)}")
     return 0
 
 
@@ -237,8 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def unit_command(name, help_text, unit_required):
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("unit", choices=sorted(UNITS), nargs=None if unit_required else "?", default="array",
-                       help="block to build (default: array)")
+        p.add_argument("unit", choices=sorted(UNITS), nargs=None if unit_required else "?", default="engine",
+                       help="block to build (default: engine)")
         p.add_argument("--preset", help="named parameter set (see attn-rtl presets)")
         p.add_argument("--config", metavar="FILE.toml", help="TOML file of parameters ([UNIT] table or top level)")
         _unit_flags(p, _flag_defaults())
@@ -257,6 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim_p.add_argument("--keys", type=int, default=None, help="softmax: keys per row (default 4 x lanes)")
     sim_p.add_argument("--idle", type=float, default=0.0, help="probability of an idle input cycle")
     sim_p.add_argument("--stall", type=float, default=0.0, help="probability of output backpressure")
+    sim_p.add_argument("--seq-len", type=int, default=None, help="engine: sequence length L (default 128)")
+    sim_p.add_argument("--head-dim", type=int, default=None, help="engine: head dimension d (default 64)")
+    sim_p.add_argument("--heads", type=int, default=None, help="engine: number of heads (default 1)")
+    sim_p.add_argument("--inputs", metavar="FILE.npz", default=None,
+                       help="engine: float q, k, v of shape (L, d) or (H, L, d), as for attn-rtl golden")
+    sim_p.add_argument("--output", metavar="OUT.npz", default=None, help="engine: write the engine's o and o_int")
     sim_p.add_argument("--json", action="store_true", help="print the report as JSON")
     sim_p.set_defaults(func=cmd_sim, preset="default")
 

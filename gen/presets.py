@@ -16,6 +16,11 @@ PRESETS: dict[str, dict[str, dict]] = {
         "default": {"lanes": 8, "slots": 8, "score_width": 22, "max_seq_len": 1024},
         "large": {"lanes": 16, "slots": 16, "score_width": 23, "max_seq_len": 4096},
     },
+    "engine": {
+        "tiny": {"rows": 2, "cols": 2, "max_seq_len": 256, "max_head_dim": 32, "max_heads": 4},
+        "default": {"rows": 8, "cols": 8, "max_seq_len": 1024, "max_head_dim": 128, "max_heads": 16},
+        "large": {"rows": 16, "cols": 16, "max_seq_len": 4096, "max_head_dim": 128, "max_heads": 16},
+    },
 }
 
 DESCRIPTIONS = {
@@ -26,4 +31,7 @@ DESCRIPTIONS = {
     ("softmax", "tiny"): "2 lanes for the tiny array, rows up to 256 keys",
     ("softmax", "default"): "8 lanes x 8 rows, after the default array (d up to 64), L up to 1024",
     ("softmax", "large"): "16 lanes x 16 rows, after the large array (d up to 128), L up to 4096",
+    ("engine", "tiny"): "2x2 array, L up to 256, d up to 32, 4 heads",
+    ("engine", "default"): "8x8 array, L up to 1024, d up to 128, 16 heads",
+    ("engine", "large"): "16x16 array, L up to 4096, d up to 128, 16 heads",
 }

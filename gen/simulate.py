@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
 from .generate import cached_verilog, unit
 from hdl.params import positive_int
 
@@ -75,8 +80,13 @@ def simulate_softmax(params: dict, *, sim: str = "icarus", seed: int = 1, groups
 
 def simulate_engine(params: dict, runs, *, sim: str = "icarus", seed: int = 1, scale_mult: int | None = None,
                     scale_shift: int | None = None, idle: float = 0.0, stall: float = 0.0,
-                    reset_mid: bool = False) -> dict:
+                    reset_mid: bool = False, operands=None) -> dict:
     """Run ``runs`` (dicts of ``heads``, ``seq_len``, ``head_dim``, optional ``operands``) through the engine.
+
+    ``operands``, if given, lists per run the integer ``(q, k, v)`` of shape
+    ``(heads, seq_len, head_dim)``; then the report's ``outputs`` holds the O
+    each run produced (integers, same shape).  Otherwise operands are random
+    (``operands`` of a run: ``random``, ``min``, ``max`` or ``mixed``).
 
     The report's ``runs`` holds, per run, ``cycles`` (first input beat accepted
     to last output beat sent), ``ideal_cycles``, ``useful_macs`` and
@@ -106,7 +116,20 @@ def simulate_engine(params: dict, runs, *, sim: str = "icarus", seed: int = 1, s
                idle=check_probability("idle", idle), stall=check_probability("stall", stall),
                reset_mid=bool(reset_mid))
     models = unit("engine").simulation_models(full)
-    report = run_cocotb(sources=[path, *models], toplevel=unit("engine").top,
-                        test_module=unit("engine").testbench, sim=sim, config=cfg)
+    with tempfile.TemporaryDirectory(prefix="attn-engine-") as tmp:
+        if operands is not None:
+            if len(operands) != len(runs):
+                raise ValueError(f"operands must list one (q, k, v) per run: {len(runs)}, not {len(operands)}")
+            for index, (run, qkv) in enumerate(zip(runs, operands)):
+                shape = (run["heads"], run["seq_len"], run["head_dim"])
+                arrays = {name: np.asarray(x, np.int64).reshape(shape) for name, x in zip("qkv", qkv)}
+                run["operands_file"] = str(Path(tmp, f"operands{index}.npz"))
+                np.savez(run["operands_file"], **arrays)
+            cfg["capture"] = str(Path(tmp, "outputs.npz"))
+        report = run_cocotb(sources=[path, *models], toplevel=unit("engine").top,
+                            test_module=unit("engine").testbench, sim=sim, config=cfg)
+        if operands is not None:
+            with np.load(cfg["capture"]) as f:
+                report["outputs"] = [f[f"o{i}"] for i in range(len(runs)) if f"o{i}" in f.files]
     report.update(sim=sim, memory_bits=component.memory_bits)
     return report

@@ -31,6 +31,8 @@ class AttentionEngineAxi(wiring.Component):
 
     def __init__(self, **params):
         self.engine = AttentionEngine(**params)
+        # Elaborated with this wrapper; only the wrapper warns when left unused.
+        self.engine._MustUse__silence = True
         self.params = self.engine.params
         e = self.engine
         members = {"aclk": In(1), "aresetn": In(1)}

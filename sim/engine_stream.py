@@ -17,7 +17,7 @@ import numpy as np
 
 from .golden import Numerics, logits, online_softmax_attention, scores
 
-__all__ = ["EngineBeats", "engine_beats", "engine_output", "output_beats", "useful_macs"]
+__all__ = ["EngineBeats", "engine_beats", "engine_output", "output_beats", "output_from_beats", "useful_macs"]
 
 
 def _heads(x) -> np.ndarray:
@@ -84,6 +84,21 @@ def output_beats(o_int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
             flags[-1] = True
             last.append(flags)
     return np.concatenate(data), np.concatenate(last)
+
+
+def output_from_beats(data, heads: int, seq_len: int, head_dim: int, rows: int, cols: int) -> np.ndarray:
+    """Inverse of :func:`output_beats`: O of shape ``(heads, seq_len, head_dim)`` from its beats."""
+    data = np.asarray(data, np.int64)
+    chunks = -(-head_dim // cols)
+    o = np.zeros((heads, seq_len, chunks * cols), np.int64)
+    at = 0
+    for h in range(heads):
+        for qb in range(0, seq_len, rows):
+            n = min(rows, seq_len - qb)
+            block = data[at:at + n * chunks].reshape(chunks, n, cols)
+            o[h, qb:qb + n] = block.transpose(1, 0, 2).reshape(n, chunks * cols)
+            at += n * chunks
+    return o[:, :, :head_dim]
 
 
 def useful_macs(heads: int, seq_len: int, head_dim: int) -> int:

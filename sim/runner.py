@@ -34,7 +34,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class SimulationFailure(AssertionError):
-    """The testbench reported a mismatch, or the simulator failed; the message says which."""
+    """The testbench reported a mismatch, or the simulator failed; the message says which.
+
+    ``report`` is the testbench's report when it wrote one (mismatch counts, cycles), else ``None``.
+    """
+
+    def __init__(self, message: str, report: dict | None = None):
+        super().__init__(message)
+        self.report = report
 
 
 def default_cache_dir() -> Path:
@@ -167,7 +174,7 @@ def run_cocotb(*, sources, toplevel: str, test_module: str, sim: str = "icarus",
             failure = f"simulator exited with {e.code}"
     report = json.loads(report_path.read_text()) if report_path.exists() else None
     if report is None or not report.get("passed") or failure:
-        raise SimulationFailure(_failure_message(sim, toplevel, report, failure, log_path))
+        raise SimulationFailure(_failure_message(sim, toplevel, report, failure, log_path), report)
     if not waves:
         shutil.rmtree(run_dir, ignore_errors=True)
     return report

@@ -15,13 +15,16 @@ import numpy as np
 from cocotb.clock import Clock
 
 from sim.golden import Numerics
-from sim.engine_stream import engine_beats, engine_output, output_beats, useful_macs
+from sim.engine_stream import engine_beats, engine_output, output_beats, output_from_beats, useful_macs
 from tb.harness import begin, operand_matrix
 from tb.packing import pack, unpack
 from tb.streams import StreamBench, StreamSink, StreamSource
 
 
 def run_operands(rng, run: dict, width: int):
+    if "operands_file" in run:
+        with np.load(run["operands_file"]) as f:
+            return [f[name].reshape(run["heads"], run["seq_len"], run["head_dim"]) for name in ("q", "k", "v")]
     shape = (run["heads"], run["seq_len"], run["head_dim"])
     kind = run.get("operands", "random")
     return [operand_matrix(rng, shape, width, True, kind) for _ in range(3)]
@@ -97,7 +100,7 @@ async def engine_runs(dut):
             sources[name].send([pack(b, w) for b in getattr(beats, name)])
 
     slack = 1.0 / (1.0 - max(cfg["idle"], cfg["stall"]))
-    results = []
+    results, captured = [], {}
     for index, run in enumerate(cfg["runs"]):
         q, k, v = run_operands(rng, run, w)
         beats = engine_beats(q, k, v, rows, cols)
@@ -127,6 +130,8 @@ async def engine_runs(dut):
         got_last = np.array(last_flags.flags[:len(expected)])
         report.compare(f"run {index} o", got.reshape(expected.shape), expected)
         report.compare(f"run {index} last", got_last, last.astype(np.int64))
+        if cfg.get("capture") and len(got) == len(expected):
+            captured[f"o{index}"] = output_from_beats(got, run["heads"], run["seq_len"], run["head_dim"], rows, cols)
         first_in = min(s.first_accept_cycle for s in sources.values())
         cycles = sink.last_accept_cycle - first_in + 1
         macs = useful_macs(run["heads"], run["seq_len"], run["head_dim"])
@@ -141,6 +146,8 @@ async def engine_runs(dut):
     await bench.step(2)
     report.check(control.read("error") == 1 and control.read("busy") == 0, "seq_len 0 was not rejected")
 
+    if cfg.get("capture"):
+        np.savez(cfg["capture"], **captured)
     report.cycles = results[-1]["cycles"]
     report.extra.update(runs=results)
     report.finish()
