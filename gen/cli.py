@@ -192,7 +192,9 @@ def _sim_engine(args) -> int:
             raise CliError(f"{given[0]} conflicts with --inputs (the shapes come from the file)")
         q, k, v = load_qkv(args.inputs)
     else:
-        shape = (args.heads or 1, args.seq_len or 128, args.head_dim or 64)
+        defaults = (1, min(128, params["max_seq_len"]), min(64, params["max_head_dim"]))
+        shape = tuple(d_ if given is None else given for d_, given in zip(defaults, (args.heads, args.seq_len,
+                                                                                     args.head_dim)))
         for flag, value in zip(("--heads", "--seq-len", "--head-dim"), shape):
             if value < 1:
                 raise CliError(f"{flag} must be a positive integer, not {value}")
@@ -273,9 +275,9 @@ def cmd_golden(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from . import bench_array, bench_softmax
+    from . import bench_array, bench_engine, bench_softmax
 
-    module = {"array": bench_array, "softmax": bench_softmax}[args.unit]
+    module = {"array": bench_array, "softmax": bench_softmax, "engine": bench_engine}[args.unit]
     parts = [p.strip() for p in (args.parts or ",".join(module.PARTS)).split(",") if p.strip()]
     for part in parts:
         if part not in module.PARTS:
@@ -288,6 +290,9 @@ def cmd_bench(args) -> int:
         raise CliError(f"--seeds must be comma-separated integers, not {args.seeds!r}") from None
     if args.unit == "softmax":
         print(f"wrote {bench_softmax.run(parts, jobs=args.jobs, seeds=seeds)}")
+        return 0
+    if args.unit == "engine":
+        print(f"wrote {bench_engine.run(parts, sim=args.sim, jobs=args.jobs, seeds=seeds)}")
         return 0
     try:
         sizes = [tuple(int(n) for n in size.lower().split("x")) for size in args.sizes.split(",")]
@@ -339,8 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim_p.add_argument("--keys", type=int, default=None, help="softmax: keys per row (default 4 x lanes)")
     sim_p.add_argument("--idle", type=float, default=0.0, help="probability of an idle input cycle")
     sim_p.add_argument("--stall", type=float, default=0.0, help="probability of output backpressure")
-    sim_p.add_argument("--seq-len", type=int, default=None, help="engine: sequence length L (default 128)")
-    sim_p.add_argument("--head-dim", type=int, default=None, help="engine: head dimension d (default 64)")
+    sim_p.add_argument("--seq-len", type=int, default=None, help="engine: sequence length L (default 128, at most max_seq_len)")
+    sim_p.add_argument("--head-dim", type=int, default=None, help="engine: head dimension d (default 64, at most max_head_dim)")
     sim_p.add_argument("--heads", type=int, default=None, help="engine: number of heads (default 1)")
     sim_p.add_argument("--inputs", metavar="FILE.npz", default=None,
                        help="engine: float q, k, v of shape (L, d) or (H, L, d), as for attn-rtl golden")
@@ -360,10 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure a unit (cycles, area, Fmax) and write the table into docs/",
                            description="Run a benchmark and write its Markdown table into docs/.")
-    bench.add_argument("unit", choices=["array", "softmax"])
+    bench.add_argument("unit", choices=["array", "softmax", "engine"])
     bench.add_argument("--parts", default=None,
-                       help="comma-separated; array: utilization, area, fmax; softmax: accuracy, area, fmax "
-                            "(default: all)")
+                       help="comma-separated; array: utilization, area, fmax; softmax: accuracy, area, fmax; "
+                            "engine: utilization, area, fmax (default: all)")
     bench.add_argument("--sim", choices=["icarus", "verilator"], default="verilator")
     bench.add_argument("--jobs", type=int, default=2, help="parallel synthesis jobs")
     bench.add_argument("--seeds", default="1,2,3", help="nextpnr seeds (median reported)")

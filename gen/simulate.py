@@ -10,7 +10,10 @@ import numpy as np
 from .generate import cached_verilog, unit
 from hdl.params import positive_int
 
-__all__ = ["simulate_array", "simulate_softmax", "simulate_engine", "check_probability"]
+__all__ = ["simulate_array", "simulate_softmax", "simulate_engine", "measure_engine", "check_probability"]
+
+#: The full-rate harness around the engine (tb/engine_bench.v).
+ENGINE_BENCH = Path(__file__).resolve().parent.parent / "tb" / "engine_bench.v"
 
 
 def check_probability(name: str, value) -> float:
@@ -78,6 +81,49 @@ def simulate_softmax(params: dict, *, sim: str = "icarus", seed: int = 1, groups
     return report
 
 
+def _default_scale(component, head_dim: int) -> tuple[int, int]:
+    """``M, s`` for ``1/sqrt(d)`` on int8-like operands of scale 1/16 (a few octaves of logits)."""
+    import math
+
+    from sim.golden import score_multiplier
+
+    return score_multiplier(1.0 / (math.sqrt(head_dim) * 127 * 127 / 16), component.nm)
+
+
+def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1) -> dict:
+    """Cycles of the engine at full rate (streams never stall), each output checked against the golden model.
+
+    Uses the DMA-model harness ``tb/engine_bench.v``: no Python runs per
+    cycle, so long sequences take seconds.  ``runs`` as for
+    :func:`simulate_engine`; the report's ``runs`` hold ``cycles``,
+    ``ideal_cycles``, ``useful_macs``, ``mac_utilization`` and ``mismatched_beats``.
+    """
+    from sim.runner import run_cocotb
+
+    path, component = cached_verilog("engine", params)
+    full = component.params
+    runs = [dict(r) for r in runs]
+    for r in runs:
+        positive_int("seq_len", r["seq_len"], at_most=full["max_seq_len"])
+        positive_int("head_dim", r["head_dim"], at_most=full["max_head_dim"])
+        positive_int("heads", r.setdefault("heads", 1), at_most=full["max_heads"])
+    rows, cols, w = full["rows"], full["cols"], component.nm.data_width
+    # Memories for the largest run the engine takes: one build per parameter set.
+    heads, seq_len, d = full["max_heads"], full["max_seq_len"], full["max_head_dim"]
+    most = heads * -(-seq_len // min(rows, cols)) * d
+    words = heads * seq_len * -(-d // cols)
+    e = component.engine
+    parameters = dict(R=rows, C=cols, W=w, Q_WORDS=most, K_WORDS=most, V_WORDS=words, O_WORDS=words,
+                      SEQ_BITS=len(e.seq_len), HEAD_BITS=len(e.heads), DIM_BITS=len(e.head_dim),
+                      MULT_BITS=len(e.scale_mult))
+    mult, shift = _default_scale(component, runs[0]["head_dim"])
+    cfg = dict(full, seed=int(seed), runs=runs, scale_mult=int(mult), scale_shift=int(shift))
+    report = run_cocotb(sources=[path, *unit("engine").simulation_models(full), ENGINE_BENCH], toplevel="engine_bench",
+                        test_module="tb.test_engine_bench", sim=sim, config=cfg, parameters=parameters)
+    report.update(sim=sim, memory_bits=component.memory_bits)
+    return report
+
+
 def simulate_engine(params: dict, runs, *, sim: str = "icarus", seed: int = 1, scale_mult: int | None = None,
                     scale_shift: int | None = None, idle: float = 0.0, stall: float = 0.0,
                     reset_mid: bool = False, operands=None) -> dict:
@@ -93,9 +139,6 @@ def simulate_engine(params: dict, runs, *, sim: str = "icarus", seed: int = 1, s
     ``mac_utilization``.  The default score scale is ``1/sqrt(d)`` of int8
     operands of unit scale (``M``, ``s`` from :func:`sim.golden.score_multiplier`).
     """
-    import math
-
-    from sim.golden import score_multiplier
     from sim.runner import run_cocotb
 
     path, component = cached_verilog("engine", params)
@@ -108,8 +151,7 @@ def simulate_engine(params: dict, runs, *, sim: str = "icarus", seed: int = 1, s
         positive_int("head_dim", r["head_dim"], at_most=full["max_head_dim"])
         positive_int("heads", r.setdefault("heads", 1), at_most=full["max_heads"])
     if scale_mult is None or scale_shift is None:
-        d = runs[0]["head_dim"]
-        mult, shift = score_multiplier(1.0 / (math.sqrt(d) * 127 * 127 / 16), component.nm)
+        mult, shift = _default_scale(component, runs[0]["head_dim"])
         scale_mult = mult if scale_mult is None else scale_mult
         scale_shift = shift if scale_shift is None else scale_shift
     cfg = dict(full, seed=int(seed), runs=runs, scale_mult=int(scale_mult), scale_shift=int(scale_shift),

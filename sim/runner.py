@@ -102,7 +102,7 @@ def _build_key(sources, toplevel, sim, build_args) -> str:
 
 def run_cocotb(*, sources, toplevel: str, test_module: str, sim: str = "icarus", config: dict | None = None,
                cache_dir: Path | None = None, seed: int | None = None, waves: bool = False,
-               quiet: bool = True) -> dict:
+               quiet: bool = True, parameters: dict | None = None) -> dict:
     """Build ``sources`` (cached) and run the cocotb ``test_module`` against ``toplevel``.
 
     Parameters
@@ -116,6 +116,8 @@ def run_cocotb(*, sources, toplevel: str, test_module: str, sim: str = "icarus",
     sim : "icarus" or "verilator"
     config : dict
         Passed to the testbench as JSON in ``ATTN_TB_CONFIG``.
+    parameters : dict
+        Verilog parameters of ``toplevel`` (part of the build's cache key).
 
     Returns
     -------
@@ -140,7 +142,9 @@ def run_cocotb(*, sources, toplevel: str, test_module: str, sim: str = "icarus",
         # and leaves combinational outputs that depend only on constant-initialized state at X.
         build_args = ["-g2005"]
     env_changes = verilator_env() if sim == "verilator" else {}
-    key = _build_key(sources, toplevel, sim, [*build_args, env_changes.get("MAKEFLAGS", "")])
+    parameters = dict(parameters or {})
+    key = _build_key(sources, toplevel, sim, [*build_args, env_changes.get("MAKEFLAGS", ""),
+                                              json.dumps(parameters, sort_keys=True)])
     build_dir = (cache_dir or default_cache_dir()) / "sim" / f"{toplevel}-{sim}-{key}"
 
     run_dir = build_dir / f"run-{uuid.uuid4().hex[:12]}"
@@ -158,7 +162,8 @@ def run_cocotb(*, sources, toplevel: str, test_module: str, sim: str = "icarus",
                 try:
                     with _captured(quiet):
                         runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir, always=True,
-                                     timescale=TIMESCALE, build_args=build_args, waves=waves, log_file=build_log)
+                                     timescale=TIMESCALE, build_args=build_args, waves=waves, log_file=build_log,
+                                     parameters=parameters)
                 except (RuntimeError, SystemExit) as e:
                     raise SimulationFailure(f"{toplevel} did not build on {sim} ({e}):\n{_tail(build_log)}") from None
                 stamp.write_text("ok\n")

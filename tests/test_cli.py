@@ -232,7 +232,7 @@ def test_golden_rejects_bad_inputs(tmp_path, capsys):
 # --- sim (the main job) -----------------------------------------------------------------
 
 def test_sim_prints_cycles_and_pass(capsys):
-    code, out, _ = run(capsys, "sim", "--preset", "tiny", "--tiles", "3", "--depth", "5")
+    code, out, _ = run(capsys, "sim", "array", "--preset", "tiny", "--tiles", "3", "--depth", "5")
     assert code == 0
     assert "PASS: 12 of 12 result elements bit-exact" in out
     cycles = int(re.search(r"cycles: (\d+)", out).group(1))
@@ -265,5 +265,48 @@ def test_sim_json_report(capsys):
     (["--sim", "xsim"], ["--sim", "'xsim'"]),
 ])
 def test_sim_rejects_bad_options(capsys, flags, fragments):
-    code, _, err = run(capsys, "sim", *flags)
+    code, _, err = run(capsys, "sim", "array", *flags)
     assert_one_line_error(code, err, *fragments)
+
+
+# --- sim engine (the default unit) ------------------------------------------------------------
+
+def test_sim_engine_json_reports_utilization_and_zero_mismatches(capsys, tmp_path):
+    rng = np.random.default_rng(3)
+    inputs = tmp_path / "qkv.npz"
+    np.savez(inputs, q=rng.normal(size=(2, 9, 5)), k=rng.normal(size=(2, 9, 5)), v=rng.normal(size=(2, 9, 5)))
+    out = tmp_path / "o.npz"
+    code, text, _ = run(capsys, "sim", "--preset", "tiny", "--inputs", str(inputs), "--output", str(out), "--json",
+                        "--idle", "0.2", "--stall", "0.2", "--seed", "3")
+    report = json.loads(text)
+    assert code == 0 and report["passed"] and report["mismatches"] == 0
+    assert (report["heads"], report["seq_len"], report["head_dim"]) == (2, 9, 5)
+    assert report["ideal_cycles"] == -(-report["useful_macs"] // 4) and report["useful_macs"] == 2 * 2 * 9 * 9 * 5
+    assert 0 < report["mac_utilization"] == pytest.approx(report["useful_macs"] / (4 * report["cycles"]))
+    assert report["max_abs_error_lsb_quantized"] <= 1.0
+    with np.load(out) as got:
+        golden = tmp_path / "g.npz"
+        assert run(capsys, "golden", "--inputs", str(inputs), "--output", str(golden), "--key-tile", "2")[0] == 0
+        with np.load(golden) as want:
+            assert np.array_equal(got["o_int"], want["o_int"]) and np.allclose(got["o"], want["o"])
+
+
+def test_sim_engine_text_report(capsys):
+    code, out, _ = run(capsys, "sim", "--preset", "tiny", "--seq-len", "5", "--head-dim", "3")
+    assert code == 0 and "(0 mismatches)" in out and "MAC utilization" in out
+
+
+@pytest.mark.parametrize("flags, fragments", [
+    (["--seq-len", "257"], ["--seq-len must be at most max_seq_len = 256, not 257"]),
+    (["--head-dim", "0"], ["--head-dim must be a positive integer, not 0"]),
+    (["--tiles", "2"], ["--tiles does not apply to the engine"]),
+    (["--inputs", "x.npz", "--seq-len", "4"], ["--seq-len conflicts with --inputs"]),
+])
+def test_sim_engine_rejects_bad_options(capsys, flags, fragments):
+    code, _, err = run(capsys, "sim", "--preset", "tiny", *flags)
+    assert_one_line_error(code, err, *fragments)
+
+
+def test_engine_flags_rejected_for_other_units(capsys):
+    code, _, err = run(capsys, "sim", "array", "--seq-len", "4")
+    assert_one_line_error(code, err, "--seq-len applies to the engine, not to array")

@@ -1,0 +1,107 @@
+// Full-rate harness of the generated attention engine, for cycle measurements (docs/engine-benchmarks.md).
+//
+// A DMA model: Q, K, V and the expected O sit in memories loaded from q.hex, k.hex, v.hex and o.hex
+// (in the simulator's working directory) on a rising edge of `load`.  The files hold the beats of
+// one head in stream order (sim/engine_stream.py): Q and O once per head, K and V once per head
+// and replayed for every query block, exactly as docs/engine.md says a DMA engine must send them.
+// All streams are always valid while beats remain and O is always ready, so the cycle count is the
+// engine's own.  O beats are compared with o.hex (tlast in the top bit) as they arrive.
+// The cocotb side (tb/test_engine_bench.py) only loads, starts and waits: no Python per cycle.
+`default_nettype none
+module engine_bench #(
+    parameter R = 8, parameter C = 8, parameter W = 8,
+    parameter Q_WORDS = 1, parameter K_WORDS = 1, parameter V_WORDS = 1, parameter O_WORDS = 1,
+    parameter SEQ_BITS = 11, parameter HEAD_BITS = 5, parameter DIM_BITS = 8, parameter MULT_BITS = 16
+) (
+    input  wire                 aclk,
+    input  wire                 aresetn,
+    input  wire                 load,
+    input  wire                 go,
+    input  wire [SEQ_BITS-1:0]  seq_len,
+    input  wire [HEAD_BITS-1:0] heads,
+    input  wire [DIM_BITS-1:0]  head_dim,
+    input  wire [MULT_BITS-1:0] scale_mult,
+    input  wire [5:0]           scale_shift,
+    input  wire [31:0]          blocks,          // query blocks per head
+    input  wire [31:0]          k_per_head,      // K beats per head and block
+    input  wire [31:0]          v_per_head,      // V beats per head and block
+    input  wire [31:0]          q_total,
+    input  wire [31:0]          o_total,
+    output reg  [31:0]          o_seen,
+    output reg  [31:0]          mismatches,
+    output reg  [31:0]          first_in,
+    output reg  [31:0]          last_out,
+    output reg                  started_in,
+    output wire                 busy,
+    output wire                 done,
+    output wire [31:0]          cycles
+);
+    reg [R*W-1:0] q_mem [0:Q_WORDS-1];
+    reg [C*W-1:0] k_mem [0:K_WORDS-1];
+    reg [C*W-1:0] v_mem [0:V_WORDS-1];
+    reg [C*W:0]   o_mem [0:O_WORDS-1];
+    always @(posedge load) begin
+        $readmemh("q.hex", q_mem);
+        $readmemh("k.hex", k_mem);
+        $readmemh("v.hex", v_mem);
+        $readmemh("o.hex", o_mem);
+    end
+
+    // Per stream: beat within the head's block pass, block, head.
+    reg [31:0] q_at, k_at, k_block, k_head, v_at, v_block, v_head;
+    wire q_valid = q_at < q_total;
+    wire k_valid = k_head < heads;
+    wire v_valid = v_head < heads;
+    wire q_ready, k_ready, v_ready, o_valid, o_last;
+    wire [C*W-1:0] o_data;
+    reg [31:0] now;
+
+    attention_engine dut (
+        .aclk(aclk), .aresetn(aresetn),
+        .s_axis_q_tdata(q_valid ? q_mem[q_at] : {R*W{1'b0}}), .s_axis_q_tvalid(q_valid),
+        .s_axis_q_tready(q_ready), .s_axis_q_tlast(1'b0),
+        .s_axis_k_tdata(k_valid ? k_mem[k_head * k_per_head + k_at] : {C*W{1'b0}}), .s_axis_k_tvalid(k_valid),
+        .s_axis_k_tready(k_ready), .s_axis_k_tlast(1'b0),
+        .s_axis_v_tdata(v_valid ? v_mem[v_head * v_per_head + v_at] : {C*W{1'b0}}), .s_axis_v_tvalid(v_valid),
+        .s_axis_v_tready(v_ready), .s_axis_v_tlast(1'b0),
+        .m_axis_o_tdata(o_data), .m_axis_o_tvalid(o_valid), .m_axis_o_tready(1'b1), .m_axis_o_tlast(o_last),
+        .ctrl_start(go), .ctrl_seq_len(seq_len), .ctrl_heads(heads), .ctrl_head_dim(head_dim),
+        .ctrl_scale_mult(scale_mult), .ctrl_scale_shift(scale_shift),
+        .ctrl_busy(busy), .ctrl_done(done), .ctrl_error(), .ctrl_cycles(cycles)
+    );
+
+    wire any_in = (q_valid & q_ready) | (k_valid & k_ready) | (v_valid & v_ready);
+    always @(posedge aclk) begin
+        if (!aresetn || go) begin
+            q_at <= 0; k_at <= 0; k_block <= 0; k_head <= 0; v_at <= 0; v_block <= 0; v_head <= 0;
+            o_seen <= 0; mismatches <= 0; first_in <= 0; last_out <= 0; started_in <= 0; now <= 0;
+        end else begin
+            now <= now + 1;
+            if (any_in && !started_in) begin
+                started_in <= 1;
+                first_in <= now;
+            end
+            if (q_valid && q_ready) q_at <= q_at + 1;
+            if (k_valid && k_ready) begin
+                if (k_at + 1 == k_per_head) begin
+                    k_at <= 0;
+                    if (k_block + 1 == blocks) begin k_block <= 0; k_head <= k_head + 1; end
+                    else k_block <= k_block + 1;
+                end else k_at <= k_at + 1;
+            end
+            if (v_valid && v_ready) begin
+                if (v_at + 1 == v_per_head) begin
+                    v_at <= 0;
+                    if (v_block + 1 == blocks) begin v_block <= 0; v_head <= v_head + 1; end
+                    else v_block <= v_block + 1;
+                end else v_at <= v_at + 1;
+            end
+            if (o_valid) begin
+                if (o_seen >= o_total || {o_last, o_data} != o_mem[o_seen]) mismatches <= mismatches + 1;
+                o_seen <= o_seen + 1;
+                last_out <= now;
+            end
+        end
+    end
+endmodule
+`default_nettype wire
