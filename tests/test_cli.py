@@ -310,3 +310,20 @@ def test_sim_engine_rejects_bad_options(capsys, flags, fragments):
 def test_engine_flags_rejected_for_other_units(capsys):
     code, _, err = run(capsys, "sim", "array", "--seq-len", "4")
     assert_one_line_error(code, err, "--seq-len applies to the engine, not to array")
+
+
+def test_generate_engine_writes_axi_top_and_manifest(capsys, tmp_path):
+    code, out, _ = run(capsys, "generate", "engine", "--preset", "tiny", "-o", str(tmp_path))
+    assert code == 0
+    text = (tmp_path / "attention_engine.v").read_text()
+    for port in ("aclk", "aresetn", "s_axis_q_tdata", "s_axis_k_tready", "s_axis_v_tlast", "m_axis_o_tlast",
+                 "ctrl_start", "ctrl_cycles"):
+        assert port in text
+    manifest = json.loads((tmp_path / "attention_engine.manifest.json").read_text())
+    assert manifest["reset"].startswith("aresetn") and manifest["parameters"]["rows"] == 2
+    derived = manifest["derived"]
+    assert derived["memory_bits"] > 0 and derived["array"]["acc_width"] >= derived["score_width"]
+    names = {p["name"]: p for p in manifest["ports"]}
+    assert names["s_axis_q_tdata"]["width"] == 2 * 8 and names["m_axis_o_tdata"]["direction"] == "out"
+    code, _, _ = run(capsys, "generate", "engine", "--preset", "tiny", "-o", str(tmp_path / "again"))
+    assert (tmp_path / "again" / "attention_engine.v").read_text() == text
