@@ -62,7 +62,7 @@ ensure_venv
 
 
 case "${1:-demo}" in
-  demo) shift || true; exec "$venv/bin/attn-rtl" sim "$@" ;;
+  demo) shift || true; exec "$venv/bin/attn-rtl" sim --sim verilator "$@" ;;
   test) shift; exec "$venv/bin/python" -m pytest -n 2 "$@" ;;
   *) exec "$venv/bin/attn-rtl" "$@" ;;
 esac

@@ -43,13 +43,7 @@ def engine_params(**params) -> dict:
     positive_int("max_head_dim", p["max_head_dim"], at_most=4096)
     positive_int("max_heads", p["max_heads"], at_most=1 << 16)
     positive_int("prob_tiles", p["prob_tiles"], at_most=16)
-    nm = p["numerics"]
-    if nm is None:
-        nm = Numerics()
-    elif isinstance(nm, dict):
-        nm = Numerics.from_dict(nm)
-    elif not isinstance(nm, Numerics):
-        raise ValueError(f"numerics must be a table of number formats, not {nm!r}")
+    nm = Numerics.coerce(p["numerics"])
     p["numerics"] = dataclasses.asdict(nm)
     check_multiplier(a_width=nm.prob_width + 1, b_width=nm.data_width, a_signed=True, b_signed=True,
                      target=p["multiplier"])

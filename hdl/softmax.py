@@ -42,13 +42,7 @@ def softmax_params(**params) -> dict:
     if p["score_width"] < 2:
         raise ValueError(f"score_width must be at least 2, not {p['score_width']}")
     positive_int("max_seq_len", p["max_seq_len"], at_most=1 << 24)
-    nm = p["numerics"]
-    if nm is None:
-        nm = Numerics()
-    elif isinstance(nm, dict):
-        nm = Numerics.from_dict(nm)
-    elif not isinstance(nm, Numerics):
-        raise ValueError(f"numerics must be a table of number formats, not {nm!r}")
+    nm = Numerics.coerce(p["numerics"])
     # Plain data, so that parameters serialize into manifests and cache keys.
     p["numerics"] = dataclasses.asdict(nm)
     check_multiplier(a_width=1, b_width=1, a_signed=True, b_signed=True, target=p["multiplier"])

@@ -75,6 +75,17 @@ class Numerics:
         _check_int("recip_bits", self.recip_bits, 2, 30)
 
     @classmethod
+    def coerce(cls, value) -> "Numerics":
+        """A parameter's ``numerics`` value: ``None`` (defaults), a table of fields, or a Numerics."""
+        if value is None:
+            return cls()
+        if isinstance(value, dict):
+            return cls.from_dict(value)
+        if isinstance(value, cls):
+            return value
+        raise ValueError(f"numerics must be a table of number formats, not {value!r}")
+
+    @classmethod
     def from_dict(cls, values: dict) -> "Numerics":
         reject_unknown("numerics", values, [f.name for f in fields(cls)])
         return cls(**values)

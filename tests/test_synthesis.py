@@ -52,3 +52,14 @@ def test_block_ram_fifo_keeps_its_dp16kd_blocks():
     row_bits = 2 * array.acc_shape.width + 1
     assert row_bits == 41 and area["cells"].get("DP16KD") == -(-row_bits // 18), area
     assert area["cells"].get("MULT18X18D") == 4, area
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["ecp5", "ice40", "xilinx7"])
+def test_engine_synthesizes(target):
+    """The tiny engine (2x2 array, d <= 32, L <= 256): PE multipliers in DSPs, Q buffer and output
+    accumulators in block RAM. About two minutes per target."""
+    path, _ = cached_verilog("engine", dict(rows=2, cols=2, max_seq_len=256, max_head_dim=32, max_heads=4))
+    area = synthesize(path, "attention_engine", target, dsp=True)
+    assert area["lut"] > 0 and area["ff"] > 0, area
+    assert area["dsp"] >= 4 and area["bram"] >= 1, area
