@@ -64,12 +64,16 @@ def _synth_job(target):
 
 
 def _area(jobs: int) -> list[str]:
+    with futures.ProcessPoolExecutor(max_workers=jobs) as pool:
+        return area_lines(dict(zip(AREA_TARGETS, pool.map(_synth_job, AREA_TARGETS))))
+
+
+def area_lines(results: dict) -> list[str]:
+    """The area table from ``{target: synthesize(...) result}`` of the default engine."""
     from hdl.engine import AttentionEngine
 
     engine = AttentionEngine(**DEFAULT)
     engine._MustUse__silence = True
-    with futures.ProcessPoolExecutor(max_workers=jobs) as pool:
-        results = dict(zip(AREA_TARGETS, pool.map(_synth_job, AREA_TARGETS)))
     lines = ["| design | target | LUT | FF | carry | DSP | BRAM | LUT RAM |", "|---|---|---|---|---|---|---|---|"]
     for target, a in results.items():
         lines.append(f"| engine 8×8, d ≤ 128, L ≤ 1024 | {target} | {a['lut']} | {a['ff']} | {a['carry']} | "
