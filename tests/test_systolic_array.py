@@ -131,10 +131,12 @@ def test_ecp5_dsp_primitive_path_matches_the_golden_model(sim, a_width, a_signed
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_result_fifo_in_ecp5_block_ram(sim):
     """fifo_memory="ecp5": the result FIFO in DP16KD block RAM (output register on, simulation model
-    in hdl/models) with both ECP5 primitives; the cycle model follows its one cycle more of latency."""
+    in hdl/models) with both ECP5 primitives; the cycle model follows their extra cycles of latency."""
     params = dict(rows=3, cols=4, max_reduction=16, multiplier="ecp5", fifo_memory="ecp5")
     report = simulate_array(params, sim=sim, seed=31, tiles=[16, 1, 5, 16, 3, 16], operands="mixed",
                             idle=0.3, stall=0.4)
     assert report["passed"]
     clean = simulate_array(params, sim=sim, seed=32, tiles=[16, 3, 16, 1, 16, 16])
-    assert clean["cycles"] == clean["model_cycles"] and clean["latency"] == 1 + 2 + 3 + 6 + 1 + 4
+    # input register, skew (rows-1 + cols-1), PE (hand-off 1 + MULT18X18D 3 + accumulator input register 1
+    # + accumulator 1 + shadow register 1 = 7), drain-chain load, block-RAM FIFO 4
+    assert clean["cycles"] == clean["model_cycles"] and clean["latency"] == 1 + 2 + 3 + 7 + 1 + 4
