@@ -25,37 +25,71 @@ DEFAULT = dict(rows=8, cols=8, max_seq_len=1024, max_head_dim=128, max_heads=16)
 AREA_TARGETS = ("ecp5", "xilinx7")
 
 
-def _measure(size: int, sim: str, seq_lens, head_dims) -> list[dict]:
+def _params(size: int) -> dict:
+    return dict(rows=size, cols=size, max_seq_len=max(SEQ_LENS), max_head_dim=max(HEAD_DIMS), max_heads=1)
+
+
+def _measure_point(size: int, seq_len: int, head_dim: int, sim: str) -> dict:
     from .simulate import measure_engine
 
-    params = dict(rows=size, cols=size, max_seq_len=max(seq_lens), max_head_dim=max(head_dims), max_heads=1)
-    runs = [dict(seq_len=n, head_dim=d) for d in head_dims for n in seq_lens]
-    report = measure_engine(params, runs, sim=sim)
-    return report["runs"]
+    return measure_engine(_params(size), [dict(seq_len=seq_len, head_dim=head_dim)], sim=sim)["runs"][0]
 
 
-def _utilization(sim: str, jobs: int, sizes=SIZES, seq_lens=SEQ_LENS, head_dims=HEAD_DIMS) -> list[str]:
-    with futures.ProcessPoolExecutor(max_workers=jobs) as pool:
-        found = dict(zip(sizes, pool.map(_measure, sizes, [sim] * len(sizes), [seq_lens] * len(sizes),
-                                         [head_dims] * len(sizes))))
+def _results_cache() -> Path:
+    from sim.runner import default_cache_dir
+
+    return default_cache_dir() / "bench" / "engine-utilization.json"
+
+
+def _utilization_lines(found: dict, sizes, seq_lens, head_dims) -> list[str]:
     lines = ["| array | d | " + " | ".join(f"L = {n}" for n in seq_lens) + " |",
              "|---|---|" + "---|" * len(seq_lens)]
-    for size, runs in found.items():
-        by = {(r["head_dim"], r["seq_len"]): r for r in runs}
+    for size in sizes:
         for d in head_dims:
             cells = []
             for n in seq_lens:
-                r = by[d, n]
-                text = f"{r['mac_utilization']:.2%}"
+                r = found.get(f"{size}-{n}-{d}")
+                text = "not measured" if r is None else f"{r['mac_utilization']:.2%}"
                 cells.append(f"**{text}**" if (size, d, n) == (8, 64, 512) else text)
             lines.append(f"| {size}×{size} | {d} | " + " | ".join(cells) + " |")
     lines += ["", "Cycles (first input beat accepted to last output beat) and the ideal (useful MACs / PEs):", "",
               "| array | d | L | cycles | ideal | mismatched output beats |", "|---|---|---|---|---|---|"]
-    for size, runs in found.items():
-        for r in runs:
-            lines.append(f"| {size}×{size} | {r['head_dim']} | {r['seq_len']} | {r['cycles']} | "
-                         f"{r['ideal_cycles']} | {r['mismatched_beats']} |")
+    for size in sizes:
+        for d in head_dims:
+            for n in seq_lens:
+                r = found.get(f"{size}-{n}-{d}")
+                if r is not None:
+                    lines.append(f"| {size}×{size} | {d} | {n} | {r['cycles']} | {r['ideal_cycles']} | "
+                                 f"{r['mismatched_beats']} |")
     return lines
+
+
+def _utilization(sim: str, jobs: int, write, sizes=SIZES, seq_lens=SEQ_LENS, head_dims=HEAD_DIMS) -> list[str]:
+    """Measure every (size, L, d) point, shortest runs first, one simulation per point.
+
+    Finished points are kept in ``.cache/bench/engine-utilization.json`` (keyed by the HDL sources),
+    so an interrupted benchmark resumes; ``write(lines)`` is called after every point.
+    """
+    import json
+
+    from .generate import _hdl_fingerprint
+
+    cache = _results_cache()
+    key = _hdl_fingerprint()[:16] + f"-{sim}"
+    stored = json.loads(cache.read_text()) if cache.exists() else {}
+    found = stored.get(key, {})
+    todo = sorted(((s, n, d) for s in sizes for n in seq_lens for d in head_dims if f"{s}-{n}-{d}" not in found),
+                  key=lambda p: p[1] * p[1] * p[2] / (p[0] * p[0]))
+    with futures.ProcessPoolExecutor(max_workers=jobs) as pool:
+        pending = {pool.submit(_measure_point, s, n, d, sim): (s, n, d) for s, n, d in todo}
+        for done in futures.as_completed(pending):
+            s, n, d = pending[done]
+            found[f"{s}-{n}-{d}"] = done.result()
+            stored[key] = found
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(stored, indent=1))
+            write(_utilization_lines(found, sizes, seq_lens, head_dims))
+    return _utilization_lines(found, sizes, seq_lens, head_dims)
 
 
 def _synth_job(target):
@@ -105,13 +139,18 @@ def _fmax(seeds, jobs: int) -> list[str]:
 
 def run(parts=PARTS, *, sim: str = "verilator", jobs: int = 2, seeds=(1, 2, 3), out: Path | None = None) -> Path:
     sections = {}
+    page = out or DOCS / "engine-benchmarks.md"
+
+    def write(lines):
+        write_page(page, _TEMPLATE, PARTS, {"utilization": lines})
+
     if "utilization" in parts:
-        sections["utilization"] = _utilization(sim, jobs)
+        sections["utilization"] = _utilization(sim, jobs, write)
     if "area" in parts:
         sections["area"] = _area(jobs)
     if "fmax" in parts:
         sections["fmax"] = _fmax(seeds, jobs)
-    return write_page(out or DOCS / "engine-benchmarks.md", _TEMPLATE, PARTS, sections)
+    return write_page(page, _TEMPLATE, PARTS, sections)
 
 
 _TEMPLATE = """# Fused engine: measured MAC utilization, area and Fmax
@@ -127,7 +166,8 @@ last output beat sent), one head, streams that never stall, measured in RTL simu
 DMA-model harness `tb/engine_bench.v`; every output beat is compared with the golden model on the fly.
 Goal: at least 95% for L = 512, d = 64 on 8×8 (bold). Anchors: FlatAttention 89.3%; SALO's own model 64–74%.
 Each array size is one build with `max_seq_len` = 1024, `max_head_dim` = 128, `prob_tiles` = 3.
-Command: `./dev.sh bench engine --parts utilization`.
+Command: `./dev.sh bench engine --parts utilization` (points are measured shortest first and kept in
+`.cache/bench/engine-utilization.json`, so an interrupted run resumes; "not measured" marks points still to run).
 
 <!-- begin utilization -->
 {utilization}
