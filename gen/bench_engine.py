@@ -116,14 +116,10 @@ def area_lines(results: dict) -> list[str]:
     return lines
 
 
-def _fmax_unit():
+def _fmax_build(_config):
     from hdl.engine import AttentionEngine
 
     return AttentionEngine(**DEFAULT)
-
-
-def _fmax_build(_config):
-    return _fmax_unit()
 
 
 def _fmax(seeds, jobs: int) -> list[str]:

@@ -81,6 +81,18 @@ def simulate_softmax(params: dict, *, sim: str = "icarus", seed: int = 1, groups
     return report
 
 
+def _engine_runs(params: dict, runs) -> list[dict]:
+    """Copies of ``runs`` with ``heads`` filled in, each size checked against the engine's maxima."""
+    runs = [dict(r) for r in runs]
+    if not runs:
+        raise ValueError("runs must list at least one run")
+    for r in runs:
+        positive_int("seq_len", r["seq_len"], at_most=params["max_seq_len"])
+        positive_int("head_dim", r["head_dim"], at_most=params["max_head_dim"])
+        positive_int("heads", r.setdefault("heads", 1), at_most=params["max_heads"])
+    return runs
+
+
 def _default_scale(component, head_dim: int) -> tuple[int, int]:
     """``M, s`` for ``1/sqrt(d)`` on int8-like operands of scale 1/16 (a few octaves of logits)."""
     import math
@@ -102,11 +114,7 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
 
     path, component = cached_verilog("engine", params)
     full = component.params
-    runs = [dict(r) for r in runs]
-    for r in runs:
-        positive_int("seq_len", r["seq_len"], at_most=full["max_seq_len"])
-        positive_int("head_dim", r["head_dim"], at_most=full["max_head_dim"])
-        positive_int("heads", r.setdefault("heads", 1), at_most=full["max_heads"])
+    runs = _engine_runs(full, runs)
     rows, cols, w = full["rows"], full["cols"], component.nm.data_width
     # Memories for the largest run the engine takes: one build per parameter set.
     heads, seq_len, d = full["max_heads"], full["max_seq_len"], full["max_head_dim"]
@@ -143,13 +151,7 @@ def simulate_engine(params: dict, runs, *, sim: str = "icarus", seed: int = 1, s
 
     path, component = cached_verilog("engine", params)
     full = component.params
-    runs = [dict(r) for r in runs]
-    if not runs:
-        raise ValueError("runs must list at least one run")
-    for r in runs:
-        positive_int("seq_len", r["seq_len"], at_most=full["max_seq_len"])
-        positive_int("head_dim", r["head_dim"], at_most=full["max_head_dim"])
-        positive_int("heads", r.setdefault("heads", 1), at_most=full["max_heads"])
+    runs = _engine_runs(full, runs)
     if scale_mult is None or scale_shift is None:
         mult, shift = _default_scale(component, runs[0]["head_dim"])
         scale_mult = mult if scale_mult is None else scale_mult

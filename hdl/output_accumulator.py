@@ -8,10 +8,10 @@ from amaranth.lib.wiring import In, Out
 
 from sim.golden import RESCALE_EXP_MAX, Numerics
 
-from .credit_fifo import CreditFIFO
+from .credit_fifo import CreditFIFO, fifo_latency
 from .multiplier import Multiplier
 from .params import positive_int
-from .pipeline import register
+from .pipeline import delayed, register
 
 __all__ = ["OutputAccumulator"]
 
@@ -99,7 +99,7 @@ class OutputAccumulator(wiring.Component):
 
     @property
     def latency(self) -> int:
-        return self._OUT_STAGE + 1 + 3  # + the output FIFO (registers: 3)
+        return self._OUT_STAGE + 1 + fifo_latency("registers")
 
     @property
     def recurrence(self) -> int:
@@ -175,15 +175,13 @@ class OutputAccumulator(wiring.Component):
         # --- stages 1 -> 3: A · mant; 3 -> 4: floor shift by P + exp; 4 -> 5: + partial.
         prod_width = self.acc_width + nm.prob_width + 1
         shift_cap = prod_width - 1   # a larger shift gives the same 0 or -1
-        s3 = s1
+        s3 = delayed(m, s1, 2, "beat_s1")
         scaled = Signal(data.ArrayLayout(signed(self.acc_width + 1), lanes))
         for lane in range(lanes):
             mul = Multiplier(a_width=self.acc_width, b_width=nm.prob_width, a_signed=True, b_signed=False)
             m.submodules[f"rescale_{lane}"] = mul
             m.d.comb += [mul.a.eq(old[lane]), mul.b.eq(s1.scale_mant)]
             products = mul.product
-            if lane == 0:
-                s3 = register(m, register(m, s1, "beat_s2"), "beat_s3")
             amount = Signal(range(shift_cap + 1), name=f"rescale_shift_{lane}")
             m.d.comb += amount.eq(Mux(s3.scale_exp + P > shift_cap, shift_cap, s3.scale_exp + P))
             m.d.sync += scaled[lane].eq(products >> amount)
@@ -192,11 +190,8 @@ class OutputAccumulator(wiring.Component):
         for lane in range(lanes):
             m.d.sync += updated[lane].eq(scaled[lane] + s4.data[lane])
         s5 = register(m, s4, "beat_s5")
-        recip_s5 = register(m, register(m, register(m, register(m, recip_s1, "recip_s2"), "recip_s3"),
-                                        "recip_s4"), "recip_s5")
-        emit_s5 = emit_s1
-        for s in range(2, 6):
-            emit_s5 = register(m, emit_s5, f"emit_s{s}")
+        recip_s5 = delayed(m, recip_s1, 4, "recip_s1")
+        emit_s5 = delayed(m, emit_s1, 4, "emit_s1")
         m.d.comb += [
             acc_write.addr.eq(stage_addr[self._WRITE_STAGE - 1]),
             acc_write.data.eq(updated),
@@ -207,13 +202,11 @@ class OutputAccumulator(wiring.Component):
         norm_width = self.acc_width + R + 2
         out_shape = signed(nm.data_width)
         lo, hi = -(1 << (nm.data_width - 1)), (1 << (nm.data_width - 1)) - 1
-        s7 = register(m, register(m, s5, "beat_s6"), "beat_s7")
-        recip_s7 = register(m, register(m, recip_s5, "recip_s6"), "recip_s7")
+        s7 = delayed(m, s5, 2, "beat_s5")
+        recip_s7 = delayed(m, recip_s5, 2, "recip_s5")
         s8 = register(m, s7, "beat_s8")
         recip_s8 = register(m, recip_s7, "recip_s8")
-        emit_s9 = emit_s5
-        for s in range(6, 10):
-            emit_s9 = register(m, emit_s9, f"emit_s{s}")
+        emit_s9 = delayed(m, emit_s5, 4, "emit_s5")
         s9 = register(m, s8, "beat_s9")
         result = Signal(data.ArrayLayout(out_shape, lanes))
         for lane in range(lanes):
