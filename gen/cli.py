@@ -247,19 +247,47 @@ def _sim_engine(args) -> int:
     return 0
 
 
+def _pattern_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("sparse pattern (docs/sparse.md)")
+    group.add_argument("--pattern", choices=["dense", "window", "dilated", "grid"], default="dense",
+                       help="which (query, key) pairs take part (default dense)")
+    group.add_argument("--window", type=int, default=None, metavar="W",
+                       help="window and dilated: query i attends key j when |i-j| <= W/2")
+    group.add_argument("--dilation", type=int, default=None, metavar="D",
+                       help="dilated: also D divides i-j, and |i-j| <= D*W/2")
+    group.add_argument("--grid", default=None, metavar="HxW", help="grid: tokens on an H x W grid, raster order")
+    group.add_argument("--window2d", default=None, metavar="KHxKW",
+                       help="grid: |row_i-row_j| <= KH/2 and |col_i-col_j| <= KW/2")
+    group.add_argument("--global", dest="global_tokens", default=None, metavar="I,J,...",
+                       help="global tokens: attend to every key, and every query attends to them")
+
+
+def _pattern(args, seq_len: int):
+    """The pattern of the flags, checked against ``seq_len`` (a ``ValueError`` names the bad flag)."""
+    from sim.sparse import parse_pattern
+
+    pattern = parse_pattern(args.pattern, window=args.window, dilation=args.dilation, grid=args.grid,
+                            window2d=args.window2d, global_tokens=args.global_tokens)
+    pattern.check(seq_len)
+    return pattern
+
+
 def cmd_golden(args) -> int:
     import numpy as np
 
     from sim.golden import Numerics, attention
     from sim.golden_io import error_figures, load_qkv
+    from sim.sparse import allowed_mask
 
     q, k, v = load_qkv(args.inputs)
+    pattern = _pattern(args, q.shape[-2])
+    mask = None if pattern.is_dense else allowed_mask(pattern, q.shape[-2])
     if args.scale is not None and not (math.isfinite(args.scale) and args.scale > 0):
         raise CliError(f"--scale must be a positive finite number, not {args.scale!r}")
     scale = 1.0 / math.sqrt(q.shape[-1]) if args.scale is None else args.scale
     if args.key_tile is not None and args.key_tile < 1:
         raise CliError(f"--key-tile must be a positive integer, not {args.key_tile}")
-    result = attention(q, k, v, scale=scale, nm=Numerics(), key_tile=args.key_tile)
+    result = attention(q, k, v, scale=scale, nm=Numerics(), key_tile=args.key_tile, mask=mask)
     out = Path(args.output)
     try:
         np.savez(out, o=result.o, o_int=result.o_int, q_int=result.q_int, k_int=result.k_int, v_int=result.v_int,
@@ -268,7 +296,9 @@ def cmd_golden(args) -> int:
     except OSError as e:
         raise CliError(f"cannot write output {out}: {e.strerror or e}") from None
     if args.json:
-        print(json.dumps(error_figures(result, q, k, v, scale), indent=1))
+        pairs = q.shape[-2] ** 2 if mask is None else int(mask.sum())
+        figures = {**pattern.to_dict(), "allowed_pairs": pairs, **error_figures(result, q, k, v, scale, mask)}
+        print(json.dumps(figures, indent=1))
     else:
         print(f"wrote {out}: o and o_int of shape {result.o.shape}")
     return 0
@@ -361,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     gold.add_argument("--scale", type=float, default=None, help="score scale (default 1/sqrt(d))")
     gold.add_argument("--key-tile", type=int, default=None, help="keys per online-softmax tile (default: all)")
     gold.add_argument("--json", action="store_true", help="print error figures against float attention")
+    _pattern_flags(gold)
     gold.set_defaults(func=cmd_golden)
 
     bench = sub.add_parser("bench", help="measure a unit (cycles, area, Fmax) and write the table into docs/",

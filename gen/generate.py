@@ -22,6 +22,7 @@ from amaranth.lib import data
 from hdl.engine import ENGINE_DEFAULTS, engine_params
 from hdl.engine_top import AttentionEngineAxi
 from hdl.softmax import SOFTMAX_DEFAULTS, SoftmaxUnit, softmax_params
+from hdl.sparse_scheduler import PATTERN_CODES, SCHEDULER_DEFAULTS, SparseScheduler, scheduler_params
 from hdl.systolic_array import ARRAY_DEFAULTS, SystolicArray, array_params
 
 __all__ = ["Unit", "UNITS", "unit", "elaborate", "verilog_source", "cached_verilog", "write_outputs", "manifest"]
@@ -63,6 +64,10 @@ UNITS = {
                    component=AttentionEngineAxi, testbench="tb.test_engine",
                    description="fused attention engine (Q·Kᵀ, online softmax, P·V on one systolic array)",
                    simulation_models=_ecp5_models),
+    "scheduler": Unit(name="scheduler", top="sparse_scheduler", defaults=SCHEDULER_DEFAULTS,
+                      validate=scheduler_params, component=SparseScheduler, testbench="tb.test_sparse_scheduler",
+                      description="sparse-window scheduler (key tiles and masks of window, dilated, grid, "
+                                  "global-token patterns)"),
 }
 
 
@@ -141,6 +146,10 @@ def manifest(unit_name: str, component) -> dict:
                        saturating=component.saturating, min_tile_spacing=component.min_tile_spacing,
                        result_fifo_depth=component.result_fifo_depth,
                        run_cycles="last step of the last tile + latency + rows (see docs/mac-array.md)")
+    if unit_name == "scheduler":
+        derived.update(setup_cycles=component.setup_cycles, max_blocks=component.max_blocks,
+                       max_tiles=component.max_tiles, pattern_codes=PATTERN_CODES,
+                       walk_cycles="one candidate key tile per cycle: ceil(L/cols) per block")
     if unit_name == "softmax":
         derived.update(sum_latency=component.sum_latency, slot_recurrence=component.slot_recurrence,
                        row_sum_width=component.sum_width, probs_fifo_depth=component.probs_fifo_depth,

@@ -10,7 +10,7 @@ import numpy as np
 from .generate import cached_verilog, unit
 from hdl.params import positive_int
 
-__all__ = ["simulate_array", "simulate_softmax", "simulate_engine", "measure_engine", "check_probability"]
+__all__ = ["simulate_array", "simulate_softmax", "simulate_scheduler", "simulate_engine", "measure_engine", "check_probability"]
 
 #: The full-rate harness around the engine (tb/engine_bench.v).
 ENGINE_BENCH = Path(__file__).resolve().parent.parent / "tb" / "engine_bench.v"
@@ -79,6 +79,27 @@ def simulate_softmax(params: dict, *, sim: str = "icarus", seed: int = 1, groups
     report = run_cocotb(sources=[path, *models], toplevel=unit("softmax").top,
                         test_module=unit("softmax").testbench, sim=sim, config=cfg)
     report.update(latency=component.latency, sum_latency=component.sum_latency, sim=sim)
+    return report
+
+
+def simulate_scheduler(params: dict, runs, *, sim: str = "icarus", seed: int = 1, stall: float = 0.0,
+                       reset_mid: bool = False) -> dict:
+    """Run the sparse scheduler on ``runs`` (dicts of ``pattern`` (``SparsePattern.to_dict()``),
+    ``seq_len``, ``heads``; see ``tb/test_sparse_scheduler.py``) and compare every tile with the golden
+    schedule.  The report holds ``cycles_per_run`` from ``start`` to the last tile."""
+    from sim.runner import run_cocotb
+
+    path, component = cached_verilog("scheduler", params)
+    full = component.params
+    for r in runs:
+        if not r.get("expect_error"):
+            positive_int("seq_len", r["seq_len"], at_most=full["max_seq_len"])
+            positive_int("heads", r["heads"], at_most=full["max_heads"])
+    cfg = dict(full, seed=int(seed), runs=list(runs), stall=check_probability("stall", stall),
+               reset_mid=bool(reset_mid))
+    report = run_cocotb(sources=[path], toplevel=unit("scheduler").top, test_module=unit("scheduler").testbench,
+                        sim=sim, config=cfg)
+    report.update(sim=sim, setup_cycles=component.setup_cycles)
     return report
 
 

@@ -45,18 +45,19 @@ def load_qkv(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (q.astype(np.float64), k.astype(np.float64), v.astype(np.float64))
 
 
-def error_figures(result: AttentionResult, q, k, v, scale: float) -> dict:
+def error_figures(result: AttentionResult, q, k, v, scale: float, mask=None) -> dict:
     """Errors of the integer result against float attention.
 
     ``*_quantized`` compare with float attention on the dequantized integer
     inputs (what the contract promises: within 1 output LSB); the others with
     float attention on the original inputs (what the user sees, quantization
-    of q, k, v included).
+    of q, k, v included).  ``mask`` is the sparse pattern's, as given to the golden model.
     """
     s = result.scales
     lsb = s["o"]
-    on_quantized = attention_float(result.q_int * s["q"], result.k_int * s["k"], result.v_int * s["v"], scale)
-    on_inputs = attention_float(q, k, v, scale)
+    on_quantized = attention_float(result.q_int * s["q"], result.k_int * s["k"], result.v_int * s["v"], scale,
+                                   mask=mask)
+    on_inputs = attention_float(q, k, v, scale, mask=mask)
     err_q = np.abs(result.o - on_quantized) / lsb
     err = np.abs(result.o - on_inputs)
     return {

@@ -18,7 +18,7 @@ from collections import deque
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
-__all__ = ["StreamSource", "StreamSink", "StreamBench", "UnresolvedValue"]
+__all__ = ["StreamSource", "StreamSink", "StreamBench", "Control", "UnresolvedValue"]
 
 
 class UnresolvedValue(AssertionError):
@@ -104,6 +104,33 @@ class StreamSink:
             if self.first_accept_cycle is None:
                 self.first_accept_cycle = cycle
             self.last_accept_cycle = cycle
+
+
+class Control:
+    """Control inputs driven in the bench's drive phase like every stream: ``set`` values for the
+    next cycle, ``pulse`` a signal for one cycle.  Port names are ``prefix + name``."""
+
+    def __init__(self, dut, prefix: str = ""):
+        self.dut, self.prefix, self.pending, self.pulses = dut, prefix, {}, set()
+
+    def read(self, name: str) -> int:
+        return int(getattr(self.dut, self.prefix + name).value)
+
+    def set(self, **values) -> None:
+        self.pending.update(values)
+
+    def pulse(self, name: str) -> None:
+        self.pulses.add(name)
+        self.pending[name] = 1
+
+    def drive(self, cycle: int) -> None:
+        for name, value in self.pending.items():
+            getattr(self.dut, self.prefix + name).value = value
+        self.pending = {name: 0 for name in self.pulses}
+        self.pulses = set()
+
+    def sample(self, cycle: int) -> None:
+        pass
 
 
 class StreamBench:

@@ -18,7 +18,7 @@ from sim.golden import Numerics
 from sim.engine_stream import engine_beats, engine_output, output_beats, output_from_beats, useful_macs
 from tb.harness import begin, operand_matrix
 from tb.packing import pack, unpack
-from tb.streams import StreamBench, StreamSink, StreamSource
+from tb.streams import Control, StreamBench, StreamSink, StreamSource
 
 
 def run_operands(rng, run: dict, width: int):
@@ -44,33 +44,6 @@ class TlastMonitor:
             self.flags.append(int(self.dut.m_axis_o_tlast.value))
 
 
-class Control:
-    """Drives the control inputs in the bench's drive phase: ``set`` values for the next cycle,
-    ``pulse`` a signal for one cycle."""
-
-    def __init__(self, dut):
-        self.dut, self.pending, self.pulses = dut, {}, set()
-
-    def read(self, name: str) -> int:
-        return int(getattr(self.dut, f"ctrl_{name}").value)
-
-    def set(self, **values) -> None:
-        self.pending.update(values)
-
-    def pulse(self, name: str) -> None:
-        self.pulses.add(name)
-        self.pending[name] = 1
-
-    def drive(self, cycle: int) -> None:
-        for name, value in self.pending.items():
-            getattr(self.dut, f"ctrl_{name}").value = value
-        self.pending = {name: 0 for name in self.pulses}
-        self.pulses = set()
-
-    def sample(self, cycle: int) -> None:
-        pass
-
-
 @cocotb.test()
 async def engine_runs(dut):
     cfg, report, rng = begin(dut, "runs")
@@ -78,7 +51,7 @@ async def engine_runs(dut):
     rows, cols, w = cfg["rows"], cfg["cols"], nm.data_width
 
     Clock(dut.aclk, 10, unit="ns").start()
-    control = Control(dut)
+    control = Control(dut, prefix="ctrl_")
     control.set(start=0)
     sources = {name: StreamSource(dut, name, rng, idle=cfg["idle"], axis=f"s_axis_{name}") for name in "qkv"}
     sink = StreamSink(dut, "o", rng, stall=cfg["stall"], axis="m_axis_o")

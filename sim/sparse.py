@@ -1,0 +1,225 @@
+"""Sparse attention patterns (SALO; Longformer, ViL): which (query, key) pairs take part.
+
+The rules, for query ``i`` and key ``j`` of a sequence of ``L`` tokens
+(docs/sparse.md has them with pictures):
+
+``dense``
+    every pair.
+``window`` of total width ``w`` (Longformer's ``attention_window``)
+    ``|i - j| <= w // 2``.
+``dilated`` window, dilation ``δ``
+    ``|i - j| <= δ·w/2`` and ``δ`` divides ``i - j``; equivalently
+    ``i - j = δ·m`` with ``|m| <= w // 2``.
+``grid`` of ``H×W`` tokens in raster order (ViL), window ``kh×kw``
+    ``|row_i - row_j| <= kh // 2`` and ``|col_i - col_j| <= kw // 2`` with
+    ``row = index // W``, ``col = index % W``; needs ``L == H·W``.
+
+Any pattern also takes **global tokens**, a list of indices: a global token
+attends to every key and every query attends to it.  Every query attends to
+itself under every pattern, so no row is ever empty.
+
+The engine computes a key tile (``cols`` keys) for a query block (``rows``
+queries) only when the tile holds at least one allowed pair; masked scores in
+a computed tile contribute nothing (docs/numerics.md), so skipping a tile
+with no allowed pair leaves the result bit-exact.  Nothing here imports a
+simulator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hdl.params import positive_int
+
+__all__ = ["PATTERNS", "SparsePattern", "parse_pattern", "allowed_mask", "tile_schedule", "allowed_pairs",
+           "ScheduledTiles", "scheduled_tiles"]
+
+PATTERNS = ("dense", "window", "dilated", "grid")
+
+
+@dataclass(frozen=True)
+class SparsePattern:
+    """One attention pattern; :meth:`check` validates it against a sequence length.
+
+    Parameters
+    ----------
+    kind : "dense", "window", "dilated" or "grid"
+    window : int
+        Total window width ``w`` (window and dilated patterns).
+    dilation : int
+        ``δ`` (dilated pattern; 1 for the others).
+    grid : (H, W)
+        Token grid (grid pattern).
+    window2d : (kh, kw)
+        2-D window (grid pattern).
+    global_tokens : tuple of int
+        Indices of the global tokens, any pattern.
+    """
+
+    kind: str = "dense"
+    window: int | None = None
+    dilation: int = 1
+    grid: tuple[int, int] | None = None
+    window2d: tuple[int, int] | None = None
+    global_tokens: tuple[int, ...] = field(default=())
+
+    def __post_init__(self):
+        if self.kind not in PATTERNS:
+            raise ValueError(f"pattern must be one of {', '.join(PATTERNS)}, not {self.kind!r}")
+        uses = {"window": self.kind in ("window", "dilated"), "dilation": self.kind == "dilated",
+                "grid": self.kind == "grid", "window2d": self.kind == "grid"}
+        given = {"window": self.window is not None, "dilation": self.dilation != 1,
+                 "grid": self.grid is not None, "window2d": self.window2d is not None}
+        for name, used in uses.items():
+            if given[name] and not used:
+                raise ValueError(f"{name} does not apply to the {self.kind} pattern")
+            if used and not given[name] and name != "dilation":
+                raise ValueError(f"the {self.kind} pattern needs {name}")
+        if self.window is not None:
+            positive_int("window", self.window)
+        positive_int("dilation", self.dilation)
+        for name, pair in (("grid", self.grid), ("window2d", self.window2d)):
+            if pair is not None:
+                if len(pair) != 2:
+                    raise ValueError(f"{name} must be two positive integers, not {pair!r}")
+                for v in pair:
+                    positive_int(name, v)
+        tokens = list(self.global_tokens)
+        for g in tokens:
+            if not isinstance(g, (int, np.integer)) or isinstance(g, bool) or g < 0:
+                raise ValueError(f"global token indices must be integers >= 0, not {g!r}")
+        if len(set(tokens)) != len(tokens):
+            raise ValueError(f"global token {_first_repeat(tokens)} is listed twice")
+
+    @property
+    def is_dense(self) -> bool:
+        return self.kind == "dense"
+
+    def check(self, seq_len: int) -> None:
+        """Raise ``ValueError`` when the pattern does not fit a sequence of ``seq_len`` tokens."""
+        positive_int("seq_len", seq_len)
+        if self.kind == "grid" and self.grid[0] * self.grid[1] != seq_len:
+            raise ValueError(f"grid {self.grid[0]}x{self.grid[1]} holds {self.grid[0] * self.grid[1]} tokens, "
+                             f"not the sequence length {seq_len}")
+        for g in self.global_tokens:
+            if g >= seq_len:
+                raise ValueError(f"global token {g} is outside the sequence (length {seq_len})")
+
+    def to_dict(self) -> dict:
+        out = {"pattern": self.kind}
+        if self.window is not None:
+            out["window"] = self.window
+        if self.kind == "dilated":
+            out["dilation"] = self.dilation
+        if self.grid is not None:
+            out["grid"] = list(self.grid)
+            out["window2d"] = list(self.window2d)
+        if self.global_tokens:
+            out["global_tokens"] = list(self.global_tokens)
+        return out
+
+
+def _first_repeat(items):
+    seen = set()
+    for x in items:
+        if x in seen:
+            return x
+        seen.add(x)
+
+
+def _pair(name: str, text: str) -> tuple[int, int]:
+    parts = str(text).lower().split("x")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return int(parts[0]), int(parts[1])
+    except ValueError:
+        raise ValueError(f"{name} must look like 7x9 (two positive integers), not {text!r}") from None
+
+
+def parse_pattern(pattern: str = "dense", *, window=None, dilation=None, grid=None, window2d=None,
+                  global_tokens=None) -> SparsePattern:
+    """A :class:`SparsePattern` from command-line style values (``grid="56x56"``, ``global_tokens="0,7"``)."""
+    if isinstance(global_tokens, str):
+        try:
+            global_tokens = [int(g) for g in global_tokens.split(",") if g.strip()]
+        except ValueError:
+            raise ValueError(f"global must be a comma-separated list of token indices, not {global_tokens!r}") \
+                from None
+    return SparsePattern(kind=pattern, window=window, dilation=1 if dilation is None else dilation,
+                         grid=None if grid is None else _pair("grid", grid),
+                         window2d=None if window2d is None else _pair("window2d", window2d),
+                         global_tokens=tuple(int(g) for g in (global_tokens or ())))
+
+
+def allowed_mask(pattern: SparsePattern, seq_len: int) -> np.ndarray:
+    """``(seq_len, seq_len)`` bool: ``True`` where query ``i`` attends key ``j``."""
+    pattern.check(seq_len)
+    i = np.arange(seq_len)[:, None]
+    j = np.arange(seq_len)[None, :]
+    if pattern.kind == "dense":
+        mask = np.ones((seq_len, seq_len), bool)
+    elif pattern.kind == "window":
+        mask = np.abs(i - j) <= pattern.window // 2
+    elif pattern.kind == "dilated":
+        diff = i - j
+        mask = (diff % pattern.dilation == 0) & (np.abs(diff) <= pattern.dilation * (pattern.window // 2))
+    else:
+        width = pattern.grid[1]
+        kh, kw = pattern.window2d
+        mask = (np.abs(i // width - j // width) <= kh // 2) & (np.abs(i % width - j % width) <= kw // 2)
+    if pattern.global_tokens:
+        g = np.zeros(seq_len, bool)
+        g[list(pattern.global_tokens)] = True
+        mask = mask | g[:, None] | g[None, :]
+    return mask
+
+
+def _tile_masks(pattern: SparsePattern, seq_len: int, rows: int, cols: int) -> np.ndarray:
+    """``(blocks, key_tiles, rows, cols)`` bool: the mask of every (block, tile), padding masked."""
+    blocks, tiles = -(-seq_len // rows), -(-seq_len // cols)
+    padded = np.zeros((blocks * rows, tiles * cols), bool)
+    padded[:seq_len, :seq_len] = allowed_mask(pattern, seq_len)
+    return padded.reshape(blocks, rows, tiles, cols).transpose(0, 2, 1, 3)
+
+
+def tile_schedule(pattern: SparsePattern, seq_len: int, rows: int, cols: int) -> np.ndarray:
+    """``(blocks, key_tiles)`` bool: query block ``b`` (``rows`` queries) computes key tile ``t``
+    (``cols`` keys) when the tile holds at least one allowed pair."""
+    return _tile_masks(pattern, seq_len, rows, cols).any(axis=(2, 3))
+
+
+def allowed_pairs(pattern: SparsePattern, seq_len: int) -> int:
+    """Number of (query, key) pairs that take part, per head."""
+    return int(allowed_mask(pattern, seq_len).sum())
+
+
+@dataclass
+class ScheduledTiles:
+    """The scheduler's output stream, one entry per computed (block, key tile), in order."""
+    block: np.ndarray
+    tile: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    run_end: np.ndarray
+    mask: np.ndarray    #: (n, rows, cols) bool
+
+    def __len__(self) -> int:
+        return len(self.block)
+
+
+def scheduled_tiles(pattern: SparsePattern, seq_len: int, rows: int, cols: int, heads: int = 1) -> ScheduledTiles:
+    """What ``hdl/sparse_scheduler.py`` emits: for each head, each query block in order, the key
+    tiles with an allowed pair in ascending order, flagged first/last of the block and of the run."""
+    masks = _tile_masks(pattern, seq_len, rows, cols)
+    block, tile = np.nonzero(masks.any(axis=(2, 3)))          # row-major: blocks, then tiles ascending
+    first = np.r_[True, block[1:] != block[:-1]]
+    last = np.r_[block[1:] != block[:-1], True]
+    n = len(block)
+    run_end = np.zeros(n * heads, bool)
+    run_end[-1] = True
+    return ScheduledTiles(block=np.tile(block, heads), tile=np.tile(tile, heads), first=np.tile(first, heads),
+                          last=np.tile(last, heads), run_end=run_end,
+                          mask=np.tile(masks[block, tile], (heads, 1, 1)))

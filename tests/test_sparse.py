@@ -1,0 +1,174 @@
+"""Sparse patterns: the golden rules (sim/sparse.py) and the scheduler RTL (cocotb, Icarus and Verilator)."""
+
+import numpy as np
+import pytest
+
+from gen.simulate import simulate_scheduler
+from hdl.sparse_scheduler import scheduler_params
+from sim import golden
+from sim.golden import Numerics
+from sim.sparse import SparsePattern, allowed_mask, parse_pattern, scheduled_tiles, tile_schedule
+
+
+def brute_force_mask(pattern: SparsePattern, n: int) -> np.ndarray:
+    """The rules of docs/sparse.md pair by pair, written independently of the vectorized model."""
+    out = np.zeros((n, n), bool)
+    for i in range(n):
+        for j in range(n):
+            if pattern.kind == "dense":
+                ok = True
+            elif pattern.kind == "window":
+                ok = 2 * abs(i - j) <= pattern.window
+            elif pattern.kind == "dilated":
+                ok = (i - j) % pattern.dilation == 0 and 2 * abs(i - j) <= pattern.dilation * pattern.window
+            else:
+                (_, w), (kh, kw) = pattern.grid, pattern.window2d
+                ok = 2 * abs(i // w - j // w) <= kh and 2 * abs(i % w - j % w) <= kw
+            out[i, j] = ok or i in pattern.global_tokens or j in pattern.global_tokens
+    return out
+
+
+PATTERNS = [
+    ("window", dict(window=5), 23),
+    ("window", dict(window=4, global_tokens="0,11,22"), 23),
+    ("dilated", dict(window=4, dilation=3), 29),
+    ("dilated", dict(window=7, dilation=2, global_tokens="13"), 29),
+    ("grid", dict(grid="5x7", window2d="3x3"), 35),
+    ("grid", dict(grid="6x4", window2d="5x1", global_tokens="23"), 24),
+    ("dense", dict(global_tokens="3"), 9),
+]
+
+
+@pytest.mark.parametrize("kind, options, n", PATTERNS)
+def test_mask_follows_the_rules_pair_by_pair(kind, options, n):
+    pattern = parse_pattern(kind, **options)
+    np.testing.assert_array_equal(allowed_mask(pattern, n), brute_force_mask(pattern, n))
+
+
+@pytest.mark.parametrize("kind, options", [("window", {}), ("dilated", dict(dilation=3))])
+def test_window_at_least_twice_the_sequence_is_dense(kind, options):
+    for n in (1, 7, 16):
+        for w in (2 * n, 2 * n + 1, 5 * n):
+            pattern = parse_pattern(kind, window=w, **options)
+            if kind == "dilated":  # only pairs a multiple of the dilation apart take part
+                i = np.arange(n)
+                np.testing.assert_array_equal(allowed_mask(pattern, n), (i[:, None] - i[None, :]) % 3 == 0)
+            else:
+                assert allowed_mask(pattern, n).all()
+
+
+def test_every_query_attends_itself_and_globals_attend_everything():
+    for kind, options, n in PATTERNS:
+        mask = allowed_mask(parse_pattern(kind, **options), n)
+        assert mask.diagonal().all()
+        for g in parse_pattern(kind, **options).global_tokens:
+            assert mask[g].all() and mask[:, g].all()
+
+
+@pytest.mark.parametrize("kind, options, n", PATTERNS)
+def test_skipping_empty_tiles_is_bit_exact(kind, options, n):
+    """The golden model run over every tile equals the one over only the scheduled tiles."""
+    rng = np.random.default_rng(n)
+    nm = Numerics()
+    pattern = parse_pattern(kind, **options)
+    mask = allowed_mask(pattern, n)
+    q, k, v = (rng.integers(-128, 128, size=(n, 8)) for _ in range(3))
+    t = golden.logits(golden.scores(q, k), 40000, 20, nm)
+    cols = 3
+    full, _ = golden.online_softmax_attention(t, v, nm, mask=mask, key_tile=cols)
+    # Rows in block b see only the tiles the schedule lists for b; the others are dropped entirely.
+    schedule = tile_schedule(pattern, n, 4, cols)
+    for b in range(schedule.shape[0]):
+        rows = slice(4 * b, min(4 * b + 4, n))
+        keys = np.concatenate([np.arange(c * cols, min(c * cols + cols, n)) for c in np.nonzero(schedule[b])[0]])
+        part, _ = golden.online_softmax_attention(t[rows][:, keys], v[keys], nm, mask=mask[rows][:, keys],
+                                                  key_tile=cols)
+        np.testing.assert_array_equal(part, full[rows])
+
+
+def test_schedule_stream_flags():
+    s = scheduled_tiles(parse_pattern("window", window=4), 10, 4, 3, heads=2)
+    assert list(s.block[:4]) == [0, 0, 1, 1]
+    assert s.first.sum() == s.last.sum() == 2 * 3 and s.run_end.sum() == 1 and s.run_end[-1]
+    assert s.mask.shape == (len(s), 4, 3)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(pattern="window"), "needs window"),
+    (dict(pattern="dense", window=3), "window does not apply"),
+    (dict(pattern="grid", grid="3x3"), "needs window2d"),
+    (dict(pattern="grid", grid="3", window2d="3x3"), "grid must look like"),
+    (dict(pattern="dilated", window=3, dilation=0), "dilation must be a positive integer, not 0"),
+    (dict(pattern="window", window=0), "window must be a positive integer, not 0"),
+    (dict(pattern="dense", global_tokens="1,1"), "global token 1 is listed twice"),
+    (dict(pattern="dense", global_tokens="1,a"), "comma-separated"),
+    (dict(pattern="sliding"), "pattern must be one of"),
+])
+def test_bad_patterns_are_rejected(options, message):
+    with pytest.raises(ValueError, match=message):
+        parse_pattern(**options)
+
+
+def test_pattern_must_fit_the_sequence():
+    with pytest.raises(ValueError, match="grid 4x4 holds 16 tokens, not the sequence length 15"):
+        allowed_mask(parse_pattern("grid", grid="4x4", window2d="3x3"), 15)
+    with pytest.raises(ValueError, match="global token 15 is outside the sequence"):
+        allowed_mask(parse_pattern("dense", global_tokens="15"), 15)
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(rows=0), "rows must be a positive integer, not 0"),
+    (dict(max_globals=65), "max_globals must be at most 64"),
+    (dict(lanes=4), "unknown scheduler parameter 'lanes'"),
+])
+def test_bad_scheduler_parameters(params, message):
+    with pytest.raises(ValueError, match=message):
+        scheduler_params(**params)
+
+
+def _runs(max_seq_len: int):
+    P = lambda *a, **k: parse_pattern(*a, **k).to_dict()  # noqa: E731
+    runs = [
+        dict(pattern=P("window", window=5), seq_len=23, heads=1),                       # L not a tile multiple
+        dict(pattern=P("window", window=3 * max_seq_len), seq_len=13, heads=2),           # wider than L
+        dict(pattern=P("dilated", window=4, dilation=3, global_tokens="0,12,28"), seq_len=29, heads=1),
+        dict(pattern=P("dilated", window=6, dilation=2), seq_len=17, heads=1),
+        dict(pattern=P("grid", grid="5x7", window2d="3x3", global_tokens="17"), seq_len=35, heads=1),
+        dict(pattern=P("grid", grid="7x5", window2d="5x1"), seq_len=35, heads=1),
+        dict(pattern=P("dense"), seq_len=7, heads=2),
+        dict(pattern=P("dense"), seq_len=1, heads=1),
+        dict(pattern=P("window", window=2, global_tokens="0,30"), seq_len=31, heads=1),  # globals at both ends
+    ]
+    bad = [  # out-of-range registers raise error and do not start
+        dict(pattern=P("dense"), seq_len=max_seq_len + 1, heads=1, expect_error=True),
+        dict(pattern=P("window", window=3), seq_len=9, heads=1, expect_error=True, registers=dict(window=0)),
+        dict(pattern=P("grid", grid="4x4", window2d="3x3"), seq_len=15, heads=1, expect_error=True),
+        dict(pattern=P("dense", global_tokens="9"), seq_len=9, heads=1, expect_error=True),
+        dict(pattern=P("dilated", window=3, dilation=2), seq_len=9, heads=1, expect_error=True,
+             registers=dict(dilation=9)),
+    ]
+    return runs[:3] + bad + runs[3:]
+
+
+SHAPES = [(4, 3), (3, 4), (1, 1), (8, 8)]
+
+
+def _cases():
+    cases = [pytest.param("icarus", r, c, id=f"icarus-{r}x{c}") for r, c in SHAPES]
+    return cases + [pytest.param("verilator", r, c, id=f"verilator-{r}x{c}") for r, c in [(3, 4), (8, 8)]]
+
+
+@pytest.mark.parametrize("sim, rows, cols", _cases())
+def test_scheduler_matches_the_golden_schedule_under_backpressure(sim, rows, cols):
+    params = dict(rows=rows, cols=cols, max_seq_len=64, max_heads=2, max_dilation=8, max_globals=3)
+    report = simulate_scheduler(params, _runs(64), sim=sim, seed=rows * 7 + cols, stall=0.3, reset_mid=True)
+    assert report["passed"] and report["elements"] > 0
+
+
+def test_scheduler_walks_one_candidate_per_cycle():
+    """With no backpressure the walk takes one cycle per candidate tile plus a cycle per block end."""
+    params = dict(rows=4, cols=4, max_seq_len=256, max_heads=1, max_dilation=4, max_globals=1)
+    run = dict(pattern=parse_pattern("window", window=9).to_dict(), seq_len=256, heads=1)
+    report = simulate_scheduler(params, [run], sim="icarus", seed=5)
+    blocks, tiles = 64, 64
+    assert report["cycles_per_run"][0] <= blocks * (tiles + 1) + report["setup_cycles"] + 10
