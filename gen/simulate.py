@@ -9,6 +9,7 @@ import numpy as np
 
 from .generate import cached_verilog, unit
 from hdl.params import positive_int
+from sim.sparse import SparsePattern, pattern_from_dict
 
 __all__ = ["simulate_array", "simulate_softmax", "simulate_scheduler", "simulate_engine", "measure_engine", "check_probability"]
 
@@ -112,6 +113,19 @@ def _engine_runs(params: dict, runs) -> list[dict]:
         positive_int("seq_len", r["seq_len"], at_most=params["max_seq_len"])
         positive_int("head_dim", r["head_dim"], at_most=params["max_head_dim"])
         positive_int("heads", r.setdefault("heads", 1), at_most=params["max_heads"])
+        pattern = r.get("pattern", {"pattern": "dense"})
+        pattern = pattern if isinstance(pattern, SparsePattern) else pattern_from_dict(pattern)
+        pattern.check(r["seq_len"])
+        if not params["sparse"] and (not pattern.is_dense or pattern.global_tokens):
+            raise ValueError(f"the {pattern.kind} pattern{' with global tokens' if pattern.is_dense else ''} "
+                             "needs an engine built with sparse = true")
+        if pattern.dilation > params["max_dilation"]:
+            raise ValueError(f"dilation must be at most max_dilation = {params['max_dilation']}, "
+                             f"not {pattern.dilation}")
+        if len(pattern.global_tokens) > params["max_globals"]:
+            raise ValueError(f"at most max_globals = {params['max_globals']} global tokens, "
+                             f"not {len(pattern.global_tokens)}")
+        r["pattern"] = pattern.to_dict()
     return runs
 
 

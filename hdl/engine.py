@@ -15,9 +15,14 @@ from .multiplier import check_multiplier
 from .output_accumulator import OutputAccumulator
 from .params import positive_int, reject_unknown
 from .softmax import SoftmaxUnit
+from .sparse_scheduler import SparseScheduler, scheduler_params
 from .systolic_array import SystolicArray
 
-__all__ = ["AttentionEngine", "engine_params", "ENGINE_DEFAULTS"]
+__all__ = ["AttentionEngine", "engine_params", "ENGINE_DEFAULTS", "PATTERN_REGISTERS"]
+
+#: Runtime registers of a sparse engine's pattern (those of :class:`~hdl.sparse_scheduler.SparseScheduler`).
+PATTERN_REGISTERS = ("pattern", "window", "dilation", "grid_h", "grid_w", "window_h", "window_w",
+                     "global_count", "global_tokens")
 
 #: Elaboration parameters of :class:`AttentionEngine` and their defaults.
 ENGINE_DEFAULTS = {
@@ -27,6 +32,9 @@ ENGINE_DEFAULTS = {
     "max_head_dim": 128,
     "max_heads": 16,
     "prob_tiles": 3,
+    "sparse": False,
+    "max_dilation": 64,
+    "max_globals": 4,
     "multiplier": "generic",
     "fifo_memory": "registers",
     "numerics": None,
@@ -43,6 +51,8 @@ def engine_params(**params) -> dict:
     positive_int("max_head_dim", p["max_head_dim"], at_most=4096)
     positive_int("max_heads", p["max_heads"], at_most=1 << 16)
     positive_int("prob_tiles", p["prob_tiles"], at_most=16)
+    scheduler_params(rows=p["rows"], cols=p["cols"], max_seq_len=p["max_seq_len"], max_heads=p["max_heads"],
+                     max_dilation=p["max_dilation"], max_globals=p["max_globals"], sparse=p["sparse"])
     nm = Numerics.coerce(p["numerics"])
     p["numerics"] = dataclasses.asdict(nm)
     check_multiplier(a_width=nm.prob_width + 1, b_width=nm.data_width, a_signed=True, b_signed=True,
@@ -129,7 +139,17 @@ class AttentionEngine(wiring.Component):
         w = nm.data_width
         self.score_width = nm.score_width(p["max_head_dim"])
         self.value_shape = signed(w)
+        self.scheduler = SparseScheduler(rows=R, cols=C, max_seq_len=p["max_seq_len"], max_heads=p["max_heads"],
+                                         max_dilation=p["max_dilation"], max_globals=p["max_globals"],
+                                         sparse=p["sparse"])
+        self.scheduler._MustUse__silence = True   # elaborated inside the engine
+        sched = self.scheduler.signature.members
+        pattern_ports = {name: sched[name] for name in PATTERN_REGISTERS} if p["sparse"] else {}
+        if p["sparse"]:
+            pattern_ports["kv_index"] = Out(stream.Signature(data.StructLayout({
+                "tile": range(self.scheduler.max_tiles), "last": 1})))
         super().__init__({
+            **pattern_ports,
             "start": In(1),
             "seq_len": In(range(p["max_seq_len"] * 2 + 1)),
             "heads": In(range(p["max_heads"] * 2 + 1)),
@@ -189,6 +209,10 @@ class AttentionEngine(wiring.Component):
             lanes=C, slots=R, score_width=self.score_width, max_seq_len=L_max,
             multiplier=p["multiplier"], fifo_memory=p["fifo_memory"], numerics=nm)
         m.submodules.accumulator = acc = self._accumulator(array.acc_shape.width)
+        m.submodules.scheduler = sched = self.scheduler
+        m.d.comb += [sched.seq_len.eq(self.seq_len), sched.heads.eq(self.heads)]
+        if p["sparse"]:
+            m.d.comb += [getattr(sched, name).eq(getattr(self, name)) for name in PATTERN_REGISTERS]
 
         # --- control: start, runtime registers, busy/done/error, cycle counter.
         seq_len = Signal(range(L_max + 1))
@@ -198,8 +222,8 @@ class AttentionEngine(wiring.Component):
         started = Signal()
         in_range = ((self.seq_len >= 1) & (self.seq_len <= L_max) & (self.heads >= 1)
                     & (self.heads <= p["max_heads"]) & (self.head_dim >= 1) & (self.head_dim <= d_max)
-                    & (self.scale_shift <= nm.max_shift))
-        m.d.comb += started.eq(self.start & ~self.busy & in_range)
+                    & (self.scale_shift <= nm.max_shift) & sched.config_ok)
+        m.d.comb += [started.eq(self.start & ~self.busy & in_range), sched.start.eq(started)]
         with m.If(self.start & ~self.busy):
             m.d.sync += self.error.eq(~in_range)
         with m.If(started):
@@ -233,22 +257,38 @@ class AttentionEngine(wiring.Component):
                 m.d.sync += done.eq(1)
 
         # Loop nests (outermost first): (name, step, bound, largest bound).
+        # Q loads every block in order; score and value tiles follow the scheduler's key tiles
+        # (every tile when dense): score tiles take them from `score_tiles`, and each score tile
+        # queues what its value tile needs in `value_tiles`.
         q_levels = [("h", 1, heads, p["max_heads"]), ("qb", R, seq_len, L_max), ("k", 1, head_dim, d_max)]
-        s_levels = [("h", 1, heads, p["max_heads"]), ("qb", R, seq_len, L_max), ("kt", C, seq_len, L_max),
-                    ("k", 1, head_dim, d_max)]
-        v_levels = [("h", 1, heads, p["max_heads"]), ("qb", R, seq_len, L_max), ("kt", C, seq_len, L_max),
-                    ("cc", C, head_dim, d_max), ("j", 1, None, C)]
+        s_levels = [("k", 1, head_dim, d_max)]
         ql, ql_last = walker("qload", q_levels)
         sc, sc_last = walker("score", s_levels)
-        keys_here = Signal(range(C + 1))   # keys in the value walker's tile
-        vt_len = [lvl if lvl[0] != "j" else ("j", 1, keys_here, C) for lvl in v_levels]
-        vl, vl_last = walker("value", vt_len)
-        vl_chunk = Signal(range(self.max_chunks))
         ql_done, sc_done, vl_done = Signal(), Signal(), Signal()
 
         def remaining(base, bound, size):
             return Mux(bound - base >= size, size, bound - base)
-        m.d.comb += keys_here.eq(remaining(vl["kt"], seq_len, C))
+
+        tile_layout = sched.tile_layout
+        m.submodules.score_tiles = score_tiles = fifo.SyncFIFOBuffered(width=tile_layout.size, depth=4)
+        sd = data.View(tile_layout, score_tiles.r_data)
+        index_ready = self.kv_index.ready if p["sparse"] else 1
+        m.d.comb += [score_tiles.w_data.eq(sched.tiles.payload),
+                     score_tiles.w_en.eq(sched.tiles.valid & index_ready),
+                     sched.tiles.ready.eq(score_tiles.w_rdy & index_ready)]
+        if p["sparse"]:
+            m.d.comb += [self.kv_index.valid.eq(sched.tiles.valid & score_tiles.w_rdy),
+                         self.kv_index.payload.tile.eq(sched.tiles.payload.tile),
+                         self.kv_index.payload.last.eq(sched.tiles.payload.last)]
+        sd_keys = remaining(sd.tile * C, seq_len, C)
+
+        value_layout = data.StructLayout({"keys": range(C + 1), "rows": range(R + 1), "first": 1, "last": 1,
+                                          "run_end": 1})
+        m.submodules.value_tiles = value_tiles = fifo.SyncFIFOBuffered(width=value_layout.size, depth=NB + 1)
+        vd = data.View(value_layout, value_tiles.r_data)
+        v_levels = [("cc", C, head_dim, d_max), ("j", 1, vd.keys, C)]
+        vl, vl_last = walker("value", v_levels)
+        vl_chunk = Signal(range(self.max_chunks))
 
         with m.If(started):
             for sigs in (ql, sc, vl):
@@ -301,9 +341,9 @@ class AttentionEngine(wiring.Component):
 
         # --- tile scheduling onto the array, one step per cycle.
         tag_layout = data.StructLayout({
-            "value": 1, "first": 1, "last": 1, "keys": range(C + 1), "chunk": range(self.max_chunks),
+            "value": 1, "first": 1, "last": 1, "chunk": range(self.max_chunks),
             "chunk_last": 1, "rows": range(R + 1), "lanes": range(C + 1), "run_end": 1,
-            "factors": data.ArrayLayout(factor_layout, R)})
+            "factors": data.ArrayLayout(factor_layout, R), "mask": data.ArrayLayout(C, R)})
         m.submodules.tags = tags = fifo.SyncFIFOBuffered(width=tag_layout.size, depth=16)
 
         in_tile, tile_value = Signal(), Signal()
@@ -311,8 +351,8 @@ class AttentionEngine(wiring.Component):
         # A block holds its reciprocals in the accumulator from its last score tile to its last
         # value tile, and the accumulator holds two blocks': a third block's scores wait.
         blocks_open = Signal(range(3))
-        opens_block = sc["kt"] == 0
-        score_ready = (~sc_done & q_full.bit_select(q_rbank, 1) & (p_reserved < NB)
+        opens_block = sd.first
+        score_ready = (~sc_done & score_tiles.r_rdy & q_full.bit_select(q_rbank, 1) & (p_reserved < NB)
                        & (~opens_block | (blocks_open < 2)))
         sel_value = Mux(in_tile, tile_value, value_ready)
         sel_ok = in_tile | ((value_ready | score_ready) & tags.w_rdy)
@@ -342,17 +382,17 @@ class AttentionEngine(wiring.Component):
 
         # Tag of every tile, written with its first step.
         tag = Signal(tag_layout)
-        run_end = vl_last["h"] & vl_last["qb"] & vl_last["kt"] & vl_last["cc"]
+        run_end = vd.run_end & vl_last["cc"]
         m.d.comb += [
             tag.value.eq(sel_value),
-            tag.first.eq(Mux(sel_value, vl["kt"] == 0, sc["kt"] == 0)),
-            tag.last.eq(Mux(sel_value, vl_last["kt"], sc_last["kt"])),
-            tag.keys.eq(remaining(sc["kt"], seq_len, C)),
+            tag.first.eq(Mux(sel_value, vd.first, sd.first)),
+            tag.last.eq(Mux(sel_value, vd.last, sd.last)),
             tag.chunk.eq(vl_chunk), tag.chunk_last.eq(vl_last["cc"]),
-            tag.rows.eq(remaining(vl["qb"], seq_len, R)),
+            tag.rows.eq(vd.rows),
             tag.lanes.eq(remaining(vl["cc"], head_dim, C)),
             tag.run_end.eq(run_end),
             tag.factors.eq(p_factor[p_rptr]),
+            tag.mask.eq(sd.mask),
             tags.w_data.eq(tag),
             tags.w_en.eq(issue & ~in_tile),
         ]
@@ -367,13 +407,28 @@ class AttentionEngine(wiring.Component):
             with m.If((p_completed & (p_wptr == b)) | (value_frees & (p_rptr == b))):
                 m.d.sync += p_complete[b].eq(p_completed & (p_wptr == b))
 
+        # A score tile queues its value tile's figures as it starts, and leaves the scheduler's
+        # queue with its last step.
+        queued = Signal(value_layout)
+        m.d.comb += [
+            queued.keys.eq(sd_keys), queued.rows.eq(remaining(sd.block * R, seq_len, R)),
+            queued.first.eq(sd.first), queued.last.eq(sd.last), queued.run_end.eq(sd.run_end),
+            value_tiles.w_data.eq(queued),
+            value_tiles.w_en.eq(score_starts),
+            score_tiles.r_en.eq(issue_score & sc_last["k"]),
+            value_tiles.r_en.eq(value_frees),
+        ]
         with m.If(issue_score):
-            advance(sc, sc_last, s_levels, sc_done)
-            with m.If(sc_last["k"] & sc_last["kt"]):
+            advance(sc, sc_last, s_levels, Signal())
+            with m.If(sc_last["k"] & sd.run_end):
+                m.d.sync += sc_done.eq(1)
+            with m.If(sc_last["k"] & sd.last):
                 m.d.comb += q_released.eq(1)
                 m.d.sync += q_rbank.eq(~q_rbank)
         with m.If(issue_value):
-            advance(vl, vl_last, vt_len, vl_done)
+            advance(vl, vl_last, v_levels, Signal())
+            with m.If(value_frees & vd.run_end):
+                m.d.sync += vl_done.eq(1)
             with m.If(vl_last["j"]):
                 m.d.sync += vl_chunk.eq(Mux(vl_last["cc"], 0, vl_chunk + 1))
         for b in range(2):
@@ -413,7 +468,7 @@ class AttentionEngine(wiring.Component):
         for lane in range(C):
             m.d.comb += [
                 to_softmax.payload.score[lane].eq(c.payload.data[lane]),
-                to_softmax.payload.mask[lane].eq(lane < head.keys),
+                to_softmax.payload.mask[lane].eq(head.mask[row][lane]),
                 to_acc.payload.data[lane].eq(c.payload.data[lane]),
             ]
         with m.If(c.valid & c.ready):

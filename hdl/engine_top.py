@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockDomain, ClockSignal, Module, ResetSignal
+from amaranth.hdl import ClockDomain, ClockSignal, Module, ResetSignal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .engine import AttentionEngine
+from .engine import PATTERN_REGISTERS, AttentionEngine
 
 __all__ = ["AttentionEngineAxi"]
 
@@ -26,6 +26,14 @@ class AttentionEngineAxi(wiring.Component):
     ``ctrl_scale_shift``; status ``ctrl_busy``, ``ctrl_done``, ``ctrl_error``
     and ``ctrl_cycles``.
 
+    A sparse engine (``sparse=True``) adds the pattern registers
+    ``ctrl_pattern``, ``ctrl_window``, ``ctrl_dilation``, ``ctrl_grid_h``,
+    ``ctrl_grid_w``, ``ctrl_window_h``, ``ctrl_window_w``,
+    ``ctrl_global_count``, ``ctrl_global_tokens`` (docs/sparse.md) and the
+    master stream ``m_axis_kv_index``: the index of every key tile the engine
+    will compute, in order, ``tlast`` on a query block's last tile.  A DMA
+    engine follows it, sending K and V of exactly those tiles.
+
     Parameters are those of :class:`~hdl.engine.AttentionEngine`.
     """
 
@@ -42,11 +50,20 @@ class AttentionEngineAxi(wiring.Component):
                             f"s_axis_{name}_tready": Out(1), f"s_axis_{name}_tlast": In(1)})
         members.update({"m_axis_o_tdata": Out(len(e.o.payload.data.as_value())), "m_axis_o_tvalid": Out(1),
                         "m_axis_o_tready": In(1), "m_axis_o_tlast": Out(1)})
-        for name in ("start", "seq_len", "heads", "head_dim", "scale_mult", "scale_shift"):
-            members[f"ctrl_{name}"] = In(len(getattr(e, name)))
+        for name in self._control_inputs:
+            members[f"ctrl_{name}"] = In(len(Value.cast(getattr(e, name))))
         for name in ("busy", "done", "error", "cycles"):
             members[f"ctrl_{name}"] = Out(len(getattr(e, name)))
+        if self.params["sparse"]:
+            members.update({"m_axis_kv_index_tdata": Out(len(e.kv_index.payload.tile)),
+                            "m_axis_kv_index_tvalid": Out(1), "m_axis_kv_index_tready": In(1),
+                            "m_axis_kv_index_tlast": Out(1)})
         super().__init__(members)
+
+    @property
+    def _control_inputs(self) -> tuple:
+        sparse = PATTERN_REGISTERS if self.engine.params["sparse"] else ()
+        return ("start", "seq_len", "heads", "head_dim", "scale_mult", "scale_shift", *sparse)
 
     def __getattr__(self, name):
         # Derived figures (memory_bits, array_figures, ...) are the engine's.
@@ -66,8 +83,13 @@ class AttentionEngineAxi(wiring.Component):
                          getattr(self, f"s_axis_{name}_tready").eq(port.ready)]
         m.d.comb += [self.m_axis_o_tdata.eq(e.o.payload.data), self.m_axis_o_tvalid.eq(e.o.valid),
                      self.m_axis_o_tlast.eq(e.o.payload.last), e.o.ready.eq(self.m_axis_o_tready)]
-        for name in ("start", "seq_len", "heads", "head_dim", "scale_mult", "scale_shift"):
+        for name in self._control_inputs:
             m.d.comb += getattr(e, name).eq(getattr(self, f"ctrl_{name}"))
+        if self.params["sparse"]:
+            m.d.comb += [self.m_axis_kv_index_tdata.eq(e.kv_index.payload.tile),
+                         self.m_axis_kv_index_tlast.eq(e.kv_index.payload.last),
+                         self.m_axis_kv_index_tvalid.eq(e.kv_index.valid),
+                         e.kv_index.ready.eq(self.m_axis_kv_index_tready)]
         for name in ("busy", "done", "error", "cycles"):
             m.d.comb += getattr(self, f"ctrl_{name}").eq(getattr(e, name))
         return m

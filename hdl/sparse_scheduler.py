@@ -6,7 +6,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import positive_int, reject_unknown
+from .params import boolean, positive_int, reject_unknown
 
 __all__ = ["SparseScheduler", "SCHEDULER_DEFAULTS", "PATTERN_CODES", "scheduler_params"]
 
@@ -20,6 +20,7 @@ SCHEDULER_DEFAULTS = {
     "max_heads": 16,
     "max_dilation": 64,
     "max_globals": 4,
+    "sparse": True,
 }
 
 
@@ -33,6 +34,7 @@ def scheduler_params(**params) -> dict:
     positive_int("max_heads", p["max_heads"], at_most=1024)
     positive_int("max_dilation", p["max_dilation"], at_most=1 << 16)
     positive_int("max_globals", p["max_globals"], at_most=64)
+    boolean("sparse", p["sparse"])
     return p
 
 
@@ -67,6 +69,10 @@ class SparseScheduler(wiring.Component):
         Largest runtime ``dilation``.
     max_globals : int
         Entries of the global-token list.
+    sparse : bool
+        ``False`` builds the dense walk only (every tile, padding masked): the
+        pattern registers are then ignored and a pattern other than dense is an
+        error.
 
     Attributes
     ----------
@@ -86,6 +92,8 @@ class SparseScheduler(wiring.Component):
     global_count : In(range(max_globals + 1))
     global_tokens : In(ArrayLayout(range(max_seq_len), max_globals))
     busy, done, error : Out(1)
+    config_ok : Out(1)
+        The runtime registers are in range (combinational): ``start`` would start.
     tiles : Out(stream)
         ``block``, ``tile``, ``first``, ``last`` (of the block), ``run_end``
         (last tile of the run), ``mask`` (``rows`` words of ``cols`` bits,
@@ -114,7 +122,7 @@ class SparseScheduler(wiring.Component):
             "window_h": In(range(2 * L + 1)), "window_w": In(range(2 * L + 1)),
             "global_count": In(range(p["max_globals"] + 1)),
             "global_tokens": In(data.ArrayLayout(range(L), p["max_globals"])),
-            "busy": Out(1), "done": Out(1), "error": Out(1),
+            "busy": Out(1), "done": Out(1), "error": Out(1), "config_ok": Out(1),
             "tiles": Out(stream.Signature(self.tile_layout)),
         })
 
@@ -142,11 +150,15 @@ class SparseScheduler(wiring.Component):
         for g in range(G):
             globals_ok = globals_ok & ((g >= self.global_count) | (self.global_tokens[g] < self.seq_len))
         in_range = ((self.seq_len >= 1) & (self.seq_len <= L) & (self.heads >= 1) & (self.heads <= p["max_heads"])
-                    & (~is_1d | (self.window >= 1))
-                    & (~is_dilated | ((self.dilation >= 1) & (self.dilation <= p["max_dilation"])))
-                    & (~is_grid | ((self.grid_h * self.grid_w == self.seq_len) & (self.window_h >= 1)
-                                   & (self.window_w >= 1)))
                     & (self.global_count <= G) & globals_ok)
+        if p["sparse"]:
+            in_range = (in_range & (~is_1d | (self.window >= 1))
+                        & (~is_dilated | ((self.dilation >= 1) & (self.dilation <= p["max_dilation"])))
+                        & (~is_grid | ((self.grid_h * self.grid_w == self.seq_len) & (self.window_h >= 1)
+                                       & (self.window_w >= 1))))
+        else:
+            in_range = in_range & (self.pattern == PATTERN_CODES["dense"]) & (self.global_count == 0)
+        m.d.comb += self.config_ok.eq(in_range)
         started = Signal()
         m.d.comb += started.eq(self.start & ~self.busy & in_range)
         with m.If(self.start & ~self.busy):
@@ -255,6 +267,9 @@ class SparseScheduler(wiring.Component):
                 window_pair = near[r - c] & (qc[r].r == kc[c].r)     # residues equal: δ divides i - j
                 grid_pair = within(qc[r].q, kc[c].q, half_h) & within(qc[r].r, kc[c].r, half_w)
                 base = Signal(name=f"base_{r}_{c}")
+                if not p["sparse"]:
+                    m.d.comb += mask[r][c].eq((i0 + r < seq_len) & (j0 + c < seq_len))
+                    continue
                 with m.Switch(pattern):
                     with m.Case(PATTERN_CODES["dense"]):
                         m.d.comb += base.eq(1)

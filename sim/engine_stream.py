@@ -33,38 +33,46 @@ class EngineBeats:
     v: np.ndarray   # (beats, cols)
 
 
-def engine_beats(q_int, k_int, v_int, rows: int, cols: int) -> EngineBeats:
+def engine_beats(q_int, k_int, v_int, rows: int, cols: int, schedule=None) -> EngineBeats:
     """The Q, K and V beats of a run over ``q_int, k_int, v_int`` ((L, d) or (H, L, d)).
 
-    Lanes past the sequence or the head dimension are sent as 0.
+    ``schedule`` (``(blocks, key_tiles)`` bool, :func:`sim.sparse.tile_schedule`)
+    lists the key tiles each query block computes, the same for every head;
+    default: every tile.  Lanes past the sequence or the head dimension are sent as 0.
     """
     q, k, v = _heads(q_int), _heads(k_int), _heads(v_int)
     heads, seq_len, d = q.shape
     blocks, tiles, chunks = -(-seq_len // rows), -(-seq_len // cols), -(-d // cols)
+    schedule = np.ones((blocks, tiles), bool) if schedule is None else np.asarray(schedule, bool)
+    if schedule.shape != (blocks, tiles):
+        raise ValueError(f"schedule must have shape {(blocks, tiles)}, not {schedule.shape}")
     qp = np.zeros((heads, blocks * rows, d), np.int64)
     qp[:, :seq_len] = q
     q_beats = qp.reshape(heads, blocks, rows, d).transpose(0, 1, 3, 2).reshape(-1, rows)
 
     kp = np.zeros((heads, tiles * cols, d), np.int64)
     kp[:, :seq_len] = k
-    per_block = kp.reshape(heads, tiles, cols, d).transpose(0, 1, 3, 2)          # (H, T, d, C)
-    k_beats = np.broadcast_to(per_block[:, None], (heads, blocks) + per_block.shape[1:]).reshape(-1, cols)
+    k_tiles = kp.reshape(heads, tiles, cols, d).transpose(0, 1, 3, 2)          # (H, T, d, C)
 
-    vp = np.zeros((heads, seq_len, chunks * cols), np.int64)
-    vp[:, :, :d] = v
-    per_head = []
-    for h in range(heads):
-        tiles_h = [vp[h, kt:kt + cols].reshape(-1, chunks, cols).transpose(1, 0, 2).reshape(-1, cols)
-                   for kt in range(0, seq_len, cols)]
-        per_head.append(np.tile(np.concatenate(tiles_h), (blocks, 1)))
-    return EngineBeats(q=q_beats, k=k_beats, v=np.concatenate(per_head))
+    vp = np.zeros((heads, tiles * cols, chunks * cols), np.int64)
+    vp[:, :seq_len, :d] = v
+    # V of tile t: per chunk, one beat per key of the tile below L.
+    keys = [min(cols, seq_len - t * cols) for t in range(tiles)]
+    v_tiles = [[vp[h, t * cols:t * cols + keys[t]].reshape(-1, chunks, cols).transpose(1, 0, 2).reshape(-1, cols)
+                for t in range(tiles)] for h in range(heads)]
+    block, tile = np.nonzero(schedule)
+    k_beats = k_tiles[:, tile].reshape(-1, cols)
+    v_beats = np.concatenate([v_tiles[h][t] for h in range(heads) for t in tile])
+    return EngineBeats(q=q_beats, k=k_beats, v=v_beats)
 
 
-def engine_output(q_int, k_int, v_int, mult: int, shift: int, nm: Numerics, cols: int) -> np.ndarray:
-    """O (integers) as the engine computes it: key tiles of ``cols`` in ascending order."""
+def engine_output(q_int, k_int, v_int, mult: int, shift: int, nm: Numerics, cols: int, mask=None) -> np.ndarray:
+    """O (integers) as the engine computes it: key tiles of ``cols`` in ascending order, ``mask``
+    (``(L, L)`` bool, :func:`sim.sparse.allowed_mask`) the pairs that take part (default all).
+    Tiles the scheduler skips are fully masked, which leaves every row's state unchanged."""
     q, k, v = _heads(q_int), _heads(k_int), _heads(v_int)
     t = logits(scores(q, k), mult, shift, nm)
-    o_int, _ = online_softmax_attention(t, v, nm, key_tile=cols)
+    o_int, _ = online_softmax_attention(t, v, nm, key_tile=cols, mask=mask)
     return o_int
 
 
@@ -101,6 +109,8 @@ def output_from_beats(data, heads: int, seq_len: int, head_dim: int, rows: int, 
     return o[:, :, :head_dim]
 
 
-def useful_macs(heads: int, seq_len: int, head_dim: int) -> int:
-    """Multiply-accumulates attention needs: ``L·L·d`` for Q·Kᵀ and as many for P·V, per head."""
-    return 2 * heads * seq_len * seq_len * head_dim
+def useful_macs(heads: int, seq_len: int, head_dim: int, pairs: int | None = None) -> int:
+    """Multiply-accumulates attention needs: ``d`` per allowed (query, key) pair for Q·Kᵀ and as
+    many for P·V, per head; ``pairs`` defaults to ``L·L`` (dense)."""
+    pairs = seq_len * seq_len if pairs is None else pairs
+    return 2 * heads * pairs * head_dim

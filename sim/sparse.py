@@ -33,7 +33,7 @@ import numpy as np
 
 from hdl.params import positive_int
 
-__all__ = ["PATTERNS", "SparsePattern", "parse_pattern", "allowed_mask", "tile_schedule", "allowed_pairs",
+__all__ = ["PATTERNS", "SparsePattern", "parse_pattern", "pattern_from_dict", "allowed_mask", "tile_schedule", "allowed_pairs",
            "ScheduledTiles", "scheduled_tiles"]
 
 PATTERNS = ("dense", "window", "dilated", "grid")
@@ -119,6 +119,14 @@ class SparsePattern:
         if self.global_tokens:
             out["global_tokens"] = list(self.global_tokens)
         return out
+
+
+def pattern_from_dict(spec: dict) -> SparsePattern:
+    """Inverse of :meth:`SparsePattern.to_dict`."""
+    return SparsePattern(kind=spec["pattern"], window=spec.get("window"), dilation=spec.get("dilation", 1),
+                         grid=tuple(spec["grid"]) if "grid" in spec else None,
+                         window2d=tuple(spec["window2d"]) if "window2d" in spec else None,
+                         global_tokens=tuple(spec.get("global_tokens", ())))
 
 
 def _first_repeat(items):

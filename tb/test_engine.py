@@ -14,7 +14,9 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
+from hdl.sparse_scheduler import PATTERN_CODES
 from sim.golden import Numerics
+from sim.sparse import allowed_mask, pattern_from_dict, tile_schedule
 from sim.engine_stream import engine_beats, engine_output, output_beats, output_from_beats, useful_macs
 from tb.harness import begin, operand_matrix
 from tb.packing import pack, unpack
@@ -28,6 +30,31 @@ def run_operands(rng, run: dict, width: int):
     shape = (run["heads"], run["seq_len"], run["head_dim"])
     kind = run.get("operands", "random")
     return [operand_matrix(rng, shape, width, True, kind) for _ in range(3)]
+
+
+class IndexSink(StreamSink):
+    """Takes ``m_axis_kv_index`` (tile index, and ``tlast`` per query block) with backpressure."""
+
+    def __init__(self, dut, rng, stall):
+        super().__init__(dut, "kv_index", rng, stall=stall, axis="m_axis_kv_index")
+        self.last_handle, self.flags = dut.m_axis_kv_index_tlast, []
+
+    def sample(self, cycle: int) -> None:
+        taken = len(self.beats)
+        super().sample(cycle)
+        if len(self.beats) > taken:
+            self.flags.append(int(self.last_handle.value))
+
+
+def pattern_registers(run: dict, max_globals: int, global_width: int) -> dict:
+    """The ``ctrl_*`` pattern registers of a run's pattern (``SparsePattern.to_dict()``)."""
+    spec = run.get("pattern", {"pattern": "dense"})
+    tokens = list(spec.get("global_tokens", ()))
+    grid, win = spec.get("grid", (0, 0)), spec.get("window2d", (0, 0))
+    return dict(pattern=PATTERN_CODES[spec["pattern"]], window=spec.get("window", 0),
+                dilation=spec.get("dilation", 1), grid_h=grid[0], grid_w=grid[1], window_h=win[0],
+                window_w=win[1], global_count=len(tokens),
+                global_tokens=pack(tokens + [0] * (max_globals - len(tokens)), global_width))
 
 
 class TlastMonitor:
@@ -56,13 +83,19 @@ async def engine_runs(dut):
     sources = {name: StreamSource(dut, name, rng, idle=cfg["idle"], axis=f"s_axis_{name}") for name in "qkv"}
     sink = StreamSink(dut, "o", rng, stall=cfg["stall"], axis="m_axis_o")
     last_flags = TlastMonitor(dut)
-    bench = StreamBench(dut, dut.aclk, dut.aresetn, [control, *sources.values(), sink, last_flags],
+    sparse = cfg["sparse"]
+    kv_index = IndexSink(dut, rng, cfg["stall"]) if sparse else None
+    bench = StreamBench(dut, dut.aclk, dut.aresetn,
+                        [control, *sources.values(), sink, last_flags, *([kv_index] if sparse else [])],
                         reset_active_low=True)
+    global_width = max(1, (cfg["max_seq_len"] - 1).bit_length())
     await bench.reset()
 
     async def start(run):
         control.set(seq_len=run["seq_len"], heads=run["heads"], head_dim=run["head_dim"],
                     scale_mult=cfg["scale_mult"], scale_shift=cfg["scale_shift"])
+        if sparse:
+            control.set(**pattern_registers(run, cfg["max_globals"], global_width))
         control.pulse("start")
         await bench.step(2)
         report.check(control.read("busy") == 1 and control.read("error") == 0,
@@ -76,7 +109,10 @@ async def engine_runs(dut):
     results, captured = [], {}
     for index, run in enumerate(cfg["runs"]):
         q, k, v = run_operands(rng, run, w)
-        beats = engine_beats(q, k, v, rows, cols)
+        pattern = pattern_from_dict(run.get("pattern", {"pattern": "dense"}))
+        mask = None if pattern.is_dense else allowed_mask(pattern, run["seq_len"])
+        schedule = tile_schedule(pattern, run["seq_len"], rows, cols)
+        beats = engine_beats(q, k, v, rows, cols, schedule)
         steps = len(beats.k) + len(beats.v)
         budget = int(slack * 3 * (steps + len(beats.q))) + 2000
         if index == 0 and cfg["reset_mid"]:
@@ -86,6 +122,9 @@ async def engine_runs(dut):
             await bench.reset(3)
             sink.beats.clear()
             last_flags.flags.clear()
+            if sparse:
+                kv_index.beats.clear()
+                kv_index.flags.clear()
             report.check(control.read("busy") == 0, "busy after reset")
         for s in (*sources.values(), sink):
             s.first_accept_cycle = s.last_accept_cycle = None
@@ -93,7 +132,7 @@ async def engine_runs(dut):
         last_flags.flags.clear()
         await start(run)
         send(beats)
-        expected, last = output_beats(engine_output(q, k, v, cfg["scale_mult"], cfg["scale_shift"], nm, cols),
+        expected, last = output_beats(engine_output(q, k, v, cfg["scale_mult"], cfg["scale_shift"], nm, cols, mask),
                                       rows, cols)
         await bench.run(lambda: len(sink.beats) >= len(expected) and control.read("done") == 1, budget)
         await bench.step(20)   # nothing more may come out
@@ -103,11 +142,21 @@ async def engine_runs(dut):
         got_last = np.array(last_flags.flags[:len(expected)])
         report.compare(f"run {index} o", got.reshape(expected.shape), expected)
         report.compare(f"run {index} last", got_last, last.astype(np.int64))
+        if sparse:   # the index stream a DMA follows: every scheduled tile of every head and block
+            block_of, tile_of = np.nonzero(schedule)
+            expected_index = np.tile(tile_of, run["heads"])
+            block_last = np.r_[block_of[1:] != block_of[:-1], True]
+            report.compare(f"run {index} kv_index", np.array(kv_index.beats, np.int64), expected_index)
+            report.compare(f"run {index} kv_index last", np.array(kv_index.flags, np.int64),
+                           np.tile(block_last, run["heads"]).astype(np.int64))
+            kv_index.beats.clear()
+            kv_index.flags.clear()
         if cfg.get("capture") and len(got) == len(expected):
             captured[f"o{index}"] = output_from_beats(got, run["heads"], run["seq_len"], run["head_dim"], rows, cols)
         first_in = min(s.first_accept_cycle for s in sources.values())
         cycles = sink.last_accept_cycle - first_in + 1
-        macs = useful_macs(run["heads"], run["seq_len"], run["head_dim"])
+        pairs = None if mask is None else int(mask.sum())
+        macs = useful_macs(run["heads"], run["seq_len"], run["head_dim"], pairs)
         results.append(dict(run, cycles=cycles, useful_macs=macs, counter=control.read("cycles"),
                             ideal_cycles=-(-macs // (rows * cols)),
                             mac_utilization=macs / (rows * cols * cycles)))

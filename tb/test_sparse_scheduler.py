@@ -16,12 +16,12 @@ import numpy as np
 from cocotb.clock import Clock
 
 from hdl.sparse_scheduler import PATTERN_CODES, SparseScheduler
-from sim.sparse import SparsePattern, scheduled_tiles
+from sim.sparse import SparsePattern, pattern_from_dict, scheduled_tiles
 from tb.harness import begin
 from tb.packing import pack
 from tb.streams import Control, StreamBench, StreamSink
 
-SCHEDULER_PARAMS = ("rows", "cols", "max_seq_len", "max_heads", "max_dilation", "max_globals")
+SCHEDULER_PARAMS = ("rows", "cols", "max_seq_len", "max_heads", "max_dilation", "max_globals", "sparse")
 
 
 def decode(beats, layout, rows: int, cols: int) -> dict:
@@ -51,14 +51,6 @@ def registers(run: dict, pattern: SparsePattern, global_width: int) -> dict:
     return {**values, **run.get("registers", {})}   # error runs set out-of-range values here
 
 
-def pattern_of(run: dict) -> SparsePattern:
-    spec = run["pattern"]
-    return SparsePattern(kind=spec["pattern"], window=spec.get("window"), dilation=spec.get("dilation", 1),
-                         grid=tuple(spec["grid"]) if "grid" in spec else None,
-                         window2d=tuple(spec["window2d"]) if "window2d" in spec else None,
-                         global_tokens=tuple(spec.get("global_tokens", ())))
-
-
 @cocotb.test()
 async def scheduler_runs(dut):
     cfg, report, rng = begin(dut, "runs")
@@ -78,7 +70,7 @@ async def scheduler_runs(dut):
     cycles = []
     for index, run in enumerate(cfg["runs"]):
         run = dict(run, max_globals=cfg["max_globals"])
-        pattern = pattern_of(run)
+        pattern = pattern_from_dict(run["pattern"])
         control.set(**registers(run, pattern, global_width))
         control.pulse("start")
         await bench.step(2)
