@@ -7,6 +7,7 @@ from gen.simulate import simulate_engine
 from hdl.engine import AttentionEngine, engine_params
 from sim.engine_stream import engine_beats, engine_output, output_beats, useful_macs
 from sim.golden import Numerics, attention, logits, scores
+from sim.sparse import allowed_mask, parse_pattern, pattern_from_dict, tile_schedule
 
 # Odd shapes everywhere: L not a multiple of the tile, d below and not a multiple of the array
 # width, several heads back to back, a single token.
@@ -157,3 +158,46 @@ def test_full_rate_harness_measures_and_checks():
     for run in report["runs"]:
         assert run["mismatched_beats"] == 0 and run["cycles"] >= run["ideal_cycles"]
         assert run["mac_utilization"] == pytest.approx(run["useful_macs"] / (6 * run["cycles"]))
+
+
+def _sparse_runs():
+    """Every pattern; windows wider than L; dilation with globals; globals at the start, middle and
+    end; L and grids not multiples of the tile; several heads."""
+    P = lambda *a, **k: parse_pattern(*a, **k).to_dict()  # noqa: E731
+    return [
+        dict(pattern=P("window", window=5), seq_len=23, head_dim=5),
+        dict(pattern=P("window", window=64), seq_len=13, head_dim=3, heads=2),
+        dict(pattern=P("dilated", window=4, dilation=3, global_tokens="0,11,22"), seq_len=23, head_dim=4),
+        dict(pattern=P("grid", grid="5x7", window2d="3x3", global_tokens="17"), seq_len=35, head_dim=6),
+        dict(pattern=P("dense"), seq_len=7, head_dim=3),
+    ]
+
+
+@pytest.mark.parametrize("sim, rows, cols", [("icarus", 4, 3), ("icarus", 2, 5), ("verilator", 3, 4)])
+def test_sparse_patterns_bit_exact_with_stalls_and_reset(sim, rows, cols):
+    params = dict(rows=rows, cols=cols, max_seq_len=64, max_heads=2, max_head_dim=8, sparse=True)
+    report = simulate_engine(params, _sparse_runs(), sim=sim, seed=rows * 10 + cols, idle=0.2, stall=0.2,
+                             reset_mid=True)
+    assert report["passed"]
+    for run in report["runs"]:
+        mask = allowed_mask(pattern_from_dict(run["pattern"]), run["seq_len"])
+        assert run["useful_macs"] == 2 * run["heads"] * int(mask.sum()) * run["head_dim"]
+
+
+def test_sparse_engine_skips_the_tiles_outside_the_window():
+    """A narrow window computes a few tiles per block: the cycles shrink with the work."""
+    params = dict(rows=4, cols=4, max_seq_len=128, max_head_dim=16, sparse=True)
+    dense, window = (simulate_engine(params, [dict(seq_len=128, head_dim=16, pattern=p)], sim="verilator")["runs"][0]
+                     for p in (parse_pattern("dense").to_dict(), parse_pattern("window", window=8).to_dict()))
+    schedule = tile_schedule(parse_pattern("window", window=8), 128, 4, 4)
+    assert schedule.sum() == 32 * 3 - 2   # the diagonal tile and its neighbours
+    assert window["cycles"] * 8 < dense["cycles"]
+
+
+def test_patterns_need_a_sparse_engine():
+    with pytest.raises(ValueError, match="window pattern needs an engine built with sparse = true"):
+        simulate_engine(dict(rows=2, cols=2), [dict(seq_len=8, head_dim=4,
+                                                     pattern=parse_pattern("window", window=3).to_dict())])
+    with pytest.raises(ValueError, match="at most max_globals = 1 global tokens, not 2"):
+        simulate_engine(dict(rows=2, cols=2, sparse=True, max_globals=1),
+                        [dict(seq_len=8, head_dim=4, pattern=parse_pattern("dense", global_tokens="1,2").to_dict())])
