@@ -109,7 +109,12 @@ def cmd_sim(args) -> int:
         return _sim_engine(args)
     engine_only = [flag for flag, value in (("--seq-len", args.seq_len), ("--head-dim", args.head_dim),
                                             ("--heads", args.heads), ("--inputs", args.inputs),
-                                            ("--output", args.output)) if value is not None]
+                                            ("--output", args.output), ("--window", args.window),
+                                            ("--dilation", args.dilation), ("--grid", args.grid),
+                                            ("--window2d", args.window2d), ("--global", args.global_tokens))
+                   if value is not None]
+    if args.pattern != "dense":
+        engine_only.insert(0, "--pattern")
     if engine_only:
         raise CliError(f"{engine_only[0]} applies to the engine, not to {args.unit}")
     if args.unit == "softmax":
@@ -176,6 +181,7 @@ def _sim_engine(args) -> int:
 
     from sim.golden import Numerics, attention
     from sim.golden_io import error_figures, load_qkv
+    from sim.sparse import allowed_mask
 
     from .simulate import simulate_engine
 
@@ -205,9 +211,13 @@ def _sim_engine(args) -> int:
     for flag, value, name in limits:
         if value > params[name]:
             raise CliError(f"{flag} must be at most {name} = {params[name]}, not {value}")
+    pattern = _pattern(args, seq_len)
+    if not params["sparse"] and not pattern.is_dense:
+        raise CliError(f"--pattern {pattern.kind} needs an engine built with sparse = true (add --sparse)")
+    mask = None if pattern.is_dense else allowed_mask(pattern, seq_len)
     scale = 1.0 / math.sqrt(d)
-    golden = attention(q, k, v, scale=scale, nm=nm, key_tile=params["cols"])
-    run = dict(heads=heads, seq_len=seq_len, head_dim=d)
+    golden = attention(q, k, v, scale=scale, nm=nm, key_tile=params["cols"], mask=mask)
+    run = dict(heads=heads, seq_len=seq_len, head_dim=d, pattern=pattern.to_dict())
     ints = [x.reshape(heads, seq_len, d) for x in (golden.q_int, golden.k_int, golden.v_int)]
     report, passed = _simulate(lambda: simulate_engine(params, [run], sim=args.sim, seed=args.seed,
                                                        scale_mult=golden.multiplier, scale_shift=golden.shift,
@@ -219,8 +229,9 @@ def _sim_engine(args) -> int:
         out.update(cycles=measured["cycles"], ideal_cycles=measured["ideal_cycles"],
                    useful_macs=measured["useful_macs"], mac_utilization=measured["mac_utilization"],
                    cycle_counter=measured["counter"], mismatches=int((o_int != golden.o_int).sum()),
-                   elements=report["elements"], memory_bits=report["memory_bits"])
-        out.update(error_figures(golden, q, k, v, scale))
+                   elements=report["elements"], memory_bits=report["memory_bits"],
+                   allowed_pairs=seq_len * seq_len if mask is None else int(mask.sum()))
+        out.update(error_figures(golden, q, k, v, scale, mask))
         if args.output is not None:
             try:
                 np.savez(args.output, o=o_int * golden.scales["o"], o_int=o_int)
@@ -381,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="engine: float q, k, v of shape (L, d) or (H, L, d), as for attn-rtl golden")
     sim_p.add_argument("--output", metavar="OUT.npz", default=None, help="engine: write the engine's o and o_int")
     sim_p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _pattern_flags(sim_p)
     sim_p.set_defaults(func=cmd_sim, preset="default")
 
     gold = sub.add_parser("golden", help="run the bit-exact golden attention on float q, k, v",

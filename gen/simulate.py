@@ -116,9 +116,10 @@ def _engine_runs(params: dict, runs) -> list[dict]:
         pattern = r.get("pattern", {"pattern": "dense"})
         pattern = pattern if isinstance(pattern, SparsePattern) else pattern_from_dict(pattern)
         pattern.check(r["seq_len"])
-        if not params["sparse"] and (not pattern.is_dense or pattern.global_tokens):
-            raise ValueError(f"the {pattern.kind} pattern{' with global tokens' if pattern.is_dense else ''} "
-                             "needs an engine built with sparse = true")
+        if pattern.is_dense and not params["sparse"]:
+            pattern = SparsePattern()    # global tokens add nothing to dense attention
+        if not params["sparse"] and not pattern.is_dense:
+            raise ValueError(f"the {pattern.kind} pattern needs an engine built with sparse = true")
         if pattern.dilation > params["max_dilation"]:
             raise ValueError(f"dilation must be at most max_dilation = {params['max_dilation']}, "
                              f"not {pattern.dilation}")

@@ -95,6 +95,7 @@ class SparsePattern:
 
     @property
     def is_dense(self) -> bool:
+        """Every pair takes part (global tokens add nothing to the dense pattern)."""
         return self.kind == "dense"
 
     def check(self, seq_len: int) -> None:

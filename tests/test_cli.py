@@ -327,3 +327,49 @@ def test_generate_engine_writes_axi_top_and_manifest(capsys, tmp_path):
     assert names["s_axis_q_tdata"]["width"] == 2 * 8 and names["m_axis_o_tdata"]["direction"] == "out"
     code, _, _ = run(capsys, "generate", "engine", "--preset", "tiny", "-o", str(tmp_path / "again"))
     assert (tmp_path / "again" / "attention_engine.v").read_text() == text
+
+
+def test_golden_sparse_pattern(tmp_path, capsys):
+    from sim.sparse import allowed_mask, parse_pattern
+
+    arrays = _write_qkv(tmp_path / "in.npz", (2, 35, 8))
+    code, out, _ = run(capsys, "golden", "--inputs", str(tmp_path / "in.npz"), "--output", str(tmp_path / "o.npz"),
+                       "--json", "--pattern", "grid", "--grid", "5x7", "--window2d", "3x3", "--global", "0,17")
+    assert code == 0
+    figures = json.loads(out)
+    mask = allowed_mask(parse_pattern("grid", grid="5x7", window2d="3x3", global_tokens="0,17"), 35)
+    assert figures["pattern"] == "grid" and figures["allowed_pairs"] == mask.sum() < 35 * 35
+    with np.load(tmp_path / "o.npz") as res:
+        want = golden.attention(arrays["q"], arrays["k"], arrays["v"], mask=mask).o_int
+        np.testing.assert_array_equal(res["o_int"], want)
+
+
+@pytest.mark.parametrize("flags, fragments", [
+    (["--pattern", "window"], ["the window pattern needs window"]),
+    (["--window", "4"], ["window does not apply to the dense pattern"]),
+    (["--pattern", "grid", "--grid", "5x5", "--window2d", "3x3"], ["grid 5x5 holds 25 tokens", "length 35"]),
+    (["--global", "35"], ["global token 35 is outside the sequence"]),
+    (["--pattern", "dilated", "--window", "4", "--dilation", "-1"], ["dilation must be a positive integer, not -1"]),
+])
+def test_golden_rejects_bad_patterns(tmp_path, capsys, flags, fragments):
+    _write_qkv(tmp_path / "in.npz", (35, 8))
+    code, _, err = run(capsys, "golden", "--inputs", str(tmp_path / "in.npz"), "--output", str(tmp_path / "o.npz"),
+                       *flags)
+    assert_one_line_error(code, err, *fragments)
+
+
+def test_sim_engine_sparse_json_counts_allowed_pairs_only(capsys):
+    code, text, _ = run(capsys, "sim", "--preset", "tiny", "--sparse", "--seq-len", "21", "--head-dim", "3",
+                        "--pattern", "dilated", "--window", "4", "--dilation", "2", "--global", "20", "--json",
+                        "--idle", "0.1", "--stall", "0.1")
+    report = json.loads(text)
+    assert code == 0 and report["passed"] and report["mismatches"] == 0
+    assert report["useful_macs"] == 2 * report["allowed_pairs"] * 3 < 2 * 21 * 21 * 3
+    assert report["mac_utilization"] == pytest.approx(report["useful_macs"] / (4 * report["cycles"]))
+
+
+def test_sim_pattern_needs_a_sparse_engine(capsys):
+    code, _, err = run(capsys, "sim", "--preset", "tiny", "--pattern", "window", "--window", "3")
+    assert_one_line_error(code, err, "--pattern window needs an engine built with sparse = true (add --sparse)")
+    code, _, err = run(capsys, "sim", "array", "--pattern", "window")
+    assert_one_line_error(code, err, "--pattern applies to the engine, not to array")

@@ -200,4 +200,5 @@ def test_patterns_need_a_sparse_engine():
                                                      pattern=parse_pattern("window", window=3).to_dict())])
     with pytest.raises(ValueError, match="at most max_globals = 1 global tokens, not 2"):
         simulate_engine(dict(rows=2, cols=2, sparse=True, max_globals=1),
-                        [dict(seq_len=8, head_dim=4, pattern=parse_pattern("dense", global_tokens="1,2").to_dict())])
+                        [dict(seq_len=8, head_dim=4, pattern=parse_pattern("window", window=3,
+                                                                           global_tokens="1,2").to_dict())])
