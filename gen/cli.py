@@ -316,9 +316,10 @@ def cmd_golden(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from . import bench_array, bench_engine, bench_softmax
+    from . import bench_array, bench_engine, bench_softmax, bench_sparse
 
-    module = {"array": bench_array, "softmax": bench_softmax, "engine": bench_engine}[args.unit]
+    module = {"array": bench_array, "softmax": bench_softmax, "engine": bench_engine,
+              "sparse": bench_sparse}[args.unit]
     parts = [p.strip() for p in (args.parts or ",".join(module.PARTS)).split(",") if p.strip()]
     for part in parts:
         if part not in module.PARTS:
@@ -334,6 +335,9 @@ def cmd_bench(args) -> int:
         return 0
     if args.unit == "engine":
         print(f"wrote {bench_engine.run(parts, sim=args.sim, jobs=args.jobs, seeds=seeds)}")
+        return 0
+    if args.unit == "sparse":
+        print(f"wrote {bench_sparse.run(parts, sim=args.sim)}")
         return 0
     try:
         sizes = [tuple(int(n) for n in size.lower().split("x")) for size in args.sizes.split(",")]
@@ -408,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure a unit (cycles, area, Fmax) and write the table into docs/",
                            description="Run a benchmark and write its Markdown table into docs/.")
-    bench.add_argument("unit", choices=["array", "softmax", "engine"])
+    bench.add_argument("unit", choices=["array", "softmax", "engine", "sparse"])
     bench.add_argument("--parts", default=None,
                        help="comma-separated; array: utilization, area, fmax; softmax: accuracy, area, fmax; "
                             "engine: utilization, area, fmax (default: all)")

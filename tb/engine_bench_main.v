@@ -8,7 +8,9 @@
 module engine_bench_main #(
     parameter R = 8, parameter C = 8, parameter W = 8,
     parameter Q_WORDS = 1, parameter K_WORDS = 1, parameter V_WORDS = 1, parameter O_WORDS = 1,
-    parameter SEQ_BITS = 11, parameter HEAD_BITS = 5, parameter DIM_BITS = 8, parameter MULT_BITS = 16
+    parameter SEQ_BITS = 11, parameter HEAD_BITS = 5, parameter DIM_BITS = 8, parameter MULT_BITS = 16,
+    parameter TILE_BITS = 1, parameter WINDOW_BITS = 1, parameter DIL_BITS = 1, parameter GCOUNT_BITS = 1,
+    parameter GLOBALS_BITS = 1
 );
     reg aclk = 1'b0;
     always #5 aclk = ~aclk;
@@ -17,10 +19,16 @@ module engine_bench_main #(
     reg [31:0] blocks, k_per_head, v_per_head, q_total, o_total, budget, waited;
     wire [31:0] o_seen, mismatches, first_in, last_out, cycles;
     wire started_in, busy, done;
+`ifdef SPARSE
+    reg [31:0] pattern, window, dilation, grid_h, grid_w, window_h, window_w, global_count, chunks;
+    reg [GLOBALS_BITS-1:0] global_tokens;
+`endif
 
     engine_bench #(
         .R(R), .C(C), .W(W), .Q_WORDS(Q_WORDS), .K_WORDS(K_WORDS), .V_WORDS(V_WORDS), .O_WORDS(O_WORDS),
-        .SEQ_BITS(SEQ_BITS), .HEAD_BITS(HEAD_BITS), .DIM_BITS(DIM_BITS), .MULT_BITS(MULT_BITS)
+        .SEQ_BITS(SEQ_BITS), .HEAD_BITS(HEAD_BITS), .DIM_BITS(DIM_BITS), .MULT_BITS(MULT_BITS),
+        .TILE_BITS(TILE_BITS), .WINDOW_BITS(WINDOW_BITS), .DIL_BITS(DIL_BITS), .GCOUNT_BITS(GCOUNT_BITS),
+        .GLOBALS_BITS(GLOBALS_BITS)
     ) bench (
         .aclk(aclk), .aresetn(aresetn), .load(load), .go(go),
         .seq_len(seq_len[SEQ_BITS-1:0]), .heads(heads[HEAD_BITS-1:0]), .head_dim(head_dim[DIM_BITS-1:0]),
@@ -28,6 +36,12 @@ module engine_bench_main #(
         .blocks(blocks), .k_per_head(k_per_head), .v_per_head(v_per_head), .q_total(q_total), .o_total(o_total),
         .o_seen(o_seen), .mismatches(mismatches), .first_in(first_in), .last_out(last_out),
         .started_in(started_in), .busy(busy), .done(done), .cycles(cycles)
+`ifdef SPARSE
+        , .pattern(pattern[1:0]), .window(window[WINDOW_BITS-1:0]), .dilation(dilation[DIL_BITS-1:0]),
+        .grid_h(grid_h[SEQ_BITS-1:0]), .grid_w(grid_w[SEQ_BITS-1:0]), .window_h(window_h[WINDOW_BITS-1:0]),
+        .window_w(window_w[WINDOW_BITS-1:0]), .global_count(global_count[GCOUNT_BITS-1:0]),
+        .global_tokens(global_tokens), .chunks(chunks)
+`endif
     );
 
     task automatic required(input [8*16-1:0] name, input integer found);
@@ -49,6 +63,18 @@ module engine_bench_main #(
         required("q_total", $value$plusargs("q_total=%d", q_total));
         required("o_total", $value$plusargs("o_total=%d", o_total));
         required("budget", $value$plusargs("budget=%d", budget));
+`ifdef SPARSE
+        required("pattern", $value$plusargs("pattern=%d", pattern));
+        required("window", $value$plusargs("window=%d", window));
+        required("dilation", $value$plusargs("dilation=%d", dilation));
+        required("grid_h", $value$plusargs("grid_h=%d", grid_h));
+        required("grid_w", $value$plusargs("grid_w=%d", grid_w));
+        required("window_h", $value$plusargs("window_h=%d", window_h));
+        required("window_w", $value$plusargs("window_w=%d", window_w));
+        required("global_count", $value$plusargs("global_count=%d", global_count));
+        required("global_tokens", $value$plusargs("global_tokens=%h", global_tokens));
+        required("chunks", $value$plusargs("chunks=%d", chunks));
+`endif
         // Inputs change on the falling edge, away from the design's rising edge.
         repeat (3) @(negedge aclk);
         aresetn = 1'b1;

@@ -202,3 +202,18 @@ def test_patterns_need_a_sparse_engine():
         simulate_engine(dict(rows=2, cols=2, sparse=True, max_globals=1),
                         [dict(seq_len=8, head_dim=4, pattern=parse_pattern("window", window=3,
                                                                            global_tokens="1,2").to_dict())])
+
+
+def test_full_rate_harness_follows_the_index_stream():
+    """The sparse DMA model (tb/engine_bench.v with SPARSE) fetches the tiles m_axis_kv_index names."""
+    from gen.simulate import measure_engine
+
+    P = lambda *a, **k: parse_pattern(*a, **k).to_dict()  # noqa: E731
+    runs = [dict(pattern=P("window", window=5, global_tokens="3"), seq_len=23, head_dim=5, heads=2),
+            dict(pattern=P("grid", grid="5x6", window2d="3x3", global_tokens="0,29"), seq_len=30, head_dim=6)]
+    report = measure_engine(dict(rows=4, cols=3, max_seq_len=32, max_heads=2, max_head_dim=8, sparse=True), runs,
+                            sim="icarus")
+    for run in report["runs"]:
+        mask = allowed_mask(pattern_from_dict(run["pattern"]), run["seq_len"])
+        assert run["mismatched_beats"] == 0
+        assert run["useful_macs"] == 2 * run["heads"] * int(mask.sum()) * run["head_dim"]
