@@ -164,6 +164,10 @@ built with `-O3`/`-O2`, about 200,000 engine cycles per second); every output be
 golden model on the fly.
 Goal: at least 95% for L = 512, d = 64 on 8×8 (bold). Anchors: FlatAttention 89.3%; SALO's own model 64–74%.
 Each array size is one build with `max_seq_len` = 1024, `max_head_dim` = 128, `prob_tiles` = 3.
+16×16 with d = 32 plateaus near 94.5% because a probability buffer's lifetime (score tile, array
+latency, drain, softmax, value tile) exceeds three 64-cycle tile pairs there; with `prob_tiles` = 4 the
+same engine measured 99.38% (L = 256) and 99.96% (L = 1024) (`measure_engine` with `prob_tiles=4`,
+2026-11-22).
 Command: `./dev.sh bench engine --parts utilization` (points are measured shortest first and kept in
 `.cache/bench/engine-utilization.json`, so an interrupted run resumes; "not measured" marks points still to run).
 
