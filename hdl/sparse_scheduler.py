@@ -195,14 +195,19 @@ class SparseScheduler(wiring.Component):
             with m.If(setup_step == span):
                 m.d.sync += setting_up.eq(0)
 
-        def advance(c, by):
-            """``c`` plus the coordinates ``by`` (both below the modulus in ``r``)."""
-            total = c.r + by.r
-            wrap = total >= modulus
-            return (Mux(wrap, c.q + by.q + 1, c.q + by.q), Mux(wrap, total - modulus, total))
+        def advance(coords, by):
+            """Statements adding the coordinates ``by`` to every element of ``coords`` (remainders
+            stay below the modulus)."""
+            statements = []
+            for c in coords:
+                total = c.r + by.r
+                wrap = total >= modulus
+                statements += [c.q.eq(Mux(wrap, c.q + by.q + 1, c.q + by.q)),
+                               c.r.eq(Mux(wrap, total - modulus, total))]
+            return statements
 
         # --- walker: head, block, tile; block base i0, tile base j0, per-row / per-lane coordinates.
-        walking, w_valid = Signal(), Signal()
+        w_valid = Signal()
         h = Signal(range(p["max_heads"]))
         b, t = Signal(range(self.max_blocks)), Signal(range(self.max_tiles))
         i0, j0 = Signal(range(L + R)), Signal(range(L + C))
@@ -216,28 +221,22 @@ class SparseScheduler(wiring.Component):
         a_ready = Signal()
         w_step = w_valid & a_ready
         with m.If(first_setup):
-            m.d.sync += [walking.eq(1), w_valid.eq(1), h.eq(0), b.eq(0), t.eq(0), i0.eq(0), j0.eq(0)]
+            m.d.sync += [w_valid.eq(1), h.eq(0), b.eq(0), t.eq(0), i0.eq(0), j0.eq(0)]
             m.d.sync += [qc[r].eq(table[r]) for r in range(R)]
             m.d.sync += [kc[c].eq(table[c]) for c in range(C)]
         with m.Elif(w_step):
             with m.If(~tile_last):
-                m.d.sync += [t.eq(t + 1), j0.eq(j0 + C)]
-                for c in range(C):
-                    nq, nr = advance(kc[c], table[C])
-                    m.d.sync += [kc[c].q.eq(nq), kc[c].r.eq(nr)]
+                m.d.sync += [t.eq(t + 1), j0.eq(j0 + C), *advance([kc[c] for c in range(C)], table[C])]
             with m.Else():
                 m.d.sync += [t.eq(0), j0.eq(0)]
                 m.d.sync += [kc[c].eq(table[c]) for c in range(C)]
                 with m.If(~block_last):
-                    m.d.sync += [b.eq(b + 1), i0.eq(i0 + R)]
-                    for r in range(R):
-                        nq, nr = advance(qc[r], table[R])
-                        m.d.sync += [qc[r].q.eq(nq), qc[r].r.eq(nr)]
+                    m.d.sync += [b.eq(b + 1), i0.eq(i0 + R), *advance([qc[r] for r in range(R)], table[R])]
                 with m.Else():
                     m.d.sync += [b.eq(0), i0.eq(0)]
                     m.d.sync += [qc[r].eq(table[r]) for r in range(R)]
                     with m.If(head_last):
-                        m.d.sync += [w_valid.eq(0), walking.eq(0)]
+                        m.d.sync += w_valid.eq(0)
                     with m.Else():
                         m.d.sync += h.eq(h + 1)
 
