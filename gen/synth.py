@@ -4,6 +4,8 @@ The area figures of docs/ and of the sweeps come from here.  Each target's
 script is data; the Xilinx one replaces ``abc9`` by ``abc`` because ABC9
 aborts inside the WebAssembly build of Yosys 0.70 (``Running ABC command:
 "/yosys-abc"`` then exit 1); the rest of ``synth_xilinx`` runs unchanged.
+On iCE40 ABC9 works for most designs; where it traps, :data:`FALLBACK` maps
+LUTs with ``abc`` and the result says so (``lut_mapper``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,22 @@ TARGETS = {
         "xilinx_dffopt",
         "opt_lut_ins -tech xilinx",
         "synth_xilinx -flatten {dsp} -top {top} -run finalize:check",
+    ],
+}
+
+#: Run when ABC9 crashes inside WebAssembly on a design (a wasm ``unreachable`` trap; seen on iCE40 with
+#: the sparse scheduler): the same flow with classic ``abc`` LUT mapping, as synth_ice40 did before ABC9.
+FALLBACK = {
+    "ice40": [
+        "synth_ice40 {dsp} -top {top} -run :map_luts",
+        "check -latchonly -assert",
+        "techmap -map +/ice40/latches_map.v",
+        "abc -dress -lut 4",
+        "ice40_wrapcarry -unwrap",
+        "techmap -map +/ice40/ff_map.v",
+        "clean",
+        "opt_lut -tech ice40",
+        "synth_ice40 {dsp} -top {top} -run map_cells:",
     ],
 }
 
@@ -101,17 +119,29 @@ def synthesize(verilog: Path, top: str, target: str, *, dsp: bool = True, timeou
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
     verilog = Path(verilog).resolve()
     env = _yowasp_env()
+    flag = DSP_FLAGS[target][0 if dsp else 1]
+    mapper = "default"
     with tempfile.TemporaryDirectory(prefix="attn-synth-") as tmp:
-        stat = Path(tmp) / "stat.json"
-        script = [f"read_verilog {verilog.name}", *(s.format(top=top, dsp=DSP_FLAGS[target][0 if dsp else 1]) for s in TARGETS[target]),
-                  "tee -q -o stat.json stat -json"]  # relative: YoWASP sees only the working directory
         shutil.copy(verilog, Path(tmp) / verilog.name)
-        with _first_run_lock(env):
-            proc = subprocess.run([_yosys(), "-q", "-p", "; ".join(script)], cwd=tmp, capture_output=True,
-                                  text=True, timeout=timeout, env=env)
+        proc = _run_script(tmp, verilog.name, [s.format(top=top, dsp=flag) for s in TARGETS[target]], env, timeout)
+        if proc.returncode != 0 and target in FALLBACK and "abc9" in proc.stdout + proc.stderr:
+            mapper = "abc (abc9 crashed)"
+            proc = _run_script(tmp, verilog.name, [s.format(top=top, dsp=flag) for s in FALLBACK[target]], env,
+                               timeout)
+        stat = Path(tmp) / "stat.json"
         if proc.returncode != 0 or not stat.exists():
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
             raise RuntimeError(f"yosys {target} synthesis of {top} failed (exit {proc.returncode}):\n{tail}")
         cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
     cells = {k: v for k, v in cells.items() if not k.startswith("$scopeinfo")}
-    return {"cells": cells, **summarize(target, cells)}
+    return {"cells": cells, "lut_mapper": mapper, **summarize(target, cells)}
+
+
+def _run_script(tmp: str, source: str, steps: list, env: dict, timeout: float):
+    stat = Path(tmp) / "stat.json"
+    stat.unlink(missing_ok=True)
+    # Paths relative to the working directory: YoWASP sees only that.
+    script = [f"read_verilog {source}", *steps, "tee -q -o stat.json stat -json"]
+    with _first_run_lock(env):
+        return subprocess.run([_yosys(), "-q", "-p", "; ".join(script)], cwd=tmp, capture_output=True,
+                              text=True, timeout=timeout, env=env)
