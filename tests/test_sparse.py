@@ -172,3 +172,13 @@ def test_scheduler_walks_one_candidate_per_cycle():
     report = simulate_scheduler(params, [run], sim="icarus", seed=5)
     blocks, tiles = 64, 64
     assert report["cycles_per_run"][0] <= blocks * (tiles + 1) + report["setup_cycles"] + 10
+
+
+def test_dense_only_scheduler_walks_every_tile_and_rejects_patterns():
+    P = lambda *a, **k: parse_pattern(*a, **k).to_dict()  # noqa: E731
+    runs = [dict(pattern=P("dense"), seq_len=11, heads=2),
+            dict(pattern=P("window", window=3), seq_len=9, heads=1, expect_error=True),
+            dict(pattern=P("dense"), seq_len=1, heads=1)]
+    report = simulate_scheduler(dict(rows=3, cols=2, max_seq_len=16, max_heads=2, sparse=False), runs,
+                                sim="icarus", seed=2, stall=0.3)
+    assert report["passed"]
