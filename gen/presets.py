@@ -20,6 +20,12 @@ PRESETS: dict[str, dict[str, dict]] = {
         "tiny": {"rows": 2, "cols": 2, "max_seq_len": 256, "max_head_dim": 32, "max_heads": 4},
         "default": {"rows": 8, "cols": 8, "max_seq_len": 1024, "max_head_dim": 128, "max_heads": 16},
         "large": {"rows": 16, "cols": 16, "max_seq_len": 4096, "max_head_dim": 128, "max_heads": 16},
+        # Sparse patterns (docs/sparse.md): the default engine plus the scheduler's pattern logic.
+        "sparse": {"rows": 8, "cols": 8, "max_seq_len": 4096, "max_head_dim": 128, "max_heads": 16,
+                   "sparse": True},
+    },
+    "scheduler": {
+        "default": {"rows": 8, "cols": 8, "max_seq_len": 4096, "max_heads": 16},
     },
 }
 
@@ -34,4 +40,6 @@ DESCRIPTIONS = {
     ("engine", "tiny"): "2x2 array, L up to 256, d up to 32, 4 heads",
     ("engine", "default"): "8x8 array, L up to 1024, d up to 128, 16 heads",
     ("engine", "large"): "16x16 array, L up to 4096, d up to 128, 16 heads",
+    ("engine", "sparse"): "8x8 array, L up to 4096 (Longformer), window/dilated/grid patterns, 4 global tokens",
+    ("scheduler", "default"): "8x8 tiles, L up to 4096, every pattern, 4 global tokens",
 }

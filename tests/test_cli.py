@@ -373,3 +373,13 @@ def test_sim_pattern_needs_a_sparse_engine(capsys):
     assert_one_line_error(code, err, "--pattern window needs an engine built with sparse = true (add --sparse)")
     code, _, err = run(capsys, "sim", "array", "--pattern", "window")
     assert_one_line_error(code, err, "--pattern applies to the engine, not to array")
+
+
+def test_sim_scheduler_against_the_golden_schedule(capsys):
+    code, out, _ = run(capsys, "sim", "scheduler", "--seq-len", "49", "--pattern", "grid", "--grid", "7x7",
+                       "--window2d", "3x3", "--global", "24", "--stall", "0.2")
+    assert code == 0 and "PASS" in out and "bit-exact against the golden schedule" in out
+    code, _, err = run(capsys, "sim", "scheduler", "--seq-len", "5000")
+    assert_one_line_error(code, err, "--seq-len must be at most max_seq_len = 4096, not 5000")
+    code, _, err = run(capsys, "sim", "scheduler", "--head-dim", "8")
+    assert_one_line_error(code, err, "--head-dim does not apply to the scheduler")
