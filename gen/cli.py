@@ -104,6 +104,18 @@ def _print_json(args, params, report, passed) -> int:
     return 0 if passed else 1
 
 
+def _header_or_json(args, params, report, passed, what: str) -> int | None:
+    """With ``--json`` print the report; else the header line and, on failure, the error.
+    Returns the exit status when nothing more is to be printed, else ``None``."""
+    if args.json:
+        return _print_json(args, params, report, passed)
+    print(f"attn-rtl sim: {what} on {args.sim}, seed {args.seed}")
+    if not passed:
+        print(f"FAIL: {report['error']}")
+        return 1
+    return None
+
+
 def cmd_sim(args) -> int:
     if args.unit == "engine":
         return _sim_engine(args)
@@ -133,14 +145,11 @@ def cmd_sim(args) -> int:
         raise CliError("--tiles must be a positive integer, not 0")
     report, passed = _simulate(lambda: simulate_array(params, sim=args.sim, seed=args.seed, tiles=tiles,
                                                       idle=args.idle, stall=args.stall))
-    if args.json:
-        return _print_json(args, params, report, passed)
     shape = f"{params['rows']}x{params['cols']}"
     kinds = f"a {'s' if params['a_signed'] else 'u'}{params['a_width']}, b {'s' if params['b_signed'] else 'u'}{params['b_width']}"
-    print(f"attn-rtl sim: {args.unit} {shape} ({kinds}, acc {params['acc_width']} bits) on {args.sim}, seed {args.seed}")
-    if not passed:
-        print(f"FAIL: {report['error']}")
-        return 1
+    done = _header_or_json(args, params, report, passed, f"{args.unit} {shape} ({kinds}, acc {params['acc_width']} bits)")
+    if done is not None:
+        return done
     print(f"  tiles: {len(report['tiles'])} x reduction {report['tiles'][0]}, idle {args.idle}, backpressure {args.stall}")
     print(f"  PASS: {report['elements']} of {report['elements']} result elements bit-exact against numpy matmul")
     print(f"  cycles: {report['cycles']} from first operand accepted to last result sent "
@@ -162,13 +171,11 @@ def _sim_softmax(args) -> int:
     groups = [dict(rows=params["slots"], keys=keys, mask="random", order="random")]
     report, passed = _simulate(lambda: simulate_softmax(params, sim=args.sim, seed=args.seed, groups=groups,
                                                         idle=args.idle, stall=args.stall))
-    if args.json:
-        return _print_json(args, params, report, passed)
-    print(f"attn-rtl sim: softmax, {params['lanes']} lanes, {params['slots']} slots, scores of "
-          f"{params['score_width']} bits on {args.sim}, seed {args.seed}")
-    if not passed:
-        print(f"FAIL: {report['error']}")
-        return 1
+    done = _header_or_json(args, params, report, passed,
+                           f"softmax, {params['lanes']} lanes, {params['slots']} slots, scores of "
+                           f"{params['score_width']} bits")
+    if done is not None:
+        return done
     print(f"  {params['slots']} rows x {keys} keys (random mask, random tile order), idle {args.idle}, "
           f"backpressure {args.stall}")
     print(f"  PASS: {report['elements']} of {report['elements']} output fields bit-exact against "
@@ -199,13 +206,11 @@ def _sim_scheduler(args) -> int:
     run = dict(pattern=pattern.to_dict(), seq_len=seq_len, heads=heads)
     report, passed = _simulate(lambda: simulate_scheduler(params, [run], sim=args.sim, seed=args.seed,
                                                           stall=args.stall))
-    if args.json:
-        return _print_json(args, params, report, passed)
-    print(f"attn-rtl sim: scheduler {params['rows']}x{params['cols']}, {pattern.to_dict()}, L={seq_len}, "
-          f"heads={heads} on {args.sim}, seed {args.seed}")
-    if not passed:
-        print(f"FAIL: {report['error']}")
-        return 1
+    done = _header_or_json(args, params, report, passed,
+                           f"scheduler {params['rows']}x{params['cols']}, {pattern.to_dict()}, L={seq_len}, "
+                           f"heads={heads}")
+    if done is not None:
+        return done
     print(f"  PASS: {report['elements']} tile fields and mask bits bit-exact against the golden schedule; "
           f"{report['cycles']} cycles from start to the last tile")
     return 0
