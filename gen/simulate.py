@@ -9,7 +9,7 @@ import numpy as np
 
 from .generate import cached_verilog, unit
 from hdl.params import positive_int
-from sim.sparse import SparsePattern, allowed_mask, pattern_from_dict
+from sim.sparse import SparsePattern, allowed_mask, pattern_from_dict, register_values
 
 __all__ = ["simulate_array", "simulate_softmax", "simulate_scheduler", "simulate_engine", "measure_engine", "check_probability"]
 
@@ -196,8 +196,9 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
                         blocks=blocks, k_per_head=k_per, v_per_head=v_per, q_total=len(beats.q),
                         o_total=len(data), budget=4 * useful_macs(heads, seq_len, d) // (rows * cols) + 10_000)
         if sparse:
-            plusargs.update(_pattern_registers(pattern, full["max_globals"], len(e.global_tokens.as_value())),
-                            chunks=-(-d // cols))
+            registers = register_values(pattern, full["max_globals"],
+                                        len(e.global_tokens.as_value()) // full["max_globals"])
+            plusargs.update(registers, global_tokens=f"{registers['global_tokens']:x}", chunks=-(-d // cols))
         with tempfile.TemporaryDirectory(prefix="engine-bench-") as run_dir:
             # The harness replays each head's K and V for every query block, so the files hold them once.
             files = {"q.hex": _hex_words(beats.q, w),
@@ -224,20 +225,6 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
                             counter=found["cycles"]))
     return dict(passed=True, seed=seed, sim=sim, cycles=results[-1]["cycles"], runs=results,
                 memory_bits=component.memory_bits)
-
-
-def _pattern_registers(pattern, max_globals: int, global_bits: int) -> dict:
-    """Runtime pattern registers of a sparse engine (``global_tokens`` as one hex word)."""
-    from hdl.sparse_scheduler import PATTERN_CODES
-
-    tokens = list(pattern.global_tokens)
-    word = 0
-    for g in reversed(tokens + [0] * (max_globals - len(tokens))):
-        word = (word << (global_bits // max_globals)) | g
-    grid, win = pattern.grid or (0, 0), pattern.window2d or (0, 0)
-    return dict(pattern=PATTERN_CODES[pattern.kind], window=pattern.window or 0, dilation=pattern.dilation,
-                grid_h=grid[0], grid_w=grid[1], window_h=win[0], window_w=win[1], global_count=len(tokens),
-                global_tokens=f"{word:x}")
 
 
 def _hex_words(lanes: np.ndarray, width: int, top=None) -> str:

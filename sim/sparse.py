@@ -34,7 +34,7 @@ import numpy as np
 from hdl.params import positive_int
 
 __all__ = ["PATTERNS", "SparsePattern", "parse_pattern", "pattern_from_dict", "allowed_mask", "tile_schedule", "allowed_pairs",
-           "ScheduledTiles", "scheduled_tiles"]
+           "ScheduledTiles", "scheduled_tiles", "register_values"]
 
 PATTERNS = ("dense", "window", "dilated", "grid")
 
@@ -128,6 +128,19 @@ def pattern_from_dict(spec: dict) -> SparsePattern:
                          grid=tuple(spec["grid"]) if "grid" in spec else None,
                          window2d=tuple(spec["window2d"]) if "window2d" in spec else None,
                          global_tokens=tuple(spec.get("global_tokens", ())))
+
+
+def register_values(pattern: SparsePattern, max_globals: int, token_bits: int) -> dict:
+    """The scheduler's runtime pattern registers for ``pattern``; ``global_tokens`` packed into one
+    integer, ``max_globals`` fields of ``token_bits`` bits, entry 0 in the low bits."""
+    tokens = list(pattern.global_tokens)
+    packed = 0
+    for g in reversed(tokens + [0] * (max_globals - len(tokens))):
+        packed = (packed << token_bits) | g
+    grid, win = pattern.grid or (0, 0), pattern.window2d or (0, 0)
+    return dict(pattern=PATTERNS.index(pattern.kind), window=pattern.window or 0, dilation=pattern.dilation,
+                grid_h=grid[0], grid_w=grid[1], window_h=win[0], window_w=win[1], global_count=len(tokens),
+                global_tokens=packed)
 
 
 def _first_repeat(items):

@@ -14,9 +14,8 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
-from hdl.sparse_scheduler import PATTERN_CODES
 from sim.golden import Numerics
-from sim.sparse import allowed_mask, pattern_from_dict, tile_schedule
+from sim.sparse import allowed_mask, pattern_from_dict, register_values, tile_schedule
 from sim.engine_stream import engine_beats, engine_output, output_beats, output_from_beats, useful_macs
 from tb.harness import begin, operand_matrix
 from tb.packing import pack, unpack
@@ -44,17 +43,6 @@ class IndexSink(StreamSink):
         super().sample(cycle)
         if len(self.beats) > taken:
             self.flags.append(int(self.last_handle.value))
-
-
-def pattern_registers(run: dict, max_globals: int, global_width: int) -> dict:
-    """The ``ctrl_*`` pattern registers of a run's pattern (``SparsePattern.to_dict()``)."""
-    spec = run.get("pattern", {"pattern": "dense"})
-    tokens = list(spec.get("global_tokens", ()))
-    grid, win = spec.get("grid", (0, 0)), spec.get("window2d", (0, 0))
-    return dict(pattern=PATTERN_CODES[spec["pattern"]], window=spec.get("window", 0),
-                dilation=spec.get("dilation", 1), grid_h=grid[0], grid_w=grid[1], window_h=win[0],
-                window_w=win[1], global_count=len(tokens),
-                global_tokens=pack(tokens + [0] * (max_globals - len(tokens)), global_width))
 
 
 class TlastMonitor:
@@ -95,7 +83,8 @@ async def engine_runs(dut):
         control.set(seq_len=run["seq_len"], heads=run["heads"], head_dim=run["head_dim"],
                     scale_mult=cfg["scale_mult"], scale_shift=cfg["scale_shift"])
         if sparse:
-            control.set(**pattern_registers(run, cfg["max_globals"], global_width))
+            pattern = pattern_from_dict(run.get("pattern", {"pattern": "dense"}))
+            control.set(**register_values(pattern, cfg["max_globals"], global_width))
         control.pulse("start")
         await bench.step(2)
         report.check(control.read("busy") == 1 and control.read("error") == 0,

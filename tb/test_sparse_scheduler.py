@@ -15,10 +15,9 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
-from hdl.sparse_scheduler import PATTERN_CODES, SparseScheduler
-from sim.sparse import SparsePattern, pattern_from_dict, scheduled_tiles
+from hdl.sparse_scheduler import SparseScheduler
+from sim.sparse import SparsePattern, pattern_from_dict, register_values, scheduled_tiles
 from tb.harness import begin
-from tb.packing import pack
 from tb.streams import Control, StreamBench, StreamSink
 
 SCHEDULER_PARAMS = ("rows", "cols", "max_seq_len", "max_heads", "max_dilation", "max_globals", "sparse")
@@ -41,13 +40,8 @@ def decode(beats, layout, rows: int, cols: int) -> dict:
 
 
 def registers(run: dict, pattern: SparsePattern, global_width: int) -> dict:
-    grid = pattern.grid or (0, 0)
-    win2d = pattern.window2d or (0, 0)
-    tokens = list(pattern.global_tokens)
-    values = dict(seq_len=run["seq_len"], heads=run["heads"], pattern=PATTERN_CODES[pattern.kind],
-                  window=pattern.window or 0, dilation=pattern.dilation, grid_h=grid[0], grid_w=grid[1],
-                  window_h=win2d[0], window_w=win2d[1], global_count=len(tokens),
-                  global_tokens=pack(tokens + [0] * (run["max_globals"] - len(tokens)), global_width))
+    values = dict(seq_len=run["seq_len"], heads=run["heads"],
+                  **register_values(pattern, run["max_globals"], global_width))
     return {**values, **run.get("registers", {})}   # error runs set out-of-range values here
 
 

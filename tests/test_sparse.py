@@ -182,3 +182,10 @@ def test_dense_only_scheduler_walks_every_tile_and_rejects_patterns():
     report = simulate_scheduler(dict(rows=3, cols=2, max_seq_len=16, max_heads=2, sparse=False), runs,
                                 sim="icarus", seed=2, stall=0.3)
     assert report["passed"]
+
+
+def test_pattern_codes_follow_the_model_order():
+    from hdl.sparse_scheduler import PATTERN_CODES
+    from sim.sparse import PATTERNS
+
+    assert [PATTERN_CODES[p] for p in PATTERNS] == list(range(len(PATTERNS)))
