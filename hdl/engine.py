@@ -243,8 +243,9 @@ class AttentionEngine(wiring.Component):
                 m.d.comb += last[lvl].eq(sig[lvl] + step >= bound)
             return sig, last
 
-        def advance(sig, last, levels, done):
-            """Statements (in an m.If context) that step the innermost counter, carrying outwards."""
+        def advance(sig, last, levels, done=None):
+            """Statements (in an m.If context) that step the innermost counter, carrying outwards;
+            ``done`` (if given) rises when the whole nest wraps."""
             carry = 1
             for lvl, step, _, _ in reversed(levels):
                 with m.If(carry):
@@ -253,8 +254,9 @@ class AttentionEngine(wiring.Component):
                     with m.Else():
                         m.d.sync += sig[lvl].eq(sig[lvl] + step)
                 carry = carry & last[lvl]
-            with m.If(carry):
-                m.d.sync += done.eq(1)
+            if done is not None:
+                with m.If(carry):
+                    m.d.sync += done.eq(1)
 
         # Loop nests (outermost first): (name, step, bound, largest bound).
         # Q loads every block in order; score and value tiles follow the scheduler's key tiles
@@ -419,14 +421,14 @@ class AttentionEngine(wiring.Component):
             value_tiles.r_en.eq(value_frees),
         ]
         with m.If(issue_score):
-            advance(sc, sc_last, s_levels, Signal())
+            advance(sc, sc_last, s_levels)
             with m.If(sc_last["k"] & sd.run_end):
                 m.d.sync += sc_done.eq(1)
             with m.If(sc_last["k"] & sd.last):
                 m.d.comb += q_released.eq(1)
                 m.d.sync += q_rbank.eq(~q_rbank)
         with m.If(issue_value):
-            advance(vl, vl_last, v_levels, Signal())
+            advance(vl, vl_last, v_levels)
             with m.If(value_frees & vd.run_end):
                 m.d.sync += vl_done.eq(1)
             with m.If(vl_last["j"]):
