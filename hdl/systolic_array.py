@@ -10,6 +10,7 @@ from .credit_fifo import CreditFIFO, check_fifo_memory, fifo_latency
 from .multiplier import check_multiplier, multiplier_latency
 from .params import boolean, positive_int, reject_unknown
 from .pe import ProcessingElement, accumulator_input_stages, accumulator_shape, operand_shape
+from .skid_buffer import SkidBuffer
 
 __all__ = ["SystolicArray", "array_params", "ARRAY_DEFAULTS"]
 
@@ -38,9 +39,15 @@ def _min_tile_spacing(rows: int, cols: int) -> int:
     return rows
 
 
+#: Register slices on the ports: one on each input (a, b), one on the output (c).
+_PORT_SLICES = 2
+
+
 def _result_latency(rows: int, cols: int, multiplier: str, fifo_memory: str) -> int:
-    # input register + skew/hops to PE (R-1, C-1) + PE + drain-chain load + result FIFO
-    return 1 + (rows - 1) + (cols - 1) + _pe_latency(multiplier) + 1 + fifo_latency(fifo_memory)
+    # input slice + input register + skew/hops to PE (R-1, C-1) + PE + drain-chain load + result FIFO
+    # + output slice
+    return (_PORT_SLICES + 1 + (rows - 1) + (cols - 1) + _pe_latency(multiplier) + 1
+            + fifo_latency(fifo_memory))
 
 
 def array_params(**params) -> dict:
@@ -74,7 +81,8 @@ def array_params(**params) -> dict:
         # Credits are held from a tile's last step until its rows have left: latency + rows
         # cycles, plus one for the release register.  (The cycle model confirms this is the
         # smallest depth at which tiles of max_reduction steps never wait.)
-        held = _result_latency(p["rows"], p["cols"], p["multiplier"], p["fifo_memory"]) + p["rows"] + 1
+        held = (_result_latency(p["rows"], p["cols"], p["multiplier"], p["fifo_memory"]) - _PORT_SLICES
+                + p["rows"] + 1)
         p["result_tiles"] = -(-held // p["max_reduction"])
     else:
         positive_int("result_tiles", p["result_tiles"], at_most=64)
@@ -184,6 +192,9 @@ class SystolicArray(wiring.Component):
         """
         rows, depth_fifo, spacing_min = self.rows, self.result_fifo_depth, self.min_tile_spacing
         steps = [(k == d - 1) for d in depths for k in range(d)]  # the 'last' flag of every step
+        # Cycles count internal admissions; the input slice puts each step a cycle ahead of its
+        # admission, and credits return when rows leave the FIFO, a cycle before the output slice.
+        inner = self.latency - _PORT_SLICES
         releases: dict[int, int] = {}
         reserved, credit, spacing, spaced, released = 0, True, 0, True, 0
         cycle, step, last_out = 0, 0, 0
@@ -193,8 +204,8 @@ class SystolicArray(wiring.Component):
             ends = fire and last
             if ends:
                 for r in range(rows):
-                    releases[cycle + self.latency + r] = 1
-                last_out = cycle + self.latency + rows - 1
+                    releases[cycle + inner + r] = 1
+                last_out = cycle + inner + rows
             kept = reserved - released
             reserved, credit = kept + (rows if ends else 0), kept <= depth_fifo - (2 * rows if ends else rows)
             spacing, spaced = ((spacing_min - 1, spacing_min == 1) if ends else
@@ -203,7 +214,7 @@ class SystolicArray(wiring.Component):
             if fire:
                 step += 1
             cycle += 1
-        return last_out + 1
+        return last_out + 2
 
     def elaborate(self, platform):
         m = Module()
@@ -219,6 +230,16 @@ class SystolicArray(wiring.Component):
         m.submodules.results = results = CreditFIFO(width=len(self.c.payload.as_value()),
                                                     depth=self.result_fifo_depth, memory=p["fifo_memory"])
 
+        # --- register slices on every port: the handshakes outside reach flip-flops only, so the
+        # array's timing does not depend on how far away its producer and consumer sit.
+        m.submodules.a_slice = a_slice = SkidBuffer(self.a.payload.shape())
+        m.submodules.b_slice = b_slice = SkidBuffer(self.b.payload.shape())
+        m.submodules.c_slice = c_slice = SkidBuffer(self.c.payload.shape())
+        wiring.connect(m, wiring.flipped(self.a), a_slice.i)
+        wiring.connect(m, wiring.flipped(self.b), b_slice.i)
+        wiring.connect(m, c_slice.o, wiring.flipped(self.c))
+        a, b = a_slice.o, b_slice.o
+
         # --- admission: join of a and b, credits for the result FIFO, spacing of tile ends.
         # Both conditions are registered flags computed from next-state values, so the
         # handshake is a few gates from flip-flops and the counters stay off the ready path.
@@ -227,20 +248,20 @@ class SystolicArray(wiring.Component):
         credit = Signal(init=1)           # the FIFO can take all rows of one more tile
         spacing = Signal(range(self.min_tile_spacing))
         spaced = Signal(init=1)           # a tile may end in this cycle
-        may_accept = ~self.a.payload.last | (spaced & credit)
+        may_accept = ~a.payload.last | (spaced & credit)
         fire = Signal()
         m.d.comb += [
-            fire.eq(self.a.valid & self.b.valid & may_accept),
-            self.a.ready.eq(self.b.valid & may_accept),
-            self.b.ready.eq(self.a.valid & may_accept),
+            fire.eq(a.valid & b.valid & may_accept),
+            a.ready.eq(b.valid & may_accept),
+            b.ready.eq(a.valid & may_accept),
         ]
-        ends_tile = fire & self.a.payload.last
+        ends_tile = fire & a.payload.last
         # Credits are reserved by a tile's last step: only then are its rows bound to come out,
         # and reserving no earlier keeps the FIFO one tile deep for long tiles.  Rows taken from
         # the FIFO return their credit a cycle late (safe, and it keeps c.ready off the counter).
         # Each next-state flag is a comparison of registers, selected by ends_tile at the end.
         released = Signal()
-        m.d.sync += released.eq(self.c.valid & self.c.ready)
+        m.d.sync += released.eq(results.r.valid & results.r.ready)
         kept = Signal.like(reserved)
         m.d.comb += kept.eq(reserved - released)
         m.d.sync += [
@@ -251,15 +272,15 @@ class SystolicArray(wiring.Component):
             spaced.eq(Mux(ends_tile, self.min_tile_spacing == 1, spacing <= 1)),
         ]
         with m.If(fire):
-            m.d.sync += opens_tile.eq(self.a.payload.last)
+            m.d.sync += opens_tile.eq(a.payload.last)
 
         # --- input register (operands taken every cycle, qualified by in_valid: no wide enable),
         # then skew: row i and its flags by i cycles, column j by j cycles.
-        in_a = Signal.like(self.a.payload.data)
-        in_b = Signal.like(self.b.payload)
+        in_a = Signal.like(a.payload.data)
+        in_b = Signal.like(b.payload)
         in_valid, in_first, in_last = Signal(), Signal(), Signal()
         m.d.sync += [in_valid.eq(fire), in_first.eq(fire & opens_tile), in_last.eq(ends_tile),
-                     in_a.eq(self.a.payload.data), in_b.eq(self.b.payload)]
+                     in_a.eq(a.payload.data), in_b.eq(b.payload)]
 
         def delayed(value, cycles, name):
             for stage in range(cycles):
@@ -311,7 +332,7 @@ class SystolicArray(wiring.Component):
         m.d.comb += [row_valid.eq(flags[0][0]), row_last.eq(flags[0][1])]
         row_word = Cat(*words, row_last)
         m.d.comb += [results.w_data.eq(row_word), results.w_en.eq(row_valid)]
-        m.d.comb += [self.c.payload.eq(results.r.payload), self.c.valid.eq(results.r.valid),
-                     results.r.ready.eq(self.c.ready)]
+        m.d.comb += [c_slice.i.payload.eq(results.r.payload), c_slice.i.valid.eq(results.r.valid),
+                     results.r.ready.eq(c_slice.i.ready)]
         return m
 
