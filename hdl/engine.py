@@ -15,6 +15,7 @@ from .multiplier import check_multiplier
 from .output_accumulator import OutputAccumulator
 from .params import positive_int, reject_unknown
 from .softmax import SoftmaxUnit
+from .skid_buffer import SkidBuffer
 from .sparse_scheduler import SparseScheduler, scheduler_params
 from .systolic_array import SystolicArray
 
@@ -170,7 +171,7 @@ class AttentionEngine(wiring.Component):
         # Value tiles are cols steps long: enough result FIFO for them to stream back to back.
         probe = SystolicArray(**self._array_params, result_tiles=1)
         probe._MustUse__silence = True
-        held = probe.latency + R + 1
+        held = probe.credit_hold
         self._array_params["result_tiles"] = -(-held // max(R, min(C, p["max_head_dim"])))
 
     def _accumulator(self, partial_width: int) -> OutputAccumulator:
@@ -449,7 +450,13 @@ class AttentionEngine(wiring.Component):
         head = data.View(tag_layout, tags.r_data)
         row = Signal(range(R))
         c = array.c
-        to_softmax, to_acc = softmax.scores, acc.partials
+        # Register slices in front of both consumers: c.ready is then two flip-flops and the tag,
+        # and the accumulator's hazard check ends at its own slice instead of at the array.
+        m.submodules.softmax_slice = softmax_slice = SkidBuffer(softmax.scores.payload.shape())
+        m.submodules.acc_slice = acc_slice = SkidBuffer(acc.partials.payload.shape())
+        wiring.connect(m, softmax_slice.o, softmax.scores)
+        wiring.connect(m, acc_slice.o, acc.partials)
+        to_softmax, to_acc = softmax_slice.i, acc_slice.i
         m.d.comb += [
             to_softmax.valid.eq(c.valid & tags.r_rdy & ~head.value),
             to_acc.valid.eq(c.valid & tags.r_rdy & head.value),

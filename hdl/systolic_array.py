@@ -50,6 +50,12 @@ def _result_latency(rows: int, cols: int, multiplier: str, fifo_memory: str) -> 
             + fifo_latency(fifo_memory))
 
 
+def _credit_hold(rows: int, cols: int, multiplier: str, fifo_memory: str) -> int:
+    # A tile's result credits are held from its last step's admission until its rows have left
+    # the FIFO (the output slice is outside the count), plus one for the release register.
+    return _result_latency(rows, cols, multiplier, fifo_memory) - _PORT_SLICES + rows + 1
+
+
 def array_params(**params) -> dict:
     """Validate :class:`SystolicArray` parameters; return them complete, defaults filled in.
 
@@ -78,11 +84,9 @@ def array_params(**params) -> dict:
     if p["result_tiles"] is None:
         # Enough buffered result tiles that tiles of max_reduction steps stream without waiting
         # for credits (shorter ones may wait; a deeper FIFO costs distributed RAM and routing).
-        # Credits are held from a tile's last step until its rows have left: latency + rows
-        # cycles, plus one for the release register.  (The cycle model confirms this is the
-        # smallest depth at which tiles of max_reduction steps never wait.)
-        held = (_result_latency(p["rows"], p["cols"], p["multiplier"], p["fifo_memory"]) - _PORT_SLICES
-                + p["rows"] + 1)
+        # (The cycle model confirms this is the smallest depth at which tiles of max_reduction
+        # steps never wait.)
+        held = _credit_hold(p["rows"], p["cols"], p["multiplier"], p["fifo_memory"])
         p["result_tiles"] = -(-held // p["max_reduction"])
     else:
         positive_int("result_tiles", p["result_tiles"], at_most=64)
@@ -176,6 +180,12 @@ class SystolicArray(wiring.Component):
         return _result_latency(self.rows, self.cols, self.params["multiplier"], self.params["fifo_memory"])
 
     @property
+    def credit_hold(self) -> int:
+        """Cycles a tile's result FIFO entries stay reserved, from its last step's admission:
+        tiles arriving at least this far apart never wait for credits with one tile of FIFO."""
+        return _credit_hold(self.rows, self.cols, self.params["multiplier"], self.params["fifo_memory"])
+
+    @property
     def min_tile_spacing(self) -> int:
         return _min_tile_spacing(self.rows, self.cols)
 
@@ -194,7 +204,7 @@ class SystolicArray(wiring.Component):
         steps = [(k == d - 1) for d in depths for k in range(d)]  # the 'last' flag of every step
         # Cycles count internal admissions; the input slice puts each step a cycle ahead of its
         # admission, and credits return when rows leave the FIFO, a cycle before the output slice.
-        inner = self.latency - _PORT_SLICES
+        inner = self.credit_hold - rows - 1
         releases: dict[int, int] = {}
         reserved, credit, spacing, spaced, released = 0, True, 0, True, 0
         cycle, step, last_out = 0, 0, 0
