@@ -14,8 +14,8 @@ from .credit_fifo import check_fifo_memory
 from .multiplier import check_multiplier
 from .output_accumulator import OutputAccumulator
 from .params import positive_int, reject_unknown
+from .register_slice import RegisterSlice
 from .softmax import SoftmaxUnit
-from .skid_buffer import SkidBuffer
 from .sparse_scheduler import SparseScheduler, scheduler_params
 from .systolic_array import SystolicArray
 
@@ -452,8 +452,8 @@ class AttentionEngine(wiring.Component):
         c = array.c
         # Register slices in front of both consumers: c.ready is then two flip-flops and the tag,
         # and the accumulator's hazard check ends at its own slice instead of at the array.
-        m.submodules.softmax_slice = softmax_slice = SkidBuffer(softmax.scores.payload.shape())
-        m.submodules.acc_slice = acc_slice = SkidBuffer(acc.partials.payload.shape())
+        m.submodules.softmax_slice = softmax_slice = RegisterSlice(softmax.scores.payload.shape())
+        m.submodules.acc_slice = acc_slice = RegisterSlice(acc.partials.payload.shape())
         wiring.connect(m, softmax_slice.o, softmax.scores)
         wiring.connect(m, acc_slice.o, acc.partials)
         to_softmax, to_acc = softmax_slice.i, acc_slice.i

@@ -10,7 +10,7 @@ from .credit_fifo import CreditFIFO, check_fifo_memory, fifo_latency
 from .multiplier import check_multiplier, multiplier_latency
 from .params import boolean, positive_int, reject_unknown
 from .pe import ProcessingElement, accumulator_input_stages, accumulator_shape, operand_shape
-from .skid_buffer import SkidBuffer
+from .register_slice import RegisterSlice
 
 __all__ = ["SystolicArray", "array_params", "ARRAY_DEFAULTS"]
 
@@ -242,9 +242,9 @@ class SystolicArray(wiring.Component):
 
         # --- register slices on every port: the handshakes outside reach flip-flops only, so the
         # array's timing does not depend on how far away its producer and consumer sit.
-        m.submodules.a_slice = a_slice = SkidBuffer(self.a.payload.shape())
-        m.submodules.b_slice = b_slice = SkidBuffer(self.b.payload.shape())
-        m.submodules.c_slice = c_slice = SkidBuffer(self.c.payload.shape())
+        m.submodules.a_slice = a_slice = RegisterSlice(self.a.payload.shape())
+        m.submodules.b_slice = b_slice = RegisterSlice(self.b.payload.shape())
+        m.submodules.c_slice = c_slice = RegisterSlice(self.c.payload.shape())
         wiring.connect(m, wiring.flipped(self.a), a_slice.i)
         wiring.connect(m, wiring.flipped(self.b), b_slice.i)
         wiring.connect(m, c_slice.o, wiring.flipped(self.c))
