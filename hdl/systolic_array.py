@@ -251,14 +251,13 @@ class SystolicArray(wiring.Component):
         a, b = a_slice.o, b_slice.o
 
         # --- admission: join of a and b, credits for the result FIFO, spacing of tile ends.
-        # Both conditions are registered flags computed from next-state values, so the
-        # handshake is a few gates from flip-flops and the counters stay off the ready path.
+        # Both conditions meet in one registered flag computed from next-state values, so the
+        # handshake is one gate level from flip-flops and the counters stay off the ready path.
         opens_tile = Signal(init=1)
         reserved = Signal(range(self.result_fifo_depth + 1))
-        credit = Signal(init=1)           # the FIFO can take all rows of one more tile
         spacing = Signal(range(self.min_tile_spacing))
-        spaced = Signal(init=1)           # a tile may end in this cycle
-        may_accept = ~a.payload.last | (spaced & credit)
+        may_end = Signal(init=1)   # a tile may end in this cycle: spaced, and the FIFO has its rows
+        may_accept = ~a.payload.last | may_end
         fire = Signal()
         m.d.comb += [
             fire.eq(a.valid & b.valid & may_accept),
@@ -268,18 +267,19 @@ class SystolicArray(wiring.Component):
         ends_tile = fire & a.payload.last
         # Credits are reserved by a tile's last step: only then are its rows bound to come out,
         # and reserving no earlier keeps the FIFO one tile deep for long tiles.  Rows taken from
-        # the FIFO return their credit a cycle late (safe, and it keeps c.ready off the counter).
-        # Each next-state flag is a comparison of registers, selected by ends_tile at the end.
+        # the FIFO return their credit a cycle late (safe, and it keeps the output's ready off
+        # the counter).  Both next-state terms are comparisons of registers, selected by
+        # ends_tile at the end.
         released = Signal()
         m.d.sync += released.eq(results.r.valid & results.r.ready)
         kept = Signal.like(reserved)
         m.d.comb += kept.eq(reserved - released)
+        after_end = (kept <= self.result_fifo_depth - 2 * rows) & (self.min_tile_spacing == 1)
+        otherwise = (kept <= self.result_fifo_depth - rows) & (spacing <= 1)
         m.d.sync += [
             reserved.eq(kept + Mux(ends_tile, rows, 0)),
-            credit.eq(Mux(ends_tile, kept <= self.result_fifo_depth - 2 * rows,
-                          kept <= self.result_fifo_depth - rows)),
             spacing.eq(Mux(ends_tile, self.min_tile_spacing - 1, Mux(spacing == 0, 0, spacing - 1))),
-            spaced.eq(Mux(ends_tile, self.min_tile_spacing == 1, spacing <= 1)),
+            may_end.eq(Mux(ends_tile, after_end, otherwise)),
         ]
         with m.If(fire):
             m.d.sync += opens_tile.eq(a.payload.last)
