@@ -148,7 +148,7 @@ class AttentionEngine(wiring.Component):
         pattern_ports = {name: sched[name] for name in PATTERN_REGISTERS} if p["sparse"] else {}
         if p["sparse"]:
             pattern_ports["kv_index"] = Out(stream.Signature(data.StructLayout({
-                "tile": range(self.scheduler.max_tiles), "last": 1})))
+                "keys": data.ArrayLayout(range(p["max_seq_len"]), C), "count": range(C + 1), "last": 1})))
         super().__init__({
             **pattern_ports,
             "start": In(1),
@@ -281,9 +281,10 @@ class AttentionEngine(wiring.Component):
                      sched.tiles.ready.eq(score_tiles.w_rdy & index_ready)]
         if p["sparse"]:
             m.d.comb += [self.kv_index.valid.eq(sched.tiles.valid & score_tiles.w_rdy),
-                         self.kv_index.payload.tile.eq(sched.tiles.payload.tile),
+                         self.kv_index.payload.keys.eq(sched.tiles.payload.keys),
+                         self.kv_index.payload.count.eq(sched.tiles.payload.count),
                          self.kv_index.payload.last.eq(sched.tiles.payload.last)]
-        sd_keys = remaining(sd.tile * C, seq_len, C)
+        sd_keys = sd.count
 
         value_layout = data.StructLayout({"keys": range(C + 1), "rows": range(R + 1), "first": 1, "last": 1,
                                           "run_end": 1})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockDomain, ClockSignal, Module, ResetSignal, Value
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, Module, ResetSignal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -30,9 +30,12 @@ class AttentionEngineAxi(wiring.Component):
     ``ctrl_pattern``, ``ctrl_window``, ``ctrl_dilation``, ``ctrl_grid_h``,
     ``ctrl_grid_w``, ``ctrl_window_h``, ``ctrl_window_w``,
     ``ctrl_global_count``, ``ctrl_global_tokens`` (docs/sparse.md) and the
-    master stream ``m_axis_kv_index``: the index of every key tile the engine
-    will compute, in order, ``tlast`` on a query block's last tile.  A DMA
-    engine follows it, sending K and V of exactly those tiles.
+    master stream ``m_axis_kv_index``: one beat per key tile the engine will
+    compute, in order: ``tdata`` holds ``cols`` key indices (lane ``c`` in bits
+    ``[c·b, c·b + b)``, ``b`` = ``ceil(log2 max_seq_len)``), ``tkeep`` one bit per
+    lane (lanes ``< count`` are keys; the others are 0 and must be sent as any
+    value), ``tlast`` on a query block's last tile.  A DMA engine follows it,
+    gathering K and V of exactly those keys (docs/sparse.md).
 
     Parameters are those of :class:`~hdl.engine.AttentionEngine`.
     """
@@ -55,7 +58,8 @@ class AttentionEngineAxi(wiring.Component):
         for name in ("busy", "done", "error", "cycles"):
             members[f"ctrl_{name}"] = Out(len(getattr(e, name)))
         if self.params["sparse"]:
-            members.update({"m_axis_kv_index_tdata": Out(len(e.kv_index.payload.tile)),
+            members.update({"m_axis_kv_index_tdata": Out(len(e.kv_index.payload.keys.as_value())),
+                            "m_axis_kv_index_tkeep": Out(self.cols),
                             "m_axis_kv_index_tvalid": Out(1), "m_axis_kv_index_tready": In(1),
                             "m_axis_kv_index_tlast": Out(1)})
         super().__init__(members)
@@ -86,7 +90,9 @@ class AttentionEngineAxi(wiring.Component):
         for name in self._control_inputs:
             m.d.comb += getattr(e, name).eq(getattr(self, f"ctrl_{name}"))
         if self.params["sparse"]:
-            m.d.comb += [self.m_axis_kv_index_tdata.eq(e.kv_index.payload.tile),
+            index = e.kv_index.payload
+            m.d.comb += [self.m_axis_kv_index_tdata.eq(index.keys),
+                         self.m_axis_kv_index_tkeep.eq(Cat(index.count > c for c in range(self.cols))),
                          self.m_axis_kv_index_tlast.eq(e.kv_index.payload.last),
                          self.m_axis_kv_index_tvalid.eq(e.kv_index.valid),
                          e.kv_index.ready.eq(self.m_axis_kv_index_tready)]

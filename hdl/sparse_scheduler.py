@@ -39,25 +39,31 @@ def scheduler_params(**params) -> dict:
 
 
 class SparseScheduler(wiring.Component):
-    """For every head and query block, the key tiles that hold an allowed pair, each with its mask.
+    """For every head and query block, the keys with an allowed pair, gathered into tiles with masks.
 
-    Query block ``b`` is queries ``[b·rows, b·rows + rows)``, key tile ``t``
-    keys ``[t·cols, t·cols + cols)``.  The pattern rules are those of
-    ``sim/sparse.py`` (docs/sparse.md): dense, sliding window ``|i−j| ≤ ⌊w/2⌋``,
-    dilated window (``δ`` divides ``i−j`` and ``|i−j| ≤ δ·⌊w/2⌋``), 2-D window on
-    an ``H×W`` raster grid, each with up to ``max_globals`` global tokens.
-    A tile whose every pair is masked is never emitted: the engine neither
-    fetches nor computes it.  Every block emits at least one tile (a query
-    attends to itself), flagged ``first`` and ``last``.
+    Query block ``b`` is queries ``[b·rows, b·rows + rows)``.  The pattern
+    rules are those of ``sim/sparse.py`` (docs/sparse.md): dense, sliding
+    window ``|i−j| ≤ ⌊w/2⌋``, dilated window (``δ`` divides ``i−j`` and
+    ``|i−j| ≤ δ·⌊w/2⌋``), 2-D window on an ``H×W`` raster grid, each with up to
+    ``max_globals`` global tokens.  For each block the scheduler walks the
+    keys of a range that holds every key the block can reach
+    (``sim.sparse.walk_range``: the whole sequence when dense or when the
+    block holds a global query; the window's reach; the grid rows within
+    ``kh/2``), one key per cycle, then the global keys outside the range.
+    A key with no allowed pair in the block is dropped; the others are
+    packed ``cols`` at a time into key tiles, each with its key indices, its
+    ``count`` and its ``rows × cols`` mask, so the engine fetches and
+    computes only keys that take part (``sim.sparse.block_keys`` is the
+    order).  Every block emits at least one tile (a query attends to
+    itself), flagged ``first`` and ``last``.
 
-    The walk visits one candidate tile per cycle (every key tile of every
-    block, so ``ceil(L/cols)`` cycles per block), computes its ``rows × cols``
-    mask from registered coordinates in one stage, and keeps the last
-    non-empty tile back one step so it can be flagged ``last``.  Pair tests
-    stay small: the distance ``i−j`` of pair ``(r, c)`` is ``i0−j0 + (r−c)``,
-    ``rows + cols − 1`` comparisons per tile; residues mod ``δ`` and grid
-    coordinates are carried per row and per lane and advanced by adding
-    ``rows`` or ``cols`` in mixed radix, set up once at start by counting.
+    A key's mask column comes from registered coordinates in one stage: the
+    distance of query ``r`` is ``(i0 − j) + r``; residues mod ``δ`` and grid
+    coordinates of the block's queries are carried per row and advanced by
+    ``rows`` in mixed radix (set up once at start by counting), those of the
+    walked key by one.  The walk costs ``hi − lo`` cycles plus the global
+    count per block, a few per emitted tile: the engine spends at least
+    ``d + count`` cycles on each.
 
     Parameters
     ----------
@@ -77,7 +83,7 @@ class SparseScheduler(wiring.Component):
     Attributes
     ----------
     setup_cycles : int
-        Cycles from ``start`` to the first candidate.
+        Cycles from ``start`` to the first candidate key.
 
     Ports
     -----
@@ -95,10 +101,11 @@ class SparseScheduler(wiring.Component):
     config_ok : Out(1)
         The runtime registers are in range (combinational): ``start`` would start.
     tiles : Out(stream)
-        ``block``, ``tile``, ``first``, ``last`` (of the block), ``run_end``
-        (last tile of the run), ``mask`` (``rows`` words of ``cols`` bits,
-        bit ``c`` of word ``r`` set when query ``b·rows+r`` attends key
-        ``t·cols+c``; padding rows and keys are 0).
+        ``block``, ``keys`` (``cols`` key indices; lanes past ``count`` are 0),
+        ``count`` (1 to ``cols``), ``first``, ``last`` (of the block),
+        ``run_end`` (last tile of the run), ``mask`` (``rows`` words of
+        ``cols`` bits, bit ``c`` of word ``r`` set when query ``b·rows+r``
+        attends key ``keys[c]``; padding rows and lanes past ``count`` are 0).
     """
 
     def __init__(self, **params):
@@ -107,10 +114,10 @@ class SparseScheduler(wiring.Component):
         self.rows, self.cols = p["rows"], p["cols"]
         L = p["max_seq_len"]
         self.max_blocks = -(-L // self.rows)
-        self.max_tiles = -(-L // self.cols)
         self.tile_layout = data.StructLayout({
-            "block": range(self.max_blocks), "tile": range(self.max_tiles), "first": 1, "last": 1,
-            "run_end": 1, "mask": data.ArrayLayout(self.cols, self.rows)})
+            "block": range(self.max_blocks), "keys": data.ArrayLayout(range(L), self.cols),
+            "count": range(self.cols + 1), "first": 1, "last": 1, "run_end": 1,
+            "mask": data.ArrayLayout(self.cols, self.rows)})
         super().__init__({
             "start": In(1),
             "seq_len": In(range(L + 1)),
@@ -128,13 +135,12 @@ class SparseScheduler(wiring.Component):
 
     @property
     def setup_cycles(self) -> int:
-        return max(self.rows, self.cols) + 3
+        return self.rows + 5
 
     def elaborate(self, platform):
         m = Module()
         p = self.params
         R, C, L, G = self.rows, self.cols, p["max_seq_len"], p["max_globals"]
-        span = max(R, C)
 
         # --- runtime registers, checked at start.
         seq_len, heads = Signal.like(self.seq_len), Signal.like(self.heads)
@@ -176,12 +182,14 @@ class SparseScheduler(wiring.Component):
         m.d.comb += modulus.eq(Mux(pattern == PATTERN_CODES["grid"], grid_w, dilation))
         limit = Signal(range(p["max_dilation"] * L + 1))   # |i - j| bound of window/dilated
         m.d.sync += limit.eq(dilation * (window >> 1))
+        rows_reach = Signal(range(2 * L * L + 1))           # keys in half_h grid rows
+        m.d.sync += rows_reach.eq(half_h * grid_w)
 
-        # --- setup: count x = 0 .. span in (quotient, remainder) of modulus, recording each.
+        # --- setup: count x = 0 .. rows in (quotient, remainder) of modulus, recording each.
         coord = data.StructLayout({"q": range(L + 1), "r": range(max(L, p["max_dilation"]))})
-        table = Signal(data.ArrayLayout(coord, span + 1))
+        table = Signal(data.ArrayLayout(coord, R + 1))
         count = Signal(coord)
-        setup_step = Signal(range(span + 2))
+        setup_step = Signal(range(R + 2))
         setting_up = Signal()
         with m.If(started):
             m.d.sync += [setting_up.eq(1), setup_step.eq(0), count.eq(0)]
@@ -192,46 +200,79 @@ class SparseScheduler(wiring.Component):
             with m.Else():
                 m.d.sync += count.r.eq(count.r + 1)
             m.d.sync += setup_step.eq(setup_step + 1)
-            with m.If(setup_step == span):
+            with m.If(setup_step == R):
                 m.d.sync += setting_up.eq(0)
 
-        def advance(coords, by):
-            """Statements adding the coordinates ``by`` to every element of ``coords`` (remainders
-            stay below the modulus)."""
-            statements = []
-            for c in coords:
-                total = c.r + by.r
-                wrap = total >= modulus
-                statements += [c.q.eq(Mux(wrap, c.q + by.q + 1, c.q + by.q)),
-                               c.r.eq(Mux(wrap, total - modulus, total))]
-            return statements
+        def advance(c, by):
+            """Statements adding the coordinates ``by`` to ``c`` (the remainder stays below the modulus)."""
+            total = c.r + by.r
+            wrap = total >= modulus
+            return [c.q.eq(Mux(wrap, c.q + by.q + 1, c.q + by.q)), c.r.eq(Mux(wrap, total - modulus, total))]
 
-        # --- walker: head, block, tile; block base i0, tile base j0, per-row / per-lane coordinates.
+        # --- walker: per head and block, two set-up phases, then the range's keys, then the globals.
+        START_A, START_B, RANGE, GLOBALS = range(4)
         w_valid = Signal()
+        phase = Signal(2)
         h = Signal(range(p["max_heads"]))
-        b, t = Signal(range(self.max_blocks)), Signal(range(self.max_tiles))
-        i0, j0 = Signal(range(L + R)), Signal(range(L + C))
+        b = Signal(range(self.max_blocks))
+        i0 = Signal(range(L + R))
         qc = Signal(data.ArrayLayout(coord, R))
-        kc = Signal(data.ArrayLayout(coord, C))
+        j, lo, hi = Signal(range(L + 1)), Signal(range(L + 1)), Signal(range(L + 1))
+        kc = Signal(coord)
+        gi = Signal(range(G))
+        q_global, rows_ok = Signal(R), Signal(R)
         first_setup = Signal()
-        m.d.sync += first_setup.eq(setting_up & (setup_step == span))
-        tile_last = j0 + C >= seq_len
+        m.d.sync += first_setup.eq(setting_up & (setup_step == R))
         block_last = i0 + R >= seq_len
         head_last = h + 1 >= heads
+        has_globals = global_count != 0 if p["sparse"] else Const(0)
+        range_end = j + 1 >= hi
+        globals_end = gi + 1 >= global_count
+        candidate = w_valid & phase[1]            # RANGE or GLOBALS: a key is on offer
         a_ready = Signal()
-        w_step = w_valid & a_ready
+        w_step = candidate & a_ready
+        block_end = Mux(phase == RANGE, range_end & ~has_globals, globals_end)
+
         with m.If(first_setup):
-            m.d.sync += [w_valid.eq(1), h.eq(0), b.eq(0), t.eq(0), i0.eq(0), j0.eq(0)]
+            m.d.sync += [w_valid.eq(1), phase.eq(START_A), h.eq(0), b.eq(0), i0.eq(0)]
             m.d.sync += [qc[r].eq(table[r]) for r in range(R)]
-            m.d.sync += [kc[c].eq(table[c]) for c in range(C)]
-        with m.Elif(w_step):
-            with m.If(~tile_last):
-                m.d.sync += [t.eq(t + 1), j0.eq(j0 + C), *advance([kc[c] for c in range(C)], table[C])]
+        with m.Elif(w_valid & (phase == START_A)):
+            for r in range(R):
+                hits = [(g < global_count) & (global_tokens[g] == i0 + r) for g in range(G)]
+                m.d.sync += [q_global[r].eq(Cat(*hits).any() if p["sparse"] else 0),
+                             rows_ok[r].eq(i0 + r < seq_len)]
+            m.d.sync += phase.eq(START_B)
+        with m.Elif(w_valid & (phase == START_B)):
+            # The walk range: the keys any query of the block can reach (sim.sparse.walk_range).
+            whole = (pattern == PATTERN_CODES["dense"]) | q_global.any()
+            i_last = Mux(block_last, seq_len - 1, i0 + R - 1)
+            near = i0 >= limit
+            reach_hi = i_last + limit + 1
+            row_start = i0 - qc[0].r
+            rows_up = qc[0].q >= half_h
+            grid_hi = (i_last - qc[R - 1].r) + rows_reach + grid_w
+            with m.If(whole):
+                m.d.sync += [lo.eq(0), j.eq(0), hi.eq(seq_len), kc.eq(0)]
+            with m.Elif(pattern == PATTERN_CODES["grid"]):
+                start = Mux(rows_up, row_start - rows_reach, 0)
+                m.d.sync += [lo.eq(start), j.eq(start), kc.q.eq(Mux(rows_up, qc[0].q - half_h, 0)), kc.r.eq(0),
+                             hi.eq(Mux(block_last | (grid_hi >= seq_len), seq_len, grid_hi))]
             with m.Else():
-                m.d.sync += [t.eq(0), j0.eq(0)]
-                m.d.sync += [kc[c].eq(table[c]) for c in range(C)]
+                start = Mux(near, i0 - limit, 0)
+                m.d.sync += [lo.eq(start), j.eq(start), kc.q.eq(0), kc.r.eq(Mux(near, qc[0].r, 0)),
+                             hi.eq(Mux(reach_hi >= seq_len, seq_len, reach_hi))]
+            m.d.sync += phase.eq(RANGE)
+        with m.Elif(w_step):
+            with m.If(phase == RANGE):
+                m.d.sync += [j.eq(j + 1), *advance(kc, Const({"q": 0, "r": 1}, coord))]
+                with m.If(range_end & has_globals):
+                    m.d.sync += [phase.eq(GLOBALS), gi.eq(0)]
+            with m.Else():
+                m.d.sync += gi.eq(gi + 1)
+            with m.If(block_end):
+                m.d.sync += phase.eq(START_A)
                 with m.If(~block_last):
-                    m.d.sync += [b.eq(b + 1), i0.eq(i0 + R), *advance([qc[r] for r in range(R)], table[R])]
+                    m.d.sync += [b.eq(b + 1), i0.eq(i0 + R), *[s for r in range(R) for s in advance(qc[r], table[R])]]
                 with m.Else():
                     m.d.sync += [b.eq(0), i0.eq(0)]
                     m.d.sync += [qc[r].eq(table[r]) for r in range(R)]
@@ -240,35 +281,24 @@ class SparseScheduler(wiring.Component):
                     with m.Else():
                         m.d.sync += h.eq(h + 1)
 
-        # --- the candidate's mask, one stage.
-        mask = Signal(data.ArrayLayout(C, R))
-        diff = Signal(signed(len(i0) + 1))
-        m.d.comb += diff.eq(i0 - j0)
-        near = {}
-        for o in range(-(C - 1), R):          # pairs (r, c) with r - c = o share |i - j| = |diff + o|
-            d_o = Signal(signed(len(diff) + 1), name=f"dist_{o + C - 1}")
-            m.d.comb += d_o.eq(diff + o)
-            near[o] = Signal(name=f"near_{o + C - 1}")
-            m.d.comb += near[o].eq((d_o <= limit) & (d_o >= -limit))
-        q_global, k_global = Signal(R), Signal(C)
-        for r in range(R):
-            hits = [(g < global_count) & (global_tokens[g] == i0 + r) for g in range(G)]
-            m.d.comb += q_global[r].eq(Cat(*hits).any() if hits else 0)
-        for c in range(C):
-            hits = [(g < global_count) & (global_tokens[g] == j0 + c) for g in range(G)]
-            m.d.comb += k_global[c].eq(Cat(*hits).any() if hits else 0)
+        # --- the candidate key's mask column, one stage.
+        global_key = Signal(range(L))
+        m.d.comb += global_key.eq(global_tokens[gi] if G > 1 else global_tokens[0])
+        key = Mux(phase == GLOBALS, global_key, j)
+        k_global = Cat(*[(g < global_count) & (global_tokens[g] == j) for g in range(G)]).any()
+        diff = Signal(signed(len(i0) + 2))
+        m.d.comb += diff.eq(i0 - j)
 
         def within(x, y, bound):
             return Mux(x >= y, x - y, y - x) <= bound
 
+        column = Signal(R)
         for r in range(R):
-            for c in range(C):
-                window_pair = near[r - c] & (qc[r].r == kc[c].r)     # residues equal: δ divides i - j
-                grid_pair = within(qc[r].q, kc[c].q, half_h) & within(qc[r].r, kc[c].r, half_w)
-                base = Signal(name=f"base_{r}_{c}")
-                if not p["sparse"]:
-                    m.d.comb += mask[r][c].eq((i0 + r < seq_len) & (j0 + c < seq_len))
-                    continue
+            base = Signal(name=f"base_{r}")
+            if p["sparse"]:
+                dist = diff + r
+                window_pair = (dist <= limit) & (dist >= -limit) & (qc[r].r == kc.r)   # δ divides i - j
+                grid_pair = within(qc[r].q, kc.q, half_h) & within(qc[r].r, kc.r, half_w)
                 with m.Switch(pattern):
                     with m.Case(PATTERN_CODES["dense"]):
                         m.d.comb += base.eq(1)
@@ -276,44 +306,61 @@ class SparseScheduler(wiring.Component):
                         m.d.comb += base.eq(window_pair)
                     with m.Case(PATTERN_CODES["grid"]):
                         m.d.comb += base.eq(grid_pair)
-                m.d.comb += mask[r][c].eq((base | q_global[r] | k_global[c])
-                                          & (i0 + r < seq_len) & (j0 + c < seq_len))
+                in_range = base | q_global[r] | k_global
+            else:
+                in_range = 1
+            # A global key taken after the range is attended by every query.
+            m.d.comb += column[r].eq(Mux(phase == GLOBALS, 1, in_range) & rows_ok[r])
+        outside = (global_key < lo) | (global_key >= hi)
+        include = column.any() & ((phase == RANGE) | outside)
 
-        # --- stage A: the candidate's mask and position.
+        # --- stage A: the candidate key, its column and flags.
         a_valid = Signal()
-        a = Signal(data.StructLayout({"block": range(self.max_blocks), "tile": range(self.max_tiles),
-                                      "block_end": 1, "run_end": 1, "mask": data.ArrayLayout(C, R)}))
+        a = Signal(data.StructLayout({"block": range(self.max_blocks), "key": range(L), "column": R,
+                                      "include": 1, "block_end": 1, "run_end": 1}))
         a_take = Signal()
         m.d.comb += a_ready.eq(~a_valid | a_take)
         with m.If(w_step):
-            m.d.sync += [a_valid.eq(1), a.block.eq(b), a.tile.eq(t), a.block_end.eq(tile_last),
-                         a.run_end.eq(tile_last & block_last & head_last), a.mask.eq(mask)]
+            m.d.sync += [a_valid.eq(1), a.block.eq(b), a.key.eq(key), a.column.eq(column), a.include.eq(include),
+                         a.block_end.eq(block_end), a.run_end.eq(block_end & block_last & head_last)]
         with m.Elif(a_take):
             m.d.sync += a_valid.eq(0)
 
-        # --- hold: the last non-empty tile, emitted once the next one (or the block's end) is known.
-        hold = Signal(self.tile_layout)
-        h_valid, h_closing, block_open = Signal(), Signal(), Signal()
+        # --- packer: included keys fill a tile, lane by lane; a full tile is held until the next key
+        # (or the block's end) shows whether it is the block's last.
+        lane_keys = Signal(data.ArrayLayout(range(L), C))
+        lane_cols = Signal(data.ArrayLayout(R, C))
+        filled = Signal(range(C + 1))
+        tile_block = Signal(range(self.max_blocks))
+        tile_run_end, closing, block_open = Signal(), Signal(), Signal()
         out_free = ~self.tiles.valid | self.tiles.ready
-        a_nonempty = a.mask.as_value().any()
-        close_now = h_valid & h_closing
-        m.d.comb += a_take.eq(a_valid & ~close_now & (~(a_nonempty & h_valid) | out_free))
-        emit = (close_now & out_free) | (a_take & a_nonempty & h_valid)
-        with m.If(emit):
-            m.d.sync += [self.tiles.valid.eq(1), self.tiles.payload.eq(hold),
-                         self.tiles.payload.last.eq(close_now),
-                         self.tiles.payload.run_end.eq(close_now & hold.run_end)]
+        full = filled == C
+        m.d.comb += a_take.eq(a_valid & ~closing & (~(a.include & full) | out_free))
+        emit_full = a_take & a.include & full
+        emit_last = closing & out_free
+        out = self.tiles.payload
+        with m.If(emit_full | emit_last):
+            m.d.sync += [self.tiles.valid.eq(1), out.block.eq(tile_block), out.count.eq(filled),
+                         out.first.eq(~block_open), out.last.eq(emit_last), out.run_end.eq(emit_last & tile_run_end),
+                         block_open.eq(~emit_last)]
+            for c in range(C):
+                used = c < filled
+                m.d.sync += out.keys[c].eq(Mux(used, lane_keys[c], 0))
+                m.d.sync += [out.mask[r][c].eq(lane_cols[c][r] & used) for r in range(R)]
         with m.Elif(self.tiles.ready):
             m.d.sync += self.tiles.valid.eq(0)
-        with m.If(close_now & out_free):
-            m.d.sync += [h_valid.eq(0), h_closing.eq(0)]
+        with m.If(emit_last):
+            m.d.sync += [filled.eq(0), closing.eq(0)]
         with m.If(a_take):
-            with m.If(a_nonempty):
-                m.d.sync += [h_valid.eq(1), h_closing.eq(a.block_end), hold.block.eq(a.block),
-                             hold.tile.eq(a.tile), hold.first.eq(~block_open), hold.run_end.eq(a.run_end),
-                             hold.mask.eq(a.mask), block_open.eq(~a.block_end)]
+            with m.If(a.include):
+                lane = Mux(full, 0, filled)
+                for c in range(C):
+                    with m.If(lane == c):
+                        m.d.sync += [lane_keys[c].eq(a.key), lane_cols[c].eq(a.column)]
+                m.d.sync += [filled.eq(lane + 1), tile_block.eq(a.block), tile_run_end.eq(a.run_end),
+                             closing.eq(a.block_end)]
             with m.Elif(a.block_end):
-                m.d.sync += [h_closing.eq(1), hold.run_end.eq(a.run_end), block_open.eq(0)]
+                m.d.sync += [closing.eq(1), tile_run_end.eq(a.run_end)]
 
         with m.If(self.tiles.valid & self.tiles.ready & self.tiles.payload.run_end):
             m.d.sync += [self.busy.eq(0), self.done.eq(1)]

@@ -36,43 +36,71 @@ class EngineBeats:
 def engine_beats(q_int, k_int, v_int, rows: int, cols: int, schedule=None) -> EngineBeats:
     """The Q, K and V beats of a run over ``q_int, k_int, v_int`` ((L, d) or (H, L, d)).
 
-    ``schedule`` (``(blocks, key_tiles)`` bool, :func:`sim.sparse.tile_schedule`)
-    lists the key tiles each query block computes, the same for every head;
-    default: every tile.  Lanes past the sequence or the head dimension are sent as 0.
+    ``schedule`` (:func:`sim.sparse.scheduled_tiles` for one head) lists the
+    key tiles each query block computes, the same for every head; default:
+    every tile of ``cols`` consecutive keys.  Lanes past the sequence, the
+    tile's ``count`` or the head dimension are sent as 0.
     """
     q, k, v = _heads(q_int), _heads(k_int), _heads(v_int)
     heads, seq_len, d = q.shape
-    blocks, tiles, chunks = -(-seq_len // rows), -(-seq_len // cols), -(-d // cols)
-    schedule = np.ones((blocks, tiles), bool) if schedule is None else np.asarray(schedule, bool)
-    if schedule.shape != (blocks, tiles):
-        raise ValueError(f"schedule must have shape {(blocks, tiles)}, not {schedule.shape}")
+    blocks, chunks = -(-seq_len // rows), -(-d // cols)
+    keys, count = _tiles(schedule, seq_len, rows, cols)
     qp = np.zeros((heads, blocks * rows, d), np.int64)
     qp[:, :seq_len] = q
     q_beats = qp.reshape(heads, blocks, rows, d).transpose(0, 1, 3, 2).reshape(-1, rows)
 
-    kp = np.zeros((heads, tiles * cols, d), np.int64)
-    kp[:, :seq_len] = k
-    k_tiles = kp.reshape(heads, tiles, cols, d).transpose(0, 1, 3, 2)          # (H, T, d, C)
-
-    vp = np.zeros((heads, tiles * cols, chunks * cols), np.int64)
-    vp[:, :seq_len, :d] = v
-    # V of tile t: per chunk, one beat per key of the tile below L.
-    keys = [min(cols, seq_len - t * cols) for t in range(tiles)]
-    v_tiles = [[vp[h, t * cols:t * cols + keys[t]].reshape(-1, chunks, cols).transpose(1, 0, 2).reshape(-1, cols)
-                for t in range(tiles)] for h in range(heads)]
-    block, tile = np.nonzero(schedule)
-    k_beats = k_tiles[:, tile].reshape(-1, cols)
-    v_beats = np.concatenate([v_tiles[h][t] for h in range(heads) for t in tile])
+    # Key seq_len is a row of zeros: the lanes past a tile's count read it.
+    lanes = np.where(np.arange(cols)[None, :] < count[:, None], keys, seq_len)
+    kz = np.zeros((heads, seq_len + 1, d), np.int64)
+    kz[:, :seq_len] = k
+    k_beats = kz[:, lanes].transpose(0, 1, 3, 2).reshape(-1, cols)            # (H, n, d, C) -> beats
+    vz = np.zeros((heads, seq_len + 1, chunks * cols), np.int64)
+    vz[:, :seq_len, :d] = v
+    # V of a tile: per chunk, one beat per key of the tile.
+    v_beats = np.concatenate([vz[h, keys[t, :count[t]]].reshape(-1, chunks, cols).transpose(1, 0, 2).reshape(-1, cols)
+                              for h in range(heads) for t in range(len(keys))])
     return EngineBeats(q=q_beats, k=k_beats, v=v_beats)
 
 
-def engine_output(q_int, k_int, v_int, mult: int, shift: int, nm: Numerics, cols: int, mask=None) -> np.ndarray:
-    """O (integers) as the engine computes it: key tiles of ``cols`` in ascending order, ``mask``
-    (``(L, L)`` bool, :func:`sim.sparse.allowed_mask`) the pairs that take part (default all).
-    Tiles the scheduler skips are fully masked, which leaves every row's state unchanged."""
+def _tiles(schedule, seq_len: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(keys (n, cols), count (n,))`` of every key tile of one head, in order."""
+    if schedule is not None:
+        return np.asarray(schedule.keys, np.int64), np.asarray(schedule.count, np.int64)
+    blocks, tiles = -(-seq_len // rows), -(-seq_len // cols)
+    starts = np.tile(np.arange(tiles) * cols, blocks)
+    keys = starts[:, None] + np.arange(cols)[None, :]
+    count = np.minimum(cols, seq_len - starts)
+    return np.where(keys < seq_len, keys, 0), count
+
+
+def engine_output(q_int, k_int, v_int, mult: int, shift: int, nm: Numerics, cols: int, mask=None,
+                  schedule=None, rows: int | None = None) -> np.ndarray:
+    """O (integers) as the engine computes it.
+
+    Without ``schedule``: key tiles of ``cols`` consecutive keys in ascending
+    order, ``mask`` (``(L, L)`` bool, :func:`sim.sparse.allowed_mask`) the pairs
+    that take part (default all).  With ``schedule``
+    (:func:`sim.sparse.scheduled_tiles` for one head, query blocks of ``rows``):
+    each block's online softmax runs over its gathered key tiles in order,
+    the lanes past a tile's ``count`` masked.
+    """
     q, k, v = _heads(q_int), _heads(k_int), _heads(v_int)
     t = logits(scores(q, k), mult, shift, nm)
-    o_int, _ = online_softmax_attention(t, v, nm, key_tile=cols, mask=mask)
+    if schedule is None:
+        o_int, _ = online_softmax_attention(t, v, nm, key_tile=cols, mask=mask)
+        return o_int
+    seq_len = q.shape[1]
+    allowed = np.ones((seq_len, seq_len), bool) if mask is None else np.asarray(mask, bool)
+    o_int = np.zeros(v.shape[:2] + (v.shape[2],), np.int64)
+    for block, keys in schedule.blocks():
+        queries = slice(block * rows, min((block + 1) * rows, seq_len))
+        # Pad every tile to cols lanes with a masked key so that tiles keep their boundaries.
+        tiles = [keys[at:at + cols] for at in range(0, len(keys), cols)]
+        order = np.concatenate([np.r_[tile, np.zeros(cols - len(tile), np.int64)] for tile in tiles])
+        real = np.concatenate([np.arange(cols) < len(tile) for tile in tiles])
+        block_mask = allowed[queries][:, order] & real[None, :]
+        o_int[:, queries], _ = online_softmax_attention(t[:, queries][:, :, order], v[:, order], nm, key_tile=cols,
+                                                        mask=block_mask)
     return o_int
 
 

@@ -18,10 +18,11 @@ Any pattern also takes **global tokens**, a list of indices: a global token
 attends to every key and every query attends to it.  Every query attends to
 itself under every pattern, so no row is ever empty.
 
-The engine computes a key tile (``cols`` keys) for a query block (``rows``
-queries) only when the tile holds at least one allowed pair; masked scores in
-a computed tile contribute nothing (docs/numerics.md), so skipping a tile
-with no allowed pair leaves the result bit-exact.  Nothing here imports a
+For a query block (``rows`` queries) the engine computes only the keys with
+at least one allowed pair in the block, gathered by index into key tiles of
+``cols`` (:func:`block_keys`, :func:`scheduled_tiles`): the keys of a walk
+range in ascending order, then global keys outside it.  Masked scores in a
+computed tile contribute nothing (docs/numerics.md).  Nothing here imports a
 simulator.
 """
 
@@ -33,8 +34,8 @@ import numpy as np
 
 from hdl.params import positive_int
 
-__all__ = ["PATTERNS", "SparsePattern", "parse_pattern", "pattern_from_dict", "allowed_mask", "tile_schedule", "allowed_pairs",
-           "ScheduledTiles", "scheduled_tiles", "register_values"]
+__all__ = ["PATTERNS", "SparsePattern", "parse_pattern", "pattern_from_dict", "allowed_mask", "allowed_pairs",
+           "walk_range", "block_keys", "ScheduledTiles", "scheduled_tiles", "register_values"]
 
 PATTERNS = ("dense", "window", "dilated", "grid")
 
@@ -199,30 +200,45 @@ def allowed_mask(pattern: SparsePattern, seq_len: int) -> np.ndarray:
     return mask
 
 
-def _tile_masks(pattern: SparsePattern, seq_len: int, rows: int, cols: int) -> np.ndarray:
-    """``(blocks, key_tiles, rows, cols)`` bool: the mask of every (block, tile), padding masked."""
-    blocks, tiles = -(-seq_len // rows), -(-seq_len // cols)
-    padded = np.zeros((blocks * rows, tiles * cols), bool)
-    padded[:seq_len, :seq_len] = allowed_mask(pattern, seq_len)
-    return padded.reshape(blocks, rows, tiles, cols).transpose(0, 2, 1, 3)
-
-
-def tile_schedule(pattern: SparsePattern, seq_len: int, rows: int, cols: int) -> np.ndarray:
-    """``(blocks, key_tiles)`` bool: query block ``b`` (``rows`` queries) computes key tile ``t``
-    (``cols`` keys) when the tile holds at least one allowed pair."""
-    return _tile_masks(pattern, seq_len, rows, cols).any(axis=(2, 3))
-
-
 def allowed_pairs(pattern: SparsePattern, seq_len: int) -> int:
     """Number of (query, key) pairs that take part, per head."""
     return int(allowed_mask(pattern, seq_len).sum())
 
 
+def walk_range(pattern: SparsePattern, seq_len: int, rows: int, block: int) -> tuple[int, int]:
+    """Keys ``[lo, hi)`` the scheduler walks for query block ``block``: every key an allowed pair
+    of the block can reach, apart from global keys (walked after).  The whole sequence for the
+    dense pattern and for a block that holds a global query."""
+    i0 = block * rows
+    i_last = min(i0 + rows, seq_len) - 1
+    if pattern.kind == "dense" or any(i0 <= g <= i_last for g in pattern.global_tokens):
+        return 0, seq_len
+    if pattern.kind in ("window", "dilated"):
+        reach = pattern.dilation * (pattern.window // 2)
+        return max(0, i0 - reach), min(seq_len, i_last + reach + 1)
+    width, half_h = pattern.grid[1], pattern.window2d[0] // 2
+    return max(0, i0 // width - half_h) * width, min(seq_len, (i_last // width + half_h + 1) * width)
+
+
+def block_keys(pattern: SparsePattern, seq_len: int, rows: int, block: int, mask=None) -> np.ndarray:
+    """The keys query block ``block`` computes, in the scheduler's order: those of its walk range
+    with an allowed pair, ascending, then the global keys outside the range, in list order."""
+    mask = allowed_mask(pattern, seq_len) if mask is None else mask
+    lo, hi = walk_range(pattern, seq_len, rows, block)
+    inside = lo + np.flatnonzero(mask[block * rows:(block + 1) * rows, lo:hi].any(axis=0))
+    outside = [g for g in pattern.global_tokens if not lo <= g < hi]
+    return np.concatenate([inside, np.array(outside, np.int64)]).astype(np.int64)
+
+
 @dataclass
 class ScheduledTiles:
-    """The scheduler's output stream, one entry per computed (block, key tile), in order."""
+    """The scheduler's output stream, one entry per computed key tile, in order.
+
+    A key tile is ``count`` keys gathered by index (``keys[:count]``; lanes past
+    ``count`` hold key 0 and are masked)."""
     block: np.ndarray
-    tile: np.ndarray
+    keys: np.ndarray    #: (n, cols) key indices
+    count: np.ndarray   #: (n,) keys in the tile, 1 to cols
     first: np.ndarray
     last: np.ndarray
     run_end: np.ndarray
@@ -231,17 +247,39 @@ class ScheduledTiles:
     def __len__(self) -> int:
         return len(self.block)
 
+    def blocks(self):
+        """``(block, keys in order)`` for every block span (first to last flag) of the stream."""
+        for a, b in zip(np.flatnonzero(self.first), np.flatnonzero(self.last)):
+            yield int(self.block[a]), np.concatenate([self.keys[i, :self.count[i]] for i in range(a, b + 1)])
+
 
 def scheduled_tiles(pattern: SparsePattern, seq_len: int, rows: int, cols: int, heads: int = 1) -> ScheduledTiles:
-    """What ``hdl/sparse_scheduler.py`` emits: for each head, each query block in order, the key
-    tiles with an allowed pair in ascending order, flagged first/last of the block and of the run."""
-    masks = _tile_masks(pattern, seq_len, rows, cols)
-    block, tile = np.nonzero(masks.any(axis=(2, 3)))          # row-major: blocks, then tiles ascending
+    """What ``hdl/sparse_scheduler.py`` emits: for each head, each query block in order, the block's
+    keys (:func:`block_keys`) in tiles of ``cols``, flagged first/last of the block and of the run."""
+    mask = allowed_mask(pattern, seq_len)
+    n_blocks = -(-seq_len // rows)
+    block, keys, count, masks = [], [], [], []
+    padded = np.zeros((n_blocks * rows, seq_len), bool)
+    padded[:seq_len] = mask
+    for b in range(n_blocks):
+        order = block_keys(pattern, seq_len, rows, b, mask)
+        for at in range(0, len(order), cols):
+            group = order[at:at + cols]
+            lanes = np.zeros(cols, np.int64)
+            lanes[:len(group)] = group
+            tile_mask = np.zeros((rows, cols), bool)
+            tile_mask[:, :len(group)] = padded[b * rows:(b + 1) * rows][:, group]
+            block.append(b)
+            keys.append(lanes)
+            count.append(len(group))
+            masks.append(tile_mask)
+    block = np.array(block, np.int64)
     first = np.r_[True, block[1:] != block[:-1]]
     last = np.r_[block[1:] != block[:-1], True]
     n = len(block)
     run_end = np.zeros(n * heads, bool)
     run_end[-1] = True
-    return ScheduledTiles(block=np.tile(block, heads), tile=np.tile(tile, heads), first=np.tile(first, heads),
+    return ScheduledTiles(block=np.tile(block, heads), keys=np.tile(np.array(keys), (heads, 1)),
+                          count=np.tile(np.array(count, np.int64), heads), first=np.tile(first, heads),
                           last=np.tile(last, heads), run_end=run_end,
-                          mask=np.tile(masks[block, tile], (heads, 1, 1)))
+                          mask=np.tile(np.array(masks), (heads, 1, 1)))

@@ -3,8 +3,8 @@
 ``cfg["runs"]`` lists runs, each a pattern (``sim.sparse.SparsePattern.to_dict``)
 with ``seq_len`` and ``heads``.  For each run the testbench sets the runtime
 registers, pulses ``start``, takes the tile stream with random backpressure
-and compares every field of every tile (block, tile, first, last, run_end and
-each mask bit) with the golden schedule.  A run with ``expect_error`` must
+and compares every field of every tile (block, key indices, count, first,
+last, run_end and each mask bit) with the golden schedule.  A run with ``expect_error`` must
 raise ``error`` and not start.  With ``reset_mid`` the first run is cut by a
 reset and then run again in full.
 """
@@ -16,7 +16,7 @@ import numpy as np
 from cocotb.clock import Clock
 
 from hdl.sparse_scheduler import SparseScheduler
-from sim.sparse import SparsePattern, pattern_from_dict, register_values, scheduled_tiles
+from sim.sparse import SparsePattern, pattern_from_dict, register_values, scheduled_tiles, walk_range
 from tb.harness import begin
 from tb.streams import Control, StreamBench, StreamSink
 
@@ -30,13 +30,25 @@ def decode(beats, layout, rows: int, cols: int) -> dict:
     for name, field in layout:
         width = field.width
         values = (words >> field.offset) & ((1 << width) - 1)
-        if name == "mask":
+        if name == "keys":
+            lane = width // cols
+            out[name] = np.array([[(w >> (c * lane)) & ((1 << lane) - 1) for c in range(cols)] for w in values.tolist()],
+                                 dtype=np.int64).reshape(-1, cols)
+        elif name == "mask":
             bits = [[(values >> (r * cols + c)) & 1 for c in range(cols)] for r in range(rows)]
             out[name] = np.array(bits, dtype=np.int64).transpose(2, 0, 1).astype(bool) if len(beats) else \
                 np.zeros((0, rows, cols), bool)
         else:
             out[name] = values.astype(np.int64)
     return out
+
+
+def walk_cycles(pattern: SparsePattern, seq_len: int, rows: int) -> int:
+    """Cycles the scheduler's walk takes for one head: per block two set-up cycles, the walk range
+    and the global tokens."""
+    blocks = -(-seq_len // rows)
+    ranges = [walk_range(pattern, seq_len, rows, b) for b in range(blocks)]
+    return sum(hi - lo + 2 + len(pattern.global_tokens) for lo, hi in ranges)
 
 
 def registers(run: dict, pattern: SparsePattern, global_width: int) -> dict:
@@ -77,7 +89,7 @@ async def scheduler_runs(dut):
         report.check(control.read("busy") == 1 and control.read("error") == 0,
                      f"run {index} {run}: did not start (busy {control.read('busy')}, error {control.read('error')})")
         expected = scheduled_tiles(pattern, run["seq_len"], rows, cols, run["heads"])
-        candidates = run["heads"] * -(-run["seq_len"] // rows) * -(-run["seq_len"] // cols)
+        candidates = run["heads"] * walk_cycles(pattern, run["seq_len"], rows)
         budget = int((2 * candidates + 4 * len(expected)) / (1.0 - cfg["stall"])) + component.setup_cycles + 100
         if index == 0 and cfg["reset_mid"]:
             await bench.step(max(1, candidates // 2))
@@ -97,7 +109,7 @@ async def scheduler_runs(dut):
         if len(got["block"]) != len(expected):
             report.check(False, f"{where}: {len(got['block'])} tiles, expected {len(expected)}")
             continue
-        for name in ("block", "tile", "first", "last", "run_end", "mask"):
+        for name in ("block", "keys", "count", "first", "last", "run_end", "mask"):
             report.compare(f"{where} {name}", got[name], getattr(expected, name).astype(got[name].dtype))
     report.cycles = cycles[-1] if cycles else 0
     report.extra.update(cycles_per_run=cycles)

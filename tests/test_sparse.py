@@ -7,7 +7,8 @@ from gen.simulate import simulate_scheduler
 from hdl.sparse_scheduler import scheduler_params
 from sim import golden
 from sim.golden import Numerics
-from sim.sparse import SparsePattern, allowed_mask, parse_pattern, scheduled_tiles, tile_schedule
+from sim.engine_stream import engine_output
+from sim.sparse import SparsePattern, allowed_mask, parse_pattern, scheduled_tiles, walk_range
 
 
 def brute_force_mask(pattern: SparsePattern, n: int) -> np.ndarray:
@@ -66,24 +67,51 @@ def test_every_query_attends_itself_and_globals_attend_everything():
 
 
 @pytest.mark.parametrize("kind, options, n", PATTERNS)
-def test_skipping_empty_tiles_is_bit_exact(kind, options, n):
-    """The golden model run over every tile equals the one over only the scheduled tiles."""
-    rng = np.random.default_rng(n)
-    nm = Numerics()
+@pytest.mark.parametrize("rows, cols", [(4, 3), (3, 4), (1, 1), (8, 8)])
+def test_gathered_tiles_hold_exactly_the_keys_with_an_allowed_pair(kind, options, n, rows, cols):
+    """Every key a block attends appears once in its tiles, no other key does, and the tile masks
+    are the allowed pairs (padding rows and lanes past count masked)."""
     pattern = parse_pattern(kind, **options)
     mask = allowed_mask(pattern, n)
-    q, k, v = (rng.integers(-128, 128, size=(n, 8)) for _ in range(3))
-    t = golden.logits(golden.scores(q, k), 40000, 20, nm)
-    cols = 3
-    full, _ = golden.online_softmax_attention(t, v, nm, mask=mask, key_tile=cols)
-    # Rows in block b see only the tiles the schedule lists for b; the others are dropped entirely.
-    schedule = tile_schedule(pattern, n, 4, cols)
-    for b in range(schedule.shape[0]):
-        rows = slice(4 * b, min(4 * b + 4, n))
-        keys = np.concatenate([np.arange(c * cols, min(c * cols + cols, n)) for c in np.nonzero(schedule[b])[0]])
-        part, _ = golden.online_softmax_attention(t[rows][:, keys], v[keys], nm, mask=mask[rows][:, keys],
-                                                  key_tile=cols)
-        np.testing.assert_array_equal(part, full[rows])
+    s = scheduled_tiles(pattern, n, rows, cols)
+    assert ((s.count >= 1) & (s.count <= cols)).all()
+    assert (s.count[~s.last] == cols).all()          # only a block's last tile is partial
+    seen_blocks = []
+    for block, keys in s.blocks():
+        queries = mask[block * rows:(block + 1) * rows]
+        np.testing.assert_array_equal(np.sort(keys), np.flatnonzero(queries.any(axis=0)))
+        seen_blocks.append(block)
+    assert seen_blocks == list(range(-(-n // rows)))
+    lanes = np.arange(cols)[None, :] < s.count[:, None]
+    assert (s.keys[~lanes] == 0).all()
+    padded = np.zeros((len(seen_blocks) * rows, n), bool)
+    padded[:n] = mask
+    for i in range(len(s)):
+        expected = np.zeros((rows, cols), bool)
+        expected[:, :s.count[i]] = padded[s.block[i] * rows:(s.block[i] + 1) * rows][:, s.keys[i, :s.count[i]]]
+        np.testing.assert_array_equal(s.mask[i], expected)
+
+
+@pytest.mark.parametrize("kind, options, n", PATTERNS)
+def test_walk_range_reaches_every_allowed_key_but_globals(kind, options, n):
+    pattern = parse_pattern(kind, **options)
+    mask = allowed_mask(pattern, n)
+    reachable = mask.copy()
+    reachable[:, list(pattern.global_tokens)] = False
+    for b in range(-(-n // 4)):
+        lo, hi = walk_range(pattern, n, 4, b)
+        keys = np.flatnonzero(reachable[4 * b:4 * b + 4].any(axis=0))
+        assert lo <= keys.min() and keys.max() < hi
+
+
+def test_gathered_golden_equals_the_contiguous_one_when_the_tiles_are_the_same():
+    """For the dense pattern the gathered tiles are the contiguous ones: both golden paths agree."""
+    rng = np.random.default_rng(3)
+    nm = Numerics()
+    q, k, v = (rng.integers(-128, 128, size=(2, 11, 5)) for _ in range(3))
+    schedule = scheduled_tiles(parse_pattern("dense"), 11, 4, 3)
+    np.testing.assert_array_equal(engine_output(q, k, v, 40000, 20, nm, 3),
+                                  engine_output(q, k, v, 40000, 20, nm, 3, schedule=schedule, rows=4))
 
 
 def test_schedule_stream_flags():
@@ -165,13 +193,15 @@ def test_scheduler_matches_the_golden_schedule_under_backpressure(sim, rows, col
     assert report["passed"] and report["elements"] > 0
 
 
-def test_scheduler_walks_one_candidate_per_cycle():
-    """With no backpressure the walk takes one cycle per candidate tile plus a cycle per block end."""
+def test_scheduler_walks_one_key_per_cycle():
+    """With no backpressure the walk takes one cycle per key of each block's walk range, plus two
+    set-up cycles and one per global token per block."""
     params = dict(rows=4, cols=4, max_seq_len=256, max_heads=1, max_dilation=4, max_globals=1)
-    run = dict(pattern=parse_pattern("window", window=9).to_dict(), seq_len=256, heads=1)
+    pattern = parse_pattern("window", window=9, global_tokens="200")
+    run = dict(pattern=pattern.to_dict(), seq_len=256, heads=1)
     report = simulate_scheduler(params, [run], sim="icarus", seed=5)
-    blocks, tiles = 64, 64
-    assert report["cycles_per_run"][0] <= blocks * (tiles + 1) + report["setup_cycles"] + 10
+    walk = sum(hi - lo + 3 for lo, hi in (walk_range(pattern, 256, 4, b) for b in range(64)))
+    assert walk <= report["cycles_per_run"][0] <= walk + report["setup_cycles"] + 10
 
 
 def test_dense_only_scheduler_walks_every_tile_and_rejects_patterns():
