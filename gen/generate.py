@@ -148,8 +148,8 @@ def manifest(unit_name: str, component) -> dict:
                        run_cycles="last step of the last tile + latency + rows (see docs/mac-array.md)")
     if unit_name == "scheduler":
         derived.update(setup_cycles=component.setup_cycles, max_blocks=component.max_blocks,
-                       max_tiles=component.max_tiles, pattern_codes=PATTERN_CODES,
-                       walk_cycles="one candidate key tile per cycle: ceil(L/cols) per block")
+                       pattern_codes=PATTERN_CODES,
+                       walk_cycles="per block: 2 + keys of the walk range + global_count (docs/sparse.md)")
     if unit_name == "softmax":
         derived.update(sum_latency=component.sum_latency, slot_recurrence=component.slot_recurrence,
                        row_sum_width=component.sum_width, probs_fifo_depth=component.probs_fifo_depth,

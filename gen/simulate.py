@@ -9,7 +9,7 @@ import numpy as np
 
 from .generate import cached_verilog, unit
 from hdl.params import positive_int
-from sim.sparse import SparsePattern, allowed_mask, pattern_from_dict, register_values
+from sim.sparse import SparsePattern, allowed_mask, pattern_from_dict, register_values, scheduled_tiles
 
 __all__ = ["simulate_array", "simulate_softmax", "simulate_scheduler", "simulate_engine", "measure_engine", "check_probability"]
 
@@ -169,12 +169,14 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
     most = heads * -(-seq_len // min(rows, cols)) * d
     words = heads * seq_len * -(-d // cols)
     e = component.engine
-    parameters = dict(R=rows, C=cols, W=w, Q_WORDS=most, K_WORDS=most, V_WORDS=words, O_WORDS=words,
+    sparse = full["sparse"]
+    # The sparse harness gathers K element by element: one word per element of K.
+    parameters = dict(R=rows, C=cols, W=w, Q_WORDS=most, K_WORDS=heads * seq_len * d if sparse else most,
+                      V_WORDS=words, O_WORDS=words,
                       SEQ_BITS=len(e.seq_len), HEAD_BITS=len(e.heads), DIM_BITS=len(e.head_dim),
                       MULT_BITS=len(e.scale_mult))
-    sparse = full["sparse"]
     if sparse:
-        parameters.update(TILE_BITS=len(e.kv_index.payload.tile), WINDOW_BITS=len(e.window),
+        parameters.update(KEY_BITS=len(e.kv_index.payload.keys.as_value()) // cols, WINDOW_BITS=len(e.window),
                           DIL_BITS=len(e.dilation), GCOUNT_BITS=len(e.global_count),
                           GLOBALS_BITS=len(e.global_tokens.as_value()))
     mult, shift = _default_scale(component, runs[0]["head_dim"])
@@ -185,12 +187,14 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
         heads, seq_len, d = run["heads"], run["seq_len"], run["head_dim"]
         pattern = pattern_from_dict(run["pattern"])
         mask = None if pattern.is_dense else allowed_mask(pattern, seq_len)
+        schedule = scheduled_tiles(pattern, seq_len, rows, cols)
         q, k, v = (operand_matrix(rng, (heads, seq_len, d), w, True, "random") for _ in range(3))
-        beats = engine_beats(q, k, v, rows, cols)   # every tile: the memories hold all of K and V
+        beats = engine_beats(q, k, v, rows, cols)   # dense order; the sparse harness gathers K and V itself
         blocks = -(-seq_len // rows)
         k_per = len(beats.k) // (heads * blocks)
         v_per = len(beats.v) // (heads * blocks)
-        data, last = output_beats(engine_output(q, k, v, mult, shift, nm, cols, mask), rows, cols)
+        data, last = output_beats(engine_output(q, k, v, mult, shift, nm, cols, mask, schedule=schedule, rows=rows),
+                                  rows, cols)
         macs = useful_macs(heads, seq_len, d, None if mask is None else int(mask.sum()))
         plusargs = dict(seq_len=seq_len, heads=heads, head_dim=d, scale_mult=mult, scale_shift=shift,
                         blocks=blocks, k_per_head=k_per, v_per_head=v_per, q_total=len(beats.q),
@@ -200,11 +204,16 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
                                         len(e.global_tokens.as_value()) // full["max_globals"])
             plusargs.update(registers, global_tokens=f"{registers['global_tokens']:x}", chunks=-(-d // cols))
         with tempfile.TemporaryDirectory(prefix="engine-bench-") as run_dir:
-            # The harness replays each head's K and V for every query block, so the files hold them once.
-            files = {"q.hex": _hex_words(beats.q, w),
-                     "k.hex": _hex_words(beats.k.reshape(heads, blocks, k_per, cols)[:, 0].reshape(-1, cols), w),
-                     "v.hex": _hex_words(beats.v.reshape(heads, blocks, v_per, cols)[:, 0].reshape(-1, cols), w),
-                     "o.hex": _hex_words(data, w, top=last)}
+            if sparse:   # K by element, V by row chunk (tb/engine_bench.v)
+                chunks = -(-d // cols)
+                vp = np.zeros((heads, seq_len, chunks * cols), np.int64)
+                vp[:, :, :d] = v
+                k_words, v_words = k.reshape(-1, 1), vp.reshape(-1, cols)
+            else:        # the harness replays each head's K and V beats for every query block
+                k_words = beats.k.reshape(heads, blocks, k_per, cols)[:, 0].reshape(-1, cols)
+                v_words = beats.v.reshape(heads, blocks, v_per, cols)[:, 0].reshape(-1, cols)
+            files = {"q.hex": _hex_words(beats.q, w), "k.hex": _hex_words(k_words, w),
+                     "v.hex": _hex_words(v_words, w), "o.hex": _hex_words(data, w, top=last)}
             for name, text in files.items():
                 Path(run_dir, name).write_text(text)
             out = run_free(sources=sources, toplevel="engine_bench_main", sim=sim, parameters=parameters,

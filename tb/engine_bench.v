@@ -6,16 +6,18 @@
 // and replayed for every query block, exactly as docs/engine.md says a DMA engine must send them.
 // All streams are always valid while beats remain and O is always ready, so the cycle count is the
 // engine's own.  O beats are compared with o.hex (tlast in the top bit) as they arrive.
-// Built with `define SPARSE, the harness drives the pattern registers of a sparse engine and fetches
-// K and V tiles in the order of its m_axis_kv_index stream (always ready unless 64 tiles are queued).
+// Built with `define SPARSE, the harness drives the pattern registers of a sparse engine and gathers
+// K and V by the key indices of its m_axis_kv_index stream (always ready unless 64 tiles are queued):
+// then k.hex holds K one element per word, K[h][j][k] at (h*L + j)*d + k, and v.hex one V row chunk
+// per word, V[h][j][cc*C +: C] at (h*L + j)*chunks + cc.
 // tb/engine_bench_main.v drives it (clock, load, start, wait): no Python per cycle.
 `default_nettype none
 module engine_bench #(
     parameter R = 8, parameter C = 8, parameter W = 8,
     parameter Q_WORDS = 1, parameter K_WORDS = 1, parameter V_WORDS = 1, parameter O_WORDS = 1,
     parameter SEQ_BITS = 11, parameter HEAD_BITS = 5, parameter DIM_BITS = 8, parameter MULT_BITS = 16,
-    // With `define SPARSE: the engine's pattern registers, and the widths of its tile index and global list.
-    parameter TILE_BITS = 1, parameter WINDOW_BITS = 1, parameter DIL_BITS = 1, parameter GCOUNT_BITS = 1,
+    // With `define SPARSE: the engine's pattern registers, and the widths of a key index and the global list.
+    parameter KEY_BITS = 1, parameter WINDOW_BITS = 1, parameter DIL_BITS = 1, parameter GCOUNT_BITS = 1,
     parameter GLOBALS_BITS = 1
 ) (
     input  wire                 aclk,
@@ -54,7 +56,11 @@ module engine_bench #(
     output wire [31:0]          cycles
 );
     reg [R*W-1:0] q_mem [0:Q_WORDS-1];
+`ifdef SPARSE
+    reg [W-1:0]   k_mem [0:K_WORDS-1];
+`else
     reg [C*W-1:0] k_mem [0:K_WORDS-1];
+`endif
     reg [C*W-1:0] v_mem [0:V_WORDS-1];
     reg [C*W:0]   o_mem [0:O_WORDS-1];
     always @(posedge load) begin
@@ -68,22 +74,33 @@ module engine_bench #(
     reg [31:0] q_at, k_at, k_block, k_head, v_at, v_block, v_head;
     wire q_valid = q_at < q_total;
 `ifdef SPARSE
-    // The DMA follows m_axis_kv_index: each index goes into a K queue and a V queue, with its head.
-    // K and V of a head are stored once (all tiles), so tile t of head h starts at a fixed address.
+    // The DMA follows m_axis_kv_index: each tile's keys go into a queue read by K and by V, with its head.
     localparam QDEPTH = 64;
-    reg [31:0] kq_tile [0:QDEPTH-1];
+    reg [C*KEY_BITS-1:0] kq_keys [0:QDEPTH-1];
+    reg [C-1:0] kq_keep [0:QDEPTH-1];
     reg [31:0] kq_head [0:QDEPTH-1];
     reg [6:0] kq_w, kq_r, vq_r;
-    reg [31:0] index_blocks, index_head;
+    reg [31:0] index_blocks, index_head, v_cc;
     wire idx_valid, idx_last;
-    wire [TILE_BITS-1:0] idx_tile;
+    wire [C*KEY_BITS-1:0] idx_keys;
+    wire [C-1:0] idx_keep;
     wire idx_ready = (kq_w - vq_r) < QDEPTH;
-    wire [31:0] k_tile = kq_tile[kq_r[5:0]], v_tile = kq_tile[vq_r[5:0]];
-    wire [31:0] v_keys = (v_tile * C + C <= seq_len) ? C : seq_len - v_tile * C;
     wire k_valid = kq_r != kq_w;
     wire v_valid = vq_r != kq_w;
-    wire [31:0] k_addr = kq_head[kq_r[5:0]] * k_per_head + k_tile * head_dim + k_at;
-    wire [31:0] v_addr = kq_head[vq_r[5:0]] * v_per_head + v_tile * chunks * C + v_at;
+    wire [C*KEY_BITS-1:0] k_keys = kq_keys[kq_r[5:0]], v_keys_of = kq_keys[vq_r[5:0]];
+    wire [C-1:0] k_keep = kq_keep[kq_r[5:0]], v_keep = kq_keep[vq_r[5:0]];
+    wire [31:0] k_base = kq_head[kq_r[5:0]] * seq_len, v_base = kq_head[vq_r[5:0]] * seq_len;
+    integer lane;
+    reg [31:0] v_keys;
+    reg [C*W-1:0] k_beat;
+    always @* begin
+        v_keys = 0;
+        for (lane = 0; lane < C; lane = lane + 1) v_keys = v_keys + v_keep[lane];
+        for (lane = 0; lane < C; lane = lane + 1)
+            k_beat[lane*W +: W] = k_keep[lane]
+                ? k_mem[(k_base + k_keys[lane*KEY_BITS +: KEY_BITS]) * head_dim + k_at] : {W{1'b0}};
+    end
+    wire [31:0] v_addr = (v_base + v_keys_of[v_at*KEY_BITS +: KEY_BITS]) * chunks + v_cc;
 `else
     wire k_valid = k_head < heads;
     wire v_valid = v_head < heads;
@@ -98,7 +115,11 @@ module engine_bench #(
         .aclk(aclk), .aresetn(aresetn),
         .s_axis_q_tdata(q_valid ? q_mem[q_at] : {R*W{1'b0}}), .s_axis_q_tvalid(q_valid),
         .s_axis_q_tready(q_ready), .s_axis_q_tlast(1'b0),
+`ifdef SPARSE
+        .s_axis_k_tdata(k_valid ? k_beat : {C*W{1'b0}}), .s_axis_k_tvalid(k_valid),
+`else
         .s_axis_k_tdata(k_valid ? k_mem[k_addr] : {C*W{1'b0}}), .s_axis_k_tvalid(k_valid),
+`endif
         .s_axis_k_tready(k_ready), .s_axis_k_tlast(1'b0),
         .s_axis_v_tdata(v_valid ? v_mem[v_addr] : {C*W{1'b0}}), .s_axis_v_tvalid(v_valid),
         .s_axis_v_tready(v_ready), .s_axis_v_tlast(1'b0),
@@ -110,7 +131,7 @@ module engine_bench #(
         , .ctrl_pattern(pattern), .ctrl_window(window), .ctrl_dilation(dilation), .ctrl_grid_h(grid_h),
         .ctrl_grid_w(grid_w), .ctrl_window_h(window_h), .ctrl_window_w(window_w),
         .ctrl_global_count(global_count), .ctrl_global_tokens(global_tokens),
-        .m_axis_kv_index_tdata(idx_tile), .m_axis_kv_index_tvalid(idx_valid),
+        .m_axis_kv_index_tdata(idx_keys), .m_axis_kv_index_tkeep(idx_keep), .m_axis_kv_index_tvalid(idx_valid),
         .m_axis_kv_index_tready(idx_ready), .m_axis_kv_index_tlast(idx_last)
 `endif
     );
@@ -120,7 +141,7 @@ module engine_bench #(
         if (!aresetn || go) begin
             q_at <= 0; k_at <= 0; k_block <= 0; k_head <= 0; v_at <= 0; v_block <= 0; v_head <= 0;
 `ifdef SPARSE
-            kq_w <= 0; kq_r <= 0; vq_r <= 0; index_blocks <= 0; index_head <= 0;
+            kq_w <= 0; kq_r <= 0; vq_r <= 0; index_blocks <= 0; index_head <= 0; v_cc <= 0;
 `endif
             o_seen <= 0; mismatches <= 0; first_in <= 0; last_out <= 0; started_in <= 0; now <= 0;
         end else begin
@@ -132,7 +153,8 @@ module engine_bench #(
             if (q_valid && q_ready) q_at <= q_at + 1;
 `ifdef SPARSE
             if (idx_valid && idx_ready) begin
-                kq_tile[kq_w[5:0]] <= idx_tile;
+                kq_keys[kq_w[5:0]] <= idx_keys;
+                kq_keep[kq_w[5:0]] <= idx_keep;
                 kq_head[kq_w[5:0]] <= index_head;
                 kq_w <= kq_w + 1;
                 if (idx_last) begin
@@ -144,9 +166,12 @@ module engine_bench #(
                 if (k_at + 1 == head_dim) begin k_at <= 0; kq_r <= kq_r + 1; end
                 else k_at <= k_at + 1;
             end
-            if (v_valid && v_ready) begin
-                if (v_at + 1 == chunks * v_keys) begin v_at <= 0; vq_r <= vq_r + 1; end
-                else v_at <= v_at + 1;
+            if (v_valid && v_ready) begin   // per chunk, one beat per key of the tile
+                if (v_at + 1 == v_keys) begin
+                    v_at <= 0;
+                    if (v_cc + 1 == chunks) begin v_cc <= 0; vq_r <= vq_r + 1; end
+                    else v_cc <= v_cc + 1;
+                end else v_at <= v_at + 1;
             end
 `else
             if (k_valid && k_ready) begin

@@ -9,7 +9,7 @@ module engine_bench_main #(
     parameter R = 8, parameter C = 8, parameter W = 8,
     parameter Q_WORDS = 1, parameter K_WORDS = 1, parameter V_WORDS = 1, parameter O_WORDS = 1,
     parameter SEQ_BITS = 11, parameter HEAD_BITS = 5, parameter DIM_BITS = 8, parameter MULT_BITS = 16,
-    parameter TILE_BITS = 1, parameter WINDOW_BITS = 1, parameter DIL_BITS = 1, parameter GCOUNT_BITS = 1,
+    parameter KEY_BITS = 1, parameter WINDOW_BITS = 1, parameter DIL_BITS = 1, parameter GCOUNT_BITS = 1,
     parameter GLOBALS_BITS = 1
 );
     reg aclk = 1'b0;
@@ -27,7 +27,7 @@ module engine_bench_main #(
     engine_bench #(
         .R(R), .C(C), .W(W), .Q_WORDS(Q_WORDS), .K_WORDS(K_WORDS), .V_WORDS(V_WORDS), .O_WORDS(O_WORDS),
         .SEQ_BITS(SEQ_BITS), .HEAD_BITS(HEAD_BITS), .DIM_BITS(DIM_BITS), .MULT_BITS(MULT_BITS),
-        .TILE_BITS(TILE_BITS), .WINDOW_BITS(WINDOW_BITS), .DIL_BITS(DIL_BITS), .GCOUNT_BITS(GCOUNT_BITS),
+        .KEY_BITS(KEY_BITS), .WINDOW_BITS(WINDOW_BITS), .DIL_BITS(DIL_BITS), .GCOUNT_BITS(GCOUNT_BITS),
         .GLOBALS_BITS(GLOBALS_BITS)
     ) bench (
         .aclk(aclk), .aresetn(aresetn), .load(load), .go(go),

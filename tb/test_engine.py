@@ -15,7 +15,7 @@ import numpy as np
 from cocotb.clock import Clock
 
 from sim.golden import Numerics
-from sim.sparse import allowed_mask, pattern_from_dict, register_values, tile_schedule
+from sim.sparse import allowed_mask, pattern_from_dict, register_values, scheduled_tiles
 from sim.engine_stream import engine_beats, engine_output, output_beats, output_from_beats, useful_macs
 from tb.harness import begin, operand_matrix
 from tb.packing import pack, unpack
@@ -32,17 +32,25 @@ def run_operands(rng, run: dict, width: int):
 
 
 class IndexSink(StreamSink):
-    """Takes ``m_axis_kv_index`` (tile index, and ``tlast`` per query block) with backpressure."""
+    """Takes ``m_axis_kv_index`` (key indices, ``tkeep`` per lane, ``tlast`` per query block)
+    with backpressure."""
 
     def __init__(self, dut, rng, stall):
         super().__init__(dut, "kv_index", rng, stall=stall, axis="m_axis_kv_index")
-        self.last_handle, self.flags = dut.m_axis_kv_index_tlast, []
+        self.last_handle, self.keep_handle = dut.m_axis_kv_index_tlast, dut.m_axis_kv_index_tkeep
+        self.flags, self.keep = [], []
 
     def sample(self, cycle: int) -> None:
         taken = len(self.beats)
         super().sample(cycle)
         if len(self.beats) > taken:
             self.flags.append(int(self.last_handle.value))
+            self.keep.append(int(self.keep_handle.value))
+
+    def clear(self) -> None:
+        self.beats.clear()
+        self.flags.clear()
+        self.keep.clear()
 
 
 class TlastMonitor:
@@ -100,7 +108,7 @@ async def engine_runs(dut):
         q, k, v = run_operands(rng, run, w)
         pattern = pattern_from_dict(run.get("pattern", {"pattern": "dense"}))
         mask = None if pattern.is_dense else allowed_mask(pattern, run["seq_len"])
-        schedule = tile_schedule(pattern, run["seq_len"], rows, cols)
+        schedule = scheduled_tiles(pattern, run["seq_len"], rows, cols)
         beats = engine_beats(q, k, v, rows, cols, schedule)
         steps = len(beats.k) + len(beats.v)
         budget = int(slack * 3 * (steps + len(beats.q))) + 2000
@@ -112,8 +120,7 @@ async def engine_runs(dut):
             sink.beats.clear()
             last_flags.flags.clear()
             if sparse:
-                kv_index.beats.clear()
-                kv_index.flags.clear()
+                kv_index.clear()
             report.check(control.read("busy") == 0, "busy after reset")
         for s in (*sources.values(), sink):
             s.first_accept_cycle = s.last_accept_cycle = None
@@ -121,8 +128,8 @@ async def engine_runs(dut):
         last_flags.flags.clear()
         await start(run)
         send(beats)
-        expected, last = output_beats(engine_output(q, k, v, cfg["scale_mult"], cfg["scale_shift"], nm, cols, mask),
-                                      rows, cols)
+        expected, last = output_beats(engine_output(q, k, v, cfg["scale_mult"], cfg["scale_shift"], nm, cols, mask,
+                                                    schedule=schedule, rows=rows), rows, cols)
         await bench.run(lambda: len(sink.beats) >= len(expected) and control.read("done") == 1, budget)
         await bench.step(20)   # nothing more may come out
         report.check(len(sink.beats) == len(expected), f"run {index}: {len(sink.beats)} output beats, "
@@ -132,14 +139,17 @@ async def engine_runs(dut):
         report.compare(f"run {index} o", got.reshape(expected.shape), expected)
         report.compare(f"run {index} last", got_last, last.astype(np.int64))
         if sparse:   # the index stream a DMA follows: every scheduled tile of every head and block
-            block_of, tile_of = np.nonzero(schedule)
-            expected_index = np.tile(tile_of, run["heads"])
-            block_last = np.r_[block_of[1:] != block_of[:-1], True]
-            report.compare(f"run {index} kv_index", np.array(kv_index.beats, np.int64), expected_index)
+            heads = run["heads"]
+            lane_bits = max(1, (cfg["max_seq_len"] - 1).bit_length())
+            words = np.array(kv_index.beats, dtype=object)
+            got_keys = np.array([[(int(word) >> (c * lane_bits)) & ((1 << lane_bits) - 1) for c in range(cols)]
+                                 for word in words], np.int64).reshape(-1, cols)
+            thermometer = (1 << np.tile(schedule.count, heads)) - 1
+            report.compare(f"run {index} kv_index keys", got_keys, np.tile(schedule.keys, (heads, 1)))
+            report.compare(f"run {index} kv_index keep", np.array(kv_index.keep, np.int64), thermometer)
             report.compare(f"run {index} kv_index last", np.array(kv_index.flags, np.int64),
-                           np.tile(block_last, run["heads"]).astype(np.int64))
-            kv_index.beats.clear()
-            kv_index.flags.clear()
+                           np.tile(schedule.last, heads).astype(np.int64))
+            kv_index.clear()
         if cfg.get("capture") and len(got) == len(expected):
             captured[f"o{index}"] = output_from_beats(got, run["heads"], run["seq_len"], run["head_dim"], rows, cols)
         first_in = min(s.first_accept_cycle for s in sources.values())
