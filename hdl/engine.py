@@ -85,9 +85,10 @@ class AttentionEngine(wiring.Component):
     ``qb … qb+rows-1``):
 
     * ``q``: ``d`` beats, beat ``k`` = ``Q[qb + r, k]`` for ``r < rows``;
-    * ``k``: per key tile ``kt``: ``d`` beats, beat ``k`` = ``K[kt + c, k]``;
+    * ``k``: per key tile (dense: keys ``kt … kt+cols-1``; sparse: the keys named on
+      ``kv_index``): ``d`` beats, beat ``k`` = ``K[key_c, k]``;
     * ``v``: per key tile, per column chunk ``cc``: one beat per key ``j`` of the
-      tile (``j < L``), ``V[j, cc + c]``;
+      tile (``j < L``; sparse: the tile's ``count`` keys), ``V[j, cc + c]``;
     * ``o``: per column chunk, per row ``qb + r < L``: ``O[qb + r, cc + c]``,
       ``last`` on the block's final beat.
 
@@ -129,6 +130,11 @@ class AttentionEngine(wiring.Component):
         Cycles since the last accepted ``start`` (stops at ``done``).
     q, k, v : In(stream.Signature(ArrayLayout(signed(w), rows or cols)))
     o : Out(stream.Signature(StructLayout({"data": ArrayLayout(signed(w), cols), "last": 1})))
+    pattern, window, dilation, grid_h, grid_w, window_h, window_w, global_count, global_tokens : In
+        Only with ``sparse``: the scheduler's pattern registers (docs/sparse.md), taken at ``start``.
+    kv_index : Out(stream.Signature(StructLayout({"keys": ArrayLayout(range(max_seq_len), cols),
+        "count": range(cols + 1), "last": 1})))
+        Only with ``sparse``: the keys of every key tile, in the order K and V must arrive.
     """
 
     def __init__(self, **params):
