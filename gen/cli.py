@@ -219,9 +219,10 @@ def _sim_scheduler(args) -> int:
 def _sim_engine(args) -> int:
     import numpy as np
 
+    from sim.engine_stream import engine_output
     from sim.golden import Numerics, attention
     from sim.golden_io import error_figures, load_qkv
-    from sim.sparse import allowed_mask
+    from sim.sparse import allowed_mask, scheduled_tiles
 
     from .simulate import simulate_engine
 
@@ -266,9 +267,12 @@ def _sim_engine(args) -> int:
     if passed:
         measured = report["runs"][0]
         o_int = report["outputs"][0].reshape(golden.o_int.shape)
+        expected = engine_output(*ints, golden.multiplier, golden.shift, nm, params["cols"], mask,
+                                 schedule=scheduled_tiles(pattern, seq_len, params["rows"], params["cols"]),
+                                 rows=params["rows"]).reshape(golden.o_int.shape)
         out.update(cycles=measured["cycles"], ideal_cycles=measured["ideal_cycles"],
                    useful_macs=measured["useful_macs"], mac_utilization=measured["mac_utilization"],
-                   cycle_counter=measured["counter"], mismatches=int((o_int != golden.o_int).sum()),
+                   cycle_counter=measured["counter"], mismatches=int((o_int != expected).sum()),
                    elements=report["elements"], memory_bits=report["memory_bits"],
                    allowed_pairs=seq_len * seq_len if mask is None else int(mask.sum()))
         out.update(error_figures(golden, q, k, v, scale, mask))
@@ -338,7 +342,25 @@ def cmd_golden(args) -> int:
     scale = 1.0 / math.sqrt(q.shape[-1]) if args.scale is None else args.scale
     if args.key_tile is not None and args.key_tile < 1:
         raise CliError(f"--key-tile must be a positive integer, not {args.key_tile}")
+    if args.query_block is not None:
+        if args.query_block < 1:
+            raise CliError(f"--query-block must be a positive integer, not {args.query_block}")
+        if args.key_tile is None:
+            raise CliError("--query-block needs --key-tile (the engine's rows and cols)")
     result = attention(q, k, v, scale=scale, nm=Numerics(), key_tile=args.key_tile, mask=mask)
+    if args.query_block is not None:
+        # The sparse engine's order: each block's keys gathered into tiles (docs/sparse.md).
+        import dataclasses
+
+        from sim.engine_stream import engine_output
+        from sim.fixed import dequantize
+        from sim.sparse import scheduled_tiles
+
+        schedule = scheduled_tiles(pattern, q.shape[-2], args.query_block, args.key_tile)
+        o_int = engine_output(result.q_int, result.k_int, result.v_int, result.multiplier, result.shift, Numerics(),
+                              args.key_tile, mask, schedule=schedule, rows=args.query_block)
+        o_int = o_int.reshape(result.o_int.shape)
+        result = dataclasses.replace(result, o_int=o_int, o=dequantize(o_int, result.scales["o"]))
     out = Path(args.output)
     try:
         np.savez(out, o=result.o, o_int=result.o_int, q_int=result.q_int, k_int=result.k_int, v_int=result.v_int,
@@ -446,6 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
     gold.add_argument("--output", required=True, metavar="OUT.npz", help="writes o (float), o_int and more")
     gold.add_argument("--scale", type=float, default=None, help="score scale (default 1/sqrt(d))")
     gold.add_argument("--key-tile", type=int, default=None, help="keys per online-softmax tile (default: all)")
+    gold.add_argument("--query-block", type=int, default=None,
+                      help="with --key-tile: gather each block of this many queries' keys into tiles, as the "
+                           "sparse engine does (its rows and cols); bit-exact with it")
     gold.add_argument("--json", action="store_true", help="print error figures against float attention")
     _pattern_flags(gold)
     gold.set_defaults(func=cmd_golden)

@@ -368,6 +368,24 @@ def test_sim_engine_sparse_json_counts_allowed_pairs_only(capsys):
     assert report["mac_utilization"] == pytest.approx(report["useful_macs"] / (4 * report["cycles"]))
 
 
+def test_golden_with_the_engine_tiling_equals_the_sparse_engine(tmp_path, capsys):
+    """`golden --query-block R --key-tile C` gathers keys as the sparse engine does: its O is the
+    engine's O, bit for bit, on a pattern where gathering changes the tiles."""
+    _write_qkv(tmp_path / "in.npz", (1, 35, 4))
+    pattern = ["--pattern", "grid", "--grid", "5x7", "--window2d", "3x3", "--global", "17"]
+    code, _, _ = run(capsys, "sim", "--preset", "tiny", "--sparse", "--inputs", str(tmp_path / "in.npz"),
+                     "--output", str(tmp_path / "hw.npz"), *pattern)
+    assert code == 0
+    code, _, _ = run(capsys, "golden", "--inputs", str(tmp_path / "in.npz"), "--output", str(tmp_path / "gold.npz"),
+                     "--query-block", "2", "--key-tile", "2", *pattern)
+    assert code == 0
+    with np.load(tmp_path / "hw.npz") as hw, np.load(tmp_path / "gold.npz") as gold:
+        np.testing.assert_array_equal(hw["o_int"].reshape(gold["o_int"].shape), gold["o_int"])
+    code, _, err = run(capsys, "golden", "--inputs", str(tmp_path / "in.npz"), "--output", str(tmp_path / "g.npz"),
+                       "--query-block", "2", *pattern)
+    assert_one_line_error(code, err, "--query-block needs --key-tile")
+
+
 def test_sim_pattern_needs_a_sparse_engine(capsys):
     code, _, err = run(capsys, "sim", "--preset", "tiny", "--pattern", "window", "--window", "3")
     assert_one_line_error(code, err, "--pattern window needs an engine built with sparse = true (add --sparse)")
