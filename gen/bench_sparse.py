@@ -76,7 +76,7 @@ def _utilization(sim: str, write) -> list[str]:
             pattern = parse_pattern(**flags)
             pairs = allowed_pairs(pattern, seq_len)
             computed = len(scheduled_tiles(pattern, seq_len, ARRAY, ARRAY))
-            dense_tiles = -(-seq_len // ARRAY) ** 2
+            dense_tiles = (-(-seq_len // ARRAY)) ** 2
             ideal_speedup = seq_len * seq_len / pairs
             dense_cycles = f"{dense['cycles']:,}" if dense else "not measured"
             speedup = f"{dense['cycles'] / sparse['cycles']:.2f}×" if dense else ""

@@ -39,13 +39,12 @@ def _min_tile_spacing(rows: int, cols: int) -> int:
     return rows
 
 
-#: Register slices on the ports: one on each input (a, b), one on the output (c).
-_PORT_SLICES = 2
+#: Register slices on the ports: one on the output (c).
+_PORT_SLICES = 1
 
 
 def _result_latency(rows: int, cols: int, multiplier: str, fifo_memory: str) -> int:
-    # input slice + input register + skew/hops to PE (R-1, C-1) + PE + drain-chain load + result FIFO
-    # + output slice
+    # input register + skew/hops to PE (R-1, C-1) + PE + drain-chain load + result FIFO + output slice
     return (_PORT_SLICES + 1 + (rows - 1) + (cols - 1) + _pe_latency(multiplier) + 1
             + fifo_latency(fifo_memory))
 
@@ -202,8 +201,7 @@ class SystolicArray(wiring.Component):
         """
         rows, depth_fifo, spacing_min = self.rows, self.result_fifo_depth, self.min_tile_spacing
         steps = [(k == d - 1) for d in depths for k in range(d)]  # the 'last' flag of every step
-        # Cycles count internal admissions; the input slice puts each step a cycle ahead of its
-        # admission, and credits return when rows leave the FIFO, a cycle before the output slice.
+        # Credits return when rows leave the FIFO, a cycle before they leave the output slice.
         inner = self.credit_hold - rows - 1
         releases: dict[int, int] = {}
         reserved, credit, spacing, spaced, released = 0, True, 0, True, 0
@@ -224,7 +222,7 @@ class SystolicArray(wiring.Component):
             if fire:
                 step += 1
             cycle += 1
-        return last_out + 2
+        return last_out + 1
 
     def elaborate(self, platform):
         m = Module()
@@ -240,15 +238,13 @@ class SystolicArray(wiring.Component):
         m.submodules.results = results = CreditFIFO(width=len(self.c.payload.as_value()),
                                                     depth=self.result_fifo_depth, memory=p["fifo_memory"])
 
-        # --- register slices on every port: the handshakes outside reach flip-flops only, so the
-        # array's timing does not depend on how far away its producer and consumer sit.
-        m.submodules.a_slice = a_slice = RegisterSlice(self.a.payload.shape())
-        m.submodules.b_slice = b_slice = RegisterSlice(self.b.payload.shape())
+        # --- a register slice on the output: c.ready reaches the slice's read pointer and flags only,
+        # so a far-away consumer's ready does not set the clock.  The inputs have none: their data
+        # registers load every cycle (no wide enable), and a.ready/b.ready are one gate from
+        # flip-flops and the other input's valid.
         m.submodules.c_slice = c_slice = RegisterSlice(self.c.payload.shape())
-        wiring.connect(m, wiring.flipped(self.a), a_slice.i)
-        wiring.connect(m, wiring.flipped(self.b), b_slice.i)
         wiring.connect(m, c_slice.o, wiring.flipped(self.c))
-        a, b = a_slice.o, b_slice.o
+        a, b = self.a, self.b
 
         # --- admission: join of a and b, credits for the result FIFO, spacing of tile ends.
         # Both conditions meet in one registered flag computed from next-state values, so the
