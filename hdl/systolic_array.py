@@ -39,8 +39,8 @@ def _min_tile_spacing(rows: int, cols: int) -> int:
     return rows
 
 
-#: Register slices on the ports: one on the output (c).
-_PORT_SLICES = 1
+#: Register slices on the ports: none.
+_PORT_SLICES = 0
 
 
 def _result_latency(rows: int, cols: int, multiplier: str, fifo_memory: str) -> int:
@@ -213,7 +213,7 @@ class SystolicArray(wiring.Component):
             if ends:
                 for r in range(rows):
                     releases[cycle + inner + r] = 1
-                last_out = cycle + inner + rows
+                last_out = cycle + inner + rows - 1 + _PORT_SLICES
             kept = reserved - released
             reserved, credit = kept + (rows if ends else 0), kept <= depth_fifo - (2 * rows if ends else rows)
             spacing, spaced = ((spacing_min - 1, spacing_min == 1) if ends else
@@ -238,12 +238,6 @@ class SystolicArray(wiring.Component):
         m.submodules.results = results = CreditFIFO(width=len(self.c.payload.as_value()),
                                                     depth=self.result_fifo_depth, memory=p["fifo_memory"])
 
-        # --- a register slice on the output: c.ready reaches the slice's read pointer and flags only,
-        # so a far-away consumer's ready does not set the clock.  The inputs have none: their data
-        # registers load every cycle (no wide enable), and a.ready/b.ready are one gate from
-        # flip-flops and the other input's valid.
-        m.submodules.c_slice = c_slice = RegisterSlice(self.c.payload.shape())
-        wiring.connect(m, c_slice.o, wiring.flipped(self.c))
         a, b = self.a, self.b
 
         # --- admission: join of a and b, credits for the result FIFO, spacing of tile ends.
@@ -338,7 +332,6 @@ class SystolicArray(wiring.Component):
         m.d.comb += [row_valid.eq(flags[0][0]), row_last.eq(flags[0][1])]
         row_word = Cat(*words, row_last)
         m.d.comb += [results.w_data.eq(row_word), results.w_en.eq(row_valid)]
-        m.d.comb += [c_slice.i.payload.eq(results.r.payload), c_slice.i.valid.eq(results.r.valid),
-                     results.r.ready.eq(c_slice.i.ready)]
+        wiring.connect(m, results.r, wiring.flipped(self.c))
         return m
 
