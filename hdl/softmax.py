@@ -177,7 +177,8 @@ class SoftmaxUnit(wiring.Component):
         s = {}
         s["logit"] = self._logit_multiplier().latency + 2  # multiplier, shift, saturate
         s["tile_max"] = s["logit"] + clog2(self.lanes)  # one comparison level per stage
-        s["new_max"] = s["tile_max"] + 1
+        s["max_write"] = s["tile_max"] + 1  # compare at tile_max, select and write back a stage later
+        s["new_max"] = s["max_write"] + 1
         exp2 = self._exp2()
         exp2._MustUse__silence = True
         s["probs"] = s["new_max"] + 1 + exp2.latency + 1  # u register, mantissa, shift
@@ -205,7 +206,7 @@ class SoftmaxUnit(wiring.Component):
         # at the end of stage `write`; the next beat of the slot must present its address after
         # that write: (write - (read - 1)) + 1 cycles behind.
         s = self._stages
-        loops = [(s["tile_max"], s["tile_max"]), (s["sum_read"], s["sum_write"])]
+        loops = [(s["tile_max"], s["max_write"]), (s["sum_read"], s["sum_write"])]
         return max(write - (read - 1) + 1 for read, write in loops)
 
     @property
@@ -308,25 +309,31 @@ class SoftmaxUnit(wiring.Component):
             nodes, level = merged, level + 1
         tile_seen, tile_max = nodes[0]
 
-        # --- running maximum: read the slot's state, combine, write back (stage tile_max) ------
+        # --- running maximum: read the slot's state and compare (stage tile_max), then select and
+        # write back (stage max_write): the loop spans two stages so that neither holds both the
+        # comparison's carry chain and the selection's fan-out.
         m.submodules.max_state = max_state = memory.Memory(shape=unsigned(T + 1), depth=self.slots, init=[],
                                                            attrs={"ram_style": "logic"})
         max_read = max_state.read_port(domain="sync", transparent_for=())
         max_write = max_state.write_port()
-        slot_tm = at(slot0, s["tile_max"], "slot_tm")
         first_tm = at(first0, s["tile_max"], "first_tm")
-        valid_tm = at(valid0, s["tile_max"], "valid_tm")
         m.d.comb += [max_read.addr.eq(at(slot0, s["tile_max"] - 1, "slot_max_read")), max_read.en.eq(1)]
         old_max = max_read.data[:T].as_signed()
-        seen = max_read.data[T] & ~first_tm
         rise = Signal(signed(T + 1))
         m.d.comb += rise.eq(tile_max - old_max)
-        grows = seen & tile_seen & (rise > 0)
-        new_max_c = Mux(tile_seen & (~seen | grows), tile_max, old_max)
-        m.d.comb += [max_write.addr.eq(slot_tm), max_write.en.eq(valid_tm),
-                     max_write.data.eq(Cat(new_max_c, seen | tile_seen))]
+        rise_w = register(m, rise, "rise")
+        greater_w = register(m, tile_max > old_max, "greater")
+        seen_w = register(m, max_read.data[T] & ~first_tm, "seen")
+        tile_seen_w = register(m, tile_seen, "tile_seen")
+        tile_max_w = register(m, tile_max, "tile_max_w")
+        old_max_w = register(m, old_max, "old_max")
+        grows = seen_w & tile_seen_w & greater_w
+        new_max_c = Mux(tile_seen_w & (~seen_w | grows), tile_max_w, old_max_w)
+        m.d.comb += [max_write.addr.eq(at(slot0, s["max_write"], "slot_mw")),
+                     max_write.en.eq(at(valid0, s["max_write"], "valid_mw")),
+                     max_write.data.eq(Cat(new_max_c, seen_w | tile_seen_w))]
         new_max = register(m, new_max_c, "new_max")
-        delta = register(m, Mux(grows, rise[:T], 0), "delta")
+        delta = register(m, Mux(grows, rise_w[:T], 0), "delta")
 
         # --- probabilities p = E(u mod 2^F) >> min(u >> F, P + 1), u = m_new - t ---------------
         def exponent(value, cap, name):
