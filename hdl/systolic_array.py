@@ -10,7 +10,6 @@ from .credit_fifo import CreditFIFO, check_fifo_memory, fifo_latency
 from .multiplier import check_multiplier, multiplier_latency
 from .params import boolean, positive_int, reject_unknown
 from .pe import ProcessingElement, accumulator_input_stages, accumulator_shape, operand_shape
-from .register_slice import RegisterSlice
 
 __all__ = ["SystolicArray", "array_params", "ARRAY_DEFAULTS"]
 
@@ -39,20 +38,15 @@ def _min_tile_spacing(rows: int, cols: int) -> int:
     return rows
 
 
-#: Register slices on the ports: none.
-_PORT_SLICES = 0
-
-
 def _result_latency(rows: int, cols: int, multiplier: str, fifo_memory: str) -> int:
-    # input register + skew/hops to PE (R-1, C-1) + PE + drain-chain load + result FIFO + output slice
-    return (_PORT_SLICES + 1 + (rows - 1) + (cols - 1) + _pe_latency(multiplier) + 1
-            + fifo_latency(fifo_memory))
+    # input register + skew/hops to PE (R-1, C-1) + PE + drain-chain load + result FIFO
+    return 1 + (rows - 1) + (cols - 1) + _pe_latency(multiplier) + 1 + fifo_latency(fifo_memory)
 
 
 def _credit_hold(rows: int, cols: int, multiplier: str, fifo_memory: str) -> int:
     # A tile's result credits are held from its last step's admission until its rows have left
-    # the FIFO (the output slice is outside the count), plus one for the release register.
-    return _result_latency(rows, cols, multiplier, fifo_memory) - _PORT_SLICES + rows + 1
+    # the FIFO, plus one for the release register.
+    return _result_latency(rows, cols, multiplier, fifo_memory) + rows + 1
 
 
 def array_params(**params) -> dict:
@@ -201,8 +195,6 @@ class SystolicArray(wiring.Component):
         """
         rows, depth_fifo, spacing_min = self.rows, self.result_fifo_depth, self.min_tile_spacing
         steps = [(k == d - 1) for d in depths for k in range(d)]  # the 'last' flag of every step
-        # Credits return when rows leave the FIFO, a cycle before they leave the output slice.
-        inner = self.credit_hold - rows - 1
         releases: dict[int, int] = {}
         reserved, credit, spacing, spaced, released = 0, True, 0, True, 0
         cycle, step, last_out = 0, 0, 0
@@ -212,8 +204,8 @@ class SystolicArray(wiring.Component):
             ends = fire and last
             if ends:
                 for r in range(rows):
-                    releases[cycle + inner + r] = 1
-                last_out = cycle + inner + rows - 1 + _PORT_SLICES
+                    releases[cycle + self.latency + r] = 1
+                last_out = cycle + self.latency + rows - 1
             kept = reserved - released
             reserved, credit = kept + (rows if ends else 0), kept <= depth_fifo - (2 * rows if ends else rows)
             spacing, spaced = ((spacing_min - 1, spacing_min == 1) if ends else
@@ -239,7 +231,6 @@ class SystolicArray(wiring.Component):
                                                     depth=self.result_fifo_depth, memory=p["fifo_memory"])
 
         a, b = self.a, self.b
-
         # --- admission: join of a and b, credits for the result FIFO, spacing of tile ends.
         # Both conditions meet in one registered flag computed from next-state values, so the
         # handshake is one gate level from flip-flops and the counters stay off the ready path.
@@ -257,11 +248,10 @@ class SystolicArray(wiring.Component):
         ends_tile = fire & a.payload.last
         # Credits are reserved by a tile's last step: only then are its rows bound to come out,
         # and reserving no earlier keeps the FIFO one tile deep for long tiles.  Rows taken from
-        # the FIFO return their credit a cycle late (safe, and it keeps the output's ready off
-        # the counter).  Both next-state terms are comparisons of registers, selected by
+        # the FIFO return their credit a cycle late (safe, and it keeps c.ready off the counter).  Both next-state terms are comparisons of registers, selected by
         # ends_tile at the end.
         released = Signal()
-        m.d.sync += released.eq(results.r.valid & results.r.ready)
+        m.d.sync += released.eq(self.c.valid & self.c.ready)
         kept = Signal.like(reserved)
         m.d.comb += kept.eq(reserved - released)
         after_end = (kept <= self.result_fifo_depth - 2 * rows) & (self.min_tile_spacing == 1)
@@ -332,6 +322,7 @@ class SystolicArray(wiring.Component):
         m.d.comb += [row_valid.eq(flags[0][0]), row_last.eq(flags[0][1])]
         row_word = Cat(*words, row_last)
         m.d.comb += [results.w_data.eq(row_word), results.w_en.eq(row_valid)]
-        wiring.connect(m, results.r, wiring.flipped(self.c))
+        m.d.comb += [self.c.payload.eq(results.r.payload), self.c.valid.eq(results.r.valid),
+                     results.r.ready.eq(self.c.ready)]
         return m
 
