@@ -176,7 +176,7 @@ class SoftmaxUnit(wiring.Component):
         nm = self.numerics
         s = {}
         s["logit"] = self._logit_multiplier().latency + 2  # multiplier, shift, saturate
-        s["tile_max"] = s["logit"] + clog2(self.lanes)  # one comparison level per stage
+        s["tile_max"] = s["logit"] + 2 * clog2(self.lanes)  # per level: compare, then select
         s["max_write"] = s["tile_max"] + 1  # compare at tile_max, select and write back a stage later
         s["new_max"] = s["max_write"] + 1
         exp2 = self._exp2()
@@ -293,18 +293,20 @@ class SoftmaxUnit(wiring.Component):
             logits.append(logit)
         mask_l = at(mask0, s["logit"], "mask_l")
 
-        # --- tile maximum over unmasked lanes ---------------------------------------------------
+        # --- tile maximum over unmasked lanes: per tree level one stage compares (a carry chain)
+        # and the next selects (a multiplexer whose select fans out to every bit).
         nodes = [(mask_l[j], logits[j]) for j in range(lanes)]
         level = 0
         while len(nodes) > 1:
             merged = []
             for i in range(0, len(nodes), 2):
                 if i + 1 == len(nodes):
-                    v, x = nodes[i]
+                    v, x = (delayed(m, value, 1, f"max_pass_{level}_{i}") for value in nodes[i])
                 else:
                     (va, xa), (vb, xb) = nodes[i], nodes[i + 1]
-                    take_a = va & (~vb | (xa >= xb))
-                    v, x = va | vb, Mux(take_a, xa, xb)
+                    take_a = register(m, va & (~vb | (xa >= xb)), f"max_take_{level}_{i}")
+                    xa, xb = register(m, xa, f"max_a_{level}_{i}"), register(m, xb, f"max_b_{level}_{i}")
+                    v, x = register(m, va | vb, f"max_either_{level}_{i}"), Mux(take_a, xa, xb)
                 merged.append((register(m, v, f"max_valid_{level}_{i}"), register(m, x, f"max_{level}_{i}")))
             nodes, level = merged, level + 1
         tile_seen, tile_max = nodes[0]
