@@ -289,7 +289,10 @@ class SoftmaxUnit(wiring.Component):
             m.d.comb += [mul.a.eq(score0[j]), mul.b.eq(scale_mult)]
             shifted = register(m, mul.product >> scale_shift, f"shifted_{j}")
             logit = Signal(signed(T), name=f"logit_{j}")
-            m.d.sync += logit.eq(Mux(shifted > t_hi, t_hi, Mux(shifted < t_lo, t_lo, shifted)))
+            # It fits T bits when the bits above T-1 all equal the sign: a reduction, no comparator.
+            high = shifted[T - 1:]
+            fits = (high == 0) | (high == (1 << len(high)) - 1)
+            m.d.sync += logit.eq(Mux(fits, shifted[:T], Mux(shifted[-1], t_lo, t_hi)))
             logits.append(logit)
         mask_l = at(mask0, s["logit"], "mask_l")
 
@@ -358,7 +361,9 @@ class SoftmaxUnit(wiring.Component):
         m.submodules.exp2_rescale = exp2_r = self._exp2()
         delta_u = register(m, delta, "delta_u")
         m.d.comb += exp2_r.f.eq(delta_u[:F])
-        scale_exp = delayed(m, exponent(delta_u, RESCALE_EXP_MAX, "scale_exp"), exp2_r.latency, "scale_exp")
+        scale_exp_early = delayed(m, exponent(delta_u, RESCALE_EXP_MAX, "scale_exp"), exp2_r.latency - 1, "scale_exp")
+        scale_exp = register(m, scale_exp_early, "scale_exp_out")
+        scale_shift_p = register(m, scale_exp_early + P, "scale_shift_p")   # the row sum's shift, P + exp
         scale_mant = register(m, exp2_r.mant, "scale_mant")
 
         valid_p = at(valid0, s["probs"], "valid_p")
@@ -384,7 +389,8 @@ class SoftmaxUnit(wiring.Component):
         old_sum = Mux(at(first0, s["sum_read"], "first_sr"), 0, sum_read.data)
         m.submodules.rescale_mul = mul = self._rescale_multiplier()
         m.d.comb += [mul.a.eq(old_sum), mul.b.eq(at(scale_mant, s["sum_read"], "mant_sr", since=s["probs"]))]
-        total_shift = at(scale_exp, s["sum_read"] + mul.latency, "exp_sr", since=s["probs"]) + P
+        # P + scale_exp is added where scale_exp is made, so the shifter's amount is a register.
+        total_shift = at(scale_shift_p, s["sum_read"] + mul.latency, "exp_sr", since=s["probs"])
         rescaled = register(m, mul.product >> total_shift, "rescaled_sum")
         new_sum = Signal(self.sum_width)
         m.d.comb += new_sum.eq(rescaled + at(prob_sum, s["sum_write"], "prob_sum_w", since=s["prob_sum"]))
