@@ -72,7 +72,7 @@ def test_reset_in_the_middle_then_a_clean_stream(sim):
     assert report["passed"]
 
 
-@pytest.mark.parametrize("lanes, slots", [(8, 8), (3, 5), (1, 5)])
+@pytest.mark.parametrize("lanes, slots", [(8, 8), (3, 6), (1, 6)])
 def test_one_beat_per_cycle_and_latencies_as_reported(lanes, slots):
     """No stalls, rows interleaved at least slot_recurrence deep: the input never waits, and the
     first outputs come exactly ``latency`` and ``sum_latency`` cycles after the first beat."""
