@@ -181,7 +181,8 @@ class SoftmaxUnit(wiring.Component):
         s["new_max"] = s["max_write"] + 1
         exp2 = self._exp2()
         exp2._MustUse__silence = True
-        s["probs"] = s["new_max"] + 1 + exp2.latency + 1  # u register, mantissa, shift
+        s["probs"] = s["new_max"] + 1 + exp2.latency + 2  # u register, mantissa, shift in two stages
+        s["probs_write"] = s["probs"] + 1                  # a register before the output FIFO
         terms = self.lanes
         tree_levels = clog2(terms)
         s["prob_sum"] = s["probs"] + (1 if terms == 1 else -(-tree_levels // 2))
@@ -213,7 +214,7 @@ class SoftmaxUnit(wiring.Component):
     def probs_fifo_depth(self) -> int:
         # Entries reserved at accept and released a cycle after they leave: everything in
         # flight plus the FIFO's own latency and the release delay.
-        return self._stages["probs"] + 1 + self._fifo_latency + 2
+        return self._stages["probs_write"] + 1 + self._fifo_latency + 2
 
     @property
     def sums_fifo_depth(self) -> int:
@@ -221,7 +222,7 @@ class SoftmaxUnit(wiring.Component):
 
     @property
     def latency(self) -> int:
-        return 1 + self._stages["probs"] + self._fifo_latency
+        return 1 + self._stages["probs_write"] + self._fifo_latency
 
     @property
     def sum_latency(self) -> int:
@@ -354,17 +355,21 @@ class SoftmaxUnit(wiring.Component):
             m.submodules[f"exp2_{j}"] = exp2 = self._exp2()
             m.d.comb += exp2.f.eq(u[:F])
             shift = delayed(m, exponent(u, P + 1, f"octaves_{j}"), exp2.latency - 1, f"octaves_{j}")
+            # Two stages of shifting (by multiples of 4, then 0..3): one 5-bit shifter was 9.4 ns on ECP5.
+            coarse = register(m, exp2.mant >> Cat(Const(0, 2), shift[2:]), f"prob_coarse_{j}")
             prob = Signal(unsigned(P + 1), name=f"prob_{j}")
-            m.d.sync += prob.eq(Mux(mask_pm[j], exp2.mant >> shift, 0))
+            m.d.sync += prob.eq(Mux(mask_pm[j], coarse >> register(m, shift[:2], f"octaves_fine_{j}"), 0))
             probs.append(prob)
 
         m.submodules.exp2_rescale = exp2_r = self._exp2()
         delta_u = register(m, delta, "delta_u")
         m.d.comb += exp2_r.f.eq(delta_u[:F])
         scale_exp_early = delayed(m, exponent(delta_u, RESCALE_EXP_MAX, "scale_exp"), exp2_r.latency - 1, "scale_exp")
-        scale_exp = register(m, scale_exp_early, "scale_exp_out")
-        scale_shift_p = register(m, scale_exp_early + P, "scale_shift_p")   # the row sum's shift, P + exp
-        scale_mant = register(m, exp2_r.mant, "scale_mant")
+        # The rescale factor reaches stage probs with the probabilities (one more register than its
+        # single-stage shift needs).
+        scale_exp = delayed(m, scale_exp_early, 2, "scale_exp_out")
+        scale_shift_p = delayed(m, scale_exp_early + P, 2, "scale_shift_p")   # the row sum's shift, P + exp
+        scale_mant = delayed(m, exp2_r.mant, 2, "scale_mant")
 
         valid_p = at(valid0, s["probs"], "valid_p")
         slot_p = at(slot0, s["probs"], "slot_p")
@@ -373,8 +378,9 @@ class SoftmaxUnit(wiring.Component):
         probs_word = Signal(self.probs.payload.shape())
         m.d.comb += [probs_word.p.eq(Cat(*probs)), probs_word.slot.eq(slot_p), probs_word.first.eq(first_p),
                      probs_word.last.eq(last_p), probs_word.scale_mant.eq(scale_mant),
-                     probs_word.scale_exp.eq(scale_exp),
-                     probs_fifo.w_en.eq(valid_p), probs_fifo.w_data.eq(probs_word)]
+                     probs_word.scale_exp.eq(scale_exp)]
+        # A register between the datapath and the FIFO's entries, which spread over the die.
+        m.d.sync += [probs_fifo.w_en.eq(valid_p), probs_fifo.w_data.eq(probs_word)]
         m.d.comb += [self.probs.payload.eq(probs_fifo.r.payload), self.probs.valid.eq(probs_fifo.r.valid),
                      probs_fifo.r.ready.eq(self.probs.ready)]
 
