@@ -192,8 +192,8 @@ both output FIFOs (credit buffers in flip-flops). Command: `./dev.sh bench softm
 
 ## Fmax on ECP5 (LFE5U-85F, CABGA381, speed 6)
 
-nextpnr-ecp5 (`--freq 200 --timing-allow-fail --router router2`, 45-minute limit per run), the default unit inside `hdl/pin_wrapper.py`, one run per
-seed; `generic`/`registers` is what Yosys infers, `ecp5`/`ecp5` instantiates MULT18X18D with registers and puts
+nextpnr-ecp5 (`--freq 200 --timing-allow-fail --router router2`, 45-minute limit per run), the default
+unit inside `hdl/pin_wrapper.py`, one run per seed; `generic`/`registers` is what Yosys infers, `ecp5`/`ecp5` instantiates MULT18X18D with registers and puts
 both output FIFOs in DP16KD block RAM with output registers. Goal: 200 MHz, the array's, so that the softmax
 never sets the clock.
 Command: `./dev.sh bench softmax --parts fmax`.
