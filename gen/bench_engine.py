@@ -211,6 +211,8 @@ in 55 minutes (placement 45, router2 42 iterations) on 48% of the LUT4s, 52% of 
 MULT18X18D. Its critical path is a handshake, not arithmetic: the output accumulator's hazard check
 (`address` of stage 1 against the later stages) makes `partials.ready`, which through the result router
 (`c.ready`) gates the array's result FIFO and comes back as the clock enable of the accumulator's wide
-`partials` payload register across the die: 1.9 ns of logic and 22.1 ns of routing. Registering that ready
-(a skid buffer between the array's result stream and the softmax/accumulator) is the first fix.
+`partials` payload register across the die: 1.9 ns of logic and 22.1 ns of routing. That path is cut
+since 2026-11-30 (a register slice in front of the softmax and one in front of the accumulator,
+docs/engine.md), and the bench now builds the engine with `multiplier = "ecp5"`; the figure has not been
+re-measured since (one run takes about an hour on an idle machine).
 """
