@@ -189,10 +189,11 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
         mask = None if pattern.is_dense else allowed_mask(pattern, seq_len)
         schedule = scheduled_tiles(pattern, seq_len, rows, cols)
         q, k, v = (operand_matrix(rng, (heads, seq_len, d), w, True, "random") for _ in range(3))
-        beats = engine_beats(q, k, v, rows, cols)   # dense order; the sparse harness gathers K and V itself
+        # Q beats (and, dense, the K and V beats one block replays); the sparse harness gathers K and V itself.
+        beats = engine_beats(q, k, v, rows, cols, schedule if sparse else None)
         blocks = -(-seq_len // rows)
-        k_per = len(beats.k) // (heads * blocks)
-        v_per = len(beats.v) // (heads * blocks)
+        k_per = 0 if sparse else len(beats.k) // (heads * blocks)
+        v_per = 0 if sparse else len(beats.v) // (heads * blocks)
         data, last = output_beats(engine_output(q, k, v, mult, shift, nm, cols, mask, schedule=schedule, rows=rows),
                                   rows, cols)
         macs = useful_macs(heads, seq_len, d, None if mask is None else int(mask.sum()))
