@@ -53,7 +53,7 @@ class RegisterSlice(wiring.Component):
         entries = [Signal.like(self.i.payload, name=f"entry_{n}") for n in range(2)]
         w_ptr, r_ptr = Signal(), Signal()
         count = Signal(range(3))
-        full, nonempty = Signal(), Signal()
+        full, nonempty = Signal(), Signal()   # derivable from count, kept as flip-flops: i.ready, o.valid
         m.d.comb += [self.i.ready.eq(~full), self.o.valid.eq(nonempty)]
         push = self.i.valid & self.i.ready
         pop = self.o.valid & self.o.ready

@@ -230,7 +230,6 @@ class SystolicArray(wiring.Component):
         m.submodules.results = results = CreditFIFO(width=len(self.c.payload.as_value()),
                                                     depth=self.result_fifo_depth, memory=p["fifo_memory"])
 
-        a, b = self.a, self.b
         # --- admission: join of a and b, credits for the result FIFO, spacing of tile ends.
         # Both conditions meet in one registered flag computed from next-state values, so the
         # handshake is one gate level from flip-flops and the counters stay off the ready path.
@@ -238,14 +237,14 @@ class SystolicArray(wiring.Component):
         reserved = Signal(range(self.result_fifo_depth + 1))
         spacing = Signal(range(self.min_tile_spacing))
         may_end = Signal(init=1)   # a tile may end in this cycle: spaced, and the FIFO has its rows
-        may_accept = ~a.payload.last | may_end
+        may_accept = ~self.a.payload.last | may_end
         fire = Signal()
         m.d.comb += [
-            fire.eq(a.valid & b.valid & may_accept),
-            a.ready.eq(b.valid & may_accept),
-            b.ready.eq(a.valid & may_accept),
+            fire.eq(self.a.valid & self.b.valid & may_accept),
+            self.a.ready.eq(self.b.valid & may_accept),
+            self.b.ready.eq(self.a.valid & may_accept),
         ]
-        ends_tile = fire & a.payload.last
+        ends_tile = fire & self.a.payload.last
         # Credits are reserved by a tile's last step: only then are its rows bound to come out,
         # and reserving no earlier keeps the FIFO one tile deep for long tiles.  Rows taken from
         # the FIFO return their credit a cycle late (safe, and it keeps c.ready off the counter).  Both next-state terms are comparisons of registers, selected by
@@ -262,15 +261,15 @@ class SystolicArray(wiring.Component):
             may_end.eq(Mux(ends_tile, after_end, otherwise)),
         ]
         with m.If(fire):
-            m.d.sync += opens_tile.eq(a.payload.last)
+            m.d.sync += opens_tile.eq(self.a.payload.last)
 
         # --- input register (operands taken every cycle, qualified by in_valid: no wide enable),
         # then skew: row i and its flags by i cycles, column j by j cycles.
-        in_a = Signal.like(a.payload.data)
-        in_b = Signal.like(b.payload)
+        in_a = Signal.like(self.a.payload.data)
+        in_b = Signal.like(self.b.payload)
         in_valid, in_first, in_last = Signal(), Signal(), Signal()
         m.d.sync += [in_valid.eq(fire), in_first.eq(fire & opens_tile), in_last.eq(ends_tile),
-                     in_a.eq(a.payload.data), in_b.eq(b.payload)]
+                     in_a.eq(self.a.payload.data), in_b.eq(self.b.payload)]
 
         def delayed(value, cycles, name):
             for stage in range(cycles):

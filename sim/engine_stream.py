@@ -91,7 +91,7 @@ def engine_output(q_int, k_int, v_int, mult: int, shift: int, nm: Numerics, cols
         return o_int
     seq_len = q.shape[1]
     allowed = np.ones((seq_len, seq_len), bool) if mask is None else np.asarray(mask, bool)
-    o_int = np.zeros(v.shape[:2] + (v.shape[2],), np.int64)
+    o_int = np.zeros(v.shape, np.int64)
     for block, keys in schedule.blocks():
         queries = slice(block * rows, min((block + 1) * rows, seq_len))
         # Pad every tile to cols lanes with a masked key so that tiles keep their boundaries.
