@@ -24,6 +24,7 @@ from hdl.engine_top import AttentionEngineAxi
 from hdl.softmax import SOFTMAX_DEFAULTS, SoftmaxUnit, softmax_params
 from hdl.sparse_scheduler import PATTERN_CODES, SCHEDULER_DEFAULTS, SparseScheduler, scheduler_params
 from hdl.systolic_array import ARRAY_DEFAULTS, SystolicArray, array_params
+from hdl.topk import TOPK_DEFAULTS, TopK, topk_params
 
 __all__ = ["Unit", "UNITS", "unit", "elaborate", "verilog_source", "cached_verilog", "write_outputs", "manifest"]
 
@@ -68,6 +69,9 @@ UNITS = {
                       validate=scheduler_params, component=SparseScheduler, testbench="tb.test_sparse_scheduler",
                       description="sparse-window scheduler (key tiles and masks of window, dilated, grid, "
                                   "global-token patterns)"),
+    "topk": Unit(name="topk", top="topk_engine", defaults=TOPK_DEFAULTS, validate=topk_params, component=TopK,
+                 testbench="tb.test_topk",
+                 description="top-k engine (the k largest of a stream, as (index, value) pairs, largest first)"),
 }
 
 
@@ -154,6 +158,10 @@ def manifest(unit_name: str, component) -> dict:
         derived.update(sum_latency=component.sum_latency, slot_recurrence=component.slot_recurrence,
                        row_sum_width=component.sum_width, probs_fifo_depth=component.probs_fifo_depth,
                        sums_fifo_depth=component.sums_fifo_depth)
+    if unit_name == "topk":
+        derived.update(index_width=component.index_width, key_width=component.key_width,
+                       merge_levels=component.levels, level_run_beats=component.level_run_beats(),
+                       sort_latency=component.sort_latency)
     if unit_name == "engine":
         derived.update(memory_bits=component.memory_bits, score_width=component.score_width,
                        array=component.array_figures, output_acc_width=component.output_acc_width,

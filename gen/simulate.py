@@ -11,7 +11,7 @@ from .generate import cached_verilog, unit
 from hdl.params import positive_int
 from sim.sparse import SparsePattern, allowed_mask, pattern_from_dict, register_values, scheduled_tiles
 
-__all__ = ["simulate_array", "simulate_softmax", "simulate_scheduler", "simulate_engine", "measure_engine", "check_probability"]
+__all__ = ["simulate_array", "simulate_softmax", "simulate_scheduler", "simulate_topk", "simulate_engine", "measure_engine", "check_probability"]
 
 #: The full-rate harness around the engine (tb/engine_bench.v).
 ENGINE_BENCH = Path(__file__).resolve().parent.parent / "tb" / "engine_bench.v"
@@ -101,6 +101,33 @@ def simulate_scheduler(params: dict, runs, *, sim: str = "icarus", seed: int = 1
     report = run_cocotb(sources=[path], toplevel=unit("scheduler").top, test_module=unit("scheduler").testbench,
                         sim=sim, config=cfg)
     report.update(sim=sim, setup_cycles=component.setup_cycles)
+    return report
+
+
+def simulate_topk(params: dict, problems, *, sim: str = "icarus", seed: int = 1, idle: float = 0.0,
+                  stall: float = 0.0, reset_mid: bool = False, measure: bool = False) -> dict:
+    """Run ``problems`` (dicts of ``n``, ``k``, value ``kind``, optional ``keep``; see ``tb/test_topk.py``)
+    through the top-k engine and compare every answer with ``sim.topk.topk``.
+
+    With ``measure`` the problems go one at a time and the report's
+    ``cycles_per_problem`` counts from a problem's first input beat accepted
+    to its last output beat taken.
+    """
+    from sim.runner import run_cocotb
+
+    path, component = cached_verilog("topk", params)
+    full = component.params
+    problems = [dict(p) for p in problems]
+    if not problems:
+        raise ValueError("problems must list at least one problem")
+    for p in problems:
+        positive_int("n", p["n"], at_most=full["max_n"])
+        positive_int("k", p["k"], at_most=full["max_k"])
+    cfg = dict(full, seed=int(seed), problems=problems, idle=check_probability("idle", idle),
+               stall=check_probability("stall", stall), reset_mid=bool(reset_mid), measure=bool(measure))
+    report = run_cocotb(sources=[path], toplevel=unit("topk").top, test_module=unit("topk").testbench,
+                        sim=sim, config=cfg)
+    report.update(sim=sim, levels=component.levels)
     return report
 
 
