@@ -105,13 +105,15 @@ def simulate_scheduler(params: dict, runs, *, sim: str = "icarus", seed: int = 1
 
 
 def simulate_topk(params: dict, problems, *, sim: str = "icarus", seed: int = 1, idle: float = 0.0,
-                  stall: float = 0.0, reset_mid: bool = False, measure: bool = False) -> dict:
+                  stall: float = 0.0, reset_mid: bool = False, measure: bool = False,
+                  out_of_range: bool = False) -> dict:
     """Run ``problems`` (dicts of ``n``, ``k``, value ``kind``, optional ``keep``; see ``tb/test_topk.py``)
     through the top-k engine and compare every answer with ``sim.topk.topk``.
 
     With ``measure`` the problems go one at a time and the report's
     ``cycles_per_problem`` counts from a problem's first input beat accepted
-    to its last output beat taken.
+    to its last output beat taken.  ``out_of_range`` lets ``n`` exceed ``max_n`` and ``k`` leave
+    1 … ``max_k``, to check the engine's ``overflow`` and ``k_error`` flags and its cut and clamp.
     """
     from sim.runner import run_cocotb
 
@@ -121,8 +123,9 @@ def simulate_topk(params: dict, problems, *, sim: str = "icarus", seed: int = 1,
     if not problems:
         raise ValueError("problems must list at least one problem")
     for p in problems:
-        positive_int("n", p["n"], at_most=full["max_n"])
-        positive_int("k", p["k"], at_most=full["max_k"])
+        positive_int("n", p["n"], at_most=None if out_of_range else full["max_n"])
+        if not out_of_range:
+            positive_int("k", p["k"], at_most=full["max_k"])
     cfg = dict(full, seed=int(seed), problems=problems, idle=check_probability("idle", idle),
                stall=check_probability("stall", stall), reset_mid=bool(reset_mid), measure=bool(measure))
     report = run_cocotb(sources=[path], toplevel=unit("topk").top, test_module=unit("topk").testbench,

@@ -22,6 +22,8 @@ TOPK_DEFAULTS = {
 
 #: Compare-swap stages between registers in the sorter and the mergers.
 STAGES_PER_REGISTER = 2
+#: Problems whose input has ended and whose answer has not started (more stall the input).
+KEPT_FIFO_DEPTH = 8
 
 
 def topk_params(**params) -> dict:
@@ -47,7 +49,8 @@ class TopK(wiring.Component):
     output packet on ``o`` carries min(k, kept values) pairs in descending
     order of value, ties broken by the lower index, ``lanes`` pairs per beat
     (``keep`` marks the filled lanes, only the last beat is partial) and
-    ``last`` on its final beat.  Problems may follow one another back to
+    ``last`` on its final beat; a problem with no value kept gives one beat
+    with no lane kept.  Problems may follow one another back to
     back; ``k`` is sampled with each problem's first beat.
 
     How: each value becomes a key ``{1, value (sign bit flipped when signed),
@@ -153,7 +156,10 @@ class TopK(wiring.Component):
         dropping = Signal()
         problem_k = Signal(self.k_width)
         first_may_send = levels[0].may_send if levels else out_may_send
-        m.d.comb += self.i.ready.eq(dropping | first_may_send)
+        # Kept values per problem, counted on the way in and used on the way out: the answer is
+        # min(k, kept) pairs, and padding keys never reach ``o``.
+        m.submodules.kept_fifo = kept_fifo = fifo.SyncFIFO(width=(self.max_n).bit_length(), depth=KEPT_FIFO_DEPTH)
+        m.d.comb += self.i.ready.eq(dropping | (first_may_send & kept_fifo.w_rdy))
         accept = self.i.valid & self.i.ready & ~dropping
         k_in = Signal(self.k_width)
         k_bad = (self.k == 0) | (self.k > self.max_k)
@@ -163,6 +169,9 @@ class TopK(wiring.Component):
         ends = self.i.payload.last | at_limit
         sign_flip = Const(1 << (vw - 1), vw) if self.signed else Const(0, vw)
         in_keys = [Signal(self.key_width, name=f"in_key{j}") for j in range(lanes)]
+        kept = Signal(range(self.max_n + 1))
+        kept_total = Signal.like(kept)
+        lane_kept = []
         in_valid, in_final, in_k = Signal(), Signal(), Signal(self.k_width)
         m.d.sync += [in_valid.eq(accept), in_final.eq(ends), in_k.eq(beat_k)]
         with m.If(accept):
@@ -172,16 +181,20 @@ class TopK(wiring.Component):
                 key = Cat(~index, self.i.payload.values[j].as_unsigned() ^ sign_flip, Const(1, 1))
                 # Lanes of the last beat past max_n are outside every problem.
                 in_range = index < self.max_n if (self.max_beats * lanes > self.max_n) else Const(1)
-                m.d.sync += in_keys[j].eq(Mux(self.i.payload.keep[j] & in_range, key, 0))
+                lane_kept.append(self.i.payload.keep[j] & in_range)
+                m.d.sync += in_keys[j].eq(Mux(lane_kept[-1], key, 0))
                 with m.If(self.i.payload.keep[j] & ~in_range):
                     m.d.sync += self.overflow.eq(1)
-            m.d.sync += [first.eq(ends), beat.eq(Mux(ends, 0, beat + 1))]
+            m.d.sync += [first.eq(ends), beat.eq(Mux(ends, 0, beat + 1)),
+                         kept.eq(Mux(ends, 0, kept_total))]
             with m.If(first):
                 m.d.sync += problem_k.eq(k_in)
                 with m.If(k_bad):
                     m.d.sync += self.k_error.eq(1)
             with m.If(at_limit & ~self.i.payload.last):
                 m.d.sync += [self.overflow.eq(1), dropping.eq(1)]
+        m.d.comb += [kept_total.eq(kept + sum(lane_kept)),
+                     kept_fifo.w_data.eq(kept_total), kept_fifo.w_en.eq(accept & ends)]
         with m.If(self.i.valid & self.i.ready & dropping & self.i.payload.last):
             m.d.sync += dropping.eq(0)
 
@@ -199,15 +212,20 @@ class TopK(wiring.Component):
         else:
             t_en, t_keys, t_last, t_k = s_valid, sorted_keys, Const(1, 1), s_k
 
-        # Decode the answer's keys into pairs; lanes past k or holding padding are not kept.
+        # Decode the answer's keys into pairs: the first min(k, kept) of the final run.  A problem
+        # with nothing kept gives one beat with no lane kept.
         out_beat = Signal(range(-(-self.max_k // lanes) + 1))
+        limit = Signal(self.k_width)
+        m.d.comb += limit.eq(Mux(kept_fifo.r_data < t_k, kept_fifo.r_data, t_k))
+        base = out_beat * lanes
         pair = Signal(self.out_layout)
         for j, key in enumerate(t_keys):
-            position = out_beat * lanes + j
             m.d.comb += [pair.indices[j].eq(~key[:iw]),
                          pair.values[j].eq(key[iw:iw + vw] ^ sign_flip),
-                         pair.keep[j].eq(key[-1] & (position < t_k))]
-        m.d.comb += [pair.last.eq(t_last), out_fifo.w_en.eq(t_en), out_fifo.w_data.eq(pair)]
+                         pair.keep[j].eq(base + j < limit)]
+        holds_pairs = (base < limit) | (out_beat == 0)
+        m.d.comb += [pair.last.eq(base + lanes >= limit), out_fifo.w_data.eq(pair),
+                     out_fifo.w_en.eq(t_en & holds_pairs), kept_fifo.r_en.eq(t_en & t_last)]
         with m.If(t_en):
             m.d.sync += out_beat.eq(Mux(t_last, 0, out_beat + 1))
         m.d.comb += [self.o.payload.eq(out_fifo.r_data), self.o.valid.eq(out_fifo.r_rdy),
