@@ -121,6 +121,10 @@ def cmd_sim(args) -> int:
         return _sim_engine(args)
     if args.unit == "scheduler":
         return _sim_scheduler(args)
+    if args.unit == "topk":
+        return _sim_topk(args)
+    if args.n is not None or args.k is not None:
+        raise CliError(f"{'--n' if args.n is not None else '--k'} applies to the top-k engine, not to {args.unit}")
     engine_only = [flag for flag, value in (("--seq-len", args.seq_len), ("--head-dim", args.head_dim),
                                             ("--heads", args.heads), ("--inputs", args.inputs),
                                             ("--output", args.output), ("--window", args.window),
@@ -213,6 +217,41 @@ def _sim_scheduler(args) -> int:
         return done
     print(f"  PASS: {report['elements']} tile fields and mask bits bit-exact against the golden schedule; "
           f"{report['cycles']} cycles from start to the last tile")
+    return 0
+
+
+def _sim_topk(args) -> int:
+    from .simulate import simulate_topk
+
+    stray = [flag for flag, value in (("--tiles", args.tiles), ("--depth", args.depth), ("--keys", args.keys),
+                                      ("--seq-len", args.seq_len), ("--head-dim", args.head_dim),
+                                      ("--heads", args.heads), ("--inputs", args.inputs),
+                                      ("--output", args.output)) if value is not None]
+    if stray or args.pattern != "dense":
+        raise CliError(f"{(stray or ['--pattern'])[0]} does not apply to the top-k engine (it takes --n and --k)")
+    params = _unit_params(args)
+    n = params["max_n"] if args.n is None else args.n
+    k = params["max_k"] if args.k is None else args.k
+    for flag, value, name in (("--n", n, "max_n"), ("--k", k, "max_k")):
+        if value < 1:
+            raise CliError(f"{flag} must be a positive integer, not {value}")
+        if value > params[name]:
+            raise CliError(f"{flag} must be at most {name} = {params[name]}, not {value}")
+    # Random values, then the same with many ties, then an ascending ramp: three answers to check.
+    problems = [dict(n=n, k=k, kind=kind) for kind in ("random", "few", "ascending")]
+    measure = args.idle == 0 and args.stall == 0
+    report, passed = _simulate(lambda: simulate_topk(params, problems, sim=args.sim, seed=args.seed,
+                                                     idle=args.idle, stall=args.stall, measure=measure))
+    done = _header_or_json(args, params, report, passed,
+                           f"top-k, {params['lanes']} lanes, {'signed' if params['signed'] else 'unsigned'} "
+                           f"{params['value_width']}-bit values, n={n}, k={k}")
+    if done is not None:
+        return done
+    print(f"  PASS: {report['elements']} output fields bit-exact against sim/topk.py "
+          f"(3 problems: random, many ties, ascending)")
+    if measure:
+        print(f"  cycles per problem (first value accepted to last pair taken): "
+              f"{', '.join(map(str, report['cycles_per_problem']))}")
     return 0
 
 
@@ -449,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim_p.add_argument("--tiles", type=int, default=None, help="number of tiles (default 4)")
     sim_p.add_argument("--depth", type=int, default=None, help="reduction length per tile (default max_reduction)")
     sim_p.add_argument("--keys", type=int, default=None, help="softmax: keys per row (default 4 x lanes)")
+    sim_p.add_argument("--n", type=int, default=None, help="top-k: values per problem (default max_n)")
+    sim_p.add_argument("--k", type=int, default=None, help="top-k: pairs to keep (default max_k)")
     sim_p.add_argument("--idle", type=float, default=0.0, help="probability of an idle input cycle")
     sim_p.add_argument("--stall", type=float, default=0.0, help="probability of output backpressure")
     sim_p.add_argument("--seq-len", type=int, default=None, help="engine: sequence length L (default 128, at most max_seq_len)")

@@ -27,6 +27,11 @@ PRESETS: dict[str, dict[str, dict]] = {
     "scheduler": {
         "default": {"rows": 8, "cols": 8, "max_seq_len": 4096, "max_heads": 16},
     },
+    "topk": {
+        "tiny": {"lanes": 4, "value_width": 16, "max_n": 256, "max_k": 32},
+        "default": {"lanes": 16, "value_width": 16, "max_n": 1024, "max_k": 128},
+        "large": {"lanes": 16, "value_width": 24, "max_n": 4096, "max_k": 512},
+    },
 }
 
 DESCRIPTIONS = {
@@ -42,4 +47,7 @@ DESCRIPTIONS = {
     ("engine", "large"): "16x16 array, L up to 4096, d up to 128, 16 heads",
     ("engine", "sparse"): "8x8 array, L up to 4096 (Longformer), window/dilated/grid patterns, 4 global tokens",
     ("scheduler", "default"): "8x8 tiles, L up to 4096, every pattern, 4 global tokens",
+    ("topk", "tiny"): "4 values per cycle, n up to 256, k up to 32",
+    ("topk", "default"): "16 values per cycle, n up to 1024, k up to 128 (SpAtten's setting)",
+    ("topk", "large"): "16 values per cycle, 24-bit values, n up to 4096, k up to 512",
 }

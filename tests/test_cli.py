@@ -401,3 +401,37 @@ def test_sim_scheduler_against_the_golden_schedule(capsys):
     assert_one_line_error(code, err, "--seq-len must be at most max_seq_len = 4096, not 5000")
     code, _, err = run(capsys, "sim", "scheduler", "--head-dim", "8")
     assert_one_line_error(code, err, "--head-dim does not apply to the scheduler")
+
+
+# --- top-k ------------------------------------------------------------------------------
+
+def test_generate_topk_alone(tmp_path, capsys):
+    code, out, _ = run(capsys, "generate", "topk", "-o", str(tmp_path), "--preset", "tiny", "--max-k", "20")
+    assert code == 0
+    manifest = json.loads((tmp_path / "topk_engine.manifest.json").read_text())
+    assert manifest["parameters"] == {"lanes": 4, "value_width": 16, "signed": True, "max_n": 256, "max_k": 20}
+    assert manifest["derived"]["merge_levels"] == 6 and manifest["derived"]["level_run_beats"] == [1, 2, 4, 5, 5, 5]
+    ports = {p["name"]: p for p in manifest["ports"]}
+    assert ports["i__payload"]["width"] == 4 * 16 + 4 + 1 and ports["o__payload"]["width"] == 4 * (8 + 16) + 4 + 1
+    assert "module topk_engine" in (tmp_path / "topk_engine.v").read_text()
+
+
+def test_sim_topk_checks_and_counts_cycles(capsys):
+    code, out, _ = run(capsys, "sim", "topk", "--preset", "tiny", "--n", "37", "--k", "9", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["passed"] and report["mismatch_count"] == 0
+    assert len(report["cycles_per_problem"]) == 3 and min(report["cycles_per_problem"]) >= 37 // 4
+
+
+@pytest.mark.parametrize("flags, fragments", [
+    (["--n", "300"], ["--n must be at most max_n = 256, not 300"]),
+    (["--k", "0"], ["--k must be a positive integer, not 0"]),
+    (["--seq-len", "8"], ["--seq-len does not apply to the top-k engine"]),
+    (["--lanes", "3"], ["lanes must be a power of two, not 3"]),
+])
+def test_sim_topk_rejects_bad_options(capsys, flags, fragments):
+    assert_one_line_error(*run(capsys, "sim", "topk", "--preset", "tiny", *flags)[::2], *fragments)
+
+
+def test_topk_flags_rejected_for_other_units(capsys):
+    assert_one_line_error(*run(capsys, "sim", "array", "--k", "3")[::2], "--k applies to the top-k engine")
