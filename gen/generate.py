@@ -161,6 +161,7 @@ def manifest(unit_name: str, component) -> dict:
     if unit_name == "topk":
         derived.update(index_width=component.index_width, key_width=component.key_width,
                        merge_levels=component.levels, level_run_beats=component.level_run_beats(),
+                       bank_bits=component.bank_bits,
                        sort_latency=component.sort_latency)
     if unit_name == "engine":
         derived.update(memory_bits=component.memory_bits, score_width=component.score_width,

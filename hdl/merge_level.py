@@ -72,6 +72,8 @@ class MergeLevel(wiring.Component):
     ----------
     depth : int
         Entries per bank.
+    bank_bits : int
+        Bits of both bank sets.
     latency : int
         Cycles from a step to its beat on ``o_en``.
 
@@ -104,6 +106,12 @@ class MergeLevel(wiring.Component):
             "w_en": In(1), "w_data": In(layout), "may_send": Out(1),
             "o_en": Out(1), "o_data": Out(layout), "o_may_send": In(1),
         })
+
+    @property
+    def bank_bits(self) -> int:
+        """Bits of both bank sets (lane 0's entries also hold ``final`` and ``k``)."""
+        entry = self.key_width + 1
+        return 2 * self.depth * (self.lanes * entry + 1 + self.k_width)
 
     @property
     def latency(self) -> int:

@@ -126,23 +126,38 @@ class TopK(wiring.Component):
         keep = -(-self.max_k // self.lanes)
         return [min(1 << level, keep) for level in range(self.levels)]
 
+    def _merge_levels(self) -> list[MergeLevel]:
+        levels, send_latency = [], self.sort_latency
+        for run_beats in self.level_run_beats():
+            levels.append(MergeLevel(lanes=self.lanes, key_width=self.key_width, k_width=self.k_width,
+                                     run_beats=run_beats, send_latency=send_latency,
+                                     stages_per_register=STAGES_PER_REGISTER))
+            send_latency = levels[-1].latency
+        return levels
+
+    @property
+    def bank_bits(self) -> int:
+        """Bits of all merge levels' banks (two sets of ``lanes`` banks per level)."""
+        total = 0
+        for level in self._merge_levels():
+            level._MustUse__silence = True
+            total += level.bank_bits
+        return total
+
     def elaborate(self, platform):
         m = Module()
         lanes, iw, vw = self.lanes, self.index_width, self.value_width
         beat_layout = run_beat_layout(lanes, self.key_width, self.k_width)
 
         # Merge levels, each promising room to the stage before it.
-        levels, send_latency = [], self.sort_latency
-        for number, run_beats in enumerate(self.level_run_beats()):
-            level = MergeLevel(lanes=lanes, key_width=self.key_width, k_width=self.k_width, run_beats=run_beats,
-                               send_latency=send_latency, stages_per_register=STAGES_PER_REGISTER)
+        levels = self._merge_levels()
+        for number, level in enumerate(levels):
             m.submodules[f"level{number}"] = level
-            if levels:
-                prev = levels[-1]
+            if number:
+                prev = levels[number - 1]
                 m.d.comb += [level.w_en.eq(prev.o_en), level.w_data.eq(prev.o_data),
                              prev.o_may_send.eq(level.may_send)]
-            levels.append(level)
-            send_latency = level.latency
+        send_latency = levels[-1].latency if levels else self.sort_latency
 
         # Output queue: pairs decoded from keys, room promised like a merge level's.
         out_slack = send_latency + 2

@@ -81,3 +81,16 @@ def test_sparse_engine_synthesizes(target):
                                             sparse=True))
     area = synthesize(path, "attention_engine", target, dsp=True)
     assert area["dsp"] >= 4 and area["bram"] >= 1, area
+
+
+@pytest.mark.parametrize("target", ["ecp5", "ice40", "xilinx7"])
+def test_topk_engine_synthesizes(target):
+    """A small top-k engine (4 lanes, n <= 64, k <= 8): compare-swaps in the fabric, no DSP; on ECP5
+    and Xilinx the merge levels' banks become distributed RAM, not flip-flops."""
+    path, component = cached_verilog("topk", dict(lanes=4, max_n=64, max_k=8, value_width=8))
+    area = synthesize(path, "topk_engine", target)
+    assert area["lut"] > 0 and area["dsp"] == 0, area
+    if target != "ice40":
+        assert area["lutram"] > 0, area
+    # Banks in RAM: fewer flip-flops than the banks alone would take as registers.
+    assert area["ff"] < component.bank_bits, (area, component.bank_bits)
