@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, Value
 
+from .pipeline import register
+
 __all__ = ["bitonic_sort_stages", "bitonic_merge_stages", "network_registers", "build_network"]
 
 
@@ -74,16 +76,6 @@ def build_network(m: Module, keys: list, side: list, stages, *, stages_per_regis
             keys[hi], keys[lo] = Mux(swap, b, a), Mux(swap, a, b)
         last = number == len(stages) - 1
         if not last and (number + 1) % stages_per_register == 0:
-            registered = []
-            for lane, key in enumerate(keys):
-                reg = Signal(key.shape(), name=f"{name}_r{number}_k{lane}")
-                m.d.sync += reg.eq(key)
-                registered.append(reg)
-            keys = registered
-            delayed = []
-            for n, value in enumerate(side):
-                reg = Signal(value.shape(), name=f"{name}_r{number}_side{n}")
-                m.d.sync += reg.eq(value)
-                delayed.append(reg)
-            side = delayed
+            keys = [register(m, key, f"{name}_r{number}_k{lane}") for lane, key in enumerate(keys)]
+            side = [register(m, value, f"{name}_r{number}_side{n}") for n, value in enumerate(side)]
     return keys, side
