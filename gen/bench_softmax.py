@@ -120,8 +120,10 @@ def _area(jobs: int) -> list[str]:
     return lines
 
 
-#: (multiplier, fifo_memory) of the Fmax table: what Yosys infers, then the ECP5 primitives.
-FMAX_CONFIGS = [("generic", "registers"), ("ecp5", "ecp5")]
+#: (multiplier, fifo_memory) of the Fmax table: the ECP5 primitives, as the engine builds it.  With what
+#: Yosys infers (generic multipliers, flip-flop FIFOs) the 22×16 logit multipliers alone held the unit
+#: at 89.8 MHz (2026-11-22), and router2 did not finish that build in 44 minutes (2026-11-30).
+FMAX_CONFIGS = [("ecp5", "ecp5")]
 FMAX_TIMEOUT = 45 * 60
 
 
@@ -193,9 +195,11 @@ both output FIFOs (credit buffers in flip-flops). Command: `./dev.sh bench softm
 ## Fmax on ECP5 (LFE5U-85F, CABGA381, speed 6)
 
 nextpnr-ecp5 (`--freq 200 --timing-allow-fail --router router2`, 45-minute limit per run), the default
-unit inside `hdl/pin_wrapper.py`, one run per seed; `generic`/`registers` is what Yosys infers, `ecp5`/`ecp5` instantiates MULT18X18D with registers and puts
-both output FIFOs in DP16KD block RAM with output registers. Goal: 200 MHz, the array's, so that the softmax
-never sets the clock.
+unit inside `hdl/pin_wrapper.py`, one run per seed, built as the engine builds it: MULT18X18D multipliers
+with their registers (`multiplier="ecp5"`) and both output FIFOs in DP16KD block RAM with output registers
+(`fifo_memory="ecp5"`). With what Yosys infers instead (generic multipliers, flip-flop FIFOs) the 22×16
+logit multipliers alone held the unit at 89.8 MHz (measured 2026-11-22). Goal: 200 MHz, the array's, so
+that the softmax never sets the clock. The critical path of each run is in docs/softmax.md.
 Command: `./dev.sh bench softmax --parts fmax`.
 
 <!-- begin fmax -->

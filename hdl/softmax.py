@@ -175,7 +175,7 @@ class SoftmaxUnit(wiring.Component):
     def _plan(self) -> dict:
         nm = self.numerics
         s = {}
-        s["logit"] = self._logit_multiplier().latency + 2  # multiplier, shift, saturate
+        s["logit"] = self._logit_multiplier().latency + 3  # multiplier, shift in two stages, saturate
         s["tile_max"] = s["logit"] + 2 * clog2(self.lanes)  # per level: compare, then select
         s["max_write"] = s["tile_max"] + 1  # compare at tile_max, select and write back a stage later
         s["new_max"] = s["max_write"] + 1
@@ -283,12 +283,16 @@ class SoftmaxUnit(wiring.Component):
             return delayed(m, value, stage - since, name)
 
         # --- logits: t = sat_T((S * M) >> s) ----------------------------------------------------
+        scale_shift_fine = register(m, scale_shift[:3], "scale_shift_fine")
         t_lo, t_hi = -(1 << (T - 1)), (1 << (T - 1)) - 1
         logits = []
         for j in range(lanes):
             m.submodules[f"logit_mul_{j}"] = mul = self._logit_multiplier()
             m.d.comb += [mul.a.eq(score0[j]), mul.b.eq(scale_mult)]
-            shifted = register(m, mul.product >> scale_shift, f"shifted_{j}")
+            # Two stages of shifting (by multiples of 8, then 0..7): in one, the shifter was the ECP5
+            # critical path (9.1 ns, five LUT levels).
+            coarse = register(m, mul.product >> Cat(Const(0, 3), scale_shift[3:]), f"shifted_coarse_{j}")
+            shifted = register(m, coarse >> scale_shift_fine, f"shifted_{j}")
             logit = Signal(signed(T), name=f"logit_{j}")
             # It fits T bits when the bits above T-1 all equal the sign: a reduction, no comparator.
             high = shifted[T - 1:]
@@ -308,7 +312,10 @@ class SoftmaxUnit(wiring.Component):
                     v, x = (delayed(m, value, 1, f"max_pass_{level}_{i}") for value in nodes[i])
                 else:
                     (va, xa), (vb, xb) = nodes[i], nodes[i + 1]
-                    take_a = register(m, va & (~vb | (xa >= xb)), f"max_take_{level}_{i}")
+                    # a >= b as the sign of a one-bit-wider difference: the end of the carry chain,
+                    # where Yosys's signed >= adds an overflow correction after it.
+                    not_below = ~(xa.as_signed() - xb.as_signed())[-1]
+                    take_a = register(m, va & (~vb | not_below), f"max_take_{level}_{i}")
                     xa, xb = register(m, xa, f"max_a_{level}_{i}"), register(m, xb, f"max_b_{level}_{i}")
                     v, x = register(m, va | vb, f"max_either_{level}_{i}"), Mux(take_a, xa, xb)
                 merged.append((register(m, v, f"max_valid_{level}_{i}"), register(m, x, f"max_{level}_{i}")))
@@ -328,7 +335,9 @@ class SoftmaxUnit(wiring.Component):
         rise = Signal(signed(T + 1))
         m.d.comb += rise.eq(tile_max - old_max)
         rise_w = register(m, rise, "rise")
-        greater_w = register(m, tile_max > old_max, "greater")
+        # "Grows" may include equality: the maximum and the zero rise are the same either way, and
+        # the sign of the rise is the end of its carry chain (a separate > took extra logic after it).
+        greater_w = register(m, ~rise[-1], "greater")
         seen_w = register(m, max_read.data[T] & ~first_tm, "seen")
         tile_seen_w = register(m, tile_seen, "tile_seen")
         tile_max_w = register(m, tile_max, "tile_max_w")
