@@ -14,7 +14,9 @@ class PinWrapper(wiring.Component):
 
     A bare block has hundreds of ports, more than a package has pins.  Here
     all input bits of ``inner`` (payloads, valids, readies) come from one long
-    shift register clocked in from ``din``, and all its output bits are
+    chain of flip-flops fed from ``din`` (each stage the XOR of its neighbour
+    and itself, so that none can be merged with a register inside ``inner``),
+    and all its output bits are
     registered and then XOR-reduced by a tree with a register after every
     four-input level into ``dout``.  Every bit of logic stays observable, so
     synthesis keeps it, and every path into and out of ``inner`` starts and
@@ -40,7 +42,11 @@ class PinWrapper(wiring.Component):
 
         width_in = sum(len(v) for v in inputs)
         chain = Signal(width_in)
-        m.d.sync += chain.eq(Cat(self.din, chain[:-1]))
+        # Each stage XORs in its own old value: a plain shift register has flip-flops whose D is
+        # the previous stage, exactly like the delay lines inside ``inner`` that its bits feed, and
+        # synthesis merges such equal flip-flops, tying ``inner``'s pipelines to the chain across
+        # the die (a wire that sets Fmax in the wrapper and would not exist in a real design).
+        m.d.sync += chain.eq(Cat(self.din, chain[:-1]) ^ chain)
         offset = 0
         for v in inputs:
             m.d.comb += v.eq(chain[offset:offset + len(v)])

@@ -283,7 +283,6 @@ class SoftmaxUnit(wiring.Component):
             return delayed(m, value, stage - since, name)
 
         # --- logits: t = sat_T((S * M) >> s) ----------------------------------------------------
-        scale_shift_fine = register(m, scale_shift[:3], "scale_shift_fine")
         t_lo, t_hi = -(1 << (T - 1)), (1 << (T - 1)) - 1
         logits = []
         for j in range(lanes):
@@ -291,8 +290,15 @@ class SoftmaxUnit(wiring.Component):
             m.d.comb += [mul.a.eq(score0[j]), mul.b.eq(scale_mult)]
             # Two stages of shifting (by multiples of 8, then 0..7): in one, the shifter was the ECP5
             # critical path (9.1 ns, five LUT levels).
-            coarse = register(m, mul.product >> Cat(Const(0, 3), scale_shift[3:]), f"shifted_coarse_{j}")
-            shifted = register(m, coarse >> scale_shift_fine, f"shifted_{j}")
+            # Each lane shifts by a copy of its own, loaded with the lane's unmasked beats: one
+            # register driving all lanes' shifters was the ECP5 critical path (6.1 ns on that net),
+            # and copies loaded alike would be merged back by synthesis.  A masked lane's logit is
+            # never used, so its copy may lag.
+            lane_shift = Signal.like(scale_shift, name=f"scale_shift_{j}")
+            with m.If(mask0[j]):
+                m.d.sync += lane_shift.eq(scale_shift)
+            coarse = register(m, mul.product >> Cat(Const(0, 3), lane_shift[3:]), f"shifted_coarse_{j}")
+            shifted = register(m, coarse >> register(m, lane_shift[:3], f"scale_shift_fine_{j}"), f"shifted_{j}")
             logit = Signal(signed(T), name=f"logit_{j}")
             # It fits T bits when the bits above T-1 all equal the sign: a reduction, no comparator.
             high = shifted[T - 1:]
