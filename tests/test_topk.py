@@ -68,6 +68,7 @@ def test_bad_parameters_name_the_value(params, message):
 
 def test_figures():
     c = TopK()
+    c._MustUse__silence = True     # asked for its figures only
     assert (c.index_width, c.key_width, c.levels, c.level_run_beats()) == (10, 27, 6, [1, 2, 4, 8, 8, 8])
 
 
