@@ -15,10 +15,10 @@ from amaranth.hdl import Module, Mux, Signal, Value
 
 from .pipeline import register
 
-__all__ = ["bitonic_sort_stages", "bitonic_merge_stages", "network_registers", "build_network"]
+__all__ = ["check_lanes", "bitonic_sort_stages", "bitonic_merge_stages", "network_registers", "build_network"]
 
 
-def _check_lanes(lanes: int) -> int:
+def check_lanes(lanes: int) -> int:
     if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1 or lanes & (lanes - 1):
         raise ValueError(f"lanes must be a power of two, not {lanes!r}")
     return lanes
@@ -26,7 +26,7 @@ def _check_lanes(lanes: int) -> int:
 
 def bitonic_merge_stages(lanes: int) -> list[list[tuple[int, int]]]:
     """Half-cleaners that sort a (cyclically) bitonic sequence into descending order: log2(lanes) stages."""
-    _check_lanes(lanes)
+    check_lanes(lanes)
     stages, stride = [], lanes // 2
     while stride >= 1:
         stages.append([(i, i + stride) for i in range(lanes) if not i & stride])
@@ -36,7 +36,7 @@ def bitonic_merge_stages(lanes: int) -> list[list[tuple[int, int]]]:
 
 def bitonic_sort_stages(lanes: int) -> list[list[tuple[int, int]]]:
     """Batcher's bitonic sorter, descending: log2(lanes)·(log2(lanes)+1)/2 stages."""
-    _check_lanes(lanes)
+    check_lanes(lanes)
     stages, size = [], 2
     while size <= lanes:
         stride = size // 2

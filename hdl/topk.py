@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from .merge_level import MergeLevel, run_beat_layout
 from .params import boolean, positive_int, reject_unknown
-from .sorting_network import bitonic_sort_stages, build_network, network_registers
+from .sorting_network import bitonic_sort_stages, check_lanes, build_network, network_registers
 
 __all__ = ["TopK", "TOPK_DEFAULTS", "topk_params"]
 
@@ -30,9 +30,7 @@ def topk_params(**params) -> dict:
     """``TOPK_DEFAULTS`` updated by ``params``, each checked (``ValueError`` names the bad one)."""
     reject_unknown("topk", params, TOPK_DEFAULTS)
     p = {**TOPK_DEFAULTS, **params}
-    lanes = positive_int("lanes", p["lanes"], at_most=64)
-    if lanes & (lanes - 1):
-        raise ValueError(f"lanes must be a power of two, not {lanes!r}")
+    check_lanes(positive_int("lanes", p["lanes"], at_most=64))
     positive_int("value_width", p["value_width"], at_most=64)
     boolean("signed", p["signed"])
     positive_int("max_n", p["max_n"], at_most=1 << 20)
