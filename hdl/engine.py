@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sim.golden import RESCALE_EXP_MAX, Numerics
 
 from .credit_fifo import check_fifo_memory
+from .head_importance import HeadImportance
+from .importance import TokenImportance
 from .multiplier import check_multiplier
 from .output_accumulator import OutputAccumulator
-from .params import positive_int, reject_unknown
+from .params import boolean, positive_int, reject_unknown
 from .register_slice import RegisterSlice
 from .softmax import SoftmaxUnit
 from .sparse_scheduler import SparseScheduler, scheduler_params
@@ -34,6 +36,7 @@ ENGINE_DEFAULTS = {
     "max_heads": 16,
     "prob_tiles": 3,
     "sparse": False,
+    "importance": False,
     "max_dilation": 64,
     "max_globals": 4,
     "multiplier": "generic",
@@ -54,6 +57,10 @@ def engine_params(**params) -> dict:
     positive_int("prob_tiles", p["prob_tiles"], at_most=16)
     scheduler_params(rows=p["rows"], cols=p["cols"], max_seq_len=p["max_seq_len"], max_heads=p["max_heads"],
                      max_dilation=p["max_dilation"], max_globals=p["max_globals"], sparse=p["sparse"])
+    boolean("importance", p["importance"])
+    if p["importance"] and p["sparse"]:
+        raise ValueError("importance needs a dense engine (sparse = false): importance runs take the "
+                         "dense pattern only")
     nm = Numerics.coerce(p["numerics"])
     p["numerics"] = dataclasses.asdict(nm)
     check_multiplier(a_width=nm.prob_width + 1, b_width=nm.data_width, a_signed=True, b_signed=True,
@@ -155,8 +162,24 @@ class AttentionEngine(wiring.Component):
         if p["sparse"]:
             pattern_ports["kv_index"] = Out(stream.Signature(data.StructLayout({
                 "keys": data.ArrayLayout(range(p["max_seq_len"]), C), "count": range(C + 1), "last": 1})))
+        importance_ports = {}
+        if p["importance"]:
+            self.token_importance_unit = TokenImportance(
+                lanes=C, slots=R, max_seq_len=p["max_seq_len"], max_heads=p["max_heads"],
+                multiplier=p["multiplier"], numerics=nm)
+            self.head_importance_unit = HeadImportance(
+                lanes=C, rows=R, data_width=w, max_seq_len=p["max_seq_len"], max_head_dim=p["max_head_dim"],
+                max_heads=p["max_heads"])
+            for unit in (self.token_importance_unit, self.head_importance_unit):
+                unit._MustUse__silence = True
+            importance_ports = {
+                "importance": In(1),
+                "token_importance": Out(self.token_importance_unit.signature.members["out"].signature),
+                "head_importance": Out(self.head_importance_unit.signature.members["out"].signature),
+            }
         super().__init__({
             **pattern_ports,
+            **importance_ports,
             "start": In(1),
             "seq_len": In(range(p["max_seq_len"] * 2 + 1)),
             "heads": In(range(p["max_heads"] * 2 + 1)),
@@ -203,7 +226,11 @@ class AttentionEngine(wiring.Component):
         q_bits = 2 * p["max_head_dim"] * self.rows * nm.data_width
         prob_bits = p["prob_tiles"] * self.rows * (self.cols * nm.prob_width + nm.prob_width + 6)
         acc_bits = self.rows * self.max_chunks * self.cols * nm.out_acc_width(p["max_seq_len"])
-        return q_bits + prob_bits + acc_bits
+        importance_bits = 0
+        if p["importance"]:
+            tok, heads = self.token_importance_unit, self.head_importance_unit
+            importance_bits = tok.words * self.cols * tok.width + p["max_heads"] * (heads.width + 1)
+        return q_bits + prob_bits + acc_bits + importance_bits
 
     def elaborate(self, platform):
         m = Module()
@@ -226,11 +253,19 @@ class AttentionEngine(wiring.Component):
         heads = Signal(range(p["max_heads"] + 1))
         head_dim = Signal(range(d_max + 1))
         scale_mult, scale_shift = Signal(nm.mult_width), Signal(range(64))
+        imp = p["importance"]
+        imp_run = Signal()   # this run ranks tokens and heads
+        meta_ok = Signal(init=1)             # room to queue a score tile's figures (importance)
+        awaiting_sums = Signal(range(3))     # scan passes whose reciprocals have not all left the softmax
         started = Signal()
         in_range = ((self.seq_len >= 1) & (self.seq_len <= L_max) & (self.heads >= 1)
                     & (self.heads <= p["max_heads"]) & (self.head_dim >= 1) & (self.head_dim <= d_max)
                     & (self.scale_shift <= nm.max_shift) & sched.config_ok)
         m.d.comb += [started.eq(self.start & ~self.busy & in_range), sched.start.eq(started)]
+        if imp:
+            m.d.comb += sched.importance.eq(self.importance)
+            with m.If(started):
+                m.d.sync += imp_run.eq(self.importance)
         with m.If(self.start & ~self.busy):
             m.d.sync += self.error.eq(~in_range)
         with m.If(started):
@@ -341,7 +376,18 @@ class AttentionEngine(wiring.Component):
         probs = softmax.probs
         m.d.comb += probs.ready.eq(1)   # a buffer was reserved when the score tile started
         p_completed = Signal()
-        with m.If(probs.valid):
+        kept = Const(1)
+        if imp:
+            # What the probabilities of each score tile are for, queued as it starts, read with its
+            # last row; the queue's depth bounds the score tiles in flight.
+            meta_layout = data.StructLayout({"scan": 1, "word": range(self.token_importance_unit.words),
+                                             "fresh": 1, "block_last": 1, "run_end": 1})
+            m.submodules.prob_meta = prob_meta = fifo.SyncFIFOBuffered(width=meta_layout.size, depth=8)
+            meta_head = data.View(meta_layout, prob_meta.r_data)
+            m.d.comb += [prob_meta.r_en.eq(probs.valid & (probs.payload.slot == R - 1)),
+                         meta_ok.eq(prob_meta.w_rdy)]
+            kept = ~meta_head.scan   # a scan tile's probabilities are not used
+        with m.If(probs.valid & kept):
             m.d.sync += [p_buf[p_wptr][probs.payload.slot].eq(probs.payload.p),
                          p_factor[p_wptr][probs.payload.slot].mant.eq(probs.payload.scale_mant),
                          p_factor[p_wptr][probs.payload.slot].exp.eq(probs.payload.scale_exp)]
@@ -361,9 +407,17 @@ class AttentionEngine(wiring.Component):
         # A block holds its reciprocals in the accumulator from its last score tile to its last
         # value tile, and the accumulator holds two blocks': a third block's scores wait.
         blocks_open = Signal(range(3))
-        opens_block = sd.first
-        score_ready = (~sc_done & score_tiles.r_rdy & q_full.bit_select(q_rbank, 1) & (p_reserved < NB)
-                       & (~opens_block | (blocks_open < 2)))
+        # In an importance run the softmax opens and closes a row in the scan pass; the computing
+        # pass continues it (its maximum is final, so every rescale is the identity).
+        sm_first = sd.first & (sd.scan | ~imp_run)
+        sm_last = sd.last & (sd.scan | ~imp_run)
+        opens_block = sm_first
+        # The computing pass needs the reciprocals of its scan pass for the importance: its first
+        # tile waits until they have left the softmax.
+        score_ready = (~sc_done & score_tiles.r_rdy & q_full.bit_select(q_rbank, 1)
+                       & (sd.scan | (p_reserved < NB)) & meta_ok
+                       & (~opens_block | (blocks_open < 2))
+                       & ~(imp_run & sd.first & ~sd.scan & (awaiting_sums != 0)))
         sel_value = Mux(in_tile, tile_value, value_ready)
         sel_ok = in_tile | ((value_ready | score_ready) & tags.w_rdy)
         st_valid, st_value, st_last = Signal(), Signal(), Signal()
@@ -395,8 +449,8 @@ class AttentionEngine(wiring.Component):
         run_end = vd.run_end & vl_last["cc"]
         m.d.comb += [
             tag.value.eq(sel_value),
-            tag.first.eq(Mux(sel_value, vd.first, sd.first)),
-            tag.last.eq(Mux(sel_value, vd.last, sd.last)),
+            tag.first.eq(Mux(sel_value, vd.first, sm_first)),
+            tag.last.eq(Mux(sel_value, vd.last, sm_last)),
             tag.chunk.eq(vl_chunk), tag.chunk_last.eq(vl_last["cc"]),
             tag.rows.eq(vd.rows),
             tag.lanes.eq(remaining(vl["cc"], head_dim, C)),
@@ -409,7 +463,7 @@ class AttentionEngine(wiring.Component):
 
         score_starts = issue_score & ~in_tile
         value_frees = issue_value & vl_last["j"] & vl_last["cc"]
-        m.d.sync += [p_reserved.eq(p_reserved + score_starts - value_frees),
+        m.d.sync += [p_reserved.eq(p_reserved + (score_starts & ~sd.scan) - value_frees),
                      blocks_open.eq(blocks_open + (score_starts & opens_block) - acc.block_done)]
         with m.If(value_frees):
             m.d.sync += p_rptr.eq(ring_next(p_rptr))
@@ -424,7 +478,7 @@ class AttentionEngine(wiring.Component):
             queued.keys.eq(sd_keys), queued.rows.eq(remaining(sd.block * R, seq_len, R)),
             queued.first.eq(sd.first), queued.last.eq(sd.last), queued.run_end.eq(sd.run_end),
             value_tiles.w_data.eq(queued),
-            value_tiles.w_en.eq(score_starts),
+            value_tiles.w_en.eq(score_starts & ~sd.scan),
             score_tiles.r_en.eq(issue_score & sc_last["k"]),
             value_tiles.r_en.eq(value_frees),
         ]
@@ -432,7 +486,7 @@ class AttentionEngine(wiring.Component):
             advance(sc, sc_last, s_levels)
             with m.If(sc_last["k"] & sd.run_end):
                 m.d.sync += sc_done.eq(1)
-            with m.If(sc_last["k"] & sd.last):
+            with m.If(sc_last["k"] & sd.last & ~sd.scan):
                 m.d.comb += q_released.eq(1)
                 m.d.sync += q_rbank.eq(~q_rbank)
         with m.If(issue_value):
@@ -444,6 +498,40 @@ class AttentionEngine(wiring.Component):
         for b in range(2):
             with m.If((q_loaded & (q_wbank == b)) | (q_released & (q_rbank == b))):
                 m.d.sync += q_full[b].eq(q_loaded & (q_wbank == b))
+
+        if imp:
+            tile_word, block_done_once = Signal.like(meta_head.word), Signal()
+            meta = Signal(meta_layout)
+            m.d.comb += [
+                meta.scan.eq(sd.scan), meta.word.eq(tile_word), meta.fresh.eq(~block_done_once),
+                meta.block_last.eq(sd.last), meta.run_end.eq(sd.run_end),
+                prob_meta.w_data.eq(meta), prob_meta.w_en.eq(score_starts),
+            ]
+            with m.If(started):
+                m.d.sync += [tile_word.eq(0), block_done_once.eq(0), awaiting_sums.eq(0)]
+            with m.Else():
+                with m.If(score_starts):
+                    m.d.sync += tile_word.eq(Mux(sd.last, 0, tile_word + 1))
+                    with m.If(sd.last & ~sd.scan):
+                        m.d.sync += block_done_once.eq(1)
+                sums_taken = softmax.sums.valid & softmax.sums.ready
+                m.d.sync += awaiting_sums.eq(awaiting_sums + (score_starts & sd.scan & sd.last)
+                                             - (sums_taken & imp_run & (softmax.sums.payload.slot == R - 1)))
+
+            m.submodules.token_importance = tok = self.token_importance_unit
+            m.d.comb += [
+                tok.start.eq(started), tok.seq_len.eq(self.seq_len),
+                tok.probs.valid.eq(probs.valid & kept & imp_run),
+                tok.probs.payload.p.eq(probs.payload.p), tok.probs.payload.slot.eq(probs.payload.slot),
+                tok.probs.payload.word.eq(meta_head.word), tok.probs.payload.fresh.eq(meta_head.fresh),
+                tok.probs.payload.block_last.eq(meta_head.block_last),
+                tok.probs.payload.run_end.eq(meta_head.run_end),
+                tok.recips.valid.eq(softmax.sums.valid & softmax.sums.ready & imp_run),
+                tok.recips.payload.slot.eq(softmax.sums.payload.slot),
+                tok.recips.payload.recip.eq(softmax.sums.payload.recip),
+                tok.recips.payload.recip_exp.eq(softmax.sums.payload.recip_exp),
+            ]
+            wiring.connect(m, wiring.flipped(self.token_importance), tok.out)
 
         # Array operands: a is Q (signed) for score tiles, the probability column (unsigned) for value tiles.
         for r in range(R):
@@ -501,6 +589,28 @@ class AttentionEngine(wiring.Component):
             self.o.payload.last.eq(acc.out.payload.last),
             acc.out.ready.eq(self.o.ready),
         ]
-        with m.If(acc.out.valid & acc.out.ready & acc.out.payload.run_end):
-            m.d.sync += [self.busy.eq(0), self.done.eq(1)]
+        o_end = acc.out.valid & acc.out.ready & acc.out.payload.run_end
+        if imp:
+            m.submodules.head_importance = heads_unit = self.head_importance_unit
+            m.d.comb += [
+                heads_unit.start.eq(started), heads_unit.seq_len.eq(self.seq_len), heads_unit.heads.eq(self.heads),
+                heads_unit.o.valid.eq(acc.out.valid & acc.out.ready & imp_run),
+                heads_unit.o.payload.data.eq(acc.out.payload.data),
+                heads_unit.o.payload.last.eq(acc.out.payload.last),
+            ]
+            wiring.connect(m, wiring.flipped(self.head_importance), heads_unit.out)
+            # A run is done when O and, in an importance run, both importance streams have ended.
+            finished = Signal(3)
+            ends = Cat(o_end,
+                       self.token_importance.valid & self.token_importance.ready & self.token_importance.payload.last,
+                       self.head_importance.valid & self.head_importance.ready & self.head_importance.payload.last)
+            with m.If(started):
+                m.d.sync += finished.eq(Cat(0, ~self.importance, ~self.importance))
+            with m.Elif(self.busy):
+                m.d.sync += finished.eq(finished | ends)
+                with m.If((finished | ends).all()):
+                    m.d.sync += [self.busy.eq(0), self.done.eq(1)]
+        else:
+            with m.If(o_end):
+                m.d.sync += [self.busy.eq(0), self.done.eq(1)]
         return m

@@ -95,6 +95,9 @@ class SparseScheduler(wiring.Component):
         one outside the sequence).
     seq_len, heads, pattern, window, dilation, grid_h, grid_w, window_h, window_w : In
         Runtime registers; ``pattern`` as in ``PATTERN_CODES``.
+    importance : In(1)
+        Runtime: an importance run walks every block twice, the first pass's tiles flagged ``scan``
+        (``first`` and ``last`` mark each pass's ends; ``run_end`` only the computing pass's).
     global_count : In(range(max_globals + 1))
     global_tokens : In(ArrayLayout(range(max_seq_len), max_globals))
     busy, done, error : Out(1)
@@ -103,7 +106,8 @@ class SparseScheduler(wiring.Component):
     tiles : Out(stream)
         ``block``, ``keys`` (``cols`` key indices; lanes past ``count`` are 0),
         ``count`` (1 to ``cols``), ``first``, ``last`` (of the block),
-        ``run_end`` (last tile of the run), ``mask`` (``rows`` words of
+        ``run_end`` (last tile of the run), ``scan`` (a tile of an importance run's
+        scan pass), ``mask`` (``rows`` words of
         ``cols`` bits, bit ``c`` of word ``r`` set when query ``b·rows+r``
         attends key ``keys[c]``; padding rows and lanes past ``count`` are 0).
     """
@@ -116,12 +120,13 @@ class SparseScheduler(wiring.Component):
         self.max_blocks = -(-L // self.rows)
         self.tile_layout = data.StructLayout({
             "block": range(self.max_blocks), "keys": data.ArrayLayout(range(L), self.cols),
-            "count": range(self.cols + 1), "first": 1, "last": 1, "run_end": 1,
+            "count": range(self.cols + 1), "first": 1, "last": 1, "run_end": 1, "scan": 1,
             "mask": data.ArrayLayout(self.cols, self.rows)})
         super().__init__({
             "start": In(1),
             "seq_len": In(range(L + 1)),
             "heads": In(range(p["max_heads"] + 1)),
+            "importance": In(1),
             "pattern": In(2),
             "window": In(range(2 * L + 1)),
             "dilation": In(range(p["max_dilation"] + 1)),
@@ -144,6 +149,7 @@ class SparseScheduler(wiring.Component):
 
         # --- runtime registers, checked at start.
         seq_len, heads = Signal.like(self.seq_len), Signal.like(self.heads)
+        importance, scan = Signal(), Signal()
         pattern, window, dilation = Signal(2), Signal.like(self.window), Signal.like(self.dilation)
         grid_w = Signal.like(self.grid_w)
         half_h, half_w = Signal.like(self.window_h), Signal.like(self.window_w)
@@ -171,6 +177,7 @@ class SparseScheduler(wiring.Component):
             m.d.sync += self.error.eq(~in_range)
         with m.If(started):
             m.d.sync += [seq_len.eq(self.seq_len), heads.eq(self.heads), pattern.eq(self.pattern),
+                         importance.eq(self.importance),
                          window.eq(self.window), dilation.eq(Mux(is_dilated, self.dilation, 1)),
                          grid_w.eq(Mux(is_grid, self.grid_w, 1)),
                          half_h.eq(self.window_h >> 1), half_w.eq(self.window_w >> 1),
@@ -234,7 +241,7 @@ class SparseScheduler(wiring.Component):
         block_end = Mux(phase == RANGE, range_end & ~has_globals, globals_end)
 
         with m.If(first_setup):
-            m.d.sync += [w_valid.eq(1), phase.eq(START_A), h.eq(0), b.eq(0), i0.eq(0)]
+            m.d.sync += [w_valid.eq(1), phase.eq(START_A), h.eq(0), b.eq(0), i0.eq(0), scan.eq(importance)]
             m.d.sync += [qc[r].eq(table[r]) for r in range(R)]
         with m.Elif(w_valid & (phase == START_A)):
             for r in range(R):
@@ -269,8 +276,11 @@ class SparseScheduler(wiring.Component):
                     m.d.sync += [phase.eq(GLOBALS), gi.eq(0)]
             with m.Else():
                 m.d.sync += gi.eq(gi + 1)
-            with m.If(block_end):
-                m.d.sync += phase.eq(START_A)
+            with m.If(block_end & scan):
+                # The scan pass of an importance run ends: walk the same block again.
+                m.d.sync += [phase.eq(START_A), scan.eq(0)]
+            with m.Elif(block_end):
+                m.d.sync += [phase.eq(START_A), scan.eq(importance)]
                 with m.If(~block_last):
                     m.d.sync += [b.eq(b + 1), i0.eq(i0 + R), *[s for r in range(R) for s in advance(qc[r], table[R])]]
                 with m.Else():
@@ -317,12 +327,13 @@ class SparseScheduler(wiring.Component):
         # --- stage A: the candidate key, its column and flags.
         a_valid = Signal()
         a = Signal(data.StructLayout({"block": range(self.max_blocks), "key": range(L), "column": R,
-                                      "include": 1, "block_end": 1, "run_end": 1}))
+                                      "include": 1, "block_end": 1, "run_end": 1, "scan": 1}))
         a_take = Signal()
         m.d.comb += a_ready.eq(~a_valid | a_take)
         with m.If(w_step):
             m.d.sync += [a_valid.eq(1), a.block.eq(b), a.key.eq(key), a.column.eq(column), a.include.eq(include),
-                         a.block_end.eq(block_end), a.run_end.eq(block_end & block_last & head_last)]
+                         a.block_end.eq(block_end), a.run_end.eq(block_end & block_last & head_last & ~scan),
+                         a.scan.eq(scan)]
         with m.Elif(a_take):
             m.d.sync += a_valid.eq(0)
 
@@ -332,7 +343,7 @@ class SparseScheduler(wiring.Component):
         lane_cols = Signal(data.ArrayLayout(R, C))
         filled = Signal(range(C + 1))
         tile_block = Signal(range(self.max_blocks))
-        tile_run_end, closing, block_open = Signal(), Signal(), Signal()
+        tile_run_end, tile_scan, closing, block_open = Signal(), Signal(), Signal(), Signal()
         out_free = ~self.tiles.valid | self.tiles.ready
         full = filled == C
         m.d.comb += a_take.eq(a_valid & ~closing & (~(a.include & full) | out_free))
@@ -342,6 +353,7 @@ class SparseScheduler(wiring.Component):
         with m.If(emit_full | emit_last):
             m.d.sync += [self.tiles.valid.eq(1), out.block.eq(tile_block), out.count.eq(filled),
                          out.first.eq(~block_open), out.last.eq(emit_last), out.run_end.eq(emit_last & tile_run_end),
+                         out.scan.eq(tile_scan),
                          block_open.eq(~emit_last)]
             for c in range(C):
                 used = c < filled
@@ -358,9 +370,9 @@ class SparseScheduler(wiring.Component):
                     with m.If(lane == c):
                         m.d.sync += [lane_keys[c].eq(a.key), lane_cols[c].eq(a.column)]
                 m.d.sync += [filled.eq(lane + 1), tile_block.eq(a.block), tile_run_end.eq(a.run_end),
-                             closing.eq(a.block_end)]
+                             tile_scan.eq(a.scan), closing.eq(a.block_end)]
             with m.Elif(a.block_end):
-                m.d.sync += [closing.eq(1), tile_run_end.eq(a.run_end)]
+                m.d.sync += [closing.eq(1), tile_run_end.eq(a.run_end), tile_scan.eq(a.scan)]
 
         with m.If(self.tiles.valid & self.tiles.ready & self.tiles.payload.run_end):
             m.d.sync += [self.busy.eq(0), self.done.eq(1)]
