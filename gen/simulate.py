@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .generate import cached_verilog, unit
-from hdl.params import positive_int
+from hdl.params import boolean, positive_int
 from sim.sparse import SparsePattern, allowed_mask, pattern_from_dict, register_values, scheduled_tiles
 
 __all__ = ["simulate_array", "simulate_softmax", "simulate_scheduler", "simulate_topk", "simulate_engine", "measure_engine", "check_probability"]
@@ -157,6 +157,9 @@ def _engine_runs(params: dict, runs) -> list[dict]:
             raise ValueError(f"at most max_globals = {params['max_globals']} global tokens, "
                              f"not {len(pattern.global_tokens)}")
         r["pattern"] = pattern.to_dict()
+        r["importance"] = boolean("importance", r.get("importance", False))
+        if r["importance"] and not params["importance"]:
+            raise ValueError("an importance run needs an engine built with importance = true")
     return runs
 
 
@@ -315,6 +318,8 @@ def simulate_engine(params: dict, runs, *, sim: str = "icarus", seed: int = 1, s
     cfg = dict(full, seed=int(seed), runs=runs, scale_mult=int(scale_mult), scale_shift=int(scale_shift),
                idle=check_probability("idle", idle), stall=check_probability("stall", stall),
                reset_mid=bool(reset_mid))
+    if full["importance"]:
+        cfg["token_importance_width"] = component.engine.token_importance_unit.width
     models = unit("engine").simulation_models(full)
     with tempfile.TemporaryDirectory(prefix="attn-engine-") as tmp:
         if operands is not None:
@@ -331,5 +336,7 @@ def simulate_engine(params: dict, runs, *, sim: str = "icarus", seed: int = 1, s
         if operands is not None:
             with np.load(cfg["capture"]) as f:
                 report["outputs"] = [f[f"o{i}"] for i in range(len(runs)) if f"o{i}" in f.files]
+                report["importance"] = [{"tokens": f[f"tokens{i}"], "heads": f[f"heads{i}"]}
+                                         if f"tokens{i}" in f.files else None for i in range(len(runs))]
     report.update(sim=sim, memory_bits=component.memory_bits)
     return report

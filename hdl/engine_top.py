@@ -37,6 +37,13 @@ class AttentionEngineAxi(wiring.Component):
     value), ``tlast`` on a query block's last tile.  A DMA engine follows it,
     gathering K and V of exactly those keys (docs/sparse.md).
 
+    An engine built with ``importance=True`` adds ``ctrl_importance`` (an
+    importance run when set at ``ctrl_start``) and two master streams, sent
+    after the run's O: ``m_axis_token_importance`` (``ceil(L / cols)`` beats of
+    ``cols`` unsigned importances, key ``j`` in lane ``j mod cols`` of beat
+    ``j div cols``) and ``m_axis_head_importance`` (one beat per head),
+    ``tlast`` on each one's final beat (docs/engine.md, *Importance runs*).
+
     Parameters are those of :class:`~hdl.engine.AttentionEngine`.
     """
 
@@ -62,12 +69,21 @@ class AttentionEngineAxi(wiring.Component):
                             "m_axis_kv_index_tkeep": Out(self.cols),
                             "m_axis_kv_index_tvalid": Out(1), "m_axis_kv_index_tready": In(1),
                             "m_axis_kv_index_tlast": Out(1)})
+        if self.params["importance"]:
+            for name in self._importance_streams:
+                port = getattr(e, name)
+                members.update({f"m_axis_{name}_tdata": Out(len(Value.cast(port.payload.data))),
+                                f"m_axis_{name}_tvalid": Out(1), f"m_axis_{name}_tready": In(1),
+                                f"m_axis_{name}_tlast": Out(1)})
         super().__init__(members)
+
+    _importance_streams = ("token_importance", "head_importance")
 
     @property
     def _control_inputs(self) -> tuple:
         sparse = PATTERN_REGISTERS if self.engine.params["sparse"] else ()
-        return ("start", "seq_len", "heads", "head_dim", "scale_mult", "scale_shift", *sparse)
+        importance = ("importance",) if self.engine.params["importance"] else ()
+        return ("start", "seq_len", "heads", "head_dim", "scale_mult", "scale_shift", *sparse, *importance)
 
     def __getattr__(self, name):
         # Derived figures (memory_bits, array_figures, ...) are the engine's.
@@ -96,6 +112,13 @@ class AttentionEngineAxi(wiring.Component):
                          self.m_axis_kv_index_tlast.eq(e.kv_index.payload.last),
                          self.m_axis_kv_index_tvalid.eq(e.kv_index.valid),
                          e.kv_index.ready.eq(self.m_axis_kv_index_tready)]
+        if self.params["importance"]:
+            for name in self._importance_streams:
+                port = getattr(e, name)
+                m.d.comb += [getattr(self, f"m_axis_{name}_tdata").eq(port.payload.data),
+                             getattr(self, f"m_axis_{name}_tlast").eq(port.payload.last),
+                             getattr(self, f"m_axis_{name}_tvalid").eq(port.valid),
+                             port.ready.eq(getattr(self, f"m_axis_{name}_tready"))]
         for name in ("busy", "done", "error", "cycles"):
             m.d.comb += getattr(self, f"ctrl_{name}").eq(getattr(e, name))
         return m

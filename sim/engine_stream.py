@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .golden import Numerics, logits, online_softmax_attention, scores
+from .golden import Numerics, logits, online_softmax_attention, ranked_attention, scores
 
-__all__ = ["EngineBeats", "engine_beats", "engine_output", "output_beats", "output_from_beats", "useful_macs"]
+__all__ = ["EngineBeats", "engine_beats", "engine_output", "RankedOutput", "ranked_output", "importance_beats", "output_beats", "output_from_beats", "useful_macs"]
 
 
 def _heads(x) -> np.ndarray:
@@ -33,13 +33,15 @@ class EngineBeats:
     v: np.ndarray   # (beats, cols)
 
 
-def engine_beats(q_int, k_int, v_int, rows: int, cols: int, schedule=None) -> EngineBeats:
+def engine_beats(q_int, k_int, v_int, rows: int, cols: int, schedule=None, *, importance: bool = False) -> EngineBeats:
     """The Q, K and V beats of a run over ``q_int, k_int, v_int`` ((L, d) or (H, L, d)).
 
     ``schedule`` (:func:`sim.sparse.scheduled_tiles` for one head) lists the
     key tiles each query block computes, the same for every head; default:
     every tile of ``cols`` consecutive keys.  Lanes past the sequence, the
-    tile's ``count`` or the head dimension are sent as 0.
+    tile's ``count`` or the head dimension are sent as 0.  An ``importance``
+    run (dense) takes every block's K tiles twice: the scan pass, then the
+    computing pass with its V.
     """
     q, k, v = _heads(q_int), _heads(k_int), _heads(v_int)
     heads, seq_len, d = q.shape
@@ -53,6 +55,11 @@ def engine_beats(q_int, k_int, v_int, rows: int, cols: int, schedule=None) -> En
     lanes = np.where(np.arange(cols)[None, :] < count[:, None], keys, seq_len)
     kz = np.zeros((heads, seq_len + 1, d), np.int64)
     kz[:, :seq_len] = k
+    if importance:
+        if schedule is not None:
+            raise ValueError("an importance run takes the dense pattern only")
+        per_block = lanes.reshape(blocks, -1, cols)
+        lanes = np.concatenate([per_block, per_block], axis=1).reshape(-1, cols)
     k_beats = kz[:, lanes].transpose(0, 1, 3, 2).reshape(-1, cols)            # (H, n, d, C) -> beats
     vz = np.zeros((heads, seq_len + 1, chunks * cols), np.int64)
     vz[:, :seq_len, :d] = v
@@ -102,6 +109,31 @@ def engine_output(q_int, k_int, v_int, mult: int, shift: int, nm: Numerics, cols
         o_int[:, queries], _ = online_softmax_attention(t[:, queries][:, :, order], v[:, order], nm, key_tile=cols,
                                                         mask=block_mask)
     return o_int
+
+
+@dataclass
+class RankedOutput:
+    """What an importance run sends: O, and the importance of every key and every head."""
+    o: np.ndarray            # (H, L, d)
+    tokens: np.ndarray       # (L,): summed over heads and queries
+    heads: np.ndarray        # (H,)
+
+
+def ranked_output(q_int, k_int, v_int, mult: int, shift: int, nm: Numerics, cols: int) -> RankedOutput:
+    """O and importances of an importance run (dense, key tiles of ``cols``; docs/numerics.md, section 6)."""
+    q, k, v = _heads(q_int), _heads(k_int), _heads(v_int)
+    t = logits(scores(q, k), mult, shift, nm)
+    o_int, per_head = ranked_attention(t, v, nm, key_tile=cols)
+    return RankedOutput(o=o_int, tokens=per_head.sum(axis=0), heads=np.abs(o_int).sum(axis=(1, 2)))
+
+
+def importance_beats(tokens, cols: int) -> np.ndarray:
+    """Token importance words in stream order: ``ceil(L / cols)`` beats of ``cols`` lanes, padding 0."""
+    tokens = np.asarray(tokens, np.int64)
+    words = -(-len(tokens) // cols)
+    padded = np.zeros(words * cols, np.int64)
+    padded[:len(tokens)] = tokens
+    return padded.reshape(words, cols)
 
 
 def output_beats(o_int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:

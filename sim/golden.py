@@ -24,7 +24,7 @@ from .fixed import (bit_length, clog2, dequantize, quantize, saturate, shift_flo
 __all__ = [
     "Numerics", "AttentionResult", "score_multiplier", "logits", "exp2_table", "exp2_frac",
     "exp2_neg", "rescale_factor", "rescale", "reciprocal", "normalize", "scores", "online_step", "online_softmax_attention",
-    "softmax_probabilities", "attention", "attention_float", "exp2_error", "online_error_bound",
+    "softmax_probabilities", "ranked_attention", "attention", "attention_float", "exp2_error", "online_error_bound",
 ]
 
 LOG2E = 1.0 / math.log(2.0)
@@ -352,6 +352,32 @@ def softmax_probabilities(t: np.ndarray, nm: Numerics, mask: np.ndarray | None =
     # e >= P whenever a key takes part, so the shift is >= R >= 2; fully masked rows are all zero.
     shift = np.maximum(nm.recip_bits + e - nm.prob_frac_bits, 1)[..., None]
     return shift_round_half_even(p * r[..., None], shift)
+
+
+def ranked_attention(t: np.ndarray, v_int: np.ndarray, nm: Numerics, *, key_tile: int,
+                     out_width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """An importance run (section 6, *Importance*): ``(o_int, importance)``.
+
+    A scan pass of the online softmax over key tiles of ``key_tile`` finds
+    every row's final maximum ``m`` and online row sum ``ℓ`` (hence ``r, e``);
+    the computing pass takes ``p_j = exp2_neg(m − t_j)`` against that final
+    maximum, so ``O = normalize(Σ_j p_j·V_j, r, e)`` with no rescale, and the
+    row's normalized probabilities ``rne(p_j · r, max(R + e − P, 1))``.
+    ``importance`` (``(..., Lk)``) sums those over the query rows.
+    """
+    t = np.asarray(t, np.int64)
+    v_int = np.asarray(v_int, np.int64)
+    out_width = nm.data_width if out_width is None else out_width
+    _, state = online_softmax_attention(t, v_int, nm, out_width=out_width, key_tile=key_tile)
+    p = exp2_neg(np.maximum(state.row_max[..., None] - t, 0), nm)
+    n_keys = t.shape[-1]
+    v_bits = int(max(np.abs(v_int).max(initial=0), 1)).bit_length() + 1
+    bits = nm.prob_width + v_bits + clog2(n_keys) + nm.recip_bits + 2
+    acc = np.matmul(wide(p, bits), wide(v_int, bits))
+    o_int = normalize(acc, state.reciprocal, state.exponent, nm, out_width)
+    shift = np.maximum(nm.recip_bits + state.exponent - nm.prob_frac_bits, 1)[..., None]
+    normalized = shift_round_half_even(p * state.reciprocal[..., None], shift)
+    return o_int, normalized.sum(axis=-2)
 
 
 # --- the whole contract -----------------------------------------------------------------

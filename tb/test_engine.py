@@ -16,7 +16,8 @@ from cocotb.clock import Clock
 
 from sim.golden import Numerics
 from sim.sparse import allowed_mask, pattern_from_dict, register_values, scheduled_tiles
-from sim.engine_stream import engine_beats, engine_output, output_beats, output_from_beats, useful_macs
+from sim.engine_stream import (engine_beats, engine_output, importance_beats, output_beats, output_from_beats,
+                               ranked_output, useful_macs)
 from tb.harness import begin, operand_matrix
 from tb.packing import pack, unpack
 from tb.streams import Control, StreamBench, StreamSink, StreamSource
@@ -31,13 +32,13 @@ def run_operands(rng, run: dict, width: int):
     return [operand_matrix(rng, shape, width, True, kind) for _ in range(3)]
 
 
-class IndexSink(StreamSink):
-    """Takes ``m_axis_kv_index`` (key indices, ``tkeep`` per lane, ``tlast`` per query block)
-    with backpressure."""
+class TlastSink(StreamSink):
+    """Takes ``m_axis_<name>`` with backpressure, recording ``tlast`` (and ``tkeep`` when asked) per beat."""
 
-    def __init__(self, dut, rng, stall):
-        super().__init__(dut, "kv_index", rng, stall=stall, axis="m_axis_kv_index")
-        self.last_handle, self.keep_handle = dut.m_axis_kv_index_tlast, dut.m_axis_kv_index_tkeep
+    def __init__(self, dut, name, rng, stall, *, keep: bool = False):
+        super().__init__(dut, name, rng, stall=stall, axis=f"m_axis_{name}")
+        self.last_handle = getattr(dut, f"m_axis_{name}_tlast")
+        self.keep_handle = getattr(dut, f"m_axis_{name}_tkeep") if keep else None
         self.flags, self.keep = [], []
 
     def sample(self, cycle: int) -> None:
@@ -45,7 +46,8 @@ class IndexSink(StreamSink):
         super().sample(cycle)
         if len(self.beats) > taken:
             self.flags.append(int(self.last_handle.value))
-            self.keep.append(int(self.keep_handle.value))
+            if self.keep_handle is not None:
+                self.keep.append(int(self.keep_handle.value))
 
     def clear(self) -> None:
         self.beats.clear()
@@ -80,9 +82,13 @@ async def engine_runs(dut):
     sink = StreamSink(dut, "o", rng, stall=cfg["stall"], axis="m_axis_o")
     last_flags = TlastMonitor(dut)
     sparse = cfg["sparse"]
-    kv_index = IndexSink(dut, rng, cfg["stall"]) if sparse else None
+    kv_index = TlastSink(dut, "kv_index", rng, cfg["stall"], keep=True) if sparse else None
+    ranking = cfg["importance"]
+    ranks = {name: TlastSink(dut, name, rng, cfg["stall"]) for name in ("token_importance", "head_importance")} \
+        if ranking else {}
     bench = StreamBench(dut, dut.aclk, dut.aresetn,
-                        [control, *sources.values(), sink, last_flags, *([kv_index] if sparse else [])],
+                        [control, *sources.values(), sink, last_flags, *([kv_index] if sparse else []),
+                         *ranks.values()],
                         reset_active_low=True)
     global_width = max(1, (cfg["max_seq_len"] - 1).bit_length())
     await bench.reset()
@@ -93,6 +99,8 @@ async def engine_runs(dut):
         if sparse:
             pattern = pattern_from_dict(run.get("pattern", {"pattern": "dense"}))
             control.set(**register_values(pattern, cfg["max_globals"], global_width))
+        if ranking:
+            control.set(importance=int(run.get("importance", False)))
         control.pulse("start")
         await bench.step(2)
         report.check(control.read("busy") == 1 and control.read("error") == 0,
@@ -109,7 +117,8 @@ async def engine_runs(dut):
         pattern = pattern_from_dict(run.get("pattern", {"pattern": "dense"}))
         mask = None if pattern.is_dense else allowed_mask(pattern, run["seq_len"])
         schedule = scheduled_tiles(pattern, run["seq_len"], rows, cols)
-        beats = engine_beats(q, k, v, rows, cols, schedule)
+        ranked = bool(run.get("importance", False))
+        beats = engine_beats(q, k, v, rows, cols, None if ranked else schedule, importance=ranked)
         steps = len(beats.k) + len(beats.v)
         budget = int(slack * 3 * (steps + len(beats.q))) + 2000
         if index == 0 and cfg["reset_mid"]:
@@ -121,6 +130,8 @@ async def engine_runs(dut):
             last_flags.flags.clear()
             if sparse:
                 kv_index.clear()
+            for rank_sink in ranks.values():
+                rank_sink.clear()
             report.check(control.read("busy") == 0, "busy after reset")
         for s in (*sources.values(), sink):
             s.first_accept_cycle = s.last_accept_cycle = None
@@ -128,8 +139,13 @@ async def engine_runs(dut):
         last_flags.flags.clear()
         await start(run)
         send(beats)
-        expected, last = output_beats(engine_output(q, k, v, cfg["scale_mult"], cfg["scale_shift"], nm, cols, mask,
-                                                    schedule=schedule, rows=rows), rows, cols)
+        if ranked:
+            golden = ranked_output(q, k, v, cfg["scale_mult"], cfg["scale_shift"], nm, cols)
+            o_expected = golden.o
+        else:
+            o_expected = engine_output(q, k, v, cfg["scale_mult"], cfg["scale_shift"], nm, cols, mask,
+                                       schedule=schedule, rows=rows)
+        expected, last = output_beats(o_expected, rows, cols)
         await bench.run(lambda: len(sink.beats) >= len(expected) and control.read("done") == 1, budget)
         await bench.step(20)   # nothing more may come out
         report.check(len(sink.beats) == len(expected), f"run {index}: {len(sink.beats)} output beats, "
@@ -150,6 +166,22 @@ async def engine_runs(dut):
             report.compare(f"run {index} kv_index last", np.array(kv_index.flags, np.int64),
                            np.tile(schedule.last, heads).astype(np.int64))
             kv_index.clear()
+        if ranked:
+            token_words = importance_beats(golden.tokens, cols)
+            sinks = ranks["token_importance"], ranks["head_importance"]
+            width = cfg["token_importance_width"]
+            got_tokens = np.array([unpack(b, cols, width, False) for b in sinks[0].beats], np.int64)
+            report.compare(f"run {index} token importance", got_tokens.reshape(-1, cols), token_words)
+            report.compare(f"run {index} token importance last", np.array(sinks[0].flags, np.int64),
+                           (np.arange(len(token_words)) == len(token_words) - 1).astype(np.int64))
+            report.compare(f"run {index} head importance", np.array(sinks[1].beats, np.int64), golden.heads)
+            report.compare(f"run {index} head importance last", np.array(sinks[1].flags, np.int64),
+                           (np.arange(run["heads"]) == run["heads"] - 1).astype(np.int64))
+            if cfg.get("capture"):
+                captured[f"tokens{index}"], captured[f"heads{index}"] = got_tokens.reshape(-1)[:run["seq_len"]], \
+                    np.array(sinks[1].beats, np.int64)
+        for rank_sink in ranks.values():
+            rank_sink.clear()
         if cfg.get("capture") and len(got) == len(expected):
             captured[f"o{index}"] = output_from_beats(got, run["heads"], run["seq_len"], run["head_dim"], rows, cols)
         first_in = min(s.first_accept_cycle for s in sources.values())
