@@ -68,7 +68,7 @@ async def scheduler_runs(dut):
 
     Clock(dut.clk, 10, unit="ns").start()
     control = Control(dut)
-    control.set(start=0)
+    control.set(start=0, importance=0)
     sink = StreamSink(dut, "tiles", rng, stall=cfg["stall"])
     bench = StreamBench(dut, dut.clk, dut.rst, [control, sink])
     await bench.reset()
