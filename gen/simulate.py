@@ -11,7 +11,7 @@ from .generate import cached_verilog, unit
 from hdl.params import boolean, positive_int
 from sim.sparse import SparsePattern, allowed_mask, pattern_from_dict, register_values, scheduled_tiles
 
-__all__ = ["simulate_array", "simulate_softmax", "simulate_scheduler", "simulate_topk", "simulate_engine", "measure_engine", "check_probability"]
+__all__ = ["simulate_array", "simulate_softmax", "simulate_scheduler", "simulate_topk", "simulate_engine", "simulate_layer", "measure_engine", "check_probability"]
 
 #: The full-rate harness around the engine (tb/engine_bench.v).
 ENGINE_BENCH = Path(__file__).resolve().parent.parent / "tb" / "engine_bench.v"
@@ -340,3 +340,59 @@ def simulate_engine(params: dict, runs, *, sim: str = "icarus", seed: int = 1, s
                                          if f"tokens{i}" in f.files else None for i in range(len(runs))]
     report.update(sim=sim, memory_bits=component.memory_bits)
     return report
+
+
+def selection_topk_params(engine_params: dict, width: int) -> dict:
+    """The top-k engine that ranks an engine's importances: unsigned ``width``-bit values, up to
+    ``max_seq_len`` of them, any k."""
+    n = max(engine_params["max_seq_len"], engine_params["max_heads"])
+    return dict(lanes=4, value_width=width, signed=False, max_n=n, max_k=n)
+
+
+def simulate_layer(params: dict, q_int, k_int, v_int, *, scale_mult: int, scale_shift: int, tokens=None,
+                   heads=None, token_keep=None, head_keep=None, sim: str = "icarus", seed: int = 1,
+                   idle: float = 0.0, stall: float = 0.0):
+    """One pruned layer in RTL: the engine over the gathered tokens and heads, then the top-k engine
+    selecting the next layer's lists from the importances (``sim.pruning.pruned_layer`` is the golden
+    model of all of it).
+
+    Returns ``(layer, reports)``: a :class:`sim.pruning.Layer` built from what the hardware sent,
+    and the simulation reports (``engine``, and ``token_topk`` / ``head_topk`` when selecting).
+    Raises :class:`sim.runner.SimulationFailure` when any of them disagrees with its golden model.
+    """
+    from sim.pruning import Layer, check_layer, fetched, gather
+
+    q_int, k_int, v_int = (np.asarray(x, np.int64) for x in (q_int, k_int, v_int))
+    if q_int.ndim != 3:
+        raise ValueError(f"q, k and v must be (H, L, d) integer arrays, not shape {q_int.shape}")
+    tokens, heads = check_layer(q_int, tokens, heads, token_keep, head_keep)
+    ranked = token_keep is not None or head_keep is not None or bool(params.get("importance"))
+    params = dict(params, importance=True) if ranked else params
+    q, k, v = (gather(x, tokens, heads) for x in (q_int, k_int, v_int))
+    run = dict(heads=len(heads), seq_len=len(tokens), head_dim=q.shape[-1], importance=ranked)
+    report = simulate_engine(params, [run], sim=sim, seed=seed, scale_mult=scale_mult, scale_shift=scale_shift,
+                             idle=idle, stall=stall, operands=[(q, k, v)])
+    reports = {"engine": report}   # a mismatch has raised SimulationFailure already
+    _, component = cached_verilog("engine", params)
+    token_imp = head_imp = kept_tokens = kept_heads = None
+    if ranked:
+        token_imp = np.asarray(report["importance"][0]["tokens"], np.int64)
+        head_imp = np.asarray(report["importance"][0]["heads"], np.int64)
+
+    def hardware_select(name, values, keep, original, width):
+        found = simulate_topk(selection_topk_params(component.params, width),
+                              [dict(n=len(values), k=keep, values=[int(x) for x in values])], sim=sim, seed=seed)
+        reports[name] = found
+        chosen = np.sort(np.asarray(found["answers"][0]["indices"], np.int64))
+        return np.asarray(original, np.int64)[chosen]
+
+    if token_keep is not None:
+        kept_tokens = hardware_select("token_topk", token_imp, token_keep, tokens,
+                                      component.token_importance_unit.width)
+    if head_keep is not None:
+        kept_heads = hardware_select("head_topk", head_imp, head_keep, heads, component.head_importance_unit.width)
+    layer = Layer(o=report["outputs"][0], tokens=tokens, heads=heads, importance=token_imp, head_importance=head_imp,
+                  kept_tokens=kept_tokens, kept_heads=kept_heads,
+                  fetched=fetched(len(heads), len(tokens), q.shape[-1], params["rows"],
+                                  component.params["numerics"]["data_width"], importance=ranked))
+    return layer, reports

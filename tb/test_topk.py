@@ -98,7 +98,8 @@ async def topk_problems(dut):
 
     problems = []
     for p in cfg["problems"]:
-        values = problem_values(rng, p["kind"], p["n"], width, signed)
+        values = np.asarray(p["values"], np.int64) if "values" in p else problem_values(rng, p["kind"], p["n"], width,
+                                                                                       signed)
         keep = problem_keep(rng, p.get("keep", "all"), p["n"])
         padded = -(-p["n"] // lanes) * lanes
         v = np.zeros(padded, np.int64)
@@ -148,11 +149,11 @@ async def topk_problems(dut):
 
     beats = [out_fields.unpack(b) for b in sink.beats]
     report.check(len(beats) == expected_beats, f"{len(beats)} output beats, expected {expected_beats}")
-    cursor = 0
+    cursor, answers = 0, []
     for number, prob in enumerate(problems):
         indices, values = prob["expect"]
         where = f"problem {number} (n={cfg['problems'][number]['n']}, k={prob['k']}, " \
-                f"{cfg['problems'][number]['kind']})"
+                f"{cfg['problems'][number].get('kind', 'given values')})"
         got_i, got_v = [], []
         while cursor < len(beats):
             beat = beats[cursor]
@@ -166,6 +167,7 @@ async def topk_problems(dut):
             if beat["last"]:
                 break
             report.check(count == lanes, f"{where}: a beat before the last holds {count} pairs")
+        answers.append({"indices": [int(i) for i in got_i], "values": [int(x) for x in got_v]})
         report.compare(f"{where} indices", np.array(got_i, np.int64), indices)
         report.compare(f"{where} values", np.array(got_v, np.int64), values)
     overflow = any(p["overflow"] for p in problems)
@@ -173,5 +175,5 @@ async def topk_problems(dut):
     report.compare("overflow, k_error", [int(dut.overflow.value), int(dut.k_error.value)],
                    [int(overflow), int(k_error)])
     report.cycles = (last_takes[-1] - first_accepts[-1] + 1) if first_accepts else None
-    report.extra.update(cycles_per_problem=[b - a + 1 for a, b in zip(first_accepts, last_takes)])
+    report.extra.update(cycles_per_problem=[b - a + 1 for a, b in zip(first_accepts, last_takes)], answers=answers)
     report.finish()
