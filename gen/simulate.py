@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from .generate import cached_verilog, unit
-from hdl.params import boolean, positive_int
+from hdl.params import boolean, int_in_range, positive_int
+from sim.golden import Numerics
 from sim.sparse import SparsePattern, allowed_mask, pattern_from_dict, register_values, scheduled_tiles
 
 __all__ = ["simulate_array", "simulate_softmax", "simulate_scheduler", "simulate_topk", "simulate_engine", "simulate_layer", "measure_engine", "check_probability"]
@@ -160,6 +161,12 @@ def _engine_runs(params: dict, runs) -> list[dict]:
         r["importance"] = boolean("importance", r.get("importance", False))
         if r["importance"] and not params["importance"]:
             raise ValueError("an importance run needs an engine built with importance = true")
+        if "query_len" in r or "threshold" in r:
+            if not params["progressive"]:
+                raise ValueError("query_len and threshold need an engine built with progressive = true")
+            positive_int("query_len", r.setdefault("query_len", r["seq_len"]), at_most=params["max_seq_len"])
+            prob_width = Numerics(**params["numerics"]).prob_width
+            int_in_range("threshold", r.setdefault("threshold", 0), 0, (1 << prob_width) - 1)
     return runs
 
 
@@ -327,7 +334,9 @@ def simulate_engine(params: dict, runs, *, sim: str = "icarus", seed: int = 1, s
                 raise ValueError(f"operands must list one (q, k, v) per run: {len(runs)}, not {len(operands)}")
             for index, (run, qkv) in enumerate(zip(runs, operands)):
                 shape = (run["heads"], run["seq_len"], run["head_dim"])
-                arrays = {name: np.asarray(x, np.int64).reshape(shape) for name, x in zip("qkv", qkv)}
+                q_shape = (run["heads"], run.get("query_len", run["seq_len"]), run["head_dim"])
+                arrays = {name: np.asarray(x, np.int64).reshape(q_shape if name == "q" else shape)
+                          for name, x in zip("qkv", qkv)}
                 run["operands_file"] = str(Path(tmp, f"operands{index}.npz"))
                 np.savez(run["operands_file"], **arrays)
             cfg["capture"] = str(Path(tmp, "outputs.npz"))
@@ -338,6 +347,7 @@ def simulate_engine(params: dict, runs, *, sim: str = "icarus", seed: int = 1, s
                 report["outputs"] = [f[f"o{i}"] for i in range(len(runs)) if f"o{i}" in f.files]
                 report["importance"] = [{"tokens": f[f"tokens{i}"], "heads": f[f"heads{i}"]}
                                          if f"tokens{i}" in f.files else None for i in range(len(runs))]
+                report["row_flags"] = [f[f"flags{i}"] if f"flags{i}" in f.files else None for i in range(len(runs))]
     report.update(sim=sim, memory_bits=component.memory_bits)
     return report
 

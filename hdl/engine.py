@@ -17,6 +17,7 @@ from .multiplier import check_multiplier
 from .output_accumulator import OutputAccumulator
 from .params import boolean, positive_int, reject_unknown
 from .register_slice import RegisterSlice
+from .row_flags import RowFlags
 from .softmax import SoftmaxUnit
 from .sparse_scheduler import SparseScheduler, scheduler_params
 from .systolic_array import SystolicArray
@@ -37,6 +38,7 @@ ENGINE_DEFAULTS = {
     "prob_tiles": 3,
     "sparse": False,
     "importance": False,
+    "progressive": False,
     "max_dilation": 64,
     "max_globals": 4,
     "multiplier": "generic",
@@ -58,9 +60,11 @@ def engine_params(**params) -> dict:
     scheduler_params(rows=p["rows"], cols=p["cols"], max_seq_len=p["max_seq_len"], max_heads=p["max_heads"],
                      max_dilation=p["max_dilation"], max_globals=p["max_globals"], sparse=p["sparse"])
     boolean("importance", p["importance"])
-    if p["importance"] and p["sparse"]:
-        raise ValueError("importance needs a dense engine (sparse = false): importance runs take the "
-                         "dense pattern only")
+    boolean("progressive", p["progressive"])
+    for feature in ("importance", "progressive"):
+        if p[feature] and p["sparse"]:
+            raise ValueError(f"{feature} needs a dense engine (sparse = false): its runs take the dense "
+                             f"pattern only")
     nm = Numerics.coerce(p["numerics"])
     p["numerics"] = dataclasses.asdict(nm)
     check_multiplier(a_width=nm.prob_width + 1, b_width=nm.data_width, a_signed=True, b_signed=True,
@@ -177,6 +181,12 @@ class AttentionEngine(wiring.Component):
                 "token_importance": Out(self.token_importance_unit.signature.members["out"].signature),
                 "head_importance": Out(self.head_importance_unit.signature.members["out"].signature),
             }
+        if p["progressive"]:
+            importance_ports.update({
+                "query_len": In(range(p["max_seq_len"] * 2 + 1)),
+                "threshold": In(nm.prob_width),
+                "row_flags": Out(stream.Signature(data.StructLayout({"flags": R, "last": 1}))),
+            })
         super().__init__({
             **pattern_ports,
             **importance_ports,
@@ -244,12 +254,13 @@ class AttentionEngine(wiring.Component):
             multiplier=p["multiplier"], fifo_memory=p["fifo_memory"], numerics=nm)
         m.submodules.accumulator = acc = self._accumulator(array.acc_shape.width)
         m.submodules.scheduler = sched = self.scheduler
-        m.d.comb += [sched.seq_len.eq(self.seq_len), sched.heads.eq(self.heads)]
+        queries_in = self.query_len if p["progressive"] else self.seq_len
+        m.d.comb += [sched.seq_len.eq(self.seq_len), sched.query_len.eq(queries_in), sched.heads.eq(self.heads)]
         if p["sparse"]:
             m.d.comb += [getattr(sched, name).eq(getattr(self, name)) for name in PATTERN_REGISTERS]
 
         # --- control: start, runtime registers, busy/done/error, cycle counter.
-        seq_len = Signal(range(L_max + 1))
+        seq_len, query_len = Signal(range(L_max + 1)), Signal(range(L_max + 1))
         heads = Signal(range(p["max_heads"] + 1))
         head_dim = Signal(range(d_max + 1))
         scale_mult, scale_shift = Signal(nm.mult_width), Signal(range(64))
@@ -269,7 +280,8 @@ class AttentionEngine(wiring.Component):
         with m.If(self.start & ~self.busy):
             m.d.sync += self.error.eq(~in_range)
         with m.If(started):
-            m.d.sync += [seq_len.eq(self.seq_len), heads.eq(self.heads), head_dim.eq(self.head_dim),
+            m.d.sync += [seq_len.eq(self.seq_len), query_len.eq(queries_in), heads.eq(self.heads),
+                         head_dim.eq(self.head_dim),
                          scale_mult.eq(self.scale_mult), scale_shift.eq(self.scale_shift),
                          self.busy.eq(1), self.done.eq(0), self.cycles.eq(0)]
         with m.Elif(self.busy):
@@ -304,7 +316,7 @@ class AttentionEngine(wiring.Component):
         # Q loads every block in order; score and value tiles follow the scheduler's key tiles
         # (every tile when dense): score tiles take them from `score_tiles`, and each score tile
         # queues what its value tile needs in `value_tiles`.
-        q_levels = [("h", 1, heads, p["max_heads"]), ("qb", R, seq_len, L_max), ("k", 1, head_dim, d_max)]
+        q_levels = [("h", 1, heads, p["max_heads"]), ("qb", R, query_len, L_max), ("k", 1, head_dim, d_max)]
         s_levels = [("k", 1, head_dim, d_max)]
         ql, ql_last = walker("qload", q_levels)
         sc, sc_last = walker("score", s_levels)
@@ -475,7 +487,7 @@ class AttentionEngine(wiring.Component):
         # queue with its last step.
         queued = Signal(value_layout)
         m.d.comb += [
-            queued.keys.eq(sd_keys), queued.rows.eq(remaining(sd.block * R, seq_len, R)),
+            queued.keys.eq(sd_keys), queued.rows.eq(remaining(sd.block * R, query_len, R)),
             queued.first.eq(sd.first), queued.last.eq(sd.last), queued.run_end.eq(sd.run_end),
             value_tiles.w_data.eq(queued),
             value_tiles.w_en.eq(score_starts & ~sd.scan),
@@ -579,11 +591,25 @@ class AttentionEngine(wiring.Component):
             m.d.sync += row.eq(Mux(c.payload.last, 0, row + 1))
 
         # --- row sums -> reciprocals; outputs.
+        room = Const(1)
+        if p["progressive"]:
+            m.submodules.row_flags = flags_unit = RowFlags(rows=R, max_seq_len=L_max, max_heads=p["max_heads"],
+                                                           numerics=nm)
+            room = flags_unit.room
+            m.d.comb += [
+                flags_unit.start.eq(started), flags_unit.query_len.eq(queries_in),
+                flags_unit.heads.eq(self.heads), flags_unit.threshold.eq(self.threshold),
+                flags_unit.sums.valid.eq(softmax.sums.valid & softmax.sums.ready),
+                flags_unit.sums.payload.slot.eq(softmax.sums.payload.slot),
+                flags_unit.sums.payload.recip.eq(softmax.sums.payload.recip),
+                flags_unit.sums.payload.recip_exp.eq(softmax.sums.payload.recip_exp),
+            ]
+            wiring.connect(m, wiring.flipped(self.row_flags), flags_unit.out)
         m.d.comb += [
-            acc.recips.valid.eq(softmax.sums.valid),
+            acc.recips.valid.eq(softmax.sums.valid & room),
             acc.recips.payload.recip.eq(softmax.sums.payload.recip),
             acc.recips.payload.recip_exp.eq(softmax.sums.payload.recip_exp),
-            softmax.sums.ready.eq(acc.recips.ready),
+            softmax.sums.ready.eq(acc.recips.ready & room),
             self.o.valid.eq(acc.out.valid),
             self.o.payload.data.eq(acc.out.payload.data),
             self.o.payload.last.eq(acc.out.payload.last),
@@ -593,24 +619,29 @@ class AttentionEngine(wiring.Component):
         if imp:
             m.submodules.head_importance = heads_unit = self.head_importance_unit
             m.d.comb += [
-                heads_unit.start.eq(started), heads_unit.seq_len.eq(self.seq_len), heads_unit.heads.eq(self.heads),
+                heads_unit.start.eq(started), heads_unit.seq_len.eq(queries_in), heads_unit.heads.eq(self.heads),
                 heads_unit.o.valid.eq(acc.out.valid & acc.out.ready & imp_run),
                 heads_unit.o.payload.data.eq(acc.out.payload.data),
                 heads_unit.o.payload.last.eq(acc.out.payload.last),
             ]
             wiring.connect(m, wiring.flipped(self.head_importance), heads_unit.out)
-            # A run is done when O and, in an importance run, both importance streams have ended.
-            finished = Signal(3)
-            ends = Cat(o_end,
-                       self.token_importance.valid & self.token_importance.ready & self.token_importance.payload.last,
-                       self.head_importance.valid & self.head_importance.ready & self.head_importance.payload.last)
-            with m.If(started):
-                m.d.sync += finished.eq(Cat(0, ~self.importance, ~self.importance))
-            with m.Elif(self.busy):
-                m.d.sync += finished.eq(finished | ends)
-                with m.If((finished | ends).all()):
-                    m.d.sync += [self.busy.eq(0), self.done.eq(1)]
-        else:
-            with m.If(o_end):
+
+        # A run is done when O and every side stream it sends have ended: (end, sent this run).
+        def stream_end(port):
+            return port.valid & port.ready & port.payload.last
+
+        ends = [(o_end, Const(1))]
+        if imp:
+            ends += [(stream_end(self.token_importance), self.importance),
+                     (stream_end(self.head_importance), self.importance)]
+        if p["progressive"]:
+            ends.append((stream_end(self.row_flags), Const(1)))
+        finished = Signal(len(ends))
+        now = finished | Cat(end for end, _ in ends)
+        with m.If(started):
+            m.d.sync += finished.eq(Cat(~sent for _, sent in ends))
+        with m.Elif(self.busy):
+            m.d.sync += finished.eq(now)
+            with m.If(now.all()):
                 m.d.sync += [self.busy.eq(0), self.done.eq(1)]
         return m

@@ -43,6 +43,11 @@ class AttentionEngineAxi(wiring.Component):
     ``cols`` unsigned importances, key ``j`` in lane ``j mod cols`` of beat
     ``j div cols``) and ``m_axis_head_importance`` (one beat per head),
     ``tlast`` on each one's final beat (docs/engine.md, *Importance runs*).
+    An engine built with ``progressive=True`` adds ``ctrl_query_len`` (queries
+    of the run; ``ctrl_seq_len`` counts keys), ``ctrl_threshold`` and the
+    master stream ``m_axis_row_flags``: one beat per query block, bit ``r`` of
+    ``tdata`` set when row ``r``'s largest probability is below the threshold
+    (docs/engine.md, *Progressive quantization*).
 
     Parameters are those of :class:`~hdl.engine.AttentionEngine`.
     """
@@ -69,21 +74,27 @@ class AttentionEngineAxi(wiring.Component):
                             "m_axis_kv_index_tkeep": Out(self.cols),
                             "m_axis_kv_index_tvalid": Out(1), "m_axis_kv_index_tready": In(1),
                             "m_axis_kv_index_tlast": Out(1)})
-        if self.params["importance"]:
-            for name in self._importance_streams:
-                port = getattr(e, name)
-                members.update({f"m_axis_{name}_tdata": Out(len(Value.cast(port.payload.data))),
-                                f"m_axis_{name}_tvalid": Out(1), f"m_axis_{name}_tready": In(1),
-                                f"m_axis_{name}_tlast": Out(1)})
+        for name, field in self._side_streams:
+            port = getattr(e, name)
+            members.update({f"m_axis_{name}_tdata": Out(len(Value.cast(getattr(port.payload, field)))),
+                            f"m_axis_{name}_tvalid": Out(1), f"m_axis_{name}_tready": In(1),
+                            f"m_axis_{name}_tlast": Out(1)})
         super().__init__(members)
 
-    _importance_streams = ("token_importance", "head_importance")
+    @property
+    def _side_streams(self) -> list:
+        """``(stream, payload field)`` of the master streams beside O that the build has."""
+        p = self.engine.params
+        return ([("token_importance", "data"), ("head_importance", "data")] if p["importance"] else []) + \
+            ([("row_flags", "flags")] if p["progressive"] else [])
 
     @property
     def _control_inputs(self) -> tuple:
         sparse = PATTERN_REGISTERS if self.engine.params["sparse"] else ()
         importance = ("importance",) if self.engine.params["importance"] else ()
-        return ("start", "seq_len", "heads", "head_dim", "scale_mult", "scale_shift", *sparse, *importance)
+        progressive = ("query_len", "threshold") if self.engine.params["progressive"] else ()
+        return ("start", "seq_len", "heads", "head_dim", "scale_mult", "scale_shift", *sparse, *importance,
+                *progressive)
 
     def __getattr__(self, name):
         # Derived figures (memory_bits, array_figures, ...) are the engine's.
@@ -112,13 +123,12 @@ class AttentionEngineAxi(wiring.Component):
                          self.m_axis_kv_index_tlast.eq(e.kv_index.payload.last),
                          self.m_axis_kv_index_tvalid.eq(e.kv_index.valid),
                          e.kv_index.ready.eq(self.m_axis_kv_index_tready)]
-        if self.params["importance"]:
-            for name in self._importance_streams:
-                port = getattr(e, name)
-                m.d.comb += [getattr(self, f"m_axis_{name}_tdata").eq(port.payload.data),
-                             getattr(self, f"m_axis_{name}_tlast").eq(port.payload.last),
-                             getattr(self, f"m_axis_{name}_tvalid").eq(port.valid),
-                             port.ready.eq(getattr(self, f"m_axis_{name}_tready"))]
+        for name, field in self._side_streams:
+            port = getattr(e, name)
+            m.d.comb += [getattr(self, f"m_axis_{name}_tdata").eq(getattr(port.payload, field)),
+                         getattr(self, f"m_axis_{name}_tlast").eq(port.payload.last),
+                         getattr(self, f"m_axis_{name}_tvalid").eq(port.valid),
+                         port.ready.eq(getattr(self, f"m_axis_{name}_tready"))]
         for name in ("busy", "done", "error", "cycles"):
             m.d.comb += getattr(self, f"ctrl_{name}").eq(getattr(e, name))
         return m

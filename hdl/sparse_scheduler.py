@@ -95,6 +95,9 @@ class SparseScheduler(wiring.Component):
         one outside the sequence).
     seq_len, heads, pattern, window, dilation, grid_h, grid_w, window_h, window_w : In
         Runtime registers; ``pattern`` as in ``PATTERN_CODES``.
+    query_len : In(range(max_seq_len + 1))
+        Runtime: queries (blocks of ``rows``); equal to ``seq_len`` except in a dense run that
+        recomputes some rows against all ``seq_len`` keys.
     importance : In(1)
         Runtime: an importance run walks every block twice, the first pass's tiles flagged ``scan``
         (``first`` and ``last`` mark each pass's ends; ``run_end`` only the computing pass's).
@@ -125,6 +128,7 @@ class SparseScheduler(wiring.Component):
         super().__init__({
             "start": In(1),
             "seq_len": In(range(L + 1)),
+            "query_len": In(range(L + 1)),
             "heads": In(range(p["max_heads"] + 1)),
             "importance": In(1),
             "pattern": In(2),
@@ -148,7 +152,7 @@ class SparseScheduler(wiring.Component):
         R, C, L, G = self.rows, self.cols, p["max_seq_len"], p["max_globals"]
 
         # --- runtime registers, checked at start.
-        seq_len, heads = Signal.like(self.seq_len), Signal.like(self.heads)
+        seq_len, query_len, heads = Signal.like(self.seq_len), Signal.like(self.query_len), Signal.like(self.heads)
         importance, scan = Signal(), Signal()
         pattern, window, dilation = Signal(2), Signal.like(self.window), Signal.like(self.dilation)
         grid_w = Signal.like(self.grid_w)
@@ -161,7 +165,11 @@ class SparseScheduler(wiring.Component):
         globals_ok = Const(1)
         for g in range(G):
             globals_ok = globals_ok & ((g >= self.global_count) | (self.global_tokens[g] < self.seq_len))
-        in_range = ((self.seq_len >= 1) & (self.seq_len <= L) & (self.heads >= 1) & (self.heads <= p["max_heads"])
+        # Fewer queries than keys (a recomputation of some rows) only with the dense pattern.
+        queries_ok = ((self.query_len >= 1) & (self.query_len <= L)
+                      & ((self.pattern == PATTERN_CODES["dense"]) | (self.query_len == self.seq_len)))
+        in_range = (queries_ok & (self.seq_len >= 1) & (self.seq_len <= L) & (self.heads >= 1)
+                    & (self.heads <= p["max_heads"])
                     & (self.global_count <= G) & globals_ok)
         if p["sparse"]:
             in_range = (in_range & (~is_1d | (self.window >= 1))
@@ -176,7 +184,8 @@ class SparseScheduler(wiring.Component):
         with m.If(self.start & ~self.busy):
             m.d.sync += self.error.eq(~in_range)
         with m.If(started):
-            m.d.sync += [seq_len.eq(self.seq_len), heads.eq(self.heads), pattern.eq(self.pattern),
+            m.d.sync += [seq_len.eq(self.seq_len), query_len.eq(self.query_len), heads.eq(self.heads),
+                         pattern.eq(self.pattern),
                          importance.eq(self.importance),
                          window.eq(self.window), dilation.eq(Mux(is_dilated, self.dilation, 1)),
                          grid_w.eq(Mux(is_grid, self.grid_w, 1)),
@@ -230,7 +239,7 @@ class SparseScheduler(wiring.Component):
         q_global, rows_ok = Signal(R), Signal(R)
         first_setup = Signal()
         m.d.sync += first_setup.eq(setting_up & (setup_step == R))
-        block_last = i0 + R >= seq_len
+        block_last = i0 + R >= query_len
         head_last = h + 1 >= heads
         has_globals = global_count != 0 if p["sparse"] else Const(0)
         range_end = j + 1 >= hi
@@ -247,12 +256,12 @@ class SparseScheduler(wiring.Component):
             for r in range(R):
                 hits = [(g < global_count) & (global_tokens[g] == i0 + r) for g in range(G)]
                 m.d.sync += [q_global[r].eq(Cat(*hits).any() if p["sparse"] else 0),
-                             rows_ok[r].eq(i0 + r < seq_len)]
+                             rows_ok[r].eq(i0 + r < query_len)]
             m.d.sync += phase.eq(START_B)
         with m.Elif(w_valid & (phase == START_B)):
             # The walk range: the keys any query of the block can reach (sim.sparse.walk_range).
             whole = (pattern == PATTERN_CODES["dense"]) | q_global.any()
-            i_last = Mux(block_last, seq_len - 1, i0 + R - 1)
+            i_last = Mux(block_last, query_len - 1, i0 + R - 1)
             near = i0 >= limit
             reach_hi = i_last + limit + 1
             row_start = i0 - qc[0].r

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .golden import Numerics, logits, online_softmax_attention, ranked_attention, scores
+from .golden import Numerics, largest_probability, logits, online_softmax_attention, ranked_attention, scores
 
-__all__ = ["EngineBeats", "engine_beats", "engine_output", "RankedOutput", "ranked_output", "importance_beats", "output_beats", "output_from_beats", "useful_macs"]
+__all__ = ["EngineBeats", "engine_beats", "engine_output", "RankedOutput", "ranked_output", "importance_beats",
+           "row_flags", "flag_beats", "output_beats", "output_from_beats", "useful_macs"]
 
 
 def _heads(x) -> np.ndarray:
@@ -44,11 +45,12 @@ def engine_beats(q_int, k_int, v_int, rows: int, cols: int, schedule=None, *, im
     computing pass with its V.
     """
     q, k, v = _heads(q_int), _heads(k_int), _heads(v_int)
-    heads, seq_len, d = q.shape
-    blocks, chunks = -(-seq_len // rows), -(-d // cols)
-    keys, count = _tiles(schedule, seq_len, rows, cols)
+    heads, query_len, d = q.shape
+    seq_len = k.shape[1]
+    blocks, chunks = -(-query_len // rows), -(-d // cols)
+    keys, count = _tiles(schedule, seq_len, rows, cols, query_len)
     qp = np.zeros((heads, blocks * rows, d), np.int64)
-    qp[:, :seq_len] = q
+    qp[:, :query_len] = q
     q_beats = qp.reshape(heads, blocks, rows, d).transpose(0, 1, 3, 2).reshape(-1, rows)
 
     # Key seq_len is a row of zeros: the lanes past a tile's count read it.
@@ -69,11 +71,13 @@ def engine_beats(q_int, k_int, v_int, rows: int, cols: int, schedule=None, *, im
     return EngineBeats(q=q_beats, k=k_beats, v=v_beats)
 
 
-def _tiles(schedule, seq_len: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(keys (n, cols), count (n,))`` of every key tile of one head, in order."""
+def _tiles(schedule, seq_len: int, rows: int, cols: int, query_len: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(keys (n, cols), count (n,))`` of every key tile of one head, in order (dense: every
+    block of ``query_len`` queries, default ``seq_len``, takes every tile of ``seq_len`` keys)."""
     if schedule is not None:
         return np.asarray(schedule.keys, np.int64), np.asarray(schedule.count, np.int64)
-    blocks, tiles = -(-seq_len // rows), -(-seq_len // cols)
+    query_len = seq_len if query_len is None else query_len
+    blocks, tiles = -(-query_len // rows), -(-seq_len // cols)
     starts = np.tile(np.arange(tiles) * cols, blocks)
     keys = starts[:, None] + np.arange(cols)[None, :]
     count = np.minimum(cols, seq_len - starts)
@@ -134,6 +138,27 @@ def importance_beats(tokens, cols: int) -> np.ndarray:
     padded = np.zeros(words * cols, np.int64)
     padded[:len(tokens)] = tokens
     return padded.reshape(words, cols)
+
+
+def row_flags(q_int, k_int, mult: int, shift: int, nm: Numerics, cols: int, threshold: int) -> np.ndarray:
+    """``(H, Lq)`` bool: rows whose largest probability (dense, key tiles of ``cols``) is below
+    ``threshold`` (``P`` fraction bits; :func:`sim.golden.largest_probability`)."""
+    q, k = _heads(q_int), _heads(k_int)
+    t = logits(scores(q, k), mult, shift, nm)
+    _, state = online_softmax_attention(t, np.zeros(k.shape[:2] + (1,), np.int64), nm, key_tile=cols)
+    return largest_probability(state.reciprocal, state.exponent, nm) < threshold
+
+
+def flag_beats(flags, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-flag beats in stream order: per head, per block, an int with bit ``r`` for row ``r``;
+    and ``last`` (the run's final beat)."""
+    flags = np.asarray(flags, bool)
+    heads, query_len = flags.shape
+    blocks = -(-query_len // rows)
+    padded = np.zeros((heads, blocks * rows), np.int64)
+    padded[:, :query_len] = flags
+    words = (padded.reshape(heads, blocks, rows) << np.arange(rows)).sum(axis=-1).reshape(-1)
+    return words, np.arange(len(words)) == len(words) - 1
 
 
 def output_beats(o_int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ from .fixed import (bit_length, clog2, dequantize, quantize, saturate, shift_flo
 __all__ = [
     "Numerics", "AttentionResult", "score_multiplier", "logits", "exp2_table", "exp2_frac",
     "exp2_neg", "rescale_factor", "rescale", "reciprocal", "normalize", "scores", "online_step", "online_softmax_attention",
-    "softmax_probabilities", "ranked_attention", "attention", "attention_float", "exp2_error", "online_error_bound",
+    "softmax_probabilities", "ranked_attention", "largest_probability", "attention", "attention_float", "exp2_error", "online_error_bound",
 ]
 
 LOG2E = 1.0 / math.log(2.0)
@@ -378,6 +378,17 @@ def ranked_attention(t: np.ndarray, v_int: np.ndarray, nm: Numerics, *, key_tile
     shift = np.maximum(nm.recip_bits + state.exponent - nm.prob_frac_bits, 1)[..., None]
     normalized = shift_round_half_even(p * state.reciprocal[..., None], shift)
     return o_int, normalized.sum(axis=-2)
+
+
+def largest_probability(r: np.ndarray, e: np.ndarray, nm: Numerics) -> np.ndarray:
+    """A row's largest normalized probability, ``rne(2^P · r, max(R + e − P, 1))`` (section 6).
+
+    The maximum key's unnormalized probability is exactly ``exp2_neg(0) = 2^P``;
+    ``(r, e)`` is the row's reciprocal.  ``P`` fraction bits; 0 for a fully masked row.
+    """
+    r = np.asarray(r, np.int64)
+    shift = np.maximum(nm.recip_bits + np.asarray(e, np.int64) - nm.prob_frac_bits, 1)
+    return shift_round_half_even(r << nm.prob_frac_bits, shift)
 
 
 # --- the whole contract -----------------------------------------------------------------

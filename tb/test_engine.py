@@ -16,20 +16,22 @@ from cocotb.clock import Clock
 
 from sim.golden import Numerics
 from sim.sparse import allowed_mask, pattern_from_dict, register_values, scheduled_tiles
-from sim.engine_stream import (engine_beats, engine_output, importance_beats, output_beats, output_from_beats,
-                               ranked_output, useful_macs)
+from sim.engine_stream import (engine_beats, engine_output, flag_beats, importance_beats, output_beats,
+                               output_from_beats, ranked_output, row_flags, useful_macs)
 from tb.harness import begin, operand_matrix
 from tb.packing import pack, unpack
 from tb.streams import Control, StreamBench, StreamSink, StreamSource
 
 
 def run_operands(rng, run: dict, width: int):
+    """Q of ``query_len`` rows (default ``seq_len``), K and V of ``seq_len``."""
+    shapes = [(run["heads"], run.get("query_len", run["seq_len"]), run["head_dim"])] + \
+        [(run["heads"], run["seq_len"], run["head_dim"])] * 2
     if "operands_file" in run:
         with np.load(run["operands_file"]) as f:
-            return [f[name].reshape(run["heads"], run["seq_len"], run["head_dim"]) for name in ("q", "k", "v")]
-    shape = (run["heads"], run["seq_len"], run["head_dim"])
+            return [f[name].reshape(shape) for name, shape in zip("qkv", shapes)]
     kind = run.get("operands", "random")
-    return [operand_matrix(rng, shape, width, True, kind) for _ in range(3)]
+    return [operand_matrix(rng, shape, width, True, kind) for shape in shapes]
 
 
 class TlastSink(StreamSink):
@@ -86,6 +88,9 @@ async def engine_runs(dut):
     ranking = cfg["importance"]
     ranks = {name: TlastSink(dut, name, rng, cfg["stall"]) for name in ("token_importance", "head_importance")} \
         if ranking else {}
+    progressive = cfg["progressive"]
+    if progressive:
+        ranks["row_flags"] = TlastSink(dut, "row_flags", rng, cfg["stall"])
     bench = StreamBench(dut, dut.aclk, dut.aresetn,
                         [control, *sources.values(), sink, last_flags, *([kv_index] if sparse else []),
                          *ranks.values()],
@@ -101,6 +106,8 @@ async def engine_runs(dut):
             control.set(**register_values(pattern, cfg["max_globals"], global_width))
         if ranking:
             control.set(importance=int(run.get("importance", False)))
+        if progressive:
+            control.set(query_len=run.get("query_len", run["seq_len"]), threshold=run.get("threshold", 0))
         control.pulse("start")
         await bench.step(2)
         report.check(control.read("busy") == 1 and control.read("error") == 0,
@@ -118,7 +125,9 @@ async def engine_runs(dut):
         mask = None if pattern.is_dense else allowed_mask(pattern, run["seq_len"])
         schedule = scheduled_tiles(pattern, run["seq_len"], rows, cols)
         ranked = bool(run.get("importance", False))
-        beats = engine_beats(q, k, v, rows, cols, None if ranked else schedule, importance=ranked)
+        if ranked or run.get("query_len", run["seq_len"]) != run["seq_len"]:
+            schedule = None   # dense, queries and keys counted apart
+        beats = engine_beats(q, k, v, rows, cols, schedule, importance=ranked)
         steps = len(beats.k) + len(beats.v)
         budget = int(slack * 3 * (steps + len(beats.q))) + 2000
         if index == 0 and cfg["reset_mid"]:
@@ -180,13 +189,24 @@ async def engine_runs(dut):
             if cfg.get("capture"):
                 captured[f"tokens{index}"], captured[f"heads{index}"] = got_tokens.reshape(-1)[:run["seq_len"]], \
                     np.array(sinks[1].beats, np.int64)
+        if progressive:
+            words, flags_last = flag_beats(row_flags(q, k, cfg["scale_mult"], cfg["scale_shift"], nm, cols,
+                                                     run.get("threshold", 0)), rows)
+            report.compare(f"run {index} row flags", np.array(ranks["row_flags"].beats, np.int64), words)
+            report.compare(f"run {index} row flags last", np.array(ranks["row_flags"].flags, np.int64),
+                           flags_last.astype(np.int64))
+            if cfg.get("capture"):
+                captured[f"flags{index}"] = np.array(ranks["row_flags"].beats, np.int64)
         for rank_sink in ranks.values():
             rank_sink.clear()
         if cfg.get("capture") and len(got) == len(expected):
-            captured[f"o{index}"] = output_from_beats(got, run["heads"], run["seq_len"], run["head_dim"], rows, cols)
+            captured[f"o{index}"] = output_from_beats(got, run["heads"], run.get("query_len", run["seq_len"]),
+                                                      run["head_dim"], rows, cols)
         first_in = min(s.first_accept_cycle for s in sources.values())
         cycles = sink.last_accept_cycle - first_in + 1
         pairs = None if mask is None else int(mask.sum())
+        if run.get("query_len", run["seq_len"]) != run["seq_len"]:
+            pairs = run["query_len"] * run["seq_len"]
         macs = useful_macs(run["heads"], run["seq_len"], run["head_dim"], pairs)
         results.append(dict(run, cycles=cycles, useful_macs=macs, counter=control.read("cycles"),
                             ideal_cycles=-(-macs // (rows * cols)),

@@ -52,7 +52,7 @@ def walk_cycles(pattern: SparsePattern, seq_len: int, rows: int) -> int:
 
 
 def registers(run: dict, pattern: SparsePattern, global_width: int) -> dict:
-    values = dict(seq_len=run["seq_len"], heads=run["heads"],
+    values = dict(seq_len=run["seq_len"], query_len=run["seq_len"], heads=run["heads"],
                   **register_values(pattern, run["max_globals"], global_width))
     return {**values, **run.get("registers", {})}   # error runs set out-of-range values here
 
