@@ -12,7 +12,8 @@ from hdl.params import boolean, int_in_range, positive_int
 from sim.golden import Numerics
 from sim.sparse import SparsePattern, allowed_mask, pattern_from_dict, register_values, scheduled_tiles
 
-__all__ = ["simulate_array", "simulate_softmax", "simulate_scheduler", "simulate_topk", "simulate_engine", "simulate_layer", "measure_engine", "check_probability"]
+__all__ = ["simulate_array", "simulate_softmax", "simulate_scheduler", "simulate_topk", "simulate_engine", "simulate_layer",
+           "simulate_progressive", "measure_engine", "check_probability"]
 
 #: The full-rate harness around the engine (tb/engine_bench.v).
 ENGINE_BENCH = Path(__file__).resolve().parent.parent / "tb" / "engine_bench.v"
@@ -405,4 +406,52 @@ def simulate_layer(params: dict, q_int, k_int, v_int, *, scale_mult: int, scale_
                   kept_tokens=kept_tokens, kept_heads=kept_heads,
                   fetched=fetched(len(heads), len(tokens), q.shape[-1], params["rows"],
                                   component.params["numerics"]["data_width"], importance=ranked))
+    return layer, reports
+
+
+def simulate_progressive(params: dict, q_int, k_int, v_int, *, scale_mult: int, scale_shift: int, msb_bits: int,
+                         threshold: int, sim: str = "icarus", seed: int = 1, idle: float = 0.0, stall: float = 0.0):
+    """A progressive layer in RTL (``sim.progressive.progressive_layer`` is its golden model): the engine
+    over K's ``msb_bits`` most significant bits, its row flags, then one run per head recomputing the
+    flagged rows with the full K.
+
+    Returns ``(layer, reports)``: a :class:`sim.progressive.ProgressiveLayer` from what the hardware sent
+    (its flags choose the rows recomputed) and the two simulation reports (``first``, ``recompute``).
+    """
+    from sim.progressive import ProgressiveLayer, check_progressive, k_bytes, msb_only
+
+    if not params.get("progressive"):
+        params = dict(params, progressive=True)
+    _, component = cached_verilog("engine", params)
+    nm = Numerics(**component.params["numerics"])
+    check_progressive(msb_bits, threshold, nm)
+    q, k, v = (np.asarray(x, np.int64) for x in (q_int, k_int, v_int))
+    if q.ndim != 3:
+        raise ValueError(f"q, k and v must be (H, L, d) integer arrays, not shape {q.shape}")
+    heads, seq_len, d = k.shape
+    rows = component.params["rows"]
+    k_msb = msb_only(k, msb_bits, nm.data_width)
+    common = dict(sim=sim, seed=seed, scale_mult=scale_mult, scale_shift=scale_shift, idle=idle, stall=stall)
+    first = simulate_engine(params, [dict(heads=heads, seq_len=seq_len, head_dim=d, threshold=threshold)],
+                            operands=[(q, k_msb, v)], **common)
+    words = np.asarray(first["row_flags"][0], np.int64).reshape(heads, -1)
+    flags = ((words[:, :, None] >> np.arange(rows)) & 1).astype(bool).reshape(heads, -1)[:, :seq_len]
+    o = np.array(first["outputs"][0])
+    runs, operands, which = [], [], []
+    for h in range(heads):
+        again = np.flatnonzero(flags[h])
+        if again.size:
+            runs.append(dict(heads=1, seq_len=seq_len, query_len=int(again.size), head_dim=d))
+            operands.append((q[h:h + 1, again], k[h:h + 1], v[h:h + 1]))
+            which.append((h, again))
+    reports = {"first": first}
+    fetched = k_bytes(heads, seq_len, seq_len, d, rows, msb_bits)
+    if runs:
+        again_report = simulate_engine(params, runs, operands=operands, **common)
+        reports["recompute"] = again_report
+        for (h, again), out in zip(which, again_report["outputs"]):
+            o[h, again] = out[0]
+            fetched += k_bytes(1, again.size, seq_len, d, rows, nm.data_width)
+    layer = ProgressiveLayer(o=o, flags=flags, k_bytes_fetched=fetched,
+                             k_bytes_full=k_bytes(heads, seq_len, seq_len, d, rows, nm.data_width))
     return layer, reports
