@@ -12,6 +12,8 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
+
 __all__ = ["main"]
 
 
@@ -255,6 +257,95 @@ def _sim_topk(args) -> int:
     return 0
 
 
+
+def _cascade_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("SpAtten: cascade pruning and progressive quantization (docs/engine.md)")
+    group.add_argument("--token-list", default=None, metavar="I,J,...",
+                       help="compute only these tokens (the previous layer's kept tokens)")
+    group.add_argument("--token-list-file", default=None, metavar="FILE",
+                       help="the token list from a file (indices separated by commas or white space)")
+    group.add_argument("--head-list", default=None, metavar="H,...", help="compute only these heads")
+    group.add_argument("--token-keep", type=int, default=None, metavar="K",
+                       help="importance run: keep the K most important tokens for the next layer")
+    group.add_argument("--head-keep", type=int, default=None, metavar="K",
+                       help="importance run: keep the K most important heads for the next layer")
+    group.add_argument("--progressive", type=int, default=None, metavar="MSB_BITS",
+                       help="score with K's MSB_BITS most significant bits first")
+    group.add_argument("--threshold", type=float, default=None, metavar="X",
+                       help="with --progressive: recompute rows whose largest probability is below X (0 to 2)")
+
+
+def _cascade_plan(args, heads: int, seq_len: int, nm) -> dict | None:
+    """The pruning and progressive flags, checked; ``None`` when none is given."""
+    from sim.pruning import check_index_list, parse_index_list
+
+    if args.token_list is not None and args.token_list_file is not None:
+        raise CliError("--token-list and --token-list-file are exclusive")
+    text = args.token_list
+    if args.token_list_file is not None:
+        try:
+            text = Path(args.token_list_file).read_text()
+        except OSError as e:
+            raise CliError(f"cannot read --token-list-file {args.token_list_file}: {e.strerror or e}") from None
+    flag = "--token-list-file" if args.token_list_file is not None else "--token-list"
+    tokens = None if text is None else check_index_list(flag, parse_index_list(flag, text), seq_len, "token")
+    head_list = None if args.head_list is None else check_index_list(
+        "--head-list", parse_index_list("--head-list", args.head_list), heads, "head")
+    if args.threshold is not None and args.progressive is None:
+        raise CliError("--threshold needs --progressive MSB_BITS")
+    threshold = None
+    if args.progressive is not None:
+        if args.threshold is None:
+            raise CliError("--progressive needs --threshold X")
+        if args.token_keep is not None or args.head_keep is not None:
+            raise CliError("--progressive cannot be combined with --token-keep or --head-keep "
+                           "(an importance run scores with K in full)")
+        limit = ((1 << nm.prob_width) - 1) / (1 << nm.prob_frac_bits)
+        if not (math.isfinite(args.threshold) and 0 <= args.threshold <= limit):
+            raise CliError(f"--threshold must be from 0 to {limit:.6f}, not {args.threshold!r}")
+        threshold = int(round(args.threshold * (1 << nm.prob_frac_bits)))
+        if not 1 <= args.progressive <= nm.data_width - 1:
+            raise CliError(f"--progressive must be from 1 to {nm.data_width - 1} (bits of K), "
+                           f"not {args.progressive}")
+    computed_tokens = seq_len if tokens is None else len(tokens)
+    computed_heads = heads if head_list is None else len(head_list)
+    for flag, keep, bound in (("--token-keep", args.token_keep, computed_tokens),
+                              ("--head-keep", args.head_keep, computed_heads)):
+        if keep is not None and not 1 <= keep <= bound:
+            raise CliError(f"{flag} must be from 1 to {bound} (what the run computes), not {keep}")
+    plan = dict(tokens=tokens, heads=head_list, token_keep=args.token_keep, head_keep=args.head_keep,
+                msb_bits=args.progressive, threshold=threshold)
+    return plan if any(v is not None for v in plan.values()) else None
+
+
+def _cascade_inputs(plan: dict, q, k, v):
+    """q, k, v as (H, L, d), gathered to the plan's tokens and heads (what the DMA fetches)."""
+    from sim.pruning import gather
+
+    return [gather(x if x.ndim == 3 else x[None], plan["tokens"], plan["heads"]) for x in (q, k, v)]
+
+
+def _cascade_report(plan: dict, layer, heads: int, seq_len: int) -> dict:
+    """The JSON figures of a pruned or progressive layer (original indices throughout)."""
+    tokens = np.arange(seq_len) if plan["tokens"] is None else plan["tokens"]
+    head_ids = np.arange(heads) if plan["heads"] is None else plan["heads"]
+    out = {"tokens": tokens.tolist(), "heads_computed": head_ids.tolist()}
+    if plan["msb_bits"] is not None:
+        out.update(progressive_msb_bits=plan["msb_bits"], threshold=plan["threshold"],
+                   recomputed_rows=layer.recomputed_rows, recomputed_fraction=layer.recomputed_fraction,
+                   k_bytes_fetched=layer.k_bytes_fetched, k_bytes_full=layer.k_bytes_full)
+        return out
+    out.update(k_bytes_fetched=layer.fetched.k, bytes_fetched=layer.fetched.total, recomputed_rows=0)
+    if layer.importance is not None:
+        out.update(importance=dict(zip(map(int, tokens[layer.tokens]), map(int, layer.importance))),
+                   head_importance=dict(zip(map(int, head_ids[layer.heads]), map(int, layer.head_importance))))
+    if layer.kept_tokens is not None:
+        out["kept_tokens"] = tokens[layer.kept_tokens].tolist()
+    if layer.kept_heads is not None:
+        out["kept_heads"] = head_ids[layer.kept_heads].tolist()
+    return out
+
+
 def _sim_engine(args) -> int:
     import numpy as np
 
@@ -294,6 +385,11 @@ def _sim_engine(args) -> int:
     pattern = _pattern(args, seq_len)
     if not params["sparse"] and not pattern.is_dense:
         raise CliError(f"--pattern {pattern.kind} needs an engine built with sparse = true (add --sparse)")
+    plan = _cascade_plan(args, heads, seq_len, nm)
+    if plan is not None:
+        if not pattern.is_dense:
+            raise CliError("pruning and progressive runs take the dense pattern only")
+        return _sim_cascade(args, params, nm, plan, q, k, v, heads, seq_len)
     mask = None if pattern.is_dense else allowed_mask(pattern, seq_len)
     scale = 1.0 / math.sqrt(d)
     golden = attention(q, k, v, scale=scale, nm=nm, key_tile=params["cols"], mask=mask)
@@ -341,6 +437,81 @@ def _sim_engine(args) -> int:
     return 0
 
 
+
+def _sim_cascade(args, params: dict, nm, plan: dict, q, k, v, heads: int, seq_len: int) -> int:
+    """``sim engine`` with pruning or progressive flags: the layer in RTL (engine, then top-k or the
+    recompute run), checked against its golden model."""
+    import dataclasses
+
+    from sim.fixed import dequantize
+    from sim.golden import attention
+    from sim.golden_io import error_figures
+    from sim.progressive import progressive_layer
+    from sim.pruning import pruned_layer
+
+    from .simulate import simulate_layer, simulate_progressive
+
+    q, k, v = _cascade_inputs(plan, q, k, v)
+    d = q.shape[-1]
+    scale = 1.0 / math.sqrt(d)
+    golden = attention(q, k, v, scale=scale, nm=nm, key_tile=params["cols"])
+    ints = [x.reshape(q.shape[0], -1, d) for x in (golden.q_int, golden.k_int, golden.v_int)]
+    common = dict(scale_mult=golden.multiplier, scale_shift=golden.shift, sim=args.sim, seed=args.seed,
+                  idle=args.idle, stall=args.stall)
+    rows, cols = params["rows"], params["cols"]
+    if plan["msb_bits"] is not None:
+        params = dict(params, row_flags=True)
+        run = lambda: simulate_progressive(params, *ints, msb_bits=plan["msb_bits"], threshold=plan["threshold"],
+                                           **common)
+        expect = progressive_layer(*ints, golden.multiplier, golden.shift, nm, rows, cols,
+                                   msb_bits=plan["msb_bits"], threshold=plan["threshold"])
+    else:
+        ranked = plan["token_keep"] is not None or plan["head_keep"] is not None
+        params = dict(params, importance=True) if ranked else params
+        run = lambda: simulate_layer(params, *ints, token_keep=plan["token_keep"], head_keep=plan["head_keep"],
+                                     **common)
+        expect = pruned_layer(*ints, golden.multiplier, golden.shift, nm, rows, cols,
+                              token_keep=plan["token_keep"], head_keep=plan["head_keep"], importance=ranked)
+    found, passed = _simulate(run)
+    out = {"passed": passed, "sim": args.sim, "seed": args.seed, "heads": q.shape[0], "seq_len": q.shape[1],
+           "head_dim": d}
+    if passed:
+        layer, reports = found
+        first = reports.get("engine", reports.get("first"))
+        o_int = np.asarray(layer.o).reshape(golden.o_int.shape)
+        hw = dataclasses.replace(golden, o_int=o_int, o=dequantize(o_int, golden.scales["o"]))
+        out.update(cycles=sum(r["cycles"] for rep in reports.values() if "runs" in rep for r in rep["runs"]),
+                   mismatches=int((o_int != np.asarray(expect.o).reshape(o_int.shape)).sum()),
+                   memory_bits=first["memory_bits"], **_cascade_report(plan, layer, heads, seq_len),
+                   **error_figures(hw, q, k, v, scale))
+        if plan["msb_bits"] is None:
+            for name in ("kept_tokens", "kept_heads"):
+                ours, theirs = getattr(layer, name), getattr(expect, name)
+                if ours is not None and not np.array_equal(ours, theirs):
+                    out["mismatches"] += 1
+    else:
+        out.update(mismatches=found.get("mismatch_count"), error=found["error"])
+    if args.json:
+        print(json.dumps({"unit": "engine", "parameters": params, **out}, indent=1))
+        return 0 if passed and out["mismatches"] == 0 else 1
+    print(f"attn-rtl sim: engine {rows}x{cols}, H={out['heads']} L={out['seq_len']} d={d} on {args.sim}, "
+          f"seed {args.seed}")
+    if not passed:
+        print(f"FAIL: {out['error']}")
+        return 1
+    print(f"  {'PASS' if out['mismatches'] == 0 else 'FAIL'}: layer bit-exact against the golden model "
+          f"({out['mismatches']} mismatches), {out['cycles']} cycles in all runs")
+    if plan["msb_bits"] is not None:
+        print(f"  progressive: {out['recomputed_rows']} rows recomputed ({out['recomputed_fraction']:.1%}), "
+              f"K fetched {out['k_bytes_fetched']} bytes against {out['k_bytes_full']} in full")
+    else:
+        print(f"  fetched {out['bytes_fetched']} bytes (K {out['k_bytes_fetched']})")
+        for name in ("kept_tokens", "kept_heads"):
+            if name in out:
+                print(f"  {name.replace('_', ' ')}: {','.join(map(str, out[name]))}")
+    return 0 if out["mismatches"] == 0 else 1
+
+
 def _pattern_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sparse pattern (docs/sparse.md)")
     group.add_argument("--pattern", choices=["dense", "window", "dilated", "grid"], default="dense",
@@ -386,6 +557,9 @@ def cmd_golden(args) -> int:
             raise CliError(f"--query-block must be a positive integer, not {args.query_block}")
         if args.key_tile is None:
             raise CliError("--query-block needs --key-tile (the engine's rows and cols)")
+    plan = _cascade_plan(args, q.shape[0] if q.ndim == 3 else 1, q.shape[-2], Numerics())
+    if plan is not None:
+        return _golden_cascade(args, plan, pattern, q, k, v, scale)
     result = attention(q, k, v, scale=scale, nm=Numerics(), key_tile=args.key_tile, mask=mask)
     if args.query_block is not None:
         # The sparse engine's order: each block's keys gathered into tiles (docs/sparse.md).
@@ -413,6 +587,54 @@ def cmd_golden(args) -> int:
         print(json.dumps(figures, indent=1))
     else:
         print(f"wrote {out}: o and o_int of shape {result.o.shape}")
+    return 0
+
+
+
+def _golden_cascade(args, plan: dict, pattern, q, k, v, scale: float) -> int:
+    """``golden`` with pruning or progressive flags: the golden model of the engine's layer."""
+    import dataclasses
+
+    from sim.fixed import dequantize
+    from sim.golden import Numerics, attention
+    from sim.golden_io import error_figures
+    from sim.progressive import progressive_layer
+    from sim.pruning import pruned_layer
+
+    if not pattern.is_dense:
+        raise CliError("pruning and progressive runs take the dense pattern only")
+    if args.key_tile is None or args.query_block is None:
+        raise CliError("pruning and progressive flags need --key-tile and --query-block (the engine's cols and rows)")
+    nm = Numerics()
+    heads, seq_len = (q.shape[0] if q.ndim == 3 else 1), q.shape[-2]
+    q, k, v = _cascade_inputs(plan, q, k, v)
+    result = attention(q, k, v, scale=scale, nm=nm, key_tile=args.key_tile)
+    ints = (result.q_int, result.k_int, result.v_int)
+    rows, cols = args.query_block, args.key_tile
+    if plan["msb_bits"] is not None:
+        layer = progressive_layer(*ints, result.multiplier, result.shift, nm, rows, cols, msb_bits=plan["msb_bits"],
+                                  threshold=plan["threshold"])
+    else:
+        ranked = plan["token_keep"] is not None or plan["head_keep"] is not None
+        layer = pruned_layer(*ints, result.multiplier, result.shift, nm, rows, cols, token_keep=plan["token_keep"],
+                             head_keep=plan["head_keep"], importance=ranked)
+    result = dataclasses.replace(result, o_int=layer.o, o=dequantize(layer.o, result.scales["o"]))
+    figures = _cascade_report(plan, layer, heads, seq_len)
+    arrays = {name: np.asarray(figures[name]) for name in ("tokens", "heads_computed", "kept_tokens", "kept_heads")
+              if name in figures}
+    if "importance" in figures:
+        arrays.update(importance=np.asarray(list(figures["importance"].values())),
+                      head_importance=np.asarray(list(figures["head_importance"].values())))
+    if plan["msb_bits"] is not None:
+        arrays["recomputed"] = layer.flags
+    try:
+        np.savez(Path(args.output), o=result.o, o_int=result.o_int, **arrays)
+    except OSError as e:
+        raise CliError(f"cannot write output {args.output}: {e.strerror or e}") from None
+    if args.json:
+        print(json.dumps({**figures, **error_figures(result, q, k, v, scale)}, indent=1))
+    else:
+        print(f"wrote {args.output}: o and o_int of shape {result.o.shape}")
     return 0
 
 
@@ -503,6 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim_p.add_argument("--output", metavar="OUT.npz", default=None, help="engine: write the engine's o and o_int")
     sim_p.add_argument("--json", action="store_true", help="print the report as JSON")
     _pattern_flags(sim_p)
+    _cascade_flags(sim_p)
     sim_p.set_defaults(func=cmd_sim, preset="default")
 
     gold = sub.add_parser("golden", help="run the bit-exact golden attention on float q, k, v",
@@ -517,6 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "sparse engine does (its rows and cols); bit-exact with it")
     gold.add_argument("--json", action="store_true", help="print error figures against float attention")
     _pattern_flags(gold)
+    _cascade_flags(gold)
     gold.set_defaults(func=cmd_golden)
 
     bench = sub.add_parser("bench", help="measure a unit (cycles, area, Fmax) and write the table into docs/",

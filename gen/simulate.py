@@ -163,8 +163,8 @@ def _engine_runs(params: dict, runs) -> list[dict]:
         if r["importance"] and not params["importance"]:
             raise ValueError("an importance run needs an engine built with importance = true")
         if "query_len" in r or "threshold" in r:
-            if not params["progressive"]:
-                raise ValueError("query_len and threshold need an engine built with progressive = true")
+            if not params["row_flags"]:
+                raise ValueError("query_len and threshold need an engine built with row_flags = true")
             positive_int("query_len", r.setdefault("query_len", r["seq_len"]), at_most=params["max_seq_len"])
             prob_width = Numerics(**params["numerics"]).prob_width
             int_in_range("threshold", r.setdefault("threshold", 0), 0, (1 << prob_width) - 1)
@@ -420,8 +420,8 @@ def simulate_progressive(params: dict, q_int, k_int, v_int, *, scale_mult: int, 
     """
     from sim.progressive import ProgressiveLayer, check_progressive, k_bytes, msb_only
 
-    if not params.get("progressive"):
-        params = dict(params, progressive=True)
+    if not params.get("row_flags"):
+        params = dict(params, row_flags=True)
     _, component = cached_verilog("engine", params)
     nm = Numerics(**component.params["numerics"])
     check_progressive(msb_bits, threshold, nm)

@@ -38,7 +38,7 @@ ENGINE_DEFAULTS = {
     "prob_tiles": 3,
     "sparse": False,
     "importance": False,
-    "progressive": False,
+    "row_flags": False,
     "max_dilation": 64,
     "max_globals": 4,
     "multiplier": "generic",
@@ -60,8 +60,8 @@ def engine_params(**params) -> dict:
     scheduler_params(rows=p["rows"], cols=p["cols"], max_seq_len=p["max_seq_len"], max_heads=p["max_heads"],
                      max_dilation=p["max_dilation"], max_globals=p["max_globals"], sparse=p["sparse"])
     boolean("importance", p["importance"])
-    boolean("progressive", p["progressive"])
-    for feature in ("importance", "progressive"):
+    boolean("row_flags", p["row_flags"])
+    for feature in ("importance", "row_flags"):
         if p[feature] and p["sparse"]:
             raise ValueError(f"{feature} needs a dense engine (sparse = false): its runs take the dense "
                              f"pattern only")
@@ -181,7 +181,7 @@ class AttentionEngine(wiring.Component):
                 "token_importance": Out(self.token_importance_unit.signature.members["out"].signature),
                 "head_importance": Out(self.head_importance_unit.signature.members["out"].signature),
             }
-        if p["progressive"]:
+        if p["row_flags"]:
             importance_ports.update({
                 "query_len": In(range(p["max_seq_len"] * 2 + 1)),
                 "threshold": In(nm.prob_width),
@@ -254,7 +254,7 @@ class AttentionEngine(wiring.Component):
             multiplier=p["multiplier"], fifo_memory=p["fifo_memory"], numerics=nm)
         m.submodules.accumulator = acc = self._accumulator(array.acc_shape.width)
         m.submodules.scheduler = sched = self.scheduler
-        queries_in = self.query_len if p["progressive"] else self.seq_len
+        queries_in = self.query_len if p["row_flags"] else self.seq_len
         m.d.comb += [sched.seq_len.eq(self.seq_len), sched.query_len.eq(queries_in), sched.heads.eq(self.heads)]
         if p["sparse"]:
             m.d.comb += [getattr(sched, name).eq(getattr(self, name)) for name in PATTERN_REGISTERS]
@@ -592,7 +592,7 @@ class AttentionEngine(wiring.Component):
 
         # --- row sums -> reciprocals; outputs.
         room = Const(1)
-        if p["progressive"]:
+        if p["row_flags"]:
             m.submodules.row_flags = flags_unit = RowFlags(rows=R, max_seq_len=L_max, max_heads=p["max_heads"],
                                                            numerics=nm)
             room = flags_unit.room
@@ -634,7 +634,7 @@ class AttentionEngine(wiring.Component):
         if imp:
             ends += [(stream_end(self.token_importance), self.importance),
                      (stream_end(self.head_importance), self.importance)]
-        if p["progressive"]:
+        if p["row_flags"]:
             ends.append((stream_end(self.row_flags), Const(1)))
         finished = Signal(len(ends))
         now = finished | Cat(end for end, _ in ends)

@@ -43,7 +43,7 @@ class AttentionEngineAxi(wiring.Component):
     ``cols`` unsigned importances, key ``j`` in lane ``j mod cols`` of beat
     ``j div cols``) and ``m_axis_head_importance`` (one beat per head),
     ``tlast`` on each one's final beat (docs/engine.md, *Importance runs*).
-    An engine built with ``progressive=True`` adds ``ctrl_query_len`` (queries
+    An engine built with ``row_flags=True`` (progressive quantization) adds ``ctrl_query_len`` (queries
     of the run; ``ctrl_seq_len`` counts keys), ``ctrl_threshold`` and the
     master stream ``m_axis_row_flags``: one beat per query block, bit ``r`` of
     ``tdata`` set when row ``r``'s largest probability is below the threshold
@@ -86,13 +86,13 @@ class AttentionEngineAxi(wiring.Component):
         """``(stream, payload field)`` of the master streams beside O that the build has."""
         p = self.engine.params
         return ([("token_importance", "data"), ("head_importance", "data")] if p["importance"] else []) + \
-            ([("row_flags", "flags")] if p["progressive"] else [])
+            ([("row_flags", "flags")] if p["row_flags"] else [])
 
     @property
     def _control_inputs(self) -> tuple:
         sparse = PATTERN_REGISTERS if self.engine.params["sparse"] else ()
         importance = ("importance",) if self.engine.params["importance"] else ()
-        progressive = ("query_len", "threshold") if self.engine.params["progressive"] else ()
+        progressive = ("query_len", "threshold") if self.engine.params["row_flags"] else ()
         return ("start", "seq_len", "heads", "head_dim", "scale_mult", "scale_shift", *sparse, *importance,
                 *progressive)
 

@@ -88,7 +88,7 @@ async def engine_runs(dut):
     ranking = cfg["importance"]
     ranks = {name: TlastSink(dut, name, rng, cfg["stall"]) for name in ("token_importance", "head_importance")} \
         if ranking else {}
-    progressive = cfg["progressive"]
+    progressive = cfg["row_flags"]
     if progressive:
         ranks["row_flags"] = TlastSink(dut, "row_flags", rng, cfg["stall"])
     bench = StreamBench(dut, dut.aclk, dut.aresetn,
