@@ -168,6 +168,10 @@ def manifest(unit_name: str, component) -> dict:
                        array=component.array_figures, output_acc_width=component.output_acc_width,
                        row_sum_width=component.nm.row_sum_width(component.params["max_seq_len"]),
                        max_chunks=component.max_chunks)
+        if component.params["importance"]:
+            derived.update(token_importance_width=component.token_importance_unit.width,
+                           token_importance_words=component.token_importance_unit.words,
+                           head_importance_width=component.head_importance_unit.width)
     return {
         "unit": u.name,
         "top": u.top,

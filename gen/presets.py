@@ -23,6 +23,9 @@ PRESETS: dict[str, dict[str, dict]] = {
         # Sparse patterns (docs/sparse.md): the default engine plus the scheduler's pattern logic.
         "sparse": {"rows": 8, "cols": 8, "max_seq_len": 4096, "max_head_dim": 128, "max_heads": 16,
                    "sparse": True},
+        # SpAtten (docs/engine.md): importance runs for cascade pruning, row flags for progressive quantization.
+        "spatten": {"rows": 8, "cols": 8, "max_seq_len": 1024, "max_head_dim": 128, "max_heads": 16,
+                    "importance": True, "row_flags": True},
     },
     "scheduler": {
         "default": {"rows": 8, "cols": 8, "max_seq_len": 4096, "max_heads": 16},
@@ -46,6 +49,7 @@ DESCRIPTIONS = {
     ("engine", "default"): "8x8 array, L up to 1024, d up to 128, 16 heads",
     ("engine", "large"): "16x16 array, L up to 4096, d up to 128, 16 heads",
     ("engine", "sparse"): "8x8 array, L up to 4096 (Longformer), window/dilated/grid patterns, 4 global tokens",
+    ("engine", "spatten"): "default engine plus token/head importance and progressive-quantization row flags",
     ("scheduler", "default"): "8x8 tiles, L up to 4096, every pattern, 4 global tokens",
     ("topk", "tiny"): "4 values per cycle, n up to 256, k up to 32",
     ("topk", "default"): "16 values per cycle, n up to 1024, k up to 128 (SpAtten's setting)",

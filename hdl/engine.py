@@ -117,6 +117,12 @@ class AttentionEngine(wiring.Component):
         run ahead of value tiles.
     multiplier, fifo_memory : str
         Array options (:class:`~hdl.systolic_array.SystolicArray`).
+    importance : bool
+        Adds importance runs (SpAtten; dense only): :class:`~hdl.importance.TokenImportance`,
+        :class:`~hdl.head_importance.HeadImportance` and their output streams (docs/engine.md).
+    row_flags : bool
+        Adds progressive quantization's row flags (:class:`~hdl.row_flags.RowFlags`) and the
+        ``query_len`` register (dense only).
     numerics : dict or Numerics
         Number formats (docs/numerics.md); ``data_width`` is Q, K, V and O.
 
@@ -146,6 +152,16 @@ class AttentionEngine(wiring.Component):
     kv_index : Out(stream.Signature(StructLayout({"keys": ArrayLayout(range(max_seq_len), cols),
         "count": range(cols + 1), "last": 1})))
         Only with ``sparse``: the keys of every key tile, in the order K and V must arrive.
+    importance : In(1)
+        Only with ``importance``: the run is an importance run (every block's K tiles come twice).
+    token_importance : Out(stream.Signature(StructLayout({"data": ArrayLayout(unsigned(iw), cols), "last": 1})))
+    head_importance : Out(stream.Signature(StructLayout({"data": unsigned(hw), "last": 1})))
+        Only with ``importance``: sent by importance runs (docs/engine.md).
+    query_len, threshold : In
+        Only with ``row_flags``: queries of the run (``seq_len`` counts keys; fewer only with the
+        dense pattern) and the largest-probability threshold (``P`` fraction bits).
+    row_flags : Out(stream.Signature(StructLayout({"flags": rows, "last": 1})))
+        Only with ``row_flags``: one beat per query block, bit ``r`` for a row below the threshold.
     """
 
     def __init__(self, **params):

@@ -94,3 +94,17 @@ def test_topk_engine_synthesizes(target):
         assert area["lutram"] > 0, area
     # Banks in RAM: fewer flip-flops than the banks alone would take as registers.
     assert area["ff"] < component.bank_bits, (area, component.bank_bits)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["ecp5", "ice40", "xilinx7"])
+def test_spatten_engine_synthesizes(target):
+    """The tiny engine with importance and row flags: the importance multipliers join the PEs' in DSPs,
+    the importance memory is one more block RAM."""
+    plain, _ = cached_verilog("engine", dict(rows=2, cols=2, max_seq_len=256, max_head_dim=32, max_heads=4))
+    path, _ = cached_verilog("engine", dict(rows=2, cols=2, max_seq_len=256, max_head_dim=32, max_heads=4,
+                                            importance=True, row_flags=True))
+    base = synthesize(plain, "attention_engine", target, dsp=True)
+    area = synthesize(path, "attention_engine", target, dsp=True)
+    assert area["dsp"] >= base["dsp"] + (2 if target != "ice40" else 0) and area["bram"] >= base["bram"], (area, base)
+    assert area["lut"] > base["lut"] and area["ff"] > base["ff"], (area, base)
