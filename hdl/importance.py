@@ -52,7 +52,7 @@ class TokenImportance(wiring.Component):
     width : int
         Bits of one importance value: ``P + 1 + ceil(log2(max_seq_len · max_heads))``.
     latency : int
-        Cycles from a tile's last ``probs`` beat to its memory write.
+        Cycles from a tile's last ``probs`` beat to the cycle its memory write is enabled.
 
     Ports
     -----
@@ -99,8 +99,9 @@ class TokenImportance(wiring.Component):
 
     @property
     def latency(self) -> int:
-        # reciprocal read, multiply, bias, shift, column sum, memory read, write.
-        return 1 + self._multiplier_latency + 5
+        # Registered beat and reciprocal (1), multiplier, bias (1), shift (1), column sum (1),
+        # memory read (1): the write is enabled in the cycle after.
+        return self._multiplier_latency + 5
 
     def elaborate(self, platform):
         m = Module()
