@@ -346,6 +346,20 @@ def _cascade_report(plan: dict, layer, heads: int, seq_len: int) -> dict:
     return out
 
 
+def _engine_report_start(args, params: dict, out: dict, passed: bool) -> int | None:
+    """Print the JSON report and return the exit status, or print the text report's first lines
+    (and return 1 on a failed simulation); ``None`` when the text report goes on."""
+    if args.json:
+        print(json.dumps({"unit": "engine", "parameters": params, **out}, indent=1))
+        return 0 if passed and out["mismatches"] == 0 else 1
+    print(f"attn-rtl sim: engine {params['rows']}x{params['cols']}, H={out['heads']} L={out['seq_len']} "
+          f"d={out['head_dim']} on {args.sim}, seed {args.seed}")
+    if not passed:
+        print(f"FAIL: {out['error']}")
+        return 1
+    return None
+
+
 def _sim_engine(args) -> int:
     import numpy as np
 
@@ -418,14 +432,9 @@ def _sim_engine(args) -> int:
                 raise CliError(f"cannot write output {args.output}: {e.strerror or e}") from None
     else:
         out.update(mismatches=report.get("mismatch_count"), error=report["error"])
-    if args.json:
-        print(json.dumps({"unit": "engine", "parameters": params, **out}, indent=1))
-        return 0 if passed and out["mismatches"] == 0 else 1
-    print(f"attn-rtl sim: engine {params['rows']}x{params['cols']}, H={heads} L={seq_len} d={d} on {args.sim}, "
-          f"seed {args.seed}")
-    if not passed:
-        print(f"FAIL: {report['error']}")
-        return 1
+    finished = _engine_report_start(args, params, out, passed)
+    if finished is not None:
+        return finished
     print(f"  PASS: {out['elements']} output values and flags bit-exact against the golden model "
           f"({out['mismatches']} mismatches)")
     print(f"  cycles: {out['cycles']} from first input to last output (ideal {out['ideal_cycles']}): "
@@ -491,14 +500,9 @@ def _sim_cascade(args, params: dict, nm, plan: dict, q, k, v, heads: int, seq_le
                     out["mismatches"] += 1
     else:
         out.update(mismatches=found.get("mismatch_count"), error=found["error"])
-    if args.json:
-        print(json.dumps({"unit": "engine", "parameters": params, **out}, indent=1))
-        return 0 if passed and out["mismatches"] == 0 else 1
-    print(f"attn-rtl sim: engine {rows}x{cols}, H={out['heads']} L={out['seq_len']} d={d} on {args.sim}, "
-          f"seed {args.seed}")
-    if not passed:
-        print(f"FAIL: {out['error']}")
-        return 1
+    finished = _engine_report_start(args, params, out, passed)
+    if finished is not None:
+        return finished
     print(f"  {'PASS' if out['mismatches'] == 0 else 'FAIL'}: layer bit-exact against the golden model "
           f"({out['mismatches']} mismatches), {out['cycles']} cycles in all runs")
     if plan["msb_bits"] is not None:
