@@ -93,27 +93,36 @@ def _utilization(sim: str, jobs: int, write, sizes=SIZES, seq_lens=SEQ_LENS, hea
     return _utilization_lines(found, sizes, seq_lens, head_dims)
 
 
-def _synth_job(target):
-    path, _ = cached_verilog("engine", DEFAULT)
+#: The designs of the area table: the default engine, and with SpAtten's importance and row flags.
+AREA_DESIGNS = {"engine 8×8, d ≤ 128, L ≤ 1024": DEFAULT,
+                "+ importance, row flags (SpAtten)": dict(DEFAULT, importance=True, row_flags=True)}
+
+
+def _synth_job(job):
+    design, target = job
+    path, _ = cached_verilog("engine", AREA_DESIGNS[design])
     return synthesize(path, "attention_engine", target, dsp=True)
 
 
 def _area(jobs: int) -> list[str]:
+    points = [(design, target) for design in AREA_DESIGNS for target in AREA_TARGETS]
     with futures.ProcessPoolExecutor(max_workers=jobs) as pool:
-        return area_lines(dict(zip(AREA_TARGETS, pool.map(_synth_job, AREA_TARGETS))))
+        return area_lines(dict(zip(points, pool.map(_synth_job, points))))
 
 
 def area_lines(results: dict) -> list[str]:
-    """The area table from ``{target: synthesize(...) result}`` of the default engine."""
+    """The area table from ``{(design, target): synthesize(...) result}``."""
     from hdl.engine import AttentionEngine
 
-    engine = AttentionEngine(**DEFAULT)
-    engine._MustUse__silence = True
     lines = ["| design | target | LUT | FF | carry | DSP | BRAM | LUT RAM |", "|---|---|---|---|---|---|---|---|"]
-    for target, a in results.items():
-        lines.append(f"| engine 8×8, d ≤ 128, L ≤ 1024 | {target} | {a['lut']} | {a['ff']} | {a['carry']} | "
+    for (design, target), a in results.items():
+        lines.append(f"| {design} | {target} | {a['lut']} | {a['ff']} | {a['carry']} | "
                      f"{a['dsp']} | {a['bram']} | {a['lutram']} |")
-    lines += ["", f"On-chip buffer memory (manifest `memory_bits`): {engine.memory_bits:,} bits."]
+    lines.append("")
+    for design, params in AREA_DESIGNS.items():
+        engine = AttentionEngine(**params)
+        engine._MustUse__silence = True
+        lines.append(f"On-chip buffer memory of {design} (manifest `memory_bits`): {engine.memory_bits:,} bits.")
     return lines
 
 

@@ -59,17 +59,18 @@ def _cycles(reports):
     return reports["engine"]["runs"][0]["cycles"]
 
 
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
 @pytest.mark.parametrize("head_keep", [3, 1])
-def test_head_pruning_keeps_every_head_or_one(head_keep):
+def test_head_pruning_keeps_every_head_or_one(sim, head_keep):
     q, k, v = operands(33)
-    layer, _ = simulate_layer(ENGINE, q, k, v, head_keep=head_keep, sim="icarus", seed=33, **SCALE)
+    layer, _ = simulate_layer(ENGINE, q, k, v, head_keep=head_keep, sim=sim, seed=33, **SCALE)
     expect = golden_layer(q, k, v, head_keep=head_keep)
     np.testing.assert_array_equal(layer.kept_heads, expect.kept_heads)
     assert len(layer.kept_heads) == head_keep
     if head_keep == 1:   # the head with the largest output magnitude, ties to the lower index
         assert layer.kept_heads[0] == np.lexsort((np.arange(3), -layer.head_importance))[0]
     # The next layer over the kept heads only.
-    following, _ = simulate_layer(ENGINE, q, k, v, heads=layer.kept_heads, sim="icarus", seed=34, **SCALE)
+    following, _ = simulate_layer(ENGINE, q, k, v, heads=layer.kept_heads, sim=sim, seed=34, **SCALE)
     np.testing.assert_array_equal(following.o, golden_layer(q, k, v, heads=layer.kept_heads).o)
     assert following.o.shape[0] == head_keep
 
