@@ -202,6 +202,10 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
 
     path, component = cached_verilog("engine", params)
     full = component.params
+    for feature in ("importance", "row_flags"):
+        if full[feature]:
+            raise ValueError(f"the full-rate harness drives plain and sparse engines only, not {feature} = true "
+                             f"(use simulate_engine)")
     runs = _engine_runs(full, runs)
     nm = component.nm
     rows, cols, w = full["rows"], full["cols"], nm.data_width

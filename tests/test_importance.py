@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gen.simulate import simulate_engine
+from gen.simulate import measure_engine, simulate_engine
 from hdl.engine import engine_params
 from sim.engine_stream import engine_output, importance_beats, ranked_output
 from sim.golden import Numerics, logits, ranked_attention, score_multiplier, scores
@@ -84,3 +84,9 @@ def test_importance_needs_a_dense_engine_and_an_importance_build():
     with pytest.raises(ValueError, match="needs an engine built with importance = true"):
         simulate_engine(dict(rows=2, cols=2, max_seq_len=8, max_head_dim=4), [dict(seq_len=3, head_dim=2,
                                                                                       importance=True)])
+
+
+def test_full_rate_harness_names_what_it_does_not_drive():
+    with pytest.raises(ValueError, match="not importance = true"):
+        measure_engine(dict(rows=2, cols=2, max_seq_len=8, max_head_dim=4, importance=True),
+                       [dict(seq_len=3, head_dim=2)])
