@@ -102,33 +102,39 @@ class AttentionEngineAxi(wiring.Component):
             raise AttributeError(name)
         return getattr(self.engine, name)
 
+    def connect_streams(self, m: Module, top) -> None:
+        """Drive the engine's streams from ``top``'s AXI4-Stream ports of the same names as this
+        wrapper's (``top`` is this wrapper, or another top level that copied them)."""
+        e = self.engine
+        for name in ("q", "k", "v"):
+            port = getattr(e, name)
+            m.d.comb += [port.payload.eq(getattr(top, f"s_axis_{name}_tdata")),
+                         port.valid.eq(getattr(top, f"s_axis_{name}_tvalid")),
+                         getattr(top, f"s_axis_{name}_tready").eq(port.ready)]
+        m.d.comb += [top.m_axis_o_tdata.eq(e.o.payload.data), top.m_axis_o_tvalid.eq(e.o.valid),
+                     top.m_axis_o_tlast.eq(e.o.payload.last), e.o.ready.eq(top.m_axis_o_tready)]
+        if self.params["sparse"]:
+            index = e.kv_index.payload
+            m.d.comb += [top.m_axis_kv_index_tdata.eq(index.keys),
+                         top.m_axis_kv_index_tkeep.eq(Cat(index.count > c for c in range(self.cols))),
+                         top.m_axis_kv_index_tlast.eq(e.kv_index.payload.last),
+                         top.m_axis_kv_index_tvalid.eq(e.kv_index.valid),
+                         e.kv_index.ready.eq(top.m_axis_kv_index_tready)]
+        for name, field in self._side_streams:
+            port = getattr(e, name)
+            m.d.comb += [getattr(top, f"m_axis_{name}_tdata").eq(getattr(port.payload, field)),
+                         getattr(top, f"m_axis_{name}_tlast").eq(port.payload.last),
+                         getattr(top, f"m_axis_{name}_tvalid").eq(port.valid),
+                         port.ready.eq(getattr(top, f"m_axis_{name}_tready"))]
+
     def elaborate(self, platform):
         m = Module()
         m.domains.sync = ClockDomain("sync")
         m.d.comb += [ClockSignal("sync").eq(self.aclk), ResetSignal("sync").eq(~self.aresetn)]
         m.submodules.engine = e = self.engine
-        for name in ("q", "k", "v"):
-            port = getattr(e, name)
-            m.d.comb += [port.payload.eq(getattr(self, f"s_axis_{name}_tdata")),
-                         port.valid.eq(getattr(self, f"s_axis_{name}_tvalid")),
-                         getattr(self, f"s_axis_{name}_tready").eq(port.ready)]
-        m.d.comb += [self.m_axis_o_tdata.eq(e.o.payload.data), self.m_axis_o_tvalid.eq(e.o.valid),
-                     self.m_axis_o_tlast.eq(e.o.payload.last), e.o.ready.eq(self.m_axis_o_tready)]
+        self.connect_streams(m, self)
         for name in self._control_inputs:
             m.d.comb += getattr(e, name).eq(getattr(self, f"ctrl_{name}"))
-        if self.params["sparse"]:
-            index = e.kv_index.payload
-            m.d.comb += [self.m_axis_kv_index_tdata.eq(index.keys),
-                         self.m_axis_kv_index_tkeep.eq(Cat(index.count > c for c in range(self.cols))),
-                         self.m_axis_kv_index_tlast.eq(e.kv_index.payload.last),
-                         self.m_axis_kv_index_tvalid.eq(e.kv_index.valid),
-                         e.kv_index.ready.eq(self.m_axis_kv_index_tready)]
-        for name, field in self._side_streams:
-            port = getattr(e, name)
-            m.d.comb += [getattr(self, f"m_axis_{name}_tdata").eq(getattr(port.payload, field)),
-                         getattr(self, f"m_axis_{name}_tlast").eq(port.payload.last),
-                         getattr(self, f"m_axis_{name}_tvalid").eq(port.valid),
-                         port.ready.eq(getattr(self, f"m_axis_{name}_tready"))]
         for name in ("busy", "done", "error", "cycles"):
             m.d.comb += getattr(self, f"ctrl_{name}").eq(getattr(e, name))
         return m

@@ -1,0 +1,178 @@
+"""The attention engine behind an AXI4-Lite register file: start/busy/done, runtime registers, cycle counter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, Const, Module, ResetSignal, Signal, Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .engine_top import AttentionEngineAxi
+
+__all__ = ["Register", "register_map", "AttentionEngineAxiLite", "REGISTER_MAP_ID"]
+
+#: Read-only value of register ``ID`` ("ATTN" in ASCII): software checks it before anything else.
+REGISTER_MAP_ID = 0x4154544E
+#: Version of the register map layout; bumped on any change of offsets or fields.
+REGISTER_MAP_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Register:
+    """One 32-bit register of the map: ``port`` is the engine's ``ctrl_*`` input it drives (RW) or
+    the value it reads (RO); ``bits`` of it are implemented, the rest read 0."""
+    name: str
+    offset: int
+    access: str          # "RW", "RO", or "W1S/RO" (CTRL)
+    bits: int
+    description: str
+    port: str | None = None
+    index: int | None = None   # element of an array port (global tokens)
+
+
+def register_map(engine: AttentionEngineAxi) -> list[Register]:
+    """The register map of an engine build, in offset order (docs/registers generated from it)."""
+    e = engine.engine
+    p = e.params
+
+    def width(name):
+        return len(Value.cast(getattr(e, name)))
+
+    regs = [
+        Register("ID", 0x00, "RO", 32, f"0x{REGISTER_MAP_ID:08X} (\"ATTN\")"),
+        Register("VERSION", 0x04, "RO", 32, f"register map version {REGISTER_MAP_VERSION}"),
+        Register("SHAPE", 0x08, "RO", 32, f"array rows (bits 0-7) = {e.rows}, cols (bits 8-15) = {e.cols}, "
+                                          f"features (bits 16-18): sparse, importance, row_flags"),
+        Register("CTRL", 0x0C, "W1S/RO", 4, "bit 0 START (write 1: start a run with the registers below), "
+                                             "bit 1 BUSY, bit 2 DONE, bit 3 ERROR (read only)"),
+        Register("CYCLES", 0x10, "RO", 32, "cycles since the last accepted start (stops at done)", "cycles"),
+    ]
+    runtime = [("SEQ_LEN", "seq_len", "keys L (1 … max_seq_len)"),
+               ("HEADS", "heads", "heads H (1 … max_heads)"),
+               ("HEAD_DIM", "head_dim", "head dimension d (1 … max_head_dim)"),
+               ("SCALE_MULT", "scale_mult", "score multiplier M (docs/numerics.md, section 3)"),
+               ("SCALE_SHIFT", "scale_shift", "score shift s (at most max_shift)")]
+    if p["sparse"]:
+        runtime += [("PATTERN", "pattern", "0 dense, 1 window, 2 dilated, 3 grid (docs/sparse.md)"),
+                    ("WINDOW", "window", "window w"), ("DILATION", "dilation", "dilation"),
+                    ("GRID_H", "grid_h", "grid rows"), ("GRID_W", "grid_w", "grid columns"),
+                    ("WINDOW_H", "window_h", "2-D window rows"), ("WINDOW_W", "window_w", "2-D window columns"),
+                    ("GLOBAL_COUNT", "global_count", "global tokens in use")]
+    if p["importance"]:
+        runtime.append(("IMPORTANCE", "importance", "1: the next run is an importance run"))
+    if p["row_flags"]:
+        runtime += [("QUERY_LEN", "query_len", "queries (blocks of rows); SEQ_LEN counts keys"),
+                    ("THRESHOLD", "threshold", "largest-probability threshold, P fraction bits")]
+    offset = 0x20
+    for name, port, text in runtime:
+        regs.append(Register(name, offset, "RW", width(port), text, port))
+        offset += 4
+    if p["sparse"]:
+        element = len(Value.cast(e.global_tokens)) // p["max_globals"]
+        for g in range(p["max_globals"]):
+            regs.append(Register(f"GLOBAL_TOKEN_{g}", offset, "RW", element, f"global token {g}",
+                                 "global_tokens", g))
+            offset += 4
+    return regs
+
+
+class AttentionEngineAxiLite(wiring.Component):
+    """:class:`~hdl.engine_top.AttentionEngineAxi` with its control on an AXI4-Lite slave.
+
+    The data streams are the AXI4-Stream ports of ``attention_engine``
+    (``s_axis_q``, ``s_axis_k``, ``s_axis_v``, ``m_axis_o`` and, by build, the
+    side streams); the ``ctrl_*`` ports become 32-bit registers at the offsets
+    of :func:`register_map` (``attn-rtl generate`` writes the map as Markdown
+    and a C header). Writing 1 to ``CTRL`` bit 0 starts a run with the
+    registers' values, as ``ctrl_start`` does; ``irq`` is ``DONE``.
+
+    AXI4-Lite: one transaction at a time per direction; a write takes its
+    address and data together and honours ``wstrb`` byte by byte; an access
+    outside the map, or a write to a read-only register, answers ``SLVERR``
+    (reads return 0) and changes nothing. ``aresetn`` resets the registers
+    to 0.
+
+    Parameters are those of :class:`~hdl.engine.AttentionEngine`.
+    """
+
+    def __init__(self, **params):
+        # The AXI4-Stream wrapper lends its stream ports and their wiring; its engine is elaborated here.
+        self.axis = AttentionEngineAxi(**params)
+        self.axis._MustUse__silence = True
+        self.params = self.axis.params
+        self.registers = register_map(self.axis)
+        #: Byte address bits: the map rounded up to a power of two, at least 256 bytes.
+        self.addr_width = max(8, (self.registers[-1].offset + 3).bit_length())
+        members = {"aclk": In(1), "aresetn": In(1), "irq": Out(1),
+                   "s_axil_awaddr": In(self.addr_width), "s_axil_awvalid": In(1), "s_axil_awready": Out(1),
+                   "s_axil_wdata": In(32), "s_axil_wstrb": In(4), "s_axil_wvalid": In(1), "s_axil_wready": Out(1),
+                   "s_axil_bresp": Out(2), "s_axil_bvalid": Out(1), "s_axil_bready": In(1),
+                   "s_axil_araddr": In(self.addr_width), "s_axil_arvalid": In(1), "s_axil_arready": Out(1),
+                   "s_axil_rdata": Out(32), "s_axil_rresp": Out(2), "s_axil_rvalid": Out(1), "s_axil_rready": In(1)}
+        for name, member in self.axis.signature.members.items():
+            if name.startswith(("s_axis_", "m_axis_")):
+                members[name] = member
+        super().__init__(members)
+
+    def __getattr__(self, name):
+        # Derived figures (memory_bits, array_figures, ...) are the engine's.
+        if name.startswith("_") or name == "axis":
+            raise AttributeError(name)
+        return getattr(self.axis.engine, name)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = ClockDomain("sync")
+        m.d.comb += [ClockSignal("sync").eq(self.aclk), ResetSignal("sync").eq(~self.aresetn)]
+        m.submodules.engine = core = self.axis.engine
+        self.axis.connect_streams(m, self)
+
+        p = self.params
+        features = Cat(Const(p["sparse"], 1), Const(p["importance"], 1), Const(p["row_flags"], 1))
+        status = Cat(Const(0, 1), core.busy, core.done, core.error)
+        held = {}   # offset -> register signal of a RW register
+        for reg in self.registers:
+            if reg.access == "RW":
+                held[reg.offset] = Signal(reg.bits, name=f"reg_{reg.name.lower()}")
+                target = getattr(core, reg.port)
+                if reg.index is None:
+                    m.d.comb += target.eq(held[reg.offset])
+                else:
+                    m.d.comb += target[reg.index].eq(held[reg.offset])
+        read_only = {0x00: Const(REGISTER_MAP_ID, 32), 0x04: Const(REGISTER_MAP_VERSION, 32),
+                     0x08: Cat(Const(core.rows, 8), Const(core.cols, 8), features),
+                     0x0C: status, 0x10: core.cycles}
+
+        # --- write channel: address and data together, then the response.
+        start = Signal()
+        take_write = self.s_axil_awvalid & self.s_axil_wvalid & ~self.s_axil_bvalid
+        word = self.s_axil_awaddr[2:]
+        m.d.comb += [self.s_axil_awready.eq(take_write), self.s_axil_wready.eq(take_write),
+                     core.start.eq(start), self.irq.eq(core.done)]
+        mask = Cat(*[self.s_axil_wstrb[b].replicate(8) for b in range(4)])
+        with m.If(take_write):
+            m.d.sync += [self.s_axil_bvalid.eq(1), self.s_axil_bresp.eq(0b10)]   # SLVERR unless matched
+            with m.Switch(word):
+                for offset, reg in held.items():
+                    with m.Case(offset >> 2):
+                        merged = (reg & ~mask[:len(reg)]) | (self.s_axil_wdata & mask)[:len(reg)]
+                        m.d.sync += [reg.eq(merged), self.s_axil_bresp.eq(0)]
+                with m.Case(0x0C >> 2):
+                    m.d.sync += self.s_axil_bresp.eq(0)
+                    m.d.comb += start.eq(self.s_axil_wstrb[0] & self.s_axil_wdata[0])
+        with m.Elif(self.s_axil_bready):
+            m.d.sync += self.s_axil_bvalid.eq(0)
+
+        # --- read channel: one cycle from address to data.
+        take_read = self.s_axil_arvalid & ~self.s_axil_rvalid
+        m.d.comb += self.s_axil_arready.eq(take_read)
+        with m.If(take_read):
+            m.d.sync += [self.s_axil_rvalid.eq(1), self.s_axil_rdata.eq(0), self.s_axil_rresp.eq(0b10)]
+            with m.Switch(self.s_axil_araddr[2:]):
+                for offset, value in {**read_only, **held}.items():
+                    with m.Case(offset >> 2):
+                        m.d.sync += [self.s_axil_rdata.eq(value), self.s_axil_rresp.eq(0)]
+        with m.Elif(self.s_axil_rready):
+            m.d.sync += self.s_axil_rvalid.eq(0)
+        return m
