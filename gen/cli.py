@@ -84,9 +84,11 @@ def _unit_params(args) -> dict:
 def cmd_generate(args) -> int:
     from .generate import write_outputs
 
-    paths = write_outputs(args.unit, _unit_params(args), Path(args.output))
-    for kind, path in paths.items():
-        print(f"{kind}: {path}")
+    from .collateral import DEFAULT_CLOCK_MHZ
+
+    clock = DEFAULT_CLOCK_MHZ if args.clock_mhz is None else args.clock_mhz
+    paths = write_outputs(args.unit, _unit_params(args), Path(args.output), clock_mhz=clock)
+    print(f"wrote {len(paths)} files into {args.output}: {', '.join(sorted(paths))}")
     return 0
 
 
@@ -708,6 +710,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen_p = unit_command("generate", "write a unit's Verilog and JSON manifest", unit_required=True)
     gen_p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    gen_p.add_argument("--clock-mhz", type=float, default=None, metavar="MHZ",
+                       help="clock of the SDC/XDC constraints (default 100)")
     gen_p.set_defaults(func=cmd_generate)
 
     sim_p = unit_command("sim", "generate a unit and simulate it under cocotb against its golden model",

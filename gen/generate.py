@@ -7,6 +7,7 @@ and everything here works from a plain parameter dict.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,11 +21,14 @@ from amaranth.hdl import Shape
 from amaranth.lib import data
 
 from hdl.engine import ENGINE_DEFAULTS, engine_params
+from hdl.engine_axil import AttentionEngineAxiLite
 from hdl.engine_top import AttentionEngineAxi
 from hdl.softmax import SOFTMAX_DEFAULTS, SoftmaxUnit, softmax_params
 from hdl.sparse_scheduler import PATTERN_CODES, SCHEDULER_DEFAULTS, SparseScheduler, scheduler_params
 from hdl.systolic_array import ARRAY_DEFAULTS, SystolicArray, array_params
 from hdl.topk import TOPK_DEFAULTS, TopK, topk_params
+
+from .collateral import DEFAULT_CLOCK_MHZ, check_clock_mhz, fusesoc_core, sdc, xdc
 
 __all__ = ["Unit", "UNITS", "unit", "elaborate", "verilog_source", "cached_verilog", "write_outputs", "manifest"]
 
@@ -75,7 +79,18 @@ UNITS = {
 }
 
 
+#: Top levels written beside a unit (not units of their own): simulated and cached like units.
+COMPANIONS = {
+    "engine_axil": Unit(name="engine_axil", top="attention_engine_axil", defaults=ENGINE_DEFAULTS,
+                        validate=engine_params, component=AttentionEngineAxiLite, testbench="tb.test_engine_axil",
+                        description="the attention engine with its control on an AXI4-Lite register file",
+                        simulation_models=_ecp5_models),
+}
+
+
 def unit(name: str) -> Unit:
+    if name in COMPANIONS:
+        return COMPANIONS[name]
     if name not in UNITS:
         raise ValueError(f"unit must be one of {', '.join(UNITS)}, not {name!r}")
     return UNITS[name]
@@ -185,23 +200,46 @@ def manifest(unit_name: str, component) -> dict:
     }
 
 
-def write_outputs(unit_name: str, params: dict, out_dir: Path) -> dict:
-    """Write ``<top>.v`` and ``<top>.manifest.json`` into ``out_dir``; return their paths."""
+def write_outputs(unit_name: str, params: dict, out_dir: Path, *, clock_mhz: float = DEFAULT_CLOCK_MHZ) -> dict:
+    """Write into ``out_dir``: ``<top>.v``, ``<top>.manifest.json``, the FuseSoC core ``<top>.core``,
+    out-of-context clock constraints ``<top>.sdc`` and ``<top>.xdc`` at ``clock_mhz``, simulation
+    models of vendor primitives (``sim_models/``), and for the engine the AXI4-Lite register top
+    ``<top>_axil.v`` with its register map (``<top>_regs.md``, ``<top>_regs.h``).  Return the paths."""
+    from .regmap import c_header, markdown
+
+    clock_mhz = check_clock_mhz(clock_mhz)
     u = unit(unit_name)
     component = elaborate(unit_name, params)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    v_path = out_dir / f"{u.top}.v"
-    m_path = out_dir / f"{u.top}.manifest.json"
-    v_path.write_text(verilog_source(component, u.top))
+    files = {f"{u.top}.v": verilog_source(component, u.top)}
     body = manifest(unit_name, component)
-    paths = {"verilog": str(v_path), "manifest": str(m_path)}
+    body["clock_mhz"] = clock_mhz
     models = u.simulation_models(component.params)
+    for model in models:
+        files[f"sim_models/{model.name}"] = model.read_text()
     if models:
-        (out_dir / "sim_models").mkdir(exist_ok=True)
-        for model in models:
-            (out_dir / "sim_models" / model.name).write_text(model.read_text())
         body["simulation_models"] = [f"sim_models/{m.name}" for m in models]
-        paths["simulation models"] = str(out_dir / "sim_models")
-    m_path.write_text(json.dumps(body, indent=2) + "\n")
+    clock = "aclk" if "aclk" in component.signature.members else "clk"
+    files[f"{u.top}.sdc"] = sdc(u.top, clock, clock_mhz)
+    files[f"{u.top}.xdc"] = xdc(u.top, clock, clock_mhz)
+    extra_tops = {}
+    if unit_name == "engine":
+        axil_top = f"{u.top}_axil"
+        registers = AttentionEngineAxiLite(**component.params)
+        files[f"{axil_top}.v"] = verilog_source(registers, axil_top)
+        files[f"{u.top}_regs.md"] = markdown(axil_top, registers.registers, component.params)
+        files[f"{u.top}_regs.h"] = c_header(u.top, registers.registers)
+        extra_tops[axil_top] = [f"{axil_top}.v"]
+        body["register_map"] = [dataclasses.asdict(r) for r in registers.registers]
+    files[f"{u.top}.core"] = fusesoc_core(
+        u.top, metadata.version("attn-rtl"), u.description, [f"{u.top}.v"], [f"sim_models/{m.name}" for m in models],
+        {"sdc": f"{u.top}.sdc", "xdc": f"{u.top}.xdc"}, extra_tops)
+    files[f"{u.top}.manifest.json"] = json.dumps(body, indent=2) + "\n"
+    paths = {}
+    for name, text in files.items():
+        path = out_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        paths[name] = str(path)
     return paths

@@ -13,7 +13,7 @@ from sim.golden import Numerics
 from sim.sparse import SparsePattern, allowed_mask, pattern_from_dict, register_values, scheduled_tiles
 
 __all__ = ["simulate_array", "simulate_softmax", "simulate_scheduler", "simulate_topk", "simulate_engine", "simulate_layer",
-           "simulate_progressive", "measure_engine", "check_probability"]
+           "simulate_progressive", "simulate_engine_axil", "measure_engine", "check_probability"]
 
 #: The full-rate harness around the engine (tb/engine_bench.v).
 ENGINE_BENCH = Path(__file__).resolve().parent.parent / "tb" / "engine_bench.v"
@@ -459,3 +459,23 @@ def simulate_progressive(params: dict, q_int, k_int, v_int, *, scale_mult: int, 
     layer = ProgressiveLayer(o=o, flags=flags, k_bytes_fetched=fetched,
                              k_bytes_full=k_bytes(heads, seq_len, seq_len, d, rows, nm.data_width))
     return layer, reports
+
+
+def simulate_engine_axil(params: dict, runs, *, sim: str = "icarus", seed: int = 1, idle: float = 0.0,
+                         stall: float = 0.0) -> dict:
+    """The AXI4-Lite top (``<top>_axil``) under ``tb/test_engine_axil.py``: register file checks, then
+    ``runs`` (dense; ``heads``, ``seq_len``, ``head_dim``) started through the registers, every O beat
+    compared with the golden model."""
+    from sim.runner import run_cocotb
+
+    path, component = cached_verilog("engine_axil", params)
+    full = component.params
+    runs = _engine_runs(full, runs)
+    mult, shift = _default_scale(component, runs[0]["head_dim"])
+    cfg = dict(full, seed=int(seed), runs=runs, scale_mult=int(mult), scale_shift=int(shift),
+               idle=check_probability("idle", idle), stall=check_probability("stall", stall))
+    u = unit("engine_axil")
+    report = run_cocotb(sources=[path, *u.simulation_models(full)], toplevel=u.top, test_module=u.testbench,
+                        sim=sim, config=cfg)
+    report.update(sim=sim)
+    return report
