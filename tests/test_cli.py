@@ -121,6 +121,9 @@ def test_presets_lists_every_preset(capsys):
         assert re.search(rf"^array\s+{name}\s", out, re.M)
     for name in ("tiny", "default", "large"):
         assert re.search(rf"^softmax\s+{name}\s", out, re.M)
+    # Key figures beside each preset: the default engine's on-chip memory, the 8x8 array's PEs.
+    assert re.search(r"^engine\s+default\s.*\n\s+figures: .*memory_bits=54,800", out, re.M)
+    assert re.search(r"^array\s+default\s.*\n\s+figures: pe_count=64,", out, re.M)
 
 
 def test_generate_softmax_with_a_numerics_table(tmp_path, capsys):
