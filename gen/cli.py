@@ -120,6 +120,19 @@ def _header_or_json(args, params, report, passed, what: str) -> int | None:
     return None
 
 
+def cmd_build(args) -> int:
+    from .boards import build_board
+
+    result = build_board(args.board, args.unit, _unit_params(args), Path(args.output), check_only=args.check_only)
+    area = ", ".join(f"{v:,} {k.upper()}" for k, v in result["area"].items())
+    print(f"attn-rtl build: {args.unit} on {result['board']} ({result['part']}): fits ({area})")
+    if result["bitstream"]:
+        print(f"  bitstream: {result['bitstream']} (nextpnr: {result['fmax_mhz']} MHz on the board clock)")
+    elif not args.check_only:
+        print(f"  build scripts (run them where Vivado is installed): {', '.join(result['files'])}")
+    return 0
+
+
 def cmd_sweep(args) -> int:
     from .sweep import load_sweep_file, parse_grid, run_sweep, sweep_points
 
@@ -770,6 +783,14 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_p.add_argument("-o", "--output", required=True, metavar="DIR",
                          help="results: points/ (the cache), logs/, sweep.csv, sweep.json, sweep.png")
     sweep_p.set_defaults(func=cmd_sweep)
+
+    build_p = unit_command("build", "a demo bitstream of a unit on a board (amaranth-boards, YoWASP)",
+                           unit_required=False)
+    build_p.add_argument("--board", required=True, metavar="NAME",
+                         help="ulx3s-85f, icebreaker, or arty-a7-35 (Vivado scripts only)")
+    build_p.add_argument("--check-only", action="store_true", help="check that the configuration fits, build nothing")
+    build_p.add_argument("-o", "--output", required=True, metavar="DIR", help="build folder")
+    build_p.set_defaults(func=cmd_build)
 
     sim_p = unit_command("sim", "generate a unit and simulate it under cocotb against its golden model",
                          unit_required=False)
