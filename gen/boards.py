@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.hdl import Elaboratable, Module, Value
-from amaranth.lib import wiring
+from amaranth.lib import io
 
 from hdl.pin_wrapper import PinWrapper
 
@@ -70,8 +70,8 @@ class BoardDemo(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.wrapper = self.wrapper
-        button = platform.request(self.button, 0)
-        led = platform.request("led", 0)
+        m.submodules.button = button = io.Buffer("i", platform.request(self.button, 0, dir="-"))
+        m.submodules.led = led = io.Buffer("o", platform.request("led", 0, dir="-"))
         m.d.comb += [self.wrapper.din.eq(button.i), led.o.eq(self.wrapper.dout)]
         return m
 

@@ -1,0 +1,46 @@
+"""`attn-rtl build --board`: demo bitstreams with amaranth-boards and YoWASP, fit checks, Vivado scripts."""
+
+from pathlib import Path
+
+import pytest
+
+from gen.boards import BOARDS, build_board, check_fit
+from gen.cli import main
+from gen.presets import PRESETS
+
+CONSTRAINTS = Path(__file__).resolve().parent.parent / "constraints"
+
+
+def test_icebreaker_bitstream_of_the_tiny_array(tmp_path):
+    result = build_board("icebreaker", "array", PRESETS["array"]["tiny"], tmp_path)
+    bitstream = Path(result["bitstream"])
+    assert bitstream.name == "top.bin" and bitstream.stat().st_size > 100_000   # an UP5K image is ~104 kB
+    assert result["fmax_mhz"] > 12.0 and result["area"]["dsp"] == 4
+    # The board's pins are those kept in constraints/.
+    assert (tmp_path / "build" / "top.pcf").read_text() == (CONSTRAINTS / "icebreaker.pcf").read_text()
+
+
+def test_arty_gets_vivado_scripts(tmp_path, capsys):
+    assert main(["build", "array", "--preset", "tiny", "--board", "arty-a7-35", "-o", str(tmp_path)]) == 0
+    assert "run them where Vivado is installed" in capsys.readouterr().out
+    build = tmp_path / "build"
+    assert "synth_design -top top" in (build / "top.tcl").read_text()
+    assert (build / "top.xdc").read_text() == (CONSTRAINTS / "arty-a7-35.xdc").read_text()
+
+
+def test_a_configuration_that_does_not_fit_is_named(tmp_path, capsys):
+    assert main(["build", "array", "--preset", "large", "--board", "icebreaker", "--check-only",
+                 "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit the icebreaker (iCE40 UP5K): it needs" in err and "the part has 5,280" in err
+    with pytest.raises(ValueError, match="it needs 9 DSP, the part has 8"):
+        check_fit(BOARDS["icebreaker"], {"lut": 10, "ff": 10, "dsp": 9, "bram": 0})
+    with pytest.raises(ValueError, match="board must be one of ulx3s-85f, icebreaker, arty-a7-35, not 'de10'"):
+        build_board("de10", "array", PRESETS["array"]["tiny"], tmp_path)
+
+
+@pytest.mark.slow
+def test_ulx3s_bitstream_of_the_tiny_engine(tmp_path):
+    result = build_board("ulx3s-85f", "engine", PRESETS["engine"]["tiny"], tmp_path)
+    assert Path(result["bitstream"]).stat().st_size > 1_000_000 and result["fmax_mhz"] > 25.0
+    assert (tmp_path / "build" / "top.lpf").read_text() == (CONSTRAINTS / "ulx3s-85f.lpf").read_text()
