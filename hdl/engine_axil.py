@@ -94,6 +94,23 @@ class AttentionEngineAxiLite(wiring.Component):
     to 0.
 
     Parameters are those of :class:`~hdl.engine.AttentionEngine`.
+
+    Attributes
+    ----------
+    registers : list of Register
+        The register map (:func:`register_map`).
+    addr_width : int
+        Byte address bits of ``s_axil_awaddr`` and ``s_axil_araddr`` (at least 8).
+
+    Ports
+    -----
+    aclk, aresetn : In(1)
+    s_axil_aw*, s_axil_w*, s_axil_b*, s_axil_ar*, s_axil_r* :
+        The AXI4-Lite slave (``addr_width``-bit addresses, 32-bit data, ``wstrb``, ``bresp``, ``rresp``).
+    irq : Out(1)
+        ``CTRL.DONE``.
+    s_axis_*, m_axis_* :
+        The data streams of :class:`~hdl.engine_top.AttentionEngineAxi`.
     """
 
     def __init__(self, **params):
