@@ -689,10 +689,10 @@ def _golden_cascade(args, plan: dict, pattern, q, k, v, scale: float) -> int:
 
 
 def cmd_bench(args) -> int:
-    from . import bench_array, bench_engine, bench_softmax, bench_sparse, bench_topk
+    from . import bench_array, bench_engine, bench_softmax, bench_sparse, bench_spatten, bench_topk
 
     module = {"array": bench_array, "softmax": bench_softmax, "engine": bench_engine,
-              "sparse": bench_sparse, "topk": bench_topk}[args.unit]
+              "sparse": bench_sparse, "topk": bench_topk, "spatten": bench_spatten}[args.unit]
     parts = [p.strip() for p in (args.parts or ",".join(module.PARTS)).split(",") if p.strip()]
     for part in parts:
         if part not in module.PARTS:
@@ -714,6 +714,9 @@ def cmd_bench(args) -> int:
         return 0
     if args.unit == "topk":
         print(f"wrote {bench_topk.run(parts, sim=args.sim, jobs=args.jobs)}")
+        return 0
+    if args.unit == "spatten":
+        print(f"wrote {bench_spatten.run(parts, sim=args.sim)}")
         return 0
     try:
         sizes = [tuple(int(n) for n in size.lower().split("x")) for size in args.sizes.split(",")]
@@ -831,7 +834,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure a unit (cycles, area, Fmax) and write the table into docs/",
                            description="Run a benchmark and write its Markdown table into docs/.")
-    bench.add_argument("unit", choices=["array", "softmax", "engine", "sparse", "topk"])
+    bench.add_argument("unit", choices=["array", "softmax", "engine", "sparse", "topk", "spatten"])
     bench.add_argument("--parts", default=None,
                        help="comma-separated; array: utilization, area, fmax; softmax: accuracy, area, fmax; "
                             "engine: utilization, area, fmax; sparse: utilization; topk: table (default: all)")
