@@ -401,11 +401,12 @@ def simulate_layer(params: dict, q_int, k_int, v_int, *, scale_mult: int, scale_
         chosen = np.sort(np.asarray(found["answers"][0]["indices"], np.int64))
         return np.asarray(original, np.int64)[chosen]
 
+    # One top-k build ranks both (the wider of the two widths).
+    width = max(component.token_importance_unit.width, component.head_importance_unit.width)
     if token_keep is not None:
-        kept_tokens = hardware_select("token_topk", token_imp, token_keep, tokens,
-                                      component.token_importance_unit.width)
+        kept_tokens = hardware_select("token_topk", token_imp, token_keep, tokens, width)
     if head_keep is not None:
-        kept_heads = hardware_select("head_topk", head_imp, head_keep, heads, component.head_importance_unit.width)
+        kept_heads = hardware_select("head_topk", head_imp, head_keep, heads, width)
     layer = Layer(o=report["outputs"][0], tokens=tokens, heads=heads, importance=token_imp, head_importance=head_imp,
                   kept_tokens=kept_tokens, kept_heads=kept_heads,
                   fetched=fetched(len(heads), len(tokens), q.shape[-1], params["rows"],
