@@ -294,7 +294,7 @@ def _plot(results: list[dict], out: Path) -> dict:
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
         ax.set_xlabel(axis_name or "point")
-        ax.set_ylabel(metric.replace("_mhz", " (MHz)").upper() if metric != "fmax_mhz" else "Fmax (MHz)")
+        ax.set_ylabel("Fmax (MHz)" if metric == "fmax_mhz" else metric.upper())
         ax.grid(True, alpha=0.3)
     axes[0][0].legend(fontsize="small")
     fig.suptitle(f"attn-rtl sweep: {ok[0]['unit']}")

@@ -16,6 +16,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
+from hdl.engine import ENGINE_DEFAULTS
 from hdl.engine_axil import REGISTER_MAP_ID, AttentionEngineAxiLite
 from sim.engine_stream import engine_beats, engine_output, output_beats
 from sim.golden import Numerics
@@ -101,9 +102,7 @@ async def register_file_and_runs(dut):
     cfg, report, rng = begin(dut, "runs")
     nm = Numerics.from_dict(cfg["numerics"])
     rows, cols, w = cfg["rows"], cfg["cols"], nm.data_width
-    params = {k: cfg[k] for k in ("rows", "cols", "max_seq_len", "max_head_dim", "max_heads", "prob_tiles",
-                                  "sparse", "importance", "row_flags", "max_dilation", "max_globals",
-                                  "multiplier", "fifo_memory", "numerics")}
+    params = {k: cfg[k] for k in ENGINE_DEFAULTS}
     top = AttentionEngineAxiLite(**params)
     top._MustUse__silence = True   # built for its register map only
     regs = {r.name: r for r in top.registers}
