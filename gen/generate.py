@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from amaranth.back import verilog
+
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
@@ -28,6 +28,7 @@ from hdl.sparse_scheduler import PATTERN_CODES, SCHEDULER_DEFAULTS, SparseSchedu
 from hdl.systolic_array import ARRAY_DEFAULTS, SystolicArray, array_params
 from hdl.topk import TOPK_DEFAULTS, TopK, topk_params
 
+from . import verilog_emit
 from .collateral import DEFAULT_CLOCK_MHZ, check_clock_mhz, fusesoc_core, sdc, xdc
 
 __all__ = ["Unit", "UNITS", "unit", "elaborate", "verilog_source", "cached_verilog", "write_outputs", "manifest"]
@@ -103,12 +104,13 @@ def elaborate(unit_name: str, params: dict):
 
 
 def verilog_source(component, top: str) -> str:
-    return verilog.convert(component, name=top, emit_src=False)
+    return verilog_emit.convert(component, name=top)
 
 
 def _hdl_fingerprint() -> str:
+    """Hash of everything the emitted Verilog depends on: the HDL sources and the emitter."""
     h = hashlib.sha256()
-    for path in sorted(HDL_DIR.glob("*.py")):
+    for path in [*sorted(HDL_DIR.glob("*.py")), Path(verilog_emit.__file__)]:
         h.update(path.name.encode() + path.read_bytes())
     return h.hexdigest()
 

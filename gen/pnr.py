@@ -10,10 +10,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from amaranth.back import verilog
-
 from hdl.pin_wrapper import PinWrapper
 
+from . import verilog_emit
 from .synth import _first_run_lock, _yowasp_env
 
 __all__ = ["ECP5_DEVICE", "fmax_ecp5", "fmax_sweep", "fmax_cells"]
@@ -39,7 +38,7 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
     Returns ``{"fmax_mhz": median, "per_seed": [...], "cells": {...}}``.
     """
     top = PinWrapper(component)
-    text = verilog.convert(top, name="pin_wrapper", emit_src=False)
+    text = verilog_emit.convert(top, name="pin_wrapper")
     env = _yowasp_env()
     results = []
     with tempfile.TemporaryDirectory(prefix="attn-pnr-") as tmp:

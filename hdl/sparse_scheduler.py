@@ -305,12 +305,13 @@ class SparseScheduler(wiring.Component):
         m.d.comb += global_key.eq(global_tokens[gi] if G > 1 else global_tokens[0])
         key = Mux(phase == GLOBALS, global_key, j)
         k_global = Cat(*[(g < global_count) & (global_tokens[g] == j) for g in range(G)]).any()
-        diff = Signal(signed(len(i0) + 2))
-        m.d.comb += diff.eq(i0 - j)
 
         def within(x, y, bound):
             return Mux(x >= y, x - y, y - x) <= bound
 
+        if p["sparse"]:
+            diff = Signal(signed(len(i0) + 2))
+            m.d.comb += diff.eq(i0 - j)
         column = Signal(R)
         for r in range(R):
             base = Signal(name=f"base_{r}")

@@ -7,6 +7,8 @@
 // stops the simulation, so the model cannot silently differ from the hardware.
 // Yosys's own ECP5 simulation library has no register support for this cell.
 `default_nettype none
+// The real primitive's parameters that this model accepts but does not implement.
+/* verilator lint_off UNUSEDPARAM */
 module MULT18X18D(A0, A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13, A14, A15, A16, A17, B0, B1, B2, B3, B4, B5, B6, B7, B8, B9, B10, B11, B12, B13, B14, B15, B16, B17, C0, C1, C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12, C13, C14, C15, C16, C17, SIGNEDA, SIGNEDB, SOURCEA, SOURCEB, CLK0, CLK1, CLK2, CLK3, CE0, CE1, CE2, CE3, RST0, RST1, RST2, RST3, P0, P1, P2, P3, P4, P5, P6, P7, P8, P9, P10, P11, P12, P13, P14, P15, P16, P17, P18, P19, P20, P21, P22, P23, P24, P25, P26, P27, P28, P29, P30, P31, P32, P33, P34, P35);
   parameter REG_INPUTA_CLK = "NONE";
   parameter REG_INPUTA_CE = "CE0";
