@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["DEFAULT_CLOCK_MHZ", "check_clock_mhz", "sdc", "xdc", "fusesoc_core"]
+__all__ = ["DEFAULT_CLOCK_MHZ", "LINT_WAIVERS_FILE", "check_clock_mhz", "sdc", "xdc", "fusesoc_core"]
 
 #: Clock of the out-of-context constraints unless ``--clock-mhz`` says otherwise.
 DEFAULT_CLOCK_MHZ = 100.0
+#: Verilator configuration written beside every core, read by its ``lint`` target.
+LINT_WAIVERS_FILE = "verilator_waivers.vlt"
 
 
 def check_clock_mhz(value) -> float:
@@ -51,13 +53,15 @@ def fusesoc_core(top: str, version: str, description: str, verilog: list[str], s
     kinds = {"sdc": "SDC", "xdc": "xdc"}
     for kind, path in constraints.items():
         text += [f"  constraints_{kind}:", "    files:", f"      - {path}", f"    file_type: {kinds[kind]}"]
+    text += ["  lint_waivers:", "    files:", f"      - {LINT_WAIVERS_FILE}", "    file_type: vlt"]
     for extra, files in (extra_tops or {}).items():
         text += [f"  {extra}:", "    files:", _yaml_list(files).rstrip("\n"), "    file_type: verilogSource"]
     sim_sets = "[rtl, sim_models]" if sim_models else "[rtl]"
     text += ["", "targets:", "  default:", "    filesets: [rtl" +
              "".join(f", constraints_{k}" for k in constraints) + "]", f"    toplevel: {top}",
              "  sim:", "    default_tool: icarus", f"    filesets: {sim_sets}", f"    toplevel: {top}",
-             "  lint:", "    default_tool: verilator", "    filesets: [rtl]", f"    toplevel: {top}",
+             "  lint:", "    default_tool: verilator", f"    filesets: [{sim_sets[1:-1]}, lint_waivers]",
+             f"    toplevel: {top}",
              "    tools:", "      verilator:", "        mode: lint-only", "        verilator_options: [-Wall]"]
     for extra in extra_tops or {}:
         text += [f"  {extra}:", f"    filesets: [rtl, {extra}]", f"    toplevel: {extra}"]

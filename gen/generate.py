@@ -29,7 +29,7 @@ from hdl.systolic_array import ARRAY_DEFAULTS, SystolicArray, array_params
 from hdl.topk import TOPK_DEFAULTS, TopK, topk_params
 
 from . import verilog_emit
-from .collateral import DEFAULT_CLOCK_MHZ, check_clock_mhz, fusesoc_core, sdc, xdc
+from .collateral import DEFAULT_CLOCK_MHZ, LINT_WAIVERS_FILE, check_clock_mhz, fusesoc_core, sdc, xdc
 
 __all__ = ["Unit", "UNITS", "unit", "elaborate", "verilog_source", "cached_verilog", "write_outputs", "manifest"]
 
@@ -205,7 +205,7 @@ def manifest(unit_name: str, component) -> dict:
 def write_outputs(unit_name: str, params: dict, out_dir: Path, *, clock_mhz: float = DEFAULT_CLOCK_MHZ) -> dict:
     """Write into ``out_dir``: ``<top>.v``, ``<top>.manifest.json``, the FuseSoC core ``<top>.core``,
     out-of-context clock constraints ``<top>.sdc`` and ``<top>.xdc`` at ``clock_mhz``, simulation
-    models of vendor primitives (``sim_models/``), and for the engine the AXI4-Lite register top
+    models of vendor primitives (``sim_models/``), Verilator lint waivers, and for the engine the AXI4-Lite register top
     ``<top>_axil.v`` with its register map (``<top>_regs.md``, ``<top>_regs.h``).  Return the paths."""
     from .regmap import c_header, markdown
 
@@ -234,6 +234,7 @@ def write_outputs(unit_name: str, params: dict, out_dir: Path, *, clock_mhz: flo
         files[f"{u.top}_regs.h"] = c_header(u.top, registers.registers)
         extra_tops[axil_top] = [f"{axil_top}.v"]
         body["register_map"] = [dataclasses.asdict(r) for r in registers.registers]
+    files[LINT_WAIVERS_FILE] = verilog_emit.LINT_WAIVERS
     files[f"{u.top}.core"] = fusesoc_core(
         u.top, metadata.version("attn-rtl"), u.description, [f"{u.top}.v"], [f"sim_models/{m.name}" for m in models],
         {"sdc": f"{u.top}.sdc", "xdc": f"{u.top}.xdc"}, extra_tops)

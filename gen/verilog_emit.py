@@ -22,9 +22,42 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
+from amaranth._toolchain.yosys import find_yosys
 from amaranth.back import rtlil
 
-__all__ = ["convert", "widening_techmap"]
+__all__ = ["convert", "widening_techmap", "LINT_WAIVERS"]
+
+#: Verilator configuration waiving what the output style causes; written beside every generated
+#: core (``verilator_waivers.vlt``) and kept in ``constraints/`` (tests compare the two).
+LINT_WAIVERS = """\
+`verilator_config
+// Lint waivers (a Verilator configuration file) for the Verilog that attn-rtl generates
+// (gen/verilog_emit.py). A comment here must not start with the tool's name: that makes it a
+// metacomment.
+// `attn-rtl generate` writes it beside each core (the FuseSoC `lint` target reads it);
+// tests/test_lint.py runs `verilator --lint-only -Wall verilator_waivers.vlt <top>.v` on every top.
+//
+// Only what the output style of Amaranth (and of vendor primitives instantiated on purpose)
+// causes is waived here; no width rule (WIDTHEXPAND, WIDTHTRUNC, WIDTHCONCAT, ...) is, and none
+// may be: gen/verilog_emit.py makes every operand width explicit instead.
+
+// Amaranth gives every register its reset value as a declaration initializer
+// (`reg [3:0] count = 4'h0;`) and then assigns it in an always block.
+lint_off -rule PROCASSINIT
+
+// Amaranth names intermediate values and keeps signals whose bits are only partly read
+// (a sum's carry, the unused half of a product, a field of a stream payload).
+lint_off -rule UNUSEDSIGNAL
+
+// Amaranth writes the whole hierarchy into one file, submodules named `top.sub`.
+lint_off -rule DECLFILENAME
+
+// ECP5 primitives (MULT18X18D, DP16KD) are instantiated with only the pins in use: their
+// unconnected inputs default to inactive, and tying them to constants costs routes into the
+// DSP row (hdl/multiplier.py, hdl/credit_fifo.py). Amaranth connects every port of its own
+// modules, so this rule can only fire on a primitive's pins.
+lint_off -rule PINMISSING
+"""
 
 #: Binary cells whose result bits depend only on operand bits at or below them: operands are
 #: extended or sliced to the result width.
@@ -153,12 +186,26 @@ def convert(component, *, name: str) -> str:
         work = Path(tmp)
         (work / "design.il").write_text(rtlil_text)
         (work / "widen.v").write_text(widening_techmap())
-        script = ["read_rtlil design.il", "proc -norom", "opt_expr -fine", "opt_clean", "pmuxtree", "memory_collect", "techmap -map widen.v",
-                  "opt_clean", "attrmap -remove src", "write_verilog -norename out.v"]
+        # Processes become multiplexers (pmuxtree: no `casez` functions, which Verilator reports as
+        # overlapping cases); opt_expr -fine folds comparisons a narrow operand decides (`x <= 4'hf`
+        # of a 4-bit x), which lint reports as constant; opt_clean drops what the techmap leaves.
+        script = ["read_rtlil design.il", "proc -norom", "opt_expr -fine", "opt_clean", "pmuxtree",
+                  "memory_collect", "techmap -map widen.v", "opt_clean", "attrmap -remove src",
+                  "write_rtlil mapped.il"]
         with _first_run_lock(env):
             run = subprocess.run([_yosys(), "-q", "-p", "; ".join(script)], cwd=work, env=env,
                                  capture_output=True, text=True)
         if run.returncode != 0:
             tail = "\n".join((run.stdout + run.stderr).strip().splitlines()[-15:])
             raise RuntimeError(f"yosys could not write the Verilog of {name}:\n{tail}")
-        return (work / "out.v").read_text()
+        mapped = (work / "mapped.il").read_text()
+    # The Verilog itself is written by Amaranth's own Yosys, as `verilog.convert` does: YoWASP
+    # Yosys 0.70 declares signed ports `signed`, and ABC9 in synth_ecp5 then traps on the
+    # ECP5-primitive array (tests/test_synthesis.py).
+    return _amaranth_write_verilog(mapped)
+
+
+def _amaranth_write_verilog(rtlil_text: str) -> str:
+    yosys = find_yosys(lambda ver: ver >= (0, 40))
+    return yosys.run(["-q", "-"], f"read_rtlil <<rtlil\n{rtlil_text}\nrtlil\nwrite_verilog -norename",
+                     ignore_warnings=True)
