@@ -1,0 +1,62 @@
+"""Area of the engine per FPGA family, fitted to synthesized sweep results.
+
+Each resource (LUT, FF, DSP, block RAM) is a least-squares linear function of four features of a
+configuration: a constant, the PE count ``rows·cols``, the array's edge ``rows + cols`` (softmax
+lanes, FIFOs, row logic) and the on-chip buffer bits in kilobits. The fit and the data it came from
+live in ``gen/area_fit.json``, written by ``./dev.sh bench cost --parts area`` from the sweeps in
+``gen/sweeps/`` (Yosys, per target); docs/cost-model.md shows the residuals.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["FIT_FILE", "RESOURCES", "features", "fit", "load_fit", "predict_area"]
+
+FIT_FILE = Path(__file__).with_name("area_fit.json")
+RESOURCES = ("lut", "ff", "dsp", "bram")
+FEATURES = ("one", "pes", "edge", "memory_kbit")
+
+
+def features(rows, cols, memory_bits) -> np.ndarray:
+    rows, cols = np.asarray(rows, np.float64), np.asarray(cols, np.float64)
+    return np.stack(np.broadcast_arrays(np.ones_like(rows), rows * cols, rows + cols,
+                                        np.asarray(memory_bits, np.float64) / 1024), axis=-1)
+
+
+def fit(points: list[dict]) -> dict:
+    """Coefficients per family and resource from ``points`` (``family``, ``rows``, ``cols``,
+    ``memory_bits`` and the resources), with each point's relative residual."""
+    out = {}
+    for family in sorted({p["family"] for p in points}):
+        mine = [p for p in points if p["family"] == family]
+        x = features([p["rows"] for p in mine], [p["cols"] for p in mine], [p["memory_bits"] for p in mine])
+        fam = {"points": len(mine), "coefficients": {}, "max_relative_error": {}}
+        for resource in RESOURCES:
+            y = np.array([p[resource] for p in mine], np.float64)
+            coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+            pred = x @ coef
+            fam["coefficients"][resource] = dict(zip(FEATURES, map(float, coef)))
+            big = y > 0
+            fam["max_relative_error"][resource] = float(np.max(np.abs(pred[big] / y[big] - 1))) if big.any() else 0.0
+        out[family] = fam
+    return out
+
+
+def load_fit(path: Path = FIT_FILE) -> dict:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run ./dev.sh bench cost --parts area to fit the area model")
+    return json.loads(path.read_text())["fit"]
+
+
+def predict_area(family: str, rows, cols, memory_bits, *, fitted: dict | None = None) -> dict[str, np.ndarray]:
+    """Predicted LUT, FF, DSP and block RAM per candidate on ``family`` (ecp5, ice40, xilinx7)."""
+    fitted = load_fit() if fitted is None else fitted
+    if family not in fitted:
+        raise ValueError(f"no area fit for {family}: the fit covers {', '.join(sorted(fitted))}")
+    x = features(rows, cols, memory_bits)
+    coefficients = fitted[family]["coefficients"]
+    return {r: np.maximum(0.0, x @ np.array([coefficients[r][f] for f in FEATURES])) for r in RESOURCES}

@@ -1,0 +1,280 @@
+"""Analytical cost model of the attention engine, evaluated over whole arrays of candidates at once.
+
+A candidate is one parameter set of the generator (``hdl/engine.py``: ``rows``, ``cols``,
+``prob_tiles``, ``max_seq_len``, ``max_head_dim``, ``max_heads``, ``multiplier``,
+``fifo_memory``; ``sparse``, ``importance``, ``row_flags``, ``max_dilation`` and ``max_globals``
+follow from the workload). Candidates are columns of numpy arrays (:func:`enumerate_space`), and
+:func:`predict` returns every figure for all of them in a few vector operations: cycles, on-chip
+memory bits, off-chip bytes, energy, area per target and latency at the predicted clock.
+
+Cycles follow the engine's schedule (docs/engine.md, docs/cost-model.md): per key tile a score tile
+of ``max(d, rows)`` cycles and ``ceil(d/cols)`` value tiles of ``max(k, rows)`` cycles (``k`` keys
+in the tile; a tile shorter than ``rows`` waits for the array's drain), throttled when a
+probability buffer's lifetime exceeds ``prob_tiles`` tiles, plus a fill-and-drain overhead. Which
+key tiles run comes from the scheduler's own rule (every key of a block's rows that an allowed pair
+reaches, sim/sparse.py), counted per block. The constants are fitted to RTL cycle counts
+(:data:`CALIBRATION`) and checked against RTL simulation on other configurations
+(tests/test_cost_model.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.sparse import allowed_mask
+
+from .workloads import Workload
+
+__all__ = ["CALIBRATION", "ENERGY_PJ", "SPACE", "TARGETS", "Cycles", "Space", "block_key_counts", "energy_pj",
+           "enumerate_space", "in_domain", "memory_bits", "offchip_bytes", "pareto_front", "predict_cycles"]
+
+DATA_BITS = 8     #: Q, K, V, O elements (docs/numerics.md)
+PROB_BITS = 16    #: probability width P + 1 (unsigned, numerics.md)
+PROB_FRAC = 15
+
+#: Constants of the cycle model, fitted to RTL cycle counts (docs/cost-model.md, ``gen/bench_cost.py``).
+CALIBRATION = {
+    # fill and drain of one run: base + per_edge·(rows + cols)
+    "base": 60.0, "per_edge": 5.0,
+    # a probability buffer is held for its tile's cycles plus
+    # hold + hold_edge·(rows + cols) + hold_busy·(tile cycles); prob_tiles buffers bound the rate
+    "hold": 20.0, "hold_edge": 2.5, "hold_busy": 0.5,
+    # a ranking run's computing pass waits per query block for its scan pass's reciprocals
+    "rank_wait": 81.0,
+}
+
+#: Energy per access or operation, picojoules, 45 nm (docs/cost-model.md cites each).
+ENERGY_PJ = {
+    "mac_int8": 0.2 + 0.1,      # 8-bit multiply + 32-bit add (Horowitz, ISSCC 2014)
+    "sram_bit": 10.0 / 64,      # 64-bit read of an 8 KB SRAM: 10 pJ (Horowitz, ISSCC 2014)
+    "dram_bit": 2600.0 / 64,    # 64-bit DRAM access: 1.3-2.6 nJ, upper end (Horowitz, ISSCC 2014)
+    "softmax_row_lane": 2.0,    # one exp2 + compare + multiply per score (estimate: 3 int16 ops + LUT)
+}
+
+#: FPGA parts of `attn-rtl explore` and their resources.
+TARGETS = {
+    "ecp5-85f": {"family": "ecp5", "lut": 83_640, "ff": 83_640, "dsp": 156, "bram": 208},
+    "ice40-up5k": {"family": "ice40", "lut": 5_280, "ff": 5_280, "dsp": 8, "bram": 30},
+    "xc7a100t": {"family": "xilinx7", "lut": 63_400, "ff": 126_800, "dsp": 240, "bram": 270},
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _mask(pattern, seq_len: int) -> np.ndarray:
+    return allowed_mask(pattern, seq_len)
+
+
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.int64)
+
+
+@functools.lru_cache(maxsize=64)
+def _packed_mask(pattern, seq_len: int) -> np.ndarray:
+    return np.packbits(_mask(pattern, seq_len), axis=1)
+
+
+@functools.lru_cache(maxsize=4096)
+def block_key_counts(pattern, seq_len: int, rows: int) -> np.ndarray:
+    """Keys each query block of ``rows`` queries computes (the scheduler's rule), one entry per block."""
+    if pattern.is_dense:
+        return np.full(-(-seq_len // rows), seq_len, np.int64)
+    # Bit-packed rows: OR over each block's rows, then count the bits (8 keys per byte).
+    packed = _packed_mask(pattern, seq_len)
+    merged = np.bitwise_or.reduceat(packed, np.arange(0, seq_len, rows), axis=0)
+    return _POPCOUNT[merged].sum(axis=1)
+
+
+def _tile_sums(counts: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate: the number of key tiles and the sum over tiles of max(keys in the tile, rows)."""
+    n = counts[None, :]
+    c = cols[:, None]
+    r = rows[:, None]
+    tiles = -(-n // c)
+    last = n - (tiles - 1) * c
+    spans = (tiles - 1) * np.maximum(c, r) + np.maximum(last, r)
+    return tiles.sum(axis=1), spans.sum(axis=1)
+
+
+@dataclass
+class Cycles:
+    """Cycle figures per candidate: ``total`` (first input beat to last output beat, every run of
+    the layer), ``busy`` (cycles the array computes), ``tiles`` (score tiles, all heads and runs)."""
+    total: np.ndarray
+    busy: np.ndarray
+    tiles: np.ndarray
+
+
+def _runs(workload: Workload, rows: int) -> list[tuple[np.ndarray, bool]]:
+    """The engine runs of the layer for ``rows``: (keys per query block, ranking run)."""
+    runs = [(block_key_counts(workload.pattern, workload.tokens, rows), workload.rank)]
+    if workload.msb_bits is not None and workload.recomputed_rows:
+        # The second run of progressive quantization: the flagged rows against every key, full K.
+        runs.append((np.full(-(-workload.recomputed_rows // rows), workload.tokens, np.int64), False))
+    return runs
+
+
+def predict_cycles(workload: Workload, rows, cols, prob_tiles, *, calibration=None) -> Cycles:
+    """Cycles of the layer per candidate; ``rows``, ``cols``, ``prob_tiles`` broadcast together.
+
+    Figures depend on the triple only, so each distinct triple is computed once and gathered."""
+    k = CALIBRATION if calibration is None else calibration
+    triples = np.stack([a.ravel() for a in np.broadcast_arrays(
+        *(np.asarray(x, np.int64) for x in (rows, cols, prob_tiles)))], axis=1)
+    unique, inverse = np.unique(triples, axis=0, return_inverse=True)
+    rows, cols, prob_tiles = unique.T
+    d, heads = workload.head_dim, workload.heads_computed
+    total, busy_all, tiles_all = (np.zeros(len(unique), np.float64) for _ in range(3))
+    for r in np.unique(rows):
+        at = rows == r
+        c, p = cols[at], prob_tiles[at]
+        score = max(d, int(r))
+        for counts, rank in _runs(workload, int(r)):
+            tiles, spans = _tile_sums(counts, np.full(c.shape, r), c)
+            busy = tiles * score + (-(-d // c)) * spans
+            held = busy * (1 + k["hold_busy"]) + tiles * (k["hold"] + k["hold_edge"] * (r + c))
+            per_head = np.maximum(busy, held / p)
+            if rank:   # the scan pass: score tiles only, then the wait of each block's computing pass
+                per_head = per_head + tiles * score + len(counts) * k["rank_wait"]
+                busy = busy + tiles * score
+            total[at] += heads * per_head + k["base"] + k["per_edge"] * (r + c)
+            busy_all[at] += heads * busy
+            tiles_all[at] += heads * tiles * (2 if rank else 1)
+    inverse = inverse.ravel()
+    return Cycles(total=total[inverse], busy=busy_all[inverse], tiles=tiles_all[inverse])
+
+
+def in_domain(workload: Workload, rows, cols) -> np.ndarray:
+    """Where the cycle model is validated to ±3%: ``head_dim ≥ 4·max(rows, cols)``. Below that, the
+    probability buffers' lifetime bounds the rate, and the fit is off by up to 19% (docs/cost-model.md)."""
+    return workload.head_dim >= 4 * np.maximum(np.asarray(rows), np.asarray(cols))
+
+
+def memory_bits(rows, cols, prob_tiles, max_seq_len, max_head_dim, max_heads, *, importance=False) -> np.ndarray:
+    """On-chip buffer bits (``AttentionEngine.memory_bits``), vectorized."""
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    max_seq_len, max_head_dim = np.asarray(max_seq_len, np.int64), np.asarray(max_head_dim, np.int64)
+    q = 2 * max_head_dim * rows * DATA_BITS
+    prob = np.asarray(prob_tiles) * rows * (cols * PROB_BITS + PROB_BITS + 6)
+    log_l = np.ceil(np.log2(np.maximum(max_seq_len, 1))).astype(np.int64)
+    acc = rows * (-(-max_head_dim // cols)) * cols * (PROB_BITS + DATA_BITS + log_l)
+    bits = q + prob + acc
+    if importance:
+        heads = np.asarray(max_heads, np.int64)
+        tok_width = PROB_BITS + np.ceil(np.log2(max_seq_len * heads)).astype(np.int64)
+        head_width = DATA_BITS + np.ceil(np.log2(max_seq_len * max_head_dim)).astype(np.int64)
+        bits = bits + (-(-max_seq_len // cols)) * cols * tok_width + heads * (head_width + 1)
+    return bits
+
+
+#: Values the enumeration takes per parameter (``max_*`` as multiples of the workload's own size).
+SPACE = {
+    "rows": range(1, 65),
+    "cols": range(1, 65),
+    "prob_tiles": range(2, 17),
+    "seq_len_factor": (1, 2, 4),
+    "head_dim_factor": (1, 2, 4),
+    "heads_factor": (1, 2),
+    "multiplier": ("generic", "ecp5"),
+    "fifo_memory": ("registers", "ecp5"),
+}
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, math.ceil(math.log2(n)))
+
+
+@dataclass
+class Space:
+    """Candidates as a grid: ``axes`` (name to values) in order, and every column flattened."""
+    axes: dict[str, np.ndarray]
+    columns: dict[str, np.ndarray]
+    multipliers: tuple[str, ...]
+    fifo_memories: tuple[str, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(v) for v in self.axes.values())
+
+    def __len__(self) -> int:
+        return int(np.prod(self.shape))
+
+    def expand(self, values: np.ndarray, over: tuple[str, ...]) -> np.ndarray:
+        """``values`` computed on the sub-grid of the axes ``over`` (in axis order), for every candidate."""
+        names = list(self.axes)
+        shape = [len(self.axes[n]) if n in over else 1 for n in names]
+        return np.broadcast_to(np.asarray(values).reshape(shape), self.shape).ravel()
+
+
+def enumerate_space(workload: Workload, family: str, space: dict | None = None) -> Space:
+    """Every candidate configuration for ``workload`` on a ``family`` (ecp5, ice40, xilinx7) part;
+    the ECP5 primitives only on ECP5."""
+    space = SPACE if space is None else space
+    multipliers = tuple(m for m in space["multiplier"] if m == "generic" or family == "ecp5")
+    fifos = tuple(f for f in space["fifo_memory"] if f == "registers" or family == "ecp5")
+    axes = {"rows": np.asarray(space["rows"]), "cols": np.asarray(space["cols"]),
+            "prob_tiles": np.asarray(space["prob_tiles"]),
+            "max_seq_len": np.asarray(space["seq_len_factor"]) * _next_pow2(workload.seq_len),
+            "max_head_dim": np.asarray(space["head_dim_factor"]) * _next_pow2(workload.head_dim),
+            "max_heads": np.asarray(space["heads_factor"]) * _next_pow2(workload.heads),
+            "multiplier": np.arange(len(multipliers)), "fifo_memory": np.arange(len(fifos))}
+    grids = np.meshgrid(*axes.values(), indexing="ij", copy=False)
+    columns = {name: g.ravel() for name, g in zip(axes, grids)}
+    return Space(axes=axes, columns=columns, multipliers=multipliers, fifo_memories=fifos)
+
+
+def offchip_bytes(workload: Workload, rows) -> tuple[np.ndarray, np.ndarray]:
+    """Bytes read (Q once; K and V once per query block, over the keys it computes; K twice in a
+    ranking run, at ``msb_bits`` in a progressive first run) and written (O, importance), per candidate."""
+    unique, inverse = np.unique(np.asarray(rows, np.int64).ravel(), return_inverse=True)
+    d, heads, tokens = workload.head_dim, workload.heads_computed, workload.tokens
+    read = np.zeros(len(unique), np.float64)
+    for at, r in enumerate(unique):
+        keys = block_key_counts(workload.pattern, tokens, int(r)).sum()
+        k_bits = DATA_BITS if workload.msb_bits is None else workload.msb_bits
+        k = keys * d * (2 if workload.rank else 1) * k_bits / 8
+        total = tokens * d + k + keys * d
+        if workload.msb_bits is not None and workload.recomputed_rows:
+            blocks = -(-workload.recomputed_rows // int(r))
+            total += workload.recomputed_rows * d + 2 * blocks * tokens * d
+        read[at] = heads * total
+    read = read[inverse.ravel()]
+    written = heads * (tokens + workload.recomputed_rows) * d * DATA_BITS / 8 + (4 * tokens if workload.rank else 0)
+    return read, np.full(read.shape, written)
+
+
+def energy_pj(workload: Workload, rows, cols, cycles: Cycles, read_bytes, written_bytes, max_seq_len) -> np.ndarray:
+    """Energy of the layer from :data:`ENERGY_PJ`: MACs the array issues while busy, buffer accesses
+    per tile (Q reads, probability writes and reads, accumulator read-modify-writes), softmax
+    work per score, off-chip bits."""
+    rows, cols = np.asarray(rows, np.float64), np.asarray(cols, np.float64)
+    e = ENERGY_PJ
+    d = workload.head_dim
+    tiles = cycles.tiles
+    acc_bits = PROB_BITS + DATA_BITS + np.ceil(np.log2(np.maximum(np.asarray(max_seq_len), 2)))
+    sram_bits = tiles * (d * rows * DATA_BITS + 2 * rows * cols * PROB_BITS
+                         + 2 * np.ceil(d / cols) * rows * cols * acc_bits)
+    return (rows * cols * cycles.busy * e["mac_int8"] + sram_bits * e["sram_bit"]
+            + tiles * rows * cols * e["softmax_row_lane"]
+            + (np.asarray(read_bytes) + np.asarray(written_bytes)) * 8 * e["dram_bit"])
+
+
+def pareto_front(objectives: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point dominates (every objective lower or equal, one lower).
+
+    ``objectives`` is ``(n, m)``, lower is better. Sorting by the first objective makes one pass
+    over the points suffice for two objectives; more objectives filter pairwise among the few
+    survivors of that pass."""
+    order = np.lexsort(objectives.T[::-1])
+    pts = objectives[order]
+    if pts.shape[1] == 2:
+        best = np.minimum.accumulate(pts[:, 1])
+        keep = np.r_[True, pts[1:, 1] < best[:-1]]
+        return order[keep]
+    keep = []
+    for i, p in enumerate(pts):
+        if not any(np.all(pts[j] <= p) and np.any(pts[j] < p) for j in keep):
+            keep.append(i)
+    return order[np.asarray(keep, np.int64)]
