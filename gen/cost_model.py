@@ -29,7 +29,7 @@ from sim.sparse import allowed_mask
 
 from .workloads import Workload
 
-__all__ = ["CALIBRATION", "ENERGY_PJ", "SPACE", "TARGETS", "Cycles", "Space", "block_key_counts", "energy_pj",
+__all__ = ["CALIBRATION", "ENERGY_PJ", "SPACE", "TARGETS", "TILE_FLOOR", "Cycles", "Space", "block_key_counts", "energy_pj",
            "enumerate_space", "in_domain", "memory_bits", "offchip_bytes", "pareto_front", "predict_cycles"]
 
 DATA_BITS = 8     #: Q, K, V, O elements (docs/numerics.md)
@@ -43,8 +43,9 @@ CALIBRATION = {
     # a probability buffer is held for its tile's cycles plus
     # hold + hold_edge·(rows + cols) + hold_busy·(tile cycles); prob_tiles buffers bound the rate
     "hold": 20.0, "hold_edge": 2.5, "hold_busy": 0.5,
-    # a ranking run's computing pass waits per query block for its scan pass's reciprocals
-    "rank_wait": 81.0,
+    # a ranking run's computing pass waits per query block for its scan pass's reciprocals: the
+    # array's latency (rows + cols + 8), its drain (rows), the softmax's sum latency (42 + 2·log2 cols)
+    "rank_wait": 50.0,
 }
 
 #: Energy per access or operation, picojoules, 45 nm (docs/cost-model.md cites each).
@@ -107,12 +108,15 @@ class Cycles:
     tiles: np.ndarray
 
 
-def _runs(workload: Workload, rows: int) -> list[tuple[np.ndarray, bool]]:
-    """The engine runs of the layer for ``rows``: (keys per query block, ranking run)."""
-    runs = [(block_key_counts(workload.pattern, workload.tokens, rows), workload.rank)]
+def _runs(workload: Workload, rows: int) -> list[tuple[np.ndarray, bool, int]]:
+    """The engine runs of the layer for ``rows``: (keys per query block, ranking run, heads per run)."""
+    heads = workload.heads_computed
+    runs = [(block_key_counts(workload.pattern, workload.tokens, rows), workload.rank, heads)]
     if workload.msb_bits is not None and workload.recomputed_rows:
-        # The second run of progressive quantization: the flagged rows against every key, full K.
-        runs.append((np.full(-(-workload.recomputed_rows // rows), workload.tokens, np.int64), False))
+        # Progressive quantization's second pass: per head, one run of the flagged rows against
+        # every key with full K (gen/simulate.py: simulate_progressive).
+        blocks = np.full(-(-workload.recomputed_rows // rows), workload.tokens, np.int64)
+        runs += [(blocks, False, 1)] * heads
     return runs
 
 
@@ -125,19 +129,20 @@ def predict_cycles(workload: Workload, rows, cols, prob_tiles, *, calibration=No
         *(np.asarray(x, np.int64) for x in (rows, cols, prob_tiles)))], axis=1)
     unique, inverse = np.unique(triples, axis=0, return_inverse=True)
     rows, cols, prob_tiles = unique.T
-    d, heads = workload.head_dim, workload.heads_computed
+    d = workload.head_dim
     total, busy_all, tiles_all = (np.zeros(len(unique), np.float64) for _ in range(3))
     for r in np.unique(rows):
         at = rows == r
         c, p = cols[at], prob_tiles[at]
         score = max(d, int(r))
-        for counts, rank in _runs(workload, int(r)):
+        for counts, rank, heads in _runs(workload, int(r)):
             tiles, spans = _tile_sums(counts, np.full(c.shape, r), c)
             busy = tiles * score + (-(-d // c)) * spans
             held = busy * (1 + k["hold_busy"]) + tiles * (k["hold"] + k["hold_edge"] * (r + c))
             per_head = np.maximum(busy, held / p)
             if rank:   # the scan pass: score tiles only, then the wait of each block's computing pass
-                per_head = per_head + tiles * score + len(counts) * k["rank_wait"]
+                wait = k["rank_wait"] + 2 * r + c + 2 * np.ceil(np.log2(np.maximum(c, 1)))
+                per_head = per_head + tiles * score + len(counts) * wait
                 busy = busy + tiles * score
             total[at] += heads * per_head + k["base"] + k["per_edge"] * (r + c)
             busy_all[at] += heads * busy
@@ -146,10 +151,20 @@ def predict_cycles(workload: Workload, rows, cols, prob_tiles, *, calibration=No
     return Cycles(total=total[inverse], busy=busy_all[inverse], tiles=tiles_all[inverse])
 
 
+#: Cycles per key tile the model is validated down to (docs/cost-model.md): below, the probability
+#: buffers' lifetime (dense) or the sparse key path bounds the rate and the fit is off by up to 17%
+#: (4×4, d = 8: -16%; sparse 4×4, d = 16, 32-cycle tiles: -11%).
+TILE_FLOOR = {"dense": 32, "sparse": 64}
+
+
 def in_domain(workload: Workload, rows, cols) -> np.ndarray:
-    """Where the cycle model is validated to ±3%: ``head_dim ≥ 4·max(rows, cols)``. Below that, the
-    probability buffers' lifetime bounds the rate, and the fit is off by up to 19% (docs/cost-model.md)."""
-    return workload.head_dim >= 4 * np.maximum(np.asarray(rows), np.asarray(cols))
+    """Where the cycle model is validated to ±3%: ``head_dim ≥ 4·max(rows, cols)`` and full key tiles
+    of at least :data:`TILE_FLOOR` cycles."""
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    d = workload.head_dim
+    tile = np.maximum(d, rows) + (-(-d // cols)) * np.maximum(cols, rows)
+    floor = TILE_FLOOR["dense" if workload.pattern.is_dense else "sparse"]
+    return (d >= 4 * np.maximum(rows, cols)) & (tile >= floor)
 
 
 def memory_bits(rows, cols, prob_tiles, max_seq_len, max_head_dim, max_heads, *, importance=False) -> np.ndarray:
