@@ -1,8 +1,10 @@
 """Area of the engine per FPGA family, fitted to synthesized sweep results.
 
-Each resource (LUT, FF, DSP, block RAM) is a least-squares linear function of four features of a
-configuration: a constant, the PE count ``rows·cols``, the array's edge ``rows + cols`` (softmax
-lanes, FIFOs, row logic) and the on-chip buffer bits in kilobits. The fit and the data it came from
+Each resource (LUT, FF, DSP, block RAM) is a least-squares linear function of five features of a
+configuration: a constant, ``rows`` (the accumulator and the Q banks' width), ``cols`` (the softmax
+lanes), the PE count ``rows·cols`` and the on-chip buffer bits in kilobits. A family with fewer
+sweep points than twice the features (iCE40: no engine fits a UP5K, so it has two) is fitted as one
+scale per resource on the reference family's prediction. The fit and the data it came from
 live in ``gen/area_fit.json``, written by ``./dev.sh bench cost --parts area`` from the sweeps in
 ``gen/sweeps/`` (Yosys, per target); docs/cost-model.md shows the residuals.
 """
@@ -18,26 +20,36 @@ __all__ = ["FIT_FILE", "RESOURCES", "features", "fit", "load_fit", "predict_area
 
 FIT_FILE = Path(__file__).with_name("area_fit.json")
 RESOURCES = ("lut", "ff", "dsp", "bram")
-FEATURES = ("one", "pes", "edge", "memory_kbit")
+FEATURES = ("one", "rows", "cols", "pes", "memory_kbit")
+REFERENCE = "ecp5"
 
 
 def features(rows, cols, memory_bits) -> np.ndarray:
     rows, cols = np.asarray(rows, np.float64), np.asarray(cols, np.float64)
-    return np.stack(np.broadcast_arrays(np.ones_like(rows), rows * cols, rows + cols,
+    return np.stack(np.broadcast_arrays(np.ones_like(rows), rows, cols, rows * cols,
                                         np.asarray(memory_bits, np.float64) / 1024), axis=-1)
 
 
 def fit(points: list[dict]) -> dict:
     """Coefficients per family and resource from ``points`` (``family``, ``rows``, ``cols``,
-    ``memory_bits`` and the resources), with each point's relative residual."""
+    ``memory_bits`` and the resources), with the largest relative error on those points."""
     out = {}
-    for family in sorted({p["family"] for p in points}):
+    families = sorted({p["family"] for p in points}, key=lambda f: f != REFERENCE)
+    for family in families:
         mine = [p for p in points if p["family"] == family]
         x = features([p["rows"] for p in mine], [p["cols"] for p in mine], [p["memory_bits"] for p in mine])
         fam = {"points": len(mine), "coefficients": {}, "max_relative_error": {}}
+        scaled = len(mine) < 2 * len(FEATURES) and family != REFERENCE and REFERENCE in out
+        if scaled:
+            fam["scaled_from"] = REFERENCE
         for resource in RESOURCES:
             y = np.array([p[resource] for p in mine], np.float64)
-            coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+            if scaled:
+                base = x @ np.array([out[REFERENCE]["coefficients"][resource][f] for f in FEATURES])
+                scale = float(base @ y / max(base @ base, 1e-9))
+                coef = scale * np.array([out[REFERENCE]["coefficients"][resource][f] for f in FEATURES])
+            else:
+                coef, *_ = np.linalg.lstsq(x, y, rcond=None)
             pred = x @ coef
             fam["coefficients"][resource] = dict(zip(FEATURES, map(float, coef)))
             big = y > 0

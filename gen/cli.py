@@ -689,10 +689,10 @@ def _golden_cascade(args, plan: dict, pattern, q, k, v, scale: float) -> int:
 
 
 def cmd_bench(args) -> int:
-    from . import bench_array, bench_engine, bench_softmax, bench_sparse, bench_spatten, bench_topk
+    from . import bench_array, bench_cost, bench_engine, bench_softmax, bench_sparse, bench_spatten, bench_topk
 
-    module = {"array": bench_array, "softmax": bench_softmax, "engine": bench_engine,
-              "sparse": bench_sparse, "topk": bench_topk, "spatten": bench_spatten}[args.unit]
+    module = {"array": bench_array, "softmax": bench_softmax, "engine": bench_engine, "sparse": bench_sparse,
+              "topk": bench_topk, "spatten": bench_spatten, "cost": bench_cost}[args.unit]
     parts = [p.strip() for p in (args.parts or ",".join(module.PARTS)).split(",") if p.strip()]
     for part in parts:
         if part not in module.PARTS:
@@ -717,6 +717,9 @@ def cmd_bench(args) -> int:
         return 0
     if args.unit == "spatten":
         print(f"wrote {bench_spatten.run(parts, sim=args.sim)}")
+        return 0
+    if args.unit == "cost":
+        print(f"wrote {bench_cost.run(parts)}")
         return 0
     try:
         sizes = [tuple(int(n) for n in size.lower().split("x")) for size in args.sizes.split(",")]
@@ -747,6 +750,40 @@ def cmd_presets(args) -> int:
             print(f"{unit_name:8} {name:10} {DESCRIPTIONS.get((unit_name, name), '')}\n"
                   f"{'':20}figures: {figures}\n"
                   f"{'':20}[{', '.join(f'{k}={v}' for k, v in full.items() if k != 'numerics')}]")
+    return 0
+
+
+def cmd_explore(args) -> int:
+    from .explore import config_toml, explore, parse_budget, plot_pareto
+    from .workloads import load_workload
+
+    if args.top < 1:
+        raise CliError(f"--top must be a positive integer, not {args.top}")
+    workload = load_workload(args.workload)
+    result = explore(workload, args.target, args.objective, budget=parse_budget(args.budget), top=args.top)
+    t = result.table
+    print(f"{workload.name} on {args.target}: {result.candidates:,} configurations in {result.seconds:.2f} s "
+          f"({result.candidates_per_second:,.0f} per second); {result.feasible:,} fit and lie in the model's "
+          f"validated domain")
+    print(f"clock {result.fmax_mhz} MHz ({result.fmax_source})")
+    header = ["rows", "cols", "prob_tiles", "max_seq_len", "max_head_dim", "max_heads", "multiplier", "fifo_memory",
+              "cycles", "latency_us", "energy_uj", "lut", "ff", "dsp", "bram", "memory_kbit"]
+    lines = []
+    for i in result.best:
+        c = result.config(i)
+        lines.append([c["rows"], c["cols"], c["prob_tiles"], c["max_seq_len"], c["max_head_dim"], c["max_heads"],
+                      c["multiplier"], c["fifo_memory"], f"{t['cycles'][i]:,.0f}", f"{t['latency_us'][i]:,.1f}",
+                      f"{t['energy_uj'][i]:,.1f}", f"{t['lut'][i]:,.0f}", f"{t['ff'][i]:,.0f}",
+                      f"{t['dsp'][i]:,.0f}", f"{t['bram'][i]:,.0f}", f"{t['memory_bits'][i] / 1024:,.1f}"])
+    widths = [max(len(str(h)), *(len(str(row[k])) for row in lines)) for k, h in enumerate(header)]
+    print("  ".join(h.rjust(w) for h, w in zip(header, widths)))
+    for row in lines:
+        print("  ".join(str(v).rjust(w) for v, w in zip(row, widths)))
+    print(f"wrote {plot_pareto(result, Path(args.plot))}")
+    if args.emit:
+        best = int(result.best[0])
+        Path(args.emit).write_text(config_toml(result.config(best), result, best))
+        print(f"wrote {args.emit} (attn-rtl generate engine --config {args.emit} -o DIR)")
     return 0
 
 
@@ -834,7 +871,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure a unit (cycles, area, Fmax) and write the table into docs/",
                            description="Run a benchmark and write its Markdown table into docs/.")
-    bench.add_argument("unit", choices=["array", "softmax", "engine", "sparse", "topk", "spatten"])
+    bench.add_argument("unit", choices=["array", "softmax", "engine", "sparse", "topk", "spatten", "cost"])
     bench.add_argument("--parts", default=None,
                        help="comma-separated; array: utilization, area, fmax; softmax: accuracy, area, fmax; "
                             "engine: utilization, area, fmax; sparse: utilization; topk: table (default: all)")
@@ -846,6 +883,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     pre = sub.add_parser("presets", help="list named parameter sets")
     pre.set_defaults(func=cmd_presets)
+
+    from .cost_model import TARGETS as PARTS
+    from .explore import OBJECTIVES
+    from .workloads import WORKLOADS
+
+    exp = sub.add_parser("explore", help="enumerate every engine configuration for a workload with the cost model",
+                         description="Exhaustive design-space enumeration with the analytical cost model "
+                                     "(docs/cost-model.md): the best configurations as a table, a Pareto plot, "
+                                     "optionally the chosen configuration as a TOML file for generate.")
+    exp.add_argument("--workload", required=True, metavar="NAME|FILE",
+                     help=f"a preset ({', '.join(WORKLOADS)}) or a TOML file")
+    exp.add_argument("--target", required=True, choices=list(PARTS))
+    exp.add_argument("--objective", choices=OBJECTIVES, default="latency")
+    exp.add_argument("--budget", metavar="lut=N,dsp=N,bram=N", help="resource limits below the part's")
+    exp.add_argument("--top", type=int, default=10, help="rows of the table (default 10)")
+    exp.add_argument("--plot", metavar="FILE.png", default="explore-pareto.png",
+                     help="Pareto plot (default explore-pareto.png)")
+    exp.add_argument("--emit", metavar="FILE.toml", help="write the best configuration for `generate engine --config`")
+    exp.set_defaults(func=cmd_explore)
     return parser
 
 

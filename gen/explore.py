@@ -126,9 +126,13 @@ def explore(workload: Workload, target: str, objective: str = "latency", *, budg
         raise ValueError(_infeasible(t, domain, limits, budget, target))
     score = {"latency": t["latency_us"], "energy": t["energy_uj"], "edp": t["edp"]}[objective]
     index = np.flatnonzero(ok)
-    # Ties (same cycles and area) go to the smaller configuration.
-    order = np.lexsort((t["memory_bits"][index], t["lut"][index], score[index]))
-    best = index[order[:top]]
+    # Ties go to the smaller configuration; then one row per array shape (its best buffer count and
+    # sizes), so the table shows alternatives rather than one shape in many near-equal variants.
+    keys = [t[name][index] for name in ("fifo_memory", "multiplier", "max_heads", "max_head_dim", "max_seq_len")]
+    order = index[np.lexsort((*keys, t["memory_bits"][index], t["lut"][index], score[index]))]
+    shape = t["rows"][order] * 1_000 + t["cols"][order]
+    _, first = np.unique(shape, return_index=True)
+    best = order[np.sort(first)][:top]
     front = index[pareto_front(np.stack([t["latency_us"][index], t["lut"][index]], axis=1))]
     return Exploration(workload=workload, target=target, objective=objective, candidates=len(rows),
                        seconds=seconds, feasible=int(ok.sum()), table=t, best=best, pareto=front,

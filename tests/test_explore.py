@@ -1,0 +1,82 @@
+"""`attn-rtl explore`: the whole space in seconds, picks that generate and simulate, clear errors."""
+
+import tomllib
+
+import numpy as np
+import pytest
+
+from gen.cli import main
+from gen.cost_model import TARGETS, in_domain, predict_cycles
+from gen.explore import explore, parse_budget
+from gen.simulate import simulate_engine
+from gen.workloads import WORKLOADS, Workload
+
+
+@pytest.mark.parametrize("target", ["ecp5-85f", "xc7a100t"])
+def test_every_preset_workload_explores_a_million_candidates_in_seconds(target):
+    for workload in WORKLOADS.values():
+        result = explore(workload, target, "edp")
+        print(f"{workload.name} {target}: {result.candidates:,} in {result.seconds:.2f} s")
+        assert result.candidates >= 1_000_000 and result.seconds < 5
+        t, best = result.table, result.best
+        feasible = in_domain(workload, t["rows"], t["cols"]) & _fits(t, target)
+        assert feasible[best].all()
+        # Nothing feasible beats the first pick on the objective.
+        assert t["edp"][best[0]] == np.min(t["edp"][feasible])
+
+
+def _fits(t, target):
+    part = TARGETS[target]
+    return np.all([t[r] <= part[r] for r in ("lut", "ff", "dsp", "bram")], axis=0)
+
+
+def test_the_pick_generates_and_its_cycles_hold_in_rtl(tmp_path, capsys):
+    """A small workload under a budget: the chosen configuration is written as TOML, `generate`
+    takes it, and the engine built from it runs the workload in the predicted cycles (±3%)."""
+    spec = tmp_path / "small.toml"
+    spec.write_text("[workload]\nseq_len = 40\nhead_dim = 32\nheads = 2\n")
+    best = tmp_path / "best.toml"
+    assert main(["explore", "--workload", str(spec), "--target", "ecp5-85f", "--budget", "lut=9000,dsp=40",
+                 "--plot", str(tmp_path / "pareto.png"), "--emit", str(best)]) == 0
+    out = capsys.readouterr().out
+    assert "configurations in" in out and (tmp_path / "pareto.png").stat().st_size > 10_000
+    config = tomllib.loads(best.read_text())["engine"]
+    assert main(["generate", "engine", "--config", str(best), "-o", str(tmp_path / "rtl")]) == 0
+    assert (tmp_path / "rtl" / "attention_engine.v").exists()
+    params = {k: v for k, v in config.items()}
+    measured = simulate_engine(params, [dict(seq_len=40, head_dim=32, heads=2)], sim="icarus", seed=2)
+    predicted = predict_cycles(Workload("small", 40, 32, 2), config["rows"], config["cols"],
+                               config["prob_tiles"]).total[0]
+    print(f"pick {config['rows']}x{config['cols']}: measured {measured['runs'][0]['cycles']}, predicted {predicted:.0f}")
+    assert measured["passed"]
+    assert predicted == pytest.approx(measured["runs"][0]["cycles"], rel=0.03)
+
+
+def test_budget_nothing_meets_names_the_tightest_constraint(capsys):
+    assert main(["explore", "--workload", "bert-base", "--target", "ecp5-85f", "--budget", "lut=100,dsp=100"]) == 2
+    err = capsys.readouterr().err
+    assert "no configuration fits" in err and "budget lut=100" in err and "tightest" in err
+    assert main(["explore", "--workload", "vil-stage1", "--target", "ice40-up5k"]) == 2
+    assert "ice40-up5k's 5,280" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("budget, message", [("lut:5", "budget entries are NAME=N"),
+                                             ("luts=5", "budget entries are NAME=N"),
+                                             ("lut=five", "budget lut must be a non-negative integer, not 'five'"),
+                                             ("dsp=-1", "budget dsp must be a non-negative integer, not -1")])
+def test_malformed_budgets(budget, message):
+    with pytest.raises(ValueError, match=message):
+        parse_budget(budget)
+
+
+def test_bad_workloads_and_targets(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[workload]\nseq_len = 64\nhead_dim = 64\nwindow_size = 9\n")
+    assert main(["explore", "--workload", str(bad), "--target", "ecp5-85f"]) == 2
+    assert "unknown key 'window_size'" in capsys.readouterr().err
+    assert main(["explore", "--workload", str(tmp_path / "missing.toml"), "--target", "ecp5-85f"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["explore", "--workload", "bert", "--target", "ecp5-85f"]) == 2
+    assert "workload must be one of bert-base" in capsys.readouterr().err
+    assert main(["explore", "--workload", "bert-base", "--target", "ecp5"]) == 2
+    assert "invalid choice: 'ecp5' (choose from 'ecp5-85f', 'ice40-up5k', 'xc7a100t')" in capsys.readouterr().err
