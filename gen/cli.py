@@ -155,7 +155,15 @@ def cmd_sweep(args) -> int:
         raise CliError(f"--timeout must be a positive number of seconds, not {timeout!r}")
     points = sweep_points(args.unit, base, grid, [t.strip() for t in targets],
                           pnr=bool(args.pnr if args.pnr is not None else spec.get("pnr", False)), seeds=seeds)
-    outcome = run_sweep(points, Path(args.output), jobs=args.jobs, timeout=timeout, scheduler=args.scheduler)
+    workload_name = args.workload if args.workload is not None else spec.get("workload")
+    workload = None
+    if workload_name is not None:
+        if args.unit != "engine":
+            raise CliError(f"--workload applies to the engine, not to {args.unit}")
+        from .workloads import load_workload
+        workload = load_workload(workload_name)
+    outcome = run_sweep(points, Path(args.output), jobs=args.jobs, timeout=timeout, scheduler=args.scheduler,
+                        workload=workload)
     bad = [r for r in outcome["results"] if r["status"] != "ok"]
     print(f"attn-rtl sweep: {len(points)} points ({outcome['computed']} computed, {outcome['reused']} reused), "
           f"{len(bad)} failed; wrote {', '.join(outcome['files'].values())}")
@@ -820,6 +828,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_p.add_argument("--jobs", type=int, default=2, help="parallel jobs (local processes)")
     sweep_p.add_argument("--timeout", type=float, default=None, help="seconds per tool run (default 1800)")
     sweep_p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run the jobs on this Dask scheduler")
+    sweep_p.add_argument("--workload", default=None, metavar="NAME|FILE",
+                         help="engine: add each point's predicted cycles for this workload (cost model) and "
+                              "plot area against cycles (sweep-cycles.png)")
     sweep_p.add_argument("-o", "--output", required=True, metavar="DIR",
                          help="results: points/ (the cache), logs/, sweep.csv, sweep.json, sweep.png")
     sweep_p.set_defaults(func=cmd_sweep)

@@ -62,7 +62,7 @@ def parse_grid(text: str) -> dict[str, list]:
     return grid
 
 
-SWEEP_KEYS = {"unit", "targets", "pnr", "seeds", "grid", "base", "timeout"}
+SWEEP_KEYS = {"unit", "targets", "pnr", "seeds", "grid", "base", "timeout", "workload"}
 
 
 def load_sweep_file(path) -> dict:
@@ -208,7 +208,7 @@ def _progress(done: int, total: int, text: str, stream) -> None:
 
 
 def run_sweep(points: list[SweepPoint], out_dir, *, jobs: int = 2, timeout: float = 1800, scheduler=None,
-              executor=None, progress=sys.stderr) -> dict:
+              executor=None, progress=sys.stderr, workload=None) -> dict:
     """Run the points not done yet, then write ``sweep.json``, ``sweep.csv`` and the plots.
 
     Jobs go to ``executor`` when given (any ``concurrent.futures.Executor``), else to ``jobs`` local
@@ -246,14 +246,19 @@ def run_sweep(points: list[SweepPoint], out_dir, *, jobs: int = 2, timeout: floa
                     figure = f"{result.get('lut')} LUT" if result["status"] == "ok" else result["status"]
                     _progress(finished, len(points), f"{result['target']} {result['varied']}: {figure}", progress)
     ordered = [results[key] for key in keys]
+    if workload is not None:
+        _add_cycles(ordered, workload)
     files = _write_tables(ordered, out, tools)
     files.update(_plot(ordered, out))
+    if workload is not None:
+        files.update(_plot_cycles(ordered, out, workload))
     return {"results": ordered, "computed": len(todo), "reused": reused, "files": files}
 
 
 def _write_tables(results: list[dict], out: Path, tools: dict) -> dict:
     varied = sorted({name for r in results for name in r["varied"]})
-    columns = ["unit", "target", *varied, "status", *AREA_COLUMNS, "fmax_mhz", "error", "log", "key"]
+    cycles = ["cycles"] if any("cycles" in r for r in results) else []
+    columns = ["unit", "target", *varied, "status", *AREA_COLUMNS, "fmax_mhz", *cycles, "error", "log", "key"]
     csv_path = out / "sweep.csv"
     with open(csv_path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -264,6 +269,58 @@ def _write_tables(results: list[dict], out: Path, tools: dict) -> dict:
     json_path.write_text(json.dumps({"tools": tools, "points": [{k: v for k, v in r.items() if k != "cells"}
                                                                  for r in results]}, indent=1, sort_keys=True))
     return {"csv": str(csv_path), "json": str(json_path)}
+
+
+def _covers(params: dict, workload) -> bool:
+    """The engine built with ``params`` can run ``workload``."""
+    return (params.get("max_seq_len", 1024) >= workload.tokens and params.get("max_head_dim", 128) >= workload.head_dim
+            and params.get("max_heads", 16) >= workload.heads_computed
+            and (workload.pattern.is_dense or params.get("sparse", False))
+            and (not workload.rank or params.get("importance", False))
+            and (workload.msb_bits is None or params.get("row_flags", False)))
+
+
+def _add_cycles(results: list[dict], workload) -> None:
+    """Engine points that can run ``workload`` gain ``cycles``, predicted by the cost model."""
+    from .cost_model import predict_cycles
+
+    for r in results:
+        if r["unit"] == "engine" and _covers(r["params"], workload):
+            p = r["params"]
+            r["cycles"] = int(predict_cycles(workload, p.get("rows", 8), p.get("cols", 8),
+                                             p.get("prob_tiles", 3)).total[0])
+
+
+def _plot_cycles(results: list[dict], out: Path, workload) -> dict:
+    """``sweep-cycles.png``: each area column against the workload's predicted cycles, a point per
+    engine configuration, a series per target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in results if r["status"] == "ok" and "cycles" in r]
+    if not ok:
+        return {}
+    metrics = [c for c in ("lut", "ff", "dsp", "bram") if any(r.get(c) for r in ok)] or ["lut"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for target in sorted({r["target"] for r in ok}):
+            mine = [r for r in ok if r["target"] == target]
+            ax.scatter([r["cycles"] for r in mine], [r[metric] for r in mine], label=target)
+            for r in mine:
+                ax.annotate(" ".join(f"{v}" for v in r["varied"].values()), (r["cycles"], r[metric]), fontsize=6)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"cycles, {workload.name} (cost model)")
+        ax.set_ylabel(metric.upper())
+        ax.grid(True, alpha=0.3)
+    axes[0][0].legend(fontsize="small")
+    fig.suptitle(f"attn-rtl sweep: engine area against cycles ({workload.name})")
+    fig.tight_layout()
+    path = out / "sweep-cycles.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return {"cycles_png": str(path)}
 
 
 def _plot(results: list[dict], out: Path) -> dict:

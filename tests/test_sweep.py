@@ -87,6 +87,7 @@ def test_cli_sweep_and_its_errors(tmp_path, capsys):
         (["--grid", "rows=1", "--targets", "ice40", "--pnr"], "ecp5 only"),
         ([], "give the parameters to vary"),
         (["--grid", "rows=1", "--timeout", "-1"], "--timeout must be a positive number"),
+        (["--grid", "rows=1", "--workload", "bert-base"], "--workload applies to the engine, not to array"),
     ]:
         assert main(["sweep", "array", "--preset", "tiny", *argv, "-o", str(tmp_path / "bad")]) == 2
         assert message in capsys.readouterr().err
@@ -106,3 +107,29 @@ def test_grid_and_sweep_file_parsing(tmp_path):
             load_sweep_file(bad)
     with pytest.raises(ValueError, match="cannot read sweep file"):
         load_sweep_file(tmp_path / "missing.toml")
+
+
+def test_engine_sweep_plots_area_against_predicted_cycles(tmp_path, monkeypatch):
+    """With a workload, engine points that can run it gain the cost model's cycles, in the CSV and in
+    sweep-cycles.png. Yosys is replaced here (engine synthesis takes minutes; the tests above run it)."""
+    from gen.cost_model import predict_cycles
+    from gen.workloads import Workload
+
+    def fake_area(path, top, target, **kw):
+        text = Path(path).read_text()
+        return {"cells": {}, "lut": len(text) // 100, "ff": 1, "carry": 0, "dsp": 4, "bram": 1, "lutram": 0}
+
+    monkeypatch.setattr(gen.synth, "synthesize", fake_area)
+    base = dict(rows=1, cols=2, max_seq_len=64, max_head_dim=32, max_heads=2)
+    points = sweep_points("engine", base, {"rows": [1, 2], "max_seq_len": [32, 64]}, ["ecp5"])
+    workload = Workload("small", 64, 32, 2)
+    with ThreadPoolExecutor(2) as pool:
+        outcome = run_sweep(points, tmp_path, executor=pool, progress=None, workload=workload)
+    by_point = {(r["varied"]["rows"], r["varied"]["max_seq_len"]): r for r in outcome["results"]}
+    assert "cycles" not in by_point[1, 32] and "cycles" not in by_point[2, 32]   # L = 64 does not fit
+    for rows in (1, 2):
+        assert by_point[rows, 64]["cycles"] == int(predict_cycles(workload, rows, 2, 3).total[0])
+    with open(outcome["files"]["csv"]) as f:
+        assert [r["cycles"] for r in csv.DictReader(f)] == ["", str(by_point[1, 64]["cycles"]), "",
+                                                           str(by_point[2, 64]["cycles"])]
+    assert Path(outcome["files"]["cycles_png"]).read_bytes()[:4] == b"\x89PNG"
