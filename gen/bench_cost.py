@@ -71,7 +71,7 @@ def measure_validation(case) -> tuple[int, float]:
     from .simulate import simulate_engine
 
     name, params, workload, run = case
-    sim = "icarus" if params is SPATTEN_2X2 else "verilator"
+    sim = "icarus" if params in (SPATTEN_2X2, SPARSE_2X2) else "verilator"
     measured = simulate_engine(params, [run], sim=sim, seed=3, **SCALE)["runs"][0]["cycles"]
     predicted = predict_cycles(workload, params["rows"], params["cols"], params.get("prob_tiles", 3)).total[0]
     return measured, float(predicted)
@@ -247,7 +247,7 @@ Full-rate runs (streams never stall) measured with `gen.simulate.measure_engine`
 
 ### Validation: runs the model never saw, simulated now
 
-Cocotb on Verilator (Icarus for the SpAtten build), no idle cycles or backpressure; the same runs are
+Cocotb on Verilator (Icarus for the 2×2 sparse and SpAtten builds), no idle cycles or backpressure; the same runs are
 `tests/test_cost_model.py`, which holds them to ±3% in the default suite.
 
 <!-- begin validation -->

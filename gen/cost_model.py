@@ -29,12 +29,12 @@ from sim.sparse import allowed_mask
 
 from .workloads import Workload
 
-__all__ = ["CALIBRATION", "ENERGY_PJ", "SPACE", "TARGETS", "TILE_FLOOR", "Cycles", "Space", "block_key_counts", "energy_pj",
-           "enumerate_space", "in_domain", "memory_bits", "offchip_bytes", "pareto_front", "predict_cycles"]
+__all__ = ["CALIBRATION", "ENERGY_PJ", "SPACE", "TARGETS", "TILE_FLOOR", "Cycles", "Space", "block_key_counts",
+           "energy_pj", "enumerate_space", "in_domain", "memory_bits", "offchip_bytes", "pareto_front",
+           "predict_cycles"]
 
 DATA_BITS = 8     #: Q, K, V, O elements (docs/numerics.md)
 PROB_BITS = 16    #: probability width P + 1 (unsigned, numerics.md)
-PROB_FRAC = 15
 
 #: Constants of the cycle model, fitted to RTL cycle counts (docs/cost-model.md, ``gen/bench_cost.py``).
 CALIBRATION = {
@@ -64,7 +64,7 @@ TARGETS = {
 }
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=4)   # L = 4096 is 16 MB a mask
 def _mask(pattern, seq_len: int) -> np.ndarray:
     return allowed_mask(pattern, seq_len)
 
@@ -72,7 +72,7 @@ def _mask(pattern, seq_len: int) -> np.ndarray:
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.int64)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)
 def _packed_mask(pattern, seq_len: int) -> np.ndarray:
     return np.packbits(_mask(pattern, seq_len), axis=1)
 

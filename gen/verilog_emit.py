@@ -100,7 +100,8 @@ def _resize(src: str, dst: str, width: str, signed: str) -> str:
 
 
 def _module(cell: str, ports: str, body: str) -> str:
-    return f'(* techmap_celltype = "${cell}" *)\nmodule _attn_widen_{cell} ({"A, B, Y" if "B_WIDTH" in ports else "A, Y"});\n{ports}{body}endmodule\n'
+    names = "A, B, Y" if "B_WIDTH" in ports else "A, Y"
+    return f'(* techmap_celltype = "${cell}" *)\nmodule _attn_widen_{cell} ({names});\n{ports}{body}endmodule\n'
 
 
 def _instance(cell: str, params: dict[str, str], conns: dict[str, str]) -> str:

@@ -20,7 +20,9 @@ def _tiles(depth):
 
 def _shape_cases():
     cases = [pytest.param("icarus", r, c, d, id=f"icarus-{r}x{c}") for r, c, d in ICARUS_SHAPES]
-    cases += [pytest.param("verilator", r, c, d, id=f"verilator-{r}x{c}") for r, c, d in VERILATOR_SHAPES]
+    # 16x16 takes about two minutes (a 256-PE Verilator build): behind the slow marker.
+    cases += [pytest.param("verilator", r, c, d, id=f"verilator-{r}x{c}",
+                           marks=[pytest.mark.slow] if r * c >= 256 else []) for r, c, d in VERILATOR_SHAPES]
     return cases
 
 
