@@ -71,4 +71,5 @@ def predict_area(family: str, rows, cols, memory_bits, *, fitted: dict | None = 
         raise ValueError(f"no area fit for {family}: the fit covers {', '.join(sorted(fitted))}")
     x = features(rows, cols, memory_bits)
     coefficients = fitted[family]["coefficients"]
-    return {r: np.maximum(0.0, x @ np.array([coefficients[r][f] for f in FEATURES])) for r in RESOURCES}
+    # Whole cells: a fit that lands at 156.0000000000002 DSPs must not miss a 156-DSP part.
+    return {r: np.maximum(0.0, np.rint(x @ np.array([coefficients[r][f] for f in FEATURES]))) for r in RESOURCES}

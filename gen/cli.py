@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -927,6 +928,10 @@ def main(argv=None) -> int:
     except (CliError, ValueError) as e:
         print(f"attn-rtl: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `attn-rtl ... | head`: the reader is gone; stop writing without a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def test_enumeration_covers_a_million_candidates_in_seconds():
     cycles = space.expand(predict_cycles(workload, *sub).total, ("rows", "cols", "prob_tiles"))
     elapsed = time.perf_counter() - start
     assert len(space) >= 1_000_000 and len(cycles) == len(space)
-    assert elapsed < 5, elapsed
+    assert elapsed < 5 * len(space) / 1_000_000, elapsed
     # The grid expansion puts each candidate's own figure in place.
     at = 123_457
     single = predict_cycles(workload, space.columns["rows"][at], space.columns["cols"][at],

