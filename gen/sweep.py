@@ -314,13 +314,19 @@ def _plot_cycles(results: list[dict], out: Path, workload) -> dict:
         ax.set_xlabel(f"cycles, {workload.name} (cost model)")
         ax.set_ylabel(metric.upper())
         ax.grid(True, alpha=0.3)
+    return {"cycles_png": _save(fig, axes, f"attn-rtl sweep: engine area against cycles ({workload.name})",
+                                out / "sweep-cycles.png")}
+
+
+def _save(fig, axes, title: str, path: Path) -> str:
+    import matplotlib.pyplot as plt
+
     axes[0][0].legend(fontsize="small")
-    fig.suptitle(f"attn-rtl sweep: engine area against cycles ({workload.name})")
+    fig.suptitle(title)
     fig.tight_layout()
-    path = out / "sweep-cycles.png"
     fig.savefig(path, dpi=100)
     plt.close(fig)
-    return {"cycles_png": str(path)}
+    return str(path)
 
 
 def _plot(results: list[dict], out: Path) -> dict:
@@ -353,10 +359,4 @@ def _plot(results: list[dict], out: Path) -> dict:
         ax.set_xlabel(axis_name or "point")
         ax.set_ylabel("Fmax (MHz)" if metric == "fmax_mhz" else metric.upper())
         ax.grid(True, alpha=0.3)
-    axes[0][0].legend(fontsize="small")
-    fig.suptitle(f"attn-rtl sweep: {ok[0]['unit']}")
-    fig.tight_layout()
-    path = out / "sweep.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return {"png": str(path)}
+    return {"png": _save(fig, axes, f"attn-rtl sweep: {ok[0]['unit']}", out / "sweep.png")}
