@@ -298,7 +298,7 @@ ISSCC 2014, Figure 1.1.9:
 | 8-bit multiply + 32-bit add (one MAC, every PE every busy cycle) | 0.2 + 0.1 | Horowitz 2014: 8b mult 0.2 pJ, 32b add 0.1 pJ |
 | SRAM bit read or written (Q bank, probability buffers, accumulators) | 10/64 | Horowitz 2014: 64-bit access of an 8 KB SRAM, 10 pJ |
 | DRAM bit (every byte read or written off chip) | 2600/64 | Horowitz 2014: 64-bit DRAM access 1.3-2.6 nJ (upper end) |
-| softmax per score (exp2, compare, multiply) | 2.0 | estimate: three 16-bit operations and a table read; no measured source |
+| softmax per score (compare, exp2 table read, multiply) | 0.05 + 2.5 + 0.8 | derived from Horowitz 2014: a 16-bit add between 8b (0.03) and 32b (0.1), linear in width; 16 bits of the 8 KB SRAM figure; a 16-bit multiply from 8b 0.2 pJ with energy in the square of the width (which gives 32b 3.2 against his 3.1) |
 
 ## Area
 

@@ -53,7 +53,10 @@ ENERGY_PJ = {
     "mac_int8": 0.2 + 0.1,      # 8-bit multiply + 32-bit add (Horowitz, ISSCC 2014)
     "sram_bit": 10.0 / 64,      # 64-bit read of an 8 KB SRAM: 10 pJ (Horowitz, ISSCC 2014)
     "dram_bit": 2600.0 / 64,    # 64-bit DRAM access: 1.3-2.6 nJ, upper end (Horowitz, ISSCC 2014)
-    "softmax_row_lane": 2.0,    # one exp2 + compare + multiply per score (estimate: 3 int16 ops + LUT)
+    # per score: a 16-bit compare (0.05: adds scale linearly, 8b 0.03 to 32b 0.1), a 16-bit table
+    # read for exp2 (16 × 10/64 = 2.5) and a 16-bit multiply (0.8: multiplies scale with the square
+    # of the width, 8b 0.2 and 32b 3.1), all from Horowitz's figures
+    "softmax_row_lane": 0.05 + 2.5 + 0.8,
 }
 
 #: FPGA parts of `attn-rtl explore` and their resources.

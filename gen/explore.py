@@ -94,6 +94,11 @@ def explore(workload: Workload, target: str, objective: str = "latency", *, budg
     part = TARGETS[target]
     family = part["family"]
     budget = dict(budget or {})
+    for name, value in budget.items():
+        if name not in RESOURCES:
+            raise ValueError(f"budget names {', '.join(RESOURCES)}, not {name!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"budget {name} must be a non-negative integer, not {value!r}")
     start = time.perf_counter()
     grid = enumerate_space(workload, family, space)
     t = dict(grid.columns)

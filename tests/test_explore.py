@@ -71,6 +71,13 @@ def test_malformed_budgets(budget, message):
         parse_budget(budget)
 
 
+def test_budgets_given_through_the_api_are_checked_too():
+    with pytest.raises(ValueError, match="budget names lut, ff, dsp, bram, not 'luts'"):
+        explore(WORKLOADS["bert-base"], "xc7a100t", budget={"luts": 5})
+    with pytest.raises(ValueError, match="budget dsp must be a non-negative integer, not -2"):
+        explore(WORKLOADS["bert-base"], "xc7a100t", budget={"dsp": -2})
+
+
 def test_bad_workloads_and_targets(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("[workload]\nseq_len = 64\nhead_dim = 64\nwindow_size = 9\n")
