@@ -712,23 +712,14 @@ def cmd_bench(args) -> int:
         seeds = tuple(int(x) for x in args.seeds.split(","))
     except ValueError:
         raise CliError(f"--seeds must be comma-separated integers, not {args.seeds!r}") from None
-    if args.unit == "softmax":
-        print(f"wrote {bench_softmax.run(parts, jobs=args.jobs, seeds=seeds)}")
-        return 0
-    if args.unit == "engine":
-        print(f"wrote {bench_engine.run(parts, sim=args.sim, jobs=args.jobs, seeds=seeds)}")
-        return 0
-    if args.unit == "sparse":
-        print(f"wrote {bench_sparse.run(parts, sim=args.sim)}")
-        return 0
-    if args.unit == "topk":
-        print(f"wrote {bench_topk.run(parts, sim=args.sim, jobs=args.jobs)}")
-        return 0
-    if args.unit == "spatten":
-        print(f"wrote {bench_spatten.run(parts, sim=args.sim)}")
-        return 0
-    if args.unit == "cost":
-        print(f"wrote {bench_cost.run(parts)}")
+    runs = {"softmax": lambda: bench_softmax.run(parts, jobs=args.jobs, seeds=seeds),
+            "engine": lambda: bench_engine.run(parts, sim=args.sim, jobs=args.jobs, seeds=seeds),
+            "sparse": lambda: bench_sparse.run(parts, sim=args.sim),
+            "topk": lambda: bench_topk.run(parts, sim=args.sim, jobs=args.jobs),
+            "spatten": lambda: bench_spatten.run(parts, sim=args.sim),
+            "cost": lambda: bench_cost.run(parts)}
+    if args.unit in runs:
+        print(f"wrote {runs[args.unit]()}")
         return 0
     try:
         sizes = [tuple(int(n) for n in size.lower().split("x")) for size in args.sizes.split(",")]

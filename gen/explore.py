@@ -184,8 +184,6 @@ def plot_pareto(exploration: Exploration, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     t = exploration.table
-    ok = np.zeros(len(t["rows"]), bool)
-    ok[exploration.best] = True
     rng = np.random.default_rng(0)
     sample = rng.choice(len(t["rows"]), size=min(20_000, len(t["rows"])), replace=False)
     fig, ax = plt.subplots(figsize=(7, 4.5))
