@@ -122,7 +122,7 @@ def explore(workload: Workload, target: str, objective: str = "latency", *, budg
     seconds = time.perf_counter() - start
 
     limits = {r: min(part[r], budget.get(r, part[r])) for r in RESOURCES}
-    domain = in_domain(workload, rows, cols)
+    domain = in_domain(workload, rows, cols, t["prob_tiles"])
     fits = np.ones(rows.shape, bool)
     for r in RESOURCES:
         fits &= t[r] <= limits[r]

@@ -21,7 +21,7 @@ def test_every_preset_workload_explores_a_million_candidates_in_seconds(target):
         # is four times larger).
         assert result.candidates >= 1_000_000 and result.candidates_per_second >= 200_000
         t, best = result.table, result.best
-        feasible = in_domain(workload, t["rows"], t["cols"]) & _fits(t, target)
+        feasible = in_domain(workload, t["rows"], t["cols"], t["prob_tiles"]) & _fits(t, target)
         assert feasible[best].all()
         # Nothing feasible beats the first pick on the objective.
         assert t["edp"][best[0]] == np.min(t["edp"][feasible])

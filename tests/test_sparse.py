@@ -5,7 +5,6 @@ import pytest
 
 from gen.simulate import simulate_scheduler
 from hdl.sparse_scheduler import scheduler_params
-from sim import golden
 from sim.golden import Numerics
 from sim.engine_stream import engine_output
 from sim.sparse import SparsePattern, allowed_mask, parse_pattern, scheduled_tiles, walk_range
