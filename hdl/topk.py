@@ -6,7 +6,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .merge_level import MergeLevel, run_beat_layout
+from .merge_level import MergeLevel
 from .params import boolean, positive_int, reject_unknown
 from .sorting_network import bitonic_sort_stages, check_lanes, build_network, network_registers
 
@@ -145,7 +145,6 @@ class TopK(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         lanes, iw, vw = self.lanes, self.index_width, self.value_width
-        beat_layout = run_beat_layout(lanes, self.key_width, self.k_width)
 
         # Merge levels, each promising room to the stage before it.
         levels = self._merge_levels()
