@@ -762,6 +762,11 @@ def cmd_explore(args) -> int:
     workload = load_workload(args.workload)
     result = explore(workload, args.target, args.objective, budget=parse_budget(args.budget), top=args.top)
     t = result.table
+    # Files first: a reader that stops early (`| head`) must not cost the plot or the configuration.
+    plot = plot_pareto(result, Path(args.plot))
+    if args.emit:
+        best = int(result.best[0])
+        Path(args.emit).write_text(config_toml(result.config(best), result, best))
     print(f"{workload.name} on {args.target}: {result.candidates:,} configurations in {result.seconds:.2f} s "
           f"({result.candidates_per_second:,.0f} per second); {result.feasible:,} fit and lie in the model's "
           f"validated domain")
@@ -779,10 +784,8 @@ def cmd_explore(args) -> int:
     print("  ".join(h.rjust(w) for h, w in zip(header, widths)))
     for row in lines:
         print("  ".join(str(v).rjust(w) for v, w in zip(row, widths)))
-    print(f"wrote {plot_pareto(result, Path(args.plot))}")
+    print(f"wrote {plot}")
     if args.emit:
-        best = int(result.best[0])
-        Path(args.emit).write_text(config_toml(result.config(best), result, best))
         print(f"wrote {args.emit} (attn-rtl generate engine --config {args.emit} -o DIR)")
     return 0
 
