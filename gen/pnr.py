@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import statistics
@@ -15,7 +16,7 @@ from hdl.pin_wrapper import PinWrapper
 from . import verilog_emit
 from .synth import _first_run_lock, _yowasp_env
 
-__all__ = ["ECP5_DEVICE", "fmax_ecp5", "fmax_sweep", "fmax_cells"]
+__all__ = ["ECP5_DEVICE", "critical_path", "fmax_ecp5", "fmax_sweep", "fmax_cells"]
 
 #: The part the figures in docs/ are for: LFE5U-85F, CABGA381, speed grade 6.
 ECP5_DEVICE = ["--85k", "--package", "CABGA381", "--speed", "6"]
@@ -35,12 +36,19 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
 
     ``nextpnr_args`` are added to every nextpnr-ecp5 run (e.g. ``("--router", "router2")``).
 
-    Returns ``{"fmax_mhz": median, "per_seed": [...], "cells": {...}}``.
+    Returns ``{"fmax_mhz": median, "per_seed": [...], "target_mhz": ..., "critical_paths": [lines per
+    seed], "logs": [paths]}``: each seed's nextpnr log is kept under the cache (``pnr/``), and its last
+    critical-path report is returned so the slow path can be read without another run.
     """
+    from sim.runner import default_cache_dir
+
     top = PinWrapper(component)
     text = verilog_emit.convert(top, name="pin_wrapper")
     env = _yowasp_env()
-    results = []
+    results, paths, logs = [], [], []
+    log_dir = default_cache_dir() / "pnr"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stem = hashlib.sha256(text.encode()).hexdigest()[:12]
     with tempfile.TemporaryDirectory(prefix="attn-pnr-") as tmp:
         Path(tmp, "top.v").write_text(text)
         with _first_run_lock(env):
@@ -59,7 +67,29 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
                 raise RuntimeError(f"nextpnr-ecp5 failed (seed {seed}, exit {run.returncode}):\n"
                                    + (run.stdout + run.stderr)[-2000:])
             results.append(float(found[-1]))
-    return {"fmax_mhz": statistics.median(results), "per_seed": results, "target_mhz": target_mhz}
+            log = log_dir / f"{stem}-seed{seed}.log"
+            log.write_text(run.stdout + run.stderr)
+            logs.append(str(log))
+            paths.append(critical_path(run.stdout + run.stderr))
+    return {"fmax_mhz": statistics.median(results), "per_seed": results, "target_mhz": target_mhz,
+            "critical_paths": paths, "logs": logs}
+
+
+def critical_path(log: str) -> list[str]:
+    """The last clock-to-clock critical-path report of a nextpnr log (the one that sets Fmax; else the
+    last report of any kind), its lines without the ``Info:`` prefix."""
+    lines = log.splitlines()
+    starts = ([i for i, line in enumerate(lines) if "Critical path report for clock" in line]
+              or [i for i, line in enumerate(lines) if "Critical path report for" in line])
+    if not starts:
+        return []
+    report = []
+    for line in lines[starts[-1]:]:
+        body = line.removeprefix("Info:").rstrip()
+        if report and not body.strip():
+            break
+        report.append(body)
+    return report
 
 
 def _fmax_point(build, config, seed, timeout, nextpnr_args=()):

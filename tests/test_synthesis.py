@@ -1,8 +1,10 @@
 """The generated Verilog synthesizes with Yosys for ECP5, iCE40 and Xilinx 7-series, multipliers in DSPs."""
 
+from pathlib import Path
+
 import pytest
 
-from gen.generate import cached_verilog
+from gen.generate import cached_verilog, elaborate
 from gen.synth import synthesize
 
 
@@ -108,3 +110,18 @@ def test_spatten_engine_synthesizes(target):
     area = synthesize(path, "attention_engine", target, dsp=True)
     assert area["dsp"] >= base["dsp"] + (2 if target != "ice40" else 0) and area["bram"] >= base["bram"], (area, base)
     assert area["lut"] > base["lut"] and area["ff"] > base["ff"], (area, base)
+
+
+def test_fmax_run_keeps_its_log_and_the_critical_path():
+    """One nextpnr-ecp5 place and route of the 2x2 array (about 10 s): the log is kept and the
+    clock-to-clock critical path (the one that sets Fmax, not the pin paths) comes back."""
+    from gen.pnr import critical_path, fmax_ecp5
+
+    array = elaborate("array", dict(rows=2, cols=2, max_reduction=16))
+    result = fmax_ecp5(array, seeds=(1,), timeout=600)
+    assert result["fmax_mhz"] > 20 and len(result["logs"]) == 1
+    log = Path(result["logs"][0]).read_text()
+    assert result["critical_paths"][0] == critical_path(log)
+    report = result["critical_paths"][0]
+    assert "Critical path report for clock" in report[0] and report[-1].strip().endswith("routing")
+    assert critical_path("Info: nothing here\n") == []
