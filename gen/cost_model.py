@@ -27,6 +27,7 @@ import numpy as np
 
 from sim.sparse import allowed_mask
 
+from .parts import PARTS
 from .workloads import Workload
 
 __all__ = ["CALIBRATION", "ENERGY_PJ", "SPACE", "TARGETS", "TILE_FLOOR", "Cycles", "Space", "block_key_counts",
@@ -60,11 +61,7 @@ ENERGY_PJ = {
 }
 
 #: FPGA parts of `attn-rtl explore` and their resources.
-TARGETS = {
-    "ecp5-85f": {"family": "ecp5", "lut": 83_640, "ff": 83_640, "dsp": 156, "bram": 208},
-    "ice40-up5k": {"family": "ice40", "lut": 5_280, "ff": 5_280, "dsp": 8, "bram": 30},
-    "xc7a100t": {"family": "xilinx7", "lut": 63_400, "ff": 126_800, "dsp": 240, "bram": 270},
-}
+TARGETS = {name: PARTS[name] for name in ("ecp5-85f", "ice40-up5k", "xc7a100t")}
 
 
 @functools.lru_cache(maxsize=4)   # L = 4096 is 16 MB a mask
