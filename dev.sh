@@ -8,6 +8,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
 venv="$root/.venv"
+# A checkout keeps its builds and conversions in .cache/ (an installed attn-rtl uses the user's cache folder).
+export ATTN_RTL_CACHE="${ATTN_RTL_CACHE:-$root/.cache}"
 
 say() { echo "dev.sh: $*" >&2; }
 die() { say "$*"; exit 1; }

@@ -83,9 +83,9 @@ def _unit_params(args) -> dict:
 
 
 def cmd_generate(args) -> int:
-    from .generate import write_outputs
+    from attn_rtl.gen.flows.collateral import DEFAULT_CLOCK_MHZ
 
-    from .collateral import DEFAULT_CLOCK_MHZ
+    from .generate import write_outputs
 
     clock = DEFAULT_CLOCK_MHZ if args.clock_mhz is None else args.clock_mhz
     paths = write_outputs(args.unit, _unit_params(args), Path(args.output), clock_mhz=clock)
@@ -95,7 +95,7 @@ def cmd_generate(args) -> int:
 
 def _simulate(run) -> tuple[dict, bool]:
     """Run a simulation; a mismatch becomes a failed report, not an exception."""
-    from sim.runner import SimulationFailure
+    from attn_rtl.sim.runner import SimulationFailure
 
     try:
         return run(), True
@@ -122,7 +122,7 @@ def _header_or_json(args, params, report, passed, what: str) -> int | None:
 
 
 def cmd_build(args) -> int:
-    from .boards import build_board
+    from attn_rtl.gen.flows.boards import build_board
 
     result = build_board(args.board, args.unit, _unit_params(args), Path(args.output), check_only=args.check_only)
     area = ", ".join(f"{v:,} {k.upper()}" for k, v in result["area"].items())
@@ -135,7 +135,7 @@ def cmd_build(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import load_sweep_file, parse_grid, run_sweep, sweep_points
+    from attn_rtl.gen.flows.sweep import load_sweep_file, parse_grid, run_sweep, sweep_points
 
     spec = load_sweep_file(args.sweep_file) if args.sweep_file else {}
     if spec.get("unit", args.unit) != args.unit:
@@ -161,7 +161,7 @@ def cmd_sweep(args) -> int:
     if workload_name is not None:
         if args.unit != "engine":
             raise CliError(f"--workload applies to the engine, not to {args.unit}")
-        from .workloads import load_workload
+        from attn_rtl.gen.cost.workloads import load_workload
         workload = load_workload(workload_name)
     outcome = run_sweep(points, Path(args.output), jobs=args.jobs, timeout=timeout, scheduler=args.scheduler,
                         workload=workload)
@@ -332,7 +332,7 @@ def _cascade_flags(parser: argparse.ArgumentParser) -> None:
 
 def _cascade_plan(args, heads: int, seq_len: int, nm) -> dict | None:
     """The pruning and progressive flags, checked; ``None`` when none is given."""
-    from sim.pruning import check_index_list, parse_index_list
+    from attn_rtl.sim.pruning import check_index_list, parse_index_list
 
     if args.token_list is not None and args.token_list_file is not None:
         raise CliError("--token-list and --token-list-file are exclusive")
@@ -375,7 +375,7 @@ def _cascade_plan(args, heads: int, seq_len: int, nm) -> dict | None:
 
 def _cascade_inputs(plan: dict, q, k, v):
     """q, k, v as (H, L, d), gathered to the plan's tokens and heads (what the DMA fetches)."""
-    from sim.pruning import gather
+    from attn_rtl.sim.pruning import gather
 
     return [gather(x if x.ndim == 3 else x[None], plan["tokens"], plan["heads"]) for x in (q, k, v)]
 
@@ -418,10 +418,10 @@ def _engine_report_start(args, params: dict, out: dict, passed: bool) -> int | N
 def _sim_engine(args) -> int:
     import numpy as np
 
-    from sim.engine_stream import engine_output
-    from sim.golden import Numerics, attention
-    from sim.golden_io import error_figures, load_qkv
-    from sim.sparse import allowed_mask, scheduled_tiles
+    from attn_rtl.sim.engine_stream import engine_output
+    from attn_rtl.sim.golden import Numerics, attention
+    from attn_rtl.sim.golden_io import error_figures, load_qkv
+    from attn_rtl.sim.sparse import allowed_mask, scheduled_tiles
 
     from .simulate import simulate_engine
 
@@ -507,11 +507,11 @@ def _sim_cascade(args, params: dict, nm, plan: dict, q, k, v, heads: int, seq_le
     recompute run), checked against its golden model."""
     import dataclasses
 
-    from sim.fixed import dequantize
-    from sim.golden import attention
-    from sim.golden_io import error_figures
-    from sim.progressive import progressive_layer
-    from sim.pruning import pruned_layer
+    from attn_rtl.sim.fixed import dequantize
+    from attn_rtl.sim.golden import attention
+    from attn_rtl.sim.golden_io import error_figures
+    from attn_rtl.sim.progressive import progressive_layer
+    from attn_rtl.sim.pruning import pruned_layer
 
     from .simulate import simulate_layer, simulate_progressive
 
@@ -588,7 +588,7 @@ def _pattern_flags(parser: argparse.ArgumentParser) -> None:
 
 def _pattern(args, seq_len: int):
     """The pattern of the flags, checked against ``seq_len`` (a ``ValueError`` names the bad flag)."""
-    from sim.sparse import parse_pattern
+    from attn_rtl.sim.sparse import parse_pattern
 
     pattern = parse_pattern(args.pattern, window=args.window, dilation=args.dilation, grid=args.grid,
                             window2d=args.window2d, global_tokens=args.global_tokens)
@@ -599,9 +599,9 @@ def _pattern(args, seq_len: int):
 def cmd_golden(args) -> int:
     import numpy as np
 
-    from sim.golden import Numerics, attention
-    from sim.golden_io import error_figures, load_qkv
-    from sim.sparse import allowed_mask
+    from attn_rtl.sim.golden import Numerics, attention
+    from attn_rtl.sim.golden_io import error_figures, load_qkv
+    from attn_rtl.sim.sparse import allowed_mask
 
     q, k, v = load_qkv(args.inputs)
     pattern = _pattern(args, q.shape[-2])
@@ -624,9 +624,9 @@ def cmd_golden(args) -> int:
         # The sparse engine's order: each block's keys gathered into tiles (docs/sparse.md).
         import dataclasses
 
-        from sim.engine_stream import engine_output
-        from sim.fixed import dequantize
-        from sim.sparse import scheduled_tiles
+        from attn_rtl.sim.engine_stream import engine_output
+        from attn_rtl.sim.fixed import dequantize
+        from attn_rtl.sim.sparse import scheduled_tiles
 
         schedule = scheduled_tiles(pattern, q.shape[-2], args.query_block, args.key_tile)
         o_int = engine_output(result.q_int, result.k_int, result.v_int, result.multiplier, result.shift, Numerics(),
@@ -654,11 +654,11 @@ def _golden_cascade(args, plan: dict, pattern, q, k, v, scale: float) -> int:
     """``golden`` with pruning or progressive flags: the golden model of the engine's layer."""
     import dataclasses
 
-    from sim.fixed import dequantize
-    from sim.golden import Numerics, attention
-    from sim.golden_io import error_figures
-    from sim.progressive import progressive_layer
-    from sim.pruning import pruned_layer
+    from attn_rtl.sim.fixed import dequantize
+    from attn_rtl.sim.golden import Numerics, attention
+    from attn_rtl.sim.golden_io import error_figures
+    from attn_rtl.sim.progressive import progressive_layer
+    from attn_rtl.sim.pruning import pruned_layer
 
     if not pattern.is_dense:
         raise CliError("pruning and progressive runs take the dense pattern only")
@@ -698,7 +698,13 @@ def _golden_cascade(args, plan: dict, pattern, q, k, v, scale: float) -> int:
 
 
 def cmd_bench(args) -> int:
-    from . import bench_array, bench_cost, bench_engine, bench_softmax, bench_sparse, bench_spatten, bench_topk
+    from attn_rtl.gen.bench import array as bench_array
+    from attn_rtl.gen.bench import cost as bench_cost
+    from attn_rtl.gen.bench import engine as bench_engine
+    from attn_rtl.gen.bench import softmax as bench_softmax
+    from attn_rtl.gen.bench import sparse as bench_sparse
+    from attn_rtl.gen.bench import spatten as bench_spatten
+    from attn_rtl.gen.bench import topk as bench_topk
 
     module = {"array": bench_array, "softmax": bench_softmax, "engine": bench_engine, "sparse": bench_sparse,
               "topk": bench_topk, "spatten": bench_spatten, "cost": bench_cost}[args.unit]
@@ -732,10 +738,8 @@ def cmd_bench(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    from .generate import unit
+    from .generate import elaborate, manifest, unit
     from .presets import DESCRIPTIONS, PRESETS
-
-    from .generate import elaborate, manifest
 
     key_figures = ("pe_count", "acc_width", "latency", "sum_latency", "memory_bits", "merge_levels",
                    "setup_cycles", "token_importance_width")
@@ -754,8 +758,8 @@ def cmd_presets(args) -> int:
 
 
 def cmd_explore(args) -> int:
-    from .explore import config_toml, explore, parse_budget, plot_pareto
-    from .workloads import load_workload
+    from attn_rtl.gen.cost.explore import config_toml, explore, parse_budget, plot_pareto
+    from attn_rtl.gen.cost.workloads import load_workload
 
     if args.top < 1:
         raise CliError(f"--top must be a positive integer, not {args.top}")
@@ -890,9 +894,9 @@ def build_parser() -> argparse.ArgumentParser:
     pre = sub.add_parser("presets", help="list named parameter sets")
     pre.set_defaults(func=cmd_presets)
 
-    from .cost_model import TARGETS as PARTS
-    from .explore import OBJECTIVES
-    from .workloads import WORKLOADS
+    from attn_rtl.gen.cost.explore import OBJECTIVES
+    from attn_rtl.gen.cost.model import TARGETS as PARTS
+    from attn_rtl.gen.cost.workloads import WORKLOADS
 
     exp = sub.add_parser("explore", help="enumerate every engine configuration for a workload with the cost model",
                          description="Exhaustive design-space enumeration with the analytical cost model "

@@ -16,24 +16,24 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
-from hdl.engine import ENGINE_DEFAULTS, engine_params
-from hdl.engine_axil import AttentionEngineAxiLite
-from hdl.engine_top import AttentionEngineAxi
-from hdl.softmax import SOFTMAX_DEFAULTS, SoftmaxUnit, softmax_params
-from hdl.sparse_scheduler import PATTERN_CODES, SCHEDULER_DEFAULTS, SparseScheduler, scheduler_params
-from hdl.systolic_array import ARRAY_DEFAULTS, SystolicArray, array_params
-from hdl.topk import TOPK_DEFAULTS, TopK, topk_params
-
-from . import verilog_emit
-from .collateral import DEFAULT_CLOCK_MHZ, LINT_WAIVERS_FILE, check_clock_mhz, fusesoc_core, sdc, xdc
+import attn_rtl
+import attn_rtl.hdl
+from attn_rtl.gen.flows import emit
+from attn_rtl.gen.flows.collateral import DEFAULT_CLOCK_MHZ, LINT_WAIVERS_FILE, check_clock_mhz, fusesoc_core, sdc, xdc
+from attn_rtl.hdl.engine import ENGINE_DEFAULTS, engine_params
+from attn_rtl.hdl.engine_axil import AttentionEngineAxiLite
+from attn_rtl.hdl.engine_top import AttentionEngineAxi
+from attn_rtl.hdl.softmax import SOFTMAX_DEFAULTS, SoftmaxUnit, softmax_params
+from attn_rtl.hdl.sparse_scheduler import PATTERN_CODES, SCHEDULER_DEFAULTS, SparseScheduler, scheduler_params
+from attn_rtl.hdl.systolic_array import ARRAY_DEFAULTS, SystolicArray, array_params
+from attn_rtl.hdl.topk import TOPK_DEFAULTS, TopK, topk_params
 
 __all__ = ["Unit", "UNITS", "unit", "elaborate", "verilog_source", "cached_verilog", "write_outputs", "manifest"]
 
-HDL_DIR = Path(__file__).resolve().parent.parent / "hdl"
+HDL_DIR = Path(attn_rtl.hdl.__file__).resolve().parent
 #: Behavioural models of vendor primitives, for simulation only (never for synthesis).
 MODELS_DIR = HDL_DIR / "models"
 
@@ -59,23 +59,23 @@ def _ecp5_models(params: dict) -> list:
 
 UNITS = {
     "array": Unit(name="array", top="systolic_array", defaults=ARRAY_DEFAULTS, validate=array_params,
-                  component=SystolicArray, testbench="tb.test_systolic_array",
+                  component=SystolicArray, testbench="attn_rtl.tb.test_systolic_array",
                   description="output-stationary systolic MAC array (C = A·B)",
                   simulation_models=_ecp5_models),
     "softmax": Unit(name="softmax", top="softmax_unit", defaults=SOFTMAX_DEFAULTS, validate=softmax_params,
-                    component=SoftmaxUnit, testbench="tb.test_softmax",
+                    component=SoftmaxUnit, testbench="attn_rtl.tb.test_softmax",
                     description="streaming online softmax (probabilities, rescale factors, row sums, reciprocals)",
                     simulation_models=_ecp5_models),
     "engine": Unit(name="engine", top="attention_engine", defaults=ENGINE_DEFAULTS, validate=engine_params,
-                   component=AttentionEngineAxi, testbench="tb.test_engine",
+                   component=AttentionEngineAxi, testbench="attn_rtl.tb.test_engine",
                    description="fused attention engine (Q·Kᵀ, online softmax, P·V on one systolic array)",
                    simulation_models=_ecp5_models),
     "scheduler": Unit(name="scheduler", top="sparse_scheduler", defaults=SCHEDULER_DEFAULTS,
-                      validate=scheduler_params, component=SparseScheduler, testbench="tb.test_sparse_scheduler",
+                      validate=scheduler_params, component=SparseScheduler, testbench="attn_rtl.tb.test_sparse_scheduler",
                       description="sparse-window scheduler (key tiles and masks of window, dilated, grid, "
                                   "global-token patterns)"),
     "topk": Unit(name="topk", top="topk_engine", defaults=TOPK_DEFAULTS, validate=topk_params, component=TopK,
-                 testbench="tb.test_topk",
+                 testbench="attn_rtl.tb.test_topk",
                  description="top-k engine (the k largest of a stream, as (index, value) pairs, largest first)"),
 }
 
@@ -83,7 +83,7 @@ UNITS = {
 #: Top levels written beside a unit (not units of their own): simulated and cached like units.
 COMPANIONS = {
     "engine_axil": Unit(name="engine_axil", top="attention_engine_axil", defaults=ENGINE_DEFAULTS,
-                        validate=engine_params, component=AttentionEngineAxiLite, testbench="tb.test_engine_axil",
+                        validate=engine_params, component=AttentionEngineAxiLite, testbench="attn_rtl.tb.test_engine_axil",
                         description="the attention engine with its control on an AXI4-Lite register file",
                         simulation_models=_ecp5_models),
 }
@@ -104,20 +104,21 @@ def elaborate(unit_name: str, params: dict):
 
 
 def verilog_source(component, top: str) -> str:
-    return verilog_emit.convert(component, name=top)
+    return emit.convert(component, name=top)
 
 
 def _hdl_fingerprint() -> str:
     """Hash of everything the emitted Verilog depends on: the HDL sources and the emitter."""
     h = hashlib.sha256()
-    for path in [*sorted(HDL_DIR.glob("*.py")), Path(verilog_emit.__file__)]:
+    shared = Path(attn_rtl.__file__).resolve().parent   # the numerics contract and validators the HDL imports
+    for path in [*sorted(HDL_DIR.glob("*.py")), *sorted(shared.glob("*.py")), Path(emit.__file__)]:
         h.update(path.name.encode() + path.read_bytes())
     return h.hexdigest()
 
 
 def cached_verilog(unit_name: str, params: dict, cache_dir: Path | None = None) -> tuple[Path, object]:
     """Verilog file for ``params``, converted once per parameter set and HDL source version."""
-    from sim.runner import default_cache_dir
+    from attn_rtl.sim.runner import default_cache_dir
 
     u = unit(unit_name)
     full = u.validate(**params)
@@ -207,7 +208,7 @@ def write_outputs(unit_name: str, params: dict, out_dir: Path, *, clock_mhz: flo
     out-of-context clock constraints ``<top>.sdc`` and ``<top>.xdc`` at ``clock_mhz``, simulation
     models of vendor primitives (``sim_models/``), Verilator lint waivers, and for the engine the AXI4-Lite register top
     ``<top>_axil.v`` with its register map (``<top>_regs.md``, ``<top>_regs.h``).  Return the paths."""
-    from .regmap import c_header, markdown
+    from attn_rtl.gen.flows.regmap import c_header, markdown
 
     clock_mhz = check_clock_mhz(clock_mhz)
     u = unit(unit_name)
@@ -234,7 +235,7 @@ def write_outputs(unit_name: str, params: dict, out_dir: Path, *, clock_mhz: flo
         files[f"{u.top}_regs.h"] = c_header(u.top, registers.registers)
         extra_tops[axil_top] = [f"{axil_top}.v"]
         body["register_map"] = [dataclasses.asdict(r) for r in registers.registers]
-    files[LINT_WAIVERS_FILE] = verilog_emit.LINT_WAIVERS
+    files[LINT_WAIVERS_FILE] = emit.LINT_WAIVERS
     files[f"{u.top}.core"] = fusesoc_core(
         u.top, metadata.version("attn-rtl"), u.description, [f"{u.top}.v"], [f"sim_models/{m.name}" for m in models],
         {"sdc": f"{u.top}.sdc", "xdc": f"{u.top}.xdc"}, extra_tops)

@@ -7,16 +7,18 @@ from pathlib import Path
 
 import numpy as np
 
+import attn_rtl.tb
+from attn_rtl.params import boolean, int_in_range, positive_int
+from attn_rtl.sim.golden import Numerics
+from attn_rtl.sim.sparse import SparsePattern, allowed_mask, pattern_from_dict, register_values, scheduled_tiles
+
 from .generate import cached_verilog, unit
-from hdl.params import boolean, int_in_range, positive_int
-from sim.golden import Numerics
-from sim.sparse import SparsePattern, allowed_mask, pattern_from_dict, register_values, scheduled_tiles
 
 __all__ = ["simulate_array", "simulate_softmax", "simulate_scheduler", "simulate_topk", "simulate_engine", "simulate_layer",
            "simulate_progressive", "simulate_engine_axil", "measure_engine", "check_probability"]
 
 #: The full-rate harness around the engine (tb/engine_bench.v).
-ENGINE_BENCH = Path(__file__).resolve().parent.parent / "tb" / "engine_bench.v"
+ENGINE_BENCH = Path(attn_rtl.tb.__file__).resolve().parent / "engine_bench.v"
 ENGINE_BENCH_MAIN = ENGINE_BENCH.with_name("engine_bench_main.v")
 
 
@@ -33,7 +35,7 @@ def simulate_array(params: dict, *, sim: str = "icarus", seed: int = 1, tiles=No
     The report holds ``passed``, ``elements`` compared, ``cycles`` from the
     first operand accepted to the last result sent, and ``macs``.
     """
-    from sim.runner import run_cocotb
+    from attn_rtl.sim.runner import run_cocotb
 
     path, component = cached_verilog("array", params)
     full = component.params
@@ -61,7 +63,7 @@ def simulate_softmax(params: dict, *, sim: str = "icarus", seed: int = 1, groups
     The report holds ``passed``, ``elements`` compared, ``beats``, and
     ``cycles`` from the first beat accepted to the last.
     """
-    from sim.runner import run_cocotb
+    from attn_rtl.sim.runner import run_cocotb
 
     path, component = cached_verilog("softmax", params)
     full = component.params
@@ -90,7 +92,7 @@ def simulate_scheduler(params: dict, runs, *, sim: str = "icarus", seed: int = 1
     """Run the sparse scheduler on ``runs`` (dicts of ``pattern`` (``SparsePattern.to_dict()``),
     ``seq_len``, ``heads``; see ``tb/test_sparse_scheduler.py``) and compare every tile with the golden
     schedule.  The report holds ``cycles_per_run`` from ``start`` to the last tile."""
-    from sim.runner import run_cocotb
+    from attn_rtl.sim.runner import run_cocotb
 
     path, component = cached_verilog("scheduler", params)
     full = component.params
@@ -117,7 +119,7 @@ def simulate_topk(params: dict, problems, *, sim: str = "icarus", seed: int = 1,
     to its last output beat taken.  ``out_of_range`` lets ``n`` exceed ``max_n`` and ``k`` leave
     1 … ``max_k``, to check the engine's ``overflow`` and ``k_error`` flags and its cut and clamp.
     """
-    from sim.runner import run_cocotb
+    from attn_rtl.sim.runner import run_cocotb
 
     path, component = cached_verilog("topk", params)
     full = component.params
@@ -175,7 +177,7 @@ def _default_scale(component, head_dim: int) -> tuple[int, int]:
     """``M, s`` for ``1/sqrt(d)`` on int8-like operands of scale 1/16 (a few octaves of logits)."""
     import math
 
-    from sim.golden import score_multiplier
+    from attn_rtl.sim.golden import score_multiplier
 
     return score_multiplier(1.0 / (math.sqrt(head_dim) * 127 * 127 / 16), component.nm)
 
@@ -196,9 +198,9 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
     SimulationFailure
         When an output beat differs from the golden model, one is missing, or a run does not finish.
     """
-    from sim.engine_stream import engine_beats, engine_output, output_beats, useful_macs
-    from sim.runner import SimulationFailure, run_free
-    from tb.harness import operand_matrix
+    from attn_rtl.sim.engine_stream import engine_beats, engine_output, output_beats, useful_macs
+    from attn_rtl.sim.runner import SimulationFailure, run_free
+    from attn_rtl.tb.harness import operand_matrix
 
     path, component = cached_verilog("engine", params)
     full = component.params
@@ -298,7 +300,7 @@ def _result_line(output: str, who: str) -> dict:
     for line in output.splitlines():
         if line.startswith("RESULT "):
             return {k: int(v) for k, v in (field.split("=") for field in line.split()[1:])}
-    from sim.runner import SimulationFailure
+    from attn_rtl.sim.runner import SimulationFailure
 
     raise SimulationFailure(f"{who} printed no RESULT line:\n{output[-2000:]}")
 
@@ -318,7 +320,7 @@ def simulate_engine(params: dict, runs, *, sim: str = "icarus", seed: int = 1, s
     ``mac_utilization``.  The default score scale is ``1/sqrt(d)`` of int8
     operands of unit scale (``M``, ``s`` from :func:`sim.golden.score_multiplier`).
     """
-    from sim.runner import run_cocotb
+    from attn_rtl.sim.runner import run_cocotb
 
     path, component = cached_verilog("engine", params)
     full = component.params
@@ -375,7 +377,7 @@ def simulate_layer(params: dict, q_int, k_int, v_int, *, scale_mult: int, scale_
     and the simulation reports (``engine``, and ``token_topk`` / ``head_topk`` when selecting).
     Raises :class:`sim.runner.SimulationFailure` when any of them disagrees with its golden model.
     """
-    from sim.pruning import Layer, check_layer, fetched, gather
+    from attn_rtl.sim.pruning import Layer, check_layer, fetched, gather
 
     q_int, k_int, v_int = (np.asarray(x, np.int64) for x in (q_int, k_int, v_int))
     if q_int.ndim != 3:
@@ -423,7 +425,7 @@ def simulate_progressive(params: dict, q_int, k_int, v_int, *, scale_mult: int, 
     Returns ``(layer, reports)``: a :class:`sim.progressive.ProgressiveLayer` from what the hardware sent
     (its flags choose the rows recomputed) and the two simulation reports (``first``, ``recompute``).
     """
-    from sim.progressive import ProgressiveLayer, check_progressive, k_bytes, msb_only
+    from attn_rtl.sim.progressive import ProgressiveLayer, check_progressive, k_bytes, msb_only
 
     if not params.get("row_flags"):
         params = dict(params, row_flags=True)
@@ -467,7 +469,7 @@ def simulate_engine_axil(params: dict, runs, *, sim: str = "icarus", seed: int =
     """The AXI4-Lite top (``<top>_axil``) under ``tb/test_engine_axil.py``: register file checks, then
     ``runs`` (dense; ``heads``, ``seq_len``, ``head_dim``) started through the registers, every O beat
     compared with the golden model."""
-    from sim.runner import run_cocotb
+    from attn_rtl.sim.runner import run_cocotb
 
     path, component = cached_verilog("engine_axil", params)
     full = component.params

@@ -6,7 +6,7 @@ from amaranth.hdl import Array, Cat, ClockSignal, Const, Instance, Module, Mux, 
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import positive_int
+from attn_rtl.params import positive_int
 
 __all__ = ["CreditFIFO", "FIFO_MEMORIES", "fifo_latency", "check_fifo_memory"]
 

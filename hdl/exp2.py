@@ -8,7 +8,8 @@ from amaranth.hdl import Array, Const, Module, Mux, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import int_in_range
+from attn_rtl.params import int_in_range
+
 from .pipeline import adder_tree, register
 
 __all__ = ["Exp2Mantissa", "exp2_points"]

@@ -6,9 +6,9 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sim.fixed import clog2
+from attn_rtl.params import positive_int
+from attn_rtl.sim.fixed import clog2
 
-from .params import positive_int
 from .pipeline import adder_tree, delayed
 
 __all__ = ["HeadImportance"]

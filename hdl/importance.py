@@ -6,11 +6,11 @@ from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sim.fixed import clog2
-from sim.golden import Numerics
+from attn_rtl.params import positive_int
+from attn_rtl.sim.fixed import clog2
+from attn_rtl.sim.golden import Numerics
 
 from .multiplier import Multiplier, check_multiplier, multiplier_latency
-from .params import positive_int
 from .pipeline import delayed, register
 
 __all__ = ["TokenImportance"]

@@ -6,7 +6,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import positive_int
+from attn_rtl.params import positive_int
+
 from .sorting_network import bitonic_merge_stages, build_network, network_registers
 
 __all__ = ["MergeLevel", "run_beat_layout"]

@@ -6,7 +6,7 @@ from amaranth.hdl import ClockSignal, Const, Instance, Module, Signal, signed, u
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import boolean, positive_int
+from attn_rtl.params import boolean, positive_int
 
 __all__ = ["Multiplier", "MULTIPLIER_TARGETS", "multiplier_latency", "check_multiplier"]
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Mux, Shape, Signal, signed, unsigned, Module
+from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from attn_rtl.params import boolean, positive_int
+
 from .multiplier import Multiplier
-from .params import boolean, positive_int
 
 __all__ = ["ProcessingElement", "accumulator_input_stages", "accumulator_shape", "operand_shape"]
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import int_in_range, positive_int
+from attn_rtl.params import int_in_range, positive_int
 
 __all__ = ["Reciprocal"]
 

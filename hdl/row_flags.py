@@ -6,9 +6,9 @@ from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sim.golden import Numerics
+from attn_rtl.params import positive_int
+from attn_rtl.sim.golden import Numerics
 
-from .params import positive_int
 from .pipeline import register
 
 __all__ = ["RowFlags"]

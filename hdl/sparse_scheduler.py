@@ -6,7 +6,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import boolean, positive_int, reject_unknown
+from attn_rtl.params import boolean, positive_int, reject_unknown
 
 __all__ = ["SparseScheduler", "SCHEDULER_DEFAULTS", "PATTERN_CODES", "scheduler_params"]
 

@@ -6,9 +6,10 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from attn_rtl.params import boolean, positive_int, reject_unknown
+
 from .credit_fifo import CreditFIFO, check_fifo_memory, fifo_latency
 from .multiplier import check_multiplier, multiplier_latency
-from .params import boolean, positive_int, reject_unknown
 from .pe import ProcessingElement, accumulator_input_stages, accumulator_shape, operand_shape
 
 __all__ = ["SystolicArray", "array_params", "ARRAY_DEFAULTS"]

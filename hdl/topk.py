@@ -6,9 +6,10 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from attn_rtl.params import boolean, positive_int, reject_unknown
+
 from .merge_level import MergeLevel
-from .params import boolean, positive_int, reject_unknown
-from .sorting_network import bitonic_sort_stages, check_lanes, build_network, network_registers
+from .sorting_network import bitonic_sort_stages, build_network, check_lanes, network_registers
 
 __all__ = ["TopK", "TOPK_DEFAULTS", "topk_params"]
 

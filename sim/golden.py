@@ -16,10 +16,21 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from hdl.params import int_in_range as _check_int, reject_unknown
+from attn_rtl.params import int_in_range as _check_int
+from attn_rtl.params import reject_unknown
 
-from .fixed import (bit_length, clog2, dequantize, quantize, saturate, shift_floor,
-                    shift_round_half_even, signed_range, symmetric_scale, wide)
+from .fixed import (
+    bit_length,
+    clog2,
+    dequantize,
+    quantize,
+    saturate,
+    shift_floor,
+    shift_round_half_even,
+    signed_range,
+    symmetric_scale,
+    wide,
+)
 
 __all__ = [
     "Numerics", "AttentionResult", "score_multiplier", "logits", "exp2_table", "exp2_frac",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hdl.params import int_in_range
+from attn_rtl.params import int_in_range
 
 from .engine_stream import engine_output, row_flags
 

@@ -35,7 +35,8 @@ __all__ = ["SIMULATORS", "SimulationFailure", "run_cocotb", "run_free", "default
 
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Set to a folder to keep every build, conversion and log there instead of the user's cache folder.
+CACHE_VARIABLE = "ATTN_RTL_CACHE"
 
 
 class SimulationFailure(AssertionError):
@@ -50,7 +51,15 @@ class SimulationFailure(AssertionError):
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("ATTN_RTL_CACHE", PROJECT_ROOT / ".cache")).resolve()
+    """Where builds, conversions and logs are kept: ``$ATTN_RTL_CACHE`` when set (``attn-rtl --cache-dir``
+    sets it), else the user's cache folder (``~/.cache/attn-rtl`` on Linux, after ``$XDG_CACHE_HOME``).
+    Never a folder inside the installed package, which may be read-only."""
+    chosen = os.environ.get(CACHE_VARIABLE)
+    if chosen:
+        return Path(chosen).expanduser().resolve()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("attn-rtl", appauthor=False)).resolve()
 
 
 def verilator_env(optimize: bool = False) -> dict:
@@ -160,8 +169,7 @@ def run_cocotb(*, sources, toplevel: str, test_module: str, sim: str = "icarus",
     run_dir = build_dir / f"run-{uuid.uuid4().hex[:12]}"
     report_path = run_dir / "report.json"
     log_path = run_dir / "sim.log"
-    extra_env = {"ATTN_TB_CONFIG": json.dumps(config or {}), "ATTN_TB_REPORT": str(report_path),
-                 "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+    extra_env = {"ATTN_TB_CONFIG": json.dumps(config or {}), "ATTN_TB_REPORT": str(report_path)}
 
     with _patched_environ(env_changes, remove=("VERILATOR_ROOT",) if sim == "verilator" else ()):
         runner = get_runner(sim)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hdl.params import positive_int
+from attn_rtl.params import positive_int
 
 __all__ = ["PATTERNS", "SparsePattern", "parse_pattern", "pattern_from_dict", "allowed_mask", "allowed_pairs",
            "walk_range", "block_keys", "ScheduledTiles", "scheduled_tiles", "register_values"]

@@ -14,13 +14,23 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
-from sim.golden import Numerics
-from sim.sparse import allowed_mask, pattern_from_dict, register_values, scheduled_tiles
-from sim.engine_stream import (engine_beats, engine_output, flag_beats, importance_beats, output_beats,
-                               output_from_beats, ranked_output, row_flags, useful_macs)
-from tb.harness import begin, operand_matrix
-from tb.packing import pack, unpack
-from tb.streams import Control, StreamBench, StreamSink, StreamSource
+from attn_rtl.sim.engine_stream import (
+    engine_beats,
+    engine_output,
+    flag_beats,
+    importance_beats,
+    output_beats,
+    output_from_beats,
+    ranked_output,
+    row_flags,
+    useful_macs,
+)
+from attn_rtl.sim.golden import Numerics
+from attn_rtl.sim.sparse import allowed_mask, pattern_from_dict, register_values, scheduled_tiles
+
+from .harness import begin, operand_matrix
+from .packing import pack, unpack
+from .streams import Control, StreamBench, StreamSink, StreamSource
 
 
 def run_operands(rng, run: dict, width: int):

@@ -16,13 +16,14 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
-from hdl.engine import ENGINE_DEFAULTS
-from hdl.engine_axil import REGISTER_MAP_ID, AttentionEngineAxiLite
-from sim.engine_stream import engine_beats, engine_output, output_beats
-from sim.golden import Numerics
-from tb.harness import begin, operand_matrix
-from tb.packing import pack, unpack
-from tb.streams import StreamBench, StreamSink, StreamSource
+from attn_rtl.hdl.engine import ENGINE_DEFAULTS
+from attn_rtl.hdl.engine_axil import REGISTER_MAP_ID, AttentionEngineAxiLite
+from attn_rtl.sim.engine_stream import engine_beats, engine_output, output_beats
+from attn_rtl.sim.golden import Numerics
+
+from .harness import begin, operand_matrix
+from .packing import pack, unpack
+from .streams import StreamBench, StreamSink, StreamSource
 
 OKAY, SLVERR = 0, 2
 

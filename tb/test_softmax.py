@@ -13,12 +13,13 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
-from sim.fixed import clog2
-from sim.golden import Numerics
-from sim.softmax_stream import beats_from_logits, softmax_stream
-from tb.harness import begin
-from tb.packing import Fields, pack
-from tb.streams import StreamBench, StreamSink, StreamSource
+from attn_rtl.sim.fixed import clog2
+from attn_rtl.sim.golden import Numerics
+from attn_rtl.sim.softmax_stream import beats_from_logits, softmax_stream
+
+from .harness import begin
+from .packing import Fields, pack
+from .streams import StreamBench, StreamSink, StreamSource
 
 
 def score_rows(rng, kind: str, shape, width: int) -> np.ndarray:

@@ -15,10 +15,11 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
-from hdl.sparse_scheduler import SparseScheduler
-from sim.sparse import SparsePattern, pattern_from_dict, register_values, scheduled_tiles, walk_range
-from tb.harness import begin
-from tb.streams import Control, StreamBench, StreamSink
+from attn_rtl.hdl.sparse_scheduler import SparseScheduler
+from attn_rtl.sim.sparse import SparsePattern, pattern_from_dict, register_values, scheduled_tiles, walk_range
+
+from .harness import begin
+from .streams import Control, StreamBench, StreamSink
 
 SCHEDULER_PARAMS = ("rows", "cols", "max_seq_len", "max_heads", "max_dilation", "max_globals", "sparse")
 

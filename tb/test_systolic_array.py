@@ -9,10 +9,11 @@ from __future__ import annotations
 import cocotb
 from cocotb.clock import Clock
 
-from sim.matmul import matmul
-from tb.harness import begin, operand_matrix
-from tb.packing import pack, unpack
-from tb.streams import StreamBench, StreamSink, StreamSource
+from attn_rtl.sim.matmul import matmul
+
+from .harness import begin, operand_matrix
+from .packing import pack, unpack
+from .streams import StreamBench, StreamSink, StreamSource
 
 
 def _tiles(cfg, rng):

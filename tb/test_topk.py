@@ -20,11 +20,12 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
-from hdl.topk import TopK
-from sim.topk import topk
-from tb.harness import begin
-from tb.packing import Fields, pack, unpack
-from tb.streams import StreamBench, StreamSink, StreamSource
+from attn_rtl.hdl.topk import TopK
+from attn_rtl.sim.topk import topk
+
+from .harness import begin
+from .packing import Fields, pack, unpack
+from .streams import StreamBench, StreamSink, StreamSource
 
 TOPK_PARAMS = ("lanes", "value_width", "signed", "max_n", "max_k")
 

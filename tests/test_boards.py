@@ -4,11 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from gen.boards import BOARDS, build_board, check_fit
-from gen.cli import main
-from gen.presets import PRESETS
+from attn_rtl.constraints import FOLDER
+from attn_rtl.gen.cli import main
+from attn_rtl.gen.flows.boards import BOARDS, build_board, check_fit
+from attn_rtl.gen.presets import PRESETS
 
-CONSTRAINTS = Path(__file__).resolve().parent.parent / "constraints"
+CONSTRAINTS = FOLDER
 
 
 def same_constraints(built: Path, kept: str) -> bool:

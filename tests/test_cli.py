@@ -6,8 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from gen.cli import main
-from sim import golden
+from attn_rtl.gen.cli import main
+from attn_rtl.sim import golden
 
 
 def run(capsys, *argv):
@@ -333,7 +333,7 @@ def test_generate_engine_writes_axi_top_and_manifest(capsys, tmp_path):
 
 
 def test_golden_sparse_pattern(tmp_path, capsys):
-    from sim.sparse import allowed_mask, parse_pattern
+    from attn_rtl.sim.sparse import allowed_mask, parse_pattern
 
     arrays = _write_qkv(tmp_path / "in.npz", (2, 35, 8))
     code, out, _ = run(capsys, "golden", "--inputs", str(tmp_path / "in.npz"), "--output", str(tmp_path / "o.npz"),

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from gen.cli import main
-from gen.collateral import check_clock_mhz
-from gen.generate import UNITS, write_outputs
-from gen.presets import PRESETS
-from gen.simulate import simulate_engine_axil
+from attn_rtl.gen.cli import main
+from attn_rtl.gen.flows.collateral import check_clock_mhz
+from attn_rtl.gen.generate import UNITS, write_outputs
+from attn_rtl.gen.presets import PRESETS
+from attn_rtl.gen.simulate import simulate_engine_axil
 
 TINY = {name: presets.get("tiny", presets["default"]) for name, presets in PRESETS.items()}
 

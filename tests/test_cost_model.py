@@ -6,11 +6,18 @@ import time
 import numpy as np
 import pytest
 
-from gen.bench_cost import VALIDATION, measure_progressive, measure_validation
-from gen.cost_model import block_key_counts, enumerate_space, in_domain, memory_bits, pareto_front, predict_cycles
-from gen.generate import elaborate
-from gen.workloads import WORKLOADS, Workload, load_workload, workload_from_dict
-from sim.sparse import allowed_mask, parse_pattern, scheduled_tiles
+from attn_rtl.gen.bench.cost import VALIDATION, measure_progressive, measure_validation
+from attn_rtl.gen.cost.model import (
+    block_key_counts,
+    enumerate_space,
+    in_domain,
+    memory_bits,
+    pareto_front,
+    predict_cycles,
+)
+from attn_rtl.gen.cost.workloads import WORKLOADS, Workload, load_workload, workload_from_dict
+from attn_rtl.gen.generate import elaborate
+from attn_rtl.sim.sparse import allowed_mask, parse_pattern, scheduled_tiles
 
 
 @pytest.mark.parametrize("case", VALIDATION, ids=[v[0] for v in VALIDATION])

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from gen.simulate import simulate_engine
-from hdl.engine import AttentionEngine, engine_params
-from sim.engine_stream import engine_beats, engine_output, output_beats, useful_macs
-from sim.golden import Numerics, attention, logits, scores
-from sim.sparse import allowed_mask, parse_pattern, pattern_from_dict, scheduled_tiles
+from attn_rtl.gen.simulate import simulate_engine
+from attn_rtl.hdl.engine import AttentionEngine, engine_params
+from attn_rtl.sim.engine_stream import engine_beats, engine_output, output_beats, useful_macs
+from attn_rtl.sim.golden import Numerics, attention, logits, scores
+from attn_rtl.sim.sparse import allowed_mask, parse_pattern, pattern_from_dict, scheduled_tiles
 
 # Odd shapes everywhere: L not a multiple of the tile, d below and not a multiple of the array
 # width, several heads back to back, a single token.
@@ -150,7 +150,7 @@ def test_bad_runs_are_rejected_before_simulation():
 def test_full_rate_harness_measures_and_checks():
     """The DMA-model harness (tb/engine_bench.v) behind `attn-rtl bench engine`: two runs back to back,
     every output beat checked in Verilog against the golden model."""
-    from gen.simulate import measure_engine
+    from attn_rtl.gen.simulate import measure_engine
 
     report = measure_engine(dict(rows=3, cols=2, max_seq_len=16, max_head_dim=8, max_heads=2),
                             [dict(heads=2, seq_len=11, head_dim=5), dict(seq_len=16, head_dim=8)], sim="icarus")
@@ -206,7 +206,7 @@ def test_patterns_need_a_sparse_engine():
 
 def test_full_rate_harness_follows_the_index_stream():
     """The sparse DMA model (tb/engine_bench.v with SPARSE) fetches the tiles m_axis_kv_index names."""
-    from gen.simulate import measure_engine
+    from attn_rtl.gen.simulate import measure_engine
 
     P = lambda *a, **k: parse_pattern(*a, **k).to_dict()  # noqa: E731
     runs = [dict(pattern=P("window", window=5, global_tokens="3"), seq_len=23, head_dim=5, heads=2),

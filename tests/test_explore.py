@@ -5,11 +5,11 @@ import tomllib
 import numpy as np
 import pytest
 
-from gen.cli import main
-from gen.cost_model import TARGETS, in_domain, predict_cycles
-from gen.explore import explore, parse_budget
-from gen.simulate import simulate_engine
-from gen.workloads import WORKLOADS, Workload
+from attn_rtl.gen.cli import main
+from attn_rtl.gen.cost.explore import explore, parse_budget
+from attn_rtl.gen.cost.model import TARGETS, in_domain, predict_cycles
+from attn_rtl.gen.cost.workloads import WORKLOADS, Workload
+from attn_rtl.gen.simulate import simulate_engine
 
 
 @pytest.mark.parametrize("target", ["ecp5-85f", "xc7a100t"])

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim import fixed, golden
-from sim.golden import Numerics
+from attn_rtl.sim import fixed, golden
+from attn_rtl.sim.golden import Numerics
 
 NM = Numerics()
 

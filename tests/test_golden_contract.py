@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim import golden
-from sim.golden import Numerics
+from attn_rtl.sim import golden
+from attn_rtl.sim.golden import Numerics
 
 
 def _floor_shift(x: int, s: int) -> int:

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from gen.simulate import measure_engine, simulate_engine
-from hdl.engine import engine_params
-from sim.engine_stream import engine_output, importance_beats, ranked_output
-from sim.golden import Numerics, logits, ranked_attention, score_multiplier, scores
+from attn_rtl.gen.simulate import measure_engine, simulate_engine
+from attn_rtl.hdl.engine import engine_params
+from attn_rtl.sim.engine_stream import engine_output, importance_beats, ranked_output
+from attn_rtl.sim.golden import Numerics, logits, ranked_attention, score_multiplier, scores
 
 NM = Numerics()
 

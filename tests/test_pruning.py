@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from gen.cli import main
-from gen.simulate import simulate_engine, simulate_layer, simulate_progressive
-from sim.engine_stream import flag_beats, row_flags
-from sim.golden import Numerics
-from sim.progressive import k_bytes, msb_only, progressive_layer
-from sim.pruning import check_index_list, fetched, parse_index_list, pruned_layer, select
+from attn_rtl.gen.cli import main
+from attn_rtl.gen.simulate import simulate_engine, simulate_layer, simulate_progressive
+from attn_rtl.sim.engine_stream import flag_beats, row_flags
+from attn_rtl.sim.golden import Numerics
+from attn_rtl.sim.progressive import k_bytes, msb_only, progressive_layer
+from attn_rtl.sim.pruning import check_index_list, fetched, parse_index_list, pruned_layer, select
 
 NM = Numerics()
 ENGINE = dict(rows=3, cols=5, max_seq_len=40, max_head_dim=12, max_heads=3, importance=True, row_flags=True)

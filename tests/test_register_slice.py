@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hdl.register_slice import RegisterSlice
+from attn_rtl.hdl.register_slice import RegisterSlice
 
 
 def _run(seed: int, idle: float, stall: float, beats: int = 300):

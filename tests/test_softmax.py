@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from gen.simulate import simulate_softmax
-from hdl.exp2 import exp2_points
-from hdl.softmax import SoftmaxUnit, softmax_params
-from sim import golden
-from sim.golden import Numerics
-from sim.softmax_stream import beats_from_logits, softmax_stream
+from attn_rtl.gen.simulate import simulate_softmax
+from attn_rtl.hdl.exp2 import exp2_points
+from attn_rtl.hdl.softmax import SoftmaxUnit, softmax_params
+from attn_rtl.sim import golden
+from attn_rtl.sim.golden import Numerics
+from attn_rtl.sim.softmax_stream import beats_from_logits, softmax_stream
 
 NM = Numerics()
 

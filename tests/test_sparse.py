@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from gen.simulate import simulate_scheduler
-from hdl.sparse_scheduler import scheduler_params
-from sim.golden import Numerics
-from sim.engine_stream import engine_output
-from sim.sparse import SparsePattern, allowed_mask, parse_pattern, scheduled_tiles, walk_range
-from tb.test_sparse_scheduler import walk_cycles
+from attn_rtl.gen.simulate import simulate_scheduler
+from attn_rtl.hdl.sparse_scheduler import scheduler_params
+from attn_rtl.sim.engine_stream import engine_output
+from attn_rtl.sim.golden import Numerics
+from attn_rtl.sim.sparse import SparsePattern, allowed_mask, parse_pattern, scheduled_tiles, walk_range
+from attn_rtl.tb.test_sparse_scheduler import walk_cycles
 
 
 def brute_force_mask(pattern: SparsePattern, n: int) -> np.ndarray:
@@ -215,7 +215,7 @@ def test_dense_only_scheduler_walks_every_tile_and_rejects_patterns():
 
 
 def test_pattern_codes_follow_the_model_order():
-    from hdl.sparse_scheduler import PATTERN_CODES
-    from sim.sparse import PATTERNS
+    from attn_rtl.hdl.sparse_scheduler import PATTERN_CODES
+    from attn_rtl.sim.sparse import PATTERNS
 
     assert [PATTERN_CODES[p] for p in PATTERNS] == list(range(len(PATTERNS)))

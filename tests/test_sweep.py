@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import gen.synth
-from gen.cli import main
-from gen.presets import PRESETS
-from gen.sweep import load_sweep_file, parse_grid, run_sweep, sweep_points
+from attn_rtl.gen.cli import main
+from attn_rtl.gen.flows import synth
+from attn_rtl.gen.flows.sweep import load_sweep_file, parse_grid, run_sweep, sweep_points
+from attn_rtl.gen.presets import PRESETS
 
 TINY = PRESETS["array"]["tiny"]
 
@@ -40,21 +40,21 @@ def test_a_tiny_sweep_end_to_end_then_resumed(tmp_path):
 
 
 def test_a_failing_point_is_recorded_and_the_others_go_on(tmp_path, monkeypatch):
-    real = gen.synth.synthesize
+    real = synth.synthesize
 
     def flaky(path, top, target, **kw):
         if "pe_1_0" in Path(path).read_text():   # the 2-row array
             raise RuntimeError("yosys exploded on purpose")
         return real(path, top, target, **kw)
 
-    monkeypatch.setattr(gen.synth, "synthesize", flaky)
+    monkeypatch.setattr(synth, "synthesize", flaky)
     with ThreadPoolExecutor(2) as pool:   # threads see the patched module
         outcome = run_sweep(_points(), tmp_path, executor=pool, progress=None)
     ok, bad = outcome["results"]
     assert ok["status"] == "ok" and bad["status"] == "failed" and "exploded on purpose" in bad["error"]
     assert "RuntimeError" in Path(bad["log"]).read_text()
     # A failed point is retried by the next run; the good one is reused.
-    monkeypatch.setattr(gen.synth, "synthesize", real)
+    monkeypatch.setattr(synth, "synthesize", real)
     retried = run_sweep(_points(), tmp_path, progress=None)
     assert retried["computed"] == 1 and [r["status"] for r in retried["results"]] == ["ok", "ok"]
 
@@ -112,14 +112,14 @@ def test_grid_and_sweep_file_parsing(tmp_path):
 def test_engine_sweep_plots_area_against_predicted_cycles(tmp_path, monkeypatch):
     """With a workload, engine points that can run it gain the cost model's cycles, in the CSV and in
     sweep-cycles.png. Yosys is replaced here (engine synthesis takes minutes; the tests above run it)."""
-    from gen.cost_model import predict_cycles
-    from gen.workloads import Workload
+    from attn_rtl.gen.cost.model import predict_cycles
+    from attn_rtl.gen.cost.workloads import Workload
 
     def fake_area(path, top, target, **kw):
         text = Path(path).read_text()
         return {"cells": {}, "lut": len(text) // 100, "ff": 1, "carry": 0, "dsp": 4, "bram": 1, "lutram": 0}
 
-    monkeypatch.setattr(gen.synth, "synthesize", fake_area)
+    monkeypatch.setattr(synth, "synthesize", fake_area)
     base = dict(rows=1, cols=2, max_seq_len=64, max_head_dim=32, max_heads=2)
     points = sweep_points("engine", base, {"rows": [1, 2], "max_seq_len": [32, 64]}, ["ecp5"])
     workload = Workload("small", 64, 32, 2)

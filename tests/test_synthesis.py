@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from gen.generate import cached_verilog, elaborate
-from gen.synth import synthesize
+from attn_rtl.gen.flows.synth import synthesize
+from attn_rtl.gen.generate import cached_verilog, elaborate
 
 
 @pytest.mark.parametrize("target", ["ecp5", "ice40", "xilinx7"])
@@ -115,7 +115,7 @@ def test_spatten_engine_synthesizes(target):
 def test_fmax_run_keeps_its_log_and_the_critical_path():
     """One nextpnr-ecp5 place and route of the 2x2 array (about 10 s): the log is kept and the
     clock-to-clock critical path (the one that sets Fmax, not the pin paths) comes back."""
-    from gen.pnr import critical_path, fmax_ecp5
+    from attn_rtl.gen.flows.pnr import critical_path, fmax_ecp5
 
     array = elaborate("array", dict(rows=2, cols=2, max_reduction=16))
     result = fmax_ecp5(array, seeds=(1,), timeout=600)

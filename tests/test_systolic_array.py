@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from gen.generate import cached_verilog, elaborate, unit
-from gen.simulate import simulate_array
-from sim.matmul import matmul
-from sim.runner import SimulationFailure, run_cocotb
+from attn_rtl.gen.generate import cached_verilog, elaborate, unit
+from attn_rtl.gen.simulate import simulate_array
+from attn_rtl.sim.matmul import matmul
+from attn_rtl.sim.runner import SimulationFailure, run_cocotb
 
 # (rows, cols, max_reduction): degenerate, odd, non-square and the sizes of the issue.
 ICARUS_SHAPES = [(1, 1, 5), (2, 3, 13), (3, 2, 16), (4, 4, 37), (8, 8, 64)]

@@ -4,10 +4,10 @@
 import numpy as np
 import pytest
 
-from gen.simulate import simulate_topk
-from hdl.sorting_network import bitonic_merge_stages, bitonic_sort_stages
-from hdl.topk import TopK, topk_params
-from sim.topk import topk
+from attn_rtl.gen.simulate import simulate_topk
+from attn_rtl.hdl.sorting_network import bitonic_merge_stages, bitonic_sort_stages
+from attn_rtl.hdl.topk import TopK, topk_params
+from attn_rtl.sim.topk import topk
 
 
 def test_golden_is_numpy_stable_argsort():

@@ -1,4 +1,4 @@
-"""The emitter (gen/verilog_emit.py) changes how widths are written, never what the logic computes.
+"""The emitter (gen/flows/emit.py) changes how widths are written, never what the logic computes.
 
 Every operator Amaranth lowers to a Yosys cell, over operands of mixed widths and signedness, is
 emitted and then proven equivalent to Amaranth's own RTLIL by Yosys (``equiv_make``,
@@ -15,8 +15,8 @@ from amaranth.back import rtlil
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.synth import _yosys, _yowasp_env
-from gen.verilog_emit import convert, widening_techmap
+from attn_rtl.gen.flows.emit import convert, widening_techmap
+from attn_rtl.gen.flows.synth import _yosys, _yowasp_env
 
 
 class Operators(wiring.Component):
@@ -68,7 +68,7 @@ def test_emitted_verilog_is_equivalent_to_amaranths_netlist(wa, wb, wc, ws, tmp_
 
 def test_equivalence_check_can_fail(tmp_path, monkeypatch):
     """A map that sign-extends where the cell zero-extends is caught."""
-    import gen.verilog_emit as emit
+    import attn_rtl.gen.flows.emit as emit
 
     broken = widening_techmap().replace("else if (A_SIGNED && B_SIGNED)", "else if (1)")
     assert broken != widening_techmap()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hdl.engine_axil import REGISTER_MAP_ID, REGISTER_MAP_VERSION, Register
+from attn_rtl.hdl.engine_axil import REGISTER_MAP_ID, REGISTER_MAP_VERSION, Register
 
 __all__ = ["markdown", "c_header"]
 

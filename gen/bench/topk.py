@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ProcessPoolExecutor
 
-from .bench_docs import DOCS, write_page
+from .pages import DOCS, write_page
 
 __all__ = ["run", "PARTS", "POINTS"]
 
@@ -30,7 +30,7 @@ def _params(n, k, lanes) -> dict:
 
 
 def _cycles(sim: str, n, k, lanes) -> dict:
-    from .simulate import simulate_topk
+    from attn_rtl.gen.simulate import simulate_topk
 
     problems = [dict(n=n, k=k, kind=kind) for kind in ("random", "ascending", "equal")]
     report = simulate_topk(_params(n, k, lanes), problems, sim=sim, seed=1, measure=True)
@@ -38,8 +38,8 @@ def _cycles(sim: str, n, k, lanes) -> dict:
 
 
 def _synth(n, k, lanes, target) -> dict:
-    from .generate import cached_verilog
-    from .synth import synthesize
+    from attn_rtl.gen.flows.synth import synthesize
+    from attn_rtl.gen.generate import cached_verilog
 
     path, _ = cached_verilog("topk", _params(n, k, lanes))
     result = synthesize(path, "topk_engine", target)
@@ -47,9 +47,8 @@ def _synth(n, k, lanes, target) -> dict:
 
 
 def _table(sim: str, jobs: int, write) -> list[str]:
-    from sim.runner import default_cache_dir
-
-    from .generate import _hdl_fingerprint
+    from attn_rtl.gen.generate import _hdl_fingerprint
+    from attn_rtl.sim.runner import default_cache_dir
 
     cache = default_cache_dir() / "bench" / "topk.json"
     stored = json.loads(cache.read_text()) if cache.exists() else {}

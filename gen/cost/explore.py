@@ -14,9 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .area_model import RESOURCES, predict_area
-from .cost_model import TARGETS, Cycles, energy_pj, enumerate_space, in_domain, memory_bits, offchip_bytes, pareto_front, \
-    predict_cycles
+from .area import RESOURCES, predict_area
+from .model import (
+    TARGETS,
+    Cycles,
+    energy_pj,
+    enumerate_space,
+    in_domain,
+    memory_bits,
+    offchip_bytes,
+    pareto_front,
+    predict_cycles,
+)
 from .workloads import Workload
 
 __all__ = ["FMAX_MHZ", "OBJECTIVES", "Exploration", "explore", "parse_budget", "config_toml"]

@@ -15,17 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.sparse import parse_pattern
+import attn_rtl.gen.cost
+import attn_rtl.gen.flows
+from attn_rtl.gen.cost.model import CALIBRATION, TARGETS, in_domain, predict_cycles
+from attn_rtl.gen.cost.workloads import WORKLOADS, Workload
+from attn_rtl.sim.sparse import parse_pattern
 
-from .bench_docs import DOCS, write_page
-from .cost_model import CALIBRATION, TARGETS, in_domain, predict_cycles
-from .workloads import WORKLOADS, Workload
+from .pages import DOCS, write_page
 
 __all__ = ["run", "PARTS", "VALIDATION", "PROGRESSIVE", "measure_validation", "measure_progressive"]
 
 PARTS = ("calibration", "validation", "area", "speed")
-CALIBRATION_FILE = Path(__file__).with_name("cost_calibration.json")
-SWEEPS = Path(__file__).with_name("sweeps")
+CALIBRATION_FILE = Path(attn_rtl.gen.cost.__file__).with_name("cost_calibration.json")
+SWEEPS = Path(attn_rtl.gen.flows.__file__).with_name("sweeps")
 SCALE = dict(scale_mult=36490, scale_shift=17)
 
 # The dense builds are tests/test_engine.py's (one Verilator build each, shared through the cache).
@@ -68,7 +70,7 @@ PROGRESSIVE = dict(params=SPATTEN_2X2, shape=(2, 24, 24), seed=8, msb_bits=4, th
 
 def measure_validation(case) -> tuple[int, float]:
     """(RTL cycles, predicted cycles) of one :data:`VALIDATION` case."""
-    from .simulate import simulate_engine
+    from attn_rtl.gen.simulate import simulate_engine
 
     name, params, workload, run = case
     sim = "icarus" if params in (SPATTEN_2X2, SPARSE_2X2) else "verilator"
@@ -79,7 +81,7 @@ def measure_validation(case) -> tuple[int, float]:
 
 def measure_progressive() -> tuple[int, float, np.ndarray]:
     """(RTL cycles of both passes, predicted, rows flagged per head) of :data:`PROGRESSIVE`."""
-    from .simulate import simulate_progressive
+    from attn_rtl.gen.simulate import simulate_progressive
 
     p = PROGRESSIVE
     heads, seq_len, d = p["shape"]
@@ -136,9 +138,9 @@ def _validation() -> list[str]:
 def _area(run_sweeps: bool = True) -> list[str]:
     """Run (or resume) the sweeps of gen/sweeps/, fit, write gen/area_fit.json; ``run_sweeps=False``
     fits the points already in the sweeps' caches."""
-    from .area_model import FIT_FILE, fit
-    from .generate import elaborate
-    from .sweep import load_sweep_file, run_sweep, sweep_points
+    from attn_rtl.gen.cost.area import FIT_FILE, fit
+    from attn_rtl.gen.flows.sweep import load_sweep_file, run_sweep, sweep_points
+    from attn_rtl.gen.generate import elaborate
 
     results = []
     for path in sorted(SWEEPS.glob("engine-area-*.toml")):
@@ -181,8 +183,8 @@ def _held_out(fitted: dict) -> list[str]:
     points), as synthesized for docs/engine-benchmarks.md."""
     import re
 
-    from .area_model import predict_area
-    from .cost_model import memory_bits
+    from attn_rtl.gen.cost.area import predict_area
+    from attn_rtl.gen.cost.model import memory_bits
 
     lines = ["Held out: the default engine (8×8, d ≤ 128, L ≤ 1024, 16 heads), synthesized by "
              "`./dev.sh bench engine --parts area` (docs/engine-benchmarks.md):", "",
@@ -204,7 +206,7 @@ def _held_out(fitted: dict) -> list[str]:
 
 
 def _speed() -> list[str]:
-    from .explore import explore
+    from attn_rtl.gen.cost.explore import explore
 
     lines = ["| workload | part | candidates | seconds | candidates/s | feasible | best (rows×cols, prob_tiles) | "
              "cycles | latency (us) |", "|---|---|---|---|---|---|---|---|---|"]

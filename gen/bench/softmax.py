@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sim import golden
-from sim.fixed import quantize, symmetric_scale
-from sim.golden import Numerics
+from attn_rtl.gen.flows.synth import synthesize
+from attn_rtl.gen.generate import cached_verilog
+from attn_rtl.sim import golden
+from attn_rtl.sim.fixed import quantize, symmetric_scale
+from attn_rtl.sim.golden import Numerics
 
-from .bench_docs import DOCS, write_page
-from .generate import cached_verilog
-from .synth import synthesize
+from .pages import DOCS, write_page
 
 __all__ = ["run", "PARTS"]
 
@@ -128,13 +128,13 @@ FMAX_TIMEOUT = 45 * 60
 
 
 def _fmax_unit(multiplier, fifo_memory):
-    from hdl.softmax import SoftmaxUnit
+    from attn_rtl.hdl.softmax import SoftmaxUnit
 
     return SoftmaxUnit(**DEFAULT, multiplier=multiplier, fifo_memory=fifo_memory)
 
 
 def _fmax(seeds, jobs: int) -> list[str]:
-    from .pnr import fmax_cells, fmax_sweep
+    from attn_rtl.gen.flows.pnr import fmax_cells, fmax_sweep
 
     # router1 did not route the ECP5-primitive build in 15 minutes; router2 does in about 5.
     found = fmax_sweep(_fmax_unit, FMAX_CONFIGS, seeds, jobs=jobs, timeout=FMAX_TIMEOUT,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench_docs import DOCS, write_page
+from .pages import DOCS, write_page
 
 __all__ = ["run", "PARTS"]
 
@@ -19,7 +19,7 @@ SCALE = dict(scale_mult=36490, scale_shift=17)
 
 
 def _cycles(sim: str) -> list[str]:
-    from .simulate import simulate_engine
+    from attn_rtl.gen.simulate import simulate_engine
 
     lines = ["| L | d | plain run | importance run | ratio | row-flag run (threshold 0.6) |", "|---|---|---|---|---|---|"]
     for seq_len in (64, 256):
@@ -32,7 +32,7 @@ def _cycles(sim: str) -> list[str]:
 
 
 def _layers(sim: str) -> list[str]:
-    from .simulate import simulate_layer, simulate_progressive
+    from attn_rtl.gen.simulate import simulate_layer, simulate_progressive
 
     rng = np.random.default_rng(5)
     q, k, v = (rng.integers(-128, 128, (4, 128, 64)) for _ in range(3))

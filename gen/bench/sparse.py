@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from .bench_docs import DOCS, write_page
+from .pages import DOCS, write_page
 
 __all__ = ["run", "PARTS", "WORKLOADS"]
 
@@ -32,24 +32,22 @@ def _params(seq_len: int) -> dict:
 
 
 def _measure(sim: str, flags: dict, seq_len: int) -> dict:
-    from sim.sparse import parse_pattern
-
-    from .simulate import measure_engine
+    from attn_rtl.gen.simulate import measure_engine
+    from attn_rtl.sim.sparse import parse_pattern
 
     run = dict(seq_len=seq_len, head_dim=HEAD_DIM, pattern=parse_pattern(**flags).to_dict())
     return measure_engine(_params(seq_len), [run], sim=sim)["runs"][0]
 
 
 def _cache():
-    from sim.runner import default_cache_dir
+    from attn_rtl.sim.runner import default_cache_dir
 
     return default_cache_dir() / "bench" / "sparse.json"
 
 
 def _utilization(sim: str, write) -> list[str]:
-    from sim.sparse import allowed_pairs, parse_pattern, scheduled_tiles
-
-    from .generate import _hdl_fingerprint
+    from attn_rtl.gen.generate import _hdl_fingerprint
+    from attn_rtl.sim.sparse import allowed_pairs, parse_pattern, scheduled_tiles
 
     cache = _cache()
     key = _hdl_fingerprint()[:16] + f"-{sim}"

@@ -11,9 +11,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hdl.pin_wrapper import PinWrapper
+from attn_rtl.hdl.pin_wrapper import PinWrapper
 
-from . import verilog_emit
+from . import emit
 from .synth import _first_run_lock, _yowasp_env
 
 __all__ = ["ECP5_DEVICE", "critical_path", "fmax_ecp5", "fmax_sweep", "fmax_cells"]
@@ -40,10 +40,10 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
     seed], "logs": [paths]}``: each seed's nextpnr log is kept under the cache (``pnr/``), and its last
     critical-path report is returned so the slow path can be read without another run.
     """
-    from sim.runner import default_cache_dir
+    from attn_rtl.sim.runner import default_cache_dir
 
     top = PinWrapper(component)
-    text = verilog_emit.convert(top, name="pin_wrapper")
+    text = emit.convert(top, name="pin_wrapper")
     env = _yowasp_env()
     results, paths, logs = [], [], []
     log_dir = default_cache_dir() / "pnr"

@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sim.sparse import SparsePattern
+from attn_rtl.sim.sparse import SparsePattern
 
 __all__ = ["Workload", "WORKLOADS", "load_workload", "workload_from_dict"]
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import concurrent.futures as futures
 from pathlib import Path
 
-from .bench_docs import DOCS, write_page
-from .generate import cached_verilog
-from .synth import synthesize
+from attn_rtl.gen.flows.synth import synthesize
+from attn_rtl.gen.generate import cached_verilog
+
+from .pages import DOCS, write_page
 
 __all__ = ["run", "PARTS"]
 
@@ -31,13 +32,13 @@ def _params(size: int) -> dict:
 
 
 def _measure_point(size: int, seq_len: int, head_dim: int, sim: str) -> dict:
-    from .simulate import measure_engine
+    from attn_rtl.gen.simulate import measure_engine
 
     return measure_engine(_params(size), [dict(seq_len=seq_len, head_dim=head_dim)], sim=sim)["runs"][0]
 
 
 def _results_cache() -> Path:
-    from sim.runner import default_cache_dir
+    from attn_rtl.sim.runner import default_cache_dir
 
     return default_cache_dir() / "bench" / "engine-utilization.json"
 
@@ -73,7 +74,7 @@ def _utilization(sim: str, jobs: int, write, sizes=SIZES, seq_lens=SEQ_LENS, hea
     """
     import json
 
-    from .generate import _hdl_fingerprint
+    from attn_rtl.gen.generate import _hdl_fingerprint
 
     cache = _results_cache()
     key = _hdl_fingerprint()[:16] + f"-{sim}"
@@ -112,7 +113,7 @@ def _area(jobs: int) -> list[str]:
 
 def area_lines(results: dict) -> list[str]:
     """The area table from ``{(design, target): synthesize(...) result}``."""
-    from hdl.engine import AttentionEngine
+    from attn_rtl.hdl.engine import AttentionEngine
 
     lines = ["| design | target | LUT | FF | carry | DSP | BRAM | LUT RAM |", "|---|---|---|---|---|---|---|---|"]
     for (design, target), a in results.items():
@@ -133,13 +134,13 @@ FMAX_CONFIG = dict(multiplier="ecp5", fifo_memory="registers")
 
 
 def _fmax_build(_config):
-    from hdl.engine import AttentionEngine
+    from attn_rtl.hdl.engine import AttentionEngine
 
     return AttentionEngine(**DEFAULT, **FMAX_CONFIG)
 
 
 def _fmax(seeds, jobs: int) -> list[str]:
-    from .pnr import fmax_cells, fmax_sweep
+    from attn_rtl.gen.flows.pnr import fmax_cells, fmax_sweep
 
     # router1 did not finish the engine in 40 minutes; router2 routes congested designs faster.
     found = fmax_sweep(_fmax_build, [("default",)], seeds, jobs=jobs, timeout=FMAX_TIMEOUT,

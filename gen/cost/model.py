@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.sparse import allowed_mask
+from attn_rtl.gen.parts import PARTS
+from attn_rtl.sim.sparse import allowed_mask
 
-from .parts import PARTS
 from .workloads import Workload
 
 __all__ = ["CALIBRATION", "ENERGY_PJ", "SPACE", "TARGETS", "TILE_FLOOR", "Cycles", "Space", "block_key_counts",

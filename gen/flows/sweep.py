@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from .generate import _hdl_fingerprint, unit
+from attn_rtl.gen.generate import _hdl_fingerprint, unit
 
 __all__ = ["SweepPoint", "parse_grid", "load_sweep_file", "sweep_points", "run_sweep", "TARGETS", "AREA_COLUMNS"]
 
@@ -137,7 +137,8 @@ def sweep_points(unit_name: str, base: dict, grid: dict, targets, *, pnr: bool =
 
 def _run_point(point: SweepPoint, key: str, out_dir: str, timeout: float) -> dict:
     """One point in a worker: synthesis, then place and route when asked; never raises."""
-    from .generate import cached_verilog
+    from attn_rtl.gen.generate import cached_verilog
+
     from .synth import synthesize
 
     out = Path(out_dir)
@@ -282,7 +283,7 @@ def _covers(params: dict, workload) -> bool:
 
 def _add_cycles(results: list[dict], workload) -> None:
     """Engine points that can run ``workload`` gain ``cycles``, predicted by the cost model."""
-    from .cost_model import predict_cycles
+    from attn_rtl.gen.cost.model import predict_cycles
 
     for r in results:
         if r["unit"] == "engine" and _covers(r["params"], workload):

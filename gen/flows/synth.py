@@ -84,7 +84,7 @@ def summarize(target: str, cells: dict) -> dict:
 
 
 def _yowasp_env() -> dict:
-    from sim.runner import default_cache_dir
+    from attn_rtl.sim.runner import default_cache_dir
 
     env = dict(os.environ)
     env.setdefault("YOWASP_CACHE_DIR", str(default_cache_dir() / "yowasp"))

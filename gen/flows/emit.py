@@ -25,39 +25,13 @@ from pathlib import Path
 from amaranth._toolchain.yosys import find_yosys
 from amaranth.back import rtlil
 
+from attn_rtl.constraints import FOLDER as CONSTRAINTS_FOLDER
+
 __all__ = ["convert", "widening_techmap", "LINT_WAIVERS"]
 
-#: Verilator configuration waiving what the output style causes; written beside every generated
-#: core (``verilator_waivers.vlt``) and kept in ``constraints/`` (tests compare the two).
-LINT_WAIVERS = """\
-`verilator_config
-// Lint waivers (a Verilator configuration file) for the Verilog that attn-rtl generates
-// (gen/verilog_emit.py). A comment here must not start with the tool's name: that makes it a
-// metacomment.
-// `attn-rtl generate` writes it beside each core (the FuseSoC `lint` target reads it);
-// tests/test_lint.py runs `verilator --lint-only -Wall verilator_waivers.vlt <top>.v` on every top.
-//
-// Only what the output style of Amaranth (and of vendor primitives instantiated on purpose)
-// causes is waived here; no width rule (WIDTHEXPAND, WIDTHTRUNC, WIDTHCONCAT, ...) is, and none
-// may be: gen/verilog_emit.py makes every operand width explicit instead.
-
-// Amaranth gives every register its reset value as a declaration initializer
-// (`reg [3:0] count = 4'h0;`) and then assigns it in an always block.
-lint_off -rule PROCASSINIT
-
-// Amaranth names intermediate values and keeps signals whose bits are only partly read
-// (a sum's carry, the unused half of a product, a field of a stream payload).
-lint_off -rule UNUSEDSIGNAL
-
-// Amaranth writes the whole hierarchy into one file, submodules named `top.sub`.
-lint_off -rule DECLFILENAME
-
-// ECP5 primitives (MULT18X18D, DP16KD) are instantiated with only the pins in use: their
-// unconnected inputs default to inactive, and tying them to constants costs routes into the
-// DSP row (hdl/multiplier.py, hdl/credit_fifo.py). Amaranth connects every port of its own
-// modules, so this rule can only fire on a primitive's pins.
-lint_off -rule PINMISSING
-"""
+#: Verilator configuration waiving what the output style causes (constraints/verilator_waivers.vlt);
+#: written beside every generated core.
+LINT_WAIVERS = (CONSTRAINTS_FOLDER / "verilator_waivers.vlt").read_text()
 
 #: Binary cells whose result bits depend only on operand bits at or below them: operands are
 #: extended or sliced to the result width.

@@ -9,10 +9,11 @@ from __future__ import annotations
 import concurrent.futures as futures
 from pathlib import Path
 
-from .bench_docs import DOCS, write_page
-from .generate import cached_verilog, elaborate
-from .simulate import simulate_array
-from .synth import TARGETS, synthesize
+from attn_rtl.gen.flows.synth import TARGETS, synthesize
+from attn_rtl.gen.generate import cached_verilog, elaborate
+from attn_rtl.gen.simulate import simulate_array
+
+from .pages import DOCS, write_page
 
 __all__ = ["run", "PARTS"]
 
@@ -67,13 +68,13 @@ FMAX_CONFIGS = [("generic", "registers"), ("ecp5", "registers"), ("ecp5", "ecp5"
 
 
 def _fmax_array(multiplier, fifo_memory):
-    from hdl.systolic_array import SystolicArray
+    from attn_rtl.hdl.systolic_array import SystolicArray
 
     return SystolicArray(rows=8, cols=8, max_reduction=DEPTH, multiplier=multiplier, fifo_memory=fifo_memory)
 
 
 def _fmax(seeds, jobs: int) -> list[str]:
-    from .pnr import fmax_cells, fmax_sweep
+    from attn_rtl.gen.flows.pnr import fmax_cells, fmax_sweep
 
     found = fmax_sweep(_fmax_array, FMAX_CONFIGS, seeds, jobs=jobs)
     lines = ["| array | multiplier | result FIFO | Fmax per seed (MHz) | median |", "|---|---|---|---|---|"]

@@ -21,9 +21,8 @@ from pathlib import Path
 from amaranth.hdl import Elaboratable, Module, Value
 from amaranth.lib import io
 
-from hdl.pin_wrapper import PinWrapper
-
-from .parts import PARTS
+from attn_rtl.gen.parts import PARTS
+from attn_rtl.hdl.pin_wrapper import PinWrapper
 
 __all__ = ["Board", "BOARDS", "check_fit", "build_board"]
 
@@ -101,7 +100,7 @@ def check_fit(board: Board, area: dict, extra_ff: int = 0) -> None:
 
 def _bare(unit_name: str, params: dict):
     """The block without AXI top-level clocking (the wrapper drives its ``sync`` domain)."""
-    from .generate import unit
+    from attn_rtl.gen.generate import unit
 
     component = unit(unit_name).component(**params)
     bare = getattr(component, "engine", component)
@@ -115,7 +114,8 @@ def build_board(board_name: str, unit_name: str, params: dict, out_dir, *, check
 
     Returns ``{"board", "part", "area", "files": [...], "bitstream": path or None}``.
     """
-    from .generate import cached_verilog, unit
+    from attn_rtl.gen.generate import cached_verilog, unit
+
     from .synth import synthesize
 
     if board_name not in BOARDS:

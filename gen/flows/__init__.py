@@ -1,0 +1,1 @@
+"""Flows: Verilog emission, synthesis, place and route, board builds, generated collateral, sweeps."""
