@@ -8,8 +8,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from attn_rtl.numerics import RESCALE_EXP_MAX, Numerics
 from attn_rtl.params import boolean, positive_int, reject_unknown
-from attn_rtl.sim.golden import RESCALE_EXP_MAX, Numerics
 
 from .credit_fifo import check_fifo_memory
 from .head_importance import HeadImportance

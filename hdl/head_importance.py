@@ -6,8 +6,8 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from attn_rtl.numerics import clog2
 from attn_rtl.params import positive_int
-from attn_rtl.sim.fixed import clog2
 
 from .pipeline import adder_tree, delayed
 

@@ -6,9 +6,8 @@ from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from attn_rtl.numerics import Numerics, clog2
 from attn_rtl.params import positive_int
-from attn_rtl.sim.fixed import clog2
-from attn_rtl.sim.golden import Numerics
 
 from .multiplier import Multiplier, check_multiplier, multiplier_latency
 from .pipeline import delayed, register

@@ -6,8 +6,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from attn_rtl.numerics import RESCALE_EXP_MAX, Numerics
 from attn_rtl.params import positive_int
-from attn_rtl.sim.golden import RESCALE_EXP_MAX, Numerics
 
 from .credit_fifo import CreditFIFO, fifo_latency
 from .multiplier import Multiplier

@@ -6,8 +6,8 @@ from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from attn_rtl.numerics import Numerics
 from attn_rtl.params import positive_int
-from attn_rtl.sim.golden import Numerics
 
 from .pipeline import register
 

@@ -8,9 +8,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from attn_rtl.numerics import RESCALE_EXP_MAX, Numerics, clog2
 from attn_rtl.params import positive_int, reject_unknown
-from attn_rtl.sim.fixed import clog2
-from attn_rtl.sim.golden import RESCALE_EXP_MAX, Numerics
 
 from .credit_fifo import CreditFIFO, check_fifo_memory, fifo_latency
 from .exp2 import Exp2Mantissa

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from attn_rtl.numerics import clog2  # noqa: F401 (one of the helpers golden models take from here)
+
 __all__ = [
     "clog2", "signed_range", "unsigned_range", "saturate", "shift_floor",
     "shift_round_half_even", "bit_length", "wide", "quantize", "dequantize", "symmetric_scale",
 ]
-
-
-def clog2(n: int) -> int:
-    """Smallest ``b`` with ``2**b >= n`` (``clog2(1) == 0``)."""
-    if n < 1:
-        raise ValueError(f"clog2 needs a positive integer, not {n}")
-    return (int(n) - 1).bit_length()
 
 
 def signed_range(width: int) -> tuple[int, int]:
