@@ -1,0 +1,39 @@
+"""The Amaranth components of attn-rtl, one block per module.
+
+Compose them in your own design::
+
+    from attn_rtl.hdl import AttentionEngine, SystolicArray, SoftmaxUnit, TopK
+
+Each is a ``wiring.Component`` whose signature lists its ports; its constructor takes keyword-only
+parameters validated up front (``*_params`` functions validate a whole parameter table, ``*_DEFAULTS``
+are the defaults). docs/api.md shows an engine inside a user's ``Elaboratable``, simulated.
+"""
+
+from .credit_fifo import CreditFIFO
+from .engine import ENGINE_DEFAULTS, AttentionEngine, engine_params
+from .engine_axil import AttentionEngineAxiLite
+from .engine_top import AttentionEngineAxi
+from .exp2 import Exp2Mantissa
+from .head_importance import HeadImportance
+from .importance import TokenImportance
+from .merge_level import MergeLevel
+from .multiplier import Multiplier
+from .output_accumulator import OutputAccumulator
+from .pe import ProcessingElement
+from .pin_wrapper import PinWrapper
+from .reciprocal import Reciprocal
+from .register_slice import RegisterSlice
+from .row_flags import RowFlags
+from .softmax import SOFTMAX_DEFAULTS, SoftmaxUnit, softmax_params
+from .sparse_scheduler import SCHEDULER_DEFAULTS, SparseScheduler, scheduler_params
+from .systolic_array import ARRAY_DEFAULTS, SystolicArray, array_params
+from .topk import TOPK_DEFAULTS, TopK, topk_params
+
+__all__ = [
+    "AttentionEngine", "AttentionEngineAxi", "AttentionEngineAxiLite", "SystolicArray", "ProcessingElement",
+    "Multiplier", "CreditFIFO", "RegisterSlice", "SoftmaxUnit", "Exp2Mantissa", "Reciprocal",
+    "OutputAccumulator", "SparseScheduler", "TopK", "MergeLevel", "TokenImportance", "HeadImportance",
+    "RowFlags", "PinWrapper",
+    "engine_params", "array_params", "softmax_params", "scheduler_params", "topk_params",
+    "ENGINE_DEFAULTS", "ARRAY_DEFAULTS", "SOFTMAX_DEFAULTS", "SCHEDULER_DEFAULTS", "TOPK_DEFAULTS",
+]
