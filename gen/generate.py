@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +22,7 @@ import attn_rtl
 import attn_rtl.hdl
 from attn_rtl.gen.flows import emit
 from attn_rtl.gen.flows.collateral import DEFAULT_CLOCK_MHZ, LINT_WAIVERS_FILE, check_clock_mhz, fusesoc_core, sdc, xdc
+from attn_rtl.gen.provenance import VERSION, header_comment, provenance
 from attn_rtl.hdl.engine import ENGINE_DEFAULTS, engine_params
 from attn_rtl.hdl.engine_axil import AttentionEngineAxiLite
 from attn_rtl.hdl.engine_top import AttentionEngineAxi
@@ -194,13 +194,24 @@ def manifest(unit_name: str, component) -> dict:
         "unit": u.name,
         "top": u.top,
         "description": u.description,
-        "generator": {"attn-rtl": metadata.version("attn-rtl"), "amaranth": metadata.version("amaranth")},
+        "generator": provenance(),
         "parameters": component.params,
         "derived": derived,
         "clock": "aclk, rising edge" if axi else "clk, rising edge",
         "reset": "aresetn, synchronous, active low" if axi else "rst, synchronous, active high",
         "ports": ports,
     }
+
+
+def _stamped(name: str, text: str) -> str:
+    """``text`` with a comment naming the generator (version, commit) in the file's own syntax; the SDC, XDC,
+    register map and C header carry it already, the manifest in its ``generator`` entry."""
+    if name.endswith(".v"):
+        return header_comment("//") + text
+    if name.endswith((".core", ".vlt")):   # the first line (CAPI=2:, `verilator_config) must stay first
+        first, _, rest = text.partition("\n")
+        return first + "\n" + header_comment("#" if name.endswith(".core") else "//") + rest
+    return text
 
 
 def write_outputs(unit_name: str, params: dict, out_dir: Path, *, clock_mhz: float = DEFAULT_CLOCK_MHZ) -> dict:
@@ -237,11 +248,12 @@ def write_outputs(unit_name: str, params: dict, out_dir: Path, *, clock_mhz: flo
         body["register_map"] = [dataclasses.asdict(r) for r in registers.registers]
     files[LINT_WAIVERS_FILE] = emit.LINT_WAIVERS
     files[f"{u.top}.core"] = fusesoc_core(
-        u.top, metadata.version("attn-rtl"), u.description, [f"{u.top}.v"], [f"sim_models/{m.name}" for m in models],
+        u.top, VERSION, u.description, [f"{u.top}.v"], [f"sim_models/{m.name}" for m in models],
         {"sdc": f"{u.top}.sdc", "xdc": f"{u.top}.xdc"}, extra_tops)
     files[f"{u.top}.manifest.json"] = json.dumps(body, indent=2) + "\n"
     paths = {}
     for name, text in files.items():
+        text = _stamped(name, text)
         path = out_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)

@@ -1,0 +1,179 @@
+"""``attn-rtl sim engine``: the engine's RTL on float q, k, v against the golden model, pruned and
+progressive layers included."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from .common import CliError, run_simulation, unit_params
+from .layer_flags import cascade_inputs, cascade_plan, cascade_report, pattern_of
+
+
+def _engine_report_start(args, params: dict, out: dict, passed: bool) -> int | None:
+    """Print the JSON report and return the exit status, or print the text report's first lines
+    (and return 1 on a failed simulation); ``None`` when the text report goes on."""
+    if args.json:
+        print(json.dumps({"unit": "engine", "parameters": params, **out}, indent=1))
+        return 0 if passed and out["mismatches"] == 0 else 1
+    print(f"attn-rtl sim: engine {params['rows']}x{params['cols']}, H={out['heads']} L={out['seq_len']} "
+          f"d={out['head_dim']} on {args.sim}, seed {args.seed}")
+    if not passed:
+        print(f"FAIL: {out['error']}")
+        return 1
+    return None
+
+
+def sim_engine(args) -> int:
+    import numpy as np
+
+    from attn_rtl.gen.simulate import simulate_engine
+    from attn_rtl.sim.engine_stream import engine_output
+    from attn_rtl.sim.golden import Numerics, attention
+    from attn_rtl.sim.golden_io import error_figures, load_qkv
+    from attn_rtl.sim.sparse import allowed_mask, scheduled_tiles
+
+    stray = [flag for flag, value in (("--tiles", args.tiles), ("--depth", args.depth), ("--keys", args.keys))
+             if value is not None]
+    if stray:
+        raise CliError(f"{stray[0]} does not apply to the engine (it takes --seq-len, --head-dim, --heads)")
+    params = unit_params(args)
+    nm = Numerics(**params["numerics"])
+    if args.inputs is not None:
+        given = [flag for flag, value in (("--seq-len", args.seq_len), ("--head-dim", args.head_dim),
+                                          ("--heads", args.heads)) if value is not None]
+        if given:
+            raise CliError(f"{given[0]} conflicts with --inputs (the shapes come from the file)")
+        q, k, v = load_qkv(args.inputs)
+    else:
+        defaults = (1, min(128, params["max_seq_len"]), min(64, params["max_head_dim"]))
+        shape = tuple(d_ if given is None else given for d_, given in zip(defaults, (args.heads, args.seq_len,
+                                                                                     args.head_dim)))
+        for flag, value in zip(("--heads", "--seq-len", "--head-dim"), shape):
+            if value < 1:
+                raise CliError(f"{flag} must be a positive integer, not {value}")
+        rng = np.random.default_rng(args.seed)
+        q, k, v = (rng.normal(size=shape) for _ in range(3))
+    heads, seq_len, d = (1,) * (3 - q.ndim) + q.shape
+    limits = (("--seq-len", seq_len, "max_seq_len"), ("--head-dim", d, "max_head_dim"), ("--heads", heads, "max_heads"))
+    for flag, value, name in limits:
+        if value > params[name]:
+            raise CliError(f"{flag} must be at most {name} = {params[name]}, not {value}")
+    pattern = pattern_of(args, seq_len)
+    if not params["sparse"] and not pattern.is_dense:
+        raise CliError(f"--pattern {pattern.kind} needs an engine built with sparse = true (add --sparse)")
+    plan = cascade_plan(args, heads, seq_len, nm)
+    if plan is not None:
+        if not pattern.is_dense:
+            raise CliError("pruning and progressive runs take the dense pattern only")
+        return _sim_cascade(args, params, nm, plan, q, k, v, heads, seq_len)
+    mask = None if pattern.is_dense else allowed_mask(pattern, seq_len)
+    scale = 1.0 / math.sqrt(d)
+    golden = attention(q, k, v, scale=scale, nm=nm, key_tile=params["cols"], mask=mask)
+    run = dict(heads=heads, seq_len=seq_len, head_dim=d, pattern=pattern.to_dict())
+    ints = [x.reshape(heads, seq_len, d) for x in (golden.q_int, golden.k_int, golden.v_int)]
+    report, passed = run_simulation(lambda: simulate_engine(params, [run], sim=args.sim, seed=args.seed,
+                                                       scale_mult=golden.multiplier, scale_shift=golden.shift,
+                                                       idle=args.idle, stall=args.stall, operands=[ints]))
+    out = {"passed": passed, "sim": args.sim, "seed": args.seed, **run}
+    if passed:
+        measured = report["runs"][0]
+        o_int = report["outputs"][0].reshape(golden.o_int.shape)
+        expected = engine_output(*ints, golden.multiplier, golden.shift, nm, params["cols"], mask,
+                                 schedule=scheduled_tiles(pattern, seq_len, params["rows"], params["cols"]),
+                                 rows=params["rows"]).reshape(golden.o_int.shape)
+        out.update(cycles=measured["cycles"], ideal_cycles=measured["ideal_cycles"],
+                   useful_macs=measured["useful_macs"], mac_utilization=measured["mac_utilization"],
+                   cycle_counter=measured["counter"], mismatches=int((o_int != expected).sum()),
+                   elements=report["elements"], memory_bits=report["memory_bits"],
+                   allowed_pairs=seq_len * seq_len if mask is None else int(mask.sum()))
+        out.update(error_figures(golden, q, k, v, scale, mask))
+        if args.output is not None:
+            try:
+                np.savez(args.output, o=o_int * golden.scales["o"], o_int=o_int)
+            except OSError as e:
+                raise CliError(f"cannot write output {args.output}: {e.strerror or e}") from None
+    else:
+        out.update(mismatches=report.get("mismatch_count"), error=report["error"])
+    finished = _engine_report_start(args, params, out, passed)
+    if finished is not None:
+        return finished
+    print(f"  PASS: {out['elements']} output values and flags bit-exact against the golden model "
+          f"({out['mismatches']} mismatches)")
+    print(f"  cycles: {out['cycles']} from first input to last output (ideal {out['ideal_cycles']}): "
+          f"MAC utilization {out['mac_utilization']:.2%}")
+    print(f"  error against float attention: max {out['max_abs_error_lsb']:.2f} LSB "
+          f"(on the quantized inputs: max {out['max_abs_error_lsb_quantized']:.2f} LSB)")
+    if args.output is not None:
+        print(f"  wrote {args.output}: o and o_int of shape {tuple(o_int.shape)}")
+    return 0
+
+
+def _sim_cascade(args, params: dict, nm, plan: dict, q, k, v, heads: int, seq_len: int) -> int:
+    """``sim engine`` with pruning or progressive flags: the layer in RTL (engine, then top-k or the
+    recompute run), checked against its golden model."""
+    import dataclasses
+
+    from attn_rtl.gen.simulate import simulate_layer, simulate_progressive
+    from attn_rtl.sim.fixed import dequantize
+    from attn_rtl.sim.golden import attention
+    from attn_rtl.sim.golden_io import error_figures
+    from attn_rtl.sim.progressive import progressive_layer
+    from attn_rtl.sim.pruning import pruned_layer
+
+    q, k, v = cascade_inputs(plan, q, k, v)
+    d = q.shape[-1]
+    scale = 1.0 / math.sqrt(d)
+    golden = attention(q, k, v, scale=scale, nm=nm, key_tile=params["cols"])
+    ints = [x.reshape(q.shape[0], -1, d) for x in (golden.q_int, golden.k_int, golden.v_int)]
+    common = dict(scale_mult=golden.multiplier, scale_shift=golden.shift, sim=args.sim, seed=args.seed,
+                  idle=args.idle, stall=args.stall)
+    rows, cols = params["rows"], params["cols"]
+    if plan["msb_bits"] is not None:
+        params = dict(params, row_flags=True)
+        run = lambda: simulate_progressive(params, *ints, msb_bits=plan["msb_bits"], threshold=plan["threshold"],
+                                           **common)
+        expect = progressive_layer(*ints, golden.multiplier, golden.shift, nm, rows, cols,
+                                   msb_bits=plan["msb_bits"], threshold=plan["threshold"])
+    else:
+        ranked = plan["token_keep"] is not None or plan["head_keep"] is not None
+        params = dict(params, importance=True) if ranked else params
+        run = lambda: simulate_layer(params, *ints, token_keep=plan["token_keep"], head_keep=plan["head_keep"],
+                                     **common)
+        expect = pruned_layer(*ints, golden.multiplier, golden.shift, nm, rows, cols,
+                              token_keep=plan["token_keep"], head_keep=plan["head_keep"], importance=ranked)
+    found, passed = run_simulation(run)
+    out = {"passed": passed, "sim": args.sim, "seed": args.seed, "heads": q.shape[0], "seq_len": q.shape[1],
+           "head_dim": d}
+    if passed:
+        layer, reports = found
+        first = reports.get("engine", reports.get("first"))
+        o_int = np.asarray(layer.o).reshape(golden.o_int.shape)
+        hw = dataclasses.replace(golden, o_int=o_int, o=dequantize(o_int, golden.scales["o"]))
+        out.update(cycles=sum(r["cycles"] for rep in reports.values() if "runs" in rep for r in rep["runs"]),
+                   mismatches=int((o_int != np.asarray(expect.o).reshape(o_int.shape)).sum()),
+                   memory_bits=first["memory_bits"], **cascade_report(plan, layer, heads, seq_len),
+                   **error_figures(hw, q, k, v, scale))
+        if plan["msb_bits"] is None:
+            for name in ("kept_tokens", "kept_heads"):
+                ours, theirs = getattr(layer, name), getattr(expect, name)
+                if ours is not None and not np.array_equal(ours, theirs):
+                    out["mismatches"] += 1
+    else:
+        out.update(mismatches=found.get("mismatch_count"), error=found["error"])
+    finished = _engine_report_start(args, params, out, passed)
+    if finished is not None:
+        return finished
+    print(f"  {'PASS' if out['mismatches'] == 0 else 'FAIL'}: layer bit-exact against the golden model "
+          f"({out['mismatches']} mismatches), {out['cycles']} cycles in all runs")
+    if plan["msb_bits"] is not None:
+        print(f"  progressive: {out['recomputed_rows']} rows recomputed ({out['recomputed_fraction']:.1%}), "
+              f"K fetched {out['k_bytes_fetched']} bytes against {out['k_bytes_full']} in full")
+    else:
+        print(f"  fetched {out['bytes_fetched']} bytes (K {out['k_bytes_fetched']})")
+        for name in ("kept_tokens", "kept_heads"):
+            if name in out:
+                print(f"  {name.replace('_', ' ')}: {','.join(map(str, out[name]))}")
+    return 0 if out["mismatches"] == 0 else 1
