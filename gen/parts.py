@@ -1,4 +1,4 @@
-"""FPGA parts the generator fits designs to: family (a gen.synth target) and resources.
+"""FPGA parts the generator fits designs to: family (a attn_rtl.gen.flows.synth target) and resources.
 
 Resources from the vendors' data sheets: LUTs (LUT4 on ECP5 and iCE40, LUT6 on 7-series), flip-flops,
 DSP blocks (MULT18X18D, SB_MAC16, DSP48E1) and block RAMs (DP16KD, SB_RAM40_4K, RAMB18E1 halves).

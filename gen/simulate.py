@@ -112,7 +112,7 @@ def simulate_topk(params: dict, problems, *, sim: str = "icarus", seed: int = 1,
                   stall: float = 0.0, reset_mid: bool = False, measure: bool = False,
                   out_of_range: bool = False) -> dict:
     """Run ``problems`` (dicts of ``n``, ``k``, value ``kind``, optional ``keep``; see ``tb/test_topk.py``)
-    through the top-k engine and compare every answer with ``sim.topk.topk``.
+    through the top-k engine and compare every answer with ``attn_rtl.sim.topk.topk``.
 
     With ``measure`` the problems go one at a time and the report's
     ``cycles_per_problem`` counts from a problem's first input beat accepted
@@ -318,7 +318,7 @@ def simulate_engine(params: dict, runs, *, sim: str = "icarus", seed: int = 1, s
     The report's ``runs`` holds, per run, ``cycles`` (first input beat accepted
     to last output beat sent), ``ideal_cycles``, ``useful_macs`` and
     ``mac_utilization``.  The default score scale is ``1/sqrt(d)`` of int8
-    operands of unit scale (``M``, ``s`` from :func:`sim.golden.score_multiplier`).
+    operands of unit scale (``M``, ``s`` from :func:`attn_rtl.sim.golden.score_multiplier`).
     """
     from attn_rtl.sim.runner import run_cocotb
 
@@ -370,12 +370,12 @@ def simulate_layer(params: dict, q_int, k_int, v_int, *, scale_mult: int, scale_
                    heads=None, token_keep=None, head_keep=None, sim: str = "icarus", seed: int = 1,
                    idle: float = 0.0, stall: float = 0.0):
     """One pruned layer in RTL: the engine over the gathered tokens and heads, then the top-k engine
-    selecting the next layer's lists from the importances (``sim.pruning.pruned_layer`` is the golden
+    selecting the next layer's lists from the importances (``attn_rtl.sim.pruning.pruned_layer`` is the golden
     model of all of it).
 
-    Returns ``(layer, reports)``: a :class:`sim.pruning.Layer` built from what the hardware sent,
+    Returns ``(layer, reports)``: a :class:`attn_rtl.sim.pruning.Layer` built from what the hardware sent,
     and the simulation reports (``engine``, and ``token_topk`` / ``head_topk`` when selecting).
-    Raises :class:`sim.runner.SimulationFailure` when any of them disagrees with its golden model.
+    Raises :class:`attn_rtl.sim.runner.SimulationFailure` when any of them disagrees with its golden model.
     """
     from attn_rtl.sim.pruning import Layer, check_layer, fetched, gather
 
@@ -418,11 +418,11 @@ def simulate_layer(params: dict, q_int, k_int, v_int, *, scale_mult: int, scale_
 
 def simulate_progressive(params: dict, q_int, k_int, v_int, *, scale_mult: int, scale_shift: int, msb_bits: int,
                          threshold: int, sim: str = "icarus", seed: int = 1, idle: float = 0.0, stall: float = 0.0):
-    """A progressive layer in RTL (``sim.progressive.progressive_layer`` is its golden model): the engine
+    """A progressive layer in RTL (``attn_rtl.sim.progressive.progressive_layer`` is its golden model): the engine
     over K's ``msb_bits`` most significant bits, its row flags, then one run per head recomputing the
     flagged rows with the full K.
 
-    Returns ``(layer, reports)``: a :class:`sim.progressive.ProgressiveLayer` from what the hardware sent
+    Returns ``(layer, reports)``: a :class:`attn_rtl.sim.progressive.ProgressiveLayer` from what the hardware sent
     (its flags choose the rows recomputed) and the two simulation reports (``first``, ``recompute``).
     """
     from attn_rtl.sim.progressive import ProgressiveLayer, check_progressive, k_bytes, msb_only

@@ -24,7 +24,7 @@ from .systolic_array import SystolicArray
 
 __all__ = ["AttentionEngine", "engine_params", "ENGINE_DEFAULTS", "PATTERN_REGISTERS"]
 
-#: Runtime registers of a sparse engine's pattern (those of :class:`~hdl.sparse_scheduler.SparseScheduler`).
+#: Runtime registers of a sparse engine's pattern (those of :class:`~attn_rtl.hdl.sparse_scheduler.SparseScheduler`).
 PATTERN_REGISTERS = ("pattern", "window", "dilation", "grid_h", "grid_w", "window_h", "window_w",
                      "global_count", "global_tokens")
 
@@ -76,15 +76,15 @@ def engine_params(**params) -> dict:
 class AttentionEngine(wiring.Component):
     """Multi-head attention ``O = softmax(Q·Kᵀ·scale)·V`` of docs/numerics.md, fused (FLAT).
 
-    One ``rows``×``cols`` :class:`~hdl.systolic_array.SystolicArray` computes
+    One ``rows``×``cols`` :class:`~attn_rtl.hdl.systolic_array.SystolicArray` computes
     both products.  For every head and every block of ``rows`` queries, the
     block's Q is held on chip (two blocks: the next one loads while the current
     one computes) and the keys go by in tiles of ``cols``: a **score tile**
     (Q·Kᵀ, ``d`` steps, one ``k`` stream beat each) drains into the
-    :class:`~hdl.softmax.SoftmaxUnit`, whose probabilities fill one of
+    :class:`~attn_rtl.hdl.softmax.SoftmaxUnit`, whose probabilities fill one of
     ``prob_tiles`` probability buffers; a **value tile** (P·V, one step per key
     of the tile and ``v`` beat, once per chunk of ``cols`` output columns) then
-    feeds the :class:`~hdl.output_accumulator.OutputAccumulator`, which rescales,
+    feeds the :class:`~attn_rtl.hdl.output_accumulator.OutputAccumulator`, which rescales,
     adds and, after the last key tile, normalizes and sends the block's output
     rows.  At every tile boundary the array takes a value tile whose
     probabilities are ready, else the next score tile if a probability buffer
@@ -116,12 +116,12 @@ class AttentionEngine(wiring.Component):
         Probability buffers (tiles of ``rows``×``cols``): how far score tiles may
         run ahead of value tiles.
     multiplier, fifo_memory : str
-        Array options (:class:`~hdl.systolic_array.SystolicArray`).
+        Array options (:class:`~attn_rtl.hdl.systolic_array.SystolicArray`).
     importance : bool
-        Adds importance runs (SpAtten; dense only): :class:`~hdl.importance.TokenImportance`,
-        :class:`~hdl.head_importance.HeadImportance` and their output streams (docs/engine.md).
+        Adds importance runs (SpAtten; dense only): :class:`~attn_rtl.hdl.importance.TokenImportance`,
+        :class:`~attn_rtl.hdl.head_importance.HeadImportance` and their output streams (docs/engine.md).
     row_flags : bool
-        Adds progressive quantization's row flags (:class:`~hdl.row_flags.RowFlags`) and the
+        Adds progressive quantization's row flags (:class:`~attn_rtl.hdl.row_flags.RowFlags`) and the
         ``query_len`` register (dense only).
     numerics : dict or Numerics
         Number formats (docs/numerics.md); ``data_width`` is Q, K, V and O.

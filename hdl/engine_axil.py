@@ -78,7 +78,7 @@ def register_map(engine: AttentionEngineAxi) -> list[Register]:
 
 
 class AttentionEngineAxiLite(wiring.Component):
-    """:class:`~hdl.engine_top.AttentionEngineAxi` with its control on an AXI4-Lite slave.
+    """:class:`~attn_rtl.hdl.engine_top.AttentionEngineAxi` with its control on an AXI4-Lite slave.
 
     The data streams are the AXI4-Stream ports of ``attention_engine``
     (``s_axis_q``, ``s_axis_k``, ``s_axis_v``, ``m_axis_o`` and, by build, the
@@ -93,7 +93,7 @@ class AttentionEngineAxiLite(wiring.Component):
     (reads return 0) and changes nothing. ``aresetn`` resets the registers
     to 0.
 
-    Parameters are those of :class:`~hdl.engine.AttentionEngine`.
+    Parameters are those of :class:`~attn_rtl.hdl.engine.AttentionEngine`.
 
     Attributes
     ----------
@@ -110,7 +110,7 @@ class AttentionEngineAxiLite(wiring.Component):
     irq : Out(1)
         ``CTRL.DONE``.
     s_axis_*, m_axis_* :
-        The data streams of :class:`~hdl.engine_top.AttentionEngineAxi`.
+        The data streams of :class:`~attn_rtl.hdl.engine_top.AttentionEngineAxi`.
     """
 
     def __init__(self, **params):

@@ -12,7 +12,7 @@ __all__ = ["AttentionEngineAxi"]
 
 
 class AttentionEngineAxi(wiring.Component):
-    """:class:`~hdl.engine.AttentionEngine` with AXI4-Stream ports, ``aclk`` and ``aresetn``.
+    """:class:`~attn_rtl.hdl.engine.AttentionEngine` with AXI4-Stream ports, ``aclk`` and ``aresetn``.
 
     The streams are ``s_axis_q``, ``s_axis_k``, ``s_axis_v`` (slaves) and
     ``m_axis_o`` (master), each with ``tdata``, ``tvalid``, ``tready`` and
@@ -49,7 +49,7 @@ class AttentionEngineAxi(wiring.Component):
     ``tdata`` set when row ``r``'s largest probability is below the threshold
     (docs/engine.md, *Progressive quantization*).
 
-    Parameters are those of :class:`~hdl.engine.AttentionEngine`.
+    Parameters are those of :class:`~attn_rtl.hdl.engine.AttentionEngine`.
     """
 
     def __init__(self, **params):

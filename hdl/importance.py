@@ -43,7 +43,7 @@ class TokenImportance(wiring.Component):
     max_seq_len, max_heads : int
         Set the memory depth and the accumulator width.
     multiplier : str
-        Target of the ``lanes`` multipliers (:class:`~hdl.multiplier.Multiplier`).
+        Target of the ``lanes`` multipliers (:class:`~attn_rtl.hdl.multiplier.Multiplier`).
     numerics : Numerics
 
     Attributes

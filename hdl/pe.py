@@ -43,7 +43,7 @@ class ProcessingElement(wiring.Component):
 
     ``a`` and the flags leave to the right and ``b`` leaves downwards one
     cycle after they arrive (the systolic hand-off).  The multiplier is a
-    :class:`~hdl.multiplier.Multiplier` (operand and product registers, so it
+    :class:`~attn_rtl.hdl.multiplier.Multiplier` (operand and product registers, so it
     fills a DSP block); the accumulator is registered.
 
     With ``saturate`` the accumulator clips every partial sum to its range
@@ -57,7 +57,7 @@ class ProcessingElement(wiring.Component):
     acc_shape : Shape
     saturate : bool
     multiplier : str
-        ``"generic"`` or ``"ecp5"`` (see :class:`~hdl.multiplier.Multiplier`).
+        ``"generic"`` or ``"ecp5"`` (see :class:`~attn_rtl.hdl.multiplier.Multiplier`).
 
     Attributes
     ----------

@@ -100,10 +100,10 @@ class SoftmaxUnit(wiring.Component):
     max_seq_len : int
         Keys per row at most; sets the row sum's width ``P + 1 + ceil(log2 max_seq_len)``.
     multiplier : "generic" or "ecp5"
-        The score and row-sum multipliers (:class:`~hdl.multiplier.Multiplier`; ``ecp5``
+        The score and row-sum multipliers (:class:`~attn_rtl.hdl.multiplier.Multiplier`; ``ecp5``
         splits operands wider than one MULT18X18D over two).
     fifo_memory : "registers" or "ecp5"
-        Storage of the two output FIFOs (:class:`~hdl.credit_fifo.CreditFIFO`).
+        Storage of the two output FIFOs (:class:`~attn_rtl.hdl.credit_fifo.CreditFIFO`).
     numerics : dict or Numerics
         Number formats (docs/numerics.md, section 9); missing fields take their defaults.
 

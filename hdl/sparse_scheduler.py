@@ -47,13 +47,13 @@ class SparseScheduler(wiring.Component):
     ``|i−j| ≤ δ·⌊w/2⌋``), 2-D window on an ``H×W`` raster grid, each with up to
     ``max_globals`` global tokens.  For each block the scheduler walks the
     keys of a range that holds every key the block can reach
-    (``sim.sparse.walk_range``: the whole sequence when dense or when the
+    (``attn_rtl.sim.sparse.walk_range``: the whole sequence when dense or when the
     block holds a global query; the window's reach; the grid rows within
     ``kh/2``), one key per cycle, then the global keys outside the range.
     A key with no allowed pair in the block is dropped; the others are
     packed ``cols`` at a time into key tiles, each with its key indices, its
     ``count`` and its ``rows × cols`` mask, so the engine fetches and
-    computes only keys that take part (``sim.sparse.block_keys`` is the
+    computes only keys that take part (``attn_rtl.sim.sparse.block_keys`` is the
     order).  Every block emits at least one tile (a query attends to
     itself), flagged ``first`` and ``last``.
 
@@ -259,7 +259,7 @@ class SparseScheduler(wiring.Component):
                              rows_ok[r].eq(i0 + r < query_len)]
             m.d.sync += phase.eq(START_B)
         with m.Elif(w_valid & (phase == START_B)):
-            # The walk range: the keys any query of the block can reach (sim.sparse.walk_range).
+            # The walk range: the keys any query of the block can reach (attn_rtl.sim.sparse.walk_range).
             whole = (pattern == PATTERN_CODES["dense"]) | q_global.any()
             i_last = Mux(block_last, query_len - 1, i0 + R - 1)
             near = i0 >= limit

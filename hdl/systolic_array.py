@@ -103,7 +103,7 @@ class SystolicArray(wiring.Component):
     the next tile, so tiles follow each other with no gap.  When a column
     finishes, its shadow registers load into a drain chain that shifts the
     rows up and out, one per cycle, into a result FIFO
-    (:class:`~hdl.credit_fifo.CreditFIFO`) that drives ``c``
+    (:class:`~attn_rtl.hdl.credit_fifo.CreditFIFO`) that drives ``c``
     (``c.payload.last`` on row ``rows-1``).
     Backpressure on ``c`` reaches the inputs through credits: the last step
     of a tile is only accepted while the FIFO has room reserved for all its
@@ -127,9 +127,9 @@ class SystolicArray(wiring.Component):
     acc_width : int or None
         Accumulator width; ``None`` derives the exact one, narrower saturates.
     multiplier : "generic" or "ecp5"
-        Multiplier implementation (:class:`~hdl.multiplier.Multiplier`).
+        Multiplier implementation (:class:`~attn_rtl.hdl.multiplier.Multiplier`).
     fifo_memory : "registers" or "ecp5"
-        Storage of the result FIFO (:class:`~hdl.credit_fifo.CreditFIFO`): flip-flops,
+        Storage of the result FIFO (:class:`~attn_rtl.hdl.credit_fifo.CreditFIFO`): flip-flops,
         or ECP5 block RAM with output registers (no wide read multiplexer).
     result_tiles : int or None
         Result FIFO depth in tiles (``rows`` entries each); ``None`` derives one

@@ -5,7 +5,7 @@ implements): per head and per block of ``rows`` queries, Q as ``d``
 columns of the block, K as ``d`` columns of every key tile of ``cols`` keys,
 V as the rows of every key tile once per chunk of ``cols`` output columns,
 and O per chunk, per row of the block.  The numbers are those of
-:func:`sim.golden.online_softmax_attention` with key tiles of ``cols``.
+:func:`attn_rtl.sim.golden.online_softmax_attention` with key tiles of ``cols``.
 No simulator is imported here.
 """
 
@@ -37,7 +37,7 @@ class EngineBeats:
 def engine_beats(q_int, k_int, v_int, rows: int, cols: int, schedule=None, *, importance: bool = False) -> EngineBeats:
     """The Q, K and V beats of a run over ``q_int, k_int, v_int`` ((L, d) or (H, L, d)).
 
-    ``schedule`` (:func:`sim.sparse.scheduled_tiles` for one head) lists the
+    ``schedule`` (:func:`attn_rtl.sim.sparse.scheduled_tiles` for one head) lists the
     key tiles each query block computes, the same for every head; default:
     every tile of ``cols`` consecutive keys.  Lanes past the sequence, the
     tile's ``count`` or the head dimension are sent as 0.  An ``importance``
@@ -89,9 +89,9 @@ def engine_output(q_int, k_int, v_int, mult: int, shift: int, nm: Numerics, cols
     """O (integers) as the engine computes it.
 
     Without ``schedule``: key tiles of ``cols`` consecutive keys in ascending
-    order, ``mask`` (``(L, L)`` bool, :func:`sim.sparse.allowed_mask`) the pairs
+    order, ``mask`` (``(L, L)`` bool, :func:`attn_rtl.sim.sparse.allowed_mask`) the pairs
     that take part (default all).  With ``schedule``
-    (:func:`sim.sparse.scheduled_tiles` for one head, query blocks of ``rows``):
+    (:func:`attn_rtl.sim.sparse.scheduled_tiles` for one head, query blocks of ``rows``):
     each block's online softmax runs over its gathered key tiles in order,
     the lanes past a tile's ``count`` masked.
     """
@@ -142,7 +142,7 @@ def importance_beats(tokens, cols: int) -> np.ndarray:
 
 def row_flags(q_int, k_int, mult: int, shift: int, nm: Numerics, cols: int, threshold: int) -> np.ndarray:
     """``(H, Lq)`` bool: rows whose largest probability (dense, key tiles of ``cols``) is below
-    ``threshold`` (``P`` fraction bits; :func:`sim.golden.largest_probability`)."""
+    ``threshold`` (``P`` fraction bits; :func:`attn_rtl.sim.golden.largest_probability`)."""
     q, k = _heads(q_int), _heads(k_int)
     t = logits(scores(q, k), mult, shift, nm)
     _, state = online_softmax_attention(t, np.zeros(k.shape[:2] + (1,), np.int64), nm, key_tile=cols)

@@ -3,7 +3,7 @@
 A first run fetches only the ``msb_bits`` most significant bits of every K
 element (the stream carries ``K`` floored to a multiple of ``2^(w − msb_bits)``)
 and flags every query row whose largest probability
-(:func:`sim.golden.largest_probability`) is below ``threshold``; a second run
+(:func:`attn_rtl.sim.golden.largest_probability`) is below ``threshold``; a second run
 fetches K in full for the flagged rows only (per head, their queries against
 all keys) and their outputs replace the first run's.  No simulator is imported
 here.

@@ -124,7 +124,7 @@ def pruned_layer(q_int, k_int, v_int, mult: int, shift: int, nm, rows: int, cols
     """The golden model of a pruned layer on the engine (dense, ``rows`` × ``cols`` array).
 
     ``importance`` (implied by either keep count) makes it an importance run
-    (:func:`sim.engine_stream.ranked_output`); the keep counts then select
+    (:func:`attn_rtl.sim.engine_stream.ranked_output`); the keep counts then select
     the next layer's lists with :func:`select`.
     """
     from .engine_stream import engine_output, ranked_output

@@ -131,7 +131,7 @@ def run_cocotb(*, sources, toplevel: str, test_module: str, sim: str = "icarus",
     toplevel : str
         HDL top-level module name.
     test_module : str
-        Importable Python module with the cocotb tests (e.g. ``tb.test_systolic_array``).
+        Importable Python module with the cocotb tests (e.g. ``attn_rtl.tb.test_systolic_array``).
     sim : "icarus" or "verilator"
     config : dict
         Passed to the testbench as JSON in ``ATTN_TB_CONFIG``.

@@ -1,6 +1,6 @@
 """Shared plumbing of the cocotb testbenches: configuration in, report out, stimulus.
 
-The pytest side (:func:`sim.runner.run_cocotb`) passes the test configuration
+The pytest side (:func:`attn_rtl.sim.runner.run_cocotb`) passes the test configuration
 as JSON in ``ATTN_TB_CONFIG`` and reads the report that :class:`Report`
 writes to ``ATTN_TB_REPORT``, so a mismatch reaches the pytest message and
 measured cycles reach the CLI.

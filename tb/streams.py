@@ -8,7 +8,7 @@ driven) and Verilator (cycle based), which differ right after an edge.
 
 Sources insert random idle cycles and sinks random backpressure, each from a
 seeded generator; a source never drops ``valid`` before its beat is taken.
-Beats are whole packed words (a tile row per beat), see :mod:`tb.packing`.
+Beats are whole packed words (a tile row per beat), see :mod:`attn_rtl.tb.packing`.
 """
 
 from __future__ import annotations

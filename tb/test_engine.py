@@ -1,4 +1,4 @@
-"""cocotb testbench of :class:`hdl.engine.AttentionEngine` against ``sim.engine_stream``, beat for beat.
+"""cocotb testbench of :class:`attn_rtl.hdl.engine.AttentionEngine` against ``attn_rtl.sim.engine_stream``, beat for beat.
 
 ``cfg["runs"]`` lists the runs, each with ``heads``, ``seq_len``, ``head_dim``
 and an operand kind; the testbench starts each run, streams Q, K and V in the

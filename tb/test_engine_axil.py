@@ -1,4 +1,4 @@
-"""cocotb testbench of :class:`hdl.engine_axil.AttentionEngineAxiLite`: the register file, then runs.
+"""cocotb testbench of :class:`attn_rtl.hdl.engine_axil.AttentionEngineAxiLite`: the register file, then runs.
 
 Through an AXI4-Lite master with random delays on every channel, the bench
 reads ``ID``, ``VERSION`` and ``SHAPE`` against the register map, checks

@@ -1,4 +1,4 @@
-"""cocotb testbench of :class:`hdl.softmax.SoftmaxUnit` against ``sim.softmax_stream``, beat for beat.
+"""cocotb testbench of :class:`attn_rtl.hdl.softmax.SoftmaxUnit` against ``attn_rtl.sim.softmax_stream``, beat for beat.
 
 The stimulus is a list of query blocks (``cfg["groups"]``), each turned into
 the beats an engine would send: score rows cut into key tiles of ``lanes``

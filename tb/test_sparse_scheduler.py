@@ -1,6 +1,6 @@
-"""cocotb testbench of :class:`hdl.sparse_scheduler.SparseScheduler` against ``sim.sparse.scheduled_tiles``.
+"""cocotb testbench of :class:`attn_rtl.hdl.sparse_scheduler.SparseScheduler` against ``attn_rtl.sim.sparse.scheduled_tiles``.
 
-``cfg["runs"]`` lists runs, each a pattern (``sim.sparse.SparsePattern.to_dict``)
+``cfg["runs"]`` lists runs, each a pattern (``attn_rtl.sim.sparse.SparsePattern.to_dict``)
 with ``seq_len`` and ``heads``.  For each run the testbench sets the runtime
 registers, pulses ``start``, takes the tile stream with random backpressure
 and compares every field of every tile (block, key indices, count, first,

@@ -1,6 +1,6 @@
-"""cocotb testbench of :class:`hdl.systolic_array.SystolicArray` against numpy matmul.
+"""cocotb testbench of :class:`attn_rtl.hdl.systolic_array.SystolicArray` against numpy matmul.
 
-Configuration arrives as JSON in ``ATTN_TB_CONFIG`` (see :func:`sim.runner.run_cocotb`);
+Configuration arrives as JSON in ``ATTN_TB_CONFIG`` (see :func:`attn_rtl.sim.runner.run_cocotb`);
 the outcome (pass, mismatches, cycles) is written as JSON to ``ATTN_TB_REPORT``.
 """
 

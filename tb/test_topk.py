@@ -1,4 +1,4 @@
-"""cocotb testbench of :class:`hdl.topk.TopK` against ``sim.topk.topk``.
+"""cocotb testbench of :class:`attn_rtl.hdl.topk.TopK` against ``attn_rtl.sim.topk.topk``.
 
 ``cfg["problems"]`` lists problems, each ``n``, ``k``, a value ``kind`` and a
 ``keep`` kind; the testbench draws the values from the seed, sends the

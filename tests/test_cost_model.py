@@ -40,7 +40,7 @@ def test_the_model_knows_where_it_is_not_validated():
     """4x4 with d = 8 (the probability buffers bound the rate), short sparse tiles, two buffers."""
     assert not in_domain(Workload("small d", 128, 8, 2), 4, 4)
     assert in_domain(Workload("d = 64", 128, 64, 2), 16, 16)
-    # Two probability buffers: 8x8, d = 32 ran 20% faster than the lifetime term says (gen/cost_calibration.json).
+    # Two probability buffers: 8x8, d = 32 ran 20% faster than the lifetime term says (gen/cost/cost_calibration.json).
     assert not in_domain(Workload("d = 64", 128, 64, 2), 8, 8, prob_tiles=2)
     assert not in_domain(Workload("sparse, short tiles", 128, 16, pattern=parse_pattern("window", window=9)), 4, 4)
 

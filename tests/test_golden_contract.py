@@ -1,7 +1,7 @@
 """The vectorized golden model against a second, scalar transcription of docs/numerics.md.
 
 ``scalar_attention`` below is written from the document with Python integers
-and one loop per element, deliberately unlike ``sim.golden``: a bug in the
+and one loop per element, deliberately unlike ``attn_rtl.sim.golden``: a bug in the
 numpy broadcasting, masking or tiling shows up as a disagreement.
 """
 

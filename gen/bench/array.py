@@ -99,7 +99,7 @@ def run(parts=PARTS, *, sim: str = "verilator", jobs: int = 2, seeds=(1, 2, 3), 
 
 _TEMPLATE = """# Systolic array: measured utilization, area and Fmax
 
-Written by `./dev.sh bench array` (`gen/bench_array.py`) on {date} ({machine}); {versions}.
+Written by `./dev.sh bench array` (`gen/bench/array.py`) on {date} ({machine}); {versions}.
 Re-run one part with `./dev.sh bench array --parts utilization` (or `area`, `fmax`).
 The default array is 8-bit signed × 8-bit signed, `max_reduction = {depth}` (22-bit accumulators).
 
@@ -116,7 +116,7 @@ Command: `./dev.sh bench array --parts utilization`.
 ## Area (Yosys 0.70 via YoWASP)
 
 `synth_ecp5`, `synth_ice40 -dsp`, `synth_xilinx -flatten` (ABC instead of ABC9 at the LUT-mapping step,
-see gen/synth.py); the second table adds `-nodsp` (ECP5, Xilinx) or drops `-dsp` (iCE40), to compare like
+see gen/flows/synth.py); the second table adds `-nodsp` (ECP5, Xilinx) or drops `-dsp` (iCE40), to compare like
 for like with published LUT-only figures: {published}. Per-PE figures divide the whole array (control,
 skew registers and result FIFO included) by rows × cols.
 Command: `./dev.sh bench array --parts area`.

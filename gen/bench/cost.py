@@ -1,9 +1,9 @@
 """The cost model against the RTL and Yosys: calibration and validation tables, enumeration speed,
-the area fit.  Writes docs/cost-model.md (and, part ``area``, gen/area_fit.json).
+the area fit.  Writes docs/cost-model.md (and, part ``area``, gen/cost/area_fit.json).
 
 Parts: ``calibration`` (the fitted constants against the RTL cycle counts they came from),
 ``validation`` (new RTL runs the model never saw: dense, pruned, window, dilated, grid, ranking,
-progressive), ``area`` (runs or resumes the sweeps in gen/sweeps/, fits LUT/FF/DSP/BRAM per family),
+progressive), ``area`` (runs or resumes the sweeps in gen/flows/sweeps/, fits LUT/FF/DSP/BRAM per family),
 ``speed`` (exhaustive enumeration per workload and part).
 """
 
@@ -43,7 +43,7 @@ def _window(*args, **kwargs):
 
 
 #: (name, engine build, workload, the run that realizes it). A pruned layer is the dense run over the
-#: tokens and heads the DMA gathers, as gen.simulate.simulate_layer runs it.
+#: tokens and heads the DMA gathers, as attn_rtl.gen.simulate.simulate_layer runs it.
 VALIDATION = [
     ("dense 8×8", DENSE_8X8, Workload("dense", 64, 64, 1), dict(seq_len=64, head_dim=64)),
     ("dense 8×8, L and d off the tile", DENSE_8X8, Workload("dense", 50, 40, 2),
@@ -136,16 +136,21 @@ def _validation() -> list[str]:
 
 
 def _area(run_sweeps: bool = True) -> list[str]:
-    """Run (or resume) the sweeps of gen/sweeps/, fit, write gen/area_fit.json; ``run_sweeps=False``
+    """Run (or resume) the sweeps of gen/flows/sweeps/, fit, write gen/cost/area_fit.json; ``run_sweeps=False``
     fits the points already in the sweeps' caches."""
     from attn_rtl.gen.cost.area import FIT_FILE, fit
+    from attn_rtl.gen.provenance import checkout_root
+    from attn_rtl.sim.runner import default_cache_dir
     from attn_rtl.gen.flows.sweep import load_sweep_file, run_sweep, sweep_points
     from attn_rtl.gen.generate import elaborate
 
+    if checkout_root() is None:
+        raise ValueError("bench cost --parts area rewrites the package's area fit (gen/cost/area_fit.json): "
+                         "run it from a checkout of attn-rtl")
     results = []
     for path in sorted(SWEEPS.glob("engine-area-*.toml")):
         spec = load_sweep_file(path)
-        out = Path(".cache") / f"sweep-{path.stem}"
+        out = default_cache_dir() / f"sweep-{path.stem}"
         if run_sweeps:
             sweep = sweep_points("engine", spec.get("base", {}), spec["grid"], spec["targets"])
             results += run_sweep(sweep, out, jobs=1, timeout=spec.get("timeout", 3600))["results"]
@@ -161,7 +166,7 @@ def _area(run_sweeps: bool = True) -> list[str]:
                            memory_bits=engine.memory_bits, params=r["params"],
                            **{k: r[k] for k in ("lut", "ff", "dsp", "bram")}))
     fitted = fit(points)
-    FIT_FILE.write_text(json.dumps({"about": "gen/area_model.py fit; ./dev.sh bench cost --parts area",
+    FIT_FILE.write_text(json.dumps({"about": "gen/cost/area.py fit; ./dev.sh bench cost --parts area",
                                     "fit": fitted, "points": points}, indent=1, sort_keys=True) + "\n")
     lines = ["| family | points | LUT | FF | DSP | BRAM |", "|---|---|---|---|---|---|"]
     for family, f in sorted(fitted.items()):
@@ -240,13 +245,13 @@ def run(parts=PARTS, *, out: Path | None = None, run_sweeps: bool = True) -> Pat
 
 _TEMPLATE = """# Cost model and design-space exploration
 
-Written by `./dev.sh bench cost` (`gen/bench_cost.py`) on {date} ({machine}); {versions}.
+Written by `./dev.sh bench cost` (`gen/bench/cost.py`) on {date} ({machine}); {versions}.
 Re-run one part with `./dev.sh bench cost --parts validation` (or `calibration`, `area`, `speed`).
 
-`gen/cost_model.py` predicts, for a configuration of the engine generator and a workload
-(`gen/workloads.py`), the cycles of the layer, the on-chip buffer bits, the off-chip bytes read and
-written and the energy; `gen/area_model.py` predicts LUT, FF, DSP and block RAM per FPGA family from
-a fit to synthesized sweeps. `attn-rtl explore` (`gen/explore.py`) enumerates every configuration
+`gen/cost/model.py` predicts, for a configuration of the engine generator and a workload
+(`gen/cost/workloads.py`), the cycles of the layer, the on-chip buffer bits, the off-chip bytes read and
+written and the energy; `gen/cost/area.py` predicts LUT, FF, DSP and block RAM per FPGA family from
+a fit to synthesized sweeps. `attn-rtl explore` (`gen/cost/explore.py`) enumerates every configuration
 at once (numpy arrays, MMEE-style), drops those that do not fit the part or the budget or that lie
 outside the cycle model's validated domain, and ranks the rest.
 
@@ -273,8 +278,8 @@ configurations inside the domain.
 
 ### Calibration: the RTL cycle counts the constants were fitted to
 
-Full-rate runs (streams never stall) measured with `gen.simulate.measure_engine`; data in
-`gen/cost_calibration.json` (sources named there).
+Full-rate runs (streams never stall) measured with `attn_rtl.gen.simulate.measure_engine`; data in
+`gen/cost/cost_calibration.json` (sources named there).
 
 <!-- begin calibration -->
 {calibration}
@@ -308,8 +313,8 @@ ISSCC 2014, Figure 1.1.9:
 ## Area
 
 A least-squares linear fit per family and resource over a constant, `rows`, `cols`, `rows·cols`
-and the buffer kilobits (`gen/area_model.py`), from the sweeps in `gen/sweeps/` (Yosys 0.70 via
-YoWASP; the fit and its points are `gen/area_fit.json`; the `area` part runs or resumes those sweeps,
+and the buffer kilobits (`gen/cost/area.py`), from the sweeps in `gen/flows/sweeps/` (Yosys 0.70 via
+YoWASP; the fit and its points are `gen/cost/area_fit.json`; the `area` part runs or resumes those sweeps,
 a few minutes per engine). iCE40 has two points (no engine fits a UP5K): one scale per resource on
 the ECP5 fit. Largest relative error of the fit on its own points in parentheses. Not modelled:
 `max_heads`, the `multiplier` and `fifo_memory` choices (the sweeps use the defaults); block RAM
@@ -325,7 +330,7 @@ is the weakest column (inference of RAM against LUT RAM depends on depth).
 `prob_tiles` 3-16 (2 is outside the validated domain), `max_seq_len`, `max_head_dim` and `max_heads` at 1, 2, 4× (1, 2× for heads) the
 workload's (powers of two), and on ECP5 the `multiplier` and `fifo_memory` primitives. Seconds are
 the wall time of enumerating and evaluating every candidate (this machine, one core). Latency is at
-the clock of `gen/explore.py` `FMAX_MHZ`: 64.5 MHz measured on ECP5 for the default engine; the
+the clock of `gen/cost/explore.py` `FMAX_MHZ`: 64.5 MHz measured on ECP5 for the default engine; the
 iCE40 and Xilinx figures are not engine measurements (said in the output).
 
 <!-- begin speed -->

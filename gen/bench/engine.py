@@ -2,7 +2,7 @@
 
 Writes docs/engine-benchmarks.md.  Run with ``./dev.sh bench engine`` or pick
 parts with ``--parts utilization,area,fmax``.  Utilization comes from the
-full-rate harness (``tb/engine_bench.v`` via :func:`gen.simulate.measure_engine`):
+full-rate harness (``tb/engine_bench.v`` via :func:`attn_rtl.gen.simulate.measure_engine`):
 streams never stall, every output beat is checked against the golden model.
 """
 
@@ -170,7 +170,7 @@ def run(parts=PARTS, *, sim: str = "verilator", jobs: int = 2, seeds=(1, 2, 3), 
 
 _TEMPLATE = """# Fused engine: measured MAC utilization, area and Fmax
 
-Written by `./dev.sh bench engine` (`gen/bench_engine.py`) on {date} ({machine}); {versions}.
+Written by `./dev.sh bench engine` (`gen/bench/engine.py`) on {date} ({machine}); {versions}.
 Re-run one part with `./dev.sh bench engine --parts utilization` (or `area`, `fmax`).
 The design is in docs/engine.md.
 

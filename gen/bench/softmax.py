@@ -160,7 +160,7 @@ def run(parts=PARTS, *, jobs: int = 2, seeds=(1, 2, 3), out: Path | None = None)
 
 _TEMPLATE = """# Softmax unit: measured accuracy, area and Fmax
 
-Written by `./dev.sh bench softmax` (`gen/bench_softmax.py`) on {date} ({machine}); {versions}.
+Written by `./dev.sh bench softmax` (`gen/bench/softmax.py`) on {date} ({machine}); {versions}.
 Re-run one part with `./dev.sh bench softmax --parts accuracy` (or `area`, `fmax`).
 Numerics are the defaults of docs/numerics.md (F = 10, S = 5, P = 15, R = 16); the design is in docs/softmax.md.
 
@@ -184,7 +184,7 @@ LSB of the int8 attention output.
 
 ## Area (Yosys 0.70 via YoWASP)
 
-`synth_ecp5`, `synth_xilinx -flatten` (ABC at the LUT-mapping step, see gen/synth.py) and `synth_ice40 -dsp`
+`synth_ecp5`, `synth_xilinx -flatten` (ABC at the LUT-mapping step, see gen/flows/synth.py) and `synth_ice40 -dsp`
 of the whole unit: logit multipliers, maximum tree, exponent units, row-sum loop, reciprocal divider and
 both output FIFOs (credit buffers in flip-flops). Command: `./dev.sh bench softmax --parts area`.
 

@@ -104,7 +104,7 @@ def run(parts=PARTS, *, sim: str = "verilator", out=None):
 
 _TEMPLATE = """# Sparse attention on the engine: measured utilization and speedup
 
-Written by `./dev.sh bench sparse` (`gen/bench_sparse.py`) on {date} ({machine}); {versions}.
+Written by `./dev.sh bench sparse` (`gen/bench/sparse.py`) on {date} ({machine}); {versions}.
 The patterns and the scheduler are in docs/sparse.md.
 
 Sparse utilization = useful MACs over allowed pairs only (`2·d` per allowed (query, key) pair) /

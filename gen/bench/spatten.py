@@ -69,7 +69,7 @@ def run(parts=PARTS, *, sim: str = "verilator", out: Path | None = None) -> Path
 
 _TEMPLATE = """# SpAtten in the engine: measured cost and savings
 
-Written by `./dev.sh bench spatten` (`gen/bench_spatten.py`) on {date} ({machine}); {versions}.
+Written by `./dev.sh bench spatten` (`gen/bench/spatten.py`) on {date} ({machine}); {versions}.
 Engine 8×8, d = 64, L ≤ 256, built with `importance` and `row_flags`; cycles from RTL simulation
 (cocotb, streams never stalled) from the first input beat accepted to the last output beat; every
 output checked bit-exact against the golden models on the way. Design: docs/engine.md.

@@ -110,7 +110,7 @@ def run(parts=PARTS, *, sim: str = "icarus", jobs: int = 2, out=None):
 
 _TEMPLATE = """# Top-k engine: measured cycles and area
 
-Written by `./dev.sh bench topk` (`gen/bench_topk.py`) on {date} ({machine}); {versions}.
+Written by `./dev.sh bench topk` (`gen/bench/topk.py`) on {date} ({machine}); {versions}.
 The design is in docs/topk.md.
 
 Each row is a top-k engine elaborated for exactly that n (`max_n`) and k (`max_k`), 16-bit signed
@@ -120,7 +120,7 @@ all equal), every answer checked pair by pair against `sim/topk.py`. The input a
 beats; the column after it is the fixed latency of the sorter, the merge levels and the output queue.
 Goal (issue 7): at most 108 cycles for n = 1024, k = 128, 16 lanes; anchor: SpAtten's QuickSelect
 cost model, about 215. Area: Yosys (`synth_ecp5`; `synth_xilinx` with ABC at the LUT step, see
-gen/synth.py), cells of the whole engine; DPR16X4 and LUTRAM are the merge levels' banks.
+gen/flows/synth.py), cells of the whole engine; DPR16X4 and LUTRAM are the merge levels' banks.
 Command: `./dev.sh bench topk` (results kept in `.cache/bench/topk.json`; a re-run resumes).
 
 <!-- begin table -->

@@ -5,8 +5,8 @@ configuration: a constant, ``rows`` (the accumulator and the Q banks' width), ``
 lanes), the PE count ``rows·cols`` and the on-chip buffer bits in kilobits. A family with fewer
 sweep points than twice the features (iCE40: no engine fits a UP5K, so it has two) is fitted as one
 scale per resource on the reference family's prediction. The fit and the data it came from
-live in ``gen/area_fit.json``, written by ``./dev.sh bench cost --parts area`` from the sweeps in
-``gen/sweeps/`` (Yosys, per target); docs/cost-model.md shows the residuals.
+live in ``gen/cost/area_fit.json``, written by ``./dev.sh bench cost --parts area`` from the sweeps in
+``gen/flows/sweeps/`` (Yosys, per target); docs/cost-model.md shows the residuals.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`attn-rtl explore`: exhaustive design-space enumeration with the cost model (MMEE-style).
 
 Every candidate configuration of the engine for a workload and an FPGA part is evaluated at once
-(gen/cost_model.py, gen/area_model.py); candidates that do not fit the part or the budget, or lie
+(gen/cost/model.py, gen/cost/area.py); candidates that do not fit the part or the budget, or lie
 outside the cycle model's validated domain, are dropped; the rest are ranked by the objective, and
 the Pareto front of latency against LUTs is plotted.
 """

@@ -37,7 +37,7 @@ __all__ = ["CALIBRATION", "ENERGY_PJ", "SPACE", "TARGETS", "TILE_FLOOR", "Cycles
 DATA_BITS = 8     #: Q, K, V, O elements (docs/numerics.md)
 PROB_BITS = 16    #: probability width P + 1 (unsigned, numerics.md)
 
-#: Constants of the cycle model, fitted to RTL cycle counts (docs/cost-model.md, ``gen/bench_cost.py``).
+#: Constants of the cycle model, fitted to RTL cycle counts (docs/cost-model.md, ``gen/bench/cost.py``).
 CALIBRATION = {
     # fill and drain of one run: base + per_edge·(rows + cols)
     "base": 60.0, "per_edge": 5.0,

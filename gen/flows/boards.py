@@ -1,6 +1,6 @@
 """``attn-rtl build --board``: a demo top level on a real board, built with amaranth-boards and YoWASP.
 
-The demo top is :class:`~hdl.pin_wrapper.PinWrapper` around the block: a
+The demo top is :class:`~attn_rtl.hdl.pin_wrapper.PinWrapper` around the block: a
 button feeds every input bit through a chain of flip-flops, every output bit
 is folded into one LED, so synthesis keeps all of the block and place and
 route times it on the board's clock.  Before anything is built, the block's
@@ -34,7 +34,7 @@ class Board:
     name: str
     module: str
     platform: str
-    family: str            # gen.synth target
+    family: str            # attn_rtl.gen.flows.synth target
     part: str
     capacity: dict         # lut, ff, dsp, bram of the part
     button: str

@@ -1,4 +1,4 @@
-"""Place and route with nextpnr-ecp5 (YoWASP): the Fmax of a block inside :class:`~hdl.pin_wrapper.PinWrapper`."""
+"""Place and route with nextpnr-ecp5 (YoWASP): the Fmax of a block inside :class:`~attn_rtl.hdl.pin_wrapper.PinWrapper`."""
 
 from __future__ import annotations
 
