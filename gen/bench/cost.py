@@ -139,10 +139,10 @@ def _area(run_sweeps: bool = True) -> list[str]:
     """Run (or resume) the sweeps of gen/flows/sweeps/, fit, write gen/cost/area_fit.json; ``run_sweeps=False``
     fits the points already in the sweeps' caches."""
     from attn_rtl.gen.cost.area import FIT_FILE, fit
-    from attn_rtl.gen.provenance import checkout_root
-    from attn_rtl.sim.runner import default_cache_dir
     from attn_rtl.gen.flows.sweep import load_sweep_file, run_sweep, sweep_points
     from attn_rtl.gen.generate import elaborate
+    from attn_rtl.gen.provenance import checkout_root
+    from attn_rtl.sim.runner import default_cache_dir
 
     if checkout_root() is None:
         raise ValueError("bench cost --parts area rewrites the package's area fit (gen/cost/area_fit.json): "

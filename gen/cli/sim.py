@@ -40,7 +40,7 @@ def cmd_sim(args) -> int:
     if tiles is not None and not tiles:
         raise CliError("--tiles must be a positive integer, not 0")
     report, passed = run_simulation(lambda: simulate_array(params, sim=args.sim, seed=args.seed, tiles=tiles,
-                                                      idle=args.idle, stall=args.stall))
+                                                           idle=args.idle, stall=args.stall))
     shape = f"{params['rows']}x{params['cols']}"
     kinds = f"a {'s' if params['a_signed'] else 'u'}{params['a_width']}, b {'s' if params['b_signed'] else 'u'}{params['b_width']}"
     done = header_or_json(args, params, report, passed, f"{args.unit} {shape} ({kinds}, acc {params['acc_width']} bits)")
@@ -66,10 +66,10 @@ def _sim_softmax(args) -> int:
     # One query block of every slot: random scores with a random mask, key tiles in random order.
     groups = [dict(rows=params["slots"], keys=keys, mask="random", order="random")]
     report, passed = run_simulation(lambda: simulate_softmax(params, sim=args.sim, seed=args.seed, groups=groups,
-                                                        idle=args.idle, stall=args.stall))
+                                                             idle=args.idle, stall=args.stall))
     done = header_or_json(args, params, report, passed,
-                           f"softmax, {params['lanes']} lanes, {params['slots']} slots, scores of "
-                           f"{params['score_width']} bits")
+                          f"softmax, {params['lanes']} lanes, {params['slots']} slots, scores of "
+                          f"{params['score_width']} bits")
     if done is not None:
         return done
     print(f"  {params['slots']} rows x {keys} keys (random mask, random tile order), idle {args.idle}, "
@@ -79,6 +79,15 @@ def _sim_softmax(args) -> int:
     print(f"  cycles: {report['cycles']} from first to last beat accepted ({report['beats']} beats); "
           f"latency {report['latency']} (probabilities), {report['sum_latency']} (reciprocal)")
     return 0
+
+
+def _check_sizes(params: dict, *sizes) -> None:
+    """Each ``(flag, value, bound)``: a positive value no larger than the build's ``params[bound]``."""
+    for flag, value, name in sizes:
+        if value < 1:
+            raise CliError(f"{flag} must be a positive integer, not {value}")
+        if value > params[name]:
+            raise CliError(f"{flag} must be at most {name} = {params[name]}, not {value}")
 
 
 def _sim_scheduler(args) -> int:
@@ -93,18 +102,14 @@ def _sim_scheduler(args) -> int:
     params = unit_params(args)
     seq_len = min(128, params["max_seq_len"]) if args.seq_len is None else args.seq_len
     heads = 1 if args.heads is None else args.heads
-    for flag, value, name in (("--seq-len", seq_len, "max_seq_len"), ("--heads", heads, "max_heads")):
-        if value < 1:
-            raise CliError(f"{flag} must be a positive integer, not {value}")
-        if value > params[name]:
-            raise CliError(f"{flag} must be at most {name} = {params[name]}, not {value}")
+    _check_sizes(params, ("--seq-len", seq_len, "max_seq_len"), ("--heads", heads, "max_heads"))
     pattern = pattern_of(args, seq_len)
     run = dict(pattern=pattern.to_dict(), seq_len=seq_len, heads=heads)
     report, passed = run_simulation(lambda: simulate_scheduler(params, [run], sim=args.sim, seed=args.seed,
-                                                          stall=args.stall))
+                                                               stall=args.stall))
     done = header_or_json(args, params, report, passed,
-                           f"scheduler {params['rows']}x{params['cols']}, {pattern.to_dict()}, L={seq_len}, "
-                           f"heads={heads}")
+                          f"scheduler {params['rows']}x{params['cols']}, {pattern.to_dict()}, L={seq_len}, "
+                          f"heads={heads}")
     if done is not None:
         return done
     print(f"  PASS: {report['elements']} tile fields and mask bits bit-exact against the golden schedule; "
@@ -124,19 +129,15 @@ def _sim_topk(args) -> int:
     params = unit_params(args)
     n = params["max_n"] if args.n is None else args.n
     k = params["max_k"] if args.k is None else args.k
-    for flag, value, name in (("--n", n, "max_n"), ("--k", k, "max_k")):
-        if value < 1:
-            raise CliError(f"{flag} must be a positive integer, not {value}")
-        if value > params[name]:
-            raise CliError(f"{flag} must be at most {name} = {params[name]}, not {value}")
+    _check_sizes(params, ("--n", n, "max_n"), ("--k", k, "max_k"))
     # Random values, then the same with many ties, then an ascending ramp: three answers to check.
     problems = [dict(n=n, k=k, kind=kind) for kind in ("random", "few", "ascending")]
     measure = args.idle == 0 and args.stall == 0
     report, passed = run_simulation(lambda: simulate_topk(params, problems, sim=args.sim, seed=args.seed,
-                                                     idle=args.idle, stall=args.stall, measure=measure))
+                                                          idle=args.idle, stall=args.stall, measure=measure))
     done = header_or_json(args, params, report, passed,
-                           f"top-k, {params['lanes']} lanes, {'signed' if params['signed'] else 'unsigned'} "
-                           f"{params['value_width']}-bit values, n={n}, k={k}")
+                          f"top-k, {params['lanes']} lanes, {'signed' if params['signed'] else 'unsigned'} "
+                          f"{params['value_width']}-bit values, n={n}, k={k}")
     if done is not None:
         return done
     print(f"  PASS: {report['elements']} output fields bit-exact against sim/topk.py "

@@ -75,8 +75,8 @@ def sim_engine(args) -> int:
     run = dict(heads=heads, seq_len=seq_len, head_dim=d, pattern=pattern.to_dict())
     ints = [x.reshape(heads, seq_len, d) for x in (golden.q_int, golden.k_int, golden.v_int)]
     report, passed = run_simulation(lambda: simulate_engine(params, [run], sim=args.sim, seed=args.seed,
-                                                       scale_mult=golden.multiplier, scale_shift=golden.shift,
-                                                       idle=args.idle, stall=args.stall, operands=[ints]))
+                                                            scale_mult=golden.multiplier, scale_shift=golden.shift,
+                                                            idle=args.idle, stall=args.stall, operands=[ints]))
     out = {"passed": passed, "sim": args.sim, "seed": args.seed, **run}
     if passed:
         measured = report["runs"][0]
