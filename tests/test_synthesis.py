@@ -59,12 +59,13 @@ def test_block_ram_fifo_keeps_its_dp16kd_blocks():
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["ecp5", "ice40", "xilinx7"])
 def test_engine_synthesizes(target):
-    """The tiny engine (2x2 array, d <= 32, L <= 256): PE multipliers in DSPs, Q buffer and output
-    accumulators in block RAM. About two minutes per target."""
+    """The tiny engine (2x2 array, d <= 32, L <= 256): PE multipliers in DSPs, the on-chip buffers in RAM
+    primitives, not flip-flops: its 3,396 bits go to LUT RAM on ECP5 and Xilinx (Yosys keeps block RAM for
+    larger memories: the default engine takes 10 DP16KD), to block RAM on iCE40. About two minutes per target."""
     path, _ = cached_verilog("engine", dict(rows=2, cols=2, max_seq_len=256, max_head_dim=32, max_heads=4))
     area = synthesize(path, "attention_engine", target, dsp=True)
     assert area["lut"] > 0 and area["ff"] > 0, area
-    assert area["dsp"] >= 4 and area["bram"] >= 1, area
+    assert area["dsp"] >= 4 and area["bram"] + area["lutram"] >= 1, area
 
 
 @pytest.mark.parametrize("target", ["ecp5", "ice40", "xilinx7"])
@@ -82,7 +83,7 @@ def test_sparse_engine_synthesizes(target):
     path, _ = cached_verilog("engine", dict(rows=2, cols=2, max_seq_len=256, max_head_dim=32, max_heads=4,
                                             sparse=True))
     area = synthesize(path, "attention_engine", target, dsp=True)
-    assert area["dsp"] >= 4 and area["bram"] >= 1, area
+    assert area["dsp"] >= 4 and area["bram"] + area["lutram"] >= 1, area
 
 
 @pytest.mark.parametrize("target", ["ecp5", "ice40", "xilinx7"])
