@@ -13,8 +13,6 @@ from .layer_flags import cascade_flags, cascade_inputs, cascade_plan, cascade_re
 
 
 def cmd_golden(args) -> int:
-    import numpy as np
-
     from attn_rtl.sim.golden import Numerics, attention
     from attn_rtl.sim.golden_io import error_figures, load_qkv
     from attn_rtl.sim.sparse import allowed_mask

@@ -27,8 +27,6 @@ def _engine_report_start(args, params: dict, out: dict, passed: bool) -> int | N
 
 
 def sim_engine(args) -> int:
-    import numpy as np
-
     from attn_rtl.gen.simulate import simulate_engine
     from attn_rtl.sim.engine_stream import engine_output
     from attn_rtl.sim.golden import Numerics, attention
