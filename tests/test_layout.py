@@ -119,8 +119,13 @@ def test_the_rules_can_fail():
 
 
 def test_every_package_folder_is_in_the_wheel():
+    """Python packages and the folders of data beside them (hdl/models, gen/flows/sweeps) alike."""
     listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
     folders = {m for m, _, is_package in MODULES if is_package}
+    for package, folder in PACKAGE_DIRS.items():
+        for path in (REPO / folder).rglob("*"):
+            if path.is_dir() and path.name != "__pycache__" and not (path / "__init__.py").exists():
+                folders.add(".".join([package, *path.relative_to(REPO / folder).parts]))
     assert folders == listed, f"pyproject.toml [tool.setuptools] packages differs: {sorted(folders ^ listed)}"
 
 
