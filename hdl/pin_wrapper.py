@@ -1,8 +1,8 @@
-"""A four-pin wrapper that lets place and route time any block on a real package."""
+"""A pin wrapper that lets place and route time any block on a real package, reset included."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal, Value
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, Module, ResetSignal, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -23,18 +23,50 @@ class PinWrapper(wiring.Component):
     ends at a flip-flop: the Fmax that place and route reports is the
     block's own.
 
+    The reset is a system's: with ``own_domain`` (the default) the wrapper drives the ``sync`` domain
+    from its ``clk`` pin and takes its reset from a register (two flip-flops after the ``rst`` pin, as a
+    reset synchronizer gives it), so the reset's fan-out to every flip-flop of ``inner`` is a timed
+    clock-to-clock path.  A reset straight from a pin is not timed by nextpnr and hides that path.
+    Without ``own_domain`` the surrounding design (a board platform) provides ``sync``.
+
+    Parameters
+    ----------
+    inner : wiring.Component
+        The block, clocked by the ``sync`` domain.
+    own_domain : bool
+        Drive ``sync`` from ``clk`` with a registered reset from ``rst``.
+
     Ports
     -----
     din : In(1)
     dout : Out(1)
+    clk, rst : In(1)
+        Only with ``own_domain``: the clock and the asynchronous reset request.
+
+    Attributes
+    ----------
+    sync_reset : Signal or None
+        With ``own_domain``: the registered reset of ``sync``.
     """
 
-    def __init__(self, inner: wiring.Component):
+    def __init__(self, inner: wiring.Component, *, own_domain: bool = True):
+        if not isinstance(own_domain, bool):
+            raise ValueError(f"own_domain must be true or false, not {own_domain!r}")
         self._inner = inner
-        super().__init__({"din": In(1), "dout": Out(1)})
+        self._own_domain = own_domain
+        super().__init__({"din": In(1), "dout": Out(1), **({"clk": In(1), "rst": In(1)} if own_domain else {})})
+        self.sync_reset = Signal(init=1) if own_domain else None
 
     def elaborate(self, platform):
         m = Module()
+        if self._own_domain:
+            m.domains.sync = ClockDomain("sync")
+            # The synchronizer itself is never reset: it is what makes the reset.
+            m.domains.reset_sync = ClockDomain("reset_sync", reset_less=True, local=True)
+            m.d.comb += [ClockSignal("sync").eq(self.clk), ClockSignal("reset_sync").eq(self.clk)]
+            request = Signal()
+            m.d.reset_sync += [request.eq(self.rst), self.sync_reset.eq(request)]
+            m.d.comb += ResetSignal("sync").eq(self.sync_reset)
         m.submodules.inner = inner = self._inner
         inputs, outputs = [], []
         for path, member, value in inner.signature.flatten(inner):

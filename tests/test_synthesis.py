@@ -126,3 +126,48 @@ def test_fmax_run_keeps_its_log_and_the_critical_path():
     report = result["critical_paths"][0]
     assert "Critical path report for clock" in report[0] and report[-1].strip().endswith("routing")
     assert critical_path("Info: nothing here\n") == []
+    # The JSON report: the same path split into logic and routing, the cells on it, the utilization.
+    path = result["paths"][0]
+    assert path["total_ns"] == pytest.approx(path["logic_ns"] + path["routing_ns"]) and path["routing_ns"] > 0
+    assert 1000 / path["total_ns"] == pytest.approx(result["fmax_mhz"], rel=0.05)
+    assert path["start"] == path["cells"][0] and path["end"] == path["cells"][-1] and len(path["cells"]) >= 2
+    assert result["utilization"]["mult18x18d"] == 4 and result["utilization"]["ff"] > 100
+    assert Path(result["reports"][0]).exists()
+
+
+def test_the_timed_wrapper_takes_its_reset_from_a_register():
+    """In a system the reset comes from a register (a reset synchronizer), so its fan-out is timed:
+    the wrapper's sync reset is the second of two flip-flops after the rst pin, never the pin."""
+    from amaranth.sim import Simulator
+
+    from attn_rtl.hdl import PinWrapper, RegisterSlice
+
+    inner = RegisterSlice(8)
+    top = PinWrapper(inner)
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(top.rst, 1)
+        for _ in range(3):
+            await ctx.posedge(top.clk)
+        await ctx.delay(1e-9)
+        ctx.set(top.rst, 0)
+        for _ in range(3):
+            await ctx.posedge(top.clk)
+            await ctx.delay(1e-9)
+            seen.append(ctx.get(top.sync_reset))
+
+    async def clock(ctx):   # the clk pin
+        while True:
+            ctx.set(top.clk, 1)
+            await ctx.delay(5e-9)
+            ctx.set(top.clk, 0)
+            await ctx.delay(5e-9)
+
+    sim = Simulator(top)
+    sim.add_process(clock)
+    sim.add_testbench(bench)
+    sim.run_until(1e-6)
+    assert seen == [1, 0, 0]   # the second clock edge after the pin falls releases it
+    with pytest.raises(ValueError, match="own_domain must be true or false, not 'yes'"):
+        PinWrapper(inner, own_domain="yes")

