@@ -173,9 +173,7 @@ class AttentionEngine(wiring.Component):
         w = nm.data_width
         self.score_width = nm.score_width(p["max_head_dim"])
         self.value_shape = signed(w)
-        self.scheduler = SparseScheduler(rows=R, cols=C, max_seq_len=p["max_seq_len"], max_heads=p["max_heads"],
-                                         max_dilation=p["max_dilation"], max_globals=p["max_globals"],
-                                         sparse=p["sparse"])
+        self.scheduler = self._scheduler()
         self.scheduler._MustUse__silence = True   # elaborated inside the engine
         sched = self.scheduler.signature.members
         pattern_ports = {name: sched[name] for name in PATTERN_REGISTERS} if p["sparse"] else {}
@@ -184,12 +182,8 @@ class AttentionEngine(wiring.Component):
                 "keys": data.ArrayLayout(range(p["max_seq_len"]), C), "count": range(C + 1), "last": 1})))
         importance_ports = {}
         if p["importance"]:
-            self.token_importance_unit = TokenImportance(
-                lanes=C, slots=R, max_seq_len=p["max_seq_len"], max_heads=p["max_heads"],
-                multiplier=p["multiplier"], numerics=nm)
-            self.head_importance_unit = HeadImportance(
-                lanes=C, rows=R, data_width=w, max_seq_len=p["max_seq_len"], max_head_dim=p["max_head_dim"],
-                max_heads=p["max_heads"])
+            self.token_importance_unit = self._token_importance()
+            self.head_importance_unit = self._head_importance()
             for unit in (self.token_importance_unit, self.head_importance_unit):
                 unit._MustUse__silence = True
             importance_ports = {
@@ -229,6 +223,48 @@ class AttentionEngine(wiring.Component):
         held = probe.credit_hold
         self._array_params["result_tiles"] = -(-held // max(R, min(C, p["max_head_dim"])))
 
+    # Each block of the engine is built by one method, used by elaborate and by blocks().
+    def _scheduler(self) -> SparseScheduler:
+        p = self.params
+        return SparseScheduler(rows=self.rows, cols=self.cols, max_seq_len=p["max_seq_len"], max_heads=p["max_heads"],
+                               max_dilation=p["max_dilation"], max_globals=p["max_globals"], sparse=p["sparse"])
+
+    def _token_importance(self) -> TokenImportance:
+        p = self.params
+        return TokenImportance(lanes=self.cols, slots=self.rows, max_seq_len=p["max_seq_len"],
+                               max_heads=p["max_heads"], multiplier=p["multiplier"], numerics=self.nm)
+
+    def _head_importance(self) -> HeadImportance:
+        p = self.params
+        return HeadImportance(lanes=self.cols, rows=self.rows, data_width=self.nm.data_width,
+                              max_seq_len=p["max_seq_len"], max_head_dim=p["max_head_dim"], max_heads=p["max_heads"])
+
+    def _softmax(self) -> SoftmaxUnit:
+        p = self.params
+        return SoftmaxUnit(lanes=self.cols, slots=self.rows, score_width=self.score_width,
+                           max_seq_len=p["max_seq_len"], multiplier=p["multiplier"], fifo_memory=p["fifo_memory"],
+                           numerics=self.nm)
+
+    def _row_flags(self) -> RowFlags:
+        return RowFlags(rows=self.rows, max_seq_len=self.params["max_seq_len"], max_heads=self.params["max_heads"],
+                        numerics=self.nm)
+
+    def blocks(self) -> dict:
+        """Fresh instances of the engine's blocks at the engine's own parameters (name -> component), for
+        timing each alone (``attn-rtl bench timing --units``): the array, the softmax unit, the output
+        accumulator, the scheduler, the register slices in front of softmax and accumulator, and the
+        importance and row-flag units of builds that have them."""
+        array = SystolicArray(**self._array_params)
+        softmax, acc = self._softmax(), self._accumulator(array.acc_shape.width)
+        found = {"array": array, "softmax": softmax, "output_accumulator": acc, "scheduler": self._scheduler(),
+                 "softmax_slice": RegisterSlice(softmax.scores.payload.shape()),
+                 "accumulator_slice": RegisterSlice(acc.partials.payload.shape())}
+        if self.params["importance"]:
+            found.update(token_importance=self._token_importance(), head_importance=self._head_importance())
+        if self.params["row_flags"]:
+            found["row_flags"] = self._row_flags()
+        return found
+
     def _accumulator(self, partial_width: int) -> OutputAccumulator:
         return OutputAccumulator(lanes=self.cols, rows=self.rows, chunks=self.max_chunks,
                                  partial_width=partial_width, max_seq_len=self.params["max_seq_len"],
@@ -265,9 +301,7 @@ class AttentionEngine(wiring.Component):
         d_max, L_max = p["max_head_dim"], p["max_seq_len"]
 
         m.submodules.array = array = SystolicArray(**self._array_params)
-        m.submodules.softmax = softmax = SoftmaxUnit(
-            lanes=C, slots=R, score_width=self.score_width, max_seq_len=L_max,
-            multiplier=p["multiplier"], fifo_memory=p["fifo_memory"], numerics=nm)
+        m.submodules.softmax = softmax = self._softmax()
         m.submodules.accumulator = acc = self._accumulator(array.acc_shape.width)
         m.submodules.scheduler = sched = self.scheduler
         queries_in = self.query_len if p["row_flags"] else self.seq_len
@@ -609,8 +643,7 @@ class AttentionEngine(wiring.Component):
         # --- row sums -> reciprocals; outputs.
         room = Const(1)
         if p["row_flags"]:
-            m.submodules.row_flags = flags_unit = RowFlags(rows=R, max_seq_len=L_max, max_heads=p["max_heads"],
-                                                           numerics=nm)
+            m.submodules.row_flags = flags_unit = self._row_flags()
             room = flags_unit.room
             m.d.comb += [
                 flags_unit.start.eq(started), flags_unit.query_len.eq(queries_in),

@@ -12,10 +12,12 @@ def cmd_bench(args) -> int:
     from attn_rtl.gen.bench import softmax as bench_softmax
     from attn_rtl.gen.bench import sparse as bench_sparse
     from attn_rtl.gen.bench import spatten as bench_spatten
+    from attn_rtl.gen.bench import timing as bench_timing
     from attn_rtl.gen.bench import topk as bench_topk
 
     module = {"array": bench_array, "softmax": bench_softmax, "engine": bench_engine, "sparse": bench_sparse,
-              "topk": bench_topk, "spatten": bench_spatten, "cost": bench_cost}[args.unit]
+              "topk": bench_topk, "spatten": bench_spatten, "cost": bench_cost,
+              "timing": bench_timing}[args.unit]
     parts = [p.strip() for p in (args.parts or ",".join(module.PARTS)).split(",") if p.strip()]
     for part in parts:
         if part not in module.PARTS:
@@ -31,7 +33,8 @@ def cmd_bench(args) -> int:
             "sparse": lambda: bench_sparse.run(parts, sim=args.sim),
             "topk": lambda: bench_topk.run(parts, sim=args.sim, jobs=args.jobs),
             "spatten": lambda: bench_spatten.run(parts, sim=args.sim),
-            "cost": lambda: bench_cost.run(parts)}
+            "cost": lambda: bench_cost.run(parts),
+            "timing": lambda: bench_timing.run(parts, seeds=seeds)}
     if args.unit in runs:
         print(f"wrote {runs[args.unit]()}")
         return 0
@@ -48,10 +51,11 @@ def cmd_bench(args) -> int:
 def add_parser(sub) -> None:
     bench = sub.add_parser("bench", help="measure a unit (cycles, area, Fmax) and write the table into docs/",
                            description="Run a benchmark and write its Markdown table into docs/.")
-    bench.add_argument("unit", choices=["array", "softmax", "engine", "sparse", "topk", "spatten", "cost"])
+    bench.add_argument("unit", choices=["array", "softmax", "engine", "sparse", "topk", "spatten", "cost", "timing"])
     bench.add_argument("--parts", default=None,
                        help="comma-separated; array: utilization, area, fmax; softmax: accuracy, area, fmax; "
-                            "engine: utilization, area, fmax; sparse: utilization; topk: table (default: all)")
+                            "engine: utilization, area, fmax; sparse: utilization; topk: table; timing: units, proxy, softmax, "
+                            "array, engine, engine_sparse, engine_spatten (default: all)")
     bench.add_argument("--sim", choices=["icarus", "verilator"], default="verilator")
     bench.add_argument("--jobs", type=int, default=2, help="parallel synthesis jobs")
     bench.add_argument("--seeds", default="1,2,3", help="nextpnr seeds (median reported)")

