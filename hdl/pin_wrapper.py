@@ -51,6 +51,7 @@ class PinWrapper(wiring.Component):
 
     def __init__(self, inner: wiring.Component, *, own_domain: bool = True):
         if not isinstance(own_domain, bool):
+            self._MustUse__silence = True   # never built, so never "unused"
             raise ValueError(f"own_domain must be true or false, not {own_domain!r}")
         self._inner = inner
         self._own_domain = own_domain
