@@ -20,25 +20,28 @@ import statistics
 import time
 from pathlib import Path
 
+from attn_rtl.gen.presets import PRESETS
+
+from . import engine as engine_bench
+from . import softmax as softmax_bench
 from .pages import DOCS, write_page
 
 __all__ = ["run", "PARTS", "DESIGNS", "measure"]
 
 PARTS = ("units", "proxy", "softmax", "array", "engine", "engine_sparse", "engine_spatten")
-#: The default engine as the benches build it: ECP5 multipliers with their registers, buffers in block RAM.
-ENGINE = dict(rows=8, cols=8, max_seq_len=1024, max_head_dim=128, max_heads=16, multiplier="ecp5",
-              fifo_memory="registers")
-PROXY = dict(rows=4, cols=4, max_seq_len=256, max_head_dim=64, max_heads=4, multiplier="ecp5",
-             fifo_memory="registers")
-#: Design name -> (parameters, how it is built): "engine" designs are the bare AttentionEngine.
+#: The default engine as the engine bench builds it for Fmax (ECP5 multipliers with their registers, the
+#: array's result FIFO in flip-flops, the large buffers where Yosys puts them), the softmax unit and the
+#: array as their benches build them (DP16KD FIFOs).
+ENGINE = dict(engine_bench.DEFAULT, **engine_bench.FMAX_CONFIG)
+PROXY = dict(ENGINE, rows=4, cols=4, max_seq_len=256, max_head_dim=64, max_heads=4)
+#: Design name -> (kind of component, parameters): "engine" designs are the bare AttentionEngine.
 DESIGNS = {
     "engine": ("engine", ENGINE),
     "engine_sparse": ("engine", dict(ENGINE, max_seq_len=4096, sparse=True)),
     "engine_spatten": ("engine", dict(ENGINE, importance=True, row_flags=True)),
     "engine_proxy": ("engine", PROXY),
-    "softmax": ("softmax", dict(lanes=8, slots=8, score_width=22, max_seq_len=1024, multiplier="ecp5",
-                                fifo_memory="ecp5")),
-    "array": ("array", dict(rows=8, cols=8, max_reduction=64, multiplier="ecp5", fifo_memory="ecp5")),
+    "softmax": ("softmax", dict(softmax_bench.DEFAULT, multiplier="ecp5", fifo_memory="ecp5")),
+    "array": ("array", dict(PRESETS["array"]["default"], multiplier="ecp5", fifo_memory="ecp5")),
 }
 ROUTER = ("--router", "router2")
 TIMEOUT = 150 * 60
@@ -73,7 +76,7 @@ def measure(name: str, component, seeds) -> dict:
 
 
 def _designs(parts) -> list[tuple[str, object]]:
-    """(name, component) of every design the parts name, units last-built-first."""
+    """(name, component) of every design the parts name, in the order of ``parts``."""
     out = []
     for part in parts:
         if part == "units":

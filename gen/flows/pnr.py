@@ -42,8 +42,7 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
 
     Returns ``{"fmax_mhz": median, "per_seed": [...], "target_mhz": ..., "critical_paths": [lines per
     seed], "paths": [path_summary per seed], "utilization": {...} of the first seed, "carry": Yosys's CCU2C
-    count, "logs": [paths],
-    "reports": [paths]}``: each seed's nextpnr log and JSON report (``--report``) are kept under the cache
+    count, "logs": [paths], "reports": [paths]}``: each seed's nextpnr log and JSON report (``--report``) are kept under the cache
     (``pnr/``), and its critical path is returned so the slow path can be read without another run.
     """
     from attn_rtl.sim.runner import default_cache_dir
