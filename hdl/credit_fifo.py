@@ -142,7 +142,7 @@ class CreditFIFO(wiring.Component):
         nonempty = Signal()
         in_flight = Signal(latency)
         arrive = in_flight[-1]
-        ring = [Signal(self.width, name=f"ring_{i}") for i in range(latency)]
+        ring = [Signal(self.width, name=f"ring_{i}", reset_less=True) for i in range(latency)]
         ring_w = Signal(range(latency))
         ring_r = Signal(range(latency))
         ring_count = Signal(range(latency + 1))
@@ -176,8 +176,11 @@ class CreditFIFO(wiring.Component):
         from_ring = ~ring_empty & out_free
         bypass = arrive & ring_empty & out_free
         kept = arrive & ~bypass
+        # Only pointers, counts and flags are reset; entries are don't-care until valid.
+        payload = Signal(self.width, reset_less=True)
+        m.d.comb += self.r.payload.eq(payload)
         with m.If(out_free):
-            m.d.sync += self.r.payload.eq(Mux(ring_empty, read_data, Array(ring)[ring_r]))
+            m.d.sync += payload.eq(Mux(ring_empty, read_data, Array(ring)[ring_r]))
         m.d.sync += valid.eq(Mux(out_free, ~ring_empty | arrive, 1))
         with m.If(kept):
             m.d.sync += ring_w.eq(step(ring_w))

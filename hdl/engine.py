@@ -426,8 +426,9 @@ class AttentionEngine(wiring.Component):
         # --- probability buffers: written row by row by the softmax, read column by column by value tiles.
         prob_shape = unsigned(nm.prob_width)
         factor_layout = data.StructLayout({"mant": nm.prob_width, "exp": range(RESCALE_EXP_MAX + 1)})
-        p_buf = Signal(data.ArrayLayout(data.ArrayLayout(data.ArrayLayout(prob_shape, C), R), NB))
-        p_factor = Signal(data.ArrayLayout(data.ArrayLayout(factor_layout, R), NB))
+        # The buffers are reset-less: p_complete says which hold a whole tile.
+        p_buf = Signal(data.ArrayLayout(data.ArrayLayout(data.ArrayLayout(prob_shape, C), R), NB), reset_less=True)
+        p_factor = Signal(data.ArrayLayout(data.ArrayLayout(factor_layout, R), NB), reset_less=True)
         p_complete = Signal(NB)
         p_wptr, p_rptr = Signal(range(NB)), Signal(range(NB))
         p_reserved = Signal(range(NB + 1))
@@ -482,9 +483,9 @@ class AttentionEngine(wiring.Component):
                        & ~(imp_run & sd.first & ~sd.scan & (awaiting_sums != 0)))
         sel_value = Mux(in_tile, tile_value, value_ready)
         sel_ok = in_tile | ((value_ready | score_ready) & tags.w_rdy)
-        st_valid, st_value, st_last = Signal(), Signal(), Signal()
-        st_b = Signal(data.ArrayLayout(self.value_shape, C))
-        st_p = Signal(data.ArrayLayout(prob_shape, R))
+        st_valid, st_value, st_last = Signal(), Signal(reset_less=True), Signal(reset_less=True)
+        st_b = Signal(data.ArrayLayout(self.value_shape, C), reset_less=True)   # qualified by st_valid
+        st_p = Signal(data.ArrayLayout(prob_shape, R), reset_less=True)
         stage_free = ~st_valid | array.a.ready
         operand_ok = Mux(sel_value, self.v.valid, self.k.valid)
         issue = Signal()

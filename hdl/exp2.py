@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Array, Const, Module, Mux, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -83,9 +83,11 @@ class Exp2Mantissa(wiring.Component):
         index = self.f[low:]
         remainder = self.f[:low]
 
+        mant = Signal.like(self.mant, reset_less=True)   # a datapath: nothing here is reset
+        m.d.comb += self.mant.eq(mant)
         point = register(m, Array(Const(p, unsigned(width)) for p in points[:-1])[index], "point")
         if low == 0:
-            m.d.sync += self.mant.eq(point)
+            m.d.sync += mant.eq(point)
             return m
         step_width = max(steps).bit_length() or 1
         step = register(m, Array(Const(s, unsigned(step_width)) for s in steps)[index], "step")
@@ -96,5 +98,5 @@ class Exp2Mantissa(wiring.Component):
         assert stages == self._product_stages, (stages, self._product_stages)
         for _ in range(stages):
             point = register(m, point, "point_p")
-        m.d.sync += self.mant.eq(point - (product >> low))
+        m.d.sync += mant.eq(point - (product >> low))
         return m

@@ -78,7 +78,7 @@ class HeadImportance(wiring.Component):
         # |x| of a signed w-bit lane fits w unsigned bits.
         magnitudes = [Mux(beat.data[c] < 0, -beat.data[c], beat.data[c])[:self.data_width] for c in range(C)]
         beat_sum, stages = adder_tree(m, magnitudes, "magnitude")
-        valid = delayed(m, self.o.valid & ~self.start, stages, "valid")
+        valid = delayed(m, self.o.valid & ~self.start, stages, "valid", reset=True)
         head_end = Signal()
         run_end = Signal()
         with m.If(self.start):
@@ -90,7 +90,7 @@ class HeadImportance(wiring.Component):
                 m.d.sync += query.eq(query + R)
         m.d.comb += [head_end.eq(self.o.valid & beat.last & (query + R >= seq_len)),
                      run_end.eq(head + 1 >= heads)]
-        head_end_d = delayed(m, head_end & ~self.start, stages, "head_end")
+        head_end_d = delayed(m, head_end & ~self.start, stages, "head_end", reset=True)
         run_end_d = delayed(m, run_end, stages, "run_end")
 
         total = Signal(self.width)

@@ -109,7 +109,7 @@ class TokenImportance(wiring.Component):
         beat = self.probs.payload
 
         # --- reciprocals of two blocks; the writer's and the reader's parities flip per block.
-        held = Signal(data.ArrayLayout(data.ArrayLayout(self.recip_layout, S), 2))
+        held = Signal(data.ArrayLayout(data.ArrayLayout(self.recip_layout, S), 2), reset_less=True)
         w_parity, r_parity = Signal(), Signal()
         with m.If(self.start):
             m.d.sync += [w_parity.eq(0), r_parity.eq(0)]
@@ -119,7 +119,7 @@ class TokenImportance(wiring.Component):
                 m.d.sync += w_parity.eq(~w_parity)
 
         # --- stage 1: the row's reciprocal beside its probabilities.
-        valid1 = register(m, self.probs.valid & ~self.start, "valid_s1")
+        valid1 = register(m, self.probs.valid & ~self.start, "valid_s1", reset=True)
         beat1 = register(m, beat, "beat_s1")
         recip1 = register(m, held[r_parity][beat.slot], "recip_s1")
         with m.If(self.probs.valid & beat.block_last & (beat.slot == S - 1) & ~self.start):
@@ -135,7 +135,7 @@ class TokenImportance(wiring.Component):
             m.d.comb += [mul.a.eq(beat1.p[lane]), mul.b.eq(recip1.recip)]
             products.append(mul.product)
         # The multiplier registers its operands: the product is `lat` cycles after stage 1.
-        valid2 = delayed(m, valid1, lat, "valid_s1")
+        valid2 = delayed(m, valid1, lat, "valid_s1", reset=True)
         beat2 = delayed(m, beat1, lat, "beat_s1")
         recip2 = delayed(m, recip1, lat, "recip_s1")
         shift_width = range(R + self.sum_width + 1)
@@ -143,28 +143,28 @@ class TokenImportance(wiring.Component):
         m.d.comb += [shift2.eq(Mux(R + recip2.recip_exp > P + 1, R + recip2.recip_exp - P, 1)),
                      half_at.eq(shift2 - 1)]
         prod_width = nm.prob_width + R + 1
-        biased = [Signal(prod_width + 1, name=f"biased_{lane}") for lane in range(C)]
+        biased = [Signal(prod_width + 1, name=f"biased_{lane}", reset_less=True) for lane in range(C)]
         for lane in range(C):
             # rne(x, s) = (x + 2^(s-1) - 1 + bit s of x) >> s
             odd = (products[lane] >> shift2)[0]
             half = (Const(1, prod_width + 1) << half_at)[:prod_width + 1]
             m.d.sync += biased[lane].eq(products[lane] + half - 1 + odd)
-        valid3, beat3, shift3 = register(m, valid2, "valid_s3"), register(m, beat2, "beat_s3"), \
+        valid3, beat3, shift3 = register(m, valid2, "valid_s3", reset=True), register(m, beat2, "beat_s3"), \
             register(m, shift2, "shift_s3")
         norm_width = nm.prob_width + 1
-        normalized = [Signal(norm_width, name=f"normalized_{lane}") for lane in range(C)]
+        normalized = [Signal(norm_width, name=f"normalized_{lane}", reset_less=True) for lane in range(C)]
         for lane in range(C):
             m.d.sync += normalized[lane].eq(biased[lane] >> shift3)
-        valid4, beat4 = register(m, valid3, "valid_s4"), register(m, beat3, "beat_s4")
+        valid4, beat4 = register(m, valid3, "valid_s4", reset=True), register(m, beat3, "beat_s4")
 
         # --- column sums over the tile's rows; the sum of a tile leaves with its last row.
         col_width = norm_width + clog2(S)
-        column = [Signal(col_width, name=f"column_{lane}") for lane in range(C)]
+        column = [Signal(col_width, name=f"column_{lane}", reset_less=True) for lane in range(C)]
         tile_end4 = valid4 & (beat4.slot == S - 1)
         with m.If(valid4):
             for lane in range(C):
                 m.d.sync += column[lane].eq(Mux(beat4.slot == 0, 0, column[lane]) + normalized[lane])
-        valid5 = register(m, tile_end4, "valid_s5")
+        valid5 = register(m, tile_end4, "valid_s5", reset=True)
         beat5 = register(m, beat4, "beat_s5")
 
         # --- read-modify-write of the word; the read is transparent to the write one cycle later.
@@ -172,7 +172,7 @@ class TokenImportance(wiring.Component):
         m.submodules.store = store = memory.Memory(shape=word_shape, depth=self.words, init=[])
         write = store.write_port()
         read = store.read_port(domain="sync", transparent_for=(write,))
-        valid6 = register(m, valid5, "valid_s6")
+        valid6 = register(m, valid5, "valid_s6", reset=True)
         beat6 = register(m, beat5, "beat_s6")
         column6 = [register(m, column[lane], f"column_s6_{lane}") for lane in range(C)]
         m.d.comb += [write.addr.eq(beat6.word), write.en.eq(valid6)]

@@ -145,7 +145,7 @@ class MergeLevel(wiring.Component):
             m.d.comb += [wr.en.eq(write), wr.addr.eq(w_ptr[:-1]),
                          *[getattr(wr.data, f).eq(v) for f, v in fields.items()]]
             r_ptr = Signal(ptr_bits, name=f"{name}_r_ptr{i}")
-            head = Signal(shape, name=f"{name}_head{i}")
+            head = Signal(shape, name=f"{name}_head{i}", reset_less=True)   # qualified by head_valid
             head_valid = Signal(name=f"{name}_head_valid{i}")
             pop = Signal(name=f"{name}_pop{i}")
             count = Signal(ptr_bits, name=f"{name}_count{i}")     # entries in the bank, head excluded
@@ -219,7 +219,7 @@ class MergeLevel(wiring.Component):
                 m.d.sync += [pair_final.eq(final_now), pair_k.eq(k_now)]
 
         # The winners of a step, registered, then sorted by the bitonic merger.
-        win_keys = [Signal(self.key_width, name=f"winner{i}") for i in range(lanes)]
+        win_keys = [Signal(self.key_width, name=f"winner{i}", reset_less=True) for i in range(lanes)]
         win_valid, win_last, win_final, win_k = Signal(), Signal(), Signal(), Signal(self.k_width)
         m.d.sync += [win_valid.eq(step & emitting),
                      win_last.eq(pair_end | (emitted + 1 == keep_beats)),

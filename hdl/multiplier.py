@@ -102,21 +102,24 @@ class Multiplier(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # A datapath: no register here is reset (the DSP's RST pins stay unconnected too).
+        product = Signal.like(self.product, reset_less=True)
+        m.d.comb += self.product.eq(product)
         if self.target == "generic":
-            a_reg, b_reg = Signal.like(self.a), Signal.like(self.b)
-            m.d.sync += [a_reg.eq(self.a), b_reg.eq(self.b), self.product.eq(a_reg * b_reg)]
+            a_reg, b_reg = Signal.like(self.a, reset_less=True), Signal.like(self.b, reset_less=True)
+            m.d.sync += [a_reg.eq(self.a), b_reg.eq(self.b), product.eq(a_reg * b_reg)]
             return m
 
         # ECP5: operands extended to 18-bit two's complement, multiplied signed.  An ``a`` wider
         # than one DSP takes two: the low 17 bits unsigned, the rest with the sign, then one
         # registered fabric adder.
         if _pieces(self._a_width, self._a_signed) == 1:
-            m.d.sync += self.product.eq(self._dsp(m, "dsp", self.a))
+            m.d.sync += product.eq(self._dsp(m, "dsp", self.a))
             return m
         low = self._dsp(m, "dsp_low", self.a[:_PIECE])
         high = self._dsp(m, "dsp_high", self.a[_PIECE:].as_signed() if self._a_signed else self.a[_PIECE:])
-        low_r, high_r = Signal.like(low), Signal.like(high)
-        m.d.sync += [low_r.eq(low), high_r.eq(high), self.product.eq((high_r << _PIECE) + low_r)]
+        low_r, high_r = Signal.like(low, reset_less=True), Signal.like(high, reset_less=True)
+        m.d.sync += [low_r.eq(low), high_r.eq(high), product.eq((high_r << _PIECE) + low_r)]
         return m
 
     def _dsp(self, m: Module, name: str, a) -> Signal:

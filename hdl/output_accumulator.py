@@ -118,7 +118,7 @@ class OutputAccumulator(wiring.Component):
 
         # --- reciprocals of two blocks, filled in row order, drained by the last chunk.
         recip_layout = data.StructLayout({"recip": R + 1, "recip_exp": range(self.sum_width)})
-        held = Signal(data.ArrayLayout(data.ArrayLayout(recip_layout, rows), 2))
+        held = Signal(data.ArrayLayout(data.ArrayLayout(recip_layout, rows), 2), reset_less=True)
         present = Signal(data.ArrayLayout(data.ArrayLayout(1, rows), 2))
         w_bank, w_row, r_bank = Signal(), Signal(range(rows)), Signal()
         m.d.comb += self.recips.ready.eq(~present[w_bank][w_row])
@@ -134,7 +134,7 @@ class OutputAccumulator(wiring.Component):
         address = Signal(range(words))
         m.d.comb += address.eq(beat.chunk * rows + beat.row)
         stage_valid = [Signal(name=f"busy_s{s}") for s in range(1, self._WRITE_STAGE + 1)]
-        stage_addr = [Signal(range(words), name=f"addr_s{s}") for s in range(1, self._WRITE_STAGE + 1)]
+        stage_addr = [Signal(range(words), name=f"addr_s{s}", reset_less=True) for s in range(1, self._WRITE_STAGE + 1)]
         hazard = Signal()
         m.d.comb += hazard.eq(Cat(*[v & (a == address) for v, a in zip(stage_valid, stage_addr)]).any())
 
@@ -168,7 +168,7 @@ class OutputAccumulator(wiring.Component):
 
         s1 = register(m, beat, "beat_s1")
         recip_s1 = register(m, held[r_bank][beat.row], "recip_s1")
-        emit_s1 = register(m, emits, "emit_s1")
+        emit_s1 = register(m, emits, "emit_s1", reset=True)
         old = Signal(data.ArrayLayout(acc_shape, lanes))
         m.d.comb += old.eq(Mux(s1.first, 0, acc_read.data))
 
@@ -176,7 +176,7 @@ class OutputAccumulator(wiring.Component):
         prod_width = self.acc_width + nm.prob_width + 1
         shift_cap = prod_width - 1   # a larger shift gives the same 0 or -1
         s3 = delayed(m, s1, 2, "beat_s1")
-        scaled = Signal(data.ArrayLayout(signed(self.acc_width + 1), lanes))
+        scaled = Signal(data.ArrayLayout(signed(self.acc_width + 1), lanes), reset_less=True)
         for lane in range(lanes):
             mul = Multiplier(a_width=self.acc_width, b_width=nm.prob_width, a_signed=True, b_signed=False)
             m.submodules[f"rescale_{lane}"] = mul
@@ -186,12 +186,12 @@ class OutputAccumulator(wiring.Component):
             m.d.comb += amount.eq(Mux(s3.scale_exp + P > shift_cap, shift_cap, s3.scale_exp + P))
             m.d.sync += scaled[lane].eq(products >> amount)
         s4 = register(m, s3, "beat_s4")
-        updated = Signal(data.ArrayLayout(acc_shape, lanes))
+        updated = Signal(data.ArrayLayout(acc_shape, lanes), reset_less=True)
         for lane in range(lanes):
             m.d.sync += updated[lane].eq(scaled[lane] + s4.data[lane])
         s5 = register(m, s4, "beat_s5")
         recip_s5 = delayed(m, recip_s1, 4, "recip_s1")
-        emit_s5 = delayed(m, emit_s1, 4, "emit_s1")
+        emit_s5 = delayed(m, emit_s1, 4, "emit_s1", reset=True)
         m.d.comb += [
             acc_write.addr.eq(stage_addr[self._WRITE_STAGE - 1]),
             acc_write.data.eq(updated),
@@ -206,9 +206,9 @@ class OutputAccumulator(wiring.Component):
         recip_s7 = delayed(m, recip_s5, 2, "recip_s5")
         s8 = register(m, s7, "beat_s8")
         recip_s8 = register(m, recip_s7, "recip_s8")
-        emit_s9 = delayed(m, emit_s5, 4, "emit_s5")
+        emit_s9 = delayed(m, emit_s5, 4, "emit_s5", reset=True)
         s9 = register(m, s8, "beat_s9")
-        result = Signal(data.ArrayLayout(out_shape, lanes))
+        result = Signal(data.ArrayLayout(out_shape, lanes), reset_less=True)
         for lane in range(lanes):
             mul = Multiplier(a_width=self.acc_width, b_width=R + 1, a_signed=True, b_signed=False)
             m.submodules[f"normalize_{lane}"] = mul
@@ -216,7 +216,7 @@ class OutputAccumulator(wiring.Component):
             # rne(x, s) = (x + 2^(s-1) - 1 + bit s of x) >> s, with s = R + e >= 2.
             amount7 = Signal(range(R + self.sum_width), name=f"norm_shift_{lane}")
             m.d.comb += amount7.eq(R + recip_s7.recip_exp)
-            biased = Signal(signed(norm_width + 1), name=f"norm_biased_{lane}")
+            biased = Signal(signed(norm_width + 1), name=f"norm_biased_{lane}", reset_less=True)
             odd = (mul.product >> amount7)[0]
             half = Const(1 << (R - 1), R) << recip_s7.recip_exp
             m.d.sync += biased.eq(mul.product + half - 1 + odd)

@@ -108,10 +108,16 @@ class ProcessingElement(wiring.Component):
         m = Module()
         m.submodules.multiplier = mul = self._mul
 
+        # Only the valid bits are reset: operands, flags and sums are don't-care until a valid
+        # step or a result_valid says otherwise (ports cannot be reset-less, hence the copies).
+        a_out, b_out = Signal.like(self.a_out, reset_less=True), Signal.like(self.b_out, reset_less=True)
+        first_out, last_out = Signal(reset_less=True), Signal(reset_less=True)
         m.d.sync += [
-            self.a_out.eq(self.a_in), self.b_out.eq(self.b_in),
-            self.valid_out.eq(self.valid_in), self.first_out.eq(self.first_in), self.last_out.eq(self.last_in),
+            a_out.eq(self.a_in), b_out.eq(self.b_in),
+            self.valid_out.eq(self.valid_in), first_out.eq(self.first_in), last_out.eq(self.last_in),
         ]
+        m.d.comb += [self.a_out.eq(a_out), self.b_out.eq(b_out), self.first_out.eq(first_out),
+                     self.last_out.eq(last_out)]
         m.d.comb += [mul.a.eq(self.a_out), mul.b.eq(self.b_out)]
 
         # Flags ride along the multiplier pipeline so they meet their product.  (All PEs on one
@@ -119,7 +125,8 @@ class ProcessingElement(wiring.Component):
         # the flags reach the accumulators late in the path: the multiplexer after the adder.)
         valid, first, last = self.valid_out, self.first_out, self.last_out
         for stage in range(mul.latency):
-            v, f, l = Signal(name=f"valid_m{stage}"), Signal(name=f"first_m{stage}"), Signal(name=f"last_m{stage}")
+            v = Signal(name=f"valid_m{stage}")
+            f, l = Signal(name=f"first_m{stage}", reset_less=True), Signal(name=f"last_m{stage}", reset_less=True)
             m.d.sync += [v.eq(valid), f.eq(first), l.eq(last)]
             valid, first, last = v, f, l
 
@@ -127,17 +134,20 @@ class ProcessingElement(wiring.Component):
         # register lets the placer put the accumulator's operand beside its carry chain.
         product = mul.product
         for stage in range(accumulator_input_stages(mul.target)):
-            p, v, f, l = (Signal.like(product, name=f"product_a{stage}"), Signal(name=f"valid_a{stage}"),
-                          Signal(name=f"first_a{stage}"), Signal(name=f"last_a{stage}"))
+            p, v, f, l = (Signal.like(product, name=f"product_a{stage}", reset_less=True),
+                          Signal(name=f"valid_a{stage}"), Signal(name=f"first_a{stage}", reset_less=True),
+                          Signal(name=f"last_a{stage}", reset_less=True))
             m.d.sync += [p.eq(product), v.eq(valid), f.eq(first), l.eq(last)]
             product, valid, first, last = p, v, f, l
 
-        acc = Signal(self._acc_shape)
+        acc = Signal(self._acc_shape, reset_less=True)
+        result = Signal(self._acc_shape, reset_less=True)
         finished = Signal()
         total = Mux(first, product, acc + product)
         m.d.sync += [finished.eq(valid & last), self.result_valid.eq(finished)]
         with m.If(valid):
             m.d.sync += acc.eq(self._clip(total) if self._saturate else total)
         with m.If(finished):
-            m.d.sync += self.result.eq(acc)
+            m.d.sync += result.eq(acc)
+        m.d.comb += self.result.eq(result)
         return m

@@ -74,7 +74,8 @@ class PinWrapper(wiring.Component):
             (inputs if member.flow == wiring.In else outputs).append(Value.cast(value))
 
         width_in = sum(len(v) for v in inputs)
-        chain = Signal(width_in)
+        # The wrapper's own registers are not reset: only ``inner``'s reset fan-out is measured.
+        chain = Signal(width_in, reset_less=True)
         # Each stage XORs in its own old value: a plain shift register has flip-flops whose D is
         # the previous stage, exactly like the delay lines inside ``inner`` that its bits feed, and
         # synthesis merges such equal flip-flops, tying ``inner``'s pipelines to the chain across
@@ -85,12 +86,12 @@ class PinWrapper(wiring.Component):
             m.d.comb += v.eq(chain[offset:offset + len(v)])
             offset += len(v)
 
-        level = Signal(sum(len(v) for v in outputs), name="captured")
+        level = Signal(sum(len(v) for v in outputs), name="captured", reset_less=True)
         m.d.sync += level.eq(Cat(*outputs))
         depth = 0
         while len(level) > 1:
             bits = [level[i:i + 4].xor() for i in range(0, len(level), 4)]
-            nxt = Signal(len(bits), name=f"xor_level{depth}")
+            nxt = Signal(len(bits), name=f"xor_level{depth}", reset_less=True)
             m.d.sync += nxt.eq(Cat(*bits))
             level, depth = nxt, depth + 1
         m.d.sync += self.dout.eq(level)

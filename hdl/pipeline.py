@@ -4,6 +4,12 @@ Each helper adds registers to a module in the ``sync`` domain and returns the
 delayed value; the caller keeps track of stage numbers.  None of them has a
 handshake: these are datapaths that advance every cycle, qualified by valid
 bits that travel beside them.
+
+The registers are reset-less unless the caller passes ``reset=True``: a
+datapath value is don't-care until its valid bit says otherwise, and leaving
+it out of the reset keeps the reset net's fan-out to the state that needs it
+(valid bits, counters, state machines; docs/timing.md, *Reset*).  Pass
+``reset=True`` for anything that qualifies other values.
 """
 
 from __future__ import annotations
@@ -14,19 +20,20 @@ from amaranth.lib import data
 __all__ = ["delayed", "register", "adder_tree"]
 
 
-def register(m: Module, value, name: str) -> Signal:
-    """``value`` one cycle later."""
+def register(m: Module, value, name: str, *, reset: bool = False) -> Signal:
+    """``value`` one cycle later; reset-less unless ``reset``."""
     # A View keeps its layout (a registered array of lanes must still index by lane).
     shape = value.shape() if isinstance(value, data.View) else Value.cast(value).shape()
-    reg = Signal(shape, name=name)
+    reg = Signal(shape, name=name, reset_less=not reset)
     m.d.sync += reg.eq(value)
     return reg
 
 
-def delayed(m: Module, value, cycles: int, name: str):
-    """``value`` ``cycles`` cycles later, through a chain of registers (``cycles`` may be 0)."""
+def delayed(m: Module, value, cycles: int, name: str, *, reset: bool = False):
+    """``value`` ``cycles`` cycles later, through a chain of registers (``cycles`` may be 0);
+    reset-less unless ``reset``."""
     for stage in range(cycles):
-        value = register(m, value, f"{name}_d{stage + 1}")
+        value = register(m, value, f"{name}_d{stage + 1}", reset=reset)
     return value
 
 

@@ -51,36 +51,37 @@ class Reciprocal(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # A datapath qualified by the caller's valid bits: nothing here is reset.
         w, r_bits = self.width, self.recip_bits
 
         # stage 1: e and a zero flag; stage 2: the normalized divisor.
-        value = Signal(w)
-        exp = Signal(range(w))
-        zero = Signal()
+        value = Signal(w, reset_less=True)
+        exp = Signal(range(w), reset_less=True)
+        zero = Signal(reset_less=True)
         m.d.sync += [value.eq(self.row_sum), zero.eq(self.row_sum == 0)]
-        leading_zeros = Signal(range(w))
+        leading_zeros = Signal(range(w), reset_less=True)
         m.d.sync += [exp.eq(0), leading_zeros.eq(w - 1)]
         for bit in range(1, w):              # the last assignment wins: the highest set bit
             with m.If(self.row_sum[bit]):
                 m.d.sync += [exp.eq(bit), leading_zeros.eq(w - 1 - bit)]
-        divisor = Signal(w)
-        exp_2, zero_2 = Signal.like(exp), Signal()
+        divisor = Signal(w, reset_less=True)
+        exp_2, zero_2 = Signal.like(exp), Signal(reset_less=True)
         m.d.sync += [divisor.eq(value << leading_zeros), exp_2.eq(exp), zero_2.eq(zero)]
 
         # R + 1 restoring steps.  The dividend 2^(R+W-1) brings down only zeros after its
         # leading one, so the partial remainder starts at 2^(W-1) and doubles each step.
-        remainder = Signal(w + 1)
+        remainder = Signal(w + 1, reset_less=True)
         m.d.comb += remainder.eq(1 << (w - 1))
         quotient = None
         stage_divisor, stage_exp, stage_zero = divisor, exp_2, zero_2
         for step in range(r_bits + 1):
-            trial = Signal(w + 2, name=f"trial_{step}")
+            trial = Signal(w + 2, name=f"trial_{step}", reset_less=True)
             m.d.comb += trial.eq(remainder - stage_divisor)
             fits = ~trial[w + 1]
-            next_remainder = Signal(w + 1, name=f"rem_{step}")
-            next_quotient = Signal(step + 1, name=f"quot_{step}")
-            next_divisor = Signal(w, name=f"div_{step}")
-            next_exp, next_zero = Signal.like(exp, name=f"exp_{step}"), Signal(name=f"zero_{step}")
+            next_remainder = Signal(w + 1, name=f"rem_{step}", reset_less=True)
+            next_quotient = Signal(step + 1, name=f"quot_{step}", reset_less=True)
+            next_divisor = Signal(w, name=f"div_{step}", reset_less=True)
+            next_exp, next_zero = Signal.like(exp, name=f"exp_{step}"), Signal(name=f"zero_{step}", reset_less=True)
             # The remainder stays below the divisor (< 2^W), so doubling it fits W + 1 bits.
             m.d.sync += [
                 next_remainder.eq(Mux(fits, trial[:w], remainder[:w]) << 1),

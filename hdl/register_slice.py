@@ -50,7 +50,7 @@ class RegisterSlice(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        entries = [Signal.like(self.i.payload, name=f"entry_{n}") for n in range(2)]
+        entries = [Signal.like(self.i.payload, name=f"entry_{n}", reset_less=True) for n in range(2)]   # only the pointers and flags are reset
         w_ptr, r_ptr = Signal(), Signal()
         count = Signal(range(3))
         full, nonempty = Signal(), Signal()   # derivable from count, kept as flip-flops: i.ready, o.valid

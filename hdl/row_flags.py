@@ -95,10 +95,10 @@ class RowFlags(wiring.Component):
                 m.d.sync += base.eq(base + R)
 
         # --- stage 1: the row's figures; stage 2: 2^P·r rounded half to even by s = max(R + e − P, 1).
-        valid1 = register(m, self.sums.valid & ~self.start, "valid_s1")
+        valid1 = register(m, self.sums.valid & ~self.start, "valid_s1", reset=True)
         stage = data.StructLayout({"slot": range(R), "recip": RB + 1, "recip_exp": range(self.sum_width),
                                    "row_ok": 1, "block_end": 1, "run_end": 1})
-        s1 = Signal(stage)
+        s1 = Signal(stage, reset_less=True)
         m.d.sync += [s1.slot.eq(beat.slot), s1.recip.eq(beat.recip), s1.recip_exp.eq(beat.recip_exp),
                      s1.row_ok.eq(base + beat.slot < query_len), s1.block_end.eq(block_end),
                      s1.run_end.eq(block_end & block_last & (head + 1 >= heads))]
@@ -108,10 +108,10 @@ class RowFlags(wiring.Component):
         width = RB + 1 + P + 1
         scaled = Signal(width)
         m.d.comb += scaled.eq(s1.recip << P)
-        biased = Signal(width + 1)
+        biased = Signal(width + 1, reset_less=True)
         half = (Const(1, width + 1) << half_at)[:width + 1]
         m.d.sync += biased.eq(scaled + half - 1 + (scaled >> shift)[0])
-        valid2, s2, shift2 = register(m, valid1, "valid_s2"), register(m, s1, "stage_s2"), register(m, shift, "shift_s2")
+        valid2, s2, shift2 = register(m, valid1, "valid_s2", reset=True), register(m, s1, "stage_s2"), register(m, shift, "shift_s2")
         largest = Signal(width + 1)
         m.d.comb += largest.eq(biased >> shift2)
 

@@ -241,7 +241,7 @@ class SoftmaxUnit(wiring.Component):
         def credit_counter(name, depth, admit, release):
             reserved = Signal(range(depth + 1), name=f"{name}_reserved")
             credit = Signal(init=1, name=f"{name}_credit")
-            released = register(m, release, f"{name}_released")
+            released = register(m, release, f"{name}_released", reset=True)
             kept = Signal.like(reserved, name=f"{name}_kept")
             m.d.comb += kept.eq(reserved - released)
             m.d.sync += [reserved.eq(kept + admit),
@@ -255,7 +255,7 @@ class SoftmaxUnit(wiring.Component):
         window = self.slot_recurrence - 1
         previous_valid, previous_slot = fire, beat.slot
         for k in range(window):
-            previous_valid = register(m, previous_valid, f"recent_valid_{k}")
+            previous_valid = register(m, previous_valid, f"recent_valid_{k}", reset=True)
             previous_slot = register(m, previous_slot, f"recent_slot_{k}")
             recent.append((previous_valid, previous_slot))
         m.d.comb += hazard.eq(~beat.first & Cat(v & (sl == beat.slot) for v, sl in recent).any())
@@ -271,15 +271,15 @@ class SoftmaxUnit(wiring.Component):
         scale_shift = register(m, self.scale_shift, "scale_shift_r")
 
         # --- stage 0: the input register (loaded every cycle, qualified by valid) ---------------
-        valid0 = register(m, fire, "in_valid")
+        valid0 = register(m, fire, "in_valid", reset=True)
         score0 = register(m, beat.score, "in_score")
         mask0 = register(m, beat.mask, "in_mask")
         slot0 = register(m, beat.slot, "in_slot")
         first0 = register(m, beat.first, "in_first")
         last0 = register(m, beat.last, "in_last")
 
-        def at(value, stage, name, since=0):
-            return delayed(m, value, stage - since, name)
+        def at(value, stage, name, since=0, reset=False):
+            return delayed(m, value, stage - since, name, reset=reset)
 
         # --- logits: t = sat_T((S * M) >> s) ----------------------------------------------------
         t_lo, t_hi = -(1 << (T - 1)), (1 << (T - 1)) - 1
@@ -293,12 +293,12 @@ class SoftmaxUnit(wiring.Component):
             # register driving all lanes' shifters was the ECP5 critical path (6.1 ns on that net),
             # and copies loaded alike would be merged back by synthesis.  A masked lane's logit is
             # never used, so its copy may lag.
-            lane_shift = Signal.like(scale_shift, name=f"scale_shift_{j}")
+            lane_shift = Signal.like(scale_shift, name=f"scale_shift_{j}", reset_less=True)
             with m.If(mask0[j]):
                 m.d.sync += lane_shift.eq(scale_shift)
             coarse = register(m, mul.product >> Cat(Const(0, 3), lane_shift[3:]), f"shifted_coarse_{j}")
             shifted = register(m, coarse >> register(m, lane_shift[:3], f"scale_shift_fine_{j}"), f"shifted_{j}")
-            logit = Signal(signed(T), name=f"logit_{j}")
+            logit = Signal(signed(T), name=f"logit_{j}", reset_less=True)
             # It fits T bits when the bits above T-1 all equal the sign: a reduction, no comparator.
             high = shifted[T - 1:]
             fits = (high == 0) | (high == (1 << len(high)) - 1)
@@ -350,7 +350,7 @@ class SoftmaxUnit(wiring.Component):
         grows = seen_w & tile_seen_w & greater_w
         new_max_c = Mux(tile_seen_w & (~seen_w | grows), tile_max_w, old_max_w)
         m.d.comb += [max_write.addr.eq(at(slot0, s["max_write"], "slot_mw")),
-                     max_write.en.eq(at(valid0, s["max_write"], "valid_mw")),
+                     max_write.en.eq(at(valid0, s["max_write"], "valid_mw", reset=True)),
                      max_write.data.eq(Cat(new_max_c, seen_w | tile_seen_w))]
         new_max = register(m, new_max_c, "new_max")
         delta = register(m, Mux(grows, rise_w[:T], 0), "delta")
@@ -371,7 +371,7 @@ class SoftmaxUnit(wiring.Component):
             shift = delayed(m, exponent(u, P + 1, f"octaves_{j}"), exp2.latency - 1, f"octaves_{j}")
             # Two stages of shifting (by multiples of 4, then 0..3): one 5-bit shifter was 9.4 ns on ECP5.
             coarse = register(m, exp2.mant >> Cat(Const(0, 2), shift[2:]), f"prob_coarse_{j}")
-            prob = Signal(unsigned(P + 1), name=f"prob_{j}")
+            prob = Signal(unsigned(P + 1), name=f"prob_{j}", reset_less=True)
             m.d.sync += prob.eq(Mux(mask_pm[j], coarse >> register(m, shift[:2], f"octaves_fine_{j}"), 0))
             probs.append(prob)
 
@@ -385,7 +385,7 @@ class SoftmaxUnit(wiring.Component):
         scale_shift_p = delayed(m, scale_exp_early + P, 2, "scale_shift_p")   # the row sum's shift, P + exp
         scale_mant = delayed(m, exp2_r.mant, 2, "scale_mant")
 
-        valid_p = at(valid0, s["probs"], "valid_p")
+        valid_p = at(valid0, s["probs"], "valid_p", reset=True)
         slot_p = at(slot0, s["probs"], "slot_p")
         first_p = at(first0, s["probs"], "first_p")
         last_p = at(last0, s["probs"], "last_p")
@@ -394,7 +394,8 @@ class SoftmaxUnit(wiring.Component):
                      probs_word.last.eq(last_p), probs_word.scale_mant.eq(scale_mant),
                      probs_word.scale_exp.eq(scale_exp)]
         # A register between the datapath and the FIFO's entries, which spread over the die.
-        m.d.sync += [probs_fifo.w_en.eq(valid_p), probs_fifo.w_data.eq(probs_word)]
+        m.d.comb += [probs_fifo.w_en.eq(register(m, valid_p, "probs_w_en", reset=True)),
+                     probs_fifo.w_data.eq(register(m, probs_word, "probs_w_data"))]
         m.d.comb += [self.probs.payload.eq(probs_fifo.r.payload), self.probs.valid.eq(probs_fifo.r.valid),
                      probs_fifo.r.ready.eq(self.probs.ready)]
 
@@ -418,7 +419,7 @@ class SoftmaxUnit(wiring.Component):
         new_sum = Signal(self.sum_width)
         m.d.comb += new_sum.eq(rescaled + at(prob_sum, s["sum_write"], "prob_sum_w", since=s["prob_sum"]))
         slot_w = at(slot0, s["sum_write"], "slot_w")
-        m.d.comb += [sum_write.addr.eq(slot_w), sum_write.en.eq(at(valid0, s["sum_write"], "valid_w")),
+        m.d.comb += [sum_write.addr.eq(slot_w), sum_write.en.eq(at(valid0, s["sum_write"], "valid_w", reset=True)),
                      sum_write.data.eq(new_sum)]
         row_sum = register(m, new_sum, "row_sum")
 
@@ -429,7 +430,7 @@ class SoftmaxUnit(wiring.Component):
         m.d.comb += [sums_word.slot.eq(at(slot0, s["recip"], "slot_r")),
                      sums_word.row_sum.eq(at(row_sum, s["recip"], "row_sum_r", since=s["row_sum"])),
                      sums_word.recip.eq(recip.recip), sums_word.recip_exp.eq(recip.exp),
-                     sums_fifo.w_en.eq(at(valid0, s["recip"], "valid_r") & at(last0, s["recip"], "last_r")),
+                     sums_fifo.w_en.eq(at(valid0, s["recip"], "valid_r", reset=True) & at(last0, s["recip"], "last_r")),
                      sums_fifo.w_data.eq(sums_word)]
         m.d.comb += [self.sums.payload.eq(sums_fifo.r.payload), self.sums.valid.eq(sums_fifo.r.valid),
                      sums_fifo.r.ready.eq(self.sums.ready)]

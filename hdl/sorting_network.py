@@ -77,5 +77,6 @@ def build_network(m: Module, keys: list, side: list, stages, *, stages_per_regis
         last = number == len(stages) - 1
         if not last and (number + 1) % stages_per_register == 0:
             keys = [register(m, key, f"{name}_r{number}_k{lane}") for lane, key in enumerate(keys)]
-            side = [register(m, value, f"{name}_r{number}_side{n}") for n, value in enumerate(side)]
+            # The side values carry the valid bits: reset.
+            side = [register(m, value, f"{name}_r{number}_side{n}", reset=True) for n, value in enumerate(side)]
     return keys, side

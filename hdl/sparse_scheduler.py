@@ -152,13 +152,18 @@ class SparseScheduler(wiring.Component):
         R, C, L, G = self.rows, self.cols, p["max_seq_len"], p["max_globals"]
 
         # --- runtime registers, checked at start.
-        seq_len, query_len, heads = Signal.like(self.seq_len), Signal.like(self.query_len), Signal.like(self.heads)
-        importance, scan = Signal(), Signal()
-        pattern, window, dilation = Signal(2), Signal.like(self.window), Signal.like(self.dilation)
-        grid_w = Signal.like(self.grid_w)
-        half_h, half_w = Signal.like(self.window_h), Signal.like(self.window_w)
-        global_count = Signal.like(self.global_count)
-        global_tokens = Signal.like(self.global_tokens)
+        # Reset is kept to the flags that say what is valid (busy, setting_up, w_valid, a_valid,
+        # filled, closing, block_open, tiles.valid): everything else is loaded before it is used.
+        quiet = dict(reset_less=True)
+        seq_len, query_len = Signal.like(self.seq_len, **quiet), Signal.like(self.query_len, **quiet)
+        heads = Signal.like(self.heads, **quiet)
+        importance, scan = Signal(**quiet), Signal(**quiet)
+        pattern, window = Signal(2, **quiet), Signal.like(self.window, **quiet)
+        dilation = Signal.like(self.dilation, **quiet)
+        grid_w = Signal.like(self.grid_w, **quiet)
+        half_h, half_w = Signal.like(self.window_h, **quiet), Signal.like(self.window_w, **quiet)
+        global_count = Signal.like(self.global_count, **quiet)
+        global_tokens = Signal.like(self.global_tokens, **quiet)
         is_dilated = self.pattern == PATTERN_CODES["dilated"]
         is_1d = (self.pattern == PATTERN_CODES["window"]) | is_dilated
         is_grid = self.pattern == PATTERN_CODES["grid"]
@@ -196,16 +201,16 @@ class SparseScheduler(wiring.Component):
         # The modulus of the mixed-radix coordinates: dilation (residues) or grid width (columns).
         modulus = Signal(range(max(L, p["max_dilation"]) + 1))
         m.d.comb += modulus.eq(Mux(pattern == PATTERN_CODES["grid"], grid_w, dilation))
-        limit = Signal(range(p["max_dilation"] * L + 1))   # |i - j| bound of window/dilated
+        limit = Signal(range(p["max_dilation"] * L + 1), **quiet)   # |i - j| bound of window/dilated
         m.d.sync += limit.eq(dilation * (window >> 1))
-        rows_reach = Signal(range(2 * L * L + 1))           # keys in half_h grid rows
+        rows_reach = Signal(range(2 * L * L + 1), **quiet)           # keys in half_h grid rows
         m.d.sync += rows_reach.eq(half_h * grid_w)
 
         # --- setup: count x = 0 .. rows in (quotient, remainder) of modulus, recording each.
         coord = data.StructLayout({"q": range(L + 1), "r": range(max(L, p["max_dilation"]))})
-        table = Signal(data.ArrayLayout(coord, R + 1))
-        count = Signal(coord)
-        setup_step = Signal(range(R + 2))
+        table = Signal(data.ArrayLayout(coord, R + 1), **quiet)
+        count = Signal(coord, **quiet)
+        setup_step = Signal(range(R + 2), **quiet)
         setting_up = Signal()
         with m.If(started):
             m.d.sync += [setting_up.eq(1), setup_step.eq(0), count.eq(0)]
@@ -228,15 +233,15 @@ class SparseScheduler(wiring.Component):
         # --- walker: per head and block, two set-up phases, then the range's keys, then the globals.
         START_A, START_B, RANGE, GLOBALS = range(4)
         w_valid = Signal()
-        phase = Signal(2)
-        h = Signal(range(p["max_heads"]))
-        b = Signal(range(self.max_blocks))
-        i0 = Signal(range(L + R))
-        qc = Signal(data.ArrayLayout(coord, R))
-        j, lo, hi = Signal(range(L + 1)), Signal(range(L + 1)), Signal(range(L + 1))
-        kc = Signal(coord)
-        gi = Signal(range(G))
-        q_global, rows_ok = Signal(R), Signal(R)
+        phase = Signal(2, **quiet)
+        h = Signal(range(p["max_heads"]), **quiet)
+        b = Signal(range(self.max_blocks), **quiet)
+        i0 = Signal(range(L + R), **quiet)
+        qc = Signal(data.ArrayLayout(coord, R), **quiet)
+        j, lo, hi = Signal(range(L + 1), **quiet), Signal(range(L + 1), **quiet), Signal(range(L + 1), **quiet)
+        kc = Signal(coord, **quiet)
+        gi = Signal(range(G), **quiet)
+        q_global, rows_ok = Signal(R, **quiet), Signal(R, **quiet)
         first_setup = Signal()
         m.d.sync += first_setup.eq(setting_up & (setup_step == R))
         block_last = i0 + R >= query_len
@@ -337,7 +342,7 @@ class SparseScheduler(wiring.Component):
         # --- stage A: the candidate key, its column and flags.
         a_valid = Signal()
         a = Signal(data.StructLayout({"block": range(self.max_blocks), "key": range(L), "column": R,
-                                      "include": 1, "block_end": 1, "run_end": 1, "scan": 1}))
+                                      "include": 1, "block_end": 1, "run_end": 1, "scan": 1}), **quiet)
         a_take = Signal()
         m.d.comb += a_ready.eq(~a_valid | a_take)
         with m.If(w_step):
@@ -349,17 +354,19 @@ class SparseScheduler(wiring.Component):
 
         # --- packer: included keys fill a tile, lane by lane; a full tile is held until the next key
         # (or the block's end) shows whether it is the block's last.
-        lane_keys = Signal(data.ArrayLayout(range(L), C))
-        lane_cols = Signal(data.ArrayLayout(R, C))
+        lane_keys = Signal(data.ArrayLayout(range(L), C), **quiet)
+        lane_cols = Signal(data.ArrayLayout(R, C), **quiet)
         filled = Signal(range(C + 1))
-        tile_block = Signal(range(self.max_blocks))
-        tile_run_end, tile_scan, closing, block_open = Signal(), Signal(), Signal(), Signal()
+        tile_block = Signal(range(self.max_blocks), **quiet)
+        tile_run_end, tile_scan = Signal(**quiet), Signal(**quiet)
+        closing, block_open = Signal(), Signal()
         out_free = ~self.tiles.valid | self.tiles.ready
         full = filled == C
         m.d.comb += a_take.eq(a_valid & ~closing & (~(a.include & full) | out_free))
         emit_full = a_take & a.include & full
         emit_last = closing & out_free
-        out = self.tiles.payload
+        out = Signal(self.tile_layout, **quiet)
+        m.d.comb += self.tiles.payload.eq(out)
         with m.If(emit_full | emit_last):
             m.d.sync += [self.tiles.valid.eq(1), out.block.eq(tile_block), out.count.eq(filled),
                          out.first.eq(~block_open), out.last.eq(emit_last), out.run_end.eq(emit_last & tile_run_end),

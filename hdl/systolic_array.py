@@ -11,6 +11,7 @@ from attn_rtl.params import boolean, positive_int, reject_unknown
 from .credit_fifo import CreditFIFO, check_fifo_memory, fifo_latency
 from .multiplier import check_multiplier, multiplier_latency
 from .pe import ProcessingElement, accumulator_input_stages, accumulator_shape, operand_shape
+from .pipeline import delayed
 
 __all__ = ["SystolicArray", "array_params", "ARRAY_DEFAULTS"]
 
@@ -266,33 +267,26 @@ class SystolicArray(wiring.Component):
 
         # --- input register (operands taken every cycle, qualified by in_valid: no wide enable),
         # then skew: row i and its flags by i cycles, column j by j cycles.
-        in_a = Signal.like(self.a.payload.data)
-        in_b = Signal.like(self.b.payload)
-        in_valid, in_first, in_last = Signal(), Signal(), Signal()
+        in_a = Signal.like(self.a.payload.data, reset_less=True)
+        in_b = Signal.like(self.b.payload, reset_less=True)
+        in_valid, in_first, in_last = Signal(), Signal(reset_less=True), Signal(reset_less=True)
         m.d.sync += [in_valid.eq(fire), in_first.eq(fire & opens_tile), in_last.eq(ends_tile),
                      in_a.eq(self.a.payload.data), in_b.eq(self.b.payload)]
-
-        def delayed(value, cycles, name):
-            for stage in range(cycles):
-                reg = Signal.like(value, name=f"{name}_d{stage + 1}")
-                m.d.sync += reg.eq(value)
-                value = reg
-            return value
 
         for i in range(rows):
             pe = pes[i][0]
             m.d.comb += [
-                pe.a_in.eq(delayed(in_a[i], i, f"skew_a{i}")),
-                pe.valid_in.eq(delayed(in_valid, i, f"skew_v{i}")),
-                pe.first_in.eq(delayed(in_first, i, f"skew_f{i}")),
-                pe.last_in.eq(delayed(in_last, i, f"skew_l{i}")),
+                pe.a_in.eq(delayed(m, in_a[i], i, f"skew_a{i}")),
+                pe.valid_in.eq(delayed(m, in_valid, i, f"skew_v{i}", reset=True)),
+                pe.first_in.eq(delayed(m, in_first, i, f"skew_f{i}")),
+                pe.last_in.eq(delayed(m, in_last, i, f"skew_l{i}")),
             ]
             for j in range(1, cols):
                 left = pes[i][j - 1]
                 m.d.comb += [pes[i][j].a_in.eq(left.a_out), pes[i][j].valid_in.eq(left.valid_out),
                              pes[i][j].first_in.eq(left.first_out), pes[i][j].last_in.eq(left.last_out)]
         for j in range(cols):
-            m.d.comb += pes[0][j].b_in.eq(delayed(in_b[j], j, f"skew_b{j}"))
+            m.d.comb += pes[0][j].b_in.eq(delayed(m, in_b[j], j, f"skew_b{j}"))
             for i in range(1, rows):
                 m.d.comb += pes[i][j].b_in.eq(pes[i - 1][j].b_out)
 
@@ -304,16 +298,16 @@ class SystolicArray(wiring.Component):
         words = []
         for j in range(cols):
             load = pes[rows - 1][j].result_valid
-            chain = [Signal(self.acc_shape, name=f"drain_{i}_{j}") for i in range(rows)]
+            chain = [Signal(self.acc_shape, name=f"drain_{i}_{j}", reset_less=True) for i in range(rows)]
             for i in range(rows):
                 if i + 1 < rows:
                     m.d.sync += chain[i].eq(chain[i + 1])
                 with m.If(load):
                     m.d.sync += chain[i].eq(pes[i][j].result)
-            words.append(delayed(chain[0], cols - 1 - j, f"deskew_{j}"))
+            words.append(delayed(m, chain[0], cols - 1 - j, f"deskew_{j}"))
         # Valid and last bits travel in a chain of their own beside column cols-1.
         row_valid, row_last = Signal(), Signal()
-        flags = [(Signal(name=f"drain_valid_{i}"), Signal(name=f"drain_last_{i}")) for i in range(rows)]
+        flags = [(Signal(name=f"drain_valid_{i}"), Signal(name=f"drain_last_{i}", reset_less=True)) for i in range(rows)]
         for i, (v, l) in enumerate(flags):
             below = flags[i + 1] if i + 1 < rows else (0, 0)
             m.d.sync += [v.eq(below[0]), l.eq(below[1])]

@@ -181,7 +181,7 @@ class TopK(wiring.Component):
         at_limit = beat == self.max_beats - 1
         ends = self.i.payload.last | at_limit
         sign_flip = Const(1 << (vw - 1), vw) if self.signed else Const(0, vw)
-        in_keys = [Signal(self.key_width, name=f"in_key{j}") for j in range(lanes)]
+        in_keys = [Signal(self.key_width, name=f"in_key{j}", reset_less=True) for j in range(lanes)]
         kept = Signal(range(self.max_n + 1))
         kept_total = Signal.like(kept)
         lane_kept = []

@@ -75,14 +75,28 @@ def measure(name: str, component, seeds) -> dict:
             "commit": checkout_commit() or f"attn-rtl {VERSION}", "hdl": _hdl_fingerprint()[:16]}
 
 
+def _engine_blocks() -> dict:
+    engine = _component("engine", ENGINE)
+    engine._MustUse__silence = True
+    return {f"engine.{name}": block for name, block in engine.blocks().items()}
+
+
+def part_names() -> tuple:
+    """What ``--parts`` may name: the parts, and each block of the engine alone (``engine.softmax``)."""
+    return PARTS + tuple(_engine_blocks())
+
+
 def _designs(parts) -> list[tuple[str, object]]:
     """(name, component) of every design the parts name, in the order of ``parts``."""
     out = []
     for part in parts:
         if part == "units":
-            engine = _component("engine", ENGINE)
-            engine._MustUse__silence = True
-            out += [(f"engine.{name}", block) for name, block in engine.blocks().items()]
+            out += _engine_blocks().items()
+        elif part.startswith("engine."):
+            blocks = _engine_blocks()
+            if part not in blocks:
+                raise ValueError(f"part must be one of {', '.join(part_names())}, not {part!r}")
+            out.append((part, blocks[part]))
         elif part == "proxy":
             out.append(("engine_proxy", _component(*DESIGNS["engine_proxy"])))
         else:

@@ -19,9 +19,10 @@ def cmd_bench(args) -> int:
               "topk": bench_topk, "spatten": bench_spatten, "cost": bench_cost,
               "timing": bench_timing}[args.unit]
     parts = [p.strip() for p in (args.parts or ",".join(module.PARTS)).split(",") if p.strip()]
+    known = getattr(module, "part_names", lambda: module.PARTS)()
     for part in parts:
-        if part not in module.PARTS:
-            raise CliError(f"--parts must name {', '.join(module.PARTS)} for {args.unit}, not {part!r}")
+        if part not in known:
+            raise CliError(f"--parts must name {', '.join(known)} for {args.unit}, not {part!r}")
     if args.jobs < 1:
         raise CliError(f"--jobs must be a positive integer, not {args.jobs}")
     try:

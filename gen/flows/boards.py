@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import sys
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +110,15 @@ def _bare(unit_name: str, params: dict):
     return bare
 
 
+def _fallback_overrides(family: str) -> dict:
+    """Amaranth build overrides that run the synthesis fallback script (``synth.FALLBACK``)."""
+    from .synth import FALLBACK
+
+    first, *rest = [step.format(dsp="-dsp", top="top") for step in FALLBACK[family]]
+    return {"synth_opts": first.removeprefix("synth_ice40 ").replace(" -top top", ""),
+            "script_after_synth": "\n".join(rest)}
+
+
 def build_board(board_name: str, unit_name: str, params: dict, out_dir, *, check_only: bool = False) -> dict:
     """Check the fit, then build the demo bitstream (or, for Vivado boards, write the build scripts).
 
@@ -116,7 +126,7 @@ def build_board(board_name: str, unit_name: str, params: dict, out_dir, *, check
     """
     from attn_rtl.gen.generate import cached_verilog, unit
 
-    from .synth import synthesize
+    from .synth import FALLBACK, synthesize
 
     if board_name not in BOARDS:
         raise ValueError(f"board must be one of {', '.join(BOARDS)}, not {board_name!r}")
@@ -145,7 +155,15 @@ def build_board(board_name: str, unit_name: str, params: dict, out_dir, *, check
         saved = dict(os.environ)
         os.environ.update(env)   # amaranth's build runs the tools named by these variables
         try:
-            platform.build(demo, name="top", build_dir=str(build_dir), do_program=False, **kwargs)
+            try:
+                platform.build(demo, name="top", build_dir=str(build_dir), do_program=False, **kwargs)
+            except subprocess.CalledProcessError:
+                if board.family not in FALLBACK:
+                    raise
+                # ABC9 traps inside WebAssembly on some netlists (gen/flows/synth.py): map LUTs with abc.
+                board.platform_class()().build(demo, name="top", build_dir=str(build_dir), do_program=False,
+                                               **_fallback_overrides(board.family))
+                result["lut_mapper"] = "abc (abc9 crashed)"
         finally:
             os.environ.clear()
             os.environ.update(saved)
