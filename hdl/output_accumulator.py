@@ -66,9 +66,10 @@ class OutputAccumulator(wiring.Component):
         is accepted: its reciprocals are dropped.
     """
 
-    #: Pipeline stages: read, multiply (2), shift, add/write back, multiply (2), round, shift/saturate.
+    #: Pipeline stages: read, multiply (2), shift, add/write back, multiply (2), round bit, round,
+    #: shift, saturate.  Every shift amount and rounding constant is a register made a stage early.
     _WRITE_STAGE = 5
-    _OUT_STAGE = 9
+    _OUT_STAGE = 11
 
     def __init__(self, *, lanes: int, rows: int, chunks: int, partial_width: int, max_seq_len: int,
                  numerics: Numerics):
@@ -175,16 +176,16 @@ class OutputAccumulator(wiring.Component):
         # --- stages 1 -> 3: A · mant; 3 -> 4: floor shift by P + exp; 4 -> 5: + partial.
         prod_width = self.acc_width + nm.prob_width + 1
         shift_cap = prod_width - 1   # a larger shift gives the same 0 or -1
-        s3 = delayed(m, s1, 2, "beat_s1")
+        s2 = register(m, s1, "beat_s2")
+        s3 = register(m, s2, "beat_s3")
+        # The shift amount is made from stage 2's exponent: the shifter's select comes from a register.
+        amount = register(m, Mux(s2.scale_exp + P > shift_cap, shift_cap, s2.scale_exp + P), "rescale_shift")
         scaled = Signal(data.ArrayLayout(signed(self.acc_width + 1), lanes), reset_less=True)
         for lane in range(lanes):
             mul = Multiplier(a_width=self.acc_width, b_width=nm.prob_width, a_signed=True, b_signed=False)
             m.submodules[f"rescale_{lane}"] = mul
             m.d.comb += [mul.a.eq(old[lane]), mul.b.eq(s1.scale_mant)]
-            products = mul.product
-            amount = Signal(range(shift_cap + 1), name=f"rescale_shift_{lane}")
-            m.d.comb += amount.eq(Mux(s3.scale_exp + P > shift_cap, shift_cap, s3.scale_exp + P))
-            m.d.sync += scaled[lane].eq(products >> amount)
+            m.d.sync += scaled[lane].eq(mul.product >> amount)
         s4 = register(m, s3, "beat_s4")
         updated = Signal(data.ArrayLayout(acc_shape, lanes), reset_less=True)
         for lane in range(lanes):
@@ -198,42 +199,45 @@ class OutputAccumulator(wiring.Component):
             acc_write.en.eq(stage_valid[self._WRITE_STAGE - 1] & ~s5.last),
         ]
 
-        # --- stages 5 -> 7: A · recip; 7 -> 8: + rounding bias; 8 -> 9: shift, saturate, lane mask.
+        # --- stages 5 -> 7: A · recip; 7 -> 8: bit s of the product; 8 -> 9: + rounding bias;
+        # 9 -> 10: shift; 10 -> 11: saturate, lane mask.
+        # rne(x, s) = (x + 2^(s-1) - 1 + bit s of x) >> s, with s = R + e >= 2.
         norm_width = self.acc_width + R + 2
-        out_shape = signed(nm.data_width)
-        lo, hi = -(1 << (nm.data_width - 1)), (1 << (nm.data_width - 1)) - 1
-        s7 = delayed(m, s5, 2, "beat_s5")
-        recip_s7 = delayed(m, recip_s5, 2, "recip_s5")
-        s8 = register(m, s7, "beat_s8")
-        recip_s8 = register(m, recip_s7, "recip_s8")
-        emit_s9 = delayed(m, emit_s5, 4, "emit_s5", reset=True)
-        s9 = register(m, s8, "beat_s9")
-        result = Signal(data.ArrayLayout(out_shape, lanes), reset_less=True)
+        data_width = nm.data_width
+        lo, hi = -(1 << (data_width - 1)), (1 << (data_width - 1)) - 1
+        s6 = register(m, s5, "beat_s6")
+        recip_s6 = register(m, recip_s5, "recip_s6")
+        # The shift amount and the bias 2^(s-1) - 1 are registers made from stage 6's exponent.
+        shift_s7 = register(m, R + recip_s6.recip_exp, "norm_shift_s7")
+        shift_s9 = delayed(m, shift_s7, 2, "norm_shift_s7")
+        bias_s8 = delayed(m, register(m, (Const(1 << (R - 1), R) << recip_s6.recip_exp) - 1, "norm_bias_s7"), 1,
+                          "norm_bias_s7")
+        s10 = delayed(m, s6, 4, "beat_s6")
+        emit_out = delayed(m, emit_s5, self._OUT_STAGE - 5, "emit_s5", reset=True)
+        s_out = register(m, s10, "beat_s11")
+        result = Signal(data.ArrayLayout(signed(data_width), lanes), reset_less=True)
         for lane in range(lanes):
             mul = Multiplier(a_width=self.acc_width, b_width=R + 1, a_signed=True, b_signed=False)
             m.submodules[f"normalize_{lane}"] = mul
             m.d.comb += [mul.a.eq(updated[lane]), mul.b.eq(recip_s5.recip)]
-            # rne(x, s) = (x + 2^(s-1) - 1 + bit s of x) >> s, with s = R + e >= 2.
-            amount7 = Signal(range(R + self.sum_width), name=f"norm_shift_{lane}")
-            m.d.comb += amount7.eq(R + recip_s7.recip_exp)
-            biased = Signal(signed(norm_width + 1), name=f"norm_biased_{lane}", reset_less=True)
-            odd = (mul.product >> amount7)[0]
-            half = Const(1 << (R - 1), R) << recip_s7.recip_exp
-            m.d.sync += biased.eq(mul.product + half - 1 + odd)
-            amount8 = Signal(range(R + self.sum_width), name=f"norm_shift8_{lane}")
-            m.d.comb += amount8.eq(R + recip_s8.recip_exp)
-            quotient = Signal(signed(norm_width + 1), name=f"norm_q_{lane}")
-            m.d.comb += quotient.eq(biased >> amount8)
-            clipped = Mux(quotient > hi, hi, Mux(quotient < lo, lo, quotient))
-            m.d.sync += result[lane].eq(Mux(lane < s8.lanes_valid, clipped, 0))
+            odd = register(m, (mul.product >> shift_s7)[0], f"norm_odd_{lane}")
+            product = register(m, mul.product, f"norm_product_{lane}")
+            # norm_width + 1 bits hold every biased sum (the bias is below 2^(R + sum_width)).
+            biased = register(m, (product + bias_s8 + odd)[:norm_width + 1].as_signed(), f"norm_biased_{lane}")
+            quotient = register(m, biased >> shift_s9, f"norm_q_{lane}")
+            # It fits the output when the bits above its sign all equal the sign: a reduction, no comparator.
+            high = quotient[data_width - 1:]
+            fits = (high == 0) | (high == (1 << len(high)) - 1)
+            clipped = Mux(fits, quotient[:data_width], Mux(quotient[-1], lo, hi))
+            m.d.sync += result[lane].eq(Mux(lane < s10.lanes_valid, clipped, 0))
 
         # --- output FIFO, written only by emitting beats; credits counted from admission.
         m.submodules.out_fifo = out_fifo = CreditFIFO(width=len(self.out.payload.as_value()),
                                                       depth=self.out_depth)
         packed = Signal(self.out_layout)
         m.d.comb += [
-            packed.data.eq(result), packed.last.eq(s9.block_end), packed.run_end.eq(s9.run_end),
-            out_fifo.w_en.eq(emit_s9), out_fifo.w_data.eq(packed),
+            packed.data.eq(result), packed.last.eq(s_out.block_end), packed.run_end.eq(s_out.run_end),
+            out_fifo.w_en.eq(emit_out), out_fifo.w_data.eq(packed),
             self.out.payload.eq(out_fifo.r.payload), self.out.valid.eq(out_fifo.r.valid),
             out_fifo.r.ready.eq(self.out.ready),
         ]
