@@ -46,6 +46,9 @@ class OutputAccumulator(wiring.Component):
     max_seq_len : int
         Sets the accumulator width ``P + 1 + w + ceil(log2 max_seq_len)``.
     numerics : Numerics
+    multiplier : "generic" or "ecp5"
+        The rescale and normalize multipliers (:class:`~attn_rtl.hdl.multiplier.Multiplier`); with
+        ``ecp5`` the pipeline is longer by their extra registers.
 
     Attributes
     ----------
@@ -66,13 +69,8 @@ class OutputAccumulator(wiring.Component):
         is accepted: its reciprocals are dropped.
     """
 
-    #: Pipeline stages: read, multiply (2), shift, add/write back, multiply (2), round bit, round,
-    #: shift, saturate.  Every shift amount and rounding constant is a register made a stage early.
-    _WRITE_STAGE = 5
-    _OUT_STAGE = 11
-
     def __init__(self, *, lanes: int, rows: int, chunks: int, partial_width: int, max_seq_len: int,
-                 numerics: Numerics):
+                 numerics: Numerics, multiplier: str = "generic"):
         self.lanes = positive_int("lanes", lanes)
         self.rows = positive_int("rows", rows)
         self.chunks = positive_int("chunks", chunks)
@@ -80,6 +78,8 @@ class OutputAccumulator(wiring.Component):
         self.nm = numerics
         self.acc_width = numerics.out_acc_width(positive_int("max_seq_len", max_seq_len))
         self.sum_width = numerics.row_sum_width(max_seq_len)
+        self.multiplier = multiplier
+        self._stages = self._plan()   # checks the multiplier target
         self.out_depth = self._OUT_STAGE + 3
         self.partial_layout = data.StructLayout({
             "data": data.ArrayLayout(signed(partial_width), lanes),
@@ -97,6 +97,39 @@ class OutputAccumulator(wiring.Component):
             "out": Out(stream.Signature(self.out_layout)),
             "block_done": Out(1),
         })
+
+    # --- the pipeline plan: the stage (cycles after admission) at which each value is registered.
+    # Read (1), A · mant, shift by P + exp, + partial and write back; A · recip, bit s of the
+    # product, + rounding bias, shift, saturate.  Every shift amount and rounding constant is a
+    # register made a stage before its use.
+    def _rescale_multiplier(self) -> Multiplier:
+        return Multiplier(a_width=self.acc_width, b_width=self.nm.prob_width, a_signed=True, b_signed=False,
+                          target=self.multiplier)
+
+    def _normalize_multiplier(self) -> Multiplier:
+        return Multiplier(a_width=self.acc_width, b_width=self.nm.recip_bits + 1, a_signed=True, b_signed=False,
+                          target=self.multiplier)
+
+    def _plan(self) -> dict:
+        rescale, normalize = self._rescale_multiplier(), self._normalize_multiplier()
+        rescale._MustUse__silence = normalize._MustUse__silence = True
+        s = {"rescaled": 1 + rescale.latency}
+        s["scaled"] = s["rescaled"] + 1
+        s["write"] = s["scaled"] + 1
+        s["normalized"] = s["write"] + normalize.latency
+        s["odd"] = s["normalized"] + 1
+        s["biased"] = s["odd"] + 1
+        s["quotient"] = s["biased"] + 1
+        s["out"] = s["quotient"] + 1
+        return s
+
+    @property
+    def _WRITE_STAGE(self) -> int:
+        return self._stages["write"]
+
+    @property
+    def _OUT_STAGE(self) -> int:
+        return self._stages["out"]
 
     @property
     def latency(self) -> int:
@@ -173,70 +206,69 @@ class OutputAccumulator(wiring.Component):
         old = Signal(data.ArrayLayout(acc_shape, lanes))
         m.d.comb += old.eq(Mux(s1.first, 0, acc_read.data))
 
-        # --- stages 1 -> 3: A · mant; 3 -> 4: floor shift by P + exp; 4 -> 5: + partial.
+        def at(value, stage, name, since=1, reset=False):
+            return delayed(m, value, stage - since, name, reset=reset)
+
+        # --- stage 1 -> product: A · mant; -> scaled: floor shift by P + exp; -> write: + partial.
+        st = self._stages
         prod_width = self.acc_width + nm.prob_width + 1
         shift_cap = prod_width - 1   # a larger shift gives the same 0 or -1
-        s2 = register(m, s1, "beat_s2")
-        s3 = register(m, s2, "beat_s3")
-        # The shift amount is made from stage 2's exponent: the shifter's select comes from a register.
-        amount = register(m, Mux(s2.scale_exp + P > shift_cap, shift_cap, s2.scale_exp + P), "rescale_shift")
+        # The shift amount is made a stage early: the shifter's select comes from a register.
+        exp_early = at(s1.scale_exp, st["rescaled"] - 1, "scale_exp")
+        amount = register(m, Mux(exp_early + P > shift_cap, shift_cap, exp_early + P), "rescale_shift")
         scaled = Signal(data.ArrayLayout(signed(self.acc_width + 1), lanes), reset_less=True)
         for lane in range(lanes):
-            mul = Multiplier(a_width=self.acc_width, b_width=nm.prob_width, a_signed=True, b_signed=False)
-            m.submodules[f"rescale_{lane}"] = mul
+            m.submodules[f"rescale_{lane}"] = mul = self._rescale_multiplier()
             m.d.comb += [mul.a.eq(old[lane]), mul.b.eq(s1.scale_mant)]
             m.d.sync += scaled[lane].eq(mul.product >> amount)
-        s4 = register(m, s3, "beat_s4")
+        partial = at(s1.data, st["scaled"], "partial")
         updated = Signal(data.ArrayLayout(acc_shape, lanes), reset_less=True)
         for lane in range(lanes):
-            m.d.sync += updated[lane].eq(scaled[lane] + s4.data[lane])
-        s5 = register(m, s4, "beat_s5")
-        recip_s5 = delayed(m, recip_s1, 4, "recip_s1")
-        emit_s5 = delayed(m, emit_s1, 4, "emit_s1", reset=True)
+            m.d.sync += updated[lane].eq(scaled[lane] + partial[lane])
+        write = st["write"]
         m.d.comb += [
-            acc_write.addr.eq(stage_addr[self._WRITE_STAGE - 1]),
+            acc_write.addr.eq(stage_addr[write - 1]),
             acc_write.data.eq(updated),
-            acc_write.en.eq(stage_valid[self._WRITE_STAGE - 1] & ~s5.last),
+            acc_write.en.eq(stage_valid[write - 1] & ~at(s1.last, write, "last")),
         ]
 
-        # --- stages 5 -> 7: A · recip; 7 -> 8: bit s of the product; 8 -> 9: + rounding bias;
-        # 9 -> 10: shift; 10 -> 11: saturate, lane mask.
+        # --- write -> product: A · recip; -> odd: bit s of the product; -> biased: + rounding bias;
+        # -> quotient: shift; -> out: saturate, lane mask.
         # rne(x, s) = (x + 2^(s-1) - 1 + bit s of x) >> s, with s = R + e >= 2.
         norm_width = self.acc_width + R + 2
         data_width = nm.data_width
         lo, hi = -(1 << (data_width - 1)), (1 << (data_width - 1)) - 1
-        s6 = register(m, s5, "beat_s6")
-        recip_s6 = register(m, recip_s5, "recip_s6")
-        # The shift amount and the bias 2^(s-1) - 1 are registers made from stage 6's exponent.
-        shift_s7 = register(m, R + recip_s6.recip_exp, "norm_shift_s7")
-        shift_s9 = delayed(m, shift_s7, 2, "norm_shift_s7")
-        bias_s8 = delayed(m, register(m, (Const(1 << (R - 1), R) << recip_s6.recip_exp) - 1, "norm_bias_s7"), 1,
-                          "norm_bias_s7")
-        s10 = delayed(m, s6, 4, "beat_s6")
-        emit_out = delayed(m, emit_s5, self._OUT_STAGE - 5, "emit_s5", reset=True)
-        s_out = register(m, s10, "beat_s11")
+        recip = at(recip_s1, write, "recip")
+        # The shift amount and the bias 2^(s-1) - 1 are registers made a stage before their use.
+        recip_exp_early = at(recip.recip_exp, st["normalized"] - 1, "recip_exp", since=write)
+        shift = register(m, R + recip_exp_early, "norm_shift")
+        shift_q = at(shift, st["biased"], "norm_shift", since=st["normalized"])
+        bias = at(register(m, (Const(1 << (R - 1), R) << recip_exp_early) - 1, "norm_bias"), st["odd"],
+                  "norm_bias", since=st["normalized"])
+        lanes_valid = at(s1.lanes_valid, st["quotient"], "lanes_valid")
+        ends = at(Cat(s1.block_end, s1.run_end), self._OUT_STAGE, "ends")
+        emit_out = at(emit_s1, self._OUT_STAGE, "emit", reset=True)
         result = Signal(data.ArrayLayout(signed(data_width), lanes), reset_less=True)
         for lane in range(lanes):
-            mul = Multiplier(a_width=self.acc_width, b_width=R + 1, a_signed=True, b_signed=False)
-            m.submodules[f"normalize_{lane}"] = mul
-            m.d.comb += [mul.a.eq(updated[lane]), mul.b.eq(recip_s5.recip)]
-            odd = register(m, (mul.product >> shift_s7)[0], f"norm_odd_{lane}")
+            m.submodules[f"normalize_{lane}"] = mul = self._normalize_multiplier()
+            m.d.comb += [mul.a.eq(updated[lane]), mul.b.eq(recip.recip)]
+            odd = register(m, (mul.product >> shift)[0], f"norm_odd_{lane}")
             product = register(m, mul.product, f"norm_product_{lane}")
             # norm_width + 1 bits hold every biased sum (the bias is below 2^(R + sum_width)).
-            biased = register(m, (product + bias_s8 + odd)[:norm_width + 1].as_signed(), f"norm_biased_{lane}")
-            quotient = register(m, biased >> shift_s9, f"norm_q_{lane}")
+            biased = register(m, (product + bias + odd)[:norm_width + 1].as_signed(), f"norm_biased_{lane}")
+            quotient = register(m, biased >> shift_q, f"norm_q_{lane}")
             # It fits the output when the bits above its sign all equal the sign: a reduction, no comparator.
             high = quotient[data_width - 1:]
             fits = (high == 0) | (high == (1 << len(high)) - 1)
             clipped = Mux(fits, quotient[:data_width], Mux(quotient[-1], lo, hi))
-            m.d.sync += result[lane].eq(Mux(lane < s10.lanes_valid, clipped, 0))
+            m.d.sync += result[lane].eq(Mux(lane < lanes_valid, clipped, 0))
 
         # --- output FIFO, written only by emitting beats; credits counted from admission.
         m.submodules.out_fifo = out_fifo = CreditFIFO(width=len(self.out.payload.as_value()),
                                                       depth=self.out_depth)
         packed = Signal(self.out_layout)
         m.d.comb += [
-            packed.data.eq(result), packed.last.eq(s_out.block_end), packed.run_end.eq(s_out.run_end),
+            packed.data.eq(result), packed.last.eq(ends[0]), packed.run_end.eq(ends[1]),
             out_fifo.w_en.eq(emit_out), out_fifo.w_data.eq(packed),
             self.out.payload.eq(out_fifo.r.payload), self.out.valid.eq(out_fifo.r.valid),
             out_fifo.r.ready.eq(self.out.ready),

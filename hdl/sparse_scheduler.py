@@ -188,9 +188,14 @@ class SparseScheduler(wiring.Component):
         m.d.comb += started.eq(self.start & ~self.busy & in_range)
         with m.If(self.start & ~self.busy):
             m.d.sync += self.error.eq(~in_range)
+        if p["sparse"]:
+            with m.If(started):
+                m.d.sync += pattern.eq(self.pattern)
+        else:
+            # The pattern registers are ignored: a constant lets synthesis drop the walk-range logic.
+            pattern = Const(PATTERN_CODES["dense"], 2)
         with m.If(started):
             m.d.sync += [seq_len.eq(self.seq_len), query_len.eq(self.query_len), heads.eq(self.heads),
-                         pattern.eq(self.pattern),
                          importance.eq(self.importance),
                          window.eq(self.window), dilation.eq(Mux(is_dilated, self.dilation, 1)),
                          grid_w.eq(Mux(is_grid, self.grid_w, 1)),
