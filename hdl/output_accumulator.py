@@ -65,7 +65,7 @@ class OutputAccumulator(wiring.Component):
     out : Out(stream.Signature(StructLayout({"data": ArrayLayout(signed(w), lanes), "last": 1, "run_end": 1})))
         ``last`` is the ``block_end`` flag of the beat, ``run_end`` its ``run_end`` flag.
     block_done : Out(1)
-        High in the cycle the final beat of a block (``last``, ``chunk_last``, row ``rows - 1``)
+        High in the cycle after the final beat of a block (``last``, ``chunk_last``, row ``rows - 1``)
         is accepted: its reciprocals are dropped.
     """
 
@@ -113,7 +113,9 @@ class OutputAccumulator(wiring.Component):
     def _plan(self) -> dict:
         rescale, normalize = self._rescale_multiplier(), self._normalize_multiplier()
         rescale._MustUse__silence = normalize._MustUse__silence = True
-        s = {"rescaled": 1 + rescale.latency}
+        # The word is read with the memory's output register (block RAM's OUTREG): at stage 2.
+        s = {"read": 2}
+        s["rescaled"] = s["read"] + rescale.latency
         s["scaled"] = s["rescaled"] + 1
         s["write"] = s["scaled"] + 1
         s["normalized"] = s["write"] + normalize.latency
@@ -169,12 +171,17 @@ class OutputAccumulator(wiring.Component):
         m.d.comb += address.eq(beat.chunk * rows + beat.row)
         stage_valid = [Signal(name=f"busy_s{s}") for s in range(1, self._WRITE_STAGE + 1)]
         stage_addr = [Signal(range(words), name=f"addr_s{s}", reset_less=True) for s in range(1, self._WRITE_STAGE + 1)]
+        # The hazard compares (row, chunk) fields, not the memory address: the address's multiply-add
+        # stays off the ready path.
+        word_layout = data.StructLayout({"row": range(rows), "chunk": range(self.chunks)})
+        stage_word = [Signal(word_layout, name=f"word_s{s}", reset_less=True) for s in range(1, self._WRITE_STAGE + 1)]
         hazard = Signal()
-        m.d.comb += hazard.eq(Cat(*[v & (a == address) for v, a in zip(stage_valid, stage_addr)]).any())
+        m.d.comb += hazard.eq(Cat(*[v & (w.row == beat.row) & (w.chunk == beat.chunk)
+                                    for v, w in zip(stage_valid, stage_word)]).any())
 
+        # A flag from next-state values, not a comparison on the ready path.
         reserved = Signal(range(self.out_depth + 1))
-        credit = Signal()
-        m.d.comb += credit.eq(reserved < self.out_depth)
+        credit = Signal(init=1)
         recip_ok = Signal()
         m.d.comb += recip_ok.eq(~beat.last | present[r_bank][beat.row])
         fire = Signal()
@@ -183,11 +190,15 @@ class OutputAccumulator(wiring.Component):
             fire.eq(self.partials.valid & self.partials.ready),
         ]
         emits = fire & beat.last & beat.emit
+        # Registered: the engine's admission reads it a cycle late, which is safe (a block stays
+        # open a cycle longer) and keeps this unit's ready path out of the engine's counters.
+        block_done = Signal()
+        m.d.sync += self.block_done.eq(block_done)
         with m.If(fire & beat.last & beat.chunk_last):
             m.d.sync += present[r_bank][beat.row].eq(0)
             with m.If(beat.row == rows - 1):
                 m.d.sync += r_bank.eq(~r_bank)
-                m.d.comb += self.block_done.eq(1)
+                m.d.comb += block_done.eq(1)
 
         # --- stage 0 -> 1: read the word.
         m.submodules.acc_mem = acc_mem = memory.Memory(
@@ -196,21 +207,29 @@ class OutputAccumulator(wiring.Component):
         acc_write = acc_mem.write_port()
         m.d.comb += acc_read.addr.eq(address)
 
-        m.d.sync += [stage_valid[0].eq(fire), stage_addr[0].eq(address)]
+        m.d.sync += [stage_valid[0].eq(fire), stage_addr[0].eq(address),
+                     stage_word[0].row.eq(beat.row), stage_word[0].chunk.eq(beat.chunk)]
         for s in range(1, self._WRITE_STAGE):
-            m.d.sync += [stage_valid[s].eq(stage_valid[s - 1]), stage_addr[s].eq(stage_addr[s - 1])]
+            m.d.sync += [stage_valid[s].eq(stage_valid[s - 1]), stage_addr[s].eq(stage_addr[s - 1]),
+                         stage_word[s].eq(stage_word[s - 1])]
 
         s1 = register(m, beat, "beat_s1")
         recip_s1 = register(m, held[r_bank][beat.row], "recip_s1")
         emit_s1 = register(m, emits, "emit_s1", reset=True)
-        old = Signal(data.ArrayLayout(acc_shape, lanes))
-        m.d.comb += old.eq(Mux(s1.first, 0, acc_read.data))
+        st = self._stages
 
         def at(value, stage, name, since=1, reset=False):
             return delayed(m, value, stage - since, name, reset=reset)
 
-        # --- stage 1 -> product: A · mant; -> scaled: floor shift by P + exp; -> write: + partial.
-        st = self._stages
+        old = Signal(data.ArrayLayout(acc_shape, lanes))
+        # A plain register after the read port: Yosys packs it into the block RAM as its output
+        # register, so the word leaves a flip-flop instead of the RAM's slow unregistered output.
+        read = st["read"]
+        stored = register(m, acc_read.data, "stored")
+        m.d.comb += old.eq(Mux(at(s1.first, read, "first"), 0, stored))
+
+        # --- read -> product: A · mant; -> scaled: floor shift by P + exp; -> write: + partial.
+        scale_mant = at(s1.scale_mant, read, "scale_mant")
         prod_width = self.acc_width + nm.prob_width + 1
         shift_cap = prod_width - 1   # a larger shift gives the same 0 or -1
         # The shift amount is made a stage early: the shifter's select comes from a register.
@@ -219,7 +238,7 @@ class OutputAccumulator(wiring.Component):
         scaled = Signal(data.ArrayLayout(signed(self.acc_width + 1), lanes), reset_less=True)
         for lane in range(lanes):
             m.submodules[f"rescale_{lane}"] = mul = self._rescale_multiplier()
-            m.d.comb += [mul.a.eq(old[lane]), mul.b.eq(s1.scale_mant)]
+            m.d.comb += [mul.a.eq(old[lane]), mul.b.eq(scale_mant)]
             m.d.sync += scaled[lane].eq(mul.product >> amount)
         partial = at(s1.data, st["scaled"], "partial")
         updated = Signal(data.ArrayLayout(acc_shape, lanes), reset_less=True)
@@ -273,5 +292,6 @@ class OutputAccumulator(wiring.Component):
             self.out.payload.eq(out_fifo.r.payload), self.out.valid.eq(out_fifo.r.valid),
             out_fifo.r.ready.eq(self.out.ready),
         ]
-        m.d.sync += reserved.eq(reserved + emits - (self.out.valid & self.out.ready))
+        reserved_next = reserved + emits - (self.out.valid & self.out.ready)
+        m.d.sync += [reserved.eq(reserved_next), credit.eq(reserved_next < self.out_depth)]
         return m

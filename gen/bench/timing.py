@@ -70,7 +70,7 @@ def measure(name: str, component, seeds) -> dict:
     used = found["utilization"]
     return {"design": name, "fmax_mhz": found["per_seed"], "median_mhz": round(statistics.median(found["per_seed"]), 2),
             "seeds": list(seeds), "luts": used["lut4"], "ffs": used["ff"], "dsps": used["mult18x18d"],
-            "brams": used["dp16kd"], "carry": found.get("carry"), "wall_s": round(time.monotonic() - start),
+            "brams": used["dp16kd"], "carry": found.get("carry"), "lut_mapper": found["lut_mapper"], "wall_s": round(time.monotonic() - start),
             "critical_paths": found["paths"], "logs": found["logs"], "date": datetime.date.today().isoformat(),
             "commit": checkout_commit() or f"attn-rtl {VERSION}", "hdl": _hdl_fingerprint()[:16]}
 
@@ -125,7 +125,8 @@ def _table(stored: dict) -> list[str]:
     lines = ["| design | Fmax per seed (MHz) | median | LUT4 | FF | MULT18X18D | DP16KD | CCU2C | wall | commit |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, e in sorted(stored.items(), key=lambda kv: kv[1]["median_mhz"]):
-        lines.append(f"| {name} | {', '.join(f'{f:.1f}' for f in e['fmax_mhz'])} | **{e['median_mhz']:.1f}** | "
+        mapped = " (LUTs by abc: ABC9 trapped)" if e.get("lut_mapper", "abc9") != "abc9" else ""
+        lines.append(f"| {name}{mapped} | {', '.join(f'{f:.1f}' for f in e['fmax_mhz'])} | **{e['median_mhz']:.1f}** | "
                      f"{e['luts']:,} | {e['ffs']:,} | {e['dsps']} | {e['brams']} | {_count(e.get('carry'))} | "
                      f"{_wall(e['wall_s'])} | {e['commit'][:10]} ({e['date']}) |")
     return lines

