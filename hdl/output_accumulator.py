@@ -292,6 +292,9 @@ class OutputAccumulator(wiring.Component):
             self.out.payload.eq(out_fifo.r.payload), self.out.valid.eq(out_fifo.r.valid),
             out_fifo.r.ready.eq(self.out.ready),
         ]
-        reserved_next = reserved + emits - (self.out.valid & self.out.ready)
-        m.d.sync += [reserved.eq(reserved_next), credit.eq(reserved_next < self.out_depth)]
+        # Both comparisons are of registers; the admission (emits) only selects between them.
+        kept = Signal.like(reserved)
+        m.d.comb += kept.eq(reserved - (self.out.valid & self.out.ready))
+        m.d.sync += [reserved.eq(kept + emits),
+                     credit.eq(Mux(emits, kept < self.out_depth - 1, kept < self.out_depth))]
         return m

@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 from attn_rtl.params import boolean, positive_int
 
 from .multiplier import Multiplier
+from .pipeline import kept_register
 
 __all__ = ["ProcessingElement", "accumulator_input_stages", "accumulator_shape", "operand_shape"]
 
@@ -132,19 +133,24 @@ class ProcessingElement(wiring.Component):
 
         # On ECP5 the product register sits by the DSP row, far from the accumulator; one more
         # register lets the placer put the accumulator's operand beside its carry chain.
+        # The accumulator's enable and select, and the result's load, are this PE's own flip-flops
+        # (kept_register): merged across an anti-diagonal, one flip-flop drove the accumulators of
+        # up to eight PEs spread over the array (ECP5 critical path: 7.9 ns of routing).
+        target = mul.target
         product = mul.product
-        for stage in range(accumulator_input_stages(mul.target)):
-            p, v, f, l = (Signal.like(product, name=f"product_a{stage}", reset_less=True),
-                          Signal(name=f"valid_a{stage}"), Signal(name=f"first_a{stage}", reset_less=True),
-                          Signal(name=f"last_a{stage}", reset_less=True))
-            m.d.sync += [p.eq(product), v.eq(valid), f.eq(first), l.eq(last)]
-            product, valid, first, last = p, v, f, l
+        for stage in range(accumulator_input_stages(target)):
+            p = Signal.like(product, name=f"product_a{stage}", reset_less=True)
+            m.d.sync += p.eq(product)
+            product = p
+            valid = kept_register(m, valid, f"valid_a{stage}", target=target, reset=True)
+            first = kept_register(m, first, f"first_a{stage}", target=target)
+            last = kept_register(m, last, f"last_a{stage}", target=target)
 
         acc = Signal(self._acc_shape, reset_less=True)
         result = Signal(self._acc_shape, reset_less=True)
-        finished = Signal()
+        finished = kept_register(m, valid & last, "finished", target=target, reset=True)
         total = Mux(first, product, acc + product)
-        m.d.sync += [finished.eq(valid & last), self.result_valid.eq(finished)]
+        m.d.sync += self.result_valid.eq(finished)
         with m.If(valid):
             m.d.sync += acc.eq(self._clip(total) if self._saturate else total)
         with m.If(finished):

@@ -14,10 +14,10 @@ it out of the reset keeps the reset net's fan-out to the state that needs it
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, Value
+from amaranth.hdl import ClockSignal, Const, Instance, Module, ResetSignal, Signal, Value
 from amaranth.lib import data
 
-__all__ = ["delayed", "register", "adder_tree"]
+__all__ = ["delayed", "register", "adder_tree", "kept_register"]
 
 
 def register(m: Module, value, name: str, *, reset: bool = False) -> Signal:
@@ -26,6 +26,26 @@ def register(m: Module, value, name: str, *, reset: bool = False) -> Signal:
     shape = value.shape() if isinstance(value, data.View) else Value.cast(value).shape()
     reg = Signal(shape, name=name, reset_less=not reset)
     m.d.sync += reg.eq(value)
+    return reg
+
+
+def kept_register(m: Module, value, name: str, *, target: str, reset: bool = False) -> Signal:
+    """One bit ``value`` one cycle later in a flip-flop that synthesis keeps apart from its equals.
+
+    Yosys merges flip-flops with the same input, so copies of a control bit made for
+    placement (one per user, next to it) collapse back into one net that spans the die.
+    With ``target == "ecp5"`` the flip-flop is a ``TRELLIS_FF`` instance, a cell type
+    Yosys never merges (simulation needs ``hdl/models/TRELLIS_FF.v``); otherwise a
+    plain register.  ``reset`` clears it synchronously with the domain's reset.
+    """
+    reg = Signal(name=name, reset_less=not reset)
+    if target != "ecp5":
+        m.d.sync += reg.eq(value)
+        return reg
+    m.submodules[f"{name}_ff"] = Instance(
+        "TRELLIS_FF", p_GSR="DISABLED", p_CEMUX="1", p_CLKMUX="CLK", p_LSRMUX="LSR", p_SRMODE="LSR_OVER_CE",
+        p_REGSET="RESET", p_LSRMODE="LSR",
+        i_CLK=ClockSignal(), i_LSR=ResetSignal() if reset else Const(0), i_CE=Const(1), i_DI=value, o_Q=reg)
     return reg
 
 
