@@ -53,7 +53,8 @@ class Unit:
 
 def _ecp5_models(params: dict) -> list:
     """Simulation models of the ECP5 primitives a parameter set instantiates."""
-    return ([MODELS_DIR / "MULT18X18D.v", MODELS_DIR / "TRELLIS_FF.v"] if params["multiplier"] == "ecp5" else []) + \
+    ecp5_multipliers = [MODELS_DIR / "MULT18X18D.v", MODELS_DIR / "TRELLIS_FF.v"]   # and the PEs' kept flags
+    return (ecp5_multipliers if params["multiplier"] == "ecp5" else []) + \
            ([MODELS_DIR / "DP16KD.v"] if params["fifo_memory"] == "ecp5" else [])
 
 

@@ -116,7 +116,9 @@ class AttentionEngine(wiring.Component):
         Probability buffers (tiles of ``rows``×``cols``): how far score tiles may
         run ahead of value tiles.
     multiplier, fifo_memory : str
-        Array options (:class:`~attn_rtl.hdl.systolic_array.SystolicArray`).
+        Array options (:class:`~attn_rtl.hdl.systolic_array.SystolicArray`); the softmax unit, the
+        output accumulator and the token-importance unit use the same multiplier target, the softmax
+        unit the same FIFO memory.
     importance : bool
         Adds importance runs (SpAtten; dense only): :class:`~attn_rtl.hdl.importance.TokenImportance`,
         :class:`~attn_rtl.hdl.head_importance.HeadImportance` and their output streams (docs/engine.md).
@@ -400,7 +402,7 @@ class AttentionEngine(wiring.Component):
         with m.If(started):
             for sigs in (ql, sc, vl):
                 m.d.sync += [s.eq(0) for s in sigs.values()]
-            m.d.sync += [vl_chunk.eq(0), ql_done.eq(0), sc_done.eq(0), vl_done.eq(0)]
+            m.d.sync += [vl_chunk.eq(0), ql_done.eq(0), sc_done.eq(0)]
 
         # --- Q buffer: two banks of max_head_dim beats; the loader fills one while scores read the other.
         m.submodules.q_mem = q_mem = memory.Memory(
@@ -466,7 +468,9 @@ class AttentionEngine(wiring.Component):
         m.submodules.tags = tags = fifo.SyncFIFOBuffered(width=tag_layout.size, depth=16)
 
         in_tile, tile_value = Signal(), Signal()
-        value_ready = ~vl_done & p_complete.bit_select(p_rptr, 1)
+        # A flip-flop computed from the next-state values of vl_done, p_complete and p_rptr (below):
+        # the same flag, one LUT level and a long route fewer in front of the issue decision.
+        value_ready = Signal()
         # A block holds its reciprocals in the accumulator from its last score tile to its last
         # value tile, and the accumulator holds two blocks': a third block's scores wait.
         blocks_open = Signal(range(3))
@@ -481,7 +485,9 @@ class AttentionEngine(wiring.Component):
                        & (sd.scan | (p_reserved < NB)) & meta_ok
                        & (~opens_block | (blocks_open < 2))
                        & ~(imp_run & sd.first & ~sd.scan & (awaiting_sums != 0)))
-        sel_value = Mux(in_tile, tile_value, value_ready)
+        # Which operand the next step takes, Mux(in_tile, tile_value, value_ready), kept as a flip-flop
+        # from the next-state values (below): it selects 64 operand bits and every tag field.
+        sel_value = Signal()
         sel_ok = in_tile | ((value_ready | score_ready) & tags.w_rdy)
         st_valid, st_value, st_last = Signal(), Signal(reset_less=True), Signal(reset_less=True)
         st_b = Signal(data.ArrayLayout(self.value_shape, C), reset_less=True)   # qualified by st_valid
@@ -493,19 +499,21 @@ class AttentionEngine(wiring.Component):
         issue_value, issue_score = issue & sel_value, issue & ~sel_value
         step_last = Mux(sel_value, vl_last["j"], sc_last["k"])
 
+        # The operand stage (and the Q read) load whenever the stage is free, not only on issue: a
+        # step not issued leaves st_valid low and its data unused, and the wide enables hang on
+        # stage_free (flip-flops and the array's ready) instead of on the issue decision.
         m.d.comb += [
             self.k.ready.eq(issue_score), self.v.ready.eq(issue_value),
             q_read.addr.eq(Mux(q_rbank, d_max, 0) + sc["k"]),
-            q_read.en.eq(issue_score),
+            q_read.en.eq(stage_free),
         ]
-        with m.If(issue):
-            m.d.sync += [st_valid.eq(1), st_value.eq(sel_value), st_last.eq(step_last),
-                         in_tile.eq(~step_last), tile_value.eq(sel_value),
+        with m.If(stage_free):
+            m.d.sync += [st_valid.eq(issue), st_value.eq(sel_value), st_last.eq(step_last),
                          st_b.eq(Mux(sel_value, self.v.payload, self.k.payload))]
             for r in range(R):
                 m.d.sync += st_p[r].eq(p_buf[p_rptr][r][vl["j"]])
-        with m.Elif(array.a.ready):
-            m.d.sync += st_valid.eq(0)
+        with m.If(issue):
+            m.d.sync += [in_tile.eq(~step_last), tile_value.eq(sel_value)]
 
         # Tag of every tile, written with its first step.
         tag = Signal(tag_layout)
@@ -528,11 +536,18 @@ class AttentionEngine(wiring.Component):
         value_frees = issue_value & vl_last["j"] & vl_last["cc"]
         m.d.sync += [p_reserved.eq(p_reserved + (score_starts & ~sd.scan) - value_frees),
                      blocks_open.eq(blocks_open + (score_starts & opens_block) - acc.block_done)]
-        with m.If(value_frees):
-            m.d.sync += p_rptr.eq(ring_next(p_rptr))
+        p_rptr_next, p_complete_next, vl_done_next = Signal.like(p_rptr), Signal.like(p_complete), Signal()
+        m.d.comb += p_rptr_next.eq(Mux(value_frees, ring_next(p_rptr), p_rptr))
         for b in range(NB):
-            with m.If((p_completed & (p_wptr == b)) | (value_frees & (p_rptr == b))):
-                m.d.sync += p_complete[b].eq(p_completed & (p_wptr == b))
+            changes = (p_completed & (p_wptr == b)) | (value_frees & (p_rptr == b))
+            m.d.comb += p_complete_next[b].eq(Mux(changes, p_completed & (p_wptr == b), p_complete[b]))
+        m.d.comb += vl_done_next.eq(Mux(started, 0, vl_done | (value_frees & vd.run_end)))
+        value_ready_next = ~vl_done_next & p_complete_next.bit_select(p_rptr_next, 1)
+        in_tile_next = Mux(issue, ~step_last, in_tile)
+        tile_value_next = Mux(issue, sel_value, tile_value)
+        m.d.sync += [p_rptr.eq(p_rptr_next), p_complete.eq(p_complete_next), vl_done.eq(vl_done_next),
+                     value_ready.eq(value_ready_next),
+                     sel_value.eq(Mux(in_tile_next, tile_value_next, value_ready_next))]
 
         # A score tile queues its value tile's figures as it starts, and leaves the scheduler's
         # queue with its last step.
@@ -554,8 +569,6 @@ class AttentionEngine(wiring.Component):
                 m.d.sync += q_rbank.eq(~q_rbank)
         with m.If(issue_value):
             advance(vl, vl_last, v_levels)
-            with m.If(value_frees & vd.run_end):
-                m.d.sync += vl_done.eq(1)
             with m.If(vl_last["j"]):
                 m.d.sync += vl_chunk.eq(Mux(vl_last["cc"], 0, vl_chunk + 1))
         for b in range(2):

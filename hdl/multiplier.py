@@ -8,6 +8,8 @@ from amaranth.lib.wiring import In, Out
 
 from attn_rtl.params import boolean, positive_int
 
+from .pipeline import delayed
+
 __all__ = ["Multiplier", "MULTIPLIER_TARGETS", "multiplier_latency", "check_multiplier"]
 
 MULTIPLIER_TARGETS = ("generic", "ecp5")
@@ -18,28 +20,31 @@ _PIECE = 17
 
 
 def _pieces(a_width: int, a_signed: bool) -> int:
-    return 1 if a_width <= (18 if a_signed else 17) else 2
+    """MULT18X18D needed for ``a``: 17-bit unsigned pieces from the bottom, the top one with the sign."""
+    top = 18 if a_signed else 17
+    return 1 if a_width <= top else 1 + -(-(a_width - top) // _PIECE)
 
 
 def multiplier_latency(target: str, a_width: int = 1, a_signed: bool = True) -> int:
     """Cycles from operands to product: input and product registers, plus one fabric register on
-    ECP5, plus one for the sum of the two partial products when ``a`` is split over two DSPs."""
+    ECP5, plus one per adder joining the partial products when ``a`` is split over several DSPs."""
     if target != "ecp5":
         return 2
-    return 3 if _pieces(a_width, a_signed) == 1 else 4
+    return 2 + _pieces(a_width, a_signed)
 
 
 def check_multiplier(*, a_width: int, b_width: int, a_signed: bool, b_signed: bool, target: str,
-                     split_a: bool = False) -> None:
+                     split_a: bool | int = False) -> None:
     """Raise ``ValueError`` if ``target`` cannot multiply operands of these widths.
 
-    With ``split_a``, an ``a`` too wide for one ECP5 DSP block is split over two
-    (up to 35 bits signed, 34 unsigned).
+    With ``split_a``, an ``a`` too wide for one ECP5 DSP block is split over two (up to 35 bits
+    signed, 34 unsigned), or over ``split_a`` blocks when it is a number.
     """
     if target not in MULTIPLIER_TARGETS:
         raise ValueError(f"multiplier must be one of {', '.join(MULTIPLIER_TARGETS)}, not {target!r}")
     if target == "ecp5":
-        operands = [("a_width", a_width, a_signed, 1 + split_a), ("b_width", b_width, b_signed, 1)]
+        pieces_a = split_a if split_a is not True and split_a else 1 + bool(split_a)
+        operands = [("a_width", a_width, a_signed, pieces_a), ("b_width", b_width, b_signed, 1)]
         for name, width, is_signed, pieces in operands:
             limit = (18 if is_signed else 17) + _PIECE * (pieces - 1)
             if width > limit:
@@ -56,9 +61,9 @@ class Multiplier(wiring.Component):
     the fabric, so ``ecp5`` instantiates MULT18X18D with its input and output
     registers enabled, followed by one fabric register that absorbs the
     routing out of the DSP row.  An ``a`` wider than one DSP block (18 bits
-    signed, 17 unsigned) is split over two, and a registered adder joins the
-    partial products (one cycle more).  Both compute the same product; the ECP5
-    path takes one cycle more.  For simulation the ECP5 path needs
+    signed, 17 unsigned) is split over several (``max_pieces``), and one registered
+    adder per further piece joins the partial products (a cycle each).  Both
+    compute the same product; the ECP5 path takes one cycle more, and one per adder.  For simulation the ECP5 path needs
     ``hdl/models/MULT18X18D.v``.
 
     Parameters
@@ -66,6 +71,8 @@ class Multiplier(wiring.Component):
     a_width, b_width : int
     a_signed, b_signed : bool
     target : "generic" or "ecp5"
+    max_pieces : int
+        MULT18X18D an ``a`` may be split over on ECP5 (17 bits each, 18 for a signed top piece).
 
     Attributes
     ----------
@@ -79,13 +86,15 @@ class Multiplier(wiring.Component):
     product : Out(a_width + b_width, signed if either operand is)
     """
 
-    def __init__(self, *, a_width: int, b_width: int, a_signed: bool, b_signed: bool, target: str = "generic"):
+    def __init__(self, *, a_width: int, b_width: int, a_signed: bool, b_signed: bool, target: str = "generic",
+                 max_pieces: int = 2):
         positive_int("a_width", a_width)
         positive_int("b_width", b_width)
         boolean("a_signed", a_signed)
         boolean("b_signed", b_signed)
+        positive_int("max_pieces", max_pieces)
         check_multiplier(a_width=a_width, b_width=b_width, a_signed=a_signed, b_signed=b_signed, target=target,
-                         split_a=True)
+                         split_a=max_pieces)
         self.target = target
         self._a_width, self._a_signed = a_width, a_signed
         self._signed_product = a_signed or b_signed
@@ -113,13 +122,30 @@ class Multiplier(wiring.Component):
         # ECP5: operands extended to 18-bit two's complement, multiplied signed.  An ``a`` wider
         # than one DSP takes two: the low 17 bits unsigned, the rest with the sign, then one
         # registered fabric adder.
-        if _pieces(self._a_width, self._a_signed) == 1:
+        pieces = _pieces(self._a_width, self._a_signed)
+        if pieces == 1:
             m.d.sync += product.eq(self._dsp(m, "dsp", self.a))
             return m
-        low = self._dsp(m, "dsp_low", self.a[:_PIECE])
-        high = self._dsp(m, "dsp_high", self.a[_PIECE:].as_signed() if self._a_signed else self.a[_PIECE:])
-        low_r, high_r = Signal.like(low, reset_less=True), Signal.like(high, reset_less=True)
-        m.d.sync += [low_r.eq(low), high_r.eq(high), product.eq((high_r << _PIECE) + low_r)]
+        # Each piece's product through a fabric register, then one registered adder per piece
+        # added, lowest first (one adder each: two in one stage would chain their carries).
+        partial = None
+        for k in range(pieces):
+            piece = self.a[_PIECE * k:] if k == pieces - 1 else self.a[_PIECE * k:_PIECE * (k + 1)]
+            if k == pieces - 1 and self._a_signed:
+                piece = piece.as_signed()
+            name = {0: "dsp_low", pieces - 1: "dsp_high"}.get(k, f"dsp_{k}")
+            p36 = self._dsp(m, name, piece)
+            registered = Signal.like(p36, name=f"{name}_r", reset_less=True)
+            m.d.sync += registered.eq(p36)
+            # Pieces not yet added wait in registers as long as the adders before them take.
+            term = delayed(m, registered, max(k - 1, 0), f"{name}_wait")
+            if partial is None:
+                partial = term
+                continue
+            total = product if k == pieces - 1 else Signal(signed(36 + _PIECE * k + 1), name=f"partial_{k}",
+                                                                   reset_less=True)
+            m.d.sync += total.eq(partial + (term << (_PIECE * k)))
+            partial = total
         return m
 
     def _dsp(self, m: Module, name: str, a) -> Signal:

@@ -10,7 +10,7 @@ from attn_rtl.numerics import RESCALE_EXP_MAX, Numerics
 from attn_rtl.params import positive_int
 
 from .credit_fifo import CreditFIFO, fifo_latency
-from .multiplier import Multiplier
+from .multiplier import Multiplier, check_multiplier
 from .pipeline import delayed, register
 
 __all__ = ["OutputAccumulator"]
@@ -48,7 +48,8 @@ class OutputAccumulator(wiring.Component):
     numerics : Numerics
     multiplier : "generic" or "ecp5"
         The rescale and normalize multipliers (:class:`~attn_rtl.hdl.multiplier.Multiplier`); with
-        ``ecp5`` the pipeline is longer by their extra registers.
+        ``ecp5`` the accumulator is split over up to three MULT18X18D (52 bits) and the pipeline is
+        longer by their extra registers; a wider accumulator keeps the generic multipliers.
 
     Attributes
     ----------
@@ -69,6 +70,9 @@ class OutputAccumulator(wiring.Component):
         is accepted: its reciprocals are dropped.
     """
 
+    #: MULT18X18D per accumulator operand at most (ECP5).
+    _PIECES = 3
+
     def __init__(self, *, lanes: int, rows: int, chunks: int, partial_width: int, max_seq_len: int,
                  numerics: Numerics, multiplier: str = "generic"):
         self.lanes = positive_int("lanes", lanes)
@@ -78,7 +82,13 @@ class OutputAccumulator(wiring.Component):
         self.nm = numerics
         self.acc_width = numerics.out_acc_width(positive_int("max_seq_len", max_seq_len))
         self.sum_width = numerics.row_sum_width(max_seq_len)
-        self.multiplier = multiplier
+        check_multiplier(a_width=1, b_width=1, a_signed=True, b_signed=False, target=multiplier)
+        try:
+            check_multiplier(a_width=self.acc_width, b_width=max(numerics.prob_width, numerics.recip_bits + 1),
+                             a_signed=True, b_signed=False, target=multiplier, split_a=self._PIECES)
+            self.multiplier = multiplier
+        except ValueError:
+            self.multiplier = "generic"
         self._stages = self._plan()   # checks the multiplier target
         self.out_depth = self._OUT_STAGE + 3
         self.partial_layout = data.StructLayout({
@@ -104,11 +114,11 @@ class OutputAccumulator(wiring.Component):
     # register made a stage before its use.
     def _rescale_multiplier(self) -> Multiplier:
         return Multiplier(a_width=self.acc_width, b_width=self.nm.prob_width, a_signed=True, b_signed=False,
-                          target=self.multiplier)
+                          target=self.multiplier, max_pieces=self._PIECES)
 
     def _normalize_multiplier(self) -> Multiplier:
         return Multiplier(a_width=self.acc_width, b_width=self.nm.recip_bits + 1, a_signed=True, b_signed=False,
-                          target=self.multiplier)
+                          target=self.multiplier, max_pieces=self._PIECES)
 
     def _plan(self) -> dict:
         rescale, normalize = self._rescale_multiplier(), self._normalize_multiplier()

@@ -50,7 +50,8 @@ class RegisterSlice(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        entries = [Signal.like(self.i.payload, name=f"entry_{n}", reset_less=True) for n in range(2)]   # only the pointers and flags are reset
+        # Only the pointers and flags are reset: an entry is don't-care until its flag says otherwise.
+        entries = [Signal.like(self.i.payload, name=f"entry_{n}", reset_less=True) for n in range(2)]
         w_ptr, r_ptr = Signal(), Signal()
         count = Signal(range(3))
         full, nonempty = Signal(), Signal()   # derivable from count, kept as flip-flops: i.ready, o.valid

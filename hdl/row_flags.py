@@ -111,7 +111,8 @@ class RowFlags(wiring.Component):
         biased = Signal(width + 1, reset_less=True)
         half = (Const(1, width + 1) << half_at)[:width + 1]
         m.d.sync += biased.eq(scaled + half - 1 + (scaled >> shift)[0])
-        valid2, s2, shift2 = register(m, valid1, "valid_s2", reset=True), register(m, s1, "stage_s2"), register(m, shift, "shift_s2")
+        valid2 = register(m, valid1, "valid_s2", reset=True)
+        s2, shift2 = register(m, s1, "stage_s2"), register(m, shift, "shift_s2")
         largest = Signal(width + 1)
         m.d.comb += largest.eq(biased >> shift2)
 

@@ -311,7 +311,8 @@ class SystolicArray(wiring.Component):
             words.append(delayed(m, chain[0], cols - 1 - j, f"deskew_{j}"))
         # Valid and last bits travel in a chain of their own beside column cols-1.
         row_valid, row_last = Signal(), Signal()
-        flags = [(Signal(name=f"drain_valid_{i}"), Signal(name=f"drain_last_{i}", reset_less=True)) for i in range(rows)]
+        flags = [(Signal(name=f"drain_valid_{i}"), Signal(name=f"drain_last_{i}", reset_less=True))
+                 for i in range(rows)]
         for i, (v, l) in enumerate(flags):
             below = flags[i + 1] if i + 1 < rows else (0, 0)
             m.d.sync += [v.eq(below[0]), l.eq(below[1])]

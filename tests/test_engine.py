@@ -44,12 +44,13 @@ def test_reset_in_the_middle_then_clean_runs(sim):
     assert report["passed"]
 
 
-@pytest.mark.parametrize("reset_mid", [False, True], ids=["clean", "reset_mid"])
-def test_ecp5_primitives_bit_exact(reset_mid):
-    """The Fmax build: MULT18X18D multipliers (the accumulator's 32-bit operands split over two) and
-    DP16KD FIFOs, with the longer pipelines they bring, against the same golden model."""
-    report = simulate_engine(dict(rows=3, cols=2, max_seq_len=256, max_head_dim=16, max_heads=2, multiplier="ecp5",
-                                  fifo_memory="ecp5"),
+@pytest.mark.parametrize("max_seq_len, reset_mid", [(256, False), (256, True), (4096, False)],
+                         ids=["two_pieces", "two_pieces_reset_mid", "three_pieces"])
+def test_ecp5_primitives_bit_exact(max_seq_len, reset_mid):
+    """The Fmax build: MULT18X18D multipliers (the accumulator's 32- and 36-bit operands split over two
+    and three) and DP16KD FIFOs, with the longer pipelines they bring, against the same golden model."""
+    report = simulate_engine(dict(rows=3, cols=2, max_seq_len=max_seq_len, max_head_dim=16, max_heads=2,
+                                  multiplier="ecp5", fifo_memory="ecp5"),
                              RUNS + [dict(heads=2, seq_len=13, head_dim=6)], sim="icarus", seed=23, idle=0.2,
                              stall=0.2, reset_mid=reset_mid)
     assert report["passed"]

@@ -28,7 +28,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 #: Package data the commands need at run time, as paths inside the wheel.
 PACKAGE_DATA = ["attn_rtl/tb/engine_bench.v", "attn_rtl/tb/engine_bench_main.v", "attn_rtl/hdl/models/MULT18X18D.v",
-                "attn_rtl/hdl/models/DP16KD.v", "attn_rtl/hdl/models/TRELLIS_FF.v", "attn_rtl/constraints/verilator_waivers.vlt",
+                "attn_rtl/hdl/models/DP16KD.v", "attn_rtl/hdl/models/TRELLIS_FF.v",
+                "attn_rtl/constraints/verilator_waivers.vlt",
                 "attn_rtl/constraints/ulx3s-85f.lpf", "attn_rtl/constraints/icebreaker.pcf",
                 "attn_rtl/constraints/arty-a7-35.xdc", "attn_rtl/gen/cost/area_fit.json",
                 "attn_rtl/gen/cost/cost_calibration.json", "attn_rtl/gen/flows/sweeps/engine-area-shape.toml"]

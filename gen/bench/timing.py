@@ -9,7 +9,8 @@ a time.  Writes docs/timing.md and docs/timing.json.
 
 Parts: ``units`` (each block of the default engine at the engine's own parameters: minutes each),
 ``proxy`` (a 4×4 engine: a whole-engine figure in minutes), ``softmax``, ``array``, and the engines
-``engine``, ``engine_sparse``, ``engine_spatten`` (1-2 hours per seed).
+``engine``, ``engine_sparse``, ``engine_spatten`` (1-2 hours per seed); one block of an engine design
+alone as ``<design>.<block>`` (``engine.softmax``, ``engine_sparse.scheduler``).
 """
 
 from __future__ import annotations
@@ -29,9 +30,8 @@ from .pages import DOCS, write_page
 __all__ = ["run", "PARTS", "DESIGNS", "measure"]
 
 PARTS = ("units", "proxy", "softmax", "array", "engine", "engine_sparse", "engine_spatten")
-#: The default engine as the engine bench builds it for Fmax (ECP5 multipliers with their registers, the
-#: array's result FIFO in flip-flops, the large buffers where Yosys puts them), the softmax unit and the
-#: array as their benches build them (DP16KD FIFOs).
+#: The default engine as the engine bench builds it for Fmax (ECP5 multipliers with their registers,
+#: DP16KD FIFOs, the large buffers where Yosys puts them), the softmax unit and the array likewise.
 ENGINE = dict(engine_bench.DEFAULT, **engine_bench.FMAX_CONFIG)
 PROXY = dict(ENGINE, rows=4, cols=4, max_seq_len=256, max_head_dim=64, max_heads=4)
 #: Design name -> (kind of component, parameters): "engine" designs are the bare AttentionEngine.
@@ -43,6 +43,8 @@ DESIGNS = {
     "softmax": ("softmax", dict(softmax_bench.DEFAULT, multiplier="ecp5", fifo_memory="ecp5")),
     "array": ("array", dict(PRESETS["array"]["default"], multiplier="ecp5", fifo_memory="ecp5")),
 }
+#: Engine designs whose blocks can be timed alone.
+ENGINE_DESIGNS = ("engine", "engine_sparse", "engine_spatten")
 ROUTER = ("--router", "router2")
 TIMEOUT = 150 * 60
 
@@ -75,28 +77,31 @@ def measure(name: str, component, seeds) -> dict:
             "commit": checkout_commit() or f"attn-rtl {VERSION}", "hdl": _hdl_fingerprint()[:16]}
 
 
-def _engine_blocks() -> dict:
-    engine = _component("engine", ENGINE)
+def _engine_blocks(design: str = "engine") -> dict:
+    """``{"<design>.<block>": component}``: the blocks of one engine design at its own parameters."""
+    engine = _component(*DESIGNS[design])
     engine._MustUse__silence = True
-    blocks = {f"engine.{name}": block for name, block in engine.blocks().items()}
+    blocks = {f"{design}.{name}": block for name, block in engine.blocks().items()}
     for block in blocks.values():
         block._MustUse__silence = True   # only the ones asked for are built
     return blocks
 
 
 def part_names() -> tuple:
-    """What ``--parts`` may name: the parts, and each block of the engine alone (``engine.softmax``)."""
-    return PARTS + tuple(_engine_blocks())
+    """What ``--parts`` may name: the parts, and each block of an engine design alone (``engine.softmax``,
+    ``engine_sparse.scheduler``, ``engine_spatten.row_flags``)."""
+    return PARTS + tuple(name for design in ENGINE_DESIGNS for name in _engine_blocks(design))
 
 
 def _designs(parts) -> list[tuple[str, object]]:
     """(name, component) of every design the parts name, in the order of ``parts``."""
     out = []
     for part in parts:
+        design, _, block = part.partition(".")
         if part == "units":
             out += _engine_blocks().items()
-        elif part.startswith("engine."):
-            blocks = _engine_blocks()
+        elif block and design in ENGINE_DESIGNS:
+            blocks = _engine_blocks(design)
             if part not in blocks:
                 raise ValueError(f"part must be one of {', '.join(part_names())}, not {part!r}")
             out.append((part, blocks[part]))
@@ -164,21 +169,22 @@ Method: each design inside `hdl/pin_wrapper.py` (every input from a flip-flop ch
 registered XOR tree, and the reset from a register: two flip-flops after the `rst` pin, as a reset
 synchronizer gives it, so the reset's fan-out to every flip-flop is a timed clock-to-clock path), Yosys
 `synth_ecp5`, then `nextpnr-ecp5 --85k --package CABGA381 --speed 6 --freq 200 --timing-allow-fail
---router router2 --seed N --report`, one run at a time. The engines are built as the other benches build
-them: ECP5 multipliers with their registers (`multiplier = "ecp5"`), buffers where Yosys puts them (block
-RAM for the large ones), `fifo_memory = "registers"`; the softmax unit and the array with their DP16KD
-FIFOs (`fifo_memory = "ecp5"`). `engine.<block>` rows are the blocks of the default 8×8 engine
-(`AttentionEngine.blocks()`), each alone in the same wrapper at the engine's own parameters: the slowest
-block is found in minutes, without a whole-engine run. `engine_proxy` is a 4×4 engine (max_head_dim 64,
+--router router2 --seed N --report`, one run at a time. The engines are built as the engine bench builds
+them for Fmax: ECP5 multipliers with their registers (`multiplier = "ecp5"`) and DP16KD FIFOs
+(`fifo_memory = "ecp5"`), the other buffers where Yosys puts them; the softmax unit and the array alike.
+`engine.<block>` rows are the blocks of the default 8×8 engine (`AttentionEngine.blocks()`: L ≤ 1024,
+d ≤ 128, 16 heads), each alone in the same wrapper at the engine's own parameters: the slowest block is
+found in minutes, without a whole-engine run. `engine_proxy` is a 4×4 engine (max_head_dim 64,
 max_seq_len 256, max_heads 4). Utilization is nextpnr's (LUT4 = TRELLIS_COMB, FF = TRELLIS_FF); CCU2C is
 Yosys's count of carry cells (– where a run did not record it). Each run's log and JSON report are kept
-under the cache (`pnr/`). nextpnr reports one critical path per clock, not the worst N: the paths below
-are one per seed.
+under the cache (`pnr/`). Where ABC9 traps inside the WebAssembly Yosys (it does on the output
+accumulator with its MULT18X18D pieces), the LUTs are mapped by `abc` instead and the row says so.
 
-Commands: `./dev.sh bench timing --parts units,proxy --seeds 1,2` (minutes per design);
-`./dev.sh bench timing --parts engine --seeds 1,2` (1-2 hours per seed). The figures are also in
-`docs/timing.json` (one entry per design: `fmax_mhz` per seed, `median_mhz`, `luts`, `ffs`, `dsps`,
-`brams`, the date and the commit timed).
+Commands: `./dev.sh bench timing --parts units,proxy --seeds 1,2` (minutes per design; one block of an
+engine alone: `--parts engine.softmax`, `engine_sparse.scheduler`, `engine_spatten.row_flags`); `./dev.sh bench timing --parts engine --seeds 1,2` (1-2 hours per seed). The
+figures are also in `docs/timing.json` (one entry per design: `fmax_mhz` per seed, `median_mhz`, `luts`,
+`ffs`, `dsps`, `brams`, the date and the commit timed). Rows keep the commit they were measured at: a
+row older than the last change to its block is history, not the current figure.
 
 Slowest first:
 
@@ -186,10 +192,54 @@ Slowest first:
 {table}
 <!-- end table -->
 
+## Reset
+
+A system's reset comes from a register and fans out to every flip-flop it clears, so it is a timed path
+like any other: with every register reset, the reset net itself was the critical path of the softmax unit
+(11.5 ns of routing) and of the array with block RAM FIFOs (8.9 ns). Only the state that says what is
+valid is reset now; everything a valid bit qualifies is reset-less (Amaranth `reset_less=True`, and the
+pipeline helpers of `hdl/pipeline.py` unless asked for `reset=True`):
+
+| block | reset | not reset (don't-care until a valid bit says otherwise) |
+|---|---|---|
+| systolic array, PE | admission flags and credits, the valid skew, each PE's valid, `finished` and `result_valid`, the drain's valid chain | operands, `first`/`last` flags, products, accumulators, results, drain words, the per-row drain loads |
+| credit FIFO, register slice | pointers, counts, empty/full/valid flags | entries, output payload register |
+| softmax unit | credit counters, the slot-hazard window's valid bits, the stage valid chain, FIFO write enables | scores, logits, maxima, probabilities, row sums, reciprocals, the per-lane shift copies, FIFO write data |
+| output accumulator | stage busy bits, the emit chain, reciprocal `present` bits and bank pointers, output credit, `block_done` | beats, words, products, shift amounts, biases, results, held reciprocals |
+| scheduler | `busy`, `done`, `error`, set-up and walker valids, the packer's fill count and flags, `tiles.valid` | run registers (loaded at `start`), coordinates and counters (loaded at set-up), tile payload |
+| engine glue | run state (`busy`, `done`, counters), buffer flags (`p_complete`, `q_full`), the operand stage's valid, FIFOs | probability buffers and factors, the operand stage's data |
+| multiplier, reciprocal, exp2 | nothing | everything (the DSP's RST pins stay unconnected) |
+
+Reset in the middle of a run stays bit-exact on both simulators (the reset-in-the-middle tests of the
+array, softmax unit, scheduler, top-k and engine, and the ECP5-primitive engine). After these changes
+the default 8×8 engine's Verilog holds 1,401 reset flip-flop bits (Yosys `proc; opt_dff`, `$sdff`
+cells). A registered, replicated reset tree per unit was not needed so far: no block's critical path
+is the reset net any more (table above).
+
+## What cut each path
+
+Each row: one block of the default engine (seed 1, reset timed, router2), its Fmax and critical path
+before a change, and after it.
+
+| block | before | change | after |
+|---|---|---|---|
+| engine.array | 56.1 MHz: the register result FIFO's write-address decode (16.8 ns routing) | result FIFO in DP16KD with its output register | 101.5 MHz: the reset net to the FIFO ring (8.9 ns routing) |
+| engine.array | 101.5 MHz: reset net | datapath reset-less | 94.9 MHz: the bottom PE's `result_valid` loading a whole drain column (~200 flip-flops, 9.8 ns routing) |
+| engine.array | 94.9 MHz: drain load | each row's load from its own PE, delayed to the bottom PE's moment | 119.0 MHz: one `valid_a0` flip-flop per anti-diagonal (Yosys merges equal flip-flops) enabling eight PEs' accumulators (7.9 ns routing) |
+| engine.softmax | 80.5 MHz: the reset net to a row-sum delay register (11.5 ns routing) | datapath reset-less, DP16KD FIFOs | 102.4 MHz: `distance` → the exp2 step table (5 LUT levels, 8.1 ns routing) |
+| engine.output_accumulator | 60.5 MHz: the rescale shift amount (an adder and a compare) into a 40-bit shifter | amounts and rounding bias as registers a stage early; the normalize step in four stages; saturation by a sign reduction | 70.2 MHz: Yosys's mapping of a 34×17 multiply (DSP pieces joined by an unregistered fabric adder) |
+| engine.output_accumulator | 70.2 MHz | the engine's multiplier target (registered MULT18X18D pieces and adder) | 82.7 MHz: the accumulator RAM's unregistered output into the DSP |
+| engine.output_accumulator | 82.7 MHz | RAM output register; hazard on (row, chunk); output credit and `block_done` registered | 64.6 MHz: the credit flag's next state computed after admission (a regression, fixed by selecting between two register comparisons) |
+| engine.scheduler | 59.5 MHz: the block counter `i0` into the walk-range arithmetic | reset-less run registers | 65.2 MHz: the same arithmetic (`advance` of the query coordinates) |
+| engine.scheduler | 65.2 MHz | the dense build's pattern a constant (its walk-range logic is dead) | 117.7 MHz: `i0`'s carry chain |
+| engine_proxy | 66.4, 59.5 MHz: the accumulator's `scaled` path; the slice → accumulator → `blocks_open` path | all of the above | 67.9 MHz (seed 1): the engine's issue logic (`p_complete` → value/score selection → every operand-stage enable, 12.1 ns routing) |
+
 ## Critical paths
 
-The clock-to-clock path that sets Fmax, per seed (nextpnr reports one per clock; the hierarchical cell
-names lead to the Amaranth module: `inner.softmax.…` is `hdl/softmax.py` inside the engine):
+The clock-to-clock path that sets Fmax, per seed. nextpnr reports one critical path per clock, not the
+worst N: the worst paths of a design are found block by block (the `engine.<block>` rows) and seed by
+seed. The hierarchical cell names lead to the Amaranth module (`inner.softmax.…` is `hdl/softmax.py`
+inside the engine):
 
 <!-- begin paths -->
 {paths}
