@@ -16,6 +16,7 @@ from .head_importance import HeadImportance
 from .importance import TokenImportance
 from .multiplier import check_multiplier
 from .output_accumulator import OutputAccumulator
+from .pipeline import kept_register, register
 from .register_slice import RegisterSlice
 from .row_flags import RowFlags
 from .softmax import SoftmaxUnit
@@ -433,6 +434,7 @@ class AttentionEngine(wiring.Component):
         p_factor = Signal(data.ArrayLayout(data.ArrayLayout(factor_layout, R), NB), reset_less=True)
         p_complete = Signal(NB)
         p_wptr, p_rptr = Signal(range(NB)), Signal(range(NB))
+        p_rptr_next = Signal.like(p_rptr)
         p_reserved = Signal(range(NB + 1))
 
         def ring_next(ptr):
@@ -452,10 +454,19 @@ class AttentionEngine(wiring.Component):
             m.d.comb += [prob_meta.r_en.eq(probs.valid & (probs.payload.slot == R - 1)),
                          meta_ok.eq(prob_meta.w_rdy)]
             kept = ~meta_head.scan   # a scan tile's probabilities are not used
+        # Rows land in the buffers a cycle after they arrive: each (buffer, row) has its own registered
+        # write enable (kept_register) next to its flip-flops, and the row a register of its own; one
+        # enable decoded from the softmax's valid was the 4x4 engine's critical path (12.3 ns of
+        # routing to the buffers).  A buffer is complete a cycle later accordingly.
+        row_in = register(m, probs.payload.p, "p_row_in")
+        factor_in = register(m, Cat(probs.payload.scale_mant, probs.payload.scale_exp), "p_factor_in")
+        for b in range(NB):
+            for r in range(R):
+                write = kept_register(m, probs.valid & kept & (p_wptr == b) & (probs.payload.slot == r),
+                                      f"p_write_{b}_{r}", target=p["multiplier"], reset=True)
+                with m.If(write):
+                    m.d.sync += [p_buf[b][r].eq(row_in), p_factor[b][r].eq(factor_in)]
         with m.If(probs.valid & kept):
-            m.d.sync += [p_buf[p_wptr][probs.payload.slot].eq(probs.payload.p),
-                         p_factor[p_wptr][probs.payload.slot].mant.eq(probs.payload.scale_mant),
-                         p_factor[p_wptr][probs.payload.slot].exp.eq(probs.payload.scale_exp)]
             with m.If(probs.payload.slot == R - 1):
                 m.d.comb += p_completed.eq(1)
                 m.d.sync += p_wptr.eq(ring_next(p_wptr))
@@ -502,6 +513,18 @@ class AttentionEngine(wiring.Component):
         # The operand stage (and the Q read) load whenever the stage is free, not only on issue: a
         # step not issued leaves st_valid low and its data unused, and the wide enables hang on
         # stage_free (flip-flops and the array's ready) instead of on the issue decision.
+        # Each row reads its probability through its own copy of the selectors (p_rptr, j), made from
+        # their next-state values: one copy fanned out to every probability bit of the buffers was
+        # the engine's ECP5 critical path (13.6 ns of routing).  Copies are kept_register flip-flops,
+        # which synthesis does not merge back on ECP5.
+        j_next = Mux(started, 0, Mux(issue_value, Mux(vl_last["j"], 0, vl["j"] + 1), vl["j"]))[:len(vl["j"])]
+        selectors = Cat(p_rptr_next, j_next)
+        row_rptr, row_j = [], []
+        for r in range(R):
+            copy = Cat(*[kept_register(m, selectors[k], f"p_select_{r}_{k}", target=p["multiplier"], reset=True)
+                         for k in range(len(selectors))])
+            row_rptr.append(copy[:len(p_rptr)])
+            row_j.append(copy[len(p_rptr):])
         m.d.comb += [
             self.k.ready.eq(issue_score), self.v.ready.eq(issue_value),
             q_read.addr.eq(Mux(q_rbank, d_max, 0) + sc["k"]),
@@ -511,7 +534,7 @@ class AttentionEngine(wiring.Component):
             m.d.sync += [st_valid.eq(issue), st_value.eq(sel_value), st_last.eq(step_last),
                          st_b.eq(Mux(sel_value, self.v.payload, self.k.payload))]
             for r in range(R):
-                m.d.sync += st_p[r].eq(p_buf[p_rptr][r][vl["j"]])
+                m.d.sync += st_p[r].eq(p_buf[row_rptr[r]][r][row_j[r]])
         with m.If(issue):
             m.d.sync += [in_tile.eq(~step_last), tile_value.eq(sel_value)]
 
@@ -536,11 +559,14 @@ class AttentionEngine(wiring.Component):
         value_frees = issue_value & vl_last["j"] & vl_last["cc"]
         m.d.sync += [p_reserved.eq(p_reserved + (score_starts & ~sd.scan) - value_frees),
                      blocks_open.eq(blocks_open + (score_starts & opens_block) - acc.block_done)]
-        p_rptr_next, p_complete_next, vl_done_next = Signal.like(p_rptr), Signal.like(p_complete), Signal()
+        p_complete_next, vl_done_next = Signal.like(p_complete), Signal()
+        p_completed_late = register(m, p_completed, "p_completed_late", reset=True)
+        p_wptr_late = register(m, p_wptr, "p_wptr_late")
         m.d.comb += p_rptr_next.eq(Mux(value_frees, ring_next(p_rptr), p_rptr))
         for b in range(NB):
-            changes = (p_completed & (p_wptr == b)) | (value_frees & (p_rptr == b))
-            m.d.comb += p_complete_next[b].eq(Mux(changes, p_completed & (p_wptr == b), p_complete[b]))
+            landed = p_completed_late & (p_wptr_late == b)
+            changes = landed | (value_frees & (p_rptr == b))
+            m.d.comb += p_complete_next[b].eq(Mux(changes, landed, p_complete[b]))
         m.d.comb += vl_done_next.eq(Mux(started, 0, vl_done | (value_frees & vd.run_end)))
         value_ready_next = ~vl_done_next & p_complete_next.bit_select(p_rptr_next, 1)
         in_tile_next = Mux(issue, ~step_last, in_tile)

@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from attn_rtl.params import int_in_range
 
-from .pipeline import adder_tree, register
+from .pipeline import adder_tree, delayed, register
 
 __all__ = ["Exp2Mantissa", "exp2_points"]
 
@@ -25,8 +25,8 @@ class Exp2Mantissa(wiring.Component):
     """``E(f) = Tab[i] − ⌊(Tab[i] − Tab[i+1]) · r / 2^(F−S)⌋``, ``i = f >> (F−S)``, ``r = f mod 2^(F−S)``.
 
     ``E(f)`` approximates ``2^P · 2^(−f/2^F)`` for ``0 ≤ f < 2^F``
-    (docs/numerics.md, section 4).  A table lookup (the point and the
-    difference to the next, both constants), a small multiplication of the
+    (docs/numerics.md, section 4).  A table lookup in two stages (the point and
+    the difference to the next, both constants), a small multiplication of the
     difference by ``r`` done as shifted partial products in the fabric (so no
     DSP block is spent on it), and a subtraction, registered after each
     step.  A new ``f`` every cycle; no handshake.
@@ -73,7 +73,24 @@ class Exp2Mantissa(wiring.Component):
 
     @property
     def latency(self) -> int:
-        return 1 + self._product_stages + 1
+        return self._LOOKUP_STAGES + self._product_stages + 1
+
+    #: The tables are read in two stages: every candidate of the high index bits by the low bits
+    #: (three-input lookups), then one of them by the high bits.  One 32-entry lookup of the
+    #: point and the step was five LUT levels on ECP5 (the softmax unit's critical path).
+    _LOOKUP_STAGES = 2
+    _LOW_INDEX_BITS = 3
+
+    def _lookup(self, m: Module, table: list, width: int, index, name: str):
+        """``table[index]`` two registers later (index bits split into high and low)."""
+        low_bits = min(self._LOW_INDEX_BITS, len(index))
+        low, high = index[:low_bits], index[low_bits:]
+        size = 1 << low_bits
+        candidates = [register(m, Array(Const(v, unsigned(width)) for v in table[h * size:(h + 1) * size])[low],
+                               f"{name}_candidate_{h}")
+                      for h in range(-(-len(table) // size))]
+        high_r = register(m, high, f"{name}_high")
+        return register(m, Array(candidates)[high_r] if len(candidates) > 1 else candidates[0], name)
 
     def elaborate(self, platform):
         m = Module()
@@ -85,13 +102,13 @@ class Exp2Mantissa(wiring.Component):
 
         mant = Signal.like(self.mant, reset_less=True)   # a datapath: nothing here is reset
         m.d.comb += self.mant.eq(mant)
-        point = register(m, Array(Const(p, unsigned(width)) for p in points[:-1])[index], "point")
+        point = self._lookup(m, points[:-1], width, index, "point")
         if low == 0:
             m.d.sync += mant.eq(point)
             return m
         step_width = max(steps).bit_length() or 1
-        step = register(m, Array(Const(s, unsigned(step_width)) for s in steps)[index], "step")
-        r = register(m, remainder, "remainder")
+        step = self._lookup(m, steps, step_width, index, "step")
+        r = delayed(m, remainder, self._LOOKUP_STAGES, "remainder")
 
         partials = [Mux(r[k], step << k, 0) for k in range(low)]
         product, stages = adder_tree(m, partials, "interp", levels_per_stage=2)

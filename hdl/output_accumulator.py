@@ -11,7 +11,7 @@ from attn_rtl.params import positive_int
 
 from .credit_fifo import CreditFIFO, fifo_latency
 from .multiplier import Multiplier, check_multiplier
-from .pipeline import delayed, register
+from .pipeline import delayed, kept_register, register
 
 __all__ = ["OutputAccumulator"]
 
@@ -135,6 +135,11 @@ class OutputAccumulator(wiring.Component):
         s["out"] = s["quotient"] + 1
         return s
 
+    def _lane_copy(self, m: Module, value, name: str):
+        """``value`` one cycle later in flip-flops of this lane's own (merged back by synthesis except
+        with the ECP5 multipliers, see :func:`~attn_rtl.hdl.pipeline.kept_register`)."""
+        return Cat(*[kept_register(m, value[k], f"{name}_{k}", target=self.multiplier) for k in range(len(value))])
+
     @property
     def _WRITE_STAGE(self) -> int:
         return self._stages["write"]
@@ -244,11 +249,14 @@ class OutputAccumulator(wiring.Component):
         shift_cap = prod_width - 1   # a larger shift gives the same 0 or -1
         # The shift amount is made a stage early: the shifter's select comes from a register.
         exp_early = at(s1.scale_exp, st["rescaled"] - 1, "scale_exp")
-        amount = register(m, Mux(exp_early + P > shift_cap, shift_cap, exp_early + P), "rescale_shift")
+        amount_next = Mux(exp_early + P > shift_cap, shift_cap, exp_early + P)
         scaled = Signal(data.ArrayLayout(signed(self.acc_width + 1), lanes), reset_less=True)
         for lane in range(lanes):
             m.submodules[f"rescale_{lane}"] = mul = self._rescale_multiplier()
             m.d.comb += [mul.a.eq(old[lane]), mul.b.eq(scale_mant)]
+            # Each lane shifts by its own copy of the amount (kept_register): one copy drove all
+            # lanes' shifters (ECP5 critical path, 8.5 ns of routing).
+            amount = self._lane_copy(m, amount_next, f"rescale_shift_{lane}")
             m.d.sync += scaled[lane].eq(mul.product >> amount)
         partial = at(s1.data, st["scaled"], "partial")
         updated = Signal(data.ArrayLayout(acc_shape, lanes), reset_less=True)
@@ -271,7 +279,7 @@ class OutputAccumulator(wiring.Component):
         # The shift amount and the bias 2^(s-1) - 1 are registers made a stage before their use.
         recip_exp_early = at(recip.recip_exp, st["normalized"] - 1, "recip_exp", since=write)
         shift = register(m, R + recip_exp_early, "norm_shift")
-        shift_q = at(shift, st["biased"], "norm_shift", since=st["normalized"])
+        shift_early = at(shift, st["biased"] - 1, "norm_shift", since=st["normalized"])
         bias = at(register(m, (Const(1 << (R - 1), R) << recip_exp_early) - 1, "norm_bias"), st["odd"],
                   "norm_bias", since=st["normalized"])
         lanes_valid = at(s1.lanes_valid, st["quotient"], "lanes_valid")
@@ -285,7 +293,7 @@ class OutputAccumulator(wiring.Component):
             product = register(m, mul.product, f"norm_product_{lane}")
             # norm_width + 1 bits hold every biased sum (the bias is below 2^(R + sum_width)).
             biased = register(m, (product + bias + odd)[:norm_width + 1].as_signed(), f"norm_biased_{lane}")
-            quotient = register(m, biased >> shift_q, f"norm_q_{lane}")
+            quotient = register(m, biased >> self._lane_copy(m, shift_early, f"norm_shift_{lane}"), f"norm_q_{lane}")
             # It fits the output when the bits above its sign all equal the sign: a reduction, no comparator.
             high = quotient[data_width - 1:]
             fits = (high == 0) | (high == (1 << len(high)) - 1)
