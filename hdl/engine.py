@@ -498,11 +498,7 @@ class AttentionEngine(wiring.Component):
                        & ~(imp_run & sd.first & ~sd.scan & (awaiting_sums != 0)))
         # Which operand the next step takes, Mux(in_tile, tile_value, value_ready), kept as a flip-flop
         # from the next-state values (below): it selects 64 operand bits and every tag field.
-        sel_value, sel_next = Signal(), Signal()
-        # Each column of the operand stage selects K or V by its own copy (one flip-flop for all 64
-        # bits was the 8x8 engine's critical path: 12.5 ns of routing).
-        column_sel = [kept_register(m, sel_next, f"sel_value_{c}", target=p["multiplier"], reset=True)
-                      for c in range(C)]
+        sel_value = Signal()
         sel_ok = in_tile | ((value_ready | score_ready) & tags.w_rdy)
         st_valid, st_value, st_last = Signal(), Signal(reset_less=True), Signal(reset_less=True)
         st_b = Signal(data.ArrayLayout(self.value_shape, C), reset_less=True)   # qualified by st_valid
@@ -535,9 +531,8 @@ class AttentionEngine(wiring.Component):
             q_read.en.eq(stage_free),
         ]
         with m.If(stage_free):
-            m.d.sync += [st_valid.eq(issue), st_value.eq(sel_value), st_last.eq(step_last)]
-            for c in range(C):
-                m.d.sync += st_b[c].eq(Mux(column_sel[c], self.v.payload[c], self.k.payload[c]))
+            m.d.sync += [st_valid.eq(issue), st_value.eq(sel_value), st_last.eq(step_last),
+                         st_b.eq(Mux(sel_value, self.v.payload, self.k.payload))]
             for r in range(R):
                 m.d.sync += st_p[r].eq(p_buf[row_rptr[r]][r][row_j[r]])
         with m.If(issue):
@@ -576,10 +571,9 @@ class AttentionEngine(wiring.Component):
         value_ready_next = ~vl_done_next & p_complete_next.bit_select(p_rptr_next, 1)
         in_tile_next = Mux(issue, ~step_last, in_tile)
         tile_value_next = Mux(issue, sel_value, tile_value)
-        m.d.comb += sel_next.eq(Mux(in_tile_next, tile_value_next, value_ready_next))
         m.d.sync += [p_rptr.eq(p_rptr_next), p_complete.eq(p_complete_next), vl_done.eq(vl_done_next),
                      value_ready.eq(value_ready_next),
-                     sel_value.eq(sel_next)]
+                     sel_value.eq(Mux(in_tile_next, tile_value_next, value_ready_next))]
 
         # A score tile queues its value tile's figures as it starts, and leaves the scheduler's
         # queue with its last step.
