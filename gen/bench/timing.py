@@ -211,10 +211,11 @@ pipeline helpers of `hdl/pipeline.py` unless asked for `reset=True`):
 | multiplier, reciprocal, exp2 | nothing | everything (the DSP's RST pins stay unconnected) |
 
 Reset in the middle of a run stays bit-exact on both simulators (the reset-in-the-middle tests of the
-array, softmax unit, scheduler, top-k and engine, and the ECP5-primitive engine). After these changes
-the default 8×8 engine's Verilog holds 1,401 reset flip-flop bits (Yosys `proc; opt_dff`, `$sdff`
-cells). A registered, replicated reset tree per unit was not needed so far: no block's critical path
-is the reset net any more (table above).
+array, softmax unit, scheduler, top-k and engine, and the ECP5-primitive engine). After `synth_ecp5`
+the default 8×8 engine's reset net drives 618 of its 39,541 flip-flops (commit eecf3db; counted on
+the `LSR` pins of the Yosys netlist; the 4×4 proxy: 431 of 16,768), where it drove all of them before.
+A registered, replicated reset tree per unit was not needed: no block's or engine's critical path is
+the reset net any more (tables above and below).
 
 ## What cut each path
 
@@ -233,6 +234,26 @@ before a change, and after it.
 | engine.scheduler | 59.5 MHz: the block counter `i0` into the walk-range arithmetic | reset-less run registers | 65.2 MHz: the same arithmetic (`advance` of the query coordinates) |
 | engine.scheduler | 65.2 MHz | the dense build's pattern a constant (its walk-range logic is dead) | 117.7 MHz: `i0`'s carry chain |
 | engine_proxy | 66.4, 59.5 MHz: the accumulator's `scaled` path; the slice → accumulator → `blocks_open` path | all of the above | 67.9 MHz (seed 1): the engine's issue logic (`p_complete` → value/score selection → every operand-stage enable, 12.1 ns routing) |
+| engine.output_accumulator | 64.6 MHz | per-lane copies of the shift amounts | 97.2 MHz (ABC9 maps it again): the output FIFO's read address into its read data |
+| engine.array | 119.0 MHz | the accumulator's enable and select and the result load as each PE's own flip-flops (`kept_register`: `TRELLIS_FF` instances, which Yosys does not merge) | 132.6 MHz: the result FIFO's `ring_empty` selecting the 177-bit output register's input (6.6 ns routing) |
+| engine.softmax | 113.5 MHz: `distance` → the exp2 step table | the exp2 tables read in two stages (candidates by the low three index bits, then one by the high bits) | 121.1 MHz: the octave shift of the probabilities |
+
+The whole 8×8 engine (`engine`, seed 1), each step measured:
+
+| commit | Fmax | critical path | change that followed |
+|---|---|---|---|
+| ca4d6bc | 52.3 MHz | `p_rptr` → probability buffer complete → value/score selection → `k.valid` → issue → the operand stage's enables (17.2 ns routing) | `value_ready` and the operand select as flip-flops from next-state values; the operand stage loads whenever it is free |
+| eecf3db | 57.5 MHz | `p_rptr` → the probability buffers' read multiplexer → `st_p` (13.6 ns routing) | per-row copies of the buffer selectors; per-(buffer, row) registered write enables |
+| 00b8a6e | 75.4 MHz | `sel_value` → the K/V multiplexer of the 64-bit operand stage (12.5 ns routing) | per-column copies of the select |
+| af67ec4 | 49.7 MHz | `st_last` → the array's ready → the load enable of the 192 operand-stage flip-flops (19.3 ns routing) | reverted (1890917): the enable, not the select, is the wide net to cut next |
+
+The 4×4 proxy at the same commits: 81.3, 75.2, 83.9 and 92.0 MHz. It finds the engine's logic-depth
+paths (its critical paths were the start check into the cycle counter and the probability-buffer
+write enable) but not the 8×8's fan-out paths, which are four times wider (64-bit operands, 8×8
+buffers): it over-predicted the 8×8 by 55%, 31%, 11% and 85%, and moved the other way on the last
+change. Since the reset-less datapath and the block-RAM FIFOs, one
+8×8 run takes about 12 minutes here (it took 1-2 hours with flip-flop FIFOs), so the 8×8 itself is the
+figure to time; the proxy remains a 3-minute check of logic depth.
 
 ## Critical paths
 
