@@ -43,7 +43,7 @@ def check_multiplier(*, a_width: int, b_width: int, a_signed: bool, b_signed: bo
     if target not in MULTIPLIER_TARGETS:
         raise ValueError(f"multiplier must be one of {', '.join(MULTIPLIER_TARGETS)}, not {target!r}")
     if target == "ecp5":
-        pieces_a = split_a if split_a is not True and split_a else 1 + bool(split_a)
+        pieces_a = 2 if split_a is True else (split_a or 1)
         operands = [("a_width", a_width, a_signed, pieces_a), ("b_width", b_width, b_signed, 1)]
         for name, width, is_signed, pieces in operands:
             limit = (18 if is_signed else 17) + _PIECE * (pieces - 1)
