@@ -185,7 +185,6 @@ class OutputAccumulator(wiring.Component):
         address = Signal(range(words))
         m.d.comb += address.eq(beat.chunk * rows + beat.row)
         stage_valid = [Signal(name=f"busy_s{s}") for s in range(1, self._WRITE_STAGE + 1)]
-        stage_addr = [Signal(range(words), name=f"addr_s{s}", reset_less=True) for s in range(1, self._WRITE_STAGE + 1)]
         # The hazard compares (row, chunk) fields, not the memory address: the address's multiply-add
         # stays off the ready path.
         word_layout = data.StructLayout({"row": range(rows), "chunk": range(self.chunks)})
@@ -222,10 +221,10 @@ class OutputAccumulator(wiring.Component):
         acc_write = acc_mem.write_port()
         m.d.comb += acc_read.addr.eq(address)
 
-        m.d.sync += [stage_valid[0].eq(fire), stage_addr[0].eq(address),
+        m.d.sync += [stage_valid[0].eq(fire),
                      stage_word[0].row.eq(beat.row), stage_word[0].chunk.eq(beat.chunk)]
         for s in range(1, self._WRITE_STAGE):
-            m.d.sync += [stage_valid[s].eq(stage_valid[s - 1]), stage_addr[s].eq(stage_addr[s - 1]),
+            m.d.sync += [stage_valid[s].eq(stage_valid[s - 1]),
                          stage_word[s].eq(stage_word[s - 1])]
 
         s1 = register(m, beat, "beat_s1")
@@ -264,7 +263,7 @@ class OutputAccumulator(wiring.Component):
             m.d.sync += updated[lane].eq(scaled[lane] + partial[lane])
         write = st["write"]
         m.d.comb += [
-            acc_write.addr.eq(stage_addr[write - 1]),
+            acc_write.addr.eq(stage_word[write - 1].chunk * rows + stage_word[write - 1].row),
             acc_write.data.eq(updated),
             acc_write.en.eq(stage_valid[write - 1] & ~at(s1.last, write, "last")),
         ]
