@@ -260,8 +260,8 @@ class AttentionEngine(wiring.Component):
         array = SystolicArray(**self._array_params)
         softmax, acc = self._softmax(), self._accumulator(array.acc_shape.width)
         found = {"array": array, "softmax": softmax, "output_accumulator": acc, "scheduler": self._scheduler(),
-                 "softmax_slice": RegisterSlice(softmax.scores.payload.shape()),
-                 "accumulator_slice": RegisterSlice(acc.partials.payload.shape())}
+                 "softmax_slice": RegisterSlice(softmax.scores.payload.shape(), target=self.params["multiplier"]),
+                 "accumulator_slice": RegisterSlice(acc.partials.payload.shape(), target=self.params["multiplier"])}
         if self.params["importance"]:
             found.update(token_importance=self._token_importance(), head_importance=self._head_importance())
         if self.params["row_flags"]:
@@ -498,7 +498,7 @@ class AttentionEngine(wiring.Component):
                        & ~(imp_run & sd.first & ~sd.scan & (awaiting_sums != 0)))
         # Which operand the next step takes, Mux(in_tile, tile_value, value_ready), kept as a flip-flop
         # from the next-state values (below): it selects 64 operand bits and every tag field.
-        sel_value = Signal()
+        sel_value, sel_next = Signal(), Signal()
         sel_ok = in_tile | ((value_ready | score_ready) & tags.w_rdy)
         st_valid, st_value, st_last = Signal(), Signal(reset_less=True), Signal(reset_less=True)
         st_b = Signal(data.ArrayLayout(self.value_shape, C), reset_less=True)   # qualified by st_valid
@@ -509,6 +509,28 @@ class AttentionEngine(wiring.Component):
         m.d.comb += issue.eq(self.busy & sel_ok & operand_ok & stage_free)
         issue_value, issue_score = issue & sel_value, issue & ~sel_value
         step_last = Mux(sel_value, vl_last["j"], sc_last["k"])
+
+        # The operand stage holds while the array refuses a tile's last step.  One enable for its
+        # ~200 flip-flops, and one K/V select for its 64 operand bits, spanned the die (19.3 and
+        # 12.5 ns of routing on the 8x8 engine): each column and each row of the stage has its own
+        # copies of the select, of st_valid and st_last, and of the array's accepts_end
+        # (kept_register flip-flops from the same next-state values), so its enable is one LUT
+        # next to it.
+        st_valid_next, st_last_next, st_value_next = Signal(), Signal(), Signal()
+        m.d.comb += [st_valid_next.eq(Mux(stage_free, issue, st_valid)),
+                     st_last_next.eq(Mux(stage_free, step_last, st_last)),
+                     st_value_next.eq(Mux(stage_free, sel_value, st_value))]
+
+        def stage_copy(name, accepts_end):
+            valid = kept_register(m, st_valid_next, f"st_valid_{name}", target=p["multiplier"], reset=True)
+            last = kept_register(m, st_last_next, f"st_last_{name}", target=p["multiplier"])
+            return ~valid | ~last | accepts_end
+
+        column_free = [stage_copy(f"c{c}", array.accepts_end[c]) for c in range(C)]
+        column_sel = [kept_register(m, sel_next, f"sel_value_c{c}", target=p["multiplier"], reset=True)
+                      for c in range(C)]
+        row_free = [stage_copy(f"r{r}", array.accepts_end[C + r]) for r in range(R)]
+        row_value = [kept_register(m, st_value_next, f"st_value_r{r}", target=p["multiplier"]) for r in range(R)]
 
         # The operand stage (and the Q read) load whenever the stage is free, not only on issue: a
         # step not issued leaves st_valid low and its data unused, and the wide enables hang on
@@ -530,10 +552,12 @@ class AttentionEngine(wiring.Component):
             q_read.addr.eq(Mux(q_rbank, d_max, 0) + sc["k"]),
             q_read.en.eq(stage_free),
         ]
-        with m.If(stage_free):
-            m.d.sync += [st_valid.eq(issue), st_value.eq(sel_value), st_last.eq(step_last),
-                         st_b.eq(Mux(sel_value, self.v.payload, self.k.payload))]
-            for r in range(R):
+        m.d.sync += [st_valid.eq(st_valid_next), st_value.eq(st_value_next), st_last.eq(st_last_next)]
+        for c in range(C):
+            with m.If(column_free[c]):
+                m.d.sync += st_b[c].eq(Mux(column_sel[c], self.v.payload[c], self.k.payload[c]))
+        for r in range(R):
+            with m.If(row_free[r]):
                 m.d.sync += st_p[r].eq(p_buf[row_rptr[r]][r][row_j[r]])
         with m.If(issue):
             m.d.sync += [in_tile.eq(~step_last), tile_value.eq(sel_value)]
@@ -571,9 +595,9 @@ class AttentionEngine(wiring.Component):
         value_ready_next = ~vl_done_next & p_complete_next.bit_select(p_rptr_next, 1)
         in_tile_next = Mux(issue, ~step_last, in_tile)
         tile_value_next = Mux(issue, sel_value, tile_value)
+        m.d.comb += sel_next.eq(Mux(in_tile_next, tile_value_next, value_ready_next))
         m.d.sync += [p_rptr.eq(p_rptr_next), p_complete.eq(p_complete_next), vl_done.eq(vl_done_next),
-                     value_ready.eq(value_ready_next),
-                     sel_value.eq(Mux(in_tile_next, tile_value_next, value_ready_next))]
+                     value_ready.eq(value_ready_next), sel_value.eq(sel_next)]
 
         # A score tile queues its value tile's figures as it starts, and leaves the scheduler's
         # queue with its last step.
@@ -637,7 +661,7 @@ class AttentionEngine(wiring.Component):
 
         # Array operands: a is Q (signed) for score tiles, the probability column (unsigned) for value tiles.
         for r in range(R):
-            m.d.comb += array.a.payload.data[r].eq(Mux(st_value, st_p[r], q_read.data[r]))
+            m.d.comb += array.a.payload.data[r].eq(Mux(row_value[r], st_p[r], q_read.data[r]))
         m.d.comb += [
             array.a.payload.last.eq(st_last), array.a.valid.eq(st_valid),
             array.b.payload.eq(st_b), array.b.valid.eq(st_valid),
@@ -649,8 +673,8 @@ class AttentionEngine(wiring.Component):
         c = array.c
         # Register slices in front of both consumers: c.ready is then two flip-flops and the tag,
         # and the accumulator's hazard check ends at its own slice instead of at the array.
-        m.submodules.softmax_slice = softmax_slice = RegisterSlice(softmax.scores.payload.shape())
-        m.submodules.acc_slice = acc_slice = RegisterSlice(acc.partials.payload.shape())
+        m.submodules.softmax_slice = softmax_slice = RegisterSlice(softmax.scores.payload.shape(), target=p["multiplier"])
+        m.submodules.acc_slice = acc_slice = RegisterSlice(acc.partials.payload.shape(), target=p["multiplier"])
         wiring.connect(m, softmax_slice.o, softmax.scores)
         wiring.connect(m, acc_slice.o, acc.partials)
         to_softmax, to_acc = softmax_slice.i, acc_slice.i

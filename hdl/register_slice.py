@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Shape, Signal
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from attn_rtl.params import positive_int
+
+from .multiplier import MULTIPLIER_TARGETS
+from .pipeline import kept_register
 
 __all__ = ["RegisterSlice"]
 
@@ -22,10 +27,18 @@ class RegisterSlice(wiring.Component):
     Full rate (one beat per cycle) under any pattern of ``o.ready``; a beat
     takes one cycle to pass.
 
+    The read pointer has a copy of its own for every ``select_group`` payload bits: one pointer
+    selecting a wide payload fans out across the die.
+
     Parameters
     ----------
     shape : shape-castable
         Payload shape of both streams.
+    target : "generic" or "ecp5"
+        ``ecp5`` keeps the pointer copies apart in ``TRELLIS_FF`` cells
+        (:func:`~attn_rtl.hdl.pipeline.kept_register`); ``generic`` synthesis merges them.
+    select_group : int
+        Payload bits selected by one copy of the read pointer.
 
     Attributes
     ----------
@@ -40,12 +53,16 @@ class RegisterSlice(wiring.Component):
 
     latency = 1
 
-    def __init__(self, shape):
+    def __init__(self, shape, *, target: str = "generic", select_group: int = 32):
         if not isinstance(shape, data.Layout):
             try:
                 shape = Shape.cast(shape)
             except TypeError:
                 raise TypeError(f"shape must be a shape-castable object, not {shape!r}") from None
+        if target not in MULTIPLIER_TARGETS:
+            raise ValueError(f"target must be one of {', '.join(MULTIPLIER_TARGETS)}, not {target!r}")
+        self.target = target
+        self.select_group = positive_int("select_group", select_group)
         super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
 
     def elaborate(self, platform):
@@ -63,9 +80,15 @@ class RegisterSlice(wiring.Component):
                 m.d.sync += entry.eq(self.i.payload)
         with m.If(push):
             m.d.sync += w_ptr.eq(~w_ptr)
-        with m.If(pop):
-            m.d.sync += r_ptr.eq(~r_ptr)
+        r_ptr_next = Mux(pop, ~r_ptr, r_ptr)
+        m.d.sync += r_ptr.eq(r_ptr_next)
         after = count + push - pop
         m.d.sync += [count.eq(after), full.eq(after == 2), nonempty.eq(after != 0)]
-        m.d.comb += self.o.payload.eq(Mux(r_ptr, entries[1], entries[0]))
+        bits = [Value.cast(entry) for entry in entries]
+        groups = []
+        for n, lo in enumerate(range(0, len(bits[0]), self.select_group)):
+            hi = lo + self.select_group
+            select = kept_register(m, r_ptr_next, f"r_ptr_{n}", target=self.target, reset=True)
+            groups.append(Mux(select, bits[1][lo:hi], bits[0][lo:hi]))
+        m.d.comb += self.o.payload.eq(Cat(*groups))
         return m

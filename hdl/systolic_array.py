@@ -11,7 +11,7 @@ from attn_rtl.params import boolean, positive_int, reject_unknown
 from .credit_fifo import CreditFIFO, check_fifo_memory, fifo_latency
 from .multiplier import check_multiplier, multiplier_latency
 from .pe import ProcessingElement, accumulator_input_stages, accumulator_shape, operand_shape
-from .pipeline import delayed
+from .pipeline import delayed, kept_register
 
 __all__ = ["SystolicArray", "array_params", "ARRAY_DEFAULTS"]
 
@@ -151,6 +151,11 @@ class SystolicArray(wiring.Component):
     a : In(stream.Signature(StructLayout({"data": ArrayLayout(a_shape, rows), "last": 1})))
     b : In(stream.Signature(ArrayLayout(b_shape, cols)))
     c : Out(stream.Signature(StructLayout({"data": ArrayLayout(acc_shape, cols), "last": 1})))
+    accepts_end : Out(rows + cols)
+        Copies of the flag that a step with ``last`` set is accepted in this cycle (``a.ready`` is
+        ``b.valid & (~a.payload.last | accepts_end)``), one flip-flop each: a caller whose
+        registers in front of the array hold while it refuses a step gives each row's and each
+        column's registers a copy of their own, instead of fanning one flag out to all of them.
     """
 
     def __init__(self, **params):
@@ -168,6 +173,7 @@ class SystolicArray(wiring.Component):
             "b": In(stream.Signature(data.ArrayLayout(self._b_shape, self.cols))),
             "c": Out(stream.Signature(data.StructLayout({
                 "data": data.ArrayLayout(self.acc_shape, self.cols), "last": 1}))),
+            "accepts_end": Out(self.rows + self.cols),
         })
 
     @property
@@ -257,11 +263,16 @@ class SystolicArray(wiring.Component):
         m.d.comb += kept.eq(reserved - released)
         after_end = (kept <= self.result_fifo_depth - 2 * rows) & (self.min_tile_spacing == 1)
         otherwise = (kept <= self.result_fifo_depth - rows) & (spacing <= 1)
+        may_end_next = Mux(ends_tile, after_end, otherwise)
         m.d.sync += [
             reserved.eq(kept + Mux(ends_tile, rows, 0)),
             spacing.eq(Mux(ends_tile, self.min_tile_spacing - 1, Mux(spacing == 0, 0, spacing - 1))),
-            may_end.eq(Mux(ends_tile, after_end, otherwise)),
+            may_end.eq(may_end_next),
         ]
+        # The copies hold the complement, so that their reset (to 0) matches may_end's initial 1.
+        for n in range(rows + cols):
+            blocked = kept_register(m, ~may_end_next, f"end_blocked_{n}", target=p["multiplier"], reset=True)
+            m.d.comb += self.accepts_end[n].eq(~blocked)
         with m.If(fire):
             m.d.sync += opens_tile.eq(self.a.payload.last)
 
