@@ -8,6 +8,9 @@ from amaranth.lib.wiring import In, Out
 
 from attn_rtl.params import positive_int
 
+from .multiplier import MULTIPLIER_TARGETS
+from .pipeline import kept_copy
+
 __all__ = ["CreditFIFO", "FIFO_MEMORIES", "fifo_latency", "check_fifo_memory"]
 
 #: Where the entries live: flip-flops (any target), or ECP5 DP16KD block RAM with its output register.
@@ -48,6 +51,11 @@ class CreditFIFO(wiring.Component):
     cycle under any pattern of ``r.ready``, its payload and valid come from
     registers, and ``r.ready`` reaches the wide registers through one gate.
 
+    The controls of the wide registers (the read address of flip-flop storage, the
+    output register's flags and the ring's pointers) have a copy of their own for every
+    ``select_group`` bits, made from the same next-state values: one copy driving a wide
+    word fans out across the die.
+
     Parameters
     ----------
     width : int
@@ -58,6 +66,12 @@ class CreditFIFO(wiring.Component):
         ``ecp5``: DP16KD block RAMs (18 bits each, up to 1024 entries) with
         their output registers, so no wide multiplexer and no read-address
         fan-out reach the fabric; simulation needs ``hdl/models/DP16KD.v``.
+    target : "generic" or "ecp5"
+        ``ecp5`` keeps the control copies apart in ``TRELLIS_FF`` cells
+        (:func:`~attn_rtl.hdl.pipeline.kept_register`), as ``memory="ecp5"`` does; with
+        both ``generic``, synthesis merges them.
+    select_group : int
+        Data bits served by one copy of the controls.
 
     Attributes
     ----------
@@ -71,29 +85,43 @@ class CreditFIFO(wiring.Component):
     r : Out(stream.Signature(width))
     """
 
-    def __init__(self, *, width: int, depth: int, memory: str = "registers"):
+    def __init__(self, *, width: int, depth: int, memory: str = "registers", target: str = "generic",
+                 select_group: int = 32):
         self.width = positive_int("width", width)
         self.depth = positive_int("depth", depth)
         self.memory = check_fifo_memory(memory, depth)
+        if target not in MULTIPLIER_TARGETS:
+            raise ValueError(f"target must be one of {', '.join(MULTIPLIER_TARGETS)}, not {target!r}")
+        self.target = "ecp5" if memory == "ecp5" else target
+        self.select_group = positive_int("select_group", select_group)
         super().__init__({"w_en": In(1), "w_data": In(width), "r": Out(stream.Signature(width))})
 
     @property
     def latency(self) -> int:
         return fifo_latency(self.memory)
 
-    def _storage(self, m: Module, w_ptr, r_ptr):
-        """Write port at ``w_ptr``; returns the data read at ``r_ptr`` (read every cycle)."""
+    def _groups(self) -> list[tuple[int, int]]:
+        return [(lo, min(lo + self.select_group, self.width)) for lo in range(0, self.width, self.select_group)]
+
+    def _storage(self, m: Module, w_ptr, r_ptr, w_ptr_next, r_ptr_next):
+        """Write port at ``w_ptr``; returns the data read at ``r_ptr`` (read every cycle).  The
+        pointers' next-state values are for copies of them."""
         if self.memory == "registers":
             # Flip-flops, not RAM: Yosys maps ECP5 block RAM with REGMODE NOREG, whose 5.8 ns
             # read sets the clock, and distributed RAM for wide rows left nextpnr-ecp5 unable
-            # to finish routing.
-            m.submodules.storage = storage = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[],
-                                                           attrs={"ram_style": "logic"})
-            wr = storage.write_port()
-            rd = storage.read_port(domain="sync", transparent_for=())
-            m.d.comb += [wr.addr.eq(w_ptr), wr.data.eq(self.w_data), wr.en.eq(self.w_en),
-                         rd.addr.eq(r_ptr), rd.en.eq(1)]
-            return rd.data
+            # to finish routing.  One memory per group of bits, each with its own copies of the
+            # pointers: one read address drove the 8x8 engine's output FIFO's 660 multiplexer LUTs.
+            read = Signal(self.width)
+            for n, (lo, hi) in enumerate(self._groups()):
+                storage = memory.Memory(shape=unsigned(hi - lo), depth=self.depth, init=[], attrs={"ram_style": "logic"})
+                m.submodules[f"storage_{n}"] = storage
+                wr = storage.write_port()
+                rd = storage.read_port(domain="sync", transparent_for=())
+                m.d.comb += [wr.addr.eq(kept_copy(m, w_ptr_next, f"w_ptr_{n}", target=self.target, reset=True)),
+                             wr.data.eq(self.w_data[lo:hi]), wr.en.eq(self.w_en),
+                             rd.addr.eq(kept_copy(m, r_ptr_next, f"r_ptr_{n}", target=self.target, reset=True)),
+                             rd.en.eq(1), read[lo:hi].eq(rd.data)]
+            return read
         # DP16KD, port A writes and port B reads, 18 bits each, output register on: the read
         # address reaches a handful of RAM pins and the data leaves a register in the RAM.
         read = Signal(self.width)
@@ -130,9 +158,10 @@ class CreditFIFO(wiring.Component):
 
         w_ptr = Signal(range(self.depth))
         r_ptr = Signal(range(self.depth))
-        with m.If(self.w_en):
-            m.d.sync += w_ptr.eq(advance(w_ptr))
-        read_data = self._storage(m, w_ptr, r_ptr)
+        w_ptr_next, r_ptr_next = Signal.like(w_ptr), Signal.like(r_ptr)
+        m.d.comb += w_ptr_next.eq(Mux(self.w_en, advance(w_ptr), w_ptr))
+        m.d.sync += [w_ptr.eq(w_ptr_next), r_ptr.eq(r_ptr_next)]
+        read_data = self._storage(m, w_ptr, r_ptr, w_ptr_next, r_ptr_next)
 
         # Entries in memory not yet fetched (``stored``, with ``nonempty`` kept as a flag of its
         # own so that fetch is two gates from flip-flops); fetched entries are in flight for
@@ -159,8 +188,7 @@ class CreditFIFO(wiring.Component):
             nonempty.eq(Mux(fetch, (stored >= 2) | ((stored == 1) & self.w_en), (stored != 0) | self.w_en)),
             in_flight.eq(Cat(fetch, in_flight[:-1])),
         ]
-        with m.If(fetch):
-            m.d.sync += r_ptr.eq(advance(r_ptr))
+        m.d.comb += r_ptr_next.eq(Mux(fetch, advance(r_ptr), r_ptr))
 
         # r.ready reaches the wide registers through one gate: the output register's enable
         # (~valid | ready).  Its data comes from the ring or, when the ring is empty, straight
@@ -170,23 +198,31 @@ class CreditFIFO(wiring.Component):
         def step(ptr):
             return Mux(ptr == latency - 1, 0, ptr + 1) if latency > 1 else ptr
 
-        for i, entry in enumerate(ring):
-            with m.If(arrive & (ring_w == i)):
-                m.d.sync += entry.eq(read_data)
         from_ring = ~ring_empty & out_free
         bypass = arrive & ring_empty & out_free
         kept = arrive & ~bypass
-        # Only pointers, counts and flags are reset; entries are don't-care until valid.
+        count_next = ring_count + kept - from_ring
+        controls = {"valid": Mux(out_free, ~ring_empty | arrive, 1), "empty": count_next == 0,
+                    "ring_r": Mux(from_ring, step(ring_r), ring_r), "ring_w": Mux(kept, step(ring_w), ring_w),
+                    "arrive": Cat(fetch, in_flight)[latency - 1]}
+        m.d.sync += [valid.eq(controls["valid"]), ring_empty.eq(controls["empty"]), ring_r.eq(controls["ring_r"]),
+                     ring_w.eq(controls["ring_w"]), ring_count.eq(count_next)]
+        m.d.comb += self.r.valid.eq(valid)
+        # Each group of bits has its own copies of the controls.  Only pointers, counts and flags
+        # are reset; entries are don't-care until valid.  ring_empty starts at 1: its copies hold
+        # the complement, which resets to 0.
         payload = Signal(self.width, reset_less=True)
         m.d.comb += self.r.payload.eq(payload)
-        with m.If(out_free):
-            m.d.sync += payload.eq(Mux(ring_empty, read_data, Array(ring)[ring_r]))
-        m.d.sync += valid.eq(Mux(out_free, ~ring_empty | arrive, 1))
-        with m.If(kept):
-            m.d.sync += ring_w.eq(step(ring_w))
-        with m.If(from_ring):
-            m.d.sync += ring_r.eq(step(ring_r))
-        count_next = ring_count + kept - from_ring
-        m.d.sync += [ring_count.eq(count_next), ring_empty.eq(count_next == 0)]
-        m.d.comb += self.r.valid.eq(valid)
+        for n, (lo, hi) in enumerate(self._groups()):
+            def copy(name, value):
+                return kept_copy(m, value, f"{name}_{n}", target=self.target, reset=True)
+            g_valid, g_filled = copy("valid", controls["valid"]), copy("filled", ~controls["empty"])
+            g_ring_r, g_ring_w, g_arrive = copy("ring_r", controls["ring_r"]), copy("ring_w", controls["ring_w"]), \
+                copy("arrive", controls["arrive"])
+            for i, entry in enumerate(ring):
+                with m.If(g_arrive & (g_ring_w == i)):
+                    m.d.sync += entry[lo:hi].eq(read_data[lo:hi])
+            with m.If(~g_valid | self.r.ready):
+                m.d.sync += payload[lo:hi].eq(Mux(g_filled, Array(entry[lo:hi] for entry in ring)[g_ring_r],
+                                                  read_data[lo:hi]))
         return m

@@ -573,7 +573,8 @@ class AttentionEngine(wiring.Component):
             tag.rows.eq(vd.rows),
             tag.lanes.eq(remaining(vl["cc"], head_dim, C)),
             tag.run_end.eq(run_end),
-            tag.factors.eq(p_factor[p_rptr]),
+            # Each row's factor is selected by that row's copy of p_rptr (p_rptr drove 557 LUTs).
+            *[tag.factors[r].eq(p_factor[row_rptr[r]][r]) for r in range(R)],
             tag.mask.eq(sd.mask),
             tags.w_data.eq(tag),
             tags.w_en.eq(issue & ~in_tile),

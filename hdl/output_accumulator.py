@@ -11,7 +11,7 @@ from attn_rtl.params import positive_int
 
 from .credit_fifo import CreditFIFO, fifo_latency
 from .multiplier import Multiplier, check_multiplier
-from .pipeline import delayed, kept_register, register
+from .pipeline import delayed, kept_copy, register
 
 __all__ = ["OutputAccumulator"]
 
@@ -83,6 +83,7 @@ class OutputAccumulator(wiring.Component):
         self.acc_width = numerics.out_acc_width(positive_int("max_seq_len", max_seq_len))
         self.sum_width = numerics.row_sum_width(max_seq_len)
         check_multiplier(a_width=1, b_width=1, a_signed=True, b_signed=False, target=multiplier)
+        self.target = multiplier   # where control copies are kept apart, whatever the multipliers are
         try:
             check_multiplier(a_width=self.acc_width, b_width=max(numerics.prob_width, numerics.recip_bits + 1),
                              a_signed=True, b_signed=False, target=multiplier, split_a=self._PIECES)
@@ -135,10 +136,10 @@ class OutputAccumulator(wiring.Component):
         s["out"] = s["quotient"] + 1
         return s
 
-    def _lane_copy(self, m: Module, value, name: str):
-        """``value`` one cycle later in flip-flops of this lane's own (merged back by synthesis except
-        with the ECP5 multipliers, see :func:`~attn_rtl.hdl.pipeline.kept_register`)."""
-        return Cat(*[kept_register(m, value[k], f"{name}_{k}", target=self.multiplier) for k in range(len(value))])
+    def _lane_copy(self, m: Module, value, name: str, *, reset: bool = False):
+        """``value`` one cycle later in flip-flops of this lane's own (kept apart on the ecp5 target,
+        merged back by synthesis otherwise; :func:`~attn_rtl.hdl.pipeline.kept_register`)."""
+        return kept_copy(m, value, name, target=self.target, reset=reset)
 
     @property
     def _WRITE_STAGE(self) -> int:
@@ -211,8 +212,13 @@ class OutputAccumulator(wiring.Component):
         with m.If(fire & beat.last & beat.chunk_last):
             m.d.sync += present[r_bank][beat.row].eq(0)
             with m.If(beat.row == rows - 1):
-                m.d.sync += r_bank.eq(~r_bank)
                 m.d.comb += block_done.eq(1)
+        r_bank_next = r_bank ^ block_done
+        m.d.sync += r_bank.eq(r_bank_next)
+        # The reciprocals' read selects by copies of r_bank of its own (one per field), so that
+        # r_bank on the ready path drives a few gates (it drove 161).
+        recip_bank = {name: self._lane_copy(m, r_bank_next, f"recip_bank_{name}", reset=True)
+                      for name in ("recip", "recip_exp")}
 
         # --- stage 0 -> 1: read the word.
         m.submodules.acc_mem = acc_mem = memory.Memory(
@@ -228,7 +234,9 @@ class OutputAccumulator(wiring.Component):
                          stage_word[s].eq(stage_word[s - 1])]
 
         s1 = register(m, beat, "beat_s1")
-        recip_s1 = register(m, held[r_bank][beat.row], "recip_s1")
+        recip_s1 = Signal(recip_layout, reset_less=True)
+        for name, bank in recip_bank.items():
+            m.d.sync += recip_s1[name].eq(held[bank][beat.row][name])
         emit_s1 = register(m, emits, "emit_s1", reset=True)
         st = self._stages
 
@@ -240,7 +248,10 @@ class OutputAccumulator(wiring.Component):
         # register, so the word leaves a flip-flop instead of the RAM's slow unregistered output.
         read = st["read"]
         stored = register(m, acc_read.data, "stored")
-        m.d.comb += old.eq(Mux(at(s1.first, read, "first"), 0, stored))
+        # Each lane clears by its own copy of first (one drove 272 multiplexer LUTs).
+        first_early = at(s1.first, read - 1, "first")
+        for lane in range(lanes):
+            m.d.comb += old[lane].eq(Mux(self._lane_copy(m, first_early, f"first_{lane}"), 0, stored[lane]))
 
         # --- read -> product: A · mant; -> scaled: floor shift by P + exp; -> write: + partial.
         scale_mant = at(s1.scale_mant, read, "scale_mant")
@@ -288,7 +299,9 @@ class OutputAccumulator(wiring.Component):
         for lane in range(lanes):
             m.submodules[f"normalize_{lane}"] = mul = self._normalize_multiplier()
             m.d.comb += [mul.a.eq(updated[lane]), mul.b.eq(recip.recip)]
-            odd = register(m, (mul.product >> shift)[0], f"norm_odd_{lane}")
+            # The odd bit's selector is a copy of the shift of this lane's own (one drove 201 LUTs).
+            lane_shift = self._lane_copy(m, R + recip_exp_early, f"norm_shift_odd_{lane}")
+            odd = register(m, (mul.product >> lane_shift)[0], f"norm_odd_{lane}")
             product = register(m, mul.product, f"norm_product_{lane}")
             # norm_width + 1 bits hold every biased sum (the bias is below 2^(R + sum_width)).
             biased = register(m, (product + bias + odd)[:norm_width + 1].as_signed(), f"norm_biased_{lane}")
@@ -301,7 +314,7 @@ class OutputAccumulator(wiring.Component):
 
         # --- output FIFO, written only by emitting beats; credits counted from admission.
         m.submodules.out_fifo = out_fifo = CreditFIFO(width=len(self.out.payload.as_value()),
-                                                      depth=self.out_depth)
+                                                      depth=self.out_depth, target=self.target)
         packed = Signal(self.out_layout)
         m.d.comb += [
             packed.data.eq(result), packed.last.eq(ends[0]), packed.run_end.eq(ends[1]),

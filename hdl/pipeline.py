@@ -14,10 +14,10 @@ it out of the reset keeps the reset net's fan-out to the state that needs it
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockSignal, Const, Instance, Module, ResetSignal, Signal, Value
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, ResetSignal, Signal, Value
 from amaranth.lib import data
 
-__all__ = ["delayed", "register", "adder_tree", "kept_register"]
+__all__ = ["delayed", "register", "adder_tree", "kept_register", "kept_copy"]
 
 
 def register(m: Module, value, name: str, *, reset: bool = False) -> Signal:
@@ -47,6 +47,13 @@ def kept_register(m: Module, value, name: str, *, target: str, reset: bool = Fal
         p_REGSET="RESET", p_LSRMODE="LSR",
         i_CLK=ClockSignal(), i_LSR=ResetSignal() if reset else Const(0), i_CE=Const(1), i_DI=value, o_Q=reg)
     return reg
+
+
+def kept_copy(m: Module, value, name: str, *, target: str, reset: bool = False) -> Value:
+    """``value`` (any width) one cycle later, each bit in a :func:`kept_register`: a copy of a
+    multi-bit control for one group of its users."""
+    value = Value.cast(value)
+    return Cat(*[kept_register(m, value[k], f"{name}_{k}", target=target, reset=reset) for k in range(len(value))])
 
 
 def delayed(m: Module, value, cycles: int, name: str, *, reset: bool = False):

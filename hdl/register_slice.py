@@ -1,4 +1,4 @@
-"""A register slice for valid/ready streams: valid and ready leave flip-flops, ready fans out to three."""
+"""A register slice for valid/ready streams: valid and ready leave flip-flops, ready reaches pointers only."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ class RegisterSlice(wiring.Component):
     Full rate (one beat per cycle) under any pattern of ``o.ready``; a beat
     takes one cycle to pass.
 
-    The read pointer has a copy of its own for every ``select_group`` payload bits: one pointer
-    selecting a wide payload fans out across the die.
+    The pointers and the full flag have a copy of their own for every ``select_group``
+    payload bits: one pointer selecting or enabling a wide payload fans out across the die.
 
     Parameters
     ----------
@@ -38,7 +38,7 @@ class RegisterSlice(wiring.Component):
         ``ecp5`` keeps the pointer copies apart in ``TRELLIS_FF`` cells
         (:func:`~attn_rtl.hdl.pipeline.kept_register`); ``generic`` synthesis merges them.
     select_group : int
-        Payload bits selected by one copy of the read pointer.
+        Payload bits served by one copy of the pointers.
 
     Attributes
     ----------
@@ -68,27 +68,29 @@ class RegisterSlice(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         # Only the pointers and flags are reset: an entry is don't-care until its flag says otherwise.
-        entries = [Signal.like(self.i.payload, name=f"entry_{n}", reset_less=True) for n in range(2)]
+        entries = [Signal(len(Value.cast(self.i.payload)), name=f"entry_{n}", reset_less=True) for n in range(2)]
         w_ptr, r_ptr = Signal(), Signal()
         count = Signal(range(3))
         full, nonempty = Signal(), Signal()   # derivable from count, kept as flip-flops: i.ready, o.valid
         m.d.comb += [self.i.ready.eq(~full), self.o.valid.eq(nonempty)]
         push = self.i.valid & self.i.ready
         pop = self.o.valid & self.o.ready
-        for n, entry in enumerate(entries):
-            with m.If(push & (w_ptr == n)):
-                m.d.sync += entry.eq(self.i.payload)
-        with m.If(push):
-            m.d.sync += w_ptr.eq(~w_ptr)
-        r_ptr_next = Mux(pop, ~r_ptr, r_ptr)
-        m.d.sync += r_ptr.eq(r_ptr_next)
+        w_ptr_next, r_ptr_next = Mux(push, ~w_ptr, w_ptr), Mux(pop, ~r_ptr, r_ptr)
         after = count + push - pop
-        m.d.sync += [count.eq(after), full.eq(after == 2), nonempty.eq(after != 0)]
-        bits = [Value.cast(entry) for entry in entries]
-        groups = []
-        for n, lo in enumerate(range(0, len(bits[0]), self.select_group)):
+        full_next = after == 2
+        m.d.sync += [w_ptr.eq(w_ptr_next), r_ptr.eq(r_ptr_next),
+                     count.eq(after), full.eq(full_next), nonempty.eq(after != 0)]
+        # Each group of payload bits is written and read by its own copies of the pointers and of
+        # full: i.valid and o.ready reach a few gates, not every payload bit's enable.
+        payload_in, groups = Value.cast(self.i.payload), []
+        for n, lo in enumerate(range(0, len(payload_in), self.select_group)):
             hi = lo + self.select_group
-            select = kept_register(m, r_ptr_next, f"r_ptr_{n}", target=self.target, reset=True)
-            groups.append(Mux(select, bits[1][lo:hi], bits[0][lo:hi]))
+            g_w_ptr, g_r_ptr, g_full = (kept_register(m, value, f"{name}_{n}", target=self.target, reset=True)
+                                        for value, name in ((w_ptr_next, "w_ptr"), (r_ptr_next, "r_ptr"),
+                                                            (full_next, "full")))
+            for k, entry in enumerate(entries):
+                with m.If(self.i.valid & ~g_full & (g_w_ptr == k)):
+                    m.d.sync += entry[lo:hi].eq(payload_in[lo:hi])
+            groups.append(Mux(g_r_ptr, entries[1][lo:hi], entries[0][lo:hi]))
         m.d.comb += self.o.payload.eq(Cat(*groups))
         return m

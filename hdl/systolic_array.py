@@ -236,7 +236,8 @@ class SystolicArray(wiring.Component):
             for j in range(cols):
                 m.submodules[f"pe_{i}_{j}"] = pes[i][j]
         m.submodules.results = results = CreditFIFO(width=len(self.c.payload.as_value()),
-                                                    depth=self.result_fifo_depth, memory=p["fifo_memory"])
+                                                    depth=self.result_fifo_depth, memory=p["fifo_memory"],
+                                                    target=p["multiplier"])
 
         # --- admission: join of a and b, credits for the result FIFO, spacing of tile ends.
         # Both conditions meet in one registered flag computed from next-state values, so the
