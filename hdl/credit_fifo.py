@@ -100,8 +100,9 @@ class CreditFIFO(wiring.Component):
     def latency(self) -> int:
         return fifo_latency(self.memory)
 
-    def _groups(self) -> list[tuple[int, int]]:
-        return [(lo, min(lo + self.select_group, self.width)) for lo in range(0, self.width, self.select_group)]
+    def _groups(self, bits: int | None = None) -> list[tuple[int, int]]:
+        bits = bits or self.select_group
+        return [(lo, min(lo + bits, self.width)) for lo in range(0, self.width, bits)]
 
     def _storage(self, m: Module, w_ptr, r_ptr, w_ptr_next, r_ptr_next):
         """Write port at ``w_ptr``; returns the data read at ``r_ptr`` (read every cycle).  The
@@ -111,8 +112,9 @@ class CreditFIFO(wiring.Component):
             # read sets the clock, and distributed RAM for wide rows left nextpnr-ecp5 unable
             # to finish routing.  One memory per group of bits, each with its own copies of the
             # pointers: one read address drove the 8x8 engine's output FIFO's 660 multiplexer LUTs.
+            # A deep memory's read multiplexer has more LUTs per bit: fewer bits per copy.
             read = Signal(self.width)
-            for n, (lo, hi) in enumerate(self._groups()):
+            for n, (lo, hi) in enumerate(self._groups(max(1, self.select_group * 4 // self.depth))):
                 storage = memory.Memory(shape=unsigned(hi - lo), depth=self.depth, init=[], attrs={"ram_style": "logic"})
                 m.submodules[f"storage_{n}"] = storage
                 wr = storage.write_port()

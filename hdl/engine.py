@@ -476,7 +476,9 @@ class AttentionEngine(wiring.Component):
             "value": 1, "first": 1, "last": 1, "chunk": range(self.max_chunks),
             "chunk_last": 1, "rows": range(R + 1), "lanes": range(C + 1), "run_end": 1,
             "factors": data.ArrayLayout(factor_layout, R), "mask": data.ArrayLayout(C, R)})
-        m.submodules.tags = tags = fifo.SyncFIFOBuffered(width=tag_layout.size, depth=16)
+        # First-word-fall-through from distributed RAM: the head is read combinationally by a pointer,
+        # not loaded into an output register whose enable (on c.ready) reached all 246 bits.
+        m.submodules.tags = tags = fifo.SyncFIFO(width=tag_layout.size, depth=16)
 
         in_tile, tile_value = Signal(), Signal()
         # A flip-flop computed from the next-state values of vl_done, p_complete and p_rptr (below):

@@ -221,8 +221,11 @@ class OutputAccumulator(wiring.Component):
                       for name in ("recip", "recip_exp")}
 
         # --- stage 0 -> 1: read the word.
+        # A word is never read in the cycle it is written (the hazard check holds its next beat back
+        # until the write is done): no_rw_check spares the block RAM Yosys's collision bypass, whose
+        # address comparison drove 272 multiplexer LUTs.
         m.submodules.acc_mem = acc_mem = memory.Memory(
-            shape=data.ArrayLayout(acc_shape, lanes), depth=words, init=[])
+            shape=data.ArrayLayout(acc_shape, lanes), depth=words, init=[], attrs={"no_rw_check": 1})
         acc_read = acc_mem.read_port(domain="sync", transparent_for=())
         acc_write = acc_mem.write_port()
         m.d.comb += acc_read.addr.eq(address)
