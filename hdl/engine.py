@@ -134,20 +134,25 @@ class AttentionEngine(wiring.Component):
     memory_bits : int
         On-chip storage in bits: Q buffer, probability buffers, output accumulators
         (array and FIFOs excluded).
+    start_latency : int
+        Cycles from ``start`` to the run starting or ``error`` rising.
 
     Ports
     -----
     start : In(1)
-        Starts a run with the runtime values below, when not ``busy``.
+        When not ``busy``, takes the runtime values below (``busy`` rises the next cycle) and
+        checks them over ``start_latency`` cycles: the run then starts, or ``error`` rises and
+        ``busy`` falls.
     seq_len, heads, head_dim : In
         Runtime sizes, taken at ``start``.
     scale_mult, scale_shift : In
         The score multiplier ``M`` and shift ``s`` (docs/numerics.md, section 3), taken at ``start``.
     busy, done, error : Out(1)
         ``done`` rises after the last output beat and stays until the next ``start``;
-        ``error`` is set by a ``start`` with a runtime value out of range (no run starts).
+        ``error`` is set by a ``start`` with a runtime value out of range (no run starts) and
+        cleared by the next ``start``.
     cycles : Out(32)
-        Cycles since the last accepted ``start`` (stops at ``done``).
+        Cycles since the run started, ``start_latency`` cycles after its ``start`` (stops at ``done``).
     q, k, v : In(stream.Signature(ArrayLayout(signed(w), rows or cols)))
     o : Out(stream.Signature(StructLayout({"data": ArrayLayout(signed(w), cols), "last": 1})))
     pattern, window, dilation, grid_h, grid_w, window_h, window_w, global_count, global_tokens : In
@@ -286,6 +291,10 @@ class AttentionEngine(wiring.Component):
         return self.nm.out_acc_width(self.params["max_seq_len"])
 
     @property
+    def start_latency(self) -> int:
+        return SparseScheduler.config_latency + 1
+
+    @property
     def memory_bits(self) -> int:
         p, nm = self.params, self.nm
         q_bits = 2 * p["max_head_dim"] * self.rows * nm.data_width
@@ -307,37 +316,50 @@ class AttentionEngine(wiring.Component):
         m.submodules.softmax = softmax = self._softmax()
         m.submodules.accumulator = acc = self._accumulator(array.acc_shape.width)
         m.submodules.scheduler = sched = self.scheduler
-        queries_in = self.query_len if p["row_flags"] else self.seq_len
-        m.d.comb += [sched.seq_len.eq(self.seq_len), sched.query_len.eq(queries_in), sched.heads.eq(self.heads)]
-        if p["sparse"]:
-            m.d.comb += [getattr(sched, name).eq(getattr(self, name)) for name in PATTERN_REGISTERS]
-
         # --- control: start, runtime registers, busy/done/error, cycle counter.
+        # A start takes the runtime registers into flip-flops (busy rises), checks them from there
+        # over the scheduler's config_latency cycles and one more, then starts the run or raises
+        # error (busy falls): no comparison, and no multiplier of the sparse check, lies between a
+        # register port and the run's many start-time loads.
         seq_len, query_len = Signal(range(L_max + 1)), Signal(range(L_max + 1))
         heads = Signal(range(p["max_heads"] + 1))
         head_dim = Signal(range(d_max + 1))
         scale_mult, scale_shift = Signal(nm.mult_width), Signal(range(64))
+        taken = {name: Signal.like(getattr(self, name), name=f"taken_{name}")
+                 for name in (PATTERN_REGISTERS if p["sparse"] else ())
+                 + (("importance",) if p["importance"] else ()) + (("threshold",) if p["row_flags"] else ())}
+        m.d.comb += [sched.seq_len.eq(seq_len), sched.query_len.eq(query_len), sched.heads.eq(heads)]
+        if p["sparse"]:
+            m.d.comb += [getattr(sched, name).eq(taken[name]) for name in PATTERN_REGISTERS]
         imp = p["importance"]
         imp_run = Signal()   # this run ranks tokens and heads
         meta_ok = Signal(init=1)             # room to queue a score tile's figures (importance)
         awaiting_sums = Signal(range(3))     # scan passes whose reciprocals have not all left the softmax
         started = Signal()
-        in_range = ((self.seq_len >= 1) & (self.seq_len <= L_max) & (self.heads >= 1)
-                    & (self.heads <= p["max_heads"]) & (self.head_dim >= 1) & (self.head_dim <= d_max)
-                    & (self.scale_shift <= nm.max_shift) & sched.config_ok)
-        m.d.comb += [started.eq(self.start & ~self.busy & in_range), sched.start.eq(started)]
+        take = self.start & ~self.busy
+        checking = Signal(sched.config_latency + 1)
+        m.d.sync += checking.eq(Cat(take, checking[:-1]))
+        own_ok = Signal()
+        m.d.sync += own_ok.eq((seq_len >= 1) & (seq_len <= L_max) & (heads >= 1) & (heads <= p["max_heads"])
+                              & (head_dim >= 1) & (head_dim <= d_max) & (scale_shift <= nm.max_shift))
+        checked = checking[-1]
+        m.d.comb += [started.eq(checked & own_ok & sched.config_ok), sched.start.eq(started)]
         if imp:
-            m.d.comb += sched.importance.eq(self.importance)
+            m.d.comb += sched.importance.eq(taken["importance"])
             with m.If(started):
-                m.d.sync += imp_run.eq(self.importance)
-        with m.If(self.start & ~self.busy):
-            m.d.sync += self.error.eq(~in_range)
-        with m.If(started):
-            m.d.sync += [seq_len.eq(self.seq_len), query_len.eq(queries_in), heads.eq(self.heads),
-                         head_dim.eq(self.head_dim),
+                m.d.sync += imp_run.eq(taken["importance"])
+        with m.If(take):
+            m.d.sync += [seq_len.eq(self.seq_len), query_len.eq(self.query_len if p["row_flags"] else self.seq_len),
+                         heads.eq(self.heads), head_dim.eq(self.head_dim),
                          scale_mult.eq(self.scale_mult), scale_shift.eq(self.scale_shift),
-                         self.busy.eq(1), self.done.eq(0), self.cycles.eq(0)]
-        with m.Elif(self.busy):
+                         self.busy.eq(1), self.done.eq(0), self.error.eq(0)]
+            m.d.sync += [reg.eq(getattr(self, name)) for name, reg in taken.items()]
+        with m.If(checked & ~started):
+            m.d.sync += [self.busy.eq(0), self.error.eq(1)]
+        running = Signal()   # busy, and past the check: the run's state is set up
+        with m.If(started):
+            m.d.sync += [self.cycles.eq(0), running.eq(1)]
+        with m.Elif(running):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         m.d.comb += [softmax.scale_mult.eq(scale_mult), softmax.scale_shift.eq(scale_shift)]
 
@@ -413,7 +435,7 @@ class AttentionEngine(wiring.Component):
         q_wbank, q_rbank = Signal(), Signal()
         q_fire = Signal()
         m.d.comb += [
-            self.q.ready.eq(self.busy & ~ql_done & ~q_full.bit_select(q_wbank, 1)),
+            self.q.ready.eq(running & ~ql_done & ~q_full.bit_select(q_wbank, 1)),
             q_fire.eq(self.q.valid & self.q.ready),
             q_write.addr.eq(Mux(q_wbank, d_max, 0) + ql["k"]),
             q_write.data.eq(self.q.payload),
@@ -508,7 +530,7 @@ class AttentionEngine(wiring.Component):
         stage_free = ~st_valid | array.a.ready
         operand_ok = Mux(sel_value, self.v.valid, self.k.valid)
         issue = Signal()
-        m.d.comb += issue.eq(self.busy & sel_ok & operand_ok & stage_free)
+        m.d.comb += issue.eq(running & sel_ok & operand_ok & stage_free)
         issue_value, issue_score = issue & sel_value, issue & ~sel_value
         step_last = Mux(sel_value, vl_last["j"], sc_last["k"])
 
@@ -649,7 +671,7 @@ class AttentionEngine(wiring.Component):
 
             m.submodules.token_importance = tok = self.token_importance_unit
             m.d.comb += [
-                tok.start.eq(started), tok.seq_len.eq(self.seq_len),
+                tok.start.eq(started), tok.seq_len.eq(seq_len),
                 tok.probs.valid.eq(probs.valid & kept & imp_run),
                 tok.probs.payload.p.eq(probs.payload.p), tok.probs.payload.slot.eq(probs.payload.slot),
                 tok.probs.payload.word.eq(meta_head.word), tok.probs.payload.fresh.eq(meta_head.fresh),
@@ -713,8 +735,8 @@ class AttentionEngine(wiring.Component):
             m.submodules.row_flags = flags_unit = self._row_flags()
             room = flags_unit.room
             m.d.comb += [
-                flags_unit.start.eq(started), flags_unit.query_len.eq(queries_in),
-                flags_unit.heads.eq(self.heads), flags_unit.threshold.eq(self.threshold),
+                flags_unit.start.eq(started), flags_unit.query_len.eq(query_len),
+                flags_unit.heads.eq(heads), flags_unit.threshold.eq(taken["threshold"]),
                 flags_unit.sums.valid.eq(softmax.sums.valid & softmax.sums.ready),
                 flags_unit.sums.payload.slot.eq(softmax.sums.payload.slot),
                 flags_unit.sums.payload.recip.eq(softmax.sums.payload.recip),
@@ -735,7 +757,7 @@ class AttentionEngine(wiring.Component):
         if imp:
             m.submodules.head_importance = heads_unit = self.head_importance_unit
             m.d.comb += [
-                heads_unit.start.eq(started), heads_unit.seq_len.eq(queries_in), heads_unit.heads.eq(self.heads),
+                heads_unit.start.eq(started), heads_unit.seq_len.eq(query_len), heads_unit.heads.eq(heads),
                 heads_unit.o.valid.eq(acc.out.valid & acc.out.ready & imp_run),
                 heads_unit.o.payload.data.eq(acc.out.payload.data),
                 heads_unit.o.payload.last.eq(acc.out.payload.last),
@@ -748,16 +770,16 @@ class AttentionEngine(wiring.Component):
 
         ends = [(o_end, Const(1))]
         if imp:
-            ends += [(stream_end(self.token_importance), self.importance),
-                     (stream_end(self.head_importance), self.importance)]
+            ends += [(stream_end(self.token_importance), taken["importance"]),
+                     (stream_end(self.head_importance), taken["importance"])]
         if p["row_flags"]:
             ends.append((stream_end(self.row_flags), Const(1)))
         finished = Signal(len(ends))
         now = finished | Cat(end for end, _ in ends)
         with m.If(started):
             m.d.sync += finished.eq(Cat(~sent for _, sent in ends))
-        with m.Elif(self.busy):
+        with m.Elif(running):
             m.d.sync += finished.eq(now)
             with m.If(now.all()):
-                m.d.sync += [self.busy.eq(0), self.done.eq(1)]
+                m.d.sync += [self.busy.eq(0), running.eq(0), self.done.eq(1)]
         return m

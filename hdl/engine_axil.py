@@ -46,7 +46,7 @@ def register_map(engine: AttentionEngineAxi) -> list[Register]:
                                           f"features (bits 16-18): sparse, importance, row_flags"),
         Register("CTRL", 0x0C, "W1S/RO", 4, "bit 0 START (write 1: start a run with the registers below), "
                                              "bit 1 BUSY, bit 2 DONE, bit 3 ERROR (read only)"),
-        Register("CYCLES", 0x10, "RO", 32, "cycles since the last accepted start (stops at done)", "cycles"),
+        Register("CYCLES", 0x10, "RO", 32, "cycles since the run started (stops at done)", "cycles"),
     ]
     runtime = [("SEQ_LEN", "seq_len", "keys L (1 … max_seq_len)"),
                ("HEADS", "heads", "heads H (1 … max_heads)"),

@@ -84,11 +84,14 @@ class SparseScheduler(wiring.Component):
     ----------
     setup_cycles : int
         Cycles from ``start`` to the first candidate key.
+    config_latency : int
+        Cycles the runtime registers must hold before ``start``: the range check is registered.
 
     Ports
     -----
     start : In(1)
-        Takes the runtime registers and starts when not ``busy``; out-of-range
+        Takes the runtime registers and starts when not ``busy``; the registers must have
+        held their values for ``config_latency`` cycles.  Out-of-range
         values set ``error`` instead (seq_len or heads outside 1..max, window 0
         for window/dilated, dilation outside 1..max_dilation, grid not holding
         seq_len tokens or a 2-D window of 0, more than max_globals globals or
@@ -105,7 +108,8 @@ class SparseScheduler(wiring.Component):
     global_tokens : In(ArrayLayout(range(max_seq_len), max_globals))
     busy, done, error : Out(1)
     config_ok : Out(1)
-        The runtime registers are in range (combinational): ``start`` would start.
+        The runtime registers of ``config_latency`` cycles ago were in range (a register): ``start``
+        would start.
     tiles : Out(stream)
         ``block``, ``keys`` (``cols`` key indices; lanes past ``count`` are 0),
         ``count`` (1 to ``cols``), ``first``, ``last`` (of the block),
@@ -142,6 +146,9 @@ class SparseScheduler(wiring.Component):
             "tiles": Out(stream.Signature(self.tile_layout)),
         })
 
+    #: Cycles the runtime registers must hold before ``start`` (``config_ok`` is registered).
+    config_latency = 2
+
     @property
     def setup_cycles(self) -> int:
         return self.rows + 5
@@ -167,6 +174,10 @@ class SparseScheduler(wiring.Component):
         is_dilated = self.pattern == PATTERN_CODES["dilated"]
         is_1d = (self.pattern == PATTERN_CODES["window"]) | is_dilated
         is_grid = self.pattern == PATTERN_CODES["grid"]
+        # The check is registered in two stages (the grid's product, then the comparisons), so
+        # config_ok and start see the registers as they were config_latency cycles earlier.
+        grid_area = Signal(range(L * L + 1), **quiet)
+        m.d.sync += grid_area.eq(self.grid_h * self.grid_w)
         globals_ok = Const(1)
         for g in range(G):
             globals_ok = globals_ok & ((g >= self.global_count) | (self.global_tokens[g] < self.seq_len))
@@ -179,15 +190,15 @@ class SparseScheduler(wiring.Component):
         if p["sparse"]:
             in_range = (in_range & (~is_1d | (self.window >= 1))
                         & (~is_dilated | ((self.dilation >= 1) & (self.dilation <= p["max_dilation"])))
-                        & (~is_grid | ((self.grid_h * self.grid_w == self.seq_len) & (self.window_h >= 1)
+                        & (~is_grid | ((grid_area == self.seq_len) & (self.window_h >= 1)
                                        & (self.window_w >= 1))))
         else:
             in_range = in_range & (self.pattern == PATTERN_CODES["dense"]) & (self.global_count == 0)
-        m.d.comb += self.config_ok.eq(in_range)
+        m.d.sync += self.config_ok.eq(in_range)
         started = Signal()
-        m.d.comb += started.eq(self.start & ~self.busy & in_range)
+        m.d.comb += started.eq(self.start & ~self.busy & self.config_ok)
         with m.If(self.start & ~self.busy):
-            m.d.sync += self.error.eq(~in_range)
+            m.d.sync += self.error.eq(~self.config_ok)
         if p["sparse"]:
             with m.If(started):
                 m.d.sync += pattern.eq(self.pattern)

@@ -227,6 +227,8 @@ async def engine_runs(dut):
     control.set(seq_len=0, heads=1, head_dim=1)
     control.pulse("start")
     await bench.step(2)
+    report.check(control.read("busy") == 1 and control.read("error") == 0, "busy did not rise while checking")
+    await bench.step(cfg["start_latency"])
     report.check(control.read("error") == 1 and control.read("busy") == 0, "seq_len 0 was not rejected")
 
     if cfg.get("capture"):

@@ -79,6 +79,7 @@ async def scheduler_runs(dut):
         run = dict(run, max_globals=cfg["max_globals"])
         pattern = pattern_from_dict(run["pattern"])
         control.set(**registers(run, pattern, global_width))
+        await bench.step(component.config_latency)   # the range check is registered
         control.pulse("start")
         await bench.step(2)
         if run.get("expect_error"):
@@ -98,6 +99,7 @@ async def scheduler_runs(dut):
             sink.beats.clear()
             report.check(control.read("busy") == 0, "busy after a reset")
             control.set(**registers(run, pattern, global_width))
+            await bench.step(component.config_latency)
             control.pulse("start")
             await bench.step(2)
         begin_cycle = bench.cycle
