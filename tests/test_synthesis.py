@@ -133,6 +133,29 @@ def test_fmax_run_keeps_its_log_and_the_critical_path():
     assert path["start"] == path["cells"][0] and path["end"] == path["cells"][-1] and len(path["cells"]) >= 2
     assert result["utilization"]["mult18x18d"] == 4 and result["utilization"]["ff"] > 100 and result["carry"] > 0
     assert Path(result["reports"][0]).exists()
+    # The widest nets of the same netlist: the 2x2 array's broadest fan-out is a control, never the clock.
+    widest = result["widest_nets"]
+    assert widest and widest[0]["fanout"] >= widest[-1]["fanout"] and all(n["driver"] != "clk" for n in widest)
+
+
+def test_widest_nets_ranks_fanout_and_names_the_signals():
+    """On a hand-made netlist: fan-out counts cell inputs only, the clock is left out, and mapped cell
+    names lead back to the signal (``..._TRELLIS_FF_Q_3`` -> the register)."""
+    from attn_rtl.gen.flows.pnr import widest_nets
+
+    def cell(kind, **ports):
+        return {"type": kind, "port_directions": {p: ("output" if p in ("Q", "Z") else "input") for p in ports},
+                "connections": ports}
+
+    cells = {"inner.sel_TRELLIS_FF_Q": cell("TRELLIS_FF", CLK=[1], DI=[2], Q=[3])}
+    cells.update({f"inner.st_b_TRELLIS_FF_Q_{n}_DI_LUT4_Z": cell("LUT4", A=[3], B=[4], Z=[10 + n]) for n in range(5)})
+    cells.update({f"inner.other_TRELLIS_FF_Q_{n}": cell("TRELLIS_FF", CLK=[1], DI=[4], Q=[20 + n]) for n in range(3)})
+    netlist = {"modules": {"pin_wrapper": {"cells": cells, "netnames": {
+        "clk": {"bits": [1]}, "inner.sel": {"bits": [3]}, "inner.d": {"bits": [4]}, "inner.x": {"bits": [2]}}}}}
+    found = widest_nets(netlist, count=2)
+    # inner.d has no driver cell (an input): it is named by its net.
+    assert found == [{"driver": "inner.d", "fanout": 8, "reaches": [("inner.st_b", 5), ("inner.other", 3)]},
+                     {"driver": "inner.sel", "fanout": 5, "reaches": [("inner.st_b", 5)]}]
 
 
 def test_the_timed_wrapper_takes_its_reset_from_a_register():

