@@ -185,8 +185,11 @@ built with `-O3`/`-O2`, about 200,000 engine cycles per second); every output be
 golden model on the fly.
 Goal: at least 95% for L = 512, d = 64 on 8×8 (bold). Anchors: FlatAttention 89.3%; SALO's own model 64–74%.
 Each array size is one build with `max_seq_len` = 1024, `max_head_dim` = 128, `prob_tiles` = 3.
-16×16 with d = 32 plateaus near 94.5% because a probability buffer's lifetime (score tile, array
-latency, drain, softmax, value tile) exceeds three 64-cycle tile pairs there; with `prob_tiles` = 4 the
+16×16 with d = 32 plateaus near 89.5% because a probability buffer's lifetime (score tile, array
+latency, drain, softmax, value tile) exceeds three 64-cycle tile pairs there (94.5% on 2026-11-30: the
+timing work of docs/timing.md added pipeline registers on that loop, among them the exp2 table read in
+two stages and the probability rows landing a cycle later; the other sizes lost at most 0.32 points at
+L = 64 and nothing from L = 512); with `prob_tiles` = 4 the
 same engine measured 99.38% (L = 256) and 99.96% (L = 1024) (`measure_engine` with `prob_tiles=4`,
 2026-11-22).
 Command: `./dev.sh bench engine --parts utilization` (points are measured shortest first and kept in
