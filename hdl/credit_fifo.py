@@ -115,7 +115,8 @@ class CreditFIFO(wiring.Component):
             # A deep memory's read multiplexer has more LUTs per bit: fewer bits per copy.
             read = Signal(self.width)
             for n, (lo, hi) in enumerate(self._groups(max(1, self.select_group * 4 // self.depth))):
-                storage = memory.Memory(shape=unsigned(hi - lo), depth=self.depth, init=[], attrs={"ram_style": "logic"})
+                storage = memory.Memory(shape=unsigned(hi - lo), depth=self.depth, init=[],
+                                        attrs={"ram_style": "logic"})
                 m.submodules[f"storage_{n}"] = storage
                 wr = storage.write_port()
                 rd = storage.read_port(domain="sync", transparent_for=())

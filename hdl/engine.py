@@ -698,7 +698,8 @@ class AttentionEngine(wiring.Component):
         c = array.c
         # Register slices in front of both consumers: c.ready is then two flip-flops and the tag,
         # and the accumulator's hazard check ends at its own slice instead of at the array.
-        m.submodules.softmax_slice = softmax_slice = RegisterSlice(softmax.scores.payload.shape(), target=p["multiplier"])
+        m.submodules.softmax_slice = softmax_slice = RegisterSlice(softmax.scores.payload.shape(),
+                                                                   target=p["multiplier"])
         m.submodules.acc_slice = acc_slice = RegisterSlice(acc.partials.payload.shape(), target=p["multiplier"])
         wiring.connect(m, softmax_slice.o, softmax.scores)
         wiring.connect(m, acc_slice.o, acc.partials)

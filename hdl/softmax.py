@@ -232,12 +232,11 @@ class SoftmaxUnit(wiring.Component):
         nm, s = self.numerics, self._stages
         lanes, F, P, T = self.lanes, nm.logit_frac_bits, nm.prob_frac_bits, nm.logit_width
 
+        fifo_kind = dict(memory=self.params["fifo_memory"], target=self.params["multiplier"])
         m.submodules.probs_fifo = probs_fifo = CreditFIFO(width=len(self.probs.payload.as_value()),
-                                                          depth=self.probs_fifo_depth, memory=self.params["fifo_memory"],
-                                                          target=self.params["multiplier"])
+                                                          depth=self.probs_fifo_depth, **fifo_kind)
         m.submodules.sums_fifo = sums_fifo = CreditFIFO(width=len(self.sums.payload.as_value()),
-                                                        depth=self.sums_fifo_depth, memory=self.params["fifo_memory"],
-                                                        target=self.params["multiplier"])
+                                                        depth=self.sums_fifo_depth, **fifo_kind)
 
         # --- admission: credits in both FIFOs, and the slot hazard -------------------------------
         def credit_counter(name, depth, admit, release):

@@ -256,8 +256,8 @@ class SystolicArray(wiring.Component):
         ends_tile = fire & self.a.payload.last
         # Credits are reserved by a tile's last step: only then are its rows bound to come out,
         # and reserving no earlier keeps the FIFO one tile deep for long tiles.  Rows taken from
-        # the FIFO return their credit a cycle late (safe, and it keeps c.ready off the counter).  Both next-state terms are comparisons of registers, selected by
-        # ends_tile at the end.
+        # the FIFO return their credit a cycle late (safe, and it keeps c.ready off the counter).  Both
+        # next-state terms are comparisons of registers, selected by ends_tile at the end.
         released = Signal()
         m.d.sync += released.eq(self.c.valid & self.c.ready)
         kept = Signal.like(reserved)

@@ -203,7 +203,12 @@ under the cache (`pnr/`). Where ABC9 traps inside the WebAssembly Yosys (it does
 accumulator with its MULT18X18D pieces), the LUTs are mapped by `abc` instead and the row says so.
 
 Commands: `./dev.sh bench timing --parts units,proxy --seeds 1,2` (minutes per design; one block of an
-engine alone: `--parts engine.softmax`, `engine_sparse.scheduler`, `engine_spatten.row_flags`); `./dev.sh bench timing --parts engine --seeds 1,2` (1-2 hours per seed). The
+engine alone: `--parts engine.softmax`, `engine_sparse.scheduler`, `engine_spatten.row_flags`); `./dev.sh bench
+timing --parts engine --seeds 1,2` (12-15 minutes per seed for the 8×8 engine; the sparse engine's seeds took
+14 and over 45 minutes at e4422fc). Before any of that, `./dev.sh bench timing --parts engine --widest-nets`
+lists the nets with the most cell inputs after synthesis alone (about a minute): on ECP5 a net reaching a few
+hundred cells spans the die, and its routing (8-20 ns here) sets Fmax long before logic depth does; every
+timed entry keeps its widest nets too (section *Critical paths*). The
 figures are also in `docs/timing.json` (one entry per design: `fmax_mhz` per seed, `median_mhz`, `luts`,
 `ffs`, `dsps`, `brams`, the date and the commit timed). Rows keep the commit they were measured at: a
 row older than the last change to its block is history, not the current figure.
@@ -235,7 +240,9 @@ pipeline helpers of `hdl/pipeline.py` unless asked for `reset=True`):
 Reset in the middle of a run stays bit-exact on both simulators (the reset-in-the-middle tests of the
 array, softmax unit, scheduler, top-k and engine, and the ECP5-primitive engine). After `synth_ecp5`
 the default 8×8 engine's reset net drives 618 of its 39,541 flip-flops (commit eecf3db; counted on
-the `LSR` pins of the Yosys netlist; the 4×4 proxy: 431 of 16,768), where it drove all of them before.
+the `LSR` pins of the Yosys netlist; the 4×4 proxy: 431 of 16,768), where it drove all of them before;
+1,017 of 40,321 at 54f9bf9, the difference being the reset flip-flop copies of replicated controls
+(`kept_register`, below), which must leave reset equal to the register they copy.
 A registered, replicated reset tree per unit was not needed: no block's or engine's critical path is
 the reset net any more (tables above and below).
 
