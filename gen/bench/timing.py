@@ -275,6 +275,20 @@ The whole 8×8 engine (`engine`, seed 1), each step measured:
 | eecf3db | 57.5 MHz | `p_rptr` → the probability buffers' read multiplexer → `st_p` (13.6 ns routing) | per-row copies of the buffer selectors; per-(buffer, row) registered write enables |
 | 00b8a6e | 75.4 MHz | `sel_value` → the K/V multiplexer of the 64-bit operand stage (12.5 ns routing) | per-column copies of the select |
 | af67ec4 | 49.7 MHz | `st_last` → the array's ready → the load enable of the 192 operand-stage flip-flops (19.3 ns routing) | reverted (1890917): the enable, not the select, is the wide net to cut next |
+| 1890917 | 75.4, 63.0 MHz (seeds 1, 2) | seed 1 as 00b8a6e; seed 2: the accumulator slice's `r_ptr` → its 220-bit output multiplexer → the accumulator's reciprocal select (14.2 ns routing) | the widest nets cut (below): copies of the operand stage's select, valid and last and of the array's new `accepts_end` per column and per row; pointer copies per 32 bits in register slices and credit FIFOs; the start check registered |
+| 54f9bf9 | 73.1, 64.7 MHz (seeds 1, 2; median 68.9) | seed 1: the accumulator's admission: a slice pointer copy → the beat's `chunk` → the hazard compare with the stage words → `partials.ready` → the reciprocals' `present` bits (2.3 ns logic, 11.4 ns routing); seed 2: one lane's copy of the rescale shift amount → that lane's shifter, a single net of 13.7 ns | next: the accumulator's beat registered before its hazard check; two-hop (source-side, then user-side) copies for controls whose users are far apart |
+
+The widest nets of the 8×8 engine after synthesis (`--widest-nets`), at e4422fc and at 54f9bf9: the
+accumulator's output-FIFO read address (661 and 594 LUTs), the array result FIFO's `ring_empty` (520)
+and `ring_r` (384), `p_rptr` (364 and 193: the tile tags' factor select), the register slices' write enables
+(295 and 197 per entry), the accumulator's `first` (272), Yosys's read/write-collision bypass on the
+accumulator RAM (272), the tag FIFO's output-register enable on `c.ready` (266), the result FIFO's ring
+enables (257) and the normalize shift (201); at 54f9bf9 no net but the reset (1,017 `LSR` pins) reaches
+more than 180 cells, and those are each query row's own copies of the probability selectors. The engine's
+Fmax did not move (69.2 → 68.9 MHz median): with the wide nets gone, its critical paths are single nets
+of 11-14 ns between blocks placed far apart, and a long combinational admission inside the accumulator.
+Cutting fan-out was necessary and is not sufficient; what limits the rest is distance, which takes
+pipeline registers between units (and between a control's source and its far users), not more copies.
 
 The 4×4 proxy at the same commits: 81.3, 75.2, 83.9 and 92.0 MHz. It finds the engine's logic-depth
 paths (its critical paths were the start check into the cycle counter and the probability-buffer
