@@ -278,6 +278,15 @@ The whole 8×8 engine (`engine`, seed 1), each step measured:
 | 1890917 | 75.4, 63.0 MHz (seeds 1, 2) | seed 1 as 00b8a6e; seed 2: the accumulator slice's `r_ptr` → its 220-bit output multiplexer → the accumulator's reciprocal select (14.2 ns routing) | the widest nets cut (below): copies of the operand stage's select, valid and last and of the array's new `accepts_end` per column and per row; pointer copies per 32 bits in register slices and credit FIFOs; the start check registered |
 | 54f9bf9 | 73.1, 64.7 MHz (seeds 1, 2; median 68.9) | seed 1: the accumulator's admission: a slice pointer copy → the beat's `chunk` → the hazard compare with the stage words → `partials.ready` → the reciprocals' `present` bits (2.3 ns logic, 11.4 ns routing); seed 2: one lane's copy of the rescale shift amount → that lane's shifter, a single net of 13.7 ns | next: the accumulator's beat registered before its hazard check; two-hop (source-side, then user-side) copies for controls whose users are far apart |
 
+The sparse engine (`engine_sparse`: max_seq_len 4096, sparse) at e4422fc, seed 1 (its log kept as
+`pnr/12bdb51c033b-seed1.log`; seed 2 ran over 45 minutes and was stopped, so the table has no row):
+47.2 MHz, 35,370 LUT4, 44,063 FF, 133 MULT18X18D, 36 DP16KD. Critical path: the start check, a runtime
+register → the scheduler's grid multiplier (`grid_h·grid_w == seq_len`, 3.9 ns inside the DSP) →
+`started` → every start-time load (21.2 ns). Since 54f9bf9 a start takes the runtime registers into
+flip-flops and checks them there over three cycles (the product a stage earlier), then starts the run or
+raises `error`. The sparse engine at 54f9bf9 has not been timed: its seed-1 run did not finish in 40
+minutes and was stopped for the test suite.
+
 The widest nets of the 8×8 engine after synthesis (`--widest-nets`), at e4422fc and at 54f9bf9: the
 accumulator's output-FIFO read address (661 and 594 LUTs), the array result FIFO's `ring_empty` (520)
 and `ring_r` (384), `p_rptr` (364 and 193: the tile tags' factor select), the register slices' write enables
