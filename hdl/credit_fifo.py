@@ -8,8 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from attn_rtl.params import positive_int
 
-from .multiplier import MULTIPLIER_TARGETS
-from .pipeline import kept_copy
+from .pipeline import check_kept_target, kept_copy
 
 __all__ = ["CreditFIFO", "FIFO_MEMORIES", "fifo_latency", "check_fifo_memory"]
 
@@ -90,8 +89,7 @@ class CreditFIFO(wiring.Component):
         self.width = positive_int("width", width)
         self.depth = positive_int("depth", depth)
         self.memory = check_fifo_memory(memory, depth)
-        if target not in MULTIPLIER_TARGETS:
-            raise ValueError(f"target must be one of {', '.join(MULTIPLIER_TARGETS)}, not {target!r}")
+        check_kept_target(target)
         self.target = "ecp5" if memory == "ecp5" else target
         self.select_group = positive_int("select_group", select_group)
         super().__init__({"w_en": In(1), "w_data": In(width), "r": Out(stream.Signature(width))})

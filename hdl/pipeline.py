@@ -17,7 +17,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, ResetSignal, Signal, Value
 from amaranth.lib import data
 
-__all__ = ["delayed", "register", "adder_tree", "kept_register", "kept_copy"]
+__all__ = ["delayed", "register", "adder_tree", "kept_register", "kept_copy", "check_kept_target", "KEPT_TARGETS"]
 
 
 def register(m: Module, value, name: str, *, reset: bool = False) -> Signal:
@@ -27,6 +27,17 @@ def register(m: Module, value, name: str, *, reset: bool = False) -> Signal:
     reg = Signal(shape, name=name, reset_less=not reset)
     m.d.sync += reg.eq(value)
     return reg
+
+
+#: What :func:`kept_register` knows: ``ecp5`` keeps copies apart, ``generic`` lets synthesis merge them.
+KEPT_TARGETS = ("generic", "ecp5")
+
+
+def check_kept_target(target) -> str:
+    """``target`` if it is one of :data:`KEPT_TARGETS`, else a ``ValueError`` naming it."""
+    if target not in KEPT_TARGETS:
+        raise ValueError(f"target must be one of {', '.join(KEPT_TARGETS)}, not {target!r}")
+    return target
 
 
 def kept_register(m: Module, value, name: str, *, target: str, reset: bool = False) -> Signal:

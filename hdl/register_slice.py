@@ -8,8 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from attn_rtl.params import positive_int
 
-from .multiplier import MULTIPLIER_TARGETS
-from .pipeline import kept_register
+from .pipeline import check_kept_target, kept_register
 
 __all__ = ["RegisterSlice"]
 
@@ -20,8 +19,8 @@ class RegisterSlice(wiring.Component):
     A two-entry ring of registers.  A beat accepted on ``i`` is written into
     the free entry (the entries' enables come from ``i`` alone); ``o``
     shows the older entry through a two-way multiplexer selected by a
-    register.  ``o.ready`` therefore reaches only the read pointer and the
-    two flags, never the wide payload registers: this is what lets a far-away
+    register.  ``o.ready`` therefore reaches only the read pointer's copies and
+    the two flags, never the wide payload registers: this is what lets a far-away
     consumer's ready arrive late in the cycle.  The usual skid buffer loads
     its output register on ``o.ready``, fanning it out to every payload bit.
     Full rate (one beat per cycle) under any pattern of ``o.ready``; a beat
@@ -59,9 +58,7 @@ class RegisterSlice(wiring.Component):
                 shape = Shape.cast(shape)
             except TypeError:
                 raise TypeError(f"shape must be a shape-castable object, not {shape!r}") from None
-        if target not in MULTIPLIER_TARGETS:
-            raise ValueError(f"target must be one of {', '.join(MULTIPLIER_TARGETS)}, not {target!r}")
-        self.target = target
+        self.target = check_kept_target(target)
         self.select_group = positive_int("select_group", select_group)
         super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
 
