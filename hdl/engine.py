@@ -260,13 +260,12 @@ class AttentionEngine(wiring.Component):
     def blocks(self) -> dict:
         """Fresh instances of the engine's blocks at the engine's own parameters (name -> component), for
         timing each alone (``attn-rtl bench timing --units``): the array, the softmax unit, the output
-        accumulator, the scheduler, the register slices in front of softmax and accumulator, and the
+        accumulator (with its input slice), the scheduler, the register slice in front of softmax, and the
         importance and row-flag units of builds that have them."""
         array = SystolicArray(**self._array_params)
         softmax, acc = self._softmax(), self._accumulator(array.acc_shape.width)
         found = {"array": array, "softmax": softmax, "output_accumulator": acc, "scheduler": self._scheduler(),
-                 "softmax_slice": RegisterSlice(softmax.scores.payload.shape(), target=self.params["multiplier"]),
-                 "accumulator_slice": RegisterSlice(acc.partials.payload.shape(), target=self.params["multiplier"])}
+                 "softmax_slice": RegisterSlice(softmax.scores.payload.shape(), target=self.params["multiplier"])}
         if self.params["importance"]:
             found.update(token_importance=self._token_importance(), head_importance=self._head_importance())
         if self.params["row_flags"]:
@@ -696,14 +695,12 @@ class AttentionEngine(wiring.Component):
         head = data.View(tag_layout, tags.r_data)
         row = Signal(range(R))
         c = array.c
-        # Register slices in front of both consumers: c.ready is then two flip-flops and the tag,
-        # and the accumulator's hazard check ends at its own slice instead of at the array.
+        # A register slice in front of both consumers (the accumulator has its own): c.ready is then
+        # two flip-flops and the tag.
         m.submodules.softmax_slice = softmax_slice = RegisterSlice(softmax.scores.payload.shape(),
                                                                    target=p["multiplier"])
-        m.submodules.acc_slice = acc_slice = RegisterSlice(acc.partials.payload.shape(), target=p["multiplier"])
         wiring.connect(m, softmax_slice.o, softmax.scores)
-        wiring.connect(m, acc_slice.o, acc.partials)
-        to_softmax, to_acc = softmax_slice.i, acc_slice.i
+        to_softmax, to_acc = softmax_slice.i, acc.partials
         m.d.comb += [
             to_softmax.valid.eq(c.valid & tags.r_rdy & ~head.value),
             to_acc.valid.eq(c.valid & tags.r_rdy & head.value),

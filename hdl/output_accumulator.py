@@ -12,6 +12,7 @@ from attn_rtl.params import positive_int
 from .credit_fifo import CreditFIFO, fifo_latency
 from .multiplier import Multiplier, check_multiplier
 from .pipeline import delayed, kept_copy, register
+from .register_slice import RegisterSlice
 
 __all__ = ["OutputAccumulator"]
 
@@ -37,6 +38,9 @@ class OutputAccumulator(wiring.Component):
     waits, so a word's updates must be at least :attr:`recurrence` cycles
     apart for full rate.  The output is buffered in a credit FIFO, so
     backpressure on ``out`` holds ``partials`` only when it is full.
+    ``partials`` enters through a :class:`~attn_rtl.hdl.register_slice.RegisterSlice`:
+    its ``ready`` is a flip-flop, and the hazard check of the waiting beat reads
+    flip-flops only (its matches against the pipeline are found as it arrives).
 
     Parameters
     ----------
@@ -54,7 +58,8 @@ class OutputAccumulator(wiring.Component):
     Attributes
     ----------
     latency : int
-        Cycles from a ``last`` beat accepted to its output beat (output empty and ready).
+        Cycles from a ``last`` beat accepted on ``partials`` to its output beat (input slice and
+        output empty, output ready).
     recurrence : int
         Fewest cycles between two beats of one word at full rate.
 
@@ -72,6 +77,8 @@ class OutputAccumulator(wiring.Component):
 
     #: MULT18X18D per accumulator operand at most (ECP5).
     _PIECES = 3
+    #: Bits of the rescale shift taken by its second stage.
+    _FINE_SHIFT_BITS = 3
 
     def __init__(self, *, lanes: int, rows: int, chunks: int, partial_width: int, max_seq_len: int,
                  numerics: Numerics, multiplier: str = "generic"):
@@ -110,7 +117,7 @@ class OutputAccumulator(wiring.Component):
         })
 
     # --- the pipeline plan: the stage (cycles after admission) at which each value is registered.
-    # Read (1), A · mant, shift by P + exp, + partial and write back; A · recip, bit s of the
+    # Read (1), A · mant, shift by P + exp (in two steps), + partial and write back; A · recip, bit s of the
     # product, + rounding bias, shift, saturate.  Every shift amount and rounding constant is a
     # register made a stage before its use.
     def _rescale_multiplier(self) -> Multiplier:
@@ -127,7 +134,8 @@ class OutputAccumulator(wiring.Component):
         # The word is read with the memory's output register (block RAM's OUTREG): at stage 2.
         s = {"read": 2}
         s["rescaled"] = s["read"] + rescale.latency
-        s["scaled"] = s["rescaled"] + 1
+        s["coarse"] = s["rescaled"] + 1
+        s["scaled"] = s["coarse"] + 1
         s["write"] = s["scaled"] + 1
         s["normalized"] = s["write"] + normalize.latency
         s["odd"] = s["normalized"] + 1
@@ -151,7 +159,7 @@ class OutputAccumulator(wiring.Component):
 
     @property
     def latency(self) -> int:
-        return self._OUT_STAGE + 1 + fifo_latency("registers")
+        return RegisterSlice.latency + self._OUT_STAGE + 1 + fifo_latency("registers")
 
     @property
     def recurrence(self) -> int:
@@ -181,28 +189,55 @@ class OutputAccumulator(wiring.Component):
             with m.Else():
                 m.d.sync += w_row.eq(w_row + 1)
 
-        # --- admission: output credit, read-after-write hazard, reciprocal present.
-        words = rows * self.chunks
-        address = Signal(range(words))
-        m.d.comb += address.eq(beat.chunk * rows + beat.row)
-        stage_valid = [Signal(name=f"busy_s{s}") for s in range(1, self._WRITE_STAGE + 1)]
-        # The hazard compares (row, chunk) fields, not the memory address: the address's multiply-add
-        # stays off the ready path.
+        # --- input: a register slice (partials.ready is a flip-flop), shadowed by a ring of the same two
+        # entries that keeps, for each waiting beat, its word and which pipeline stages hold that word.
+        # The stage matches are compared as a beat arrives and then shift with the stages, so the
+        # read-after-write hazard of the oldest beat is an OR of flip-flops, not comparators on ready.
+        m.submodules.input_slice = in_slice = RegisterSlice(self.partial_layout, target=self.target)
+        wiring.connect(m, wiring.flipped(self.partials), in_slice.i)
+        beat = in_slice.o.payload
+        words, stages = rows * self.chunks, self._WRITE_STAGE
         word_layout = data.StructLayout({"row": range(rows), "chunk": range(self.chunks)})
-        stage_word = [Signal(word_layout, name=f"word_s{s}", reset_less=True) for s in range(1, self._WRITE_STAGE + 1)]
+        stage_valid = [Signal(name=f"busy_s{s}") for s in range(1, stages + 1)]
+        stage_word = [Signal(word_layout, name=f"word_s{s}", reset_less=True) for s in range(1, stages + 1)]
+        push = in_slice.i.valid & in_slice.i.ready
+        fire = Signal()
+        shadow_w, shadow_r = Signal(), Signal()
+        m.d.sync += [shadow_w.eq(shadow_w ^ push), shadow_r.eq(shadow_r ^ fire)]
+        entry_word = [Signal(word_layout, name=f"entry_word_{e}", reset_less=True) for e in range(2)]
+        entry_address = [Signal(range(words), name=f"entry_address_{e}", reset_less=True) for e in range(2)]
+        matches = [Signal(stages, name=f"entry_matches_{e}", reset_less=True) for e in range(2)]
+        head = Signal(word_layout)
+        m.d.comb += head.eq(Mux(shadow_r, entry_word[1], entry_word[0]))
+        incoming = in_slice.i.payload
+        arriving = Signal(word_layout)
+        m.d.comb += [arriving.row.eq(incoming.row), arriving.chunk.eq(incoming.chunk)]
+        for e in range(2):
+            # The entry written before this one leaves first; whether it holds the same word is known
+            # when this one arrives (it is then present: an entry written into an empty ring is the head).
+            same_as_older = Signal(name=f"entry_same_{e}", reset_less=True)
+            with m.If(push & (shadow_w == e)):
+                m.d.sync += [
+                    entry_word[e].eq(arriving),
+                    entry_address[e].eq(incoming.chunk * rows + incoming.row),
+                    same_as_older.eq(arriving.as_value() == entry_word[1 - e].as_value()),
+                    matches[e].eq(Cat(fire & (arriving.as_value() == head.as_value()),
+                                      *[v & (arriving.as_value() == w.as_value())
+                                        for v, w in zip(stage_valid[:-1], stage_word[:-1])])),
+                ]
+            with m.Else():
+                m.d.sync += matches[e].eq(Cat(fire & same_as_older, matches[e][:-1]))
         hazard = Signal()
-        m.d.comb += hazard.eq(Cat(*[v & (w.row == beat.row) & (w.chunk == beat.chunk)
-                                    for v, w in zip(stage_valid, stage_word)]).any())
+        m.d.comb += hazard.eq(Mux(shadow_r, matches[1], matches[0]).any())
 
         # A flag from next-state values, not a comparison on the ready path.
-        reserved = Signal(range(self.out_depth + 1))
+        reserved = Signal(range(self.out_depth + 1))   # output beats held or coming, less emits_late
         credit = Signal(init=1)
         recip_ok = Signal()
-        m.d.comb += recip_ok.eq(~beat.last | present[r_bank][beat.row])
-        fire = Signal()
+        m.d.comb += recip_ok.eq(~beat.last | present[r_bank][head.row])
         m.d.comb += [
-            self.partials.ready.eq(credit & ~hazard & recip_ok),
-            fire.eq(self.partials.valid & self.partials.ready),
+            in_slice.o.ready.eq(credit & ~hazard & recip_ok),
+            fire.eq(in_slice.o.valid & in_slice.o.ready),
         ]
         emits = fire & beat.last & beat.emit
         # Registered: the engine's admission reads it a cycle late, which is safe (a block stays
@@ -210,8 +245,8 @@ class OutputAccumulator(wiring.Component):
         block_done = Signal()
         m.d.sync += self.block_done.eq(block_done)
         with m.If(fire & beat.last & beat.chunk_last):
-            m.d.sync += present[r_bank][beat.row].eq(0)
-            with m.If(beat.row == rows - 1):
+            m.d.sync += present[r_bank][head.row].eq(0)
+            with m.If(head.row == rows - 1):
                 m.d.comb += block_done.eq(1)
         r_bank_next = r_bank ^ block_done
         m.d.sync += r_bank.eq(r_bank_next)
@@ -228,18 +263,17 @@ class OutputAccumulator(wiring.Component):
             shape=data.ArrayLayout(acc_shape, lanes), depth=words, init=[], attrs={"no_rw_check": 1})
         acc_read = acc_mem.read_port(domain="sync", transparent_for=())
         acc_write = acc_mem.write_port()
-        m.d.comb += acc_read.addr.eq(address)
+        m.d.comb += acc_read.addr.eq(Mux(shadow_r, entry_address[1], entry_address[0]))
 
-        m.d.sync += [stage_valid[0].eq(fire),
-                     stage_word[0].row.eq(beat.row), stage_word[0].chunk.eq(beat.chunk)]
-        for s in range(1, self._WRITE_STAGE):
+        m.d.sync += [stage_valid[0].eq(fire), stage_word[0].eq(head)]
+        for s in range(1, stages):
             m.d.sync += [stage_valid[s].eq(stage_valid[s - 1]),
                          stage_word[s].eq(stage_word[s - 1])]
 
         s1 = register(m, beat, "beat_s1")
         recip_s1 = Signal(recip_layout, reset_less=True)
         for name, bank in recip_bank.items():
-            m.d.sync += recip_s1[name].eq(held[bank][beat.row][name])
+            m.d.sync += recip_s1[name].eq(held[bank][head.row][name])
         emit_s1 = register(m, emits, "emit_s1", reset=True)
         st = self._stages
 
@@ -256,21 +290,27 @@ class OutputAccumulator(wiring.Component):
         for lane in range(lanes):
             m.d.comb += old[lane].eq(Mux(self._lane_copy(m, first_early, f"first_{lane}"), 0, stored[lane]))
 
-        # --- read -> product: A · mant; -> scaled: floor shift by P + exp; -> write: + partial.
+        # --- read -> product: A · mant; -> coarse, scaled: floor shift by P + exp; -> write: + partial.
         scale_mant = at(s1.scale_mant, read, "scale_mant")
         prod_width = self.acc_width + nm.prob_width + 1
         shift_cap = prod_width - 1   # a larger shift gives the same 0 or -1
         # The shift amount is made a stage early: the shifter's select comes from a register.
         exp_early = at(s1.scale_exp, st["rescaled"] - 1, "scale_exp")
-        amount_next = Mux(exp_early + P > shift_cap, shift_cap, exp_early + P)
+        amount_next = Signal(range(shift_cap + 1))
+        m.d.comb += amount_next.eq(Mux(exp_early + P > shift_cap, shift_cap, exp_early + P))
+        amount = register(m, amount_next, "rescale_shift")
+        fine = self._FINE_SHIFT_BITS
         scaled = Signal(data.ArrayLayout(signed(self.acc_width + 1), lanes), reset_less=True)
         for lane in range(lanes):
             m.submodules[f"rescale_{lane}"] = mul = self._rescale_multiplier()
             m.d.comb += [mul.a.eq(old[lane]), mul.b.eq(scale_mant)]
-            # Each lane shifts by its own copy of the amount (kept_register): one copy drove all
-            # lanes' shifters (ECP5 critical path, 8.5 ns of routing).
-            amount = self._lane_copy(m, amount_next, f"rescale_shift_{lane}")
-            m.d.sync += scaled[lane].eq(mul.product >> amount)
+            # Two stages of shifting (by multiples of 2^fine, then the rest), each lane by its own
+            # copies of the amount (kept_register): one copy drove all lanes' shifters (ECP5 critical
+            # path, 8.5 ns of routing), and one six-level shifter per lane was 7.7 ns of routing.
+            coarse_amount = self._lane_copy(m, amount_next[fine:], f"rescale_coarse_shift_{lane}")
+            coarse = register(m, mul.product >> Cat(Const(0, fine), coarse_amount), f"rescale_coarse_{lane}")
+            fine_amount = self._lane_copy(m, amount[:fine], f"rescale_fine_shift_{lane}")
+            m.d.sync += scaled[lane].eq(coarse >> fine_amount)
         partial = at(s1.data, st["scaled"], "partial")
         updated = Signal(data.ArrayLayout(acc_shape, lanes), reset_less=True)
         for lane in range(lanes):
@@ -326,8 +366,11 @@ class OutputAccumulator(wiring.Component):
             out_fifo.r.ready.eq(self.out.ready),
         ]
         # Both comparisons are of registers; the admission (emits) only selects between them.
+        # ``reserved`` counts an admitted emitting beat a cycle late (``emits_late``), so that admission
+        # only selects between two comparisons of registers and drives no carry chain.
+        emits_late = register(m, emits, "emits_late", reset=True)
         kept = Signal.like(reserved)
-        m.d.comb += kept.eq(reserved - (self.out.valid & self.out.ready))
-        m.d.sync += [reserved.eq(kept + emits),
+        m.d.comb += kept.eq(reserved - (self.out.valid & self.out.ready) + emits_late)
+        m.d.sync += [reserved.eq(kept),
                      credit.eq(Mux(emits, kept < self.out_depth - 1, kept < self.out_depth))]
         return m

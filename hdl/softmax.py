@@ -358,8 +358,10 @@ class SoftmaxUnit(wiring.Component):
 
         # --- probabilities p = E(u mod 2^F) >> min(u >> F, P + 1), u = m_new - t ---------------
         def exponent(value, cap, name):
+            # As wide as the cap: a shift amount of the full width makes every shifter mux on bits that
+            # are always zero (ECP5 critical path, six LUTs from the amount to the coarse shift).
             high = value[F:]
-            return register(m, Mux(high > cap, cap, high), name)
+            return register(m, Mux(high > cap, cap, high)[:cap.bit_length()], name)
 
         mask_pm = at(mask_l, s["probs"] - 1, "mask_pm", since=s["logit"])
         probs = []
