@@ -179,79 +179,113 @@ class OutputAccumulator(wiring.Component):
         # --- reciprocals of two blocks, filled in row order, drained by the last chunk.
         recip_layout = data.StructLayout({"recip": R + 1, "recip_exp": range(self.sum_width)})
         held = Signal(data.ArrayLayout(data.ArrayLayout(recip_layout, rows), 2), reset_less=True)
-        present = Signal(data.ArrayLayout(data.ArrayLayout(1, rows), 2))
+        present = Signal(2 * rows)   # bit bank * rows + row: that row's reciprocal is held
         w_bank, w_row, r_bank = Signal(), Signal(range(rows)), Signal()
-        m.d.comb += self.recips.ready.eq(~present[w_bank][w_row])
-        with m.If(self.recips.valid & self.recips.ready):
-            m.d.sync += [held[w_bank][w_row].eq(self.recips.payload), present[w_bank][w_row].eq(1)]
+
+        def bit_of(bits, bank, row):
+            return Mux(bank, bits[rows:].bit_select(row, 1), bits[:rows].bit_select(row, 1))
+
+        def one_hot(bank, row):
+            return Cat(*[(bank == b) & (row == r) for b in range(2) for r in range(rows)])
+
+        m.d.comb += self.recips.ready.eq(~bit_of(present, w_bank, w_row))
+        arrives = self.recips.valid & self.recips.ready
+        with m.If(arrives):
+            m.d.sync += held[w_bank][w_row].eq(self.recips.payload)
             with m.If(w_row == rows - 1):
                 m.d.sync += [w_row.eq(0), w_bank.eq(~w_bank)]
             with m.Else():
                 m.d.sync += w_row.eq(w_row + 1)
 
         # --- input: a register slice (partials.ready is a flip-flop), shadowed by a ring of the same two
-        # entries that keeps, for each waiting beat, its word and which pipeline stages hold that word.
-        # The stage matches are compared as a beat arrives and then shift with the stages, so the
-        # read-after-write hazard of the oldest beat is an OR of flip-flops, not comparators on ready.
+        # entries holding each waiting beat's control fields and which pipeline stages hold its word
+        # (compared as it arrives, then shifted with the stages).  Whether the oldest beat may enter
+        # (no read-after-write hazard, its reciprocal present) is decided a cycle ahead for both
+        # outcomes of the current admission, so admission is an AND of flip-flops.
         m.submodules.input_slice = in_slice = RegisterSlice(self.partial_layout, target=self.target)
         wiring.connect(m, wiring.flipped(self.partials), in_slice.i)
         beat = in_slice.o.payload
         words, stages = rows * self.chunks, self._WRITE_STAGE
         word_layout = data.StructLayout({"row": range(rows), "chunk": range(self.chunks)})
+        control_layout = data.StructLayout({"row": range(rows), "chunk": range(self.chunks), "last": 1,
+                                            "chunk_last": 1, "emit": 1})
         stage_valid = [Signal(name=f"busy_s{s}") for s in range(1, stages + 1)]
         stage_word = [Signal(word_layout, name=f"word_s{s}", reset_less=True) for s in range(1, stages + 1)]
         push = in_slice.i.valid & in_slice.i.ready
+        waiting, full = in_slice.o.valid, ~in_slice.i.ready   # one or two beats in the ring
         fire = Signal()
         shadow_w, shadow_r = Signal(), Signal()
         m.d.sync += [shadow_w.eq(shadow_w ^ push), shadow_r.eq(shadow_r ^ fire)]
-        entry_word = [Signal(word_layout, name=f"entry_word_{e}", reset_less=True) for e in range(2)]
+        entry = [Signal(control_layout, name=f"entry_{e}", reset_less=True) for e in range(2)]
         entry_address = [Signal(range(words), name=f"entry_address_{e}", reset_less=True) for e in range(2)]
         matches = [Signal(stages, name=f"entry_matches_{e}", reset_less=True) for e in range(2)]
-        head = Signal(word_layout)
-        m.d.comb += head.eq(Mux(shadow_r, entry_word[1], entry_word[0]))
+        # The entry written before this one leaves first; whether it holds the same word is found
+        # when this one arrives (it is then present: an entry written into an empty ring is the head).
+        same_as_older = [Signal(name=f"entry_same_{e}", reset_less=True) for e in range(2)]
+        head, younger = Signal(control_layout), Signal(control_layout)
+        m.d.comb += [head.eq(Mux(shadow_r, entry[1], entry[0])), younger.eq(Mux(shadow_r, entry[0], entry[1]))]
         incoming = in_slice.i.payload
-        arriving = Signal(word_layout)
-        m.d.comb += [arriving.row.eq(incoming.row), arriving.chunk.eq(incoming.chunk)]
+        arriving = Signal(control_layout)
+        m.d.comb += [arriving[name].eq(incoming[name]) for name in ("row", "chunk", "last", "chunk_last", "emit")]
+
+        def same_word(a, b):
+            return (a.row == b.row) & (a.chunk == b.chunk)
+
+        # An arriving beat's matches at the next cycle, if the head enters now or not.
+        arrival_matches = Cat(*[v & same_word(arriving, w) for v, w in zip(stage_valid[:-1], stage_word[:-1])])
+        arrival_hazard_entering = Signal()
+        m.d.comb += arrival_hazard_entering.eq(same_word(arriving, head) | arrival_matches.any())
         for e in range(2):
-            # The entry written before this one leaves first; whether it holds the same word is known
-            # when this one arrives (it is then present: an entry written into an empty ring is the head).
-            same_as_older = Signal(name=f"entry_same_{e}", reset_less=True)
             with m.If(push & (shadow_w == e)):
                 m.d.sync += [
-                    entry_word[e].eq(arriving),
+                    entry[e].eq(arriving),
                     entry_address[e].eq(incoming.chunk * rows + incoming.row),
-                    same_as_older.eq(arriving.as_value() == entry_word[1 - e].as_value()),
-                    matches[e].eq(Cat(fire & (arriving.as_value() == head.as_value()),
-                                      *[v & (arriving.as_value() == w.as_value())
-                                        for v, w in zip(stage_valid[:-1], stage_word[:-1])])),
+                    same_as_older[e].eq(same_word(arriving, entry[1 - e])),
+                    matches[e].eq(Cat(fire & same_word(arriving, head), arrival_matches)),
                 ]
             with m.Else():
-                m.d.sync += matches[e].eq(Cat(fire & same_as_older, matches[e][:-1]))
-        hazard = Signal()
-        m.d.comb += hazard.eq(Mux(shadow_r, matches[1], matches[0]).any())
+                m.d.sync += matches[e].eq(Cat(fire & same_as_older[e], matches[e][:-1]))
+        head_matches = Mux(shadow_r, matches[1], matches[0])
+        younger_matches = Mux(shadow_r, matches[0], matches[1])
+        younger_same = Mux(shadow_r, same_as_older[0], same_as_older[1])
 
-        # A flag from next-state values, not a comparison on the ready path.
-        reserved = Signal(range(self.out_depth + 1))   # output beats held or coming, less emits_late
-        credit = Signal(init=1)
-        recip_ok = Signal()
-        m.d.comb += recip_ok.eq(~beat.last | present[r_bank][head.row])
-        m.d.comb += [
-            in_slice.o.ready.eq(credit & ~hazard & recip_ok),
-            fire.eq(in_slice.o.valid & in_slice.o.ready),
-        ]
-        emits = fire & beat.last & beat.emit
+        # The head leaving now clears its row's reciprocal (after its last chunk) and may end the block.
+        drops = head.last & head.chunk_last
+        present_kept = Signal(2 * rows)
+        present_left = Signal(2 * rows)
+        m.d.comb += [present_kept.eq(present | Mux(arrives, one_hot(w_bank, w_row), 0)),
+                     present_left.eq(present_kept & ~Mux(drops, one_hot(r_bank, head.row), 0))]
+        bank_left = r_bank ^ (drops & (head.row == rows - 1))
+        m.d.sync += [present.eq(Mux(fire, present_left, present_kept)), r_bank.eq(Mux(fire, bank_left, r_bank))]
+        block_done = Signal()
+        m.d.comb += block_done.eq(fire & drops & (head.row == rows - 1))
         # Registered: the engine's admission reads it a cycle late, which is safe (a block stays
         # open a cycle longer) and keeps this unit's ready path out of the engine's counters.
-        block_done = Signal()
         m.d.sync += self.block_done.eq(block_done)
-        with m.If(fire & beat.last & beat.chunk_last):
-            m.d.sync += present[r_bank][head.row].eq(0)
-            with m.If(head.row == rows - 1):
-                m.d.comb += block_done.eq(1)
-        r_bank_next = r_bank ^ block_done
-        m.d.sync += r_bank.eq(r_bank_next)
+
+        # Next cycle's head if the head stays (the arriving beat when the ring is empty) or enters
+        # (the younger entry, or the arriving beat when it is the only one).
+        stays = Signal(control_layout)
+        enters = Signal(control_layout)
+        m.d.comb += [stays.eq(Mux(waiting, head, arriving)), enters.eq(Mux(full, younger, arriving))]
+        hazard_stays = Mux(waiting, head_matches[:-1].any(), arrival_matches.any())
+        hazard_enters = Mux(full, younger_same | younger_matches[:-1].any(), arrival_hazard_entering)
+        recip_ok_stays = ~stays.last | bit_of(present_kept, r_bank, stays.row)
+        recip_ok_enters = ~enters.last | bit_of(present_left, bank_left, enters.row)
+        hazard, recip_ok = Signal(), Signal()
+        m.d.sync += [hazard.eq(Mux(fire, hazard_enters, hazard_stays)),
+                     recip_ok.eq(Mux(fire, recip_ok_enters, recip_ok_stays))]
+
+        reserved = Signal(range(self.out_depth + 1))   # output beats held or coming, less emits_late
+        credit = Signal(init=1)
+        m.d.comb += [
+            in_slice.o.ready.eq(credit & ~hazard & recip_ok),
+            fire.eq(waiting & in_slice.o.ready),
+        ]
+        emits = fire & head.last & head.emit
         # The reciprocals' read selects by copies of r_bank of its own (one per field), so that
         # r_bank on the ready path drives a few gates (it drove 161).
+        r_bank_next = Mux(fire, bank_left, r_bank)
         recip_bank = {name: self._lane_copy(m, r_bank_next, f"recip_bank_{name}", reset=True)
                       for name in ("recip", "recip_exp")}
 
@@ -265,7 +299,7 @@ class OutputAccumulator(wiring.Component):
         acc_write = acc_mem.write_port()
         m.d.comb += acc_read.addr.eq(Mux(shadow_r, entry_address[1], entry_address[0]))
 
-        m.d.sync += [stage_valid[0].eq(fire), stage_word[0].eq(head)]
+        m.d.sync += [stage_valid[0].eq(fire), stage_word[0].row.eq(head.row), stage_word[0].chunk.eq(head.chunk)]
         for s in range(1, stages):
             m.d.sync += [stage_valid[s].eq(stage_valid[s - 1]),
                          stage_word[s].eq(stage_word[s - 1])]
