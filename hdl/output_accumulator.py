@@ -208,7 +208,7 @@ class OutputAccumulator(wiring.Component):
         words, stages = rows * self.chunks, self._WRITE_STAGE
         word_layout = data.StructLayout({"row": range(rows), "chunk": range(self.chunks)})
         control_layout = data.StructLayout({"row": range(rows), "chunk": range(self.chunks), "last": 1,
-                                            "chunk_last": 1, "emit": 1})
+                                            "chunk_last": 1, "emit": 1, "ends_block": 1})
         stage_valid = [Signal(name=f"busy_s{s}") for s in range(1, stages + 1)]
         stage_word = [Signal(word_layout, name=f"word_s{s}", reset_less=True) for s in range(1, stages + 1)]
         push = in_slice.i.valid & in_slice.i.ready
@@ -227,6 +227,7 @@ class OutputAccumulator(wiring.Component):
         incoming = in_slice.i.payload
         arriving = Signal(control_layout)
         m.d.comb += [arriving[name].eq(incoming[name]) for name in ("row", "chunk", "last", "chunk_last", "emit")]
+        m.d.comb += arriving.ends_block.eq(incoming.last & incoming.chunk_last & (incoming.row == rows - 1))
 
         def same_word(a, b):
             return (a.row == b.row) & (a.chunk == b.chunk)
@@ -255,23 +256,27 @@ class OutputAccumulator(wiring.Component):
         present_left = Signal(2 * rows)
         m.d.comb += [present_kept.eq(present | Mux(arrives, one_hot(w_bank, w_row), 0)),
                      present_left.eq(present_kept & ~Mux(drops, one_hot(r_bank, head.row), 0))]
-        bank_left = r_bank ^ (drops & (head.row == rows - 1))
+        bank_left = r_bank ^ head.ends_block
         m.d.sync += [present.eq(Mux(fire, present_left, present_kept)), r_bank.eq(Mux(fire, bank_left, r_bank))]
         block_done = Signal()
-        m.d.comb += block_done.eq(fire & drops & (head.row == rows - 1))
+        m.d.comb += block_done.eq(fire & head.ends_block)
         # Registered: the engine's admission reads it a cycle late, which is safe (a block stays
         # open a cycle longer) and keeps this unit's ready path out of the engine's counters.
         m.d.sync += self.block_done.eq(block_done)
 
         # Next cycle's head if the head stays (the arriving beat when the ring is empty) or enters
         # (the younger entry, or the arriving beat when it is the only one).
-        stays = Signal(control_layout)
-        enters = Signal(control_layout)
-        m.d.comb += [stays.eq(Mux(waiting, head, arriving)), enters.eq(Mux(full, younger, arriving))]
         hazard_stays = Mux(waiting, head_matches[:-1].any(), arrival_matches.any())
         hazard_enters = Mux(full, younger_same | younger_matches[:-1].any(), arrival_hazard_entering)
-        recip_ok_stays = ~stays.last | bit_of(present_kept, r_bank, stays.row)
-        recip_ok_enters = ~enters.last | bit_of(present_left, bank_left, enters.row)
+        # The entering beat never needs the bit the head clears (that row's next last beat is in the
+        # other block's bank), so its lookup skips the clear; each candidate row looks up in parallel.
+        def recip_held(who, bank):
+            return bit_of(present, bank, who.row) | (arrives & (w_bank == bank) & (w_row == who.row))
+
+        recip_ok_stays = Mux(waiting, ~head.last | recip_held(head, r_bank),
+                             ~arriving.last | recip_held(arriving, r_bank))
+        recip_ok_enters = Mux(full, ~younger.last | recip_held(younger, bank_left),
+                              ~arriving.last | recip_held(arriving, bank_left))
         hazard, recip_ok = Signal(), Signal()
         m.d.sync += [hazard.eq(Mux(fire, hazard_enters, hazard_stays)),
                      recip_ok.eq(Mux(fire, recip_ok_enters, recip_ok_stays))]
