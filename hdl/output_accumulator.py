@@ -292,10 +292,10 @@ class OutputAccumulator(wiring.Component):
             fire.eq(waiting & in_slice.o.ready),
         ]
         emits = fire & head.last & head.emit
-        # The reciprocals' read selects by copies of r_bank of its own (one per field), so that
-        # r_bank on the ready path drives a few gates (it drove 161).
-        r_bank_next = Mux(fire, bank_left, r_bank)
-        recip_bank = {name: self._lane_copy(m, r_bank_next, f"recip_bank_{name}", reset=True)
+        # The reciprocal of an admitted beat is read a stage later, by the row in stage 1 and copies of
+        # the bank it was admitted in (one per field: r_bank drove 161 gates), so that the read is
+        # off the admission path; the slot cannot be refilled before that read (its bit clears after).
+        recip_bank = {name: self._lane_copy(m, r_bank, f"recip_bank_{name}", reset=True)
                       for name in ("recip", "recip_exp")}
 
         # --- stage 0 -> 1: read the word.
@@ -314,9 +314,9 @@ class OutputAccumulator(wiring.Component):
                          stage_word[s].eq(stage_word[s - 1])]
 
         s1 = register(m, beat, "beat_s1")
-        recip_s1 = Signal(recip_layout, reset_less=True)
+        recip_s2 = Signal(recip_layout, reset_less=True)
         for name, bank in recip_bank.items():
-            m.d.sync += recip_s1[name].eq(held[bank][head.row][name])
+            m.d.sync += recip_s2[name].eq(held[bank][stage_word[0].row][name])
         emit_s1 = register(m, emits, "emit_s1", reset=True)
         st = self._stages
 
@@ -371,7 +371,7 @@ class OutputAccumulator(wiring.Component):
         norm_width = self.acc_width + R + 2
         data_width = nm.data_width
         lo, hi = -(1 << (data_width - 1)), (1 << (data_width - 1)) - 1
-        recip = at(recip_s1, write, "recip")
+        recip = at(recip_s2, write, "recip", since=2)
         # The shift amount and the bias 2^(s-1) - 1 are registers made a stage before their use.
         recip_exp_early = at(recip.recip_exp, st["normalized"] - 1, "recip_exp", since=write)
         shift = register(m, R + recip_exp_early, "norm_shift")
