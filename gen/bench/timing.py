@@ -191,7 +191,10 @@ Method: each design inside `hdl/pin_wrapper.py` (every input from a flip-flop ch
 registered XOR tree, and the reset from a register: two flip-flops after the `rst` pin, as a reset
 synchronizer gives it, so the reset's fan-out to every flip-flop is a timed clock-to-clock path), Yosys
 `synth_ecp5`, then `nextpnr-ecp5 --85k --package CABGA381 --speed 6 --freq 200 --timing-allow-fail
---router router2 --seed N --report`, one run at a time. The engines are built as the engine bench builds
+--router router2 --seed N --report`, one run at a time, the clock pin on G2 (a primary clock input,
+`PCLKT6_0`; the other pins unconstrained). Since 2026-12-05 the clock pin is placed: left to the placer, a
+seed put it on a pin with no route to the global clock network and the run failed (`Failed to route arc
+0.0 of net 'clk$TRELLIS_IO_IN'`); rows measured before place it where nextpnr chose. The engines are built as the engine bench builds
 them for Fmax: ECP5 multipliers with their registers (`multiplier = "ecp5"`) and DP16KD FIFOs
 (`fifo_memory = "ecp5"`), the other buffers where Yosys puts them; the softmax unit and the array alike.
 `engine.<block>` rows are the blocks of the default 8×8 engine (`AttentionEngine.blocks()`: L ≤ 1024,
@@ -266,6 +269,12 @@ before a change, and after it.
 | engine.output_accumulator | 64.6 MHz | per-lane copies of the shift amounts | 97.2 MHz (ABC9 maps it again): the output FIFO's read address into its read data |
 | engine.array | 119.0 MHz | the accumulator's enable and select and the result load as each PE's own flip-flops (`kept_register`: `TRELLIS_FF` instances, which Yosys does not merge) | 132.6 MHz: the result FIFO's `ring_empty` selecting the 177-bit output register's input (6.6 ns routing) |
 | engine.softmax | 113.5 MHz: `distance` → the exp2 step table | the exp2 tables read in two stages (candidates by the low three index bits, then one by the high bits) | 121.1 MHz: the octave shift of the probabilities |
+| engine.softmax | 113.6 MHz (447dd61): the octave count → the coarse probability shift, six LUT levels: the shift amount kept the full width of `distance >> F` though it is capped at P + 1 | shift amounts as wide as their caps (`exponent()` in `hdl/softmax.py`) | 135.9, 128.0 MHz (seeds 1, 2; 9bbee90, softmax unchanged since): the sums FIFO's read side (`sums.ready` → its stored-word register); the row sum → the reciprocal's leading-zero count (one priority encoder of the row sum's width) |
+| engine.output_accumulator | 94.2, 103.7 MHz (447dd61, seeds 1, 2): the admission (slice output → hazard compare with the stage words → ready → the output-credit carry chain); one lane's copy of the rescale shift → its six-level shifter (7.7 ns routing) | the input slice moved into the unit (the engine's `acc_slice` removed); a shadow ring of its two entries holds each waiting beat's stage matches (compared as it arrives, then shifted with the stages); emitting beats counted a cycle late; the rescale shift in two stages (multiples of 8, then 0-7) with per-lane copies | 90.4 MHz: `shadow_r` → the hazard → admission → the input slice's `full` copies (2.1 ns logic, 8.9 ns routing) |
+| engine.output_accumulator | 90.4 MHz | admission an AND of flip-flops: the hazard and reciprocal-present flags of the next head computed a cycle ahead for both outcomes of the current admission | 88.2 MHz: `present` → that lookahead (3.4 ns logic, 7.9 ns routing) |
+| engine.output_accumulator | 88.2 MHz | the lookahead skips the head's clear (never needed by the entering beat); block end flagged per entry on arrival | 99.0 MHz: the reciprocal slots' write enable, decoded after `recips.ready`, into 24 flip-flops' CE (4.1 ns) |
+| engine.output_accumulator | 99.0 MHz | a one-hot fill pointer (each slot's enable one gate of flip-flops) | 86.9 MHz: the head's row → the reciprocal read multiplexer (two hops of 3.2 and 4.0 ns) |
+| engine.output_accumulator | 86.9 MHz | (ffebe36) the admitted beat's reciprocal read a stage later by the stage-1 row | **105.1, 108.1 MHz** (seeds 1, 2): single nets, `shadow_r` → the accumulator RAM's address (7.3 ns: its DP16KD sit 45 rows apart), the input slice's entry write enable (7.6 ns) |
 
 The whole 8×8 engine (`engine`, seed 1), each step measured:
 
