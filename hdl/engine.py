@@ -500,6 +500,12 @@ class AttentionEngine(wiring.Component):
         # First-word-fall-through from distributed RAM: the head is read combinationally by a pointer,
         # not loaded into an output register whose enable (on c.ready) reached all 246 bits.
         m.submodules.tags = tags = fifo.SyncFIFO(width=tag_layout.size, depth=16)
+        # Room for a tag, as a flip-flop two entries early (at most one tag is written per cycle, a
+        # cycle after its issue): the FIFO's own w_rdy put its level compare, and the FIFO's place
+        # near the array's output, in the issue decision's loop (the 8x8 engine's critical path at
+        # ffebe36, 13.4 ns of routing).
+        tags_room = Signal(init=1)
+        m.d.sync += tags_room.eq(tags.level < tags.depth - 2)
 
         in_tile, tile_value = Signal(), Signal()
         # A flip-flop computed from the next-state values of vl_done, p_complete and p_rptr (below):
@@ -522,7 +528,7 @@ class AttentionEngine(wiring.Component):
         # Which operand the next step takes, Mux(in_tile, tile_value, value_ready), kept as a flip-flop
         # from the next-state values (below): it selects 64 operand bits and every tag field.
         sel_value, sel_next = Signal(), Signal()
-        sel_ok = in_tile | ((value_ready | score_ready) & tags.w_rdy)
+        sel_ok = in_tile | ((value_ready | score_ready) & tags_room)
         st_valid, st_value, st_last = Signal(), Signal(reset_less=True), Signal(reset_less=True)
         st_b = Signal(data.ArrayLayout(self.value_shape, C), reset_less=True)   # qualified by st_valid
         st_p = Signal(data.ArrayLayout(prob_shape, R), reset_less=True)
@@ -599,9 +605,11 @@ class AttentionEngine(wiring.Component):
             # Each row's factor is selected by that row's copy of p_rptr (p_rptr drove 557 LUTs).
             *[tag.factors[r].eq(p_factor[row_rptr[r]][r]) for r in range(R)],
             tag.mask.eq(sd.mask),
-            tags.w_data.eq(tag),
-            tags.w_en.eq(issue & ~in_tile),
         ]
+        # The tag is written a cycle after its issue (the array's latency is far longer): the FIFO sits
+        # by the array's output, a long way from the issue logic.
+        m.d.comb += [tags.w_data.eq(register(m, tag, "tag_issued")),
+                     tags.w_en.eq(register(m, issue & ~in_tile, "tag_issued_valid", reset=True))]
 
         score_starts = issue_score & ~in_tile
         value_frees = issue_value & vl_last["j"] & vl_last["cc"]
