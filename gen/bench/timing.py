@@ -199,7 +199,8 @@ them for Fmax: ECP5 multipliers with their registers (`multiplier = "ecp5"`) and
 (`fifo_memory = "ecp5"`), the other buffers where Yosys puts them; the softmax unit and the array alike.
 `engine.<block>` rows are the blocks of the default 8×8 engine (`AttentionEngine.blocks()`: L ≤ 1024,
 d ≤ 128, 16 heads), each alone in the same wrapper at the engine's own parameters: the slowest block is
-found in minutes, without a whole-engine run. `engine_proxy` is a 4×4 engine (max_head_dim 64,
+found in minutes, without a whole-engine run (the accumulator's register slice is part of
+`engine.output_accumulator` since 9bbee90; the `engine.accumulator_slice` row is gone with it). `engine_proxy` is a 4×4 engine (max_head_dim 64,
 max_seq_len 256, max_heads 4). Utilization is nextpnr's (LUT4 = TRELLIS_COMB, FF = TRELLIS_FF); CCU2C is
 Yosys's count of carry cells (– where a run did not record it). Each run's log and JSON report are kept
 under the cache (`pnr/`). Where ABC9 traps inside the WebAssembly Yosys (it does on the output
@@ -285,7 +286,8 @@ The whole 8×8 engine (`engine`, seed 1), each step measured:
 | 00b8a6e | 75.4 MHz | `sel_value` → the K/V multiplexer of the 64-bit operand stage (12.5 ns routing) | per-column copies of the select |
 | af67ec4 | 49.7 MHz | `st_last` → the array's ready → the load enable of the 192 operand-stage flip-flops (19.3 ns routing) | reverted (1890917): the enable, not the select, is the wide net to cut next |
 | 1890917 | 75.4, 63.0 MHz (seeds 1, 2) | seed 1 as 00b8a6e; seed 2: the accumulator slice's `r_ptr` → its 220-bit output multiplexer → the accumulator's reciprocal select (14.2 ns routing) | the widest nets cut (below): copies of the operand stage's select, valid and last and of the array's new `accepts_end` per column and per row; pointer copies per 32 bits in register slices and credit FIFOs; the start check registered |
-| 54f9bf9 | 73.1, 64.7 MHz (seeds 1, 2; median 68.9) | seed 1: the accumulator's admission: a slice pointer copy → the beat's `chunk` → the hazard compare with the stage words → `partials.ready` → the reciprocals' `present` bits (2.3 ns logic, 11.4 ns routing); seed 2: one lane's copy of the rescale shift amount → that lane's shifter, a single net of 13.7 ns | next: the accumulator's beat registered before its hazard check; two-hop (source-side, then user-side) copies for controls whose users are far apart |
+| 54f9bf9 | 73.1, 64.7 MHz (seeds 1, 2; median 68.9) | seed 1: the accumulator's admission: a slice pointer copy → the beat's `chunk` → the hazard compare with the stage words → `partials.ready` → the reciprocals' `present` bits (2.3 ns logic, 11.4 ns routing); seed 2: one lane's copy of the rescale shift amount → that lane's shifter, a single net of 13.7 ns | the accumulator's admission from flip-flops and its rescale shift in two stages (table above) |
+| ffebe36 | 65.4, 74.2 MHz (seeds 1, 2; median 69.8) | the accumulator's admission is gone from both (table above: its block went from 94.2 to 105.1 MHz); seed 1: the issue loop through the tag FIFO, its level → `w_rdy` → the issue decision → the tag write → its level, the FIFO sitting by the array's output 44 rows from the issue logic (1.9 ns logic, 13.4 ns routing); seed 2: the accumulator's `present` bits → `recips.ready` → the softmax's sums FIFO read side → its count (2.7 ns logic, 10.7 ns routing) | room for a tag as a flip-flop two entries early and the tag written a cycle after its issue; `recips.ready` a flip-flop from next-state values |
 
 The sparse engine (`engine_sparse`: max_seq_len 4096, sparse) at e4422fc, seed 1 (its log kept as
 `pnr/12bdb51c033b-seed1.log`; seed 2 ran over 45 minutes and was stopped, so the table has no row):
@@ -307,6 +309,19 @@ Fmax did not move (69.2 → 68.9 MHz median): with the wide nets gone, its criti
 of 11-14 ns between blocks placed far apart, and a long combinational admission inside the accumulator.
 Cutting fan-out was necessary and is not sufficient; what limits the rest is distance, which takes
 pipeline registers between units (and between a control's source and its far users), not more copies.
+
+**What limits the rest (2026-12-05, measured on the paths above).** On the LFE5U-85F-6 one routed hop
+between neighbouring slices costs 0.4-1.1 ns and a LUT 0.24 ns; a net that crosses the die costs 3-8 ns
+by itself: in the accumulator alone, `shadow_r` → its RAM's address 7.3 ns (its DP16KD sit 45 rows
+apart), the input slice's write enable to 32 flip-flops' CE 7.6 ns; in the engine, the issue logic →
+the tag FIFO 4.1 ns over 31 rows, the accumulator → the softmax's sums FIFO 3.9 ns over 31 rows. The
+DSP and block-RAM rows fix where the array, the accumulator's 24 MULT18X18D and the FIFOs sit, so the
+blocks are far apart by construction. At 150 MHz (6.67 ns, 0.52 of them clock-to-output) such a net
+leaves no room for logic: every control that crosses a block must leave one flip-flop and land in
+another (with the decision made a cycle ahead, as the accumulator's admission and `recips.ready` now
+are), and a control reaching a wide, spread datapath needs a registered fan-out tree (a copy per
+region, a cycle early). The blocks alone are at 105-141 MHz and the engine at about 70 MHz for that
+reason: each change here removed the worst such path, and the next one is of the same kind.
 
 The 4×4 proxy at the same commits: 81.3, 75.2, 83.9 and 92.0 MHz. It finds the engine's logic-depth
 paths (its critical paths were the start check into the cycle counter and the probability-buffer
