@@ -240,17 +240,20 @@ class OutputAccumulator(wiring.Component):
         def same_word(a, b):
             return (a.row == b.row) & (a.chunk == b.chunk)
 
-        # An arriving beat's matches at the next cycle, if the head enters now or not.
+        # An arriving beat's matches at the next cycle, if the head enters now or not.  Its comparison
+        # with the head is also the one with the entry written before it (the head whenever that entry
+        # is present).
         arrival_matches = Cat(*[v & same_word(arriving, w) for v, w in zip(stage_valid[:-1], stage_word[:-1])])
-        arrival_hazard_entering = Signal()
-        m.d.comb += arrival_hazard_entering.eq(same_word(arriving, head) | arrival_matches.any())
+        arrival_same_as_head, arrival_hazard_entering = Signal(), Signal()
+        m.d.comb += [arrival_same_as_head.eq(same_word(arriving, head)),
+                     arrival_hazard_entering.eq(arrival_same_as_head | arrival_matches.any())]
         for e in range(2):
             with m.If(push & (shadow_w == e)):
                 m.d.sync += [
                     entry[e].eq(arriving),
                     entry_address[e].eq(incoming.chunk * rows + incoming.row),
-                    same_as_older[e].eq(same_word(arriving, entry[1 - e])),
-                    matches[e].eq(Cat(fire & same_word(arriving, head), arrival_matches)),
+                    same_as_older[e].eq(arrival_same_as_head),
+                    matches[e].eq(Cat(fire & arrival_same_as_head, arrival_matches)),
                 ]
             with m.Else():
                 m.d.sync += matches[e].eq(Cat(fire & same_as_older[e], matches[e][:-1]))

@@ -82,16 +82,16 @@ class Reciprocal(wiring.Component):
                 m.d.sync += [exp.eq(4 * g + top[g]), coarse.eq(value << (padded - 4 - 4 * g)),
                              fine.eq(3 - top[g])]
         divisor = Signal(w, reset_less=True)
-        exp_2, zero_3 = Signal.like(exp), Signal(reset_less=True)
+        exp_3, zero_3 = Signal.like(exp), Signal(reset_less=True)
         # The leading one lands at bit padded - 1; the top w bits are the divisor normalized to w bits.
-        m.d.sync += [divisor.eq((coarse << fine)[padded - w:padded]), exp_2.eq(exp), zero_3.eq(zero_2)]
+        m.d.sync += [divisor.eq((coarse << fine)[padded - w:padded]), exp_3.eq(exp), zero_3.eq(zero_2)]
 
         # R + 1 restoring steps.  The dividend 2^(R+W-1) brings down only zeros after its
         # leading one, so the partial remainder starts at 2^(W-1) and doubles each step.
         remainder = Signal(w + 1, reset_less=True)
         m.d.comb += remainder.eq(1 << (w - 1))
         quotient = None
-        stage_divisor, stage_exp, stage_zero = divisor, exp_2, zero_3
+        stage_divisor, stage_exp, stage_zero = divisor, exp_3, zero_3
         for step in range(r_bits + 1):
             trial = Signal(w + 2, name=f"trial_{step}", reset_less=True)
             m.d.comb += trial.eq(remainder - stage_divisor)
