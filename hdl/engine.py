@@ -495,7 +495,7 @@ class AttentionEngine(wiring.Component):
         # --- tile scheduling onto the array, one step per cycle.
         tag_layout = data.StructLayout({
             "value": 1, "first": 1, "last": 1, "chunk": range(self.max_chunks),
-            "chunk_last": 1, "rows": range(R + 1), "lanes": range(C + 1), "run_end": 1,
+            "chunk_last": 1, "emit_rows": R, "end_row": R, "lanes": range(C + 1), "run_end": 1,
             "factors": data.ArrayLayout(factor_layout, R), "mask": data.ArrayLayout(C, R)})
         # First-word-fall-through from distributed RAM: the head is read combinationally by a pointer,
         # not loaded into an output register whose enable (on c.ready) reached all 246 bits.
@@ -521,7 +521,12 @@ class AttentionEngine(wiring.Component):
         opens_block = sm_first
         # The computing pass needs the reciprocals of its scan pass for the importance: its first
         # tile waits until they have left the softmax.
-        score_ready = (~sc_done & score_tiles.r_rdy & q_full.bit_select(q_rbank, 1)
+        # A score tile leaves `score_tiles` the cycle after its first step (`score_popping`), by a
+        # flip-flop: read by the issue decision, the FIFO's read enable was the 8x8 engine's critical
+        # path at 3f439bd (seed 1, 11.9 ns of routing).  Its head is stale in that cycle, so no score
+        # tile starts then (a bubble only between tiles of one step, head_dim 1).
+        score_popping = Signal(init=0)
+        score_ready = (~sc_done & score_tiles.r_rdy & ~score_popping & q_full.bit_select(q_rbank, 1)
                        & (sd.scan | (p_reserved < NB)) & meta_ok
                        & (~opens_block | (blocks_open < 2))
                        & ~(imp_run & sd.first & ~sd.scan & (awaiting_sums != 0)))
@@ -599,7 +604,11 @@ class AttentionEngine(wiring.Component):
             tag.first.eq(Mux(sel_value, vd.first, sm_first)),
             tag.last.eq(Mux(sel_value, vd.last, sm_last)),
             tag.chunk.eq(vl_chunk), tag.chunk_last.eq(vl_last["cc"]),
-            tag.rows.eq(vd.rows),
+            # Which rows emit and which ends the block, as a bit per row: the result router picks its
+            # row's bit instead of comparing the row with the count (a carry chain after the tag FIFO's
+            # distributed RAM: the 8x8 engine's critical path at 3f439bd, seed 2).
+            tag.emit_rows.eq(Cat(*[vd.rows > r for r in range(R)])),
+            tag.end_row.eq(Cat(*[vd.rows == r + 1 for r in range(R)])),
             tag.lanes.eq(remaining(vl["cc"], head_dim, C)),
             tag.run_end.eq(run_end),
             # Each row's factor is selected by that row's copy of p_rptr (p_rptr drove 557 LUTs).
@@ -639,14 +648,23 @@ class AttentionEngine(wiring.Component):
             queued.first.eq(sd.first), queued.last.eq(sd.last), queued.run_end.eq(sd.run_end),
             value_tiles.w_data.eq(queued),
             value_tiles.w_en.eq(score_starts & ~sd.scan),
-            score_tiles.r_en.eq(issue_score & sc_last["k"]),
+            score_tiles.r_en.eq(score_popping),
             value_tiles.r_en.eq(value_frees),
         ]
+        # What a score tile's last step needs of its head, kept from its first step (the head has
+        # left the FIFO by then unless the first step is the last).
+        tile_ends = Signal(2, reset_less=True)
+        starting_ends = Cat(sd.run_end, sd.last & ~sd.scan)
+        m.d.sync += score_popping.eq(score_starts)
+        with m.If(score_starts):
+            m.d.sync += tile_ends.eq(starting_ends)
+        tile_end_flags = Mux(in_tile, tile_ends, starting_ends)
+        ends_run, ends_block = tile_end_flags[0], tile_end_flags[1]
         with m.If(issue_score):
             advance(sc, sc_last, s_levels)
-            with m.If(sc_last["k"] & sd.run_end):
+            with m.If(sc_last["k"] & ends_run):
                 m.d.sync += sc_done.eq(1)
-            with m.If(sc_last["k"] & sd.last & ~sd.scan):
+            with m.If(sc_last["k"] & ends_block):
                 m.d.comb += q_released.eq(1)
                 m.d.sync += q_rbank.eq(~q_rbank)
         with m.If(issue_value):
@@ -722,9 +740,9 @@ class AttentionEngine(wiring.Component):
             to_acc.payload.scale_mant.eq(head.factors[row].mant),
             to_acc.payload.scale_exp.eq(head.factors[row].exp),
             to_acc.payload.lanes_valid.eq(head.lanes),
-            to_acc.payload.emit.eq(row < head.rows),
-            to_acc.payload.block_end.eq(head.chunk_last & (row == head.rows - 1)),
-            to_acc.payload.run_end.eq(head.run_end & (row == head.rows - 1)),
+            to_acc.payload.emit.eq(head.emit_rows.bit_select(row, 1)),
+            to_acc.payload.block_end.eq(head.chunk_last & head.end_row.bit_select(row, 1)),
+            to_acc.payload.run_end.eq(head.run_end & head.end_row.bit_select(row, 1)),
         ]
         for lane in range(C):
             m.d.comb += [
