@@ -16,8 +16,10 @@ __all__ = ["RegisterSlice"]
 class RegisterSlice(wiring.Component):
     """Cuts the handshake paths through a stream: ``i.ready`` and ``o.valid`` are registers.
 
-    A two-entry ring of registers.  A beat accepted on ``i`` is written into
-    the free entry (the entries' enables come from ``i`` alone); ``o``
+    A two-entry ring of registers.  The free entry takes ``i.payload`` every
+    cycle, whether or not ``i.valid`` is high (its enables are the write
+    pointer's and the full flag's copies alone, so ``i.valid`` reaches only the
+    pointers and flags); a beat accepted on ``i`` stays there.  ``o``
     shows the older entry through a two-way multiplexer selected by a
     register.  ``o.ready`` therefore reaches only the read pointer's copies and
     the two flags, never the wide payload registers: this is what lets a far-away
@@ -78,7 +80,8 @@ class RegisterSlice(wiring.Component):
         m.d.sync += [w_ptr.eq(w_ptr_next), r_ptr.eq(r_ptr_next),
                      count.eq(after), full.eq(full_next), nonempty.eq(after != 0)]
         # Each group of payload bits is written and read by its own copies of the pointers and of
-        # full: i.valid and o.ready reach a few gates, not every payload bit's enable.
+        # full: i.valid and o.ready reach a few gates, not every payload bit's enable.  The free
+        # entry is don't-care, so it is written whether or not a beat arrives.
         payload_in, groups = Value.cast(self.i.payload), []
         for n, lo in enumerate(range(0, len(payload_in), self.select_group)):
             hi = lo + self.select_group
@@ -86,7 +89,7 @@ class RegisterSlice(wiring.Component):
                                         for value, name in ((w_ptr_next, "w_ptr"), (r_ptr_next, "r_ptr"),
                                                             (full_next, "full")))
             for k, entry in enumerate(entries):
-                with m.If(self.i.valid & ~g_full & (g_w_ptr == k)):
+                with m.If(~g_full & (g_w_ptr == k)):
                     m.d.sync += entry[lo:hi].eq(payload_in[lo:hi])
             groups.append(Mux(g_r_ptr, entries[1][lo:hi], entries[0][lo:hi]))
         m.d.comb += self.o.payload.eq(Cat(*groups))
