@@ -26,12 +26,13 @@ from attn_rtl.gen.provenance import VERSION, header_comment, provenance
 from attn_rtl.hdl.engine import ENGINE_DEFAULTS, engine_params
 from attn_rtl.hdl.engine_axil import AttentionEngineAxiLite
 from attn_rtl.hdl.engine_top import AttentionEngineAxi
+from attn_rtl.hdl.output_accumulator import ACCUMULATOR_DEFAULTS, OutputAccumulator, accumulator_params
 from attn_rtl.hdl.softmax import SOFTMAX_DEFAULTS, SoftmaxUnit, softmax_params
 from attn_rtl.hdl.sparse_scheduler import PATTERN_CODES, SCHEDULER_DEFAULTS, SparseScheduler, scheduler_params
 from attn_rtl.hdl.systolic_array import ARRAY_DEFAULTS, SystolicArray, array_params
 from attn_rtl.hdl.topk import TOPK_DEFAULTS, TopK, topk_params
 
-__all__ = ["Unit", "UNITS", "unit", "elaborate", "verilog_source", "cached_verilog", "write_outputs", "manifest"]
+__all__ = ["Unit", "UNITS", "BLOCKS", "unit", "elaborate", "verilog_source", "cached_verilog", "write_outputs", "manifest"]
 
 HDL_DIR = Path(attn_rtl.hdl.__file__).resolve().parent
 #: Behavioural models of vendor primitives, for simulation only (never for synthesis).
@@ -90,9 +91,21 @@ COMPANIONS = {
 }
 
 
+#: Blocks of the engine with a testbench of their own, simulated and cached like units (not offered by the CLI).
+BLOCKS = {
+    "accumulator": Unit(name="accumulator", top="output_accumulator", defaults=ACCUMULATOR_DEFAULTS,
+                        validate=accumulator_params, component=OutputAccumulator,
+                        testbench="attn_rtl.tb.test_output_accumulator",
+                        description="the engine's output accumulator (rescale, add P·V, normalize)",
+                        simulation_models=lambda params: _ecp5_models(dict(params, fifo_memory="registers"))),
+}
+
+
 def unit(name: str) -> Unit:
     if name in COMPANIONS:
         return COMPANIONS[name]
+    if name in BLOCKS:
+        return BLOCKS[name]
     if name not in UNITS:
         raise ValueError(f"unit must be one of {', '.join(UNITS)}, not {name!r}")
     return UNITS[name]

@@ -14,7 +14,7 @@ from attn_rtl.sim.sparse import SparsePattern, allowed_mask, pattern_from_dict, 
 
 from .generate import cached_verilog, unit
 
-__all__ = ["simulate_array", "simulate_softmax", "simulate_scheduler", "simulate_topk", "simulate_engine", "simulate_layer",
+__all__ = ["simulate_array", "simulate_softmax", "simulate_accumulator", "simulate_scheduler", "simulate_topk", "simulate_engine", "simulate_layer",
            "simulate_progressive", "simulate_engine_axil", "measure_engine", "check_probability"]
 
 #: The full-rate harness around the engine (tb/engine_bench.v).
@@ -84,6 +84,49 @@ def simulate_softmax(params: dict, *, sim: str = "icarus", seed: int = 1, groups
     report = run_cocotb(sources=[path, *models], toplevel=unit("softmax").top,
                         test_module=unit("softmax").testbench, sim=sim, config=cfg)
     report.update(latency=component.latency, sum_latency=component.sum_latency, sim=sim)
+    return report
+
+
+def simulate_accumulator(params: dict, *, sim: str = "icarus", seed: int = 1, blocks=None, idle: float = 0.0,
+                         stall: float = 0.0, recip_idle: float | None = None, reset_mid: bool = False) -> dict:
+    """Run query blocks (``blocks``, see ``tb/test_output_accumulator.py``: dicts of ``tiles``,
+    ``chunks`` and optionally ``rows_valid``, ``lanes_valid``, ``order``, ``partials``) through the
+    output accumulator and compare every output lane with the golden model.  ``idle`` is the
+    sources' probability of an idle cycle, ``recip_idle`` the reciprocals' (default ``idle``),
+    ``stall`` the output's backpressure.
+
+    The report holds ``passed``, ``elements`` compared, ``beats``, ``outputs`` and ``cycles`` from
+    the first partial accepted to the last.
+    """
+    from attn_rtl.sim.runner import run_cocotb
+
+    path, component = cached_verilog("accumulator", params)
+    full = unit("accumulator").validate(**params)
+    if blocks is None:
+        blocks = [dict(tiles=3, chunks=full["chunks"])]
+    if not blocks:
+        raise ValueError("blocks must list at least one block")
+    for block in blocks:
+        positive_int("tiles", block["tiles"])
+        positive_int("chunks", block["chunks"], at_most=full["chunks"])
+        positive_int("rows_valid", block.get("rows_valid", full["rows"]), at_most=full["rows"])
+        positive_int("lanes_valid", block.get("lanes_valid", full["lanes"]), at_most=full["lanes"])
+        if block.get("order", "engine") not in ("engine", "rows"):
+            raise ValueError(f"order must be engine or rows, not {block['order']!r}")
+
+    def fields(port):
+        return [(name, field.width) for name, field in port.payload.shape()]
+
+    cfg = dict(full, seed=int(seed), blocks=list(blocks), idle=check_probability("idle", idle),
+               recip_idle=check_probability("recip_idle", idle if recip_idle is None else recip_idle),
+               stall=check_probability("stall", stall), reset_mid=bool(reset_mid),
+               acc_width=component.acc_width, sum_width=component.sum_width, recurrence=component.recurrence,
+               partial_fields=fields(component.partials), recip_fields=fields(component.recips),
+               out_fields=fields(component.out))
+    u = unit("accumulator")
+    report = run_cocotb(sources=[path, *u.simulation_models(full)], toplevel=u.top, test_module=u.testbench,
+                        sim=sim, config=cfg)
+    report.update(latency=component.latency, recurrence=component.recurrence, sim=sim)
     return report
 
 

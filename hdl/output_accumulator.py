@@ -2,19 +2,46 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from attn_rtl.numerics import RESCALE_EXP_MAX, Numerics
-from attn_rtl.params import positive_int
+from attn_rtl.params import positive_int, reject_unknown
 
 from .credit_fifo import CreditFIFO, fifo_latency
 from .multiplier import Multiplier, check_multiplier
 from .pipeline import delayed, kept_copy, register
 from .register_slice import RegisterSlice
 
-__all__ = ["OutputAccumulator"]
+__all__ = ["OutputAccumulator", "accumulator_params", "ACCUMULATOR_DEFAULTS"]
+
+#: Elaboration parameters of :class:`OutputAccumulator` and their defaults (the default engine's block).
+ACCUMULATOR_DEFAULTS = {
+    "lanes": 8,
+    "rows": 8,
+    "chunks": 16,
+    "partial_width": 32,
+    "max_seq_len": 1024,
+    "multiplier": "generic",
+    "numerics": None,
+}
+
+
+def accumulator_params(**params) -> dict:
+    """Validate :class:`OutputAccumulator` parameters; return them complete, defaults filled in."""
+    reject_unknown("accumulator", params, ACCUMULATOR_DEFAULTS)
+    p = {**ACCUMULATOR_DEFAULTS, **params}
+    for name in ("lanes", "rows", "chunks"):
+        positive_int(name, p[name], at_most=1024)
+    positive_int("partial_width", p["partial_width"], at_most=64)
+    positive_int("max_seq_len", p["max_seq_len"], at_most=1 << 24)
+    # Plain data, so that parameters serialize into manifests and cache keys.
+    p["numerics"] = dataclasses.asdict(Numerics.coerce(p["numerics"]))
+    check_multiplier(a_width=1, b_width=1, a_signed=True, b_signed=False, target=p["multiplier"])
+    return p
 
 
 class OutputAccumulator(wiring.Component):
@@ -49,7 +76,8 @@ class OutputAccumulator(wiring.Component):
         Width of the signed partial sums (the array's accumulator).
     max_seq_len : int
         Sets the accumulator width ``P + 1 + w + ceil(log2 max_seq_len)``.
-    numerics : Numerics
+    numerics : Numerics, dict or None
+        Number formats (docs/numerics.md); a table of fields or ``None`` (the defaults) also serve.
     multiplier : "generic" or "ecp5"
         The rescale and normalize multipliers (:class:`~attn_rtl.hdl.multiplier.Multiplier`); with
         ``ecp5`` the accumulator is split over up to three MULT18X18D (52 bits) and the pipeline is
@@ -81,37 +109,40 @@ class OutputAccumulator(wiring.Component):
     _FINE_SHIFT_BITS = 3
 
     def __init__(self, *, lanes: int, rows: int, chunks: int, partial_width: int, max_seq_len: int,
-                 numerics: Numerics, multiplier: str = "generic"):
+                 numerics=None, multiplier: str = "generic"):
         self.lanes = positive_int("lanes", lanes)
         self.rows = positive_int("rows", rows)
         self.chunks = positive_int("chunks", chunks)
         self.partial_width = positive_int("partial_width", partial_width)
-        self.nm = numerics
-        self.acc_width = numerics.out_acc_width(positive_int("max_seq_len", max_seq_len))
-        self.sum_width = numerics.row_sum_width(max_seq_len)
+        self.nm = Numerics.coerce(numerics)
+        self.acc_width = self.nm.out_acc_width(positive_int("max_seq_len", max_seq_len))
+        self.sum_width = self.nm.row_sum_width(max_seq_len)
         check_multiplier(a_width=1, b_width=1, a_signed=True, b_signed=False, target=multiplier)
         self.target = multiplier   # where control copies are kept apart, whatever the multipliers are
         try:
-            check_multiplier(a_width=self.acc_width, b_width=max(numerics.prob_width, numerics.recip_bits + 1),
+            check_multiplier(a_width=self.acc_width, b_width=max(self.nm.prob_width, self.nm.recip_bits + 1),
                              a_signed=True, b_signed=False, target=multiplier, split_a=self._PIECES)
             self.multiplier = multiplier
         except ValueError:
             self.multiplier = "generic"
         self._stages = self._plan()   # checks the multiplier target
-        self.out_depth = self._OUT_STAGE + 3
+        # Credits for the whole round trip: the pipeline's stages, the emit counted a cycle late and
+        # the FIFO's own cycle; one fewer cost a cycle whenever the output pipeline filled from empty
+        # (found by tests/test_output_accumulator.py's full-rate test).
+        self.out_depth = self._OUT_STAGE + 4
         self.partial_layout = data.StructLayout({
             "data": data.ArrayLayout(signed(partial_width), lanes),
             "row": range(rows), "chunk": range(chunks),
             "first": 1, "last": 1, "chunk_last": 1,
-            "scale_mant": numerics.prob_width, "scale_exp": range(RESCALE_EXP_MAX + 1),
+            "scale_mant": self.nm.prob_width, "scale_exp": range(RESCALE_EXP_MAX + 1),
             "lanes_valid": range(lanes + 1), "emit": 1, "block_end": 1, "run_end": 1,
         })
         self.out_layout = data.StructLayout({
-            "data": data.ArrayLayout(signed(numerics.data_width), lanes), "last": 1, "run_end": 1})
+            "data": data.ArrayLayout(signed(self.nm.data_width), lanes), "last": 1, "run_end": 1})
         super().__init__({
             "partials": In(stream.Signature(self.partial_layout)),
             "recips": In(stream.Signature(data.StructLayout({
-                "recip": numerics.recip_bits + 1, "recip_exp": range(self.sum_width)}))),
+                "recip": self.nm.recip_bits + 1, "recip_exp": range(self.sum_width)}))),
             "out": Out(stream.Signature(self.out_layout)),
             "block_done": Out(1),
         })
@@ -159,7 +190,9 @@ class OutputAccumulator(wiring.Component):
 
     @property
     def latency(self) -> int:
-        return RegisterSlice.latency + self._OUT_STAGE + 1 + fifo_latency("registers")
+        # Measured (tests/test_output_accumulator.py): the slice's cycle, admission to the out stage,
+        # the FIFO's write to its read.
+        return RegisterSlice.latency + self._OUT_STAGE + fifo_latency("registers")
 
     @property
     def recurrence(self) -> int:
@@ -383,8 +416,9 @@ class OutputAccumulator(wiring.Component):
         recip = at(recip_s2, write, "recip", since=2)
         # The shift amount and the bias 2^(s-1) - 1 are registers made a stage before their use.
         recip_exp_early = at(recip.recip_exp, st["normalized"] - 1, "recip_exp", since=write)
-        shift = register(m, R + recip_exp_early, "norm_shift")
-        shift_early = at(shift, st["biased"] - 1, "norm_shift", since=st["normalized"])
+        # s = R + e: the R is wiring (a constant shift first), the shifters only take e.
+        exp_early = at(register(m, recip_exp_early, "norm_exp"), st["biased"] - 1, "norm_exp",
+                       since=st["normalized"])
         bias = at(register(m, (Const(1 << (R - 1), R) << recip_exp_early) - 1, "norm_bias"), st["odd"],
                   "norm_bias", since=st["normalized"])
         lanes_valid = at(s1.lanes_valid, st["quotient"], "lanes_valid")
@@ -395,12 +429,13 @@ class OutputAccumulator(wiring.Component):
             m.submodules[f"normalize_{lane}"] = mul = self._normalize_multiplier()
             m.d.comb += [mul.a.eq(updated[lane]), mul.b.eq(recip.recip)]
             # The odd bit's selector is a copy of the shift of this lane's own (one drove 201 LUTs).
-            lane_shift = self._lane_copy(m, R + recip_exp_early, f"norm_shift_odd_{lane}")
-            odd = register(m, (mul.product >> lane_shift)[0], f"norm_odd_{lane}")
+            lane_exp = self._lane_copy(m, recip_exp_early, f"norm_shift_odd_{lane}")
+            odd = register(m, ((mul.product >> R) >> lane_exp)[0], f"norm_odd_{lane}")
             product = register(m, mul.product, f"norm_product_{lane}")
             # norm_width + 1 bits hold every biased sum (the bias is below 2^(R + sum_width)).
             biased = register(m, (product + bias + odd)[:norm_width + 1].as_signed(), f"norm_biased_{lane}")
-            quotient = register(m, biased >> self._lane_copy(m, shift_early, f"norm_shift_{lane}"), f"norm_q_{lane}")
+            quotient = register(m, (biased >> R) >> self._lane_copy(m, exp_early, f"norm_shift_{lane}"),
+                                f"norm_q_{lane}")
             # It fits the output when the bits above its sign all equal the sign: a reduction, no comparator.
             high = quotient[data_width - 1:]
             fits = (high == 0) | (high == (1 << len(high)) - 1)
