@@ -344,11 +344,19 @@ class OutputAccumulator(wiring.Component):
         # A word is never read in the cycle it is written (the hazard check holds its next beat back
         # until the write is done): no_rw_check spares the block RAM Yosys's collision bypass, whose
         # address comparison drove 272 multiplexer LUTs.
-        m.submodules.acc_mem = acc_mem = memory.Memory(
-            shape=data.ArrayLayout(acc_shape, lanes), depth=words, init=[], attrs={"no_rw_check": 1})
-        acc_read = acc_mem.read_port(domain="sync", transparent_for=())
-        acc_write = acc_mem.write_port()
-        m.d.comb += acc_read.addr.eq(Mux(shadow_r, entry_address[1], entry_address[0]))
+        # One memory per lane (each a block RAM of its own on ECP5), each addressed by its own copies
+        # of the head's address, made from next-state values: one address net reached every block
+        # RAM, which sit dozens of rows apart (7.3 ns of routing, the unit's critical path at ffebe36).
+        entry_address_next = [Mux(push & (shadow_w == e), incoming.chunk * rows + incoming.row, entry_address[e])
+                              for e in range(2)]
+        read_address_next = Mux(shadow_r ^ fire, entry_address_next[1], entry_address_next[0])
+        acc_read, acc_write = [], []
+        for lane in range(lanes):
+            m.submodules[f"acc_mem_{lane}"] = acc_mem = memory.Memory(
+                shape=acc_shape, depth=words, init=[], attrs={"no_rw_check": 1})
+            acc_read.append(acc_mem.read_port(domain="sync", transparent_for=()))
+            acc_write.append(acc_mem.write_port())
+            m.d.comb += acc_read[lane].addr.eq(self._lane_copy(m, read_address_next, f"read_address_{lane}"))
 
         m.d.sync += [stage_valid[0].eq(fire), stage_word[0].row.eq(head.row), stage_word[0].chunk.eq(head.chunk)]
         for s in range(1, stages):
@@ -369,7 +377,7 @@ class OutputAccumulator(wiring.Component):
         # A plain register after the read port: Yosys packs it into the block RAM as its output
         # register, so the word leaves a flip-flop instead of the RAM's slow unregistered output.
         read = st["read"]
-        stored = register(m, acc_read.data, "stored")
+        stored = [register(m, port.data, f"stored_{lane}") for lane, port in enumerate(acc_read)]
         # Each lane clears by its own copy of first (one drove 272 multiplexer LUTs).
         first_early = at(s1.first, read - 1, "first")
         for lane in range(lanes):
@@ -401,11 +409,15 @@ class OutputAccumulator(wiring.Component):
         for lane in range(lanes):
             m.d.sync += updated[lane].eq(scaled[lane] + partial[lane])
         write = st["write"]
-        m.d.comb += [
-            acc_write.addr.eq(stage_word[write - 1].chunk * rows + stage_word[write - 1].row),
-            acc_write.data.eq(updated),
-            acc_write.en.eq(stage_valid[write - 1] & ~at(s1.last, write, "last")),
-        ]
+        # Each lane's write address and enable are its own copies, made a cycle early.
+        write_address_early = stage_word[write - 2].chunk * rows + stage_word[write - 2].row
+        write_early = stage_valid[write - 2] & ~at(s1.last, write - 1, "last")
+        for lane in range(lanes):
+            m.d.comb += [
+                acc_write[lane].addr.eq(self._lane_copy(m, write_address_early, f"write_address_{lane}")),
+                acc_write[lane].data.eq(updated[lane]),
+                acc_write[lane].en.eq(self._lane_copy(m, write_early, f"write_enable_{lane}", reset=True)),
+            ]
 
         # --- write -> product: A · recip; -> odd: bit s of the product; -> biased: + rounding bias;
         # -> quotient: shift; -> out: saturate, lane mask.
