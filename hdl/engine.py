@@ -25,6 +25,9 @@ from .systolic_array import SystolicArray
 
 __all__ = ["AttentionEngine", "engine_params", "ENGINE_DEFAULTS", "PATTERN_REGISTERS"]
 
+#: Probability bits read through one copy of a row's buffer selectors.
+PROB_SELECT_GROUP = 4
+
 #: Runtime registers of a sparse engine's pattern (those of :class:`~attn_rtl.hdl.sparse_scheduler.SparseScheduler`).
 PATTERN_REGISTERS = ("pattern", "window", "dilation", "grid_h", "grid_w", "window_h", "window_w",
                      "global_count", "global_tokens")
@@ -493,13 +496,19 @@ class AttentionEngine(wiring.Component):
                 m.d.sync += p_wptr.eq(ring_next(p_wptr))
 
         # --- tile scheduling onto the array, one step per cycle.
-        tag_layout = data.StructLayout({
-            "value": 1, "first": 1, "last": 1, "chunk": range(self.max_chunks),
-            "chunk_last": 1, "emit_rows": R, "end_row": R, "lanes": range(C + 1), "run_end": 1,
-            "factors": data.ArrayLayout(factor_layout, R), "mask": data.ArrayLayout(C, R)})
-        # First-word-fall-through from distributed RAM: the head is read combinationally by a pointer,
-        # not loaded into an output register whose enable (on c.ready) reached all 246 bits.
-        m.submodules.tags = tags = fifo.SyncFIFO(width=tag_layout.size, depth=16)
+        control_fields = {"value": 1, "first": 1, "last": 1, "chunk": range(self.max_chunks),
+                          "chunk_last": 1, "emit_rows": R, "end_row": R, "lanes": range(C + 1), "run_end": 1}
+        data_fields = {"factors": data.ArrayLayout(factor_layout, R), "mask": data.ArrayLayout(C, R)}
+        tag_layout = data.StructLayout({**control_fields, **data_fields})
+        # A tile's tag in two FIFOs, written and read together.  Its data fields (factors, mask: 240
+        # bits at 8x8) fall through from distributed RAM, read combinationally by a pointer, not
+        # loaded into an output register whose enable (on c.ready) reached all of them.  Its control
+        # fields (where the rows go, chunk and flags: 30 bits) leave an output register: read through
+        # the RAM they reached the accumulator's arrival compares, the 8x8 engine's critical path at
+        # c941458 (seed 2, 11.5 ns of routing).
+        m.submodules.tags = tags = fifo.SyncFIFO(width=data.StructLayout(data_fields).size, depth=16)
+        m.submodules.tag_controls = tag_controls = fifo.SyncFIFOBuffered(
+            width=data.StructLayout(control_fields).size, depth=16)
         # Room for a tag, as a flip-flop two entries early (at most one tag is written per cycle, a
         # cycle after its issue): the FIFO's own w_rdy put its level compare, and the FIFO's place
         # near the array's output, in the issue decision's loop (the 8x8 engine's critical path at
@@ -572,15 +581,15 @@ class AttentionEngine(wiring.Component):
         # Each row reads its probability through its own copy of the selectors (p_rptr, j), made from
         # their next-state values: one copy fanned out to every probability bit of the buffers was
         # the engine's ECP5 critical path (13.6 ns of routing).  Copies are kept_register flip-flops,
-        # which synthesis does not merge back on ECP5.
+        # which synthesis does not merge back on ECP5.  Each group of PROB_SELECT_GROUP probability
+        # bits of a row has copies of its own: one copy per row reached 188 multiplexer LUTs and was
+        # the 8x8 engine's critical path at c941458 (seed 1, 10.3 ns of routing).
         j_next = Mux(started, 0, Mux(issue_value, Mux(vl_last["j"], 0, vl["j"] + 1), vl["j"]))[:len(vl["j"])]
         selectors = Cat(p_rptr_next, j_next)
-        row_rptr, row_j = [], []
-        for r in range(R):
-            copy = Cat(*[kept_register(m, selectors[k], f"p_select_{r}_{k}", target=p["multiplier"], reset=True)
-                         for k in range(len(selectors))])
-            row_rptr.append(copy[:len(p_rptr)])
-            row_j.append(copy[len(p_rptr):])
+        groups = range(0, nm.prob_width, PROB_SELECT_GROUP)
+        select = [[Cat(*[kept_register(m, selectors[k], f"p_select_{r}_{g}_{k}", target=p["multiplier"], reset=True)
+                         for k in range(len(selectors))]) for g in range(len(groups))] for r in range(R)]
+        row_rptr = [select[r][0][:len(p_rptr)] for r in range(R)]   # also selects the row's rescale factor
         m.d.comb += [
             self.k.ready.eq(issue_score), self.v.ready.eq(issue_value),
             q_read.addr.eq(Mux(q_rbank, d_max, 0) + sc["k"]),
@@ -592,7 +601,10 @@ class AttentionEngine(wiring.Component):
                 m.d.sync += st_b[c].eq(Mux(column_sel[c], self.v.payload[c], self.k.payload[c]))
         for r in range(R):
             with m.If(row_free[r]):
-                m.d.sync += st_p[r].eq(p_buf[row_rptr[r]][r][row_j[r]])
+                for g, lo in enumerate(groups):
+                    rptr, j = select[r][g][:len(p_rptr)], select[r][g][len(p_rptr):]
+                    hi = min(lo + PROB_SELECT_GROUP, nm.prob_width)
+                    m.d.sync += st_p[r][lo:hi].eq(p_buf[rptr][r][j][lo:hi])
         with m.If(issue):
             m.d.sync += [in_tile.eq(~step_last), tile_value.eq(sel_value)]
 
@@ -617,8 +629,11 @@ class AttentionEngine(wiring.Component):
         ]
         # The tag is written a cycle after its issue (the array's latency is far longer): the FIFO sits
         # by the array's output, a long way from the issue logic.
-        m.d.comb += [tags.w_data.eq(register(m, tag, "tag_issued")),
-                     tags.w_en.eq(register(m, issue & ~in_tile, "tag_issued_valid", reset=True))]
+        issued = register(m, tag, "tag_issued")
+        issued_valid = register(m, issue & ~in_tile, "tag_issued_valid", reset=True)
+        m.d.comb += [tags.w_data.eq(Cat(*[issued[name] for name in data_fields])),
+                     tag_controls.w_data.eq(Cat(*[issued[name] for name in control_fields])),
+                     tags.w_en.eq(issued_valid), tag_controls.w_en.eq(issued_valid)]
 
         score_starts = issue_score & ~in_tile
         value_frees = issue_value & vl_last["j"] & vl_last["cc"]
@@ -718,7 +733,9 @@ class AttentionEngine(wiring.Component):
         ]
 
         # --- results: the head tag says where each tile's rows go.
-        head = data.View(tag_layout, tags.r_data)
+        head = data.View(data.StructLayout(control_fields), tag_controls.r_data)
+        head_data = data.View(data.StructLayout(data_fields), tags.r_data)
+        tag_ready = tag_controls.r_rdy   # written with tags, a cycle later readable: tags hold it too
         row = Signal(range(R))
         c = array.c
         # A register slice in front of both consumers (the accumulator has its own): c.ready is then
@@ -728,17 +745,18 @@ class AttentionEngine(wiring.Component):
         wiring.connect(m, softmax_slice.o, softmax.scores)
         to_softmax, to_acc = softmax_slice.i, acc.partials
         m.d.comb += [
-            to_softmax.valid.eq(c.valid & tags.r_rdy & ~head.value),
-            to_acc.valid.eq(c.valid & tags.r_rdy & head.value),
-            c.ready.eq(tags.r_rdy & Mux(head.value, to_acc.ready, to_softmax.ready)),
+            to_softmax.valid.eq(c.valid & tag_ready & ~head.value),
+            to_acc.valid.eq(c.valid & tag_ready & head.value),
+            c.ready.eq(tag_ready & Mux(head.value, to_acc.ready, to_softmax.ready)),
             tags.r_en.eq(c.valid & c.ready & c.payload.last),
+            tag_controls.r_en.eq(c.valid & c.ready & c.payload.last),
             to_softmax.payload.slot.eq(row),
             to_softmax.payload.first.eq(head.first), to_softmax.payload.last.eq(head.last),
             to_acc.payload.row.eq(row), to_acc.payload.chunk.eq(head.chunk),
             to_acc.payload.first.eq(head.first), to_acc.payload.last.eq(head.last),
             to_acc.payload.chunk_last.eq(head.chunk_last),
-            to_acc.payload.scale_mant.eq(head.factors[row].mant),
-            to_acc.payload.scale_exp.eq(head.factors[row].exp),
+            to_acc.payload.scale_mant.eq(head_data.factors[row].mant),
+            to_acc.payload.scale_exp.eq(head_data.factors[row].exp),
             to_acc.payload.lanes_valid.eq(head.lanes),
             to_acc.payload.emit.eq(head.emit_rows.bit_select(row, 1)),
             to_acc.payload.block_end.eq(head.chunk_last & head.end_row.bit_select(row, 1)),
@@ -747,7 +765,7 @@ class AttentionEngine(wiring.Component):
         for lane in range(C):
             m.d.comb += [
                 to_softmax.payload.score[lane].eq(c.payload.data[lane]),
-                to_softmax.payload.mask[lane].eq(head.mask[row][lane]),
+                to_softmax.payload.mask[lane].eq(head_data.mask[row][lane]),
                 to_acc.payload.data[lane].eq(c.payload.data[lane]),
             ]
         with m.If(c.valid & c.ready):
