@@ -32,7 +32,8 @@ from attn_rtl.hdl.sparse_scheduler import PATTERN_CODES, SCHEDULER_DEFAULTS, Spa
 from attn_rtl.hdl.systolic_array import ARRAY_DEFAULTS, SystolicArray, array_params
 from attn_rtl.hdl.topk import TOPK_DEFAULTS, TopK, topk_params
 
-__all__ = ["Unit", "UNITS", "BLOCKS", "unit", "elaborate", "verilog_source", "cached_verilog", "write_outputs", "manifest"]
+__all__ = ["Unit", "UNITS", "BLOCKS", "unit", "elaborate", "verilog_source", "cached_verilog", "write_outputs",
+           "manifest"]
 
 HDL_DIR = Path(attn_rtl.hdl.__file__).resolve().parent
 #: Behavioural models of vendor primitives, for simulation only (never for synthesis).

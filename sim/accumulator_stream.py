@@ -10,7 +10,7 @@ hardware.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -38,6 +38,16 @@ class AccumulatorBeats:
 
     def __len__(self) -> int:
         return len(self.row)
+
+    def take(self, index) -> "AccumulatorBeats":
+        """The beats at ``index`` (a slice, or an array of indices in the order wanted)."""
+        return AccumulatorBeats(**{f.name: np.asarray(getattr(self, f.name))[index] for f in fields(self)})
+
+    @staticmethod
+    def concatenate(parts) -> "AccumulatorBeats":
+        """The beats of ``parts`` one after the other."""
+        return AccumulatorBeats(**{f.name: np.concatenate([getattr(p, f.name) for p in parts])
+                                   for f in fields(AccumulatorBeats)})
 
 
 @dataclass

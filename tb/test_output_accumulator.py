@@ -59,8 +59,7 @@ def build_stream(cfg, rng):
     nm = Numerics.from_dict(cfg["numerics"])
     R = nm.recip_bits
     parts = [block_beats(cfg, rng, b, final=(i == len(cfg["blocks"]) - 1)) for i, b in enumerate(cfg["blocks"])]
-    beats = AccumulatorBeats(*[np.concatenate([getattr(p, f) for p in parts])
-                               for f in AccumulatorBeats.__dataclass_fields__])
+    beats = AccumulatorBeats.concatenate(parts)
     rows, count = cfg["rows"], len(cfg["blocks"]) * cfg["rows"]
     # A row sum l gives r = floor(2^(R+e) / l) in (2^(R-1), 2^R], e = bit_length(l) - 1; an empty row (0, 0).
     # O is about A / 2^e: e near the bits of the block's largest |A| less the output's keeps most
@@ -102,8 +101,7 @@ async def accumulator_beats(dut):
         # Half a stream, then reset: nothing of it may come out; the stream after it starts clean.
         beats, recip, recip_exp = build_stream(cfg, rng)
         half = max(1, len(beats) // 2)
-        send(AccumulatorBeats(*[getattr(beats, f)[:half] for f in AccumulatorBeats.__dataclass_fields__]),
-             recip, recip_exp)
+        send(beats.take(slice(0, half)), recip, recip_exp)
         await bench.run(lambda: partials.done, int(slack * half * cfg["recurrence"]) + 200)
         await bench.step(int(rng.integers(0, 20)))
         await bench.reset(3)

@@ -135,8 +135,7 @@ def test_model_rebuilds_the_contracts_online_attention():
     n_tiles = keys // tile
     for order in (np.arange(n_tiles * rows),                                              # tile, row
                   np.arange(n_tiles * rows).reshape(n_tiles, rows).T.ravel()):            # row, tile
-        ordered = AccumulatorBeats(*[np.asarray(getattr(beats, f))[order] for f in AccumulatorBeats.__dataclass_fields__])
-        out = accumulator_stream(ordered, state.reciprocal, state.exponent, rows=rows, nm=NM, acc_width=40)
+        out = accumulator_stream(beats.take(order), state.reciprocal, state.exponent, rows=rows, nm=NM, acc_width=40)
         assert np.array_equal(out.data, expected)
         assert out.last.tolist() == [0, 0, 1] and out.run_end.tolist() == [0, 0, 1]
 
@@ -145,18 +144,19 @@ def _contract_beats(t, v, tile) -> AccumulatorBeats:
     """One beat per (key tile, row), tile-major, from the contract's online step."""
     rows, keys = t.shape
     row_max, seen = np.full(rows, -(1 << 62), np.int64), np.zeros(rows, bool)
-    fields = {f: [] for f in AccumulatorBeats.__dataclass_fields__}
     n_tiles = keys // tile
+    tiles = []
     for j in range(n_tiles):
         cols = slice(j * tile, (j + 1) * tile)
         row_max, seen, delta, p = online_step(row_max, seen, t[:, cols], np.ones((rows, tile), bool), NM)
         mant, exp = rescale_factor(delta, NM)
-        for r in range(rows):
-            for name, value in dict(data=p[r] @ v[cols], row=r, chunk=0, first=int(j == 0), last=int(j == n_tiles - 1),
-                                    chunk_last=1, scale_mant=mant[r], scale_exp=exp[r], lanes_valid=v.shape[1],
-                                    emit=1, block_end=int(r == rows - 1), run_end=int(r == rows - 1)).items():
-                fields[name].append(value)
-    return AccumulatorBeats(**{name: np.array(values) for name, values in fields.items()})
+        ends = (np.arange(rows) == rows - 1).astype(int)
+        tiles.append(AccumulatorBeats(
+            data=p @ v[cols], row=np.arange(rows), chunk=np.zeros(rows, int), first=np.full(rows, int(j == 0)),
+            last=np.full(rows, int(j == n_tiles - 1)), chunk_last=np.ones(rows, int), scale_mant=mant,
+            scale_exp=exp, lanes_valid=np.full(rows, v.shape[1]), emit=np.ones(rows, int), block_end=ends,
+            run_end=ends))
+    return AccumulatorBeats.concatenate(tiles)
 
 
 def test_model_rejects_an_accumulator_out_of_range_and_a_missing_reciprocal():
