@@ -316,8 +316,11 @@ class OutputAccumulator(wiring.Component):
         hazard_enters = Mux(full, younger_same | younger_matches[:-1].any(), arrival_hazard_entering)
         # The entering beat never needs the bit the head clears (that row's next last beat is in the
         # other block's bank), so its lookup skips the clear; each candidate row looks up in parallel.
+        # A reciprocal counts from the cycle after it arrives (the flag is looked up again every
+        # cycle): with this cycle's arrival in it, the softmax's sums handshake reached the flag
+        # (the unit's critical path at 58e1aea, seed 1).
         def recip_held(who, bank):
-            return bit_of(present, bank, who.row) | (arrives & bit_of(w_slot, bank, who.row))
+            return bit_of(present, bank, who.row)
 
         recip_ok_stays = Mux(waiting, ~head.last | recip_held(head, r_bank),
                              ~arriving.last | recip_held(arriving, r_bank))
