@@ -25,9 +25,6 @@ from .systolic_array import SystolicArray
 
 __all__ = ["AttentionEngine", "engine_params", "ENGINE_DEFAULTS", "PATTERN_REGISTERS"]
 
-#: Probability bits read through one copy of a row's buffer selectors.
-PROB_SELECT_GROUP = 4
-
 #: Runtime registers of a sparse engine's pattern (those of :class:`~attn_rtl.hdl.sparse_scheduler.SparseScheduler`).
 PATTERN_REGISTERS = ("pattern", "window", "dilation", "grid_h", "grid_w", "window_h", "window_w",
                      "global_count", "global_tokens")
@@ -581,15 +578,17 @@ class AttentionEngine(wiring.Component):
         # Each row reads its probability through its own copy of the selectors (p_rptr, j), made from
         # their next-state values: one copy fanned out to every probability bit of the buffers was
         # the engine's ECP5 critical path (13.6 ns of routing).  Copies are kept_register flip-flops,
-        # which synthesis does not merge back on ECP5.  Each group of PROB_SELECT_GROUP probability
-        # bits of a row has copies of its own: one copy per row reached 188 multiplexer LUTs and was
-        # the 8x8 engine's critical path at c941458 (seed 1, 10.3 ns of routing).
+        # which synthesis does not merge back on ECP5.  (Copies per group of four probability bits, 160
+        # flip-flops fed from j's next state, made that next state the 8x8 engine's critical path at
+        # 58e1aea: 17.3 ns of routing, 48.6 MHz.)
         j_next = Mux(started, 0, Mux(issue_value, Mux(vl_last["j"], 0, vl["j"] + 1), vl["j"]))[:len(vl["j"])]
         selectors = Cat(p_rptr_next, j_next)
-        groups = range(0, nm.prob_width, PROB_SELECT_GROUP)
-        select = [[Cat(*[kept_register(m, selectors[k], f"p_select_{r}_{g}_{k}", target=p["multiplier"], reset=True)
-                         for k in range(len(selectors))]) for g in range(len(groups))] for r in range(R)]
-        row_rptr = [select[r][0][:len(p_rptr)] for r in range(R)]   # also selects the row's rescale factor
+        row_rptr, row_j = [], []
+        for r in range(R):
+            copy = Cat(*[kept_register(m, selectors[k], f"p_select_{r}_{k}", target=p["multiplier"], reset=True)
+                         for k in range(len(selectors))])
+            row_rptr.append(copy[:len(p_rptr)])
+            row_j.append(copy[len(p_rptr):])
         m.d.comb += [
             self.k.ready.eq(issue_score), self.v.ready.eq(issue_value),
             q_read.addr.eq(Mux(q_rbank, d_max, 0) + sc["k"]),
@@ -601,10 +600,7 @@ class AttentionEngine(wiring.Component):
                 m.d.sync += st_b[c].eq(Mux(column_sel[c], self.v.payload[c], self.k.payload[c]))
         for r in range(R):
             with m.If(row_free[r]):
-                for g, lo in enumerate(groups):
-                    rptr, j = select[r][g][:len(p_rptr)], select[r][g][len(p_rptr):]
-                    hi = min(lo + PROB_SELECT_GROUP, nm.prob_width)
-                    m.d.sync += st_p[r][lo:hi].eq(p_buf[rptr][r][j][lo:hi])
+                m.d.sync += st_p[r].eq(p_buf[row_rptr[r]][r][row_j[r]])
         with m.If(issue):
             m.d.sync += [in_tile.eq(~step_last), tile_value.eq(sel_value)]
 
