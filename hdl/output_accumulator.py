@@ -390,11 +390,14 @@ class OutputAccumulator(wiring.Component):
         scale_mant = at(s1.scale_mant, read, "scale_mant")
         prod_width = self.acc_width + nm.prob_width + 1
         shift_cap = prod_width - 1   # a larger shift gives the same 0 or -1
-        # The shift amount is made a stage early: the shifter's select comes from a register.
-        exp_early = at(s1.scale_exp, st["rescaled"] - 1, "scale_exp")
+        # The shift amount is made two stages early and copied for each lane a stage later, so that
+        # the copies' inputs are registers (its add and clamp in front of the copies was the unit's
+        # critical path at a3202b3, seed 1).
+        exp_early = at(s1.scale_exp, st["rescaled"] - 2, "scale_exp")
         amount_next = Signal(range(shift_cap + 1))
         m.d.comb += amount_next.eq(Mux(exp_early + P > shift_cap, shift_cap, exp_early + P))
-        amount = register(m, amount_next, "rescale_shift")
+        amount_early = register(m, amount_next, "rescale_shift_early")
+        amount = register(m, amount_early, "rescale_shift")
         fine = self._FINE_SHIFT_BITS
         scaled = Signal(data.ArrayLayout(signed(self.acc_width + 1), lanes), reset_less=True)
         for lane in range(lanes):
@@ -403,7 +406,7 @@ class OutputAccumulator(wiring.Component):
             # Two stages of shifting (by multiples of 2^fine, then the rest), each lane by its own
             # copies of the amount (kept_register): one copy drove all lanes' shifters (ECP5 critical
             # path, 8.5 ns of routing), and one six-level shifter per lane was 7.7 ns of routing.
-            coarse_amount = self._lane_copy(m, amount_next[fine:], f"rescale_coarse_shift_{lane}")
+            coarse_amount = self._lane_copy(m, amount_early[fine:], f"rescale_coarse_shift_{lane}")
             coarse = register(m, mul.product >> Cat(Const(0, fine), coarse_amount), f"rescale_coarse_{lane}")
             fine_amount = self._lane_copy(m, amount[:fine], f"rescale_fine_shift_{lane}")
             m.d.sync += scaled[lane].eq(coarse >> fine_amount)
