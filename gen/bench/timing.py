@@ -277,7 +277,7 @@ before a change, and after it.
 | engine.output_accumulator | 99.0 MHz | a one-hot fill pointer (each slot's enable one gate of flip-flops) | 86.9 MHz: the head's row → the reciprocal read multiplexer (two hops of 3.2 and 4.0 ns) |
 | engine.output_accumulator | 86.9 MHz | (ffebe36) the admitted beat's reciprocal read a stage later by the stage-1 row | **105.1, 108.1 MHz** (seeds 1, 2): single nets, `shadow_r` → the accumulator RAM's address (7.3 ns: its DP16KD sit 45 rows apart), the input slice's entry write enable (7.6 ns) |
 | engine.output_accumulator | 105.1, 108.1 MHz | one memory per lane (a DP16KD each), each read and written by its own copies of the address and enable made from next-state values; register slices write their free entry every cycle (`i.valid` reaches only their flags); the normalize shift's constant part (`R`) as wiring | 101.9, 116.5 MHz (seeds 1, 2; 58e1aea): the reciprocal-present lookahead, from the sums handshake (`arrives`) through the `present` and fill-slot bit selects to `recip_ok` (2.4 ns logic, 7.4 ns routing) |
-| engine.output_accumulator | 101.9, 116.5 MHz | a reciprocal counts for admission from the cycle after it arrives | ACC_AFTER |
+| engine.output_accumulator | 101.9, 116.5 MHz | a reciprocal counts for admission from the cycle after it arrives | 113.4, 105.8 MHz (seeds 1, 2; a3202b3): seed 1 the rescale shift amount's add and clamp → the lanes' coarse shift copies (2.9 ns logic, 5.9 ns routing: since then the amount is made two stages early, not yet timed); seed 2 the output FIFO's read multiplexer (a pointer copy → 18 entries of flip-flops → its output register, 7.8 ns routing) |
 
 The whole 8×8 engine (`engine`, seed 1), each step measured:
 
@@ -293,7 +293,7 @@ The whole 8×8 engine (`engine`, seed 1), each step measured:
 | 3f439bd | **71.9, 72.2 MHz** (seeds 1, 2; median 72.0) | seed 1: the issue decision again, now from the operand stage's valid → `value_ready` → tag room → issue → the score-tile FIFO's read enable, 21 columns away (2.0 ns logic, 11.9 ns routing); seed 2: the tag FIFO's read address → the head tag's `value` bit (distributed RAM) → the accumulator's `partials.valid` → its input slice's entry enables (2.4 ns logic, 11.5 ns routing) | a score tile leaves its FIFO the cycle after its first step, by a flip-flop (its head's end flags kept from that step; a bubble only between one-step tiles, head_dim 1); the tag carries a bit per row for "emits" and "ends the block" (the router picks its row's bit instead of comparing the row with the count); register slices write their free entry every cycle, so `i.valid` reaches only their flags |
 | c941458 | **83.5, 72.2 MHz** (seeds 1, 2; median 77.9) | seed 1: one row's copy of the probability-buffer selectors → its 24-way read multiplexer (3 buffers × 8 keys) → the operand stage (188 LUTs a copy; 1.7 ns logic, 10.3 ns routing); seed 2: the tag FIFO's read address → its distributed RAM → the tile's chunk and flags → the accumulator's arrival compares with its pipeline → its hazard lookahead (2.4 ns logic, 11.5 ns routing) | the tag's control fields (30 bits) in a FIFO with an output register, its data fields (factors, mask) still falling through from distributed RAM; selector copies per 4 bits of each row's probability; in the accumulator one memory per lane with its own address and enable copies |
 | 58e1aea | 48.6, 69.9 MHz (seeds 1, 2; median 59.3) | both seeds: `j` (the value tile's key counter) → its last-key compare (a carry chain) → its next state → the 160 selector copies, spread over the probability buffers (3.2 ns logic, 17.3 ns routing at seed 1): four times the copies made their common source the worst net | selector copies back to one per row (the tag FIFO split and the accumulator's changes kept); a reciprocal counts in the accumulator from the cycle after it arrives |
-| a3202b3 | ENGINE_AFTER |
+| a3202b3 | **72.6, 79.8 MHz** (seeds 1, 2; median 76.2) | seed 1: a row's copy of the probability-buffer selectors → its 24-way read multiplexer → the operand stage, as at c941458 (1.7 ns logic, 12.0 ns routing); seed 2: the value tile's key counter `j` → its last-key compare (a carry chain) → `value_frees` → the next states of `vl_done` and `value_ready` → the operand select's column copies (4.0 ns logic, 8.5 ns routing) | next: the probability operand read in two registered steps (by buffer, then by key), and `j`'s last-key flag a register (a down-counter loaded as the tile starts) |
 
 The sparse engine (`engine_sparse`: max_seq_len 4096, sparse) at e4422fc, seed 1 (its log kept as
 `pnr/12bdb51c033b-seed1.log`; seed 2 ran over 45 minutes and was stopped, so the table has no row):
@@ -326,8 +326,13 @@ blocks are far apart by construction. At 150 MHz (6.67 ns, 0.52 of them clock-to
 leaves no room for logic: every control that crosses a block must leave one flip-flop and land in
 another (with the decision made a cycle ahead, as the accumulator's admission and `recips.ready` now
 are), and a control reaching a wide, spread datapath needs a registered fan-out tree (a copy per
-region, a cycle early). The blocks alone are at 105-141 MHz and the engine at about 70 MHz for that
-reason: each change here removed the worst such path, and the next one is of the same kind.
+region, a cycle early). The blocks alone are at 105-141 MHz and the engine at 72-84 MHz for that
+reason: each change here removed the worst such path, and the next one is of the same kind. The
+58e1aea step shows the other side: copies multiply the nets of their common source, and when that
+source is combinational (a next-state value, made from a counter's carry chain) its fan-out to the
+copies becomes the long net (17.3 ns). Seed to seed the engine moves by 7-11 MHz at one commit
+(83.5 and 72.2 at c941458; 72.6 and 79.8 at a3202b3), which is as much as one change gains: two seeds
+are the least that tells a change from placement luck.
 
 The 4×4 proxy at the same commits: 81.3, 75.2, 83.9 and 92.0 MHz. It finds the engine's logic-depth
 paths (its critical paths were the start check into the cycle counter and the probability-buffer
