@@ -277,7 +277,8 @@ before a change, and after it.
 | engine.output_accumulator | 99.0 MHz | a one-hot fill pointer (each slot's enable one gate of flip-flops) | 86.9 MHz: the head's row → the reciprocal read multiplexer (two hops of 3.2 and 4.0 ns) |
 | engine.output_accumulator | 86.9 MHz | (ffebe36) the admitted beat's reciprocal read a stage later by the stage-1 row | **105.1, 108.1 MHz** (seeds 1, 2): single nets, `shadow_r` → the accumulator RAM's address (7.3 ns: its DP16KD sit 45 rows apart), the input slice's entry write enable (7.6 ns) |
 | engine.output_accumulator | 105.1, 108.1 MHz | one memory per lane (a DP16KD each), each read and written by its own copies of the address and enable made from next-state values; register slices write their free entry every cycle (`i.valid` reaches only their flags); the normalize shift's constant part (`R`) as wiring | 101.9, 116.5 MHz (seeds 1, 2; 58e1aea): the reciprocal-present lookahead, from the sums handshake (`arrives`) through the `present` and fill-slot bit selects to `recip_ok` (2.4 ns logic, 7.4 ns routing) |
-| engine.output_accumulator | 101.9, 116.5 MHz | a reciprocal counts for admission from the cycle after it arrives | 113.4, 105.8 MHz (seeds 1, 2; a3202b3): seed 1 the rescale shift amount's add and clamp → the lanes' coarse shift copies (2.9 ns logic, 5.9 ns routing: since then the amount is made two stages early, not yet timed); seed 2 the output FIFO's read multiplexer (a pointer copy → 18 entries of flip-flops → its output register, 7.8 ns routing) |
+| engine.output_accumulator | 101.9, 116.5 MHz | a reciprocal counts for admission from the cycle after it arrives | 113.4, 105.8 MHz (seeds 1, 2; a3202b3): seed 1 the rescale shift amount's add and clamp → the lanes' coarse shift copies (2.9 ns logic, 5.9 ns routing); seed 2 the output FIFO's read multiplexer (a pointer copy → 18 entries of flip-flops → its output register, 7.8 ns routing) |
+| engine.output_accumulator | 113.4, 105.8 MHz | the rescale shift amount made two stages early, its lane copies fed from a register | 96.0 MHz (seed 1, d580c71): the reciprocal-present lookahead again (the head/younger select → the `present` bit of its row → `recip_ok`, 2.1 ns logic, 8.3 ns routing); this block moves by 8-17 MHz from seed to seed and commit to commit with its logic unchanged on the path, so one seed does not rank two commits |
 
 The whole 8×8 engine (`engine`, seed 1), each step measured:
 
@@ -303,6 +304,12 @@ register → the scheduler's grid multiplier (`grid_h·grid_w == seq_len`, 3.9 n
 flip-flops and checks them there over three cycles (the product a stage earlier), then starts the run or
 raises `error`. The sparse engine at 54f9bf9 has not been timed: its seed-1 run did not finish in 40
 minutes and was stopped for the test suite.
+
+The SpAtten engine (`engine_spatten`: the default engine with `importance` and `row_flags`), first timed at
+d580c71, seed 1 (14.7 minutes): 64.4 MHz, 34,069 LUT4, 43,343 FF, 122 MULT18X18D, 44 DP16KD. Its critical path is
+inside the row-flags unit (`hdl/row_flags.py`): a registered shift → a carry chain through 22 bits
+(`rne(2^P · r, …) < threshold`) → the queue's write data → the row's flag (3.6 ns logic, 12.0 ns routing);
+next, that rounding and comparison split over two stages.
 
 The widest nets of the 8×8 engine after synthesis (`--widest-nets`), at e4422fc and at 54f9bf9: the
 accumulator's output-FIFO read address (661 and 594 LUTs), the array result FIFO's `ring_empty` (520)
