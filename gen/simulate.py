@@ -100,8 +100,9 @@ def simulate_accumulator(params: dict, *, sim: str = "icarus", seed: int = 1, bl
     """
     from attn_rtl.sim.runner import run_cocotb
 
+    u = unit("accumulator")
     path, component = cached_verilog("accumulator", params)
-    full = unit("accumulator").validate(**params)
+    full = u.validate(**params)   # the component keeps no parameter dict of its own
     if blocks is None:
         blocks = [dict(tiles=3, chunks=full["chunks"])]
     if not blocks:
@@ -123,7 +124,6 @@ def simulate_accumulator(params: dict, *, sim: str = "icarus", seed: int = 1, bl
                acc_width=component.acc_width, sum_width=component.sum_width, recurrence=component.recurrence,
                partial_fields=fields(component.partials), recip_fields=fields(component.recips),
                out_fields=fields(component.out))
-    u = unit("accumulator")
     report = run_cocotb(sources=[path, *u.simulation_models(full)], toplevel=u.top, test_module=u.testbench,
                         sim=sim, config=cfg)
     report.update(latency=component.latency, recurrence=component.recurrence, sim=sim)

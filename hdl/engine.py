@@ -531,7 +531,7 @@ class AttentionEngine(wiring.Component):
         # flip-flop: read by the issue decision, the FIFO's read enable was the 8x8 engine's critical
         # path at 3f439bd (seed 1, 11.9 ns of routing).  Its head is stale in that cycle, so no score
         # tile starts then (a bubble only between tiles of one step, head_dim 1).
-        score_popping = Signal(init=0)
+        score_popping = Signal()
         score_ready = (~sc_done & score_tiles.r_rdy & ~score_popping & q_full.bit_select(q_rbank, 1)
                        & (sd.scan | (p_reserved < NB)) & meta_ok
                        & (~opens_block | (blocks_open < 2))
@@ -734,6 +734,7 @@ class AttentionEngine(wiring.Component):
         tag_ready = tag_controls.r_rdy   # written with tags, a cycle later readable: tags hold it too
         row = Signal(range(R))
         c = array.c
+        tile_out = c.valid & c.ready & c.payload.last   # a tile's last row leaves: both tag FIFOs move on
         # A register slice in front of both consumers (the accumulator has its own): c.ready is then
         # two flip-flops and the tag.
         m.submodules.softmax_slice = softmax_slice = RegisterSlice(softmax.scores.payload.shape(),
@@ -744,8 +745,7 @@ class AttentionEngine(wiring.Component):
             to_softmax.valid.eq(c.valid & tag_ready & ~head.value),
             to_acc.valid.eq(c.valid & tag_ready & head.value),
             c.ready.eq(tag_ready & Mux(head.value, to_acc.ready, to_softmax.ready)),
-            tags.r_en.eq(c.valid & c.ready & c.payload.last),
-            tag_controls.r_en.eq(c.valid & c.ready & c.payload.last),
+            tags.r_en.eq(tile_out), tag_controls.r_en.eq(tile_out),
             to_softmax.payload.slot.eq(row),
             to_softmax.payload.first.eq(head.first), to_softmax.payload.last.eq(head.last),
             to_acc.payload.row.eq(row), to_acc.payload.chunk.eq(head.chunk),
