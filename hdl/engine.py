@@ -16,7 +16,7 @@ from .head_importance import HeadImportance
 from .importance import TokenImportance
 from .multiplier import check_multiplier
 from .output_accumulator import OutputAccumulator
-from .pipeline import kept_register, register
+from .pipeline import kept_copy, kept_register, register
 from .register_slice import RegisterSlice
 from .row_flags import RowFlags
 from .softmax import SoftmaxUnit
@@ -323,6 +323,9 @@ class AttentionEngine(wiring.Component):
         seq_len, query_len = Signal(range(L_max + 1)), Signal(range(L_max + 1))
         heads = Signal(range(p["max_heads"] + 1))
         head_dim = Signal(range(d_max + 1))
+        # The last index of a head's row, for the score tiles' "last step" as an equality (no carry
+        # chain in front of the issue logic); a run with head_dim 0 never starts.
+        head_dim_last = Signal(range(d_max))
         scale_mult, scale_shift = Signal(nm.mult_width), Signal(range(64))
         taken = {name: Signal.like(getattr(self, name), name=f"taken_{name}")
                  for name in (PATTERN_REGISTERS if p["sparse"] else ())
@@ -349,7 +352,7 @@ class AttentionEngine(wiring.Component):
                 m.d.sync += imp_run.eq(taken["importance"])
         with m.If(take):
             m.d.sync += [seq_len.eq(self.seq_len), query_len.eq(self.query_len if p["row_flags"] else self.seq_len),
-                         heads.eq(self.heads), head_dim.eq(self.head_dim),
+                         heads.eq(self.heads), head_dim.eq(self.head_dim), head_dim_last.eq(self.head_dim - 1),
                          scale_mult.eq(self.scale_mult), scale_shift.eq(self.scale_shift),
                          self.busy.eq(1), self.done.eq(0), self.error.eq(0)]
             m.d.sync += [reg.eq(getattr(self, name)) for name, reg in taken.items()]
@@ -362,13 +365,15 @@ class AttentionEngine(wiring.Component):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         m.d.comb += [softmax.scale_mult.eq(scale_mult), softmax.scale_shift.eq(scale_shift)]
 
-        def walker(name, levels):
+        def walker(name, levels, lasts=None):
             """Nested loop counters ``[(name, step, bound), ...]`` (outermost first): returns the
-            signals, a dict of "is last" flags and the statements that advance the whole nest."""
+            signals and a dict of "is last" flags (``lasts`` gives a level's flag instead of the
+            compare with its bound)."""
+            lasts = lasts or {}
             sig = {lvl: Signal(range(bound_max + step), name=f"{name}_{lvl}") for lvl, step, _, bound_max in levels}
             last = {lvl: Signal(name=f"{name}_{lvl}_last") for lvl, _, _, _ in levels}
             for lvl, step, bound, _ in levels:
-                m.d.comb += last[lvl].eq(sig[lvl] + step >= bound)
+                m.d.comb += last[lvl].eq(lasts[lvl] if lvl in lasts else sig[lvl] + step >= bound)
             return sig, last
 
         def advance(sig, last, levels, done=None):
@@ -393,7 +398,9 @@ class AttentionEngine(wiring.Component):
         q_levels = [("h", 1, heads, p["max_heads"]), ("qb", R, query_len, L_max), ("k", 1, head_dim, d_max)]
         s_levels = [("k", 1, head_dim, d_max)]
         ql, ql_last = walker("qload", q_levels)
-        sc, sc_last = walker("score", s_levels)
+        sc_k_last = Signal(name="score_k_is_last")
+        sc, sc_last = walker("score", s_levels, {"k": sc_k_last})
+        m.d.comb += sc_k_last.eq(sc["k"] == head_dim_last)
         ql_done, sc_done, vl_done = Signal(), Signal(), Signal()
 
         def remaining(base, bound, size):
@@ -413,12 +420,18 @@ class AttentionEngine(wiring.Component):
                          self.kv_index.payload.last.eq(sched.tiles.payload.last)]
         sd_keys = sd.count
 
-        value_layout = data.StructLayout({"keys": range(C + 1), "rows": range(R + 1), "first": 1, "last": 1,
+        # keys_last: the tile's last key (count - 1), so its value tile's last step is an equality.
+        value_layout = data.StructLayout({"keys_last": range(C), "rows": range(R + 1), "first": 1, "last": 1,
                                           "run_end": 1})
         m.submodules.value_tiles = value_tiles = fifo.SyncFIFOBuffered(width=value_layout.size, depth=NB + 1)
         vd = data.View(value_layout, value_tiles.r_data)
-        v_levels = [("cc", C, head_dim, d_max), ("j", 1, vd.keys, C)]
-        vl, vl_last = walker("value", v_levels)
+        v_levels = [("cc", C, head_dim, d_max), ("j", 1, vd.keys_last + 1, C)]
+        # The last chunk as a flip-flop, set as the chunk counter moves (its compare with head_dim, a
+        # carry chain, fed the value tile's last step and from it the issue logic: the 8x8 engine's
+        # critical path at a3202b3, seed 2); the last key an equality with the tile's keys_last.
+        cc_last, vl_j_last = Signal(name="value_cc_is_last"), Signal(name="value_j_is_last")
+        vl, vl_last = walker("value", v_levels, {"cc": cc_last, "j": vl_j_last})
+        m.d.comb += vl_j_last.eq(vl["j"] == vd.keys_last)
         vl_chunk = Signal(range(self.max_chunks))
 
         with m.If(started):
@@ -450,9 +463,13 @@ class AttentionEngine(wiring.Component):
         # --- probability buffers: written row by row by the softmax, read column by column by value tiles.
         prob_shape = unsigned(nm.prob_width)
         factor_layout = data.StructLayout({"mant": nm.prob_width, "exp": range(RESCALE_EXP_MAX + 1)})
-        # The buffers are reset-less: p_complete says which hold a whole tile.
-        p_buf = Signal(data.ArrayLayout(data.ArrayLayout(data.ArrayLayout(prob_shape, C), R), NB), reset_less=True)
-        p_factor = Signal(data.ArrayLayout(data.ArrayLayout(factor_layout, R), NB), reset_less=True)
+        # One small memory per query row, a word per buffer (the row's probabilities and its rescale
+        # factor), read asynchronously: on ECP5 distributed RAM, compact beside its row's read
+        # multiplexer.  As flip-flops (1,536 at 8x8) the buffers spread over the die, and a row's
+        # selectors -> its 24-way read multiplexer -> the operand stage was the 8x8 engine's
+        # critical path (a3202b3, seed 1: 12.0 ns of routing).  p_complete says which hold a whole tile.
+        p_word = data.StructLayout({"p": data.ArrayLayout(prob_shape, C), "factor": factor_layout})
+        p_reads = []
         p_complete = Signal(NB)
         p_wptr, p_rptr = Signal(range(NB)), Signal(range(NB))
         p_rptr_next = Signal.like(p_rptr)
@@ -475,18 +492,21 @@ class AttentionEngine(wiring.Component):
             m.d.comb += [prob_meta.r_en.eq(probs.valid & (probs.payload.slot == R - 1)),
                          meta_ok.eq(prob_meta.w_rdy)]
             kept = ~meta_head.scan   # a scan tile's probabilities are not used
-        # Rows land in the buffers a cycle after they arrive: each (buffer, row) has its own registered
-        # write enable (kept_register) next to its flip-flops, and the row a register of its own; one
+        # Rows land in the buffers a cycle after they arrive: each row's memory has its own registered
+        # write enable and address (kept_register copies), and the row a register of its own; one
         # enable decoded from the softmax's valid was the 4x4 engine's critical path (12.3 ns of
         # routing to the buffers).  A buffer is complete a cycle later accordingly.
-        row_in = register(m, probs.payload.p, "p_row_in")
-        factor_in = register(m, Cat(probs.payload.scale_mant, probs.payload.scale_exp), "p_factor_in")
-        for b in range(NB):
-            for r in range(R):
-                write = kept_register(m, probs.valid & kept & (p_wptr == b) & (probs.payload.slot == r),
-                                      f"p_write_{b}_{r}", target=p["multiplier"], reset=True)
-                with m.If(write):
-                    m.d.sync += [p_buf[b][r].eq(row_in), p_factor[b][r].eq(factor_in)]
+        word_in = register(m, Cat(probs.payload.p, probs.payload.scale_mant, probs.payload.scale_exp), "p_word_in")
+        for r in range(R):
+            m.submodules[f"p_buf_{r}"] = row_mem = memory.Memory(shape=p_word, depth=NB, init=[])
+            write, read = row_mem.write_port(), row_mem.read_port(domain="comb")
+            m.d.comb += [
+                write.en.eq(kept_register(m, probs.valid & kept & (probs.payload.slot == r), f"p_write_{r}",
+                                          target=p["multiplier"], reset=True)),
+                write.addr.eq(kept_copy(m, p_wptr, f"p_waddr_{r}", target=p["multiplier"])),
+                write.data.eq(word_in),
+            ]
+            p_reads.append(read)
         with m.If(probs.valid & kept):
             with m.If(probs.payload.slot == R - 1):
                 m.d.comb += p_completed.eq(1)
@@ -599,8 +619,9 @@ class AttentionEngine(wiring.Component):
             with m.If(column_free[c]):
                 m.d.sync += st_b[c].eq(Mux(column_sel[c], self.v.payload[c], self.k.payload[c]))
         for r in range(R):
+            m.d.comb += p_reads[r].addr.eq(row_rptr[r])
             with m.If(row_free[r]):
-                m.d.sync += st_p[r].eq(p_buf[row_rptr[r]][r][row_j[r]])
+                m.d.sync += st_p[r].eq(p_reads[r].data.p[row_j[r]])
         with m.If(issue):
             m.d.sync += [in_tile.eq(~step_last), tile_value.eq(sel_value)]
 
@@ -620,7 +641,7 @@ class AttentionEngine(wiring.Component):
             tag.lanes.eq(remaining(vl["cc"], head_dim, C)),
             tag.run_end.eq(run_end),
             # Each row's factor is selected by that row's copy of p_rptr (p_rptr drove 557 LUTs).
-            *[tag.factors[r].eq(p_factor[row_rptr[r]][r]) for r in range(R)],
+            *[tag.factors[r].eq(p_reads[r].data.factor) for r in range(R)],
             tag.mask.eq(sd.mask),
         ]
         # The tag is written a cycle after its issue (the array's latency is far longer): the FIFO sits
@@ -655,7 +676,7 @@ class AttentionEngine(wiring.Component):
         # queue with its last step.
         queued = Signal(value_layout)
         m.d.comb += [
-            queued.keys.eq(sd_keys), queued.rows.eq(remaining(sd.block * R, query_len, R)),
+            queued.keys_last.eq(sd_keys - 1), queued.rows.eq(remaining(sd.block * R, query_len, R)),
             queued.first.eq(sd.first), queued.last.eq(sd.last), queued.run_end.eq(sd.run_end),
             value_tiles.w_data.eq(queued),
             value_tiles.w_en.eq(score_starts & ~sd.scan),
@@ -678,10 +699,14 @@ class AttentionEngine(wiring.Component):
             with m.If(sc_last["k"] & ends_block):
                 m.d.comb += q_released.eq(1)
                 m.d.sync += q_rbank.eq(~q_rbank)
+        one_chunk = head_dim <= C
+        with m.If(started):
+            m.d.sync += cc_last.eq(one_chunk)
         with m.If(issue_value):
             advance(vl, vl_last, v_levels)
             with m.If(vl_last["j"]):
-                m.d.sync += vl_chunk.eq(Mux(vl_last["cc"], 0, vl_chunk + 1))
+                m.d.sync += [vl_chunk.eq(Mux(vl_last["cc"], 0, vl_chunk + 1)),
+                             cc_last.eq(Mux(vl_last["cc"], one_chunk, vl["cc"] + 2 * C >= head_dim))]
         for b in range(2):
             with m.If((q_loaded & (q_wbank == b)) | (q_released & (q_rbank == b))):
                 m.d.sync += q_full[b].eq(q_loaded & (q_wbank == b))
