@@ -64,12 +64,13 @@ class Exp2Mantissa(wiring.Component):
 
     @property
     def _product_stages(self) -> int:
-        # r has F - S bits: that many partial products, summed two adder levels per stage
-        # (a single term is just registered).
+        # r has F - S bits: that many partial products, summed one adder level per stage (two
+        # levels, carry chain into carry chain, were the softmax unit's critical path at 3f439bd;
+        # a single term is just registered).
         terms = self._low_bits
         if terms <= 1:
             return terms
-        return -(-(terms - 1).bit_length() // 2)
+        return (terms - 1).bit_length()
 
     @property
     def latency(self) -> int:
@@ -111,7 +112,7 @@ class Exp2Mantissa(wiring.Component):
         r = delayed(m, remainder, self._LOOKUP_STAGES, "remainder")
 
         partials = [Mux(r[k], step << k, 0) for k in range(low)]
-        product, stages = adder_tree(m, partials, "interp", levels_per_stage=2)
+        product, stages = adder_tree(m, partials, "interp", levels_per_stage=1)
         assert stages == self._product_stages, (stages, self._product_stages)
         for _ in range(stages):
             point = register(m, point, "point_p")

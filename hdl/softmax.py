@@ -184,7 +184,7 @@ class SoftmaxUnit(wiring.Component):
         s["probs_write"] = s["probs"] + 1                  # a register before the output FIFO
         terms = self.lanes
         tree_levels = clog2(terms)
-        s["prob_sum"] = s["probs"] + (1 if terms == 1 else -(-tree_levels // 2))
+        s["prob_sum"] = s["probs"] + (1 if terms == 1 else tree_levels)
         # The row sum loop: read at sum_read (address a cycle earlier), multiply, shift, add and
         # write in sum_write.  It needs the rescale factor (at "probs") and the sum.
         loop = self._rescale_multiplier().latency + 2   # the shift takes two stages
@@ -403,7 +403,7 @@ class SoftmaxUnit(wiring.Component):
                      probs_fifo.r.ready.eq(self.probs.ready)]
 
         # --- row sum: l = ((l * mant) >> (P + exp)) + sum(p), read and written per slot -------
-        prob_sum, tree_stages = adder_tree(m, probs, "prob_sum", levels_per_stage=2)
+        prob_sum, tree_stages = adder_tree(m, probs, "prob_sum", levels_per_stage=1)
         assert s["probs"] + tree_stages == s["prob_sum"], (tree_stages, s)
         m.submodules.sum_state = sum_state = memory.Memory(shape=unsigned(self.sum_width), depth=self.slots,
                                                            init=[], attrs={"ram_style": "logic"})

@@ -265,7 +265,7 @@ tile's own cycles times 1.5 plus `hold + hold_edge·(rows+cols)`; with `prob_til
 is at most one tile per held/`prob_tiles` cycles. A run adds `base + per_edge·(rows+cols)` for fill
 and drain. A ranking run (SpAtten importance) adds a scan pass of score tiles and, per query block,
 the wait for the scan's reciprocals (the array's latency `rows+cols+8`, its drain `rows`, the
-softmax's sum latency `44 + 2·log2 cols`). Pruning runs the layer over `ceil(token_keep·L)` tokens
+softmax's sum latency `45 + 2·log2 cols`). Pruning runs the layer over `ceil(token_keep·L)` tokens
 and `ceil(head_keep·H)` heads; progressive quantization adds one run per head over the flagged rows
 against every key. The figures depend on `(rows, cols, prob_tiles)` only, so the enumeration
 evaluates that sub-grid and broadcasts it over the other parameters.

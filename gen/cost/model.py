@@ -45,7 +45,7 @@ CALIBRATION = {
     # hold + hold_edge·(rows + cols) + hold_busy·(tile cycles); prob_tiles buffers bound the rate
     "hold": 20.0, "hold_edge": 2.5, "hold_busy": 0.5,
     # a ranking run's computing pass waits per query block for its scan pass's reciprocals: the
-    # array's latency (rows + cols + 8), its drain (rows), the softmax's sum latency (44 + 2·log2 cols)
+    # array's latency (rows + cols + 8), its drain (rows), the softmax's sum latency (45 + 2·log2 cols)
     "rank_wait": 50.0,
 }
 
