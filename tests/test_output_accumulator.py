@@ -99,15 +99,15 @@ def test_full_rate_when_a_word_recurs_no_sooner_than_the_recurrence():
 
 
 def test_one_word_back_to_back_waits_for_its_write():
-    """rows = chunks = 1: every beat updates the word its predecessor is still writing.  The input
-    slice takes the first three beats at once (its two entries and the one entering); each later
-    beat waits ``recurrence`` cycles for its predecessor's write, across blocks too."""
+    """rows = chunks = 1: every beat updates the word its predecessor is still writing.  The two
+    input slices take the first five beats at once (their four entries and the one entering); each
+    later beat waits ``recurrence`` cycles for its predecessor's write, across blocks too."""
     unit = OutputAccumulator(lanes=2, rows=1, chunks=1, partial_width=16, max_seq_len=64)
     unit._MustUse__silence = True
     report = simulate_accumulator(dict(lanes=2, rows=1, chunks=1, partial_width=16, max_seq_len=64), seed=7,
                                   blocks=[dict(tiles=6, chunks=1), dict(tiles=4, chunks=1)])
     assert report["passed"]
-    assert report["cycles"] == 3 + (report["beats"] - 3) * unit.recurrence
+    assert report["cycles"] == 5 + (report["beats"] - 5) * unit.recurrence
 
 
 @pytest.mark.parametrize("params, message", [
