@@ -440,8 +440,15 @@ class AttentionEngine(wiring.Component):
             m.d.sync += [vl_chunk.eq(0), ql_done.eq(0), sc_done.eq(0)]
 
         # --- Q buffer: two banks of max_head_dim beats; the loader fills one while scores read the other.
+        # The bank is the address's top bit (a bank holds a power of two beats), so an address is
+        # wiring, not an adder.  The read is a cycle ahead of the operand stage, by the next-state
+        # values of the score counter and the bank, and its data is registered again (block RAM's
+        # output register on ECP5): the RAM's own read register drove the array's inputs through the
+        # operand multiplexer, 5.8 ns of clock-to-output before any routing (the 8x8 engine's critical
+        # path at 18b3e93, seed 1).
+        q_beat_bits = (d_max - 1).bit_length()
         m.submodules.q_mem = q_mem = memory.Memory(
-            shape=data.ArrayLayout(self.value_shape, R), depth=2 * d_max, init=[])
+            shape=data.ArrayLayout(self.value_shape, R), depth=2 << q_beat_bits, init=[])
         q_write, q_read = q_mem.write_port(), q_mem.read_port(domain="sync", transparent_for=())
         q_full = Signal(2)
         q_wbank, q_rbank = Signal(), Signal()
@@ -449,7 +456,7 @@ class AttentionEngine(wiring.Component):
         m.d.comb += [
             self.q.ready.eq(running & ~ql_done & ~q_full.bit_select(q_wbank, 1)),
             q_fire.eq(self.q.valid & self.q.ready),
-            q_write.addr.eq(Mux(q_wbank, d_max, 0) + ql["k"]),
+            q_write.addr.eq(Cat(ql["k"][:q_beat_bits], q_wbank)),
             q_write.data.eq(self.q.payload),
             q_write.en.eq(q_fire),
         ]
@@ -602,6 +609,12 @@ class AttentionEngine(wiring.Component):
         # flip-flops fed from j's next state, made that next state the 8x8 engine's critical path at
         # 58e1aea: 17.3 ns of routing, 48.6 MHz.)
         j_next = Mux(started, 0, Mux(issue_value, Mux(vl_last["j"], 0, vl["j"] + 1), vl["j"]))[:len(vl["j"])]
+        sc_k_next = Mux(started, 0, Mux(issue_score, Mux(sc_last["k"], 0, sc["k"] + 1), sc["k"]))[:len(sc["k"])]
+        q_rbank_next = q_rbank ^ q_released
+        # Q's operand register, one enable for all of it: block RAM's output register and its enable.
+        q_operand = Signal(data.ArrayLayout(self.value_shape, R), reset_less=True)
+        with m.If(stage_free):
+            m.d.sync += q_operand.eq(q_read.data)
         selectors = Cat(p_rptr_next, j_next)
         row_rptr, row_j = [], []
         for r in range(R):
@@ -611,8 +624,7 @@ class AttentionEngine(wiring.Component):
             row_j.append(copy[len(p_rptr):])
         m.d.comb += [
             self.k.ready.eq(issue_score), self.v.ready.eq(issue_value),
-            q_read.addr.eq(Mux(q_rbank, d_max, 0) + sc["k"]),
-            q_read.en.eq(stage_free),
+            q_read.addr.eq(Cat(sc_k_next[:q_beat_bits], q_rbank_next)),
         ]
         m.d.sync += [st_valid.eq(st_valid_next), st_value.eq(st_value_next), st_last.eq(st_last_next)]
         for c in range(C):
@@ -747,7 +759,7 @@ class AttentionEngine(wiring.Component):
 
         # Array operands: a is Q (signed) for score tiles, the probability column (unsigned) for value tiles.
         for r in range(R):
-            m.d.comb += array.a.payload.data[r].eq(Mux(row_value[r], st_p[r], q_read.data[r]))
+            m.d.comb += array.a.payload.data[r].eq(Mux(row_value[r], st_p[r], q_operand[r]))
         m.d.comb += [
             array.a.payload.last.eq(st_last), array.a.valid.eq(st_valid),
             array.b.payload.eq(st_b), array.b.valid.eq(st_valid),
