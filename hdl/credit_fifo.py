@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, ClockSignal, Const, Instance, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from attn_rtl.params import positive_int
 
+from .block_ram import EBR_DEPTH, registered_ram
 from .pipeline import check_kept_target, kept_copy
 
 __all__ = ["CreditFIFO", "FIFO_MEMORIES", "fifo_latency", "check_fifo_memory"]
 
 #: Where the entries live: flip-flops (any target), or ECP5 DP16KD block RAM with its output register.
 FIFO_MEMORIES = ("registers", "ecp5")
-#: Entries per DP16KD in the 18-bit-wide mode used here.
-_EBR_DEPTH, _EBR_WIDTH = 1024, 18
 
 
 def _read_latency(memory_kind: str) -> int:
@@ -30,8 +29,8 @@ def fifo_latency(memory_kind: str) -> int:
 def check_fifo_memory(memory_kind, depth: int | None = None) -> str:
     if memory_kind not in FIFO_MEMORIES:
         raise ValueError(f"fifo_memory must be one of {', '.join(FIFO_MEMORIES)}, not {memory_kind!r}")
-    if memory_kind == "ecp5" and depth is not None and depth > _EBR_DEPTH:
-        raise ValueError(f"a FIFO in ecp5 block RAM holds at most {_EBR_DEPTH} entries, not {depth}")
+    if memory_kind == "ecp5" and depth is not None and depth > EBR_DEPTH:
+        raise ValueError(f"a FIFO in ecp5 block RAM holds at most {EBR_DEPTH} entries, not {depth}")
     return memory_kind
 
 
@@ -123,32 +122,10 @@ class CreditFIFO(wiring.Component):
                              rd.addr.eq(kept_copy(m, r_ptr_next, f"r_ptr_{n}", target=self.target, reset=True)),
                              rd.en.eq(1), read[lo:hi].eq(rd.data)]
             return read
-        # DP16KD, port A writes and port B reads, 18 bits each, output register on: the read
-        # address reaches a handful of RAM pins and the data leaves a register in the RAM.
-        read = Signal(self.width)
-        w_addr, r_addr = Signal(10), Signal(10)
-        m.d.comb += [w_addr.eq(w_ptr), r_addr.eq(r_ptr)]
-        for n, lo in enumerate(range(0, self.width, _EBR_WIDTH)):
-            bits = min(_EBR_WIDTH, self.width - lo)
-            data_in, data_out = Signal(_EBR_WIDTH, name=f"ebr{n}_di"), Signal(_EBR_WIDTH, name=f"ebr{n}_do")
-            m.d.comb += [data_in.eq(self.w_data[lo:lo + bits]), read[lo:lo + bits].eq(data_out[:bits])]
-            m.submodules[f"ebr{n}"] = Instance(
-                "DP16KD",
-                p_DATA_WIDTH_A=_EBR_WIDTH, p_DATA_WIDTH_B=_EBR_WIDTH, p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
-                p_RESETMODE="SYNC", p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
-                p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="DISABLED",
-                **{f"i_DIA{i}": data_in[i] for i in range(_EBR_WIDTH)},
-                # 18-bit mode: ADA1/ADA0 are the byte enables, the word address is ADA13..ADA4.
-                i_ADA0=Const(1), i_ADA1=Const(1),
-                **{f"i_ADA{i + 4}": w_addr[i] for i in range(10)},
-                i_CLKA=ClockSignal(), i_CEA=Const(1), i_WEA=self.w_en,
-                i_CSA0=Const(0), i_CSA1=Const(0), i_CSA2=Const(0),
-                **{f"i_ADB{i + 4}": r_addr[i] for i in range(10)},
-                i_CLKB=ClockSignal(), i_CEB=Const(1), i_OCEB=Const(1), i_WEB=Const(0),
-                i_CSB0=Const(0), i_CSB1=Const(0), i_CSB2=Const(0),
-                **{f"o_DOB{i}": data_out[i] for i in range(_EBR_WIDTH)},
-            )
-        return read
+        # DP16KD with its output register: the read address reaches a handful of RAM pins and the
+        # data leaves a register in the RAM.
+        return registered_ram(m, "ebr", kind="ecp5", depth=self.depth, w_addr=w_ptr, w_data=self.w_data,
+                              w_en=self.w_en, r_addr=r_ptr)
 
     def elaborate(self, platform):
         m = Module()

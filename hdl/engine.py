@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 from attn_rtl.numerics import RESCALE_EXP_MAX, Numerics
 from attn_rtl.params import boolean, positive_int, reject_unknown
 
+from .block_ram import EBR_DEPTH, registered_ram
 from .credit_fifo import check_fifo_memory
 from .head_importance import HeadImportance
 from .importance import TokenImportance
@@ -71,6 +72,10 @@ def engine_params(**params) -> dict:
     check_multiplier(a_width=nm.prob_width + 1, b_width=nm.data_width, a_signed=True, b_signed=True,
                      target=p["multiplier"])
     check_fifo_memory(p["fifo_memory"])
+    if p["fifo_memory"] == "ecp5" and 2 << (p["max_head_dim"] - 1).bit_length() > EBR_DEPTH:
+        # The Q buffer's two banks of a power of two beats each, in DP16KD of EBR_DEPTH words.
+        raise ValueError(f"with fifo_memory 'ecp5' max_head_dim must be at most {EBR_DEPTH // 2}, "
+                         f"not {p['max_head_dim']}")
     return p
 
 
@@ -119,7 +124,8 @@ class AttentionEngine(wiring.Component):
     multiplier, fifo_memory : str
         Array options (:class:`~attn_rtl.hdl.systolic_array.SystolicArray`); the softmax unit, the
         output accumulator and the token-importance unit use the same multiplier target, the softmax
-        unit the same FIFO memory.
+        unit the same FIFO memory, and with ``"ecp5"`` the Q buffer is DP16KD block RAM read through
+        its output register.
     importance : bool
         Adds importance runs (SpAtten; dense only): :class:`~attn_rtl.hdl.importance.TokenImportance`,
         :class:`~attn_rtl.hdl.head_importance.HeadImportance` and their output streams (docs/engine.md).
@@ -442,23 +448,22 @@ class AttentionEngine(wiring.Component):
         # --- Q buffer: two banks of max_head_dim beats; the loader fills one while scores read the other.
         # The bank is the address's top bit (a bank holds a power of two beats), so an address is
         # wiring, not an adder.  The read is a cycle ahead of the operand stage, by the next-state
-        # values of the score counter and the bank, and its data is registered again (block RAM's
-        # output register on ECP5): the RAM's own read register drove the array's inputs through the
-        # operand multiplexer, 5.8 ns of clock-to-output before any routing (the 8x8 engine's critical
-        # path at 18b3e93, seed 1).
+        # values of the score counter and the bank, and its data is registered again (the DP16KD's
+        # output register with fifo_memory "ecp5"): the RAM's unregistered output drove the array's
+        # inputs through the operand multiplexer, 5.8 ns of clock-to-output before any routing (the
+        # 8x8 engine's critical path at 18b3e93, seed 1).
         q_beat_bits = (d_max - 1).bit_length()
-        m.submodules.q_mem = q_mem = memory.Memory(
-            shape=data.ArrayLayout(self.value_shape, R), depth=2 << q_beat_bits, init=[])
-        q_write, q_read = q_mem.write_port(), q_mem.read_port(domain="sync", transparent_for=())
+        q_waddr, q_raddr = Signal(q_beat_bits + 1), Signal(q_beat_bits + 1)
+        q_operand_enable, q_fire = Signal(), Signal()
+        q_operand = data.View(data.ArrayLayout(self.value_shape, R), registered_ram(
+            m, "q_mem", kind="ecp5" if p["fifo_memory"] == "ecp5" else "inferred", depth=2 << q_beat_bits,
+            w_addr=q_waddr, w_data=self.q.payload, w_en=q_fire, r_addr=q_raddr, r_enable=q_operand_enable))
         q_full = Signal(2)
         q_wbank, q_rbank = Signal(), Signal()
-        q_fire = Signal()
         m.d.comb += [
             self.q.ready.eq(running & ~ql_done & ~q_full.bit_select(q_wbank, 1)),
             q_fire.eq(self.q.valid & self.q.ready),
-            q_write.addr.eq(Cat(ql["k"][:q_beat_bits], q_wbank)),
-            q_write.data.eq(self.q.payload),
-            q_write.en.eq(q_fire),
+            q_waddr.eq(Cat(ql["k"][:q_beat_bits], q_wbank)),
         ]
         q_loaded, q_released = Signal(), Signal()
         with m.If(q_fire):
@@ -611,10 +616,6 @@ class AttentionEngine(wiring.Component):
         j_next = Mux(started, 0, Mux(issue_value, Mux(vl_last["j"], 0, vl["j"] + 1), vl["j"]))[:len(vl["j"])]
         sc_k_next = Mux(started, 0, Mux(issue_score, Mux(sc_last["k"], 0, sc["k"] + 1), sc["k"]))[:len(sc["k"])]
         q_rbank_next = q_rbank ^ q_released
-        # Q's operand register, one enable for all of it: block RAM's output register and its enable.
-        q_operand = Signal(data.ArrayLayout(self.value_shape, R), reset_less=True)
-        with m.If(stage_free):
-            m.d.sync += q_operand.eq(q_read.data)
         selectors = Cat(p_rptr_next, j_next)
         row_rptr, row_j = [], []
         for r in range(R):
@@ -624,7 +625,7 @@ class AttentionEngine(wiring.Component):
             row_j.append(copy[len(p_rptr):])
         m.d.comb += [
             self.k.ready.eq(issue_score), self.v.ready.eq(issue_value),
-            q_read.addr.eq(Cat(sc_k_next[:q_beat_bits], q_rbank_next)),
+            q_raddr.eq(Cat(sc_k_next[:q_beat_bits], q_rbank_next)), q_operand_enable.eq(stage_free),
         ]
         m.d.sync += [st_valid.eq(st_valid_next), st_value.eq(st_value_next), st_last.eq(st_last_next)]
         for c in range(C):

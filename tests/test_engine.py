@@ -147,6 +147,7 @@ def test_on_chip_memory_does_not_grow_with_the_sequence():
     (dict(max_head_dim=0), "max_head_dim must be a positive integer"),
     (dict(prob_tiles=0), "prob_tiles must be a positive integer"),
     (dict(multiplier="dsp"), "multiplier must be one of"),
+    (dict(fifo_memory="ecp5", max_head_dim=513), "with fifo_memory 'ecp5' max_head_dim must be at most 512, not 513"),
     (dict(bogus=1), "bogus"),
 ])
 def test_bad_parameters_are_rejected(params, message):
