@@ -98,7 +98,8 @@ BLOCKS = {
                         validate=accumulator_params, component=OutputAccumulator,
                         testbench="attn_rtl.tb.test_output_accumulator",
                         description="the engine's output accumulator (rescale, add P·V, normalize)",
-                        simulation_models=lambda params: _ecp5_models(dict(params, fifo_memory="registers"))),
+                        simulation_models=lambda params: _ecp5_models(
+                            dict(params, fifo_memory="ecp5" if params["memory"] == "ecp5" else "registers"))),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import ClockSignal, Const, Instance, Module, Signal, Value, unsigned
 from amaranth.lib import memory
 
-__all__ = ["BLOCK_RAM_KINDS", "EBR_DEPTH", "EBR_WIDTH", "registered_ram"]
+__all__ = ["BLOCK_RAM_KINDS", "EBR_DEPTH", "EBR_WIDTH", "check_block_ram_kind", "registered_ram"]
 
 #: ``ecp5``: DP16KD instances (simulation needs ``hdl/models/DP16KD.v``); ``inferred``: an Amaranth
 #: memory and a register after its read port, mapped as synthesis sees fit.
@@ -14,8 +14,15 @@ BLOCK_RAM_KINDS = ("inferred", "ecp5")
 EBR_DEPTH, EBR_WIDTH = 1024, 18
 
 
+def check_block_ram_kind(kind, name: str = "memory") -> str:
+    """``kind`` if it is one of :data:`BLOCK_RAM_KINDS`, else a ``ValueError`` naming it."""
+    if kind not in BLOCK_RAM_KINDS:
+        raise ValueError(f"{name} must be one of {', '.join(BLOCK_RAM_KINDS)}, not {kind!r}")
+    return kind
+
+
 def registered_ram(m: Module, name: str, *, kind: str, depth: int, w_addr, w_data, w_en, r_addr,
-                   r_enable=Const(1)) -> Value:
+                   r_enable=Const(1), attrs: dict | None = None) -> Value:
     """The word at ``r_addr`` two cycles later: the address is registered every cycle, and the word
     then loaded into an output register when ``r_enable`` (which holds it otherwise).
 
@@ -23,13 +30,14 @@ def registered_ram(m: Module, name: str, *, kind: str, depth: int, w_addr, w_dat
     RAM's unregistered output takes 5.8 ns (LFE5U-85F-6) before any routing; with ``kind ==
     "ecp5"`` the DP16KD's own output register (REGMODE_B OUTREG, its enable OCEB) holds the word,
     so the data leaves a flip-flop in the RAM.  Port A writes, port B reads; a word read while it
-    is written reads the old word.
+    is written reads the old word.  ``attrs`` go to an inferred memory (e.g. Yosys's
+    ``no_rw_check`` where a word is never read as it is written).
     """
     w_data = Value.cast(w_data)
     width = len(w_data)
     read = Signal(width, name=f"{name}_read")
     if kind != "ecp5":
-        mem = memory.Memory(shape=unsigned(width), depth=depth, init=[])
+        mem = memory.Memory(shape=unsigned(width), depth=depth, init=[], attrs=attrs or {})
         m.submodules[name] = mem
         wr, rd = mem.write_port(), mem.read_port(domain="sync", transparent_for=())
         m.d.comb += [wr.addr.eq(w_addr), wr.data.eq(w_data), wr.en.eq(w_en), rd.addr.eq(r_addr), rd.en.eq(1)]

@@ -281,7 +281,8 @@ class AttentionEngine(wiring.Component):
     def _accumulator(self, partial_width: int) -> OutputAccumulator:
         return OutputAccumulator(lanes=self.cols, rows=self.rows, chunks=self.max_chunks,
                                  partial_width=partial_width, max_seq_len=self.params["max_seq_len"],
-                                 numerics=self.nm, multiplier=self.params["multiplier"])
+                                 numerics=self.nm, multiplier=self.params["multiplier"],
+                                 memory="ecp5" if self.params["fifo_memory"] == "ecp5" else "inferred")
 
     @property
     def array_figures(self) -> dict:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from attn_rtl.numerics import RESCALE_EXP_MAX, Numerics
 from attn_rtl.params import positive_int, reject_unknown
 
+from .block_ram import EBR_DEPTH, check_block_ram_kind, registered_ram
 from .credit_fifo import CreditFIFO, fifo_latency
 from .multiplier import Multiplier, check_multiplier
 from .pipeline import delayed, kept_copy, register
@@ -26,6 +27,7 @@ ACCUMULATOR_DEFAULTS = {
     "partial_width": 32,
     "max_seq_len": 1024,
     "multiplier": "generic",
+    "memory": "inferred",
     "numerics": None,
 }
 
@@ -41,6 +43,9 @@ def accumulator_params(**params) -> dict:
     # Plain data, so that parameters serialize into manifests and cache keys.
     p["numerics"] = dataclasses.asdict(Numerics.coerce(p["numerics"]))
     check_multiplier(a_width=1, b_width=1, a_signed=True, b_signed=False, target=p["multiplier"])
+    check_block_ram_kind(p["memory"])
+    if p["memory"] == "ecp5" and p["rows"] * p["chunks"] > EBR_DEPTH:
+        raise ValueError(f"with memory 'ecp5' rows * chunks must be at most {EBR_DEPTH}, not {p['rows'] * p['chunks']}")
     return p
 
 
@@ -83,6 +88,10 @@ class OutputAccumulator(wiring.Component):
         The rescale and normalize multipliers (:class:`~attn_rtl.hdl.multiplier.Multiplier`); with
         ``ecp5`` the accumulator is split over up to three MULT18X18D (52 bits) and the pipeline is
         longer by their extra registers; a wider accumulator keeps the generic multipliers.
+    memory : "inferred" or "ecp5"
+        The accumulators' memories, one per lane, each read through an output register
+        (:func:`~attn_rtl.hdl.block_ram.registered_ram`): with ``ecp5`` a DP16KD's own (Yosys
+        maps an inferred ECP5 block RAM without it, and its unregistered output takes 5.8 ns).
 
     Attributes
     ----------
@@ -110,7 +119,7 @@ class OutputAccumulator(wiring.Component):
     _FINE_SHIFT_BITS = 3
 
     def __init__(self, *, lanes: int, rows: int, chunks: int, partial_width: int, max_seq_len: int,
-                 numerics=None, multiplier: str = "generic"):
+                 numerics=None, multiplier: str = "generic", memory: str = "inferred"):
         self.lanes = positive_int("lanes", lanes)
         self.rows = positive_int("rows", rows)
         self.chunks = positive_int("chunks", chunks)
@@ -120,6 +129,7 @@ class OutputAccumulator(wiring.Component):
         self.sum_width = self.nm.row_sum_width(max_seq_len)
         check_multiplier(a_width=1, b_width=1, a_signed=True, b_signed=False, target=multiplier)
         self.target = multiplier   # where control copies are kept apart, whatever the multipliers are
+        self.memory = check_block_ram_kind(memory)
         try:
             check_multiplier(a_width=self.acc_width, b_width=max(self.nm.prob_width, self.nm.recip_bits + 1),
                              a_signed=True, b_signed=False, target=multiplier, split_a=self._PIECES)
@@ -359,13 +369,15 @@ class OutputAccumulator(wiring.Component):
         entry_address_next = [Mux(push & (shadow_w == e), incoming.chunk * rows + incoming.row, entry_address[e])
                               for e in range(2)]
         read_address_next = Mux(shadow_r ^ fire, entry_address_next[1], entry_address_next[0])
-        acc_read, acc_write = [], []
-        for lane in range(lanes):
-            m.submodules[f"acc_mem_{lane}"] = acc_mem = memory.Memory(
-                shape=acc_shape, depth=words, init=[], attrs={"no_rw_check": 1})
-            acc_read.append(acc_mem.read_port(domain="sync", transparent_for=()))
-            acc_write.append(acc_mem.write_port())
-            m.d.comb += acc_read[lane].addr.eq(self._lane_copy(m, read_address_next, f"read_address_{lane}"))
+        # Each memory's word leaves a register (its output register), stage "read" = 2.
+        write_ports = [{key: Signal(shape, name=f"acc_{key}_{lane}")
+                        for key, shape in (("addr", range(words)), ("data", acc_shape), ("en", 1))}
+                       for lane in range(lanes)]
+        stored = [registered_ram(m, f"acc_mem_{lane}", kind=self.memory, depth=words, w_addr=port["addr"],
+                                 w_data=port["data"], w_en=port["en"],
+                                 r_addr=self._lane_copy(m, read_address_next, f"read_address_{lane}"),
+                                 attrs={"no_rw_check": 1})
+                  for lane, port in enumerate(write_ports)]
 
         m.d.sync += [stage_valid[0].eq(fire), stage_word[0].row.eq(head.row), stage_word[0].chunk.eq(head.chunk)]
         for s in range(1, stages):
@@ -383,10 +395,7 @@ class OutputAccumulator(wiring.Component):
             return delayed(m, value, stage - since, name, reset=reset)
 
         old = Signal(data.ArrayLayout(acc_shape, lanes))
-        # A plain register after the read port: Yosys packs it into the block RAM as its output
-        # register, so the word leaves a flip-flop instead of the RAM's slow unregistered output.
         read = st["read"]
-        stored = [register(m, port.data, f"stored_{lane}") for lane, port in enumerate(acc_read)]
         # Each lane clears by its own copy of first (one drove 272 multiplexer LUTs).
         first_early = at(s1.first, read - 1, "first")
         for lane in range(lanes):
@@ -426,9 +435,9 @@ class OutputAccumulator(wiring.Component):
         write_early = stage_valid[write - 2] & ~at(s1.last, write - 1, "last")
         for lane in range(lanes):
             m.d.comb += [
-                acc_write[lane].addr.eq(self._lane_copy(m, write_address_early, f"write_address_{lane}")),
-                acc_write[lane].data.eq(updated[lane]),
-                acc_write[lane].en.eq(self._lane_copy(m, write_early, f"write_enable_{lane}", reset=True)),
+                write_ports[lane]["addr"].eq(self._lane_copy(m, write_address_early, f"write_address_{lane}")),
+                write_ports[lane]["data"].eq(updated[lane]),
+                write_ports[lane]["en"].eq(self._lane_copy(m, write_early, f"write_enable_{lane}", reset=True)),
             ]
 
         # --- write -> product: A · recip; -> odd: bit s of the product; -> biased: + rounding bias;

@@ -76,9 +76,10 @@ def test_reset_in_the_middle_then_a_clean_stream(sim):
 
 
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
-def test_ecp5_multipliers_are_bit_exact(sim):
-    """The engine's build: rescale and normalize multipliers in MULT18X18D pieces, copies kept apart."""
-    params = dict(lanes=3, rows=4, chunks=3, partial_width=24, max_seq_len=1024, multiplier="ecp5")
+def test_ecp5_primitives_are_bit_exact(sim):
+    """The engine's build: rescale and normalize multipliers in MULT18X18D pieces, copies kept apart,
+    the accumulators in DP16KD read through their output registers."""
+    params = dict(lanes=3, rows=4, chunks=3, partial_width=24, max_seq_len=1024, multiplier="ecp5", memory="ecp5")
     report = simulate_accumulator(params, sim=sim, seed=5, blocks=_blocks(4, 3), idle=0.3, stall=0.3)
     assert report["passed"]
 
@@ -116,6 +117,8 @@ def test_one_word_back_to_back_waits_for_its_write():
     (dict(chunks=1.5), "chunks must be a positive integer, not 1.5"),
     (dict(partial_width=65), "partial_width must be at most 64, not 65"),
     (dict(multiplier="dsp48"), "multiplier must be one of generic, ecp5, not 'dsp48'"),
+    (dict(memory="bram"), "memory must be one of inferred, ecp5, not 'bram'"),
+    (dict(memory="ecp5", rows=64, chunks=32), "with memory 'ecp5' rows \\* chunks must be at most 1024, not 2048"),
     (dict(numerics=7), "numerics must be a table of number formats, not 7"),
     (dict(lane=3), "unknown accumulator parameter 'lane'"),
 ])
