@@ -509,7 +509,10 @@ class AttentionEngine(wiring.Component):
         # write enable and address (kept_register copies), and the row a register of its own; one
         # enable decoded from the softmax's valid was the 4x4 engine's critical path (12.3 ns of
         # routing to the buffers).  A buffer is complete a cycle later accordingly.
-        word_in = register(m, Cat(probs.payload.p, probs.payload.scale_mant, probs.payload.scale_exp), "p_word_in")
+        # Each row's memory takes the word from a copy of its own (kept apart on ECP5): one register
+        # broadcast to every row pulled each row's RAM cells towards it bit by bit, spreading a row
+        # over the die, and the row's read address became one net of 9.8 ns (6a0052e, seed 1).
+        arriving_word = Cat(probs.payload.p, probs.payload.scale_mant, probs.payload.scale_exp)
         for r in range(R):
             m.submodules[f"p_buf_{r}"] = row_mem = memory.Memory(shape=p_word, depth=NB, init=[])
             write, read = row_mem.write_port(), row_mem.read_port(domain="comb")
@@ -517,7 +520,7 @@ class AttentionEngine(wiring.Component):
                 write.en.eq(kept_register(m, probs.valid & kept & (probs.payload.slot == r), f"p_write_{r}",
                                           target=p["multiplier"], reset=True)),
                 write.addr.eq(kept_copy(m, p_wptr, f"p_waddr_{r}", target=p["multiplier"])),
-                write.data.eq(word_in),
+                write.data.eq(kept_copy(m, arriving_word, f"p_word_in_{r}", target=p["multiplier"])),
             ]
             p_reads.append(read)
         with m.If(probs.valid & kept):
@@ -614,8 +617,18 @@ class AttentionEngine(wiring.Component):
         # which synthesis does not merge back on ECP5.  (Copies per group of four probability bits, 160
         # flip-flops fed from j's next state, made that next state the 8x8 engine's critical path at
         # 58e1aea: 17.3 ns of routing, 48.6 MHz.)
-        j_next = Mux(started, 0, Mux(issue_value, Mux(vl_last["j"], 0, vl["j"] + 1), vl["j"]))[:len(vl["j"])]
-        sc_k_next = Mux(started, 0, Mux(issue_score, Mux(sc_last["k"], 0, sc["k"] + 1), sc["k"]))[:len(sc["k"])]
+        # The counters' successors are registers of their own, so that no carry chain lies between
+        # the issue decision and the selector copies and Q's read address (sc["k"] + 1 did:
+        # 6a0052e, seed 2).
+        vl_j_succ, sc_k_succ = Signal.like(vl["j"], name="value_j_succ"), Signal.like(sc["k"], name="score_k_succ")
+        with m.If(started):
+            m.d.sync += [vl_j_succ.eq(1), sc_k_succ.eq(1)]
+        with m.If(issue_value):
+            m.d.sync += vl_j_succ.eq(Mux(vl_last["j"], 1, vl_j_succ + 1))
+        with m.If(issue_score):
+            m.d.sync += sc_k_succ.eq(Mux(sc_last["k"], 1, sc_k_succ + 1))
+        j_next = Mux(started, 0, Mux(issue_value, Mux(vl_last["j"], 0, vl_j_succ), vl["j"]))
+        sc_k_next = Mux(started, 0, Mux(issue_score, Mux(sc_last["k"], 0, sc_k_succ), sc["k"]))
         q_rbank_next = q_rbank ^ q_released
         selectors = Cat(p_rptr_next, j_next)
         row_rptr, row_j = [], []
