@@ -303,7 +303,7 @@ class AttentionEngine(wiring.Component):
     @property
     def memory_bits(self) -> int:
         p, nm = self.params, self.nm
-        q_bits = 2 * p["max_head_dim"] * self.rows * nm.data_width
+        q_bits = 2 * (1 << (p["max_head_dim"] - 1).bit_length()) * self.rows * nm.data_width   # banks of 2^k beats
         prob_bits = p["prob_tiles"] * self.rows * (self.cols * nm.prob_width + nm.prob_width + 6)
         acc_bits = self.rows * self.max_chunks * self.cols * nm.out_acc_width(p["max_seq_len"])
         importance_bits = 0
