@@ -467,6 +467,8 @@ class AttentionEngine(wiring.Component):
             q_waddr.eq(Cat(ql["k"][:q_beat_bits], q_wbank)),
         ]
         q_loaded, q_released = Signal(), Signal()
+        q_loaded_late = register(m, q_loaded, "q_loaded_late", reset=True)
+        q_filled_bank = register(m, q_wbank, "q_filled_bank")
         with m.If(q_fire):
             advance(ql, ql_last, q_levels, ql_done)
             with m.If(ql_last["k"]):
@@ -735,8 +737,12 @@ class AttentionEngine(wiring.Component):
                 m.d.sync += [vl_chunk.eq(Mux(vl_last["cc"], 0, vl_chunk + 1)),
                              cc_last.eq(Mux(vl_last["cc"], one_chunk, vl["cc"] + 2 * C >= head_dim))]
         for b in range(2):
-            with m.If((q_loaded & (q_wbank == b)) | (q_released & (q_rbank == b))):
-                m.d.sync += q_full[b].eq(q_loaded & (q_wbank == b))
+            # A bank counts as full a cycle after its last beat is written: Q is read a cycle ahead
+            # of its step, so a step issued as the bank fills (head_dim 1: its only beat) would read
+            # the word being written (the old one).
+            landed = q_loaded_late & (q_filled_bank == b)
+            with m.If(landed | (q_released & (q_rbank == b))):
+                m.d.sync += q_full[b].eq(landed)
 
         if imp:
             tile_word, block_done_once = Signal.like(meta_head.word), Signal()

@@ -34,6 +34,17 @@ def test_bit_exact_with_idle_and_backpressure_verilator(rows, cols):
     assert report["passed"]
 
 
+@pytest.mark.parametrize("rows, cols", [(1, 1), (2, 3)])
+def test_one_beat_queries_back_to_back_at_full_rate(rows, cols):
+    """head_dim 1 and 2 at full rate: one- and two-step score tiles back to back across Q bank
+    switches, Q read a cycle ahead of its step (a bank counts as full a cycle after its last beat
+    is written, so such a read never meets the write of the beat it needs)."""
+    report = simulate_engine(dict(rows=rows, cols=cols, max_seq_len=64, max_head_dim=16, max_heads=2),
+                             [dict(heads=2, seq_len=13, head_dim=1), dict(heads=2, seq_len=6, head_dim=2)],
+                             sim="icarus", seed=3 + rows)
+    assert report["passed"]
+
+
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_reset_in_the_middle_then_clean_runs(sim):
     params = VERILATOR_PARAMS[3, 2] if sim == "verilator" else dict(rows=3, cols=2, max_seq_len=64, max_head_dim=16,
