@@ -448,17 +448,24 @@ class AttentionEngine(wiring.Component):
 
         # --- Q buffer: two banks of max_head_dim beats; the loader fills one while scores read the other.
         # The bank is the address's top bit (a bank holds a power of two beats), so an address is
-        # wiring, not an adder.  The read is a cycle ahead of the operand stage, by the next-state
-        # values of the score counter and the bank, and its data is registered again (the DP16KD's
-        # output register with fifo_memory "ecp5"): the RAM's unregistered output drove the array's
-        # inputs through the operand multiplexer, 5.8 ns of clock-to-output before any routing (the
-        # 8x8 engine's critical path at 18b3e93, seed 1).
+        # wiring, not an adder.  Q is read a cycle ahead of the operand stage and its data registered
+        # again (the DP16KD's output register with fifo_memory "ecp5"): the RAM's unregistered output
+        # drove the array's inputs through the operand multiplexer, 5.8 ns of clock-to-output before
+        # any routing (the 8x8 engine's critical path at 18b3e93, seed 1).  Two copies are read, one
+        # at the current score step and one at the step after it, both addressed by flip-flops, and
+        # a flip-flop picks the one the stage needs: addressed by the next-state step, the issue
+        # decision reached the block RAMs' address pins (6a0052e, seed 2: 9.4 ns of routing).
         q_beat_bits = (d_max - 1).bit_length()
-        q_waddr, q_raddr = Signal(q_beat_bits + 1), Signal(q_beat_bits + 1)
-        q_operand_enable, q_fire = Signal(), Signal()
-        q_operand = data.View(data.ArrayLayout(self.value_shape, R), registered_ram(
-            m, "q_mem", kind="ecp5" if p["fifo_memory"] == "ecp5" else "inferred", depth=2 << q_beat_bits,
-            w_addr=q_waddr, w_data=self.q.payload, w_en=q_fire, r_addr=q_raddr, r_enable=q_operand_enable))
+        q_waddr, q_fire, q_operand_enable = Signal(q_beat_bits + 1), Signal(), Signal()
+        q_reads = {}
+        for copy in ("same", "next"):
+            address = Signal(q_beat_bits + 1, name=f"q_{copy}_address")
+            q_reads[copy] = address, data.View(
+                data.ArrayLayout(self.value_shape, R), registered_ram(
+                    m, f"q_mem_{copy}", kind="ecp5" if p["fifo_memory"] == "ecp5" else "inferred",
+                    depth=2 << q_beat_bits, w_addr=q_waddr, w_data=self.q.payload, w_en=q_fire, r_addr=address,
+                    r_enable=q_operand_enable))
+        q_pick_next = Signal()   # the stage's Q is the "next" copy's: the score step moved on
         q_full = Signal(2)
         q_wbank, q_rbank = Signal(), Signal()
         m.d.comb += [
@@ -630,8 +637,6 @@ class AttentionEngine(wiring.Component):
         with m.If(issue_score):
             m.d.sync += sc_k_succ.eq(Mux(sc_last["k"], 1, sc_k_succ + 1))
         j_next = Mux(started, 0, Mux(issue_value, Mux(vl_last["j"], 0, vl_j_succ), vl["j"]))
-        sc_k_next = Mux(started, 0, Mux(issue_score, Mux(sc_last["k"], 0, sc_k_succ), sc["k"]))
-        q_rbank_next = q_rbank ^ q_released
         selectors = Cat(p_rptr_next, j_next)
         row_rptr, row_j = [], []
         for r in range(R):
@@ -641,7 +646,7 @@ class AttentionEngine(wiring.Component):
             row_j.append(copy[len(p_rptr):])
         m.d.comb += [
             self.k.ready.eq(issue_score), self.v.ready.eq(issue_value),
-            q_raddr.eq(Cat(sc_k_next[:q_beat_bits], q_rbank_next)), q_operand_enable.eq(stage_free),
+            q_operand_enable.eq(stage_free),
         ]
         m.d.sync += [st_valid.eq(st_valid_next), st_value.eq(st_value_next), st_last.eq(st_last_next)]
         for c in range(C):
@@ -721,6 +726,13 @@ class AttentionEngine(wiring.Component):
             m.d.sync += tile_ends.eq(starting_ends)
         tile_end_flags = Mux(in_tile, tile_ends, starting_ends)
         ends_run, ends_block = tile_end_flags[0], tile_end_flags[1]
+        q_step_after = Mux(started, Cat(Const(0, q_beat_bits), q_rbank),
+                           Mux(sc_last["k"], Cat(Const(0, q_beat_bits), q_rbank ^ ends_block),
+                               Cat(sc_k_succ[:q_beat_bits], q_rbank)))
+        m.d.comb += [q_reads["same"][0].eq(Cat(sc["k"][:q_beat_bits], q_rbank)), q_reads["next"][0].eq(q_step_after)]
+        q_moved = register(m, issue_score | started, "q_moved", reset=True)
+        with m.If(stage_free):
+            m.d.sync += q_pick_next.eq(q_moved)
         with m.If(issue_score):
             advance(sc, sc_last, s_levels)
             with m.If(sc_last["k"] & ends_run):
@@ -780,7 +792,8 @@ class AttentionEngine(wiring.Component):
 
         # Array operands: a is Q (signed) for score tiles, the probability column (unsigned) for value tiles.
         for r in range(R):
-            m.d.comb += array.a.payload.data[r].eq(Mux(row_value[r], st_p[r], q_operand[r]))
+            q_operand = Mux(q_pick_next, q_reads["next"][1][r], q_reads["same"][1][r])
+            m.d.comb += array.a.payload.data[r].eq(Mux(row_value[r], st_p[r], q_operand))
         m.d.comb += [
             array.a.payload.last.eq(st_last), array.a.valid.eq(st_valid),
             array.b.payload.eq(st_b), array.b.valid.eq(st_valid),
