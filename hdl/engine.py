@@ -518,10 +518,9 @@ class AttentionEngine(wiring.Component):
         # write enable and address (kept_register copies), and the row a register of its own; one
         # enable decoded from the softmax's valid was the 4x4 engine's critical path (12.3 ns of
         # routing to the buffers).  A buffer is complete a cycle later accordingly.
-        # Each row's memory takes the word from a copy of its own (kept apart on ECP5): one register
-        # broadcast to every row pulled each row's RAM cells towards it bit by bit, spreading a row
-        # over the die, and the row's read address became one net of 9.8 ns (6a0052e, seed 1).
-        arriving_word = Cat(probs.payload.p, probs.payload.scale_mant, probs.payload.scale_exp)
+        # (A kept copy of the word per row, 1,200 flip-flops, made one 8x8 engine seed run over 40
+        # minutes without finishing at a455140, against 12 before: not kept.)
+        word_in = register(m, Cat(probs.payload.p, probs.payload.scale_mant, probs.payload.scale_exp), "p_word_in")
         for r in range(R):
             m.submodules[f"p_buf_{r}"] = row_mem = memory.Memory(shape=p_word, depth=NB, init=[])
             write, read = row_mem.write_port(), row_mem.read_port(domain="comb")
@@ -529,7 +528,7 @@ class AttentionEngine(wiring.Component):
                 write.en.eq(kept_register(m, probs.valid & kept & (probs.payload.slot == r), f"p_write_{r}",
                                           target=p["multiplier"], reset=True)),
                 write.addr.eq(kept_copy(m, p_wptr, f"p_waddr_{r}", target=p["multiplier"])),
-                write.data.eq(kept_copy(m, arriving_word, f"p_word_in_{r}", target=p["multiplier"])),
+                write.data.eq(word_in),
             ]
             p_reads.append(read)
         with m.If(probs.valid & kept):
