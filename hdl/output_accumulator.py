@@ -282,9 +282,13 @@ class OutputAccumulator(wiring.Component):
         head, younger = Signal(control_layout), Signal(control_layout)
         m.d.comb += [head.eq(Mux(shadow_r, entry[1], entry[0])), younger.eq(Mux(shadow_r, entry[0], entry[1]))]
         incoming = in_slice.i.payload
-        arriving = Signal(control_layout)
-        m.d.comb += [arriving[name].eq(incoming[name]) for name in ("row", "chunk", "last", "chunk_last", "emit")]
-        m.d.comb += arriving.ends_block.eq(incoming.last & incoming.chunk_last & (incoming.row == rows - 1))
+        # A view of the incoming fields and one signal of its own: as one signal whose ends_block bit was
+        # computed from its other bits (once the front slice's payload and it were one net), Verilator
+        # saw circular logic (UNOPTFLAT).
+        arriving_ends_block = Signal(name="arriving_ends_block")
+        m.d.comb += arriving_ends_block.eq(incoming.last & incoming.chunk_last & (incoming.row == rows - 1))
+        arriving = data.View(control_layout, Cat(incoming.row, incoming.chunk, incoming.last, incoming.chunk_last,
+                                                 incoming.emit, arriving_ends_block))
 
         def same_word(a, b):
             return (a.row == b.row) & (a.chunk == b.chunk)

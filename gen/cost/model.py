@@ -172,7 +172,8 @@ def memory_bits(rows, cols, prob_tiles, max_seq_len, max_head_dim, max_heads, *,
     """On-chip buffer bits (``AttentionEngine.memory_bits``), vectorized."""
     rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
     max_seq_len, max_head_dim = np.asarray(max_seq_len, np.int64), np.asarray(max_head_dim, np.int64)
-    q = 2 * max_head_dim * rows * DATA_BITS
+    q_bank = np.left_shift(1, np.ceil(np.log2(max_head_dim)).astype(np.int64))   # beats, a power of two
+    q = 2 * q_bank * rows * DATA_BITS
     prob = np.asarray(prob_tiles) * rows * (cols * PROB_BITS + PROB_BITS + 6)
     log_l = np.ceil(np.log2(np.maximum(max_seq_len, 1))).astype(np.int64)
     acc = rows * (-(-max_head_dim // cols)) * cols * (PROB_BITS + DATA_BITS + log_l)
