@@ -49,6 +49,12 @@ ENGINE_DEFAULTS = {
 }
 
 
+def q_bank_beats(max_head_dim: int) -> int:
+    """Beats in each of the two Q banks: ``max_head_dim`` rounded up to a power of two (the bank is
+    then the address's top bit)."""
+    return 1 << (max_head_dim - 1).bit_length()
+
+
 def engine_params(**params) -> dict:
     """Validate :class:`AttentionEngine` parameters; return them complete, defaults filled in."""
     reject_unknown("engine", params, ENGINE_DEFAULTS)
@@ -72,7 +78,7 @@ def engine_params(**params) -> dict:
     check_multiplier(a_width=nm.prob_width + 1, b_width=nm.data_width, a_signed=True, b_signed=True,
                      target=p["multiplier"])
     check_fifo_memory(p["fifo_memory"])
-    if p["fifo_memory"] == "ecp5" and 2 << (p["max_head_dim"] - 1).bit_length() > EBR_DEPTH:
+    if p["fifo_memory"] == "ecp5" and 2 * q_bank_beats(p["max_head_dim"]) > EBR_DEPTH:
         # The Q buffer's two banks of a power of two beats each, in DP16KD of EBR_DEPTH words.
         raise ValueError(f"with fifo_memory 'ecp5' max_head_dim must be at most {EBR_DEPTH // 2}, "
                          f"not {p['max_head_dim']}")
@@ -282,7 +288,12 @@ class AttentionEngine(wiring.Component):
         return OutputAccumulator(lanes=self.cols, rows=self.rows, chunks=self.max_chunks,
                                  partial_width=partial_width, max_seq_len=self.params["max_seq_len"],
                                  numerics=self.nm, multiplier=self.params["multiplier"],
-                                 memory="ecp5" if self.params["fifo_memory"] == "ecp5" else "inferred")
+                                 memory=self._ram_kind)
+
+    @property
+    def _ram_kind(self) -> str:
+        """The Q buffer's and the accumulator's RAMs: DP16KD with ECP5 FIFOs, else inferred."""
+        return "ecp5" if self.params["fifo_memory"] == "ecp5" else "inferred"
 
     @property
     def array_figures(self) -> dict:
@@ -303,7 +314,7 @@ class AttentionEngine(wiring.Component):
     @property
     def memory_bits(self) -> int:
         p, nm = self.params, self.nm
-        q_bits = 2 * (1 << (p["max_head_dim"] - 1).bit_length()) * self.rows * nm.data_width   # banks of 2^k beats
+        q_bits = 2 * q_bank_beats(p["max_head_dim"]) * self.rows * nm.data_width
         prob_bits = p["prob_tiles"] * self.rows * (self.cols * nm.prob_width + nm.prob_width + 6)
         acc_bits = self.rows * self.max_chunks * self.cols * nm.out_acc_width(p["max_seq_len"])
         importance_bits = 0
@@ -455,14 +466,14 @@ class AttentionEngine(wiring.Component):
         # at the current score step and one at the step after it, both addressed by flip-flops, and
         # a flip-flop picks the one the stage needs: addressed by the next-state step, the issue
         # decision reached the block RAMs' address pins (6a0052e, seed 2: 9.4 ns of routing).
-        q_beat_bits = (d_max - 1).bit_length()
+        q_beat_bits = q_bank_beats(d_max).bit_length() - 1
         q_waddr, q_fire, q_operand_enable = Signal(q_beat_bits + 1), Signal(), Signal()
         q_reads = {}
         for copy in ("same", "next"):
             address = Signal(q_beat_bits + 1, name=f"q_{copy}_address")
             q_reads[copy] = address, data.View(
                 data.ArrayLayout(self.value_shape, R), registered_ram(
-                    m, f"q_mem_{copy}", kind="ecp5" if p["fifo_memory"] == "ecp5" else "inferred",
+                    m, f"q_mem_{copy}", kind=self._ram_kind,
                     depth=2 << q_beat_bits, w_addr=q_waddr, w_data=self.q.payload, w_en=q_fire, r_addr=address,
                     r_enable=q_operand_enable))
         q_pick_next = Signal()   # the stage's Q is the "next" copy's: the score step moved on
