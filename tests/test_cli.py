@@ -445,4 +445,5 @@ def test_topk_flags_rejected_for_other_units(capsys):
 def test_bench_rejects_bad_parts_and_misplaced_flags_in_one_line(capsys):
     assert_one_line_error(*run(capsys, "bench", "timing", "--parts", "engine.nothing")[::2], "--parts", "'engine.nothing'")
     assert_one_line_error(*run(capsys, "bench", "array", "--widest-nets")[::2], "--widest-nets", "bench array")
+    assert_one_line_error(*run(capsys, "bench", "engine", "--deep-paths")[::2], "--deep-paths", "bench engine")
     assert_one_line_error(*run(capsys, "bench", "timing", "--seeds", "one")[::2], "--seeds", "'one'")

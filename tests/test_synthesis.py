@@ -158,6 +158,59 @@ def test_widest_nets_ranks_fanout_and_names_the_signals():
                      {"driver": "inner.sel", "fanout": 5, "reaches": [("inner.st_b", 5)]}]
 
 
+def test_deep_paths_times_each_cone_from_register_to_register():
+    """On a hand-made netlist: three LUTs in a row between two flip-flops are three levels and their
+    cell and routing delays; a carry chain adds one level where it is entered, not one per cell; a
+    PFUMX's LUT inputs are dedicated wires; of two paths into an endpoint the slower is reported."""
+    import math
+
+    from attn_rtl.gen.flows.netlist_paths import DELAY_MODEL as D
+    from attn_rtl.gen.flows.netlist_paths import deep_paths
+
+    outputs = {"Q", "Z", "COUT", "S0", "S1"}
+
+    def cell(kind, **ports):
+        return {"type": kind, "parameters": {},
+                "port_directions": {p: ("output" if p in outputs else "input") for p in ports}, "connections": ports}
+
+    def route(fanout):
+        return D["route_base"] + D["route_per_doubling"] * math.log2(fanout)
+
+    cells = {
+        "inner.a_ff": cell("TRELLIS_FF", CLK=[1], DI=[2], Q=[10]),
+        "inner.l1": cell("LUT4", A=[10], Z=[11]), "inner.l2": cell("LUT4", A=[11], B=[10], Z=[12]),
+        "inner.l3": cell("LUT4", A=[12], Z=[13]),
+        "inner.end_ff": cell("TRELLIS_FF", CLK=[1], DI=[13], Q=[14]),
+        # b enters a two-cell carry chain whose sum selects, in a PFUMX, between l1 (a) and b
+        "inner.b_ff": cell("TRELLIS_FF", CLK=[1], DI=[2], Q=[30]),
+        "inner.c0": cell("CCU2C", A0=[30], CIN=["0"], COUT=[20], S0=[21]),
+        "inner.c1": cell("CCU2C", A0=["0"], CIN=[20], COUT=[22], S0=[23]),
+        "inner.mux": cell("PFUMX", ALUT=[11], BLUT=[30], C0=[23], Z=[24]),
+        "inner.mux_ff": cell("TRELLIS_FF", CLK=[1], DI=[24], Q=[25]),
+    }
+    netlist = {"modules": {"pin_wrapper": {"cells": cells, "netnames": {
+        "clk": {"bits": [1]}, "inner.a": {"bits": [10]}, "inner.b": {"bits": [30]}, "inner.d": {"bits": [2]},
+        "inner.y": {"bits": [13]}, "inner.carry": {"bits": [23]}}}}}
+    three_luts = (D["clock_to_out"] + route(2) + D["lut"] + route(2) + D["lut"] + route(1) + D["lut"] + route(1)
+                  + D["setup"])
+    # b reaches c0 and the PFUMX (fan-out 2); c0 -> c1 and the PFUMX's LUT inputs are dedicated wires.
+    through_carry = (D["clock_to_out"] + route(2) + D["carry_in"] + D["carry_in"] + route(1) + D["mux"]
+                     + route(1) + D["setup"])
+    assert through_carry > D["clock_to_out"] + route(2) + D["lut"] + D["mux"] + route(1) + D["setup"]
+    budget = (three_luts + through_carry) / 2
+    found = deep_paths(netlist, budget_ns=budget, count=5)
+    by_end = {path["end"]: path for path in found["paths"]}
+    assert by_end["inner.end_ff.DI"]["levels"] == 3
+    assert by_end["inner.end_ff.DI"]["nets"] == ["inner.a", "$11", "$12", "inner.y"]
+    assert abs(by_end["inner.end_ff.DI"]["ns"] - three_luts) < 0.006
+    assert by_end["inner.mux_ff.DI"]["nets"] == ["inner.b", "$20", "inner.carry", "$24"]
+    assert by_end["inner.mux_ff.DI"]["levels"] == 2
+    assert abs(by_end["inner.mux_ff.DI"]["ns"] - through_carry) < 0.006
+    assert found["endpoints"] == 4   # the DI of each flip-flop
+    slower = max(three_luts, through_carry)
+    assert found["over_budget"] == 1 and found["paths"][0]["ns"] == round(slower, 2)
+
+
 def test_the_timed_wrapper_takes_its_reset_from_a_register():
     """In a system the reset comes from a register (a reset synchronizer), so its fan-out is timed:
     the wrapper's sync reset is the second of two flip-flops after the rst pin, never the pin."""

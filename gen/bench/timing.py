@@ -27,7 +27,7 @@ from . import engine as engine_bench
 from . import softmax as softmax_bench
 from .pages import DOCS, write_page
 
-__all__ = ["run", "widest", "PARTS", "DESIGNS", "measure"]
+__all__ = ["run", "widest", "deep", "PARTS", "DESIGNS", "measure"]
 
 PARTS = ("units", "proxy", "softmax", "array", "engine", "engine_sparse", "engine_spatten")
 #: The default engine as the engine bench builds it for Fmax (ECP5 multipliers with their registers,
@@ -73,7 +73,7 @@ def measure(name: str, component, seeds) -> dict:
     return {"design": name, "fmax_mhz": found["per_seed"], "median_mhz": round(statistics.median(found["per_seed"]), 2),
             "seeds": list(seeds), "luts": used["lut4"], "ffs": used["ff"], "dsps": used["mult18x18d"],
             "brams": used["dp16kd"], "carry": found.get("carry"), "lut_mapper": found["lut_mapper"], "wall_s": round(time.monotonic() - start),
-            "critical_paths": found["paths"], "widest_nets": found["widest_nets"], "logs": found["logs"], "date": datetime.date.today().isoformat(),
+            "critical_paths": found["paths"], "widest_nets": found["widest_nets"], "deep_paths": found["deep_paths"], "logs": found["logs"], "date": datetime.date.today().isoformat(),
             "commit": checkout_commit() or f"attn-rtl {VERSION}", "hdl": _hdl_fingerprint()[:16]}
 
 
@@ -159,6 +159,13 @@ def _paths(stored: dict) -> list[str]:
                          f"{path['routing_ns']:.2f} routing; {shown}")
         if e.get("widest_nets"):
             lines.append("- widest nets after synthesis: " + "; ".join(_net(net) for net in e["widest_nets"][:5]))
+        if e.get("deep_paths"):
+            deep_found = e["deep_paths"]
+            worst = deep_found["paths"][0] if deep_found["paths"] else None
+            lines.append(f"- estimated after synthesis (`--deep-paths`): {deep_found['over_budget']:,} of "
+                         f"{deep_found['endpoints']:,} endpoints over {deep_found['budget_ns']} ns"
+                         + (f"; worst {worst['ns']} ns, {worst['levels']} levels, `{worst['nets'][0]}` → `{worst['end']}`"
+                            if worst else ""))
         lines.append("")
     return lines
 
@@ -179,6 +186,26 @@ def widest(parts, *, count: int = 15) -> str:
         for net in synthesized_widest_nets(component, count=count):
             reaches = ", ".join(f"`{where}` {n}" for where, n in net["reaches"])
             lines.append(f"| {net['fanout']:,} | `{net['driver']}` | {reaches} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def deep(parts, *, count: int = 25, mhz: float = 150.0) -> str:
+    """The estimated deepest register-to-register paths of each design the parts name, after ECP5
+    synthesis alone (:func:`~attn_rtl.gen.flows.netlist_paths.deep_paths`): Markdown, in about a minute
+    for the 8×8 engine, where place and route names one path in 12-15 minutes."""
+    from attn_rtl.gen.flows.netlist_paths import deep_paths
+    from attn_rtl.gen.flows.pnr import synthesized_netlist
+
+    lines = []
+    for name, component in _designs(parts):
+        found = deep_paths(synthesized_netlist(component), budget_ns=1000 / mhz, count=count)
+        units = ", ".join(f"`{unit}` {n:,}" for unit, n in found["by_unit"])
+        lines += [f"**{name}**: {found['over_budget']:,} of {found['endpoints']:,} endpoints estimated over "
+                  f"{found['budget_ns']} ns ({mhz:g} MHz){': ' + units if units else ''}", "",
+                  "| ns | levels | from | to |", "|---|---|---|---|"]
+        for path in found["paths"]:
+            lines.append(f"| {path['ns']:.2f} | {path['levels']} | `{path['nets'][0]}` | `{path['end']}` |")
         lines.append("")
     return "\n".join(lines)
 

@@ -34,6 +34,11 @@ def cmd_bench(args) -> int:
             raise CliError(f"--widest-nets is for bench timing, not bench {args.unit}")
         print(bench_timing.widest(parts))
         return 0
+    if args.deep_paths:
+        if args.unit != "timing":
+            raise CliError(f"--deep-paths is for bench timing, not bench {args.unit}")
+        print(bench_timing.deep(parts))
+        return 0
     runs = {"softmax": lambda: bench_softmax.run(parts, jobs=args.jobs, seeds=seeds),
             "engine": lambda: bench_engine.run(parts, sim=args.sim, jobs=args.jobs, seeds=seeds),
             "sparse": lambda: bench_sparse.run(parts, sim=args.sim),
@@ -68,4 +73,7 @@ def add_parser(sub) -> None:
     bench.add_argument("--sizes", default="4x4,8x8,16x16", help="array: sizes for the area tables")
     bench.add_argument("--widest-nets", action="store_true",
                        help="timing: synthesize only and print each design's widest nets (no place and route)")
+    bench.add_argument("--deep-paths", action="store_true",
+                       help="timing: synthesize only and print each design's deepest register-to-register paths, "
+                            "estimated (no place and route)")
     bench.set_defaults(func=cmd_bench)

