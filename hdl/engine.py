@@ -383,27 +383,46 @@ class AttentionEngine(wiring.Component):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         m.d.comb += [softmax.scale_mult.eq(scale_mult), softmax.scale_shift.eq(scale_shift)]
 
-        def walker(name, levels, lasts=None):
+        def walker(name, levels, lasts=None, registered=False):
             """Nested loop counters ``[(name, step, bound), ...]`` (outermost first): returns the
             signals and a dict of "is last" flags (``lasts`` gives a level's flag instead of the
-            compare with its bound)."""
+            compare with its bound).  ``registered``: each level's flag is a flip-flop, set at the
+            start and as the level moves (its compare looks one step ahead), so no carry chain lies
+            between a counter and what its flags decide."""
             lasts = lasts or {}
             sig = {lvl: Signal(range(bound_max + step), name=f"{name}_{lvl}") for lvl, step, _, bound_max in levels}
             last = {lvl: Signal(name=f"{name}_{lvl}_last") for lvl, _, _, _ in levels}
             for lvl, step, bound, _ in levels:
-                m.d.comb += last[lvl].eq(lasts[lvl] if lvl in lasts else sig[lvl] + step >= bound)
+                if registered:
+                    # The bound less two steps, a register (the bounds hold still through a run, and a
+                    # run starts cycles after they are taken): the flag's look-ahead is then one compare,
+                    # not an adder and a compare in a row.
+                    ahead = Signal(signed(len(sig[lvl]) + 2), name=f"{name}_{lvl}_ahead")
+                    m.d.sync += ahead.eq(bound - 2 * step)
+                    registered_lasts[id(last[lvl])] = ahead
+                    with m.If(started):
+                        m.d.sync += last[lvl].eq(step >= bound)
+                else:
+                    m.d.comb += last[lvl].eq(lasts[lvl] if lvl in lasts else sig[lvl] + step >= bound)
             return sig, last
+
+        registered_lasts = {}   # id of a registered "is last" flag -> its bound less two steps
 
         def advance(sig, last, levels, done=None):
             """Statements (in an m.If context) that step the innermost counter, carrying outwards;
             ``done`` (if given) rises when the whole nest wraps."""
             carry = 1
-            for lvl, step, _, _ in reversed(levels):
+            for lvl, step, bound, _ in reversed(levels):
+                kept = registered_lasts.get(id(last[lvl]))
                 with m.If(carry):
                     with m.If(last[lvl]):
                         m.d.sync += sig[lvl].eq(0)
+                        if kept is not None:
+                            m.d.sync += last[lvl].eq(step >= bound)
                     with m.Else():
                         m.d.sync += sig[lvl].eq(sig[lvl] + step)
+                        if kept is not None:
+                            m.d.sync += last[lvl].eq(sig[lvl] >= kept)
                 carry = carry & last[lvl]
             if done is not None:
                 with m.If(carry):
@@ -415,7 +434,9 @@ class AttentionEngine(wiring.Component):
         # queues what its value tile needs in `value_tiles`.
         q_levels = [("h", 1, heads, p["max_heads"]), ("qb", R, query_len, L_max), ("k", 1, head_dim, d_max)]
         s_levels = [("k", 1, head_dim, d_max)]
-        ql, ql_last = walker("qload", q_levels)
+        # The Q load's flags are flip-flops: its beat counter's carry compares into the block and head
+        # counters were the 8x8 engine's critical path at f5cd90a (seed 2, 3.3 ns logic, 9.3 ns routing).
+        ql, ql_last = walker("qload", q_levels, registered=True)
         sc_k_last = Signal(name="score_k_is_last")
         sc, sc_last = walker("score", s_levels, {"k": sc_k_last})
         m.d.comb += sc_k_last.eq(sc["k"] == head_dim_last)
@@ -587,10 +608,19 @@ class AttentionEngine(wiring.Component):
         # path at 3f439bd (seed 1, 11.9 ns of routing).  Its head is stale in that cycle, so no score
         # tile starts then (a bubble only between tiles of one step, head_dim 1).
         score_popping = Signal()
+        # Room for a probability buffer and for a block, and the scan pass still awaited, as
+        # flip-flops of the counters a cycle late: no score tile starts in the cycle after one
+        # starts (score_popping), and the counters take a start into account in that cycle, so a
+        # flag a cycle late has seen every start before the next one can use it; a buffer or a block
+        # freed is seen a cycle later.  (Compared in the issue decision, these three carry
+        # compares put it 11 LUT levels deep.)
+        p_room, blocks_room, scan_awaited = Signal(init=1), Signal(init=1), Signal()
+        m.d.sync += [p_room.eq(p_reserved < NB), blocks_room.eq(blocks_open < 2),
+                     scan_awaited.eq(awaiting_sums != 0)]
         score_ready = (~sc_done & score_tiles.r_rdy & ~score_popping & q_full.bit_select(q_rbank, 1)
-                       & (sd.scan | (p_reserved < NB)) & meta_ok
-                       & (~opens_block | (blocks_open < 2))
-                       & ~(imp_run & sd.first & ~sd.scan & (awaiting_sums != 0)))
+                       & (sd.scan | p_room) & meta_ok
+                       & (~opens_block | blocks_room)
+                       & ~(imp_run & sd.first & ~sd.scan & scan_awaited))
         # Which operand the next step takes, Mux(in_tile, tile_value, value_ready), kept as a flip-flop
         # from the next-state values (below): it selects 64 operand bits and every tag field.
         sel_value, sel_next = Signal(), Signal()
@@ -816,12 +846,17 @@ class AttentionEngine(wiring.Component):
         row = Signal(range(R))
         c = array.c
         tile_out = c.valid & c.ready & c.payload.last   # a tile's last row leaves: both tag FIFOs move on
-        # A register slice in front of both consumers (the accumulator has its own): c.ready is then
-        # two flip-flops and the tag.
+        # A register slice in front of each consumer: c.ready is then two flip-flops and the tag, and
+        # what the tag FIFO's distributed RAM gives (the row's factor and mask) lands in flip-flops by
+        # the array's output (read straight into the accumulator's own input slices, its read address
+        # was the 8x8 engine's critical path at f5cd90a, seed 1: one 8.4 ns net, 12.0 ns of routing).
         m.submodules.softmax_slice = softmax_slice = RegisterSlice(softmax.scores.payload.shape(),
                                                                    target=p["multiplier"])
+        m.submodules.accumulator_slice = accumulator_slice = RegisterSlice(acc.partials.payload.shape(),
+                                                                           target=p["multiplier"])
         wiring.connect(m, softmax_slice.o, softmax.scores)
-        to_softmax, to_acc = softmax_slice.i, acc.partials
+        wiring.connect(m, accumulator_slice.o, acc.partials)
+        to_softmax, to_acc = softmax_slice.i, accumulator_slice.i
         m.d.comb += [
             to_softmax.valid.eq(c.valid & tag_ready & ~head.value),
             to_acc.valid.eq(c.valid & tag_ready & head.value),

@@ -160,7 +160,7 @@ class SparseScheduler(wiring.Component):
 
         # --- runtime registers, checked at start.
         # Reset is kept to the flags that say what is valid (busy, setting_up, w_valid, a_valid,
-        # filled, closing, block_open, tiles.valid): everything else is loaded before it is used.
+        # filled, full, used, closing, block_open, tiles.valid): everything else is loaded before it is used.
         quiet = dict(reset_less=True)
         seq_len, query_len = Signal.like(self.seq_len, **quiet), Signal.like(self.query_len, **quiet)
         heads = Signal.like(self.heads, **quiet)
@@ -377,7 +377,10 @@ class SparseScheduler(wiring.Component):
         tile_run_end, tile_scan = Signal(**quiet), Signal(**quiet)
         closing, block_open = Signal(), Signal()
         out_free = ~self.tiles.valid | self.tiles.ready
-        full = filled == C
+        # Whether the tile is full and which lanes it uses, as flip-flops kept with `filled`: compared
+        # with `filled`, they put a carry compare in front of the output register's enable and its
+        # zeroing of unused lanes (160 flip-flops at 8x8).
+        full, used = Signal(), Signal(C)
         m.d.comb += a_take.eq(a_valid & ~closing & (~(a.include & full) | out_free))
         emit_full = a_take & a.include & full
         emit_last = closing & out_free
@@ -389,20 +392,21 @@ class SparseScheduler(wiring.Component):
                          out.scan.eq(tile_scan),
                          block_open.eq(~emit_last)]
             for c in range(C):
-                used = c < filled
-                m.d.sync += out.keys[c].eq(Mux(used, lane_keys[c], 0))
-                m.d.sync += [out.mask[r][c].eq(lane_cols[c][r] & used) for r in range(R)]
+                m.d.sync += out.keys[c].eq(Mux(used[c], lane_keys[c], 0))
+                m.d.sync += [out.mask[r][c].eq(lane_cols[c][r] & used[c]) for r in range(R)]
         with m.Elif(self.tiles.ready):
             m.d.sync += self.tiles.valid.eq(0)
         with m.If(emit_last):
-            m.d.sync += [filled.eq(0), closing.eq(0)]
+            m.d.sync += [filled.eq(0), full.eq(0), used.eq(0), closing.eq(0)]
         with m.If(a_take):
             with m.If(a.include):
                 lane = Mux(full, 0, filled)
                 for c in range(C):
                     with m.If(lane == c):
                         m.d.sync += [lane_keys[c].eq(a.key), lane_cols[c].eq(a.column)]
-                m.d.sync += [filled.eq(lane + 1), tile_block.eq(a.block), tile_run_end.eq(a.run_end),
+                m.d.sync += [filled.eq(lane + 1), full.eq(Mux(full, C == 1, filled == C - 1)),
+                             used.eq(Mux(full, 1, Cat(1, used[:-1]))),
+                             tile_block.eq(a.block), tile_run_end.eq(a.run_end),
                              tile_scan.eq(a.scan), closing.eq(a.block_end)]
             with m.Elif(a.block_end):
                 m.d.sync += [closing.eq(1), tile_run_end.eq(a.run_end), tile_scan.eq(a.scan)]
