@@ -446,14 +446,21 @@ class AttentionEngine(wiring.Component):
             return Mux(bound - base >= size, size, bound - base)
 
         tile_layout = sched.tile_layout
-        m.submodules.score_tiles = score_tiles = fifo.SyncFIFOBuffered(width=tile_layout.size, depth=4)
+        m.submodules.score_tiles = score_tiles = fifo.SyncFIFOBuffered(width=tile_layout.size, depth=5)
+        # Room for a tile as a flip-flop an entry early (the scheduler writes at most one a cycle; the
+        # FIFO is an entry deeper for it): its own w_rdy, a level compare, led into the scheduler's
+        # packer and its output register's enable (six LUT levels estimated at 84a1671).  A level of at
+        # most depth - 1 leaves room: with its output register empty, the FIFO holds at most one entry
+        # behind it.
+        score_room = Signal(init=1)
+        m.d.sync += score_room.eq(score_tiles.level < score_tiles.depth - 1)
         sd = data.View(tile_layout, score_tiles.r_data)
         index_ready = self.kv_index.ready if p["sparse"] else 1
         m.d.comb += [score_tiles.w_data.eq(sched.tiles.payload),
-                     score_tiles.w_en.eq(sched.tiles.valid & index_ready),
-                     sched.tiles.ready.eq(score_tiles.w_rdy & index_ready)]
+                     score_tiles.w_en.eq(sched.tiles.valid & index_ready & score_room),
+                     sched.tiles.ready.eq(score_room & index_ready)]
         if p["sparse"]:
-            m.d.comb += [self.kv_index.valid.eq(sched.tiles.valid & score_tiles.w_rdy),
+            m.d.comb += [self.kv_index.valid.eq(sched.tiles.valid & score_room),
                          self.kv_index.payload.keys.eq(sched.tiles.payload.keys),
                          self.kv_index.payload.count.eq(sched.tiles.payload.count),
                          self.kv_index.payload.last.eq(sched.tiles.payload.last)]
@@ -573,13 +580,19 @@ class AttentionEngine(wiring.Component):
                           "chunk_last": 1, "emit_rows": R, "end_row": R, "lanes": range(C + 1), "run_end": 1}
         data_fields = {"factors": data.ArrayLayout(factor_layout, R), "mask": data.ArrayLayout(C, R)}
         tag_layout = data.StructLayout({**control_fields, **data_fields})
-        # A tile's tag in two FIFOs, written and read together.  Its data fields (factors, mask: 240
-        # bits at 8x8) fall through from distributed RAM, read combinationally by a pointer, not
-        # loaded into an output register whose enable (on c.ready) reached all of them.  Its control
-        # fields (where the rows go, chunk and flags: 30 bits) leave an output register: read through
-        # the RAM they reached the accumulator's arrival compares, the 8x8 engine's critical path at
-        # c941458 (seed 2, 11.5 ns of routing).
-        m.submodules.tags = tags = fifo.SyncFIFO(width=data.StructLayout(data_fields).size, depth=16)
+        # A tile's tag in FIFOs written and read together.  Its data fields (factors, mask: 240 bits at
+        # 8x8) fall through from distributed RAM, read combinationally by a pointer, not loaded into an
+        # output register whose enable (on c.ready) reached all of them; a FIFO per row, each with a
+        # read pointer of its own next to its few RAM cells (one pointer reaching all 60 of them was
+        # a single 8.4 ns net, the 8x8 engine's critical path at f5cd90a and at 84a1671, seed 1).
+        # Its control fields (where the rows go, chunk and flags: 30 bits) leave an output register:
+        # read through the RAM they reached the accumulator's arrival compares, the 8x8 engine's
+        # critical path at c941458 (seed 2, 11.5 ns of routing).
+        row_data_layout = data.StructLayout({"factor": factor_layout, "mask": C})
+        tag_rows = [fifo.SyncFIFO(width=row_data_layout.size, depth=16) for _ in range(R)]
+        for r, row_fifo in enumerate(tag_rows):
+            m.submodules[f"tags_row{r}"] = row_fifo
+        tags = tag_rows[0]   # its level stands for all of them
         m.submodules.tag_controls = tag_controls = fifo.SyncFIFOBuffered(
             width=data.StructLayout(control_fields).size, depth=16)
         # Room for a tag, as a flip-flop two entries early (at most one tag is written per cycle, a
@@ -676,7 +689,7 @@ class AttentionEngine(wiring.Component):
             m.d.sync += vl_j_succ.eq(Mux(vl_last["j"], 1, vl_j_succ + 1))
         with m.If(issue_score):
             m.d.sync += sc_k_succ.eq(Mux(sc_last["k"], 1, sc_k_succ + 1))
-        j_next = Mux(started, 0, Mux(issue_value, Mux(vl_last["j"], 0, vl_j_succ), vl["j"]))
+        j_next = Signal.like(vl["j"], name="value_j_next")   # below, with the buffers' next state
         selectors = Cat(p_rptr_next, j_next)
         row_rptr, row_j = [], []
         for r in range(R):
@@ -722,27 +735,43 @@ class AttentionEngine(wiring.Component):
         # by the array's output, a long way from the issue logic.
         issued = register(m, tag, "tag_issued")
         issued_valid = register(m, issue & ~in_tile, "tag_issued_valid", reset=True)
-        m.d.comb += [tags.w_data.eq(Cat(*[issued[name] for name in data_fields])),
-                     tag_controls.w_data.eq(Cat(*[issued[name] for name in control_fields])),
-                     tags.w_en.eq(issued_valid), tag_controls.w_en.eq(issued_valid)]
+        m.d.comb += [tag_controls.w_data.eq(Cat(*[issued[name] for name in control_fields])),
+                     tag_controls.w_en.eq(issued_valid)]
+        for r, row_fifo in enumerate(tag_rows):
+            m.d.comb += [row_fifo.w_data.eq(Cat(issued.factors[r], issued.mask[r])), row_fifo.w_en.eq(issued_valid)]
 
         score_starts = issue_score & ~in_tile
         value_frees = issue_value & vl_last["j"] & vl_last["cc"]
         m.d.sync += [p_reserved.eq(p_reserved + (score_starts & ~sd.scan) - value_frees),
                      blocks_open.eq(blocks_open + (score_starts & opens_block) - acc.block_done)]
-        p_complete_next, vl_done_next = Signal.like(p_complete), Signal()
         p_completed_late = register(m, p_completed, "p_completed_late", reset=True)
         p_wptr_late = register(m, p_wptr, "p_wptr_late")
-        m.d.comb += p_rptr_next.eq(Mux(value_frees, ring_next(p_rptr), p_rptr))
-        for b in range(NB):
-            landed = p_completed_late & (p_wptr_late == b)
-            changes = landed | (value_frees & (p_rptr == b))
-            m.d.comb += p_complete_next[b].eq(Mux(changes, landed, p_complete[b]))
-        m.d.comb += vl_done_next.eq(Mux(started, 0, vl_done | (value_frees & vd.run_end)))
-        value_ready_next = ~vl_done_next & p_complete_next.bit_select(p_rptr_next, 1)
-        in_tile_next = Mux(issue, ~step_last, in_tile)
-        tile_value_next = Mux(issue, sel_value, tile_value)
-        m.d.comb += sel_next.eq(Mux(in_tile_next, tile_value_next, value_ready_next))
+
+        def after(issued):
+            """The buffer state, the operand select and the selectors' key a step issued (``issued``
+            1) or not (0) leaves behind, from flip-flops alone, as the bits of p_rptr_next,
+            p_complete_next, vl_done_next, value_ready_next, sel_next and j_next."""
+            frees = Const(issued) & sel_value & vl_last["j"] & vl_last["cc"]
+            rptr = Mux(frees, ring_next(p_rptr), p_rptr)[:len(p_rptr)]
+            complete = []
+            for b in range(NB):
+                landed = p_completed_late & (p_wptr_late == b)
+                complete.append(Mux(landed | (frees & (p_rptr == b)), landed, p_complete[b]))
+            complete = Cat(*complete)
+            done = Mux(started, 0, vl_done | (frees & vd.run_end))
+            ready = ~done & complete.bit_select(rptr, 1)
+            select = Mux(~step_last if issued else in_tile, sel_value if issued else tile_value, ready)
+            key = Mux(started, 0, Mux(Const(issued) & sel_value, Mux(vl_last["j"], 0, vl_j_succ), vl["j"]))
+            return Cat(rptr, complete, done[0], ready[0], select[0], key[:len(j_next)])
+
+        # Both outcomes of the issue decision made ahead of it and chosen by it: the decision is then
+        # one multiplexer in front of these registers and the selector copies, not the start of the
+        # buffers' next-state logic (st_last -> issue -> value_frees -> p_complete -> value_ready ->
+        # sel_value, nine LUT levels estimated at 84a1671).
+        chosen = Signal(len(after(0)))
+        m.d.comb += chosen.eq(Mux(issue, after(1), after(0)))
+        p_complete_next, vl_done_next, value_ready_next = Signal.like(p_complete), Signal(), Signal()
+        m.d.comb += Cat(p_rptr_next, p_complete_next, vl_done_next, value_ready_next, sel_next, j_next).eq(chosen)
         m.d.sync += [p_rptr.eq(p_rptr_next), p_complete.eq(p_complete_next), vl_done.eq(vl_done_next),
                      value_ready.eq(value_ready_next), sel_value.eq(sel_next)]
 
@@ -841,11 +870,12 @@ class AttentionEngine(wiring.Component):
 
         # --- results: the head tag says where each tile's rows go.
         head = data.View(data.StructLayout(control_fields), tag_controls.r_data)
-        head_data = data.View(data.StructLayout(data_fields), tags.r_data)
         tag_ready = tag_controls.r_rdy   # written with tags, a cycle later readable: tags hold it too
         row = Signal(range(R))
+        head_row = data.View(row_data_layout,
+                             Cat(*[row_fifo.r_data for row_fifo in tag_rows]).word_select(row, row_data_layout.size))
         c = array.c
-        tile_out = c.valid & c.ready & c.payload.last   # a tile's last row leaves: both tag FIFOs move on
+        tile_out = c.valid & c.ready & c.payload.last   # a tile's last row leaves: the tag FIFOs move on
         # A register slice in front of each consumer: c.ready is then two flip-flops and the tag, and
         # what the tag FIFO's distributed RAM gives (the row's factor and mask) lands in flip-flops by
         # the array's output (read straight into the accumulator's own input slices, its read address
@@ -861,14 +891,14 @@ class AttentionEngine(wiring.Component):
             to_softmax.valid.eq(c.valid & tag_ready & ~head.value),
             to_acc.valid.eq(c.valid & tag_ready & head.value),
             c.ready.eq(tag_ready & Mux(head.value, to_acc.ready, to_softmax.ready)),
-            tags.r_en.eq(tile_out), tag_controls.r_en.eq(tile_out),
+            *[row_fifo.r_en.eq(tile_out) for row_fifo in tag_rows], tag_controls.r_en.eq(tile_out),
             to_softmax.payload.slot.eq(row),
             to_softmax.payload.first.eq(head.first), to_softmax.payload.last.eq(head.last),
             to_acc.payload.row.eq(row), to_acc.payload.chunk.eq(head.chunk),
             to_acc.payload.first.eq(head.first), to_acc.payload.last.eq(head.last),
             to_acc.payload.chunk_last.eq(head.chunk_last),
-            to_acc.payload.scale_mant.eq(head_data.factors[row].mant),
-            to_acc.payload.scale_exp.eq(head_data.factors[row].exp),
+            to_acc.payload.scale_mant.eq(head_row.factor.mant),
+            to_acc.payload.scale_exp.eq(head_row.factor.exp),
             to_acc.payload.lanes_valid.eq(head.lanes),
             to_acc.payload.emit.eq(head.emit_rows.bit_select(row, 1)),
             to_acc.payload.block_end.eq(head.chunk_last & head.end_row.bit_select(row, 1)),
@@ -877,7 +907,7 @@ class AttentionEngine(wiring.Component):
         for lane in range(C):
             m.d.comb += [
                 to_softmax.payload.score[lane].eq(c.payload.data[lane]),
-                to_softmax.payload.mask[lane].eq(head_data.mask[row][lane]),
+                to_softmax.payload.mask[lane].eq(head_row.mask[lane]),
                 to_acc.payload.data[lane].eq(c.payload.data[lane]),
             ]
         with m.If(c.valid & c.ready):

@@ -239,7 +239,19 @@ timing --parts engine --seeds 1,2` (12-15 minutes per seed for the 8×8 engine; 
 14 and over 45 minutes at e4422fc). Before any of that, `./dev.sh bench timing --parts engine --widest-nets`
 lists the nets with the most cell inputs after synthesis alone (about a minute): on ECP5 a net reaching a few
 hundred cells spans the die, and its routing (8-20 ns here) sets Fmax long before logic depth does; every
-timed entry keeps its widest nets too (section *Critical paths*). The
+timed entry keeps its widest nets too (section *Critical paths*). `--deep-paths` (same minute of
+synthesis, then a second) estimates every register-to-register path of the netlist (`gen/flows/netlist_paths.py`:
+the cell delays nextpnr-ecp5 reports, LUT4 0.24 ns, PFUMX 0.26 ns, carry 0.35 ns plus 0.06 ns a cell
+along the chain, block RAM and multiplier clock-to-output; each net's routing 0.55 + 0.25·log2(fan-out) ns)
+and lists the endpoints past 6.67 ns (150 MHz) by unit with the deepest path from each start signal:
+on the 4×4 proxy at 0dbfcfc it puts the critical path nextpnr found (10.2 ns, seed 1) at 10.4 ns, and it
+finds the deep logic cones of a design at once, where place and route names one per run. It does not
+see placement: a net between two block RAMs far apart on the die is long whatever its fan-out, so a
+fix is confirmed by place and route. Every timed entry keeps its estimate (section *Critical paths*).
+nextpnr's own options moved the proxy by no more than its seeds do (seed 1 at 0dbfcfc: 98.3 MHz as
+the bench runs it, router2; 103.8 with router1; 101.3 with `--placer-heap-timingweight 30`; 98.3 with
+`--placer-heap-critexp 4`; 89.1 with `--tmg-ripup`, which took 12 minutes instead of 2.5), so the bench keeps
+its flags. The
 figures are also in `docs/timing.json` (one entry per design: `fmax_mhz` per seed, `median_mhz`, `luts`,
 `ffs`, `dsps`, `brams`, the date and the commit timed). Rows keep the commit they were measured at: a
 row older than the last change to its block is history, not the current figure.
