@@ -173,8 +173,9 @@ class OutputAccumulator(wiring.Component):
     def _plan(self) -> dict:
         rescale, normalize = self._rescale_multiplier(), self._normalize_multiplier()
         rescale._MustUse__silence = normalize._MustUse__silence = True
-        # The word is read with the memory's output register (block RAM's OUTREG): at stage 2.
-        s = {"read": 2}
+        # The word leaves the memory's output register (block RAM's OUTREG) at stage 4: its address
+        # is registered and copied per lane first (elaborate, "read the word").
+        s = {"read": 4}
         s["rescaled"] = s["read"] + rescale.latency
         s["coarse"] = s["rescaled"] + 1
         s["scaled"] = s["coarse"] + 1
@@ -206,8 +207,15 @@ class OutputAccumulator(wiring.Component):
         return 2 * RegisterSlice.latency + self._OUT_STAGE + fifo_latency("registers")
 
     @property
+    def _HAZARD_STAGES(self) -> int:
+        # A beat waits while a beat of its word is in these first stages.  Its read and the older
+        # beat's write both come later by the address's two stages of registers (read at 4, not 2),
+        # so those two stages add nothing to the wait.
+        return self._WRITE_STAGE - (self._stages["read"] - 2)
+
+    @property
     def recurrence(self) -> int:
-        return self._WRITE_STAGE + 1
+        return self._HAZARD_STAGES + 1
 
     @property
     def memory_bits(self) -> int:
@@ -275,7 +283,8 @@ class OutputAccumulator(wiring.Component):
         m.d.sync += [shadow_w.eq(shadow_w ^ push), shadow_r.eq(shadow_r ^ fire)]
         entry = [Signal(control_layout, name=f"entry_{e}", reset_less=True) for e in range(2)]
         entry_address = [Signal(range(words), name=f"entry_address_{e}", reset_less=True) for e in range(2)]
-        matches = [Signal(stages, name=f"entry_matches_{e}", reset_less=True) for e in range(2)]
+        window = self._HAZARD_STAGES
+        matches = [Signal(window, name=f"entry_matches_{e}", reset_less=True) for e in range(2)]
         # The entry written before this one leaves first; whether it holds the same word is found
         # when this one arrives (it is then present: an entry written into an empty ring is the head).
         same_as_older = [Signal(name=f"entry_same_{e}", reset_less=True) for e in range(2)]
@@ -295,11 +304,22 @@ class OutputAccumulator(wiring.Component):
 
         # An arriving beat's matches at the next cycle, if the head enters now or not.  Its comparison
         # with the head is also the one with the entry written before it (the head whenever that entry
-        # is present).
-        arrival_matches = Cat(*[v & same_word(arriving, w) for v, w in zip(stage_valid[:-1], stage_word[:-1])])
+        # is present).  Compared for both of the front slice's entries, from their flip-flops, then
+        # picked by the one the slice shows: after the slice's multiplexer, its select's fan-out and
+        # the compares were the 8x8 engine's critical path at e5d4bf7 (both seeds, 8 LUT levels).
+        front_entries = [data.View(self.partial_layout, entry) for entry in front_slice.entries]
+
+        def from_front(compute):
+            return Mux(front_slice.head_select, compute(front_entries[1]), compute(front_entries[0]))
+
+        arrival_matches = Signal(window - 1)
         arrival_same_as_head, arrival_hazard_entering = Signal(), Signal()
-        m.d.comb += [arrival_same_as_head.eq(same_word(arriving, head)),
-                     arrival_hazard_entering.eq(arrival_same_as_head | arrival_matches.any())]
+        m.d.comb += [
+            arrival_matches.eq(from_front(lambda beat_in: Cat(*[
+                v & same_word(beat_in, w) for v, w in zip(stage_valid[:window - 1], stage_word[:window - 1])]))),
+            arrival_same_as_head.eq(from_front(lambda beat_in: same_word(beat_in, head))),
+            arrival_hazard_entering.eq(arrival_same_as_head | arrival_matches.any()),
+        ]
         for e in range(2):
             with m.If(push & (shadow_w == e)):
                 m.d.sync += [
@@ -343,9 +363,9 @@ class OutputAccumulator(wiring.Component):
             return bit_of(present, bank, who.row)
 
         recip_ok_stays = Mux(waiting, ~head.last | recip_held(head, r_bank),
-                             ~arriving.last | recip_held(arriving, r_bank))
+                             from_front(lambda beat_in: ~beat_in.last | recip_held(beat_in, r_bank)))
         recip_ok_enters = Mux(full, ~younger.last | recip_held(younger, bank_left),
-                              ~arriving.last | recip_held(arriving, bank_left))
+                              from_front(lambda beat_in: ~beat_in.last | recip_held(beat_in, bank_left)))
         hazard, recip_ok = Signal(), Signal()
         m.d.sync += [hazard.eq(Mux(fire, hazard_enters, hazard_stays)),
                      recip_ok.eq(Mux(fire, recip_ok_enters, recip_ok_stays))]
@@ -363,23 +383,26 @@ class OutputAccumulator(wiring.Component):
         recip_bank = {name: self._lane_copy(m, r_bank, f"recip_bank_{name}", reset=True)
                       for name in ("recip", "recip_exp")}
 
-        # --- stage 0 -> 1: read the word.
+        # --- stages 1 -> read: read the word.
         # A word is never read in the cycle it is written (the hazard check holds its next beat back
         # until the write is done): no_rw_check spares the block RAM Yosys's collision bypass, whose
         # address comparison drove 272 multiplexer LUTs.
-        # One memory per lane (each a block RAM of its own on ECP5), each addressed by its own copies
-        # of the head's address, made from next-state values: one address net reached every block
-        # RAM, which sit dozens of rows apart (7.3 ns of routing, the unit's critical path at ffebe36).
-        entry_address_next = [Mux(push & (shadow_w == e), incoming.chunk * rows + incoming.row, entry_address[e])
-                              for e in range(2)]
-        read_address_next = Mux(shadow_r ^ fire, entry_address_next[1], entry_address_next[0])
-        # Each memory's word leaves a register (its output register), stage "read" = 2.
+        # One memory per lane (each a block RAM of its own on ECP5, dozens of rows apart), each
+        # addressed by its own copy of the admitted head's address, taken from a register a stage
+        # after admission: the address crosses the die from one flip-flop to another.  (One address
+        # net to every block RAM was 7.3 ns of routing, the unit's critical path at ffebe36; copies
+        # made from the next-state address put the admission logic in front of that net, 18.1 ns of
+        # routing on the 8x8 engine at 84a1671, seed 2.)  The word leaves the memory's output
+        # register at stage "read" = 4: the address register at 1, its lane copies at 2, the RAM's
+        # own address register at 3.
+        head_address = Signal(range(words), name="head_address_s1", reset_less=True)
+        m.d.sync += head_address.eq(Mux(shadow_r, entry_address[1], entry_address[0]))
         write_ports = [{key: Signal(shape, name=f"acc_{key}_{lane}")
                         for key, shape in (("addr", range(words)), ("data", acc_shape), ("en", 1))}
                        for lane in range(lanes)]
         stored = [registered_ram(m, f"acc_mem_{lane}", kind=self.memory, depth=words, w_addr=port["addr"],
                                  w_data=port["data"], w_en=port["en"],
-                                 r_addr=self._lane_copy(m, read_address_next, f"read_address_{lane}"),
+                                 r_addr=self._lane_copy(m, head_address, f"read_address_{lane}"),
                                  attrs={"no_rw_check": 1})
                   for lane, port in enumerate(write_ports)]
 

@@ -45,6 +45,12 @@ class RegisterSlice(wiring.Component):
     ----------
     latency : int
         Cycles from a beat on ``i`` to it on ``o`` (1).
+    entries : tuple of two Signal
+        The ring's two entries (payload bits), and ``head_select`` which of them ``o.payload``
+        shows: a consumer that computes on the payload can compute on both entries from
+        flip-flops and select the result by ``head_select`` (its own copy of the read pointer),
+        instead of computing after the payload's multiplexer.
+    head_select : Signal
 
     Ports
     -----
@@ -63,11 +69,14 @@ class RegisterSlice(wiring.Component):
         self.target = check_kept_target(target)
         self.select_group = positive_int("select_group", select_group)
         super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+        # Only the pointers and flags are reset: an entry is don't-care until its flag says otherwise.
+        self.entries = tuple(Signal(len(Value.cast(self.i.payload)), name=f"entry_{n}", reset_less=True)
+                             for n in range(2))
+        self.head_select = Signal()
 
     def elaborate(self, platform):
         m = Module()
-        # Only the pointers and flags are reset: an entry is don't-care until its flag says otherwise.
-        entries = [Signal(len(Value.cast(self.i.payload)), name=f"entry_{n}", reset_less=True) for n in range(2)]
+        entries = self.entries
         w_ptr, r_ptr = Signal(), Signal()
         count = Signal(range(3))
         full, nonempty = Signal(), Signal()   # derivable from count, kept as flip-flops: i.ready, o.valid
@@ -93,4 +102,5 @@ class RegisterSlice(wiring.Component):
                     m.d.sync += entry[lo:hi].eq(payload_in[lo:hi])
             groups.append(Mux(g_r_ptr, entries[1][lo:hi], entries[0][lo:hi]))
         m.d.comb += self.o.payload.eq(Cat(*groups))
+        m.d.comb += self.head_select.eq(kept_register(m, r_ptr_next, "head_select", target=self.target, reset=True))
         return m
