@@ -342,8 +342,19 @@ class OutputAccumulator(wiring.Component):
                      present_left.eq(present_kept & ~Mux(drops, one_hot(r_bank, head.row), 0))]
         bank_left = r_bank ^ head.ends_block
         present_next = Mux(fire, present_left, present_kept)
+
+        def ready_after(arrived, fired):
+            kept_bits = present | (w_slot if arrived else 0)
+            if fired:
+                kept_bits = kept_bits & ~Mux(drops, one_hot(r_bank, head.row), 0)
+            return ~(kept_bits & (w_slot.rotate_left(1) if arrived else w_slot)).any()
+
+        # recips.ready for each outcome of this cycle's arrival and admission, chosen by them: computed
+        # after them, the loop recips.ready -> arrival -> present -> recips.ready was 7 LUT levels (the
+        # 8x8 engine's critical path at a1f5b04, seed 1).
         m.d.sync += [present.eq(present_next), r_bank.eq(Mux(fire, bank_left, r_bank)),
-                     recips_ready.eq(~(present_next & w_slot_next).any())]
+                     recips_ready.eq(Mux(fire, Mux(arrives, ready_after(1, 1), ready_after(0, 1)),
+                                         Mux(arrives, ready_after(1, 0), ready_after(0, 0))))]
         block_done = Signal()
         m.d.comb += block_done.eq(fire & head.ends_block)
         # Registered: the engine's admission reads it a cycle late, which is safe (a block stays

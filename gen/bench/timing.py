@@ -160,12 +160,13 @@ def _paths(stored: dict) -> list[str]:
         if e.get("widest_nets"):
             lines.append("- widest nets after synthesis: " + "; ".join(_net(net) for net in e["widest_nets"][:5]))
         if e.get("deep_paths"):
-            deep_found = e["deep_paths"]
-            worst = deep_found["paths"][0] if deep_found["paths"] else None
-            lines.append(f"- estimated after synthesis (`--deep-paths`): {deep_found['over_budget']:,} of "
-                         f"{deep_found['endpoints']:,} endpoints over {deep_found['budget_ns']} ns"
-                         + (f"; worst {worst['ns']} ns, {worst['levels']} levels, `{worst['nets'][0]}` → `{worst['end']}`"
-                            if worst else ""))
+            found = e["deep_paths"]
+            line = (f"- estimated after synthesis (`--deep-paths`): {found['over_budget']:,} of "
+                    f"{found['endpoints']:,} endpoints over {found['budget_ns']} ns")
+            if found["paths"]:
+                worst = found["paths"][0]
+                line += f"; worst {worst['ns']} ns, {worst['levels']} levels, `{worst['nets'][0]}` → `{worst['end']}`"
+            lines.append(line)
         lines.append("")
     return lines
 
@@ -339,6 +340,7 @@ The whole 8×8 engine (`engine`, seed 1), each step measured:
 | a455140 | stopped | seed 1 ran over 40 minutes without finishing (12 minutes a seed before): the per-row copies of the arriving word (1,200 kept flip-flops) were reverted in f5cd90a; the successors kept | Q in two copies, read at the current score step and at the step after it, both addressed by flip-flops, a flip-flop picking the one the operand stage needs (the issue decision no longer reaches the DP16KD address pins); a Q bank full a cycle after its last beat lands (a correctness fix the read a cycle ahead needs: `tests/test_engine.py::test_one_beat_queries_back_to_back_at_full_rate`) |
 | f5cd90a | 74.9, 79.3 MHz (seeds 1, 2; median 77.1) | seed 1: the tag FIFO's read address → its distributed RAM (the data fields: factors, mask) → the row's factor → the accumulator's front slice (1.4 ns logic, 12.0 ns routing; the address flip-flop's one net 8.4 ns); seed 2: the Q load's beat counter (also the DP16KD write address) → its last-beat compare and the block counter's carry chains (3.3 ns logic, 9.3 ns routing). 28,982 LUT4, 37,640 FF, 114 MULT18X18D, 50 DP16KD (Q twice, 8) | next: the tag's data fields through an output register (as its control fields since c941458), and the probability read from candidates made a cycle early (the operand of this step, of the next key, of the next tile's first key), so that no selector copy and no issue decision is on a path into the buffers |
 | 84a1671 | 76.8, 51.4 MHz (seeds 1, 2; median 64.1) | Q load's carry compares gone (flags as flip-flops). Seed 1: the tag FIFO's read address → its distributed RAM → the engine's new accumulator slice, the address flip-flop's one net 8.45 ns to 60 RAM cells (1.5 ns logic, 11.5 ns routing): the slice moved the end of the path, not its long net; seed 2: the accumulator's input-slice flag → its admission → the next-state read address → the eight lanes' address copies at their DP16KD (1.4 ns logic, **18.1 ns** routing): a next-state value fanned out to copies that sit at block RAMs across the die, the 58e1aea lesson inside the accumulator. 29,332 LUT4, 38,307 FF, 114 MULT18X18D, 50 DP16KD, 2,975 CCU2C; 22 minutes. `--deep-paths` at this commit: 1,154 of 59,609 endpoints estimated over 6.67 ns (accumulator 428, engine glue 255, scheduler 209, softmax 176) | the tag's data fields in a FIFO per row (a read pointer per 8 RAM cells); both outcomes of the issue decision made ahead of it and chosen by it; room in `score_tiles` as a flip-flop |
+| e5d4bf7 | **89.7, 79.4 MHz** (seeds 1, 2; median **84.6**) | both paths above gone. Both seeds: the accumulator's input: the front slice's read pointer (its payload multiplexer's select) → the arriving beat's compares with the pipeline's words → the hazard look-ahead (8 LUT levels; 2.6 ns logic, 8.5 and 10.0 ns routing). 29,660 LUT4, 38,400 FF, 114 MULT18X18D, 50 DP16KD, 3,017 CCU2C; 20 minutes | the arrival compares made for both of the front slice's entries from their flip-flops and picked by its head select; the accumulator's read address from a register to the lanes' copies (read at stage 4) |
 
 The sparse engine (`engine_sparse`: max_seq_len 4096, sparse) at e4422fc, seed 1 (its log kept as
 `pnr/12bdb51c033b-seed1.log`; seed 2 ran over 45 minutes and was stopped, so the table has no row):
