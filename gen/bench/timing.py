@@ -341,6 +341,7 @@ The whole 8×8 engine (`engine`, seed 1), each step measured:
 | f5cd90a | 74.9, 79.3 MHz (seeds 1, 2; median 77.1) | seed 1: the tag FIFO's read address → its distributed RAM (the data fields: factors, mask) → the row's factor → the accumulator's front slice (1.4 ns logic, 12.0 ns routing; the address flip-flop's one net 8.4 ns); seed 2: the Q load's beat counter (also the DP16KD write address) → its last-beat compare and the block counter's carry chains (3.3 ns logic, 9.3 ns routing). 28,982 LUT4, 37,640 FF, 114 MULT18X18D, 50 DP16KD (Q twice, 8) | next: the tag's data fields through an output register (as its control fields since c941458), and the probability read from candidates made a cycle early (the operand of this step, of the next key, of the next tile's first key), so that no selector copy and no issue decision is on a path into the buffers |
 | 84a1671 | 76.8, 51.4 MHz (seeds 1, 2; median 64.1) | Q load's carry compares gone (flags as flip-flops). Seed 1: the tag FIFO's read address → its distributed RAM → the engine's new accumulator slice, the address flip-flop's one net 8.45 ns to 60 RAM cells (1.5 ns logic, 11.5 ns routing): the slice moved the end of the path, not its long net; seed 2: the accumulator's input-slice flag → its admission → the next-state read address → the eight lanes' address copies at their DP16KD (1.4 ns logic, **18.1 ns** routing): a next-state value fanned out to copies that sit at block RAMs across the die, the 58e1aea lesson inside the accumulator. 29,332 LUT4, 38,307 FF, 114 MULT18X18D, 50 DP16KD, 2,975 CCU2C; 22 minutes. `--deep-paths` at this commit: 1,154 of 59,609 endpoints estimated over 6.67 ns (accumulator 428, engine glue 255, scheduler 209, softmax 176) | the tag's data fields in a FIFO per row (a read pointer per 8 RAM cells); both outcomes of the issue decision made ahead of it and chosen by it; room in `score_tiles` as a flip-flop |
 | e5d4bf7 | **89.7, 79.4 MHz** (seeds 1, 2; median **84.6**) | both paths above gone. Both seeds: the accumulator's input: the front slice's read pointer (its payload multiplexer's select) → the arriving beat's compares with the pipeline's words → the hazard look-ahead (8 LUT levels; 2.6 ns logic, 8.5 and 10.0 ns routing). 29,660 LUT4, 38,400 FF, 114 MULT18X18D, 50 DP16KD, 3,017 CCU2C; 20 minutes | the arrival compares made for both of the front slice's entries from their flip-flops and picked by its head select; the accumulator's read address from a register to the lanes' copies (read at stage 4) |
+| a1f5b04 | 80.1, 69.6 MHz (seeds 1, 2; median 74.9) | the accumulator's arrival compares and its read address are gone from both seeds. Seed 1: the accumulator's `recips.ready` loop (`recips.ready` → the arrival of a reciprocal → the `present` bits → `recips.ready`, 7 LUT levels; 2.2 ns logic, 10.3 ns routing); seed 2: the reset net, from the wrapper's reset register to a softmax stage-valid flip-flop (0.9 ns logic, **13.4 ns** routing): the first time since the datapath went reset-less that the reset is a critical path. 29,936 LUT4, 39,181 FF (+781: the accumulator's two extra stages), 114 MULT18X18D, 50 DP16KD, 3,016 CCU2C; 21 minutes. Seed to seed this is within the engine's usual spread of 7-11 MHz; neither path is one the change made | (ceeb505, not timed) `recips.ready` for each outcome of the arrival and the admission, chosen by them; next: a registered reset tree per unit (the issue's item 1 allows it where the fan-out needs it, and seed 2 now shows it does) |
 
 The sparse engine (`engine_sparse`: max_seq_len 4096, sparse) at e4422fc, seed 1 (its log kept as
 `pnr/12bdb51c033b-seed1.log`; seed 2 ran over 45 minutes and was stopped, so the table has no row):
@@ -388,7 +389,21 @@ copies becomes the long net (17.3 ns). Seed to seed the engine moves by 7-11 MHz
 (83.5 and 72.2 at c941458; 72.6 and 79.8 at a3202b3), which is as much as one change gains: two seeds
 are the least that tells a change from placement luck.
 
-The 4×4 proxy at the same commits: 81.3, 75.2, 83.9 and 92.0 MHz. It finds the engine's logic-depth
+**Since then (2026-12-05, sixth session).** `--deep-paths` found the engine's logic cones in a minute
+each (1,154 endpoints estimated over 6.67 ns at 84a1671: the accumulator 428, the engine's glue 255, the
+scheduler 209, the softmax 176), and the changes of 84a1671, e5d4bf7, a1f5b04 and ceeb505 cut the ones
+place and route also named: 77.1 → 64.1 → **84.6** → 74.9 MHz median. The best median so far (e5d4bf7,
+89.7 and 79.4) sits 65 MHz under the floor. What each run names now is inside the output accumulator
+(its admission look-ahead, its `recips.ready` loop), a reset net of 13 ns, and, estimated but not yet
+named by a seed, the issue decision → the value tiles' FIFO read, the array's `c.valid` → the tag FIFO's
+level, and the softmax's admission (its slot hazard and credits, 9-10 estimated LUT levels). The blocks
+alone are at 96-141 MHz (the accumulator 96.0 at d580c71, the slowest): the engine cannot pass 150
+before its accumulator does, and the accumulator's read-modify-write hazard check (a beat compared
+with every stage in flight) is the structure to replace, for instance by a check per tile (beats of a
+tile come in row order, so a word can only meet the same row of an earlier tile of the same chunk).
+
+The 4×4 proxy at the same commits: 81.3, 75.2, 83.9 and 92.0 MHz; at 0dbfcfc (HDL as f5cd90a but for two
+structural fixes) 98.3 MHz (seed 1) against the 8×8's 74.9 and 79.3: 24-31% over. It finds the engine's logic-depth
 paths (its critical paths were the start check into the cycle counter and the probability-buffer
 write enable) but not the 8×8's fan-out paths, which are four times wider (64-bit operands, 8×8
 buffers): it over-predicted the 8×8 by 55%, 31%, 11% and 85%, and moved the other way on the last
