@@ -330,7 +330,7 @@ is the weakest column (inference of RAM against LUT RAM depends on depth).
 `prob_tiles` 3-16 (2 is outside the validated domain), `max_seq_len`, `max_head_dim` and `max_heads` at 1, 2, 4× (1, 2× for heads) the
 workload's (powers of two), and on ECP5 the `multiplier` and `fifo_memory` primitives. Seconds are
 the wall time of enumerating and evaluating every candidate (this machine, one core). Latency is at
-the clock of `gen/cost/explore.py` `FMAX_MHZ`: 74.9 MHz measured on ECP5 for the default engine (reset timed, docs/timing.md); the
+the clock of `gen/cost/explore.py` `FMAX_MHZ`: 74.8 MHz measured on ECP5 for the default engine (reset timed, docs/timing.md); the
 iCE40 and Xilinx figures are not engine measurements (said in the output).
 
 <!-- begin speed -->
