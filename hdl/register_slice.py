@@ -102,5 +102,5 @@ class RegisterSlice(wiring.Component):
                     m.d.sync += entry[lo:hi].eq(payload_in[lo:hi])
             groups.append(Mux(g_r_ptr, entries[1][lo:hi], entries[0][lo:hi]))
         m.d.comb += self.o.payload.eq(Cat(*groups))
-        m.d.comb += self.head_select.eq(kept_register(m, r_ptr_next, "head_select", target=self.target, reset=True))
+        m.d.sync += self.head_select.eq(r_ptr_next)   # merged with r_ptr by synthesis: one more load on it
         return m
