@@ -385,44 +385,44 @@ class AttentionEngine(wiring.Component):
 
         def walker(name, levels, lasts=None, registered=False):
             """Nested loop counters ``[(name, step, bound), ...]`` (outermost first): returns the
-            signals and a dict of "is last" flags (``lasts`` gives a level's flag instead of the
-            compare with its bound).  ``registered``: each level's flag is a flip-flop, set at the
-            start and as the level moves (its compare looks one step ahead), so no carry chain lies
-            between a counter and what its flags decide."""
+            signals, a dict of "is last" flags (``lasts`` gives a level's flag instead of the
+            compare with its bound) and, if ``registered``, each level's look-ahead bound for
+            :func:`advance`.  ``registered``: each level's flag is a flip-flop, set at the start and
+            as the level moves (its compare looks one step ahead), so no carry chain lies between a
+            counter and what its flags decide."""
             lasts = lasts or {}
             sig = {lvl: Signal(range(bound_max + step), name=f"{name}_{lvl}") for lvl, step, _, bound_max in levels}
             last = {lvl: Signal(name=f"{name}_{lvl}_last") for lvl, _, _, _ in levels}
+            ahead = {}
             for lvl, step, bound, _ in levels:
                 if registered:
                     # The bound less two steps, a register (the bounds hold still through a run, and a
                     # run starts cycles after they are taken): the flag's look-ahead is then one compare,
                     # not an adder and a compare in a row.
-                    ahead = Signal(signed(len(sig[lvl]) + 2), name=f"{name}_{lvl}_ahead")
-                    m.d.sync += ahead.eq(bound - 2 * step)
-                    registered_lasts[id(last[lvl])] = ahead
+                    ahead[lvl] = Signal(signed(len(sig[lvl]) + 2), name=f"{name}_{lvl}_ahead")
+                    m.d.sync += ahead[lvl].eq(bound - 2 * step)
                     with m.If(started):
                         m.d.sync += last[lvl].eq(step >= bound)
                 else:
                     m.d.comb += last[lvl].eq(lasts[lvl] if lvl in lasts else sig[lvl] + step >= bound)
-            return sig, last
+            return sig, last, ahead
 
-        registered_lasts = {}   # id of a registered "is last" flag -> its bound less two steps
-
-        def advance(sig, last, levels, done=None):
+        def advance(sig, last, levels, done=None, ahead=None):
             """Statements (in an m.If context) that step the innermost counter, carrying outwards;
-            ``done`` (if given) rises when the whole nest wraps."""
+            ``done`` (if given) rises when the whole nest wraps; ``ahead`` (from a registered
+            :func:`walker`) moves the flags with the counters."""
+            ahead = ahead or {}
             carry = 1
             for lvl, step, bound, _ in reversed(levels):
-                kept = registered_lasts.get(id(last[lvl]))
                 with m.If(carry):
                     with m.If(last[lvl]):
                         m.d.sync += sig[lvl].eq(0)
-                        if kept is not None:
+                        if lvl in ahead:
                             m.d.sync += last[lvl].eq(step >= bound)
                     with m.Else():
                         m.d.sync += sig[lvl].eq(sig[lvl] + step)
-                        if kept is not None:
-                            m.d.sync += last[lvl].eq(sig[lvl] >= kept)
+                        if lvl in ahead:
+                            m.d.sync += last[lvl].eq(sig[lvl] >= ahead[lvl])
                 carry = carry & last[lvl]
             if done is not None:
                 with m.If(carry):
@@ -436,9 +436,9 @@ class AttentionEngine(wiring.Component):
         s_levels = [("k", 1, head_dim, d_max)]
         # The Q load's flags are flip-flops: its beat counter's carry compares into the block and head
         # counters were the 8x8 engine's critical path at f5cd90a (seed 2, 3.3 ns logic, 9.3 ns routing).
-        ql, ql_last = walker("qload", q_levels, registered=True)
+        ql, ql_last, ql_ahead = walker("qload", q_levels, registered=True)
         sc_k_last = Signal(name="score_k_is_last")
-        sc, sc_last = walker("score", s_levels, {"k": sc_k_last})
+        sc, sc_last, _ = walker("score", s_levels, {"k": sc_k_last})
         m.d.comb += sc_k_last.eq(sc["k"] == head_dim_last)
         ql_done, sc_done, vl_done = Signal(), Signal(), Signal()
 
@@ -476,7 +476,7 @@ class AttentionEngine(wiring.Component):
         # carry chain, fed the value tile's last step and from it the issue logic: the 8x8 engine's
         # critical path at a3202b3, seed 2); the last key an equality with the tile's keys_last.
         cc_last, vl_j_last = Signal(name="value_cc_is_last"), Signal(name="value_j_is_last")
-        vl, vl_last = walker("value", v_levels, {"cc": cc_last, "j": vl_j_last})
+        vl, vl_last, _ = walker("value", v_levels, {"cc": cc_last, "j": vl_j_last})
         m.d.comb += vl_j_last.eq(vl["j"] == vd.keys_last)
         vl_chunk = Signal(range(self.max_chunks))
 
@@ -516,7 +516,7 @@ class AttentionEngine(wiring.Component):
         q_loaded_late = register(m, q_loaded, "q_loaded_late", reset=True)
         q_filled_bank = register(m, q_wbank, "q_filled_bank")
         with m.If(q_fire):
-            advance(ql, ql_last, q_levels, ql_done)
+            advance(ql, ql_last, q_levels, ql_done, ahead=ql_ahead)
             with m.If(ql_last["k"]):
                 m.d.comb += q_loaded.eq(1)
                 m.d.sync += q_wbank.eq(~q_wbank)
