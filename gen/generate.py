@@ -201,7 +201,8 @@ def manifest(unit_name: str, component) -> dict:
         derived.update(memory_bits=component.memory_bits, score_width=component.score_width,
                        array=component.array_figures, output_acc_width=component.output_acc_width,
                        row_sum_width=component.nm.row_sum_width(component.params["max_seq_len"]),
-                       max_chunks=component.max_chunks, start_latency=component.start_latency)
+                       max_chunks=component.max_chunks, start_latency=component.start_latency,
+                       reset_latency=component.reset_latency)
         if component.params["importance"]:
             derived.update(token_importance_width=component.token_importance_unit.width,
                            token_importance_words=component.token_importance_unit.words,

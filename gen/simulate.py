@@ -374,7 +374,8 @@ def simulate_engine(params: dict, runs, *, sim: str = "icarus", seed: int = 1, s
         scale_shift = shift if scale_shift is None else scale_shift
     cfg = dict(full, seed=int(seed), runs=runs, scale_mult=int(scale_mult), scale_shift=int(scale_shift),
                idle=check_probability("idle", idle), stall=check_probability("stall", stall),
-               reset_mid=bool(reset_mid), start_latency=component.engine.start_latency)
+               reset_mid=bool(reset_mid), start_latency=component.engine.start_latency,
+               reset_latency=component.engine.reset_latency)
     if full["importance"]:
         cfg["token_importance_width"] = component.engine.token_importance_unit.width
     models = unit("engine").simulation_models(full)

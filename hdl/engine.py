@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -19,6 +19,7 @@ from .multiplier import check_multiplier
 from .output_accumulator import OutputAccumulator
 from .pipeline import kept_copy, kept_register, register
 from .register_slice import RegisterSlice
+from .reset_tree import ResetTree
 from .row_flags import RowFlags
 from .softmax import SoftmaxUnit
 from .sparse_scheduler import SparseScheduler, scheduler_params
@@ -148,6 +149,9 @@ class AttentionEngine(wiring.Component):
         (array and FIFOs excluded).
     start_latency : int
         Cycles from ``start`` to the run starting or ``error`` rising.
+    reset_latency : int
+        Cycles the engine's state lags the ``sync`` reset (its units reset from register copies of it,
+        hdl/reset_tree.py); no stream transfers, and no ``start`` is taken, until they have passed.
 
     Ports
     -----
@@ -312,6 +316,14 @@ class AttentionEngine(wiring.Component):
         return SparseScheduler.config_latency + 1
 
     @property
+    def reset_latency(self) -> int:
+        """Cycles the engine's state lags the ``sync`` reset, both ways: each unit resets from a register
+        copy of it (:class:`~attn_rtl.hdl.reset_tree.ResetTree`).  The stream ports neither accept nor
+        send while either is high, and a ``start`` is taken only ``reset_latency`` cycles after the
+        reset falls."""
+        return ResetTree.latency
+
+    @property
     def memory_bits(self) -> int:
         p, nm = self.params, self.nm
         q_bits = 2 * q_bank_beats(p["max_head_dim"]) * self.rows * nm.data_width
@@ -329,10 +341,20 @@ class AttentionEngine(wiring.Component):
         R, C, NB = self.rows, self.cols, p["prob_tiles"]
         d_max, L_max = p["max_head_dim"], p["max_seq_len"]
 
-        m.submodules.array = array = SystolicArray(**self._array_params)
-        m.submodules.softmax = softmax = self._softmax()
-        m.submodules.accumulator = acc = self._accumulator(array.acc_shape.width)
-        m.submodules.scheduler = sched = self.scheduler
+        # Each unit resets from a flip-flop copy of the reset of its own (hdl/reset_tree.py); the ports
+        # accept and send nothing while the copies or the reset they come from are high.
+        tree = ResetTree(target=p["multiplier"])
+        live = ~(ResetSignal() | tree.raw)
+
+        def forward(source, port):
+            """A unit's output stream to the engine's port of the same signature, held while resetting."""
+            m.d.comb += [port.payload.eq(source.payload), port.valid.eq(source.valid & live),
+                         source.ready.eq(port.ready & live)]
+
+        array, softmax = SystolicArray(**self._array_params), self._softmax()
+        acc, sched = self._accumulator(array.acc_shape.width), self.scheduler
+        for name, unit in (("array", array), ("softmax", softmax), ("accumulator", acc), ("scheduler", sched)):
+            m.submodules[name] = tree.unit(name, unit)
         # --- control: start, runtime registers, busy/done/error, cycle counter.
         # A start takes the runtime registers into flip-flops (busy rises), checks them from there
         # over the scheduler's config_latency cycles and one more, then starts the run or raises
@@ -460,7 +482,7 @@ class AttentionEngine(wiring.Component):
                      score_tiles.w_en.eq(sched.tiles.valid & index_ready & score_room),
                      sched.tiles.ready.eq(score_room & index_ready)]
         if p["sparse"]:
-            m.d.comb += [self.kv_index.valid.eq(sched.tiles.valid & score_room),
+            m.d.comb += [self.kv_index.valid.eq(sched.tiles.valid & score_room & live),
                          self.kv_index.payload.keys.eq(sched.tiles.payload.keys),
                          self.kv_index.payload.count.eq(sched.tiles.payload.count),
                          self.kv_index.payload.last.eq(sched.tiles.payload.last)]
@@ -508,7 +530,7 @@ class AttentionEngine(wiring.Component):
         q_full = Signal(2)
         q_wbank, q_rbank = Signal(), Signal()
         m.d.comb += [
-            self.q.ready.eq(running & ~ql_done & ~q_full.bit_select(q_wbank, 1)),
+            self.q.ready.eq(running & ~ql_done & ~q_full.bit_select(q_wbank, 1) & live),
             q_fire.eq(self.q.valid & self.q.ready),
             q_waddr.eq(Cat(ql["k"][:q_beat_bits], q_wbank)),
         ]
@@ -698,7 +720,7 @@ class AttentionEngine(wiring.Component):
             row_rptr.append(copy[:len(p_rptr)])
             row_j.append(copy[len(p_rptr):])
         m.d.comb += [
-            self.k.ready.eq(issue_score), self.v.ready.eq(issue_value),
+            self.k.ready.eq(issue_score & live), self.v.ready.eq(issue_value & live),
             q_operand_enable.eq(stage_free),
         ]
         m.d.sync += [st_valid.eq(st_valid_next), st_value.eq(st_value_next), st_last.eq(st_last_next)]
@@ -844,7 +866,8 @@ class AttentionEngine(wiring.Component):
                 m.d.sync += awaiting_sums.eq(awaiting_sums + (score_starts & sd.scan & sd.last)
                                              - (sums_taken & imp_run & (softmax.sums.payload.slot == R - 1)))
 
-            m.submodules.token_importance = tok = self.token_importance_unit
+            tok = self.token_importance_unit
+            m.submodules.token_importance = tree.unit("token_importance", tok)
             m.d.comb += [
                 tok.start.eq(started), tok.seq_len.eq(seq_len),
                 tok.probs.valid.eq(probs.valid & kept & imp_run),
@@ -857,7 +880,7 @@ class AttentionEngine(wiring.Component):
                 tok.recips.payload.recip.eq(softmax.sums.payload.recip),
                 tok.recips.payload.recip_exp.eq(softmax.sums.payload.recip_exp),
             ]
-            wiring.connect(m, wiring.flipped(self.token_importance), tok.out)
+            forward(tok.out, self.token_importance)
 
         # Array operands: a is Q (signed) for score tiles, the probability column (unsigned) for value tiles.
         for r in range(R):
@@ -880,10 +903,10 @@ class AttentionEngine(wiring.Component):
         # what the tag FIFO's distributed RAM gives (the row's factor and mask) lands in flip-flops by
         # the array's output (read straight into the accumulator's own input slices, its read address
         # was the 8x8 engine's critical path at f5cd90a, seed 1: one 8.4 ns net, 12.0 ns of routing).
-        m.submodules.softmax_slice = softmax_slice = RegisterSlice(softmax.scores.payload.shape(),
-                                                                   target=p["multiplier"])
-        m.submodules.accumulator_slice = accumulator_slice = RegisterSlice(acc.partials.payload.shape(),
-                                                                           target=p["multiplier"])
+        softmax_slice = RegisterSlice(softmax.scores.payload.shape(), target=p["multiplier"])
+        accumulator_slice = RegisterSlice(acc.partials.payload.shape(), target=p["multiplier"])
+        m.submodules.softmax_slice = tree.unit("softmax_slice", softmax_slice)
+        m.submodules.accumulator_slice = tree.unit("accumulator_slice", accumulator_slice)
         wiring.connect(m, softmax_slice.o, softmax.scores)
         wiring.connect(m, accumulator_slice.o, acc.partials)
         to_softmax, to_acc = softmax_slice.i, accumulator_slice.i
@@ -916,7 +939,8 @@ class AttentionEngine(wiring.Component):
         # --- row sums -> reciprocals; outputs.
         room = Const(1)
         if p["row_flags"]:
-            m.submodules.row_flags = flags_unit = self._row_flags()
+            flags_unit = self._row_flags()
+            m.submodules.row_flags = tree.unit("row_flags", flags_unit)
             room = flags_unit.room
             m.d.comb += [
                 flags_unit.start.eq(started), flags_unit.query_len.eq(query_len),
@@ -926,27 +950,28 @@ class AttentionEngine(wiring.Component):
                 flags_unit.sums.payload.recip.eq(softmax.sums.payload.recip),
                 flags_unit.sums.payload.recip_exp.eq(softmax.sums.payload.recip_exp),
             ]
-            wiring.connect(m, wiring.flipped(self.row_flags), flags_unit.out)
+            forward(flags_unit.out, self.row_flags)
         m.d.comb += [
             acc.recips.valid.eq(softmax.sums.valid & room),
             acc.recips.payload.recip.eq(softmax.sums.payload.recip),
             acc.recips.payload.recip_exp.eq(softmax.sums.payload.recip_exp),
             softmax.sums.ready.eq(acc.recips.ready & room),
-            self.o.valid.eq(acc.out.valid),
+            self.o.valid.eq(acc.out.valid & live),
             self.o.payload.data.eq(acc.out.payload.data),
             self.o.payload.last.eq(acc.out.payload.last),
-            acc.out.ready.eq(self.o.ready),
+            acc.out.ready.eq(self.o.ready & live),
         ]
         o_end = acc.out.valid & acc.out.ready & acc.out.payload.run_end
         if imp:
-            m.submodules.head_importance = heads_unit = self.head_importance_unit
+            heads_unit = self.head_importance_unit
+            m.submodules.head_importance = tree.unit("head_importance", heads_unit)
             m.d.comb += [
                 heads_unit.start.eq(started), heads_unit.seq_len.eq(query_len), heads_unit.heads.eq(heads),
                 heads_unit.o.valid.eq(acc.out.valid & acc.out.ready & imp_run),
                 heads_unit.o.payload.data.eq(acc.out.payload.data),
                 heads_unit.o.payload.last.eq(acc.out.payload.last),
             ]
-            wiring.connect(m, wiring.flipped(self.head_importance), heads_unit.out)
+            forward(heads_unit.out, self.head_importance)
 
         # A run is done when O and every side stream it sends have ended: (end, sent this run).
         def stream_end(port):
@@ -966,4 +991,4 @@ class AttentionEngine(wiring.Component):
             m.d.sync += finished.eq(now)
             with m.If(now.all()):
                 m.d.sync += [self.busy.eq(0), running.eq(0), self.done.eq(1)]
-        return m
+        return tree.root(m)

@@ -136,26 +136,47 @@ class Control:
 class StreamBench:
     """The clock loop: steps every registered source and sink once per cycle."""
 
-    def __init__(self, dut, clk, rst, streams=(), *, reset_active_low: bool = False):
+    def __init__(self, dut, clk, rst, streams=(), *, reset_active_low: bool = False, quiet_in_reset: bool = False):
         self.dut, self.clk, self.rst = dut, clk, rst
         self.streams = list(streams)
         self.cycle = 0
         self._reset_cycles = 0
+        # With quiet_in_reset, no source may see ready and no sink valid from a reset's first edge
+        # until its latency has passed (the engine's ports: AXI4-Stream's rule, and its reset tree's lag).
+        self._quiet_in_reset = quiet_in_reset
+        self._quiet_cycles = 0
+        self._reset_edges = 0
         self._asserted = 0 if reset_active_low else 1
         # Hold reset from time 0 until the first reset() completes.
         self.rst.value = self._asserted
 
-    async def reset(self, cycles: int = 2) -> None:
-        """Hold the synchronous reset for ``cycles`` clock edges; sources forget pending beats.
+    async def reset(self, cycles: int = 2, *, latency: int = 1, flush: bool = True) -> None:
+        """Hold the synchronous reset for ``cycles`` clock edges, then wait ``latency`` more for a
+        DUT whose units reset from registered copies of it (the engine's ``reset_latency``).
 
+        With ``flush`` sources forget pending beats first; without, they keep offering them
+        through the reset (flush them after it), which ``quiet_in_reset`` checks are refused.
         Reset is driven in the drive phase like every other input, so the DUT
         samples it at exactly those edges on both simulators.
         """
+        if flush:
+            self.flush()
+        self._reset_cycles = cycles
+        self._quiet_cycles = cycles + latency
+        await self.step(cycles + latency)
+
+    def flush(self) -> None:
+        """Every source forgets its pending beats."""
         for s in self.streams:
             if isinstance(s, StreamSource):
                 s.flush()
-        self._reset_cycles = cycles
-        await self.step(cycles)
+
+    def _check_quiet(self) -> None:
+        for s in self.streams:
+            if isinstance(s, StreamSource) and _read(s.ready, f"{s.name} ready"):
+                raise AssertionError(f"{s.name} ready in reset or its latency (cycle {self.cycle})")
+            if isinstance(s, StreamSink) and _read(s.valid, f"{s.name} valid"):
+                raise AssertionError(f"{s.name} valid in reset or its latency (cycle {self.cycle})")
 
     async def _cycle(self) -> None:
         await RisingEdge(self.clk)
@@ -165,6 +186,10 @@ class StreamBench:
         for s in self.streams:
             s.drive(self.cycle)
         await ReadOnly()
+        if self._quiet_in_reset and self._quiet_cycles and self._reset_edges:
+            self._check_quiet()
+        self._reset_edges += in_reset
+        self._quiet_cycles = max(self._quiet_cycles - 1, 0)
         if not in_reset:  # nothing transfers at an edge that resets (outputs may still be X before it)
             for s in self.streams:
                 s.sample(self.cycle)
