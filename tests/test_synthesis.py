@@ -247,3 +247,21 @@ def test_the_timed_wrapper_takes_its_reset_from_a_register():
     assert seen == [1, 0, 0]   # the second clock edge after the pin falls releases it
     with pytest.raises(ValueError, match="own_domain must be true or false, not 'yes'"):
         PinWrapper(inner, own_domain="yes")
+
+
+def test_timing_page_on_a_fresh_cache_keeps_the_recorded_designs(tmp_path, monkeypatch):
+    """A new machine has no timing cache: the page it writes still holds every design docs/timing.json
+    records, not only those timed there."""
+    import json
+
+    from attn_rtl.gen.bench import timing
+
+    recorded = json.loads((Path(__file__).parents[1] / "docs" / "timing.json").read_text())
+    assert len(recorded) > 3
+    monkeypatch.setenv("ATTN_RTL_CACHE", str(tmp_path / "cache"))
+    json_out = tmp_path / "timing.json"
+    json_out.write_text(json.dumps(recorded))
+    page = timing.run([], json_out=json_out, out=tmp_path / "timing.md").read_text()
+    for name, entry in recorded.items():
+        assert f"| {name} | {', '.join(f'{f:.1f}' for f in entry['fmax_mhz'])} |" in page
+    assert json.loads(json_out.read_text()) == recorded
