@@ -342,14 +342,17 @@ class AttentionEngine(wiring.Component):
         d_max, L_max = p["max_head_dim"], p["max_seq_len"]
 
         # Each unit resets from a flip-flop copy of the reset of its own (hdl/reset_tree.py); the ports
-        # accept and send nothing while the copies or the reset they come from are high.
+        # accept and send nothing while the copies or the reset they come from are high.  Only the
+        # ports are gated: a handshake the logic behind them sees then is undone by the reset a
+        # cycle later (gating the accumulator's out.ready put the reset into its credit count, the
+        # 4x4 proxy's critical path at 2b82c40).
         tree = ResetTree(target=p["multiplier"])
         live = ~(ResetSignal() | tree.raw)
 
         def forward(source, port):
             """A unit's output stream to the engine's port of the same signature, held while resetting."""
             m.d.comb += [port.payload.eq(source.payload), port.valid.eq(source.valid & live),
-                         source.ready.eq(port.ready & live)]
+                         source.ready.eq(port.ready)]
 
         array, softmax = SystolicArray(**self._array_params), self._softmax()
         acc, sched = self._accumulator(array.acc_shape.width), self.scheduler
@@ -421,7 +424,7 @@ class AttentionEngine(wiring.Component):
                     # The bound less two steps, a register (the bounds hold still through a run, and a
                     # run starts cycles after they are taken): the flag's look-ahead is then one compare,
                     # not an adder and a compare in a row.
-                    ahead[lvl] = Signal(signed(len(sig[lvl]) + 2), name=f"{name}_{lvl}_ahead")
+                    ahead[lvl] = Signal(signed(len(sig[lvl]) + 2), name=f"{name}_{lvl}_ahead", reset_less=True)
                     m.d.sync += ahead[lvl].eq(bound - 2 * step)
                     with m.If(started):
                         m.d.sync += last[lvl].eq(step >= bound)
@@ -517,7 +520,7 @@ class AttentionEngine(wiring.Component):
         # a flip-flop picks the one the stage needs: addressed by the next-state step, the issue
         # decision reached the block RAMs' address pins (6a0052e, seed 2: 9.4 ns of routing).
         q_beat_bits = q_bank_beats(d_max).bit_length() - 1
-        q_waddr, q_fire, q_operand_enable = Signal(q_beat_bits + 1), Signal(), Signal()
+        q_waddr, q_fire, q_ready, q_operand_enable = Signal(q_beat_bits + 1), Signal(), Signal(), Signal()
         q_reads = {}
         for copy in ("same", "next"):
             address = Signal(q_beat_bits + 1, name=f"q_{copy}_address")
@@ -530,8 +533,9 @@ class AttentionEngine(wiring.Component):
         q_full = Signal(2)
         q_wbank, q_rbank = Signal(), Signal()
         m.d.comb += [
-            self.q.ready.eq(running & ~ql_done & ~q_full.bit_select(q_wbank, 1) & live),
-            q_fire.eq(self.q.valid & self.q.ready),
+            q_ready.eq(running & ~ql_done & ~q_full.bit_select(q_wbank, 1)),
+            self.q.ready.eq(q_ready & live),
+            q_fire.eq(self.q.valid & q_ready),
             q_waddr.eq(Cat(ql["k"][:q_beat_bits], q_wbank)),
         ]
         q_loaded, q_released = Signal(), Signal()
@@ -649,7 +653,9 @@ class AttentionEngine(wiring.Component):
         # flag a cycle late has seen every start before the next one can use it; a buffer or a block
         # freed is seen a cycle later.  (Compared in the issue decision, these three carry
         # compares put it 11 LUT levels deep.)
-        p_room, blocks_room, scan_awaited = Signal(init=1), Signal(init=1), Signal()
+        # Recomputed every cycle, and no tile starts within cycles of a reset: reset-less.
+        p_room, blocks_room, scan_awaited = (Signal(name=name, reset_less=True)
+                                             for name in ("p_room", "blocks_room", "scan_awaited"))
         m.d.sync += [p_room.eq(p_reserved < NB), blocks_room.eq(blocks_open < 2),
                      scan_awaited.eq(awaiting_sums != 0)]
         score_ready = (~sc_done & score_tiles.r_rdy & ~score_popping & q_full.bit_select(q_rbank, 1)
@@ -959,7 +965,7 @@ class AttentionEngine(wiring.Component):
             self.o.valid.eq(acc.out.valid & live),
             self.o.payload.data.eq(acc.out.payload.data),
             self.o.payload.last.eq(acc.out.payload.last),
-            acc.out.ready.eq(self.o.ready & live),
+            acc.out.ready.eq(self.o.ready),
         ]
         o_end = acc.out.valid & acc.out.ready & acc.out.payload.run_end
         if imp:
