@@ -255,8 +255,9 @@ see placement: a net between two block RAMs far apart on the die is long whateve
 fix is confirmed by place and route. Every timed entry keeps its estimate (section *Critical paths*).
 nextpnr's own options moved the proxy by no more than its seeds do (seed 1 at 0dbfcfc: 98.3 MHz as
 the bench runs it, router2; 103.8 with router1; 101.3 with `--placer-heap-timingweight 30`; 98.3 with
-`--placer-heap-critexp 4`; 89.1 with `--tmg-ripup`, which took 12 minutes instead of 2.5), so the bench keeps
-its flags. The
+`--placer-heap-critexp 4`; 89.1 with `--tmg-ripup`, which took 12 minutes instead of 2.5; at 2b82c40,
+seeds 1 and 2: 88.9 and 82.6 MHz with the bench's flags, 81.7 and 79.6 with `--placer static`), so the bench
+keeps its flags. The
 figures are also in `docs/timing.json` (one entry per design: `fmax_mhz` per seed, `median_mhz`, `luts`,
 `ffs`, `dsps`, `brams`, the date and the commit timed). Rows keep the commit they were measured at: a
 row older than the last change to its block is history, not the current figure.
