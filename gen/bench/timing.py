@@ -362,6 +362,7 @@ The whole 8×8 engine (`engine`, seed 1), each step measured:
 | e5d4bf7 | **89.7, 79.4 MHz** (seeds 1, 2; median **84.6**) | both paths above gone. Both seeds: the accumulator's input: the front slice's read pointer (its payload multiplexer's select) → the arriving beat's compares with the pipeline's words → the hazard look-ahead (8 LUT levels; 2.6 ns logic, 8.5 and 10.0 ns routing). 29,660 LUT4, 38,400 FF, 114 MULT18X18D, 50 DP16KD, 3,017 CCU2C; 20 minutes | the arrival compares made for both of the front slice's entries from their flip-flops and picked by its head select; the accumulator's read address from a register to the lanes' copies (read at stage 4) |
 | a1f5b04 | 80.1, 69.6 MHz (seeds 1, 2; median 74.8) | the accumulator's arrival compares and its read address are gone from both seeds. Seed 1: the accumulator's `recips.ready` loop (`recips.ready` → the arrival of a reciprocal → the `present` bits → `recips.ready`, 7 LUT levels; 2.2 ns logic, 10.3 ns routing); seed 2: the reset net, from the wrapper's reset register to a softmax stage-valid flip-flop (0.9 ns logic, **13.4 ns** routing): the first time since the datapath went reset-less that the reset is a critical path. 29,936 LUT4, 39,181 FF (+781: the accumulator's two extra stages), 114 MULT18X18D, 50 DP16KD, 3,016 CCU2C; 21 minutes. Seed to seed this is within the engine's usual spread of 7-11 MHz; neither path is one the change made | (ceeb505, not timed) `recips.ready` for each outcome of the arrival and the admission, chosen by them; next: a registered reset tree per unit (the issue's item 1 allows it where the fan-out needs it, and seed 2 now shows it does) |
 | e012f80 | 62.6, 71.7 MHz (seeds 1, 2; median 67.2) | the reset tree in place (`hdl/reset_tree.py`; ceeb505's `recips.ready` split and da8491e in it too): no reset net and no accumulator path in either seed. Both seeds: the probability buffer's read, a query row's `p_select` copy (a flip-flop) → its LUTRAM's read address → the 8:1 lane multiplexer → the operand register `st_p` (1.5 ns logic; 14.5 and 12.5 ns routing: in seed 1 the copy sits 31 columns from its RAM, one 9.7 ns net). 29,963 LUT4, 39,196 FF, 114 MULT18X18D, 50 DP16KD, 3,015 CCU2C; 43 minutes (placement 3.5-5.3 and routing 8.6 minutes per seed, on a fresh machine) | (not timed) the walker's look-ahead bounds and the scan/room flags reset-less |
+| 5514968 | **77.7, 75.2 MHz** (seeds 1, 2; median **76.4**) | only the ports gated by the reset (at e012f80 the accumulator's `out.ready` was gated too, which put the reset into its credit count: the 4×4 proxy's critical path at 2b82c40, 88.9 and 82.6 MHz). Seed 1: the issue decision, a FIFO's output register → the probability buffer's completion flag → `own_ok` → an operand-select copy `sel_value_c1` (2.0 ns logic, 10.8 ns routing); seed 2: the probability buffer's read again (`p_select_2_1` → its LUTRAM → `st_p`, 1.5 ns logic, 11.8 ns routing). 29,970 LUT4, 39,196 FF, 114 MULT18X18D, 50 DP16KD, 3,016 CCU2C; 35 minutes. `--deep-paths`: 1,193 of 60,838 endpoints estimated past 6.67 ns | - |
 
 The sparse engine (`engine_sparse`: max_seq_len 4096, sparse) at e4422fc, seed 1 (its log kept as
 `pnr/12bdb51c033b-seed1.log`; seed 2 ran over 45 minutes and was stopped, so the table has no row):
@@ -408,6 +409,15 @@ source is combinational (a next-state value, made from a counter's carry chain) 
 copies becomes the long net (17.3 ns). Seed to seed the engine moves by 7-11 MHz at one commit
 (83.5 and 72.2 at c941458; 72.6 and 79.8 at a3202b3), which is as much as one change gains: two seeds
 are the least that tells a change from placement luck.
+
+**Seventh session (2026-12-05).** The reset goes through a registered, replicated tree (section *Reset*),
+and no seed names it any more; the engine stands at 76.4 MHz median (77.7, 75.2) at 5514968, against
+84.6 at its best (e5d4bf7) and 74.8 at a1f5b04: within the seed spread of every step before. Both seeds
+name the probability buffer (its LUTRAM read, or the issue decision that selects the next operand):
+a flip-flop placed tens of columns from the RAM or copies it drives, with 11-12 ns of routing and
+1.5-2 ns of logic. nextpnr's electrostatic placer (`--placer static`) was no better on the proxy (81.7
+and 79.6 MHz against 88.9 and 82.6). On this machine an 8×8 run took 35-43 minutes for two seeds
+(placement 3.5-5.3 and routing 5-8.6 minutes per seed).
 
 **Since then (2026-12-05, sixth session).** `--deep-paths` found the engine's logic cones in a minute
 each (1,154 endpoints estimated over 6.67 ns at 84a1671: the accumulator 428, the engine's glue 255, the
