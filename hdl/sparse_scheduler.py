@@ -8,10 +8,12 @@ from amaranth.lib.wiring import In, Out
 
 from attn_rtl.params import boolean, positive_int, reject_unknown
 
-__all__ = ["SparseScheduler", "SCHEDULER_DEFAULTS", "PATTERN_CODES", "scheduler_params"]
+__all__ = ["SparseScheduler", "SCHEDULER_DEFAULTS", "PATTERN_CODES", "PATTERN_WIDTH", "scheduler_params"]
 
 #: Runtime ``pattern`` register values (sim/sparse.py PATTERNS, in order).
-PATTERN_CODES = {"dense": 0, "window": 1, "dilated": 2, "grid": 3}
+PATTERN_CODES = {"dense": 0, "window": 1, "dilated": 2, "grid": 3, "causal": 4, "causal-window": 5}
+#: Width of the ``pattern`` register.
+PATTERN_WIDTH = 3
 
 SCHEDULER_DEFAULTS = {
     "rows": 8,
@@ -45,7 +47,13 @@ class SparseScheduler(wiring.Component):
     rules are those of ``sim/sparse.py`` (docs/sparse.md): dense, sliding
     window ``|i−j| ≤ ⌊w/2⌋``, dilated window (``δ`` divides ``i−j`` and
     ``|i−j| ≤ δ·⌊w/2⌋``), 2-D window on an ``H×W`` raster grid, each with up to
-    ``max_globals`` global tokens.  For each block the scheduler walks the
+    ``max_globals`` global tokens; and the decoder patterns of docs/numerics.md,
+    section 10: ``causal`` (``j ≤ p``) and ``causal-window`` (``p − w < j ≤ p``)
+    at query positions ``p = seq_len − query_len + i``, with ``group`` query
+    heads sharing each key head: the run's ``query_len·group`` queries are
+    stacked position-major (query ``x`` is head ``x mod group`` of the group at
+    query ``⌊x / group⌋``), so a block holds the group's heads at the same
+    positions and every key tile serves all of them.  For each block the scheduler walks the
     keys of a range that holds every key the block can reach
     (``attn_rtl.sim.sparse.walk_range``: the whole sequence when dense or when the
     block holds a global query; the window's reach; the grid rows within
@@ -61,7 +69,8 @@ class SparseScheduler(wiring.Component):
     distance of query ``r`` is ``(i0 − j) + r``; residues mod ``δ`` and grid
     coordinates of the block's queries are carried per row and advanced by
     ``rows`` in mixed radix (set up once at start by counting), those of the
-    walked key by one.  The walk costs ``hi − lo`` cycles plus the global
+    walked key by one; a causal row's position is its quotient by ``group``
+    plus the cache offset, registered per block.  The walk costs ``hi − lo`` cycles plus the global
     count per block, a few per emitted tile: the engine spends at least
     ``d + count`` cycles on each.
 
@@ -70,7 +79,7 @@ class SparseScheduler(wiring.Component):
     rows, cols : int
         Query block and key tile sizes (the array's).
     max_seq_len, max_heads : int
-        Largest runtime ``seq_len`` and ``heads``.
+        Largest runtime ``seq_len`` and ``heads``; ``max_heads`` also bounds ``group``.
     max_dilation : int
         Largest runtime ``dilation``.
     max_globals : int
@@ -93,14 +102,21 @@ class SparseScheduler(wiring.Component):
         Takes the runtime registers and starts when not ``busy``; the registers must have
         held their values for ``config_latency`` cycles.  Out-of-range
         values set ``error`` instead (seq_len or heads outside 1..max, window 0
-        for window/dilated, dilation outside 1..max_dilation, grid not holding
+        for window/dilated/causal-window, dilation outside 1..max_dilation, grid not holding
         seq_len tokens or a 2-D window of 0, more than max_globals globals or
-        one outside the sequence).
+        one outside the sequence, globals with a causal pattern, group outside
+        1..max_heads or above 1 with the window, dilated and grid patterns).
     seq_len, heads, pattern, window, dilation, grid_h, grid_w, window_h, window_w : In
         Runtime registers; ``pattern`` as in ``PATTERN_CODES``.
     query_len : In(range(max_seq_len + 1))
-        Runtime: queries (blocks of ``rows``); equal to ``seq_len`` except in a dense run that
-        recomputes some rows against all ``seq_len`` keys.
+        Runtime: queries per head; equal to ``seq_len`` except in a dense run (a recomputation of
+        some rows against all ``seq_len`` keys, or a decode step) and a causal one (the newest
+        ``query_len`` of ``seq_len`` positions).
+    group : In(range(2·max_heads + 1))
+        Runtime: query heads per key head (1 without grouping); dense and causal patterns only.
+    queries : Out(range(max_seq_len·max_heads + 1))
+        ``query_len·group``, the run's stacked queries per key head (blocks of ``rows``), a register
+        of the runtime values one cycle earlier.
     importance : In(1)
         Runtime: an importance run walks every block twice, the first pass's tiles flagged ``scan``
         (``first`` and ``last`` mark each pass's ends; ``run_end`` only the computing pass's).
@@ -124,7 +140,9 @@ class SparseScheduler(wiring.Component):
         self.params = p
         self.rows, self.cols = p["rows"], p["cols"]
         L = p["max_seq_len"]
-        self.max_blocks = -(-L // self.rows)
+        #: Stacked queries per key head at most (query_len·group).
+        self.max_queries = L * p["max_heads"]
+        self.max_blocks = -(-self.max_queries // self.rows)
         self.tile_layout = data.StructLayout({
             "block": range(self.max_blocks), "keys": data.ArrayLayout(range(L), self.cols),
             "count": range(self.cols + 1), "first": 1, "last": 1, "run_end": 1, "scan": 1,
@@ -134,8 +152,10 @@ class SparseScheduler(wiring.Component):
             "seq_len": In(range(L + 1)),
             "query_len": In(range(L + 1)),
             "heads": In(range(p["max_heads"] + 1)),
+            "group": In(range(2 * p["max_heads"] + 1)),
+            "queries": Out(range(self.max_queries + 1)),
             "importance": In(1),
-            "pattern": In(2),
+            "pattern": In(PATTERN_WIDTH),
             "window": In(range(2 * L + 1)),
             "dilation": In(range(p["max_dilation"] + 1)),
             "grid_h": In(range(L + 1)), "grid_w": In(range(L + 1)),
@@ -162,10 +182,11 @@ class SparseScheduler(wiring.Component):
         # Reset is kept to the flags that say what is valid (busy, setting_up, w_valid, a_valid,
         # filled, full, used, closing, block_open, tiles.valid): everything else is loaded before it is used.
         quiet = dict(reset_less=True)
-        seq_len, query_len = Signal.like(self.seq_len, **quiet), Signal.like(self.query_len, **quiet)
+        seq_len, query_len = Signal.like(self.seq_len, **quiet), Signal.like(self.queries, **quiet)
         heads = Signal.like(self.heads, **quiet)
         importance, scan = Signal(**quiet), Signal(**quiet)
-        pattern, window = Signal(2, **quiet), Signal.like(self.window, **quiet)
+        pattern, window = Signal(PATTERN_WIDTH, **quiet), Signal.like(self.window, **quiet)
+        offset = Signal(range(L), **quiet)   # position of query 0: seq_len - query_len
         dilation = Signal.like(self.dilation, **quiet)
         grid_w = Signal.like(self.grid_w, **quiet)
         half_h, half_w = Signal.like(self.window_h, **quiet), Signal.like(self.window_w, **quiet)
@@ -174,26 +195,33 @@ class SparseScheduler(wiring.Component):
         is_dilated = self.pattern == PATTERN_CODES["dilated"]
         is_1d = (self.pattern == PATTERN_CODES["window"]) | is_dilated
         is_grid = self.pattern == PATTERN_CODES["grid"]
+        is_causal_window = self.pattern == PATTERN_CODES["causal-window"]
+        is_causal = (self.pattern == PATTERN_CODES["causal"]) | is_causal_window
+        is_dense = self.pattern == PATTERN_CODES["dense"]
         # The check is registered in two stages (the grid's product, then the comparisons), so
         # config_ok and start see the registers as they were config_latency cycles earlier.
         grid_area = Signal(range(L * L + 1), **quiet)
-        m.d.sync += grid_area.eq(self.grid_h * self.grid_w)
+        m.d.sync += [grid_area.eq(self.grid_h * self.grid_w), self.queries.eq(self.query_len * self.group)]
         globals_ok = Const(1)
         for g in range(G):
             globals_ok = globals_ok & ((g >= self.global_count) | (self.global_tokens[g] < self.seq_len))
-        # Fewer queries than keys (a recomputation of some rows) only with the dense pattern.
+        # Fewer queries than keys only with the dense pattern (any) and the causal ones (the newest
+        # positions); grouped heads only with those, whose masks know a stacked row's position.
         queries_ok = ((self.query_len >= 1) & (self.query_len <= L)
-                      & ((self.pattern == PATTERN_CODES["dense"]) | (self.query_len == self.seq_len)))
+                      & (self.group >= 1) & (self.group <= p["max_heads"])
+                      & (is_dense | (is_causal & (self.query_len <= self.seq_len))
+                         | ((self.query_len == self.seq_len) & (self.group == 1)))
+                      & ~(is_causal & (self.global_count != 0)))
         in_range = (queries_ok & (self.seq_len >= 1) & (self.seq_len <= L) & (self.heads >= 1)
                     & (self.heads <= p["max_heads"])
                     & (self.global_count <= G) & globals_ok)
         if p["sparse"]:
-            in_range = (in_range & (~is_1d | (self.window >= 1))
+            in_range = (in_range & (~(is_1d | is_causal_window) | (self.window >= 1))
                         & (~is_dilated | ((self.dilation >= 1) & (self.dilation <= p["max_dilation"])))
                         & (~is_grid | ((grid_area == self.seq_len) & (self.window_h >= 1)
                                        & (self.window_w >= 1))))
         else:
-            in_range = in_range & (self.pattern == PATTERN_CODES["dense"]) & (self.global_count == 0)
+            in_range = in_range & is_dense & (self.global_count == 0)
         m.d.sync += self.config_ok.eq(in_range)
         started = Signal()
         m.d.comb += started.eq(self.start & ~self.busy & self.config_ok)
@@ -204,9 +232,10 @@ class SparseScheduler(wiring.Component):
                 m.d.sync += pattern.eq(self.pattern)
         else:
             # The pattern registers are ignored: a constant lets synthesis drop the walk-range logic.
-            pattern = Const(PATTERN_CODES["dense"], 2)
+            pattern = Const(PATTERN_CODES["dense"], PATTERN_WIDTH)
         with m.If(started):
-            m.d.sync += [seq_len.eq(self.seq_len), query_len.eq(self.query_len), heads.eq(self.heads),
+            m.d.sync += [seq_len.eq(self.seq_len), query_len.eq(self.queries), heads.eq(self.heads),
+                         offset.eq(self.seq_len - self.query_len),
                          importance.eq(self.importance),
                          window.eq(self.window), dilation.eq(Mux(is_dilated, self.dilation, 1)),
                          grid_w.eq(Mux(is_grid, self.grid_w, 1)),
@@ -214,16 +243,26 @@ class SparseScheduler(wiring.Component):
                          global_count.eq(self.global_count), global_tokens.eq(self.global_tokens),
                          self.busy.eq(1), self.done.eq(0)]
 
-        # The modulus of the mixed-radix coordinates: dilation (residues) or grid width (columns).
-        modulus = Signal(range(max(L, p["max_dilation"]) + 1))
-        m.d.comb += modulus.eq(Mux(pattern == PATTERN_CODES["grid"], grid_w, dilation))
+        # The modulus of the mixed-radix coordinates: dilation (residues), grid width (columns) or
+        # group (a stacked query's head within its group, the quotient its query).
+        radix_max = max(L, p["max_dilation"], p["max_heads"])
+        if p["sparse"]:
+            modulus = Signal(range(radix_max + 1), **quiet)
+            with m.If(started):
+                m.d.sync += modulus.eq(Mux(is_grid, self.grid_w, Mux(is_dilated, self.dilation,
+                                                                      Mux(is_causal, self.group, 1))))
+        else:
+            modulus = Const(1, range(radix_max + 1))
+        # The lowest key of a causal-window row at query 0 (negative near the start): rows add their query.
+        floor_base = Signal(signed(len(offset) + len(window) + 1), **quiet)
+        m.d.sync += floor_base.eq(offset - window + 1)
         limit = Signal(range(p["max_dilation"] * L + 1), **quiet)   # |i - j| bound of window/dilated
         m.d.sync += limit.eq(dilation * (window >> 1))
         rows_reach = Signal(range(2 * L * L + 1), **quiet)           # keys in half_h grid rows
         m.d.sync += rows_reach.eq(half_h * grid_w)
 
         # --- setup: count x = 0 .. rows in (quotient, remainder) of modulus, recording each.
-        coord = data.StructLayout({"q": range(L + 1), "r": range(max(L, p["max_dilation"]))})
+        coord = data.StructLayout({"q": range(L + 1), "r": range(radix_max)})
         table = Signal(data.ArrayLayout(coord, R + 1), **quiet)
         count = Signal(coord, **quiet)
         setup_step = Signal(range(R + 2), **quiet)
@@ -252,12 +291,15 @@ class SparseScheduler(wiring.Component):
         phase = Signal(2, **quiet)
         h = Signal(range(p["max_heads"]), **quiet)
         b = Signal(range(self.max_blocks), **quiet)
-        i0 = Signal(range(L + R), **quiet)
+        i0 = Signal(range(self.max_queries + R), **quiet)
         qc = Signal(data.ArrayLayout(coord, R), **quiet)
         j, lo, hi = Signal(range(L + 1), **quiet), Signal(range(L + 1), **quiet), Signal(range(L + 1), **quiet)
         kc = Signal(coord, **quiet)
         gi = Signal(range(G), **quiet)
         q_global, rows_ok = Signal(R, **quiet), Signal(R, **quiet)
+        # Causal rows: the position of each row's query and the lowest key its window holds.
+        position = Signal(data.ArrayLayout(range(L), R), **quiet)
+        key_floor = Signal(data.ArrayLayout(signed(len(floor_base) + 1), R), **quiet)
         first_setup = Signal()
         m.d.sync += first_setup.eq(setting_up & (setup_step == R))
         block_last = i0 + R >= query_len
@@ -278,6 +320,8 @@ class SparseScheduler(wiring.Component):
                 hits = [(g < global_count) & (global_tokens[g] == i0 + r) for g in range(G)]
                 m.d.sync += [q_global[r].eq(Cat(*hits).any() if p["sparse"] else 0),
                              rows_ok[r].eq(i0 + r < query_len)]
+                if p["sparse"]:
+                    m.d.sync += [position[r].eq(offset + qc[r].q), key_floor[r].eq(floor_base + qc[r].q)]
             m.d.sync += phase.eq(START_B)
         with m.Elif(w_valid & (phase == START_B)):
             # The walk range: the keys any query of the block can reach (attn_rtl.sim.sparse.walk_range).
@@ -294,6 +338,12 @@ class SparseScheduler(wiring.Component):
                 start = Mux(rows_up, row_start - rows_reach, 0)
                 m.d.sync += [lo.eq(start), j.eq(start), kc.q.eq(Mux(rows_up, qc[0].q - half_h, 0)), kc.r.eq(0),
                              hi.eq(Mux(block_last | (grid_hi >= seq_len), seq_len, grid_hi))]
+            with m.Elif((pattern == PATTERN_CODES["causal"]) | (pattern == PATTERN_CODES["causal-window"])):
+                # Keys from row 0's lowest to the last row's position (its query; the run's last is
+                # the last key): each has an allowed pair in the block.
+                start = Mux((pattern == PATTERN_CODES["causal-window"]) & (key_floor[0] > 0), key_floor[0], 0)
+                m.d.sync += [lo.eq(start), j.eq(start), kc.eq(0),
+                             hi.eq(Mux(block_last, seq_len, position[R - 1] + 1))]
             with m.Else():
                 start = Mux(near, i0 - limit, 0)
                 m.d.sync += [lo.eq(start), j.eq(start), kc.q.eq(0), kc.r.eq(Mux(near, qc[0].r, 0)),
@@ -347,6 +397,10 @@ class SparseScheduler(wiring.Component):
                         m.d.comb += base.eq(window_pair)
                     with m.Case(PATTERN_CODES["grid"]):
                         m.d.comb += base.eq(grid_pair)
+                    with m.Case(PATTERN_CODES["causal"]):
+                        m.d.comb += base.eq(j <= position[r])
+                    with m.Case(PATTERN_CODES["causal-window"]):
+                        m.d.comb += base.eq((j <= position[r]) & (j >= key_floor[r]))
                 in_range = base | q_global[r] | k_global
             else:
                 in_range = 1

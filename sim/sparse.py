@@ -13,8 +13,12 @@ The rules, for query ``i`` and key ``j`` of a sequence of ``L`` tokens
 ``grid`` of ``H×W`` tokens in raster order (ViL), window ``kh×kw``
     ``|row_i - row_j| <= kh // 2`` and ``|col_i - col_j| <= kw // 2`` with
     ``row = index // W``, ``col = index % W``; needs ``L == H·W``.
+``causal`` and ``causal-window`` of ``W`` keys (decoder LLMs; docs/numerics.md, section 10)
+    ``j <= p_i`` and ``p_i - W < j <= p_i`` at the query's position ``p_i``; a run may hold the
+    newest ``query_len`` of the ``L`` positions (``p_i = L - query_len + i``) and ``group`` query
+    heads per key head, stacked position-major (:func:`attn_rtl.sim.decoder.stack_queries`).
 
-Any pattern also takes **global tokens**, a list of indices: a global token
+Any pattern but the causal ones also takes **global tokens**, a list of indices: a global token
 attends to every key and every query attends to it.  Every query attends to
 itself under every pattern, so no row is ever empty.
 
@@ -34,10 +38,14 @@ import numpy as np
 
 from attn_rtl.params import positive_int
 
-__all__ = ["PATTERNS", "SparsePattern", "parse_pattern", "pattern_from_dict", "allowed_mask", "allowed_pairs",
+from .decoder import causal_mask
+
+__all__ = ["PATTERNS", "CAUSAL_PATTERNS", "check_queries", "SparsePattern", "parse_pattern", "pattern_from_dict", "allowed_mask", "allowed_pairs",
            "walk_range", "block_keys", "ScheduledTiles", "scheduled_tiles", "register_values"]
 
-PATTERNS = ("dense", "window", "dilated", "grid")
+PATTERNS = ("dense", "window", "dilated", "grid", "causal", "causal-window")
+#: The patterns whose queries may be fewer than the keys and grouped (decoder attention), besides dense.
+CAUSAL_PATTERNS = ("causal", "causal-window")
 
 
 @dataclass(frozen=True)
@@ -46,9 +54,9 @@ class SparsePattern:
 
     Parameters
     ----------
-    kind : "dense", "window", "dilated" or "grid"
+    kind : "dense", "window", "dilated", "grid", "causal" or "causal-window"
     window : int
-        Total window width ``w`` (window and dilated patterns).
+        Total window width ``w`` (window and dilated patterns); keys ``W`` of the causal window.
     dilation : int
         ``δ`` (dilated pattern; 1 for the others).
     grid : (H, W)
@@ -69,7 +77,7 @@ class SparsePattern:
     def __post_init__(self):
         if self.kind not in PATTERNS:
             raise ValueError(f"pattern must be one of {', '.join(PATTERNS)}, not {self.kind!r}")
-        uses = {"window": self.kind in ("window", "dilated"), "dilation": self.kind == "dilated",
+        uses = {"window": self.kind in ("window", "dilated", "causal-window"), "dilation": self.kind == "dilated",
                 "grid": self.kind == "grid", "window2d": self.kind == "grid"}
         given = {"window": self.window is not None, "dilation": self.dilation != 1,
                  "grid": self.grid is not None, "window2d": self.window2d is not None}
@@ -93,6 +101,13 @@ class SparsePattern:
                 raise ValueError(f"global token indices must be integers >= 0, not {g!r}")
         if len(set(tokens)) != len(tokens):
             raise ValueError(f"global token {_first_repeat(tokens)} is listed twice")
+        if tokens and self.is_causal:
+            raise ValueError(f"global tokens do not apply to the {self.kind} pattern")
+
+    @property
+    def is_causal(self) -> bool:
+        """A decoder pattern: queries may be the newest of the keys' positions, and grouped."""
+        return self.kind in CAUSAL_PATTERNS
 
     @property
     def is_dense(self) -> bool:
@@ -177,14 +192,36 @@ def parse_pattern(pattern: str = "dense", *, window=None, dilation=None, grid=No
                          global_tokens=tuple(int(g) for g in (global_tokens or ())))
 
 
-def allowed_mask(pattern: SparsePattern, seq_len: int) -> np.ndarray:
-    """``(seq_len, seq_len)`` bool: ``True`` where query ``i`` attends key ``j``."""
+def check_queries(pattern: SparsePattern, seq_len: int, query_len: int | None = None, group: int = 1) -> int:
+    """The run's stacked queries per key head, ``query_len·group`` (``query_len`` defaults to
+    ``seq_len``); ``ValueError`` when the pattern cannot take them: fewer queries than keys only
+    with the dense and causal patterns (at most ``seq_len`` with the causal ones), ``group`` above 1
+    only with those."""
     pattern.check(seq_len)
+    query_len = seq_len if query_len is None else query_len
+    positive_int("query_len", query_len)
+    positive_int("group", group)
+    if pattern.is_causal and query_len > seq_len:
+        raise ValueError(f"query_len must be at most seq_len ({seq_len}) with the {pattern.kind} pattern, "
+                         f"not {query_len}: the cache holds every query's key")
+    if not (pattern.is_dense or pattern.is_causal) and (query_len != seq_len or group != 1):
+        raise ValueError(f"the {pattern.kind} pattern takes one query per key and no grouped heads "
+                         f"(query_len {query_len}, seq_len {seq_len}, group {group})")
+    return query_len * group
+
+
+def allowed_mask(pattern: SparsePattern, seq_len: int, *, query_len: int | None = None, group: int = 1) -> np.ndarray:
+    """``(query_len·group, seq_len)`` bool: ``True`` where query ``i`` attends key ``j`` (square by
+    default; stacked rows of grouped heads, :func:`attn_rtl.sim.decoder.stack_queries`, with ``group``)."""
+    queries = check_queries(pattern, seq_len, query_len, group)
+    if pattern.is_causal:
+        per_query = causal_mask(queries // group, seq_len, window=pattern.window)
+        return np.repeat(per_query, group, axis=0)
+    if pattern.kind == "dense":
+        return np.ones((queries, seq_len), bool)
     i = np.arange(seq_len)[:, None]
     j = np.arange(seq_len)[None, :]
-    if pattern.kind == "dense":
-        mask = np.ones((seq_len, seq_len), bool)
-    elif pattern.kind == "window":
+    if pattern.kind == "window":
         mask = np.abs(i - j) <= pattern.window // 2
     elif pattern.kind == "dilated":
         diff = i - j
@@ -200,17 +237,24 @@ def allowed_mask(pattern: SparsePattern, seq_len: int) -> np.ndarray:
     return mask
 
 
-def allowed_pairs(pattern: SparsePattern, seq_len: int) -> int:
-    """Number of (query, key) pairs that take part, per head."""
-    return int(allowed_mask(pattern, seq_len).sum())
+def allowed_pairs(pattern: SparsePattern, seq_len: int, *, query_len: int | None = None, group: int = 1) -> int:
+    """Number of (query, key) pairs that take part, per key head (all its stacked queries)."""
+    return int(allowed_mask(pattern, seq_len, query_len=query_len, group=group).sum())
 
 
-def walk_range(pattern: SparsePattern, seq_len: int, rows: int, block: int) -> tuple[int, int]:
+def walk_range(pattern: SparsePattern, seq_len: int, rows: int, block: int, *, query_len: int | None = None,
+               group: int = 1) -> tuple[int, int]:
     """Keys ``[lo, hi)`` the scheduler walks for query block ``block``: every key an allowed pair
     of the block can reach, apart from global keys (walked after).  The whole sequence for the
-    dense pattern and for a block that holds a global query."""
+    dense pattern and for a block that holds a global query; for the causal ones, from the lowest
+    key of the block's first query to its last query's position."""
+    queries = check_queries(pattern, seq_len, query_len, group)
     i0 = block * rows
-    i_last = min(i0 + rows, seq_len) - 1
+    i_last = min(i0 + rows, queries) - 1
+    if pattern.is_causal:
+        offset = seq_len - queries // group
+        first, last = offset + i0 // group, offset + i_last // group
+        return (max(0, first - pattern.window + 1) if pattern.kind == "causal-window" else 0), last + 1
     if pattern.kind == "dense" or any(i0 <= g <= i_last for g in pattern.global_tokens):
         return 0, seq_len
     if pattern.kind in ("window", "dilated"):
@@ -220,11 +264,13 @@ def walk_range(pattern: SparsePattern, seq_len: int, rows: int, block: int) -> t
     return max(0, i0 // width - half_h) * width, min(seq_len, (i_last // width + half_h + 1) * width)
 
 
-def block_keys(pattern: SparsePattern, seq_len: int, rows: int, block: int, mask=None) -> np.ndarray:
+def block_keys(pattern: SparsePattern, seq_len: int, rows: int, block: int, mask=None, *,
+               query_len: int | None = None, group: int = 1) -> np.ndarray:
     """The keys query block ``block`` computes, in the scheduler's order: those of its walk range
     with an allowed pair, ascending, then the global keys outside the range, in list order."""
-    mask = allowed_mask(pattern, seq_len) if mask is None else mask
-    lo, hi = walk_range(pattern, seq_len, rows, block)
+    if mask is None:
+        mask = allowed_mask(pattern, seq_len, query_len=query_len, group=group)
+    lo, hi = walk_range(pattern, seq_len, rows, block, query_len=query_len, group=group)
     inside = lo + np.flatnonzero(mask[block * rows:(block + 1) * rows, lo:hi].any(axis=0))
     outside = [g for g in pattern.global_tokens if not lo <= g < hi]
     return np.concatenate([inside, np.array(outside, np.int64)]).astype(np.int64)
@@ -253,25 +299,27 @@ class ScheduledTiles:
             yield int(self.block[a]), np.concatenate([self.keys[i, :self.count[i]] for i in range(a, b + 1)])
 
 
-def scheduled_tiles(pattern: SparsePattern, seq_len: int, rows: int, cols: int, heads: int = 1) -> ScheduledTiles:
-    """What ``hdl/sparse_scheduler.py`` emits: for each head, each query block in order, the block's
-    keys (:func:`block_keys`) in tiles of ``cols``, flagged first/last of the block and of the run."""
-    mask = allowed_mask(pattern, seq_len)
-    n_blocks = -(-seq_len // rows)
+def scheduled_tiles(pattern: SparsePattern, seq_len: int, rows: int, cols: int, heads: int = 1, *,
+                    query_len: int | None = None, group: int = 1) -> ScheduledTiles:
+    """What ``hdl/sparse_scheduler.py`` emits: for each (key) head, each query block in order, the
+    block's keys (:func:`block_keys`) in tiles of ``cols``, flagged first/last of the block and of the run."""
+    mask = allowed_mask(pattern, seq_len, query_len=query_len, group=group)
+    queries = len(mask)
+    n_blocks = -(-queries // rows)
     block, keys, count, masks = [], [], [], []
     padded = np.zeros((n_blocks * rows, seq_len), bool)
-    padded[:seq_len] = mask
+    padded[:queries] = mask
     for b in range(n_blocks):
-        order = block_keys(pattern, seq_len, rows, b, mask)
+        order = block_keys(pattern, seq_len, rows, b, mask, query_len=query_len, group=group)
         for at in range(0, len(order), cols):
-            group = order[at:at + cols]
+            tile = order[at:at + cols]
             lanes = np.zeros(cols, np.int64)
-            lanes[:len(group)] = group
+            lanes[:len(tile)] = tile
             tile_mask = np.zeros((rows, cols), bool)
-            tile_mask[:, :len(group)] = padded[b * rows:(b + 1) * rows][:, group]
+            tile_mask[:, :len(tile)] = padded[b * rows:(b + 1) * rows][:, tile]
             block.append(b)
             keys.append(lanes)
-            count.append(len(group))
+            count.append(len(tile))
             masks.append(tile_mask)
     block = np.array(block, np.int64)
     first = np.r_[True, block[1:] != block[:-1]]

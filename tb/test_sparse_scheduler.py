@@ -1,7 +1,7 @@
 """cocotb testbench of :class:`attn_rtl.hdl.sparse_scheduler.SparseScheduler` against ``attn_rtl.sim.sparse.scheduled_tiles``.
 
 ``cfg["runs"]`` lists runs, each a pattern (``attn_rtl.sim.sparse.SparsePattern.to_dict``)
-with ``seq_len`` and ``heads``.  For each run the testbench sets the runtime
+with ``seq_len`` and ``heads`` (and, for decoder runs, ``query_len`` and ``group``).  For each run the testbench sets the runtime
 registers, pulses ``start``, takes the tile stream with random backpressure
 and compares every field of every tile (block, key indices, count, first,
 last, run_end and each mask bit) with the golden schedule.  A run with ``expect_error`` must
@@ -44,16 +44,18 @@ def decode(beats, layout, rows: int, cols: int) -> dict:
     return out
 
 
-def walk_cycles(pattern: SparsePattern, seq_len: int, rows: int) -> int:
+def walk_cycles(pattern: SparsePattern, seq_len: int, rows: int, query_len: int | None = None,
+                group: int = 1) -> int:
     """Cycles the scheduler's walk takes for one head: per block two set-up cycles, the walk range
     and the global tokens."""
-    blocks = -(-seq_len // rows)
-    ranges = [walk_range(pattern, seq_len, rows, b) for b in range(blocks)]
+    blocks = -(-(seq_len if query_len is None else query_len) * group // rows)
+    ranges = [walk_range(pattern, seq_len, rows, b, query_len=query_len, group=group) for b in range(blocks)]
     return sum(hi - lo + 2 + len(pattern.global_tokens) for lo, hi in ranges)
 
 
 def registers(run: dict, pattern: SparsePattern, global_width: int) -> dict:
-    values = dict(seq_len=run["seq_len"], query_len=run["seq_len"], heads=run["heads"],
+    values = dict(seq_len=run["seq_len"], query_len=run.get("query_len", run["seq_len"]), heads=run["heads"],
+                  group=run.get("group", 1),
                   **register_values(pattern, run["max_globals"], global_width))
     return {**values, **run.get("registers", {})}   # error runs set out-of-range values here
 
@@ -90,8 +92,9 @@ async def scheduler_runs(dut):
             continue
         report.check(control.read("busy") == 1 and control.read("error") == 0,
                      f"run {index} {run}: did not start (busy {control.read('busy')}, error {control.read('error')})")
-        expected = scheduled_tiles(pattern, run["seq_len"], rows, cols, run["heads"])
-        candidates = run["heads"] * walk_cycles(pattern, run["seq_len"], rows)
+        shape = dict(query_len=run.get("query_len"), group=run.get("group", 1))
+        expected = scheduled_tiles(pattern, run["seq_len"], rows, cols, run["heads"], **shape)
+        candidates = run["heads"] * walk_cycles(pattern, run["seq_len"], rows, **shape)
         budget = int((2 * candidates + 4 * len(expected)) / (1.0 - cfg["stall"])) + component.setup_cycles + 100
         if index == 0 and cfg["reset_mid"]:
             await bench.step(max(1, candidates // 2))
@@ -103,12 +106,15 @@ async def scheduler_runs(dut):
             control.pulse("start")
             await bench.step(2)
         begin_cycle = bench.cycle
-        await bench.run(lambda: control.read("done") == 1 and len(sink.beats) >= len(expected), budget)
+        where = f"run {index} ({pattern.to_dict()}, L={run['seq_len']}, heads={run['heads']}, {shape})"
+        try:
+            await bench.run(lambda: control.read("done") == 1 and len(sink.beats) >= len(expected), budget)
+        except AssertionError as timeout:
+            raise AssertionError(f"{where}: {timeout}; {len(sink.beats)} of {len(expected)} tiles") from None
         await bench.step(4)
         cycles.append(bench.cycle - begin_cycle)
         got = decode(sink.beats, layout, rows, cols)
         sink.beats.clear()
-        where = f"run {index} ({pattern.to_dict()}, L={run['seq_len']}, heads={run['heads']})"
         if len(got["block"]) != len(expected):
             report.check(False, f"{where}: {len(got['block'])} tiles, expected {len(expected)}")
             continue

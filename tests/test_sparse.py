@@ -18,6 +18,10 @@ def brute_force_mask(pattern: SparsePattern, n: int) -> np.ndarray:
         for j in range(n):
             if pattern.kind == "dense":
                 ok = True
+            elif pattern.kind == "causal":
+                ok = j <= i
+            elif pattern.kind == "causal-window":
+                ok = i - pattern.window < j <= i
             elif pattern.kind == "window":
                 ok = 2 * abs(i - j) <= pattern.window
             elif pattern.kind == "dilated":
@@ -37,6 +41,19 @@ PATTERNS = [
     ("grid", dict(grid="5x7", window2d="3x3"), 35),
     ("grid", dict(grid="6x4", window2d="5x1", global_tokens="23"), 24),
     ("dense", dict(global_tokens="3"), 9),
+    ("causal", {}, 19),
+    ("causal-window", dict(window=4), 21),
+    ("causal-window", dict(window=40), 13),
+]
+
+#: Decoder runs: (pattern, options, seq_len (keys), query_len, group).
+DECODER_RUNS = [
+    ("causal", {}, 37, 1, 8),          # grouped decode
+    ("causal", {}, 29, 5, 3),          # speculative decoding, odd group
+    ("causal-window", dict(window=6), 33, 4, 2),
+    ("causal-window", dict(window=1), 9, 9, 5),
+    ("causal", {}, 1, 1, 1),
+    ("dense", {}, 17, 2, 4),           # a decode step needs no mask: dense takes grouped queries too
 ]
 
 
@@ -104,6 +121,55 @@ def test_walk_range_reaches_every_allowed_key_but_globals(kind, options, n):
         assert lo <= keys.min() and keys.max() < hi
 
 
+def brute_force_decoder_mask(pattern: SparsePattern, seq_len: int, query_len: int, group: int) -> np.ndarray:
+    """Stacked rows pair by pair: row ``x`` is head ``x % group`` of query ``x // group``, at position
+    ``seq_len - query_len + x // group``."""
+    out = np.zeros((query_len * group, seq_len), bool)
+    for x in range(query_len * group):
+        p = seq_len - query_len + x // group
+        for j in range(seq_len):
+            out[x, j] = (pattern.kind == "dense" or (j <= p and (pattern.kind == "causal" or j > p - pattern.window)))
+    return out
+
+
+@pytest.mark.parametrize("kind, options, n, query_len, group", DECODER_RUNS)
+@pytest.mark.parametrize("rows, cols", [(4, 3), (8, 8), (1, 1), (3, 5)])
+def test_decoder_tiles_hold_exactly_the_allowed_keys_of_the_stacked_queries(kind, options, n, query_len, group,
+                                                                              rows, cols):
+    pattern = parse_pattern(kind, **options)
+    mask = allowed_mask(pattern, n, query_len=query_len, group=group)
+    np.testing.assert_array_equal(mask, brute_force_decoder_mask(pattern, n, query_len, group))
+    s = scheduled_tiles(pattern, n, rows, cols, query_len=query_len, group=group)
+    assert (s.count[~s.last] == cols).all()
+    blocks = []
+    for block, keys in s.blocks():
+        np.testing.assert_array_equal(keys, np.flatnonzero(mask[block * rows:(block + 1) * rows].any(axis=0)))
+        blocks.append(block)
+    assert blocks == list(range(-(-query_len * group // rows)))
+    if kind == "causal":   # tiles from key 0: those of the contract's key_tile = cols
+        assert (s.keys[s.first, 0] == 0).all()
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(query_len=4, group=1), "the window pattern takes one query per key"),
+    (dict(query_len=9, group=2), "no grouped heads"),
+])
+def test_only_dense_and_causal_patterns_take_decoder_shapes(options, message):
+    with pytest.raises(ValueError, match=message):
+        allowed_mask(parse_pattern("window", window=3), 9, **options)
+
+
+def test_decoder_shapes_are_checked():
+    with pytest.raises(ValueError, match="query_len must be at most seq_len"):
+        allowed_mask(parse_pattern("causal"), 9, query_len=10)
+    with pytest.raises(ValueError, match="group must be a positive integer, not 0"):
+        allowed_mask(parse_pattern("causal"), 9, group=0)
+    with pytest.raises(ValueError, match="global tokens do not apply to the causal pattern"):
+        parse_pattern("causal", global_tokens="0")
+    with pytest.raises(ValueError, match="the causal-window pattern needs window"):
+        parse_pattern("causal-window")
+
+
 def test_gathered_golden_equals_the_contiguous_one_when_the_tiles_are_the_same():
     """For the dense pattern the gathered tiles are the contiguous ones: both golden paths agree."""
     rng = np.random.default_rng(3)
@@ -166,6 +232,13 @@ def _runs(max_seq_len: int):
         dict(pattern=P("dense"), seq_len=7, heads=2),
         dict(pattern=P("dense"), seq_len=1, heads=1),
         dict(pattern=P("window", window=2, global_tokens="0,30"), seq_len=31, heads=1),  # globals at both ends
+        dict(pattern=P("causal"), seq_len=23, heads=2),                                   # prefill
+        dict(pattern=P("causal"), seq_len=37, query_len=1, group=3, heads=1),             # grouped decode
+        dict(pattern=P("causal-window", window=5), seq_len=29, heads=1),
+        dict(pattern=P("causal-window", window=7), seq_len=30, query_len=3, group=2, heads=2),  # speculative
+        dict(pattern=P("causal"), seq_len=1, query_len=1, group=2, heads=1),              # kv_len 1
+        dict(pattern=P("causal-window", window=1), seq_len=max_seq_len, query_len=5, group=3, heads=1),
+        dict(pattern=P("dense"), seq_len=19, query_len=2, group=3, heads=1),               # dense decode
     ]
     bad = [  # out-of-range registers raise error and do not start
         dict(pattern=P("dense"), seq_len=max_seq_len + 1, heads=1, expect_error=True),
@@ -174,6 +247,12 @@ def _runs(max_seq_len: int):
         dict(pattern=P("dense", global_tokens="9"), seq_len=9, heads=1, expect_error=True),
         dict(pattern=P("dilated", window=3, dilation=2), seq_len=9, heads=1, expect_error=True,
              registers=dict(dilation=9)),
+        dict(pattern=P("causal"), seq_len=9, heads=1, expect_error=True, registers=dict(group=4)),
+        dict(pattern=P("causal"), seq_len=9, heads=1, expect_error=True, registers=dict(query_len=10)),
+        dict(pattern=P("causal-window", window=2), seq_len=9, heads=1, expect_error=True, registers=dict(window=0)),
+        dict(pattern=P("causal"), seq_len=9, heads=1, expect_error=True, registers=dict(global_count=1)),
+        dict(pattern=P("window", window=3), seq_len=9, heads=1, expect_error=True, registers=dict(group=2)),
+        dict(pattern=P("window", window=3), seq_len=9, heads=1, expect_error=True, registers=dict(query_len=4)),
     ]
     return runs[:3] + bad + runs[3:]
 
@@ -188,7 +267,7 @@ def _cases():
 
 @pytest.mark.parametrize("sim, rows, cols", _cases())
 def test_scheduler_matches_the_golden_schedule_under_backpressure(sim, rows, cols):
-    params = dict(rows=rows, cols=cols, max_seq_len=64, max_heads=2, max_dilation=8, max_globals=3)
+    params = dict(rows=rows, cols=cols, max_seq_len=64, max_heads=3, max_dilation=8, max_globals=3)
     report = simulate_scheduler(params, _runs(64), sim=sim, seed=rows * 7 + cols, stall=0.3, reset_mid=True)
     assert report["passed"] and report["elements"] > 0
 
