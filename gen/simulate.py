@@ -10,7 +10,14 @@ import numpy as np
 import attn_rtl.tb
 from attn_rtl.params import boolean, int_in_range, positive_int
 from attn_rtl.sim.golden import Numerics
-from attn_rtl.sim.sparse import SparsePattern, allowed_mask, pattern_from_dict, register_values, scheduled_tiles
+from attn_rtl.sim.sparse import (
+    SparsePattern,
+    allowed_mask,
+    check_queries,
+    pattern_from_dict,
+    register_values,
+    scheduled_tiles,
+)
 
 from .generate import cached_verilog, unit
 
@@ -182,7 +189,8 @@ def simulate_topk(params: dict, problems, *, sim: str = "icarus", seed: int = 1,
 
 
 def _engine_runs(params: dict, runs) -> list[dict]:
-    """Copies of ``runs`` with ``heads`` filled in, each size checked against the engine's maxima."""
+    """Copies of ``runs`` with ``heads`` filled in, each size checked against the engine's maxima;
+    ``ValueError`` for a shape or pattern the build cannot run."""
     runs = [dict(r) for r in runs]
     if not runs:
         raise ValueError("runs must list at least one run")
@@ -192,7 +200,17 @@ def _engine_runs(params: dict, runs) -> list[dict]:
         positive_int("heads", r.setdefault("heads", 1), at_most=params["max_heads"])
         pattern = r.get("pattern", {"pattern": "dense"})
         pattern = pattern if isinstance(pattern, SparsePattern) else pattern_from_dict(pattern)
-        pattern.check(r["seq_len"])
+        if "kv_heads" in r:
+            kv_heads = positive_int("kv_heads", r["kv_heads"], at_most=r["heads"])
+            if r["heads"] % kv_heads:
+                raise ValueError(f"heads ({r['heads']}) must be a multiple of kv_heads, not {kv_heads}")
+        group = r["heads"] // r.get("kv_heads", r["heads"])
+        if params["row_flags"] and group != 1:
+            raise ValueError("an engine built with row_flags = true takes kv_heads = heads only, "
+                             f"not {r['kv_heads']} of {r['heads']}")
+        if r.get("importance") and (group != 1 or r.get("query_len", r["seq_len"]) != r["seq_len"]):
+            raise ValueError("an importance run takes kv_heads = heads and query_len = seq_len only")
+        check_queries(pattern, r["seq_len"], r.get("query_len"), group)
         if pattern.is_dense and not params["sparse"]:
             pattern = SparsePattern()    # global tokens add nothing to dense attention
         if not params["sparse"] and not pattern.is_dense:
@@ -207,10 +225,9 @@ def _engine_runs(params: dict, runs) -> list[dict]:
         r["importance"] = boolean("importance", r.get("importance", False))
         if r["importance"] and not params["importance"]:
             raise ValueError("an importance run needs an engine built with importance = true")
-        if "query_len" in r or "threshold" in r:
+        if "threshold" in r:
             if not params["row_flags"]:
-                raise ValueError("query_len and threshold need an engine built with row_flags = true")
-            positive_int("query_len", r.setdefault("query_len", r["seq_len"]), at_most=params["max_seq_len"])
+                raise ValueError("threshold needs an engine built with row_flags = true")
             prob_width = Numerics(**params["numerics"]).prob_width
             int_in_range("threshold", r.setdefault("threshold", 0), 0, (1 << prob_width) - 1)
     return runs
@@ -354,8 +371,9 @@ def simulate_engine(params: dict, runs, *, sim: str = "icarus", seed: int = 1, s
     """Run ``runs`` (dicts of ``heads``, ``seq_len``, ``head_dim``, optional ``operands``) through the engine.
 
     ``operands``, if given, lists per run the integer ``(q, k, v)`` of shape
-    ``(heads, seq_len, head_dim)``; then the report's ``outputs`` holds the O
-    each run produced (integers, same shape).  Otherwise operands are random
+    ``(heads, seq_len, head_dim)`` (decoder runs, with ``kv_heads`` and ``query_len``: q of
+    ``(heads, query_len, head_dim)``, k and v of ``(kv_heads, seq_len, head_dim)``); then the
+    report's ``outputs`` holds the O each run produced (integers, q's shape).  Otherwise operands are random
     (``operands`` of a run: ``random``, ``min``, ``max`` or ``mixed``).
 
     The report's ``runs`` holds, per run, ``cycles`` (first input beat accepted
@@ -384,7 +402,7 @@ def simulate_engine(params: dict, runs, *, sim: str = "icarus", seed: int = 1, s
             if len(operands) != len(runs):
                 raise ValueError(f"operands must list one (q, k, v) per run: {len(runs)}, not {len(operands)}")
             for index, (run, qkv) in enumerate(zip(runs, operands)):
-                shape = (run["heads"], run["seq_len"], run["head_dim"])
+                shape = (run.get("kv_heads", run["heads"]), run["seq_len"], run["head_dim"])
                 q_shape = (run["heads"], run.get("query_len", run["seq_len"]), run["head_dim"])
                 arrays = {name: np.asarray(x, np.int64).reshape(q_shape if name == "q" else shape)
                           for name, x in zip("qkv", qkv)}

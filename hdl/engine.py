@@ -105,8 +105,8 @@ class AttentionEngine(wiring.Component):
     On-chip memory depends on ``rows``, ``cols``, ``max_head_dim`` and
     ``prob_tiles`` only; ``max_seq_len`` sets counter and accumulator widths.
 
-    Stream order (docs/engine.md): per head, per query block ``qb`` (rows
-    ``qb … qb+rows-1``):
+    Stream order (docs/engine.md): per K/V head, per query block ``qb`` (stacked rows
+    ``qb … qb+rows-1``; the query rows themselves when ``kv_heads = heads``):
 
     * ``q``: ``d`` beats, beat ``k`` = ``Q[qb + r, k]`` for ``r < rows``;
     * ``k``: per key tile (dense: keys ``kt … kt+cols-1``; sparse: the keys named on
@@ -137,8 +137,7 @@ class AttentionEngine(wiring.Component):
         Adds importance runs (SpAtten; dense only): :class:`~attn_rtl.hdl.importance.TokenImportance`,
         :class:`~attn_rtl.hdl.head_importance.HeadImportance` and their output streams (docs/engine.md).
     row_flags : bool
-        Adds progressive quantization's row flags (:class:`~attn_rtl.hdl.row_flags.RowFlags`) and the
-        ``query_len`` register (dense only).
+        Adds progressive quantization's row flags (:class:`~attn_rtl.hdl.row_flags.RowFlags`; dense only).
     numerics : dict or Numerics
         Number formats (docs/numerics.md); ``data_width`` is Q, K, V and O.
 
@@ -160,7 +159,16 @@ class AttentionEngine(wiring.Component):
         checks them over ``start_latency`` cycles: the run then starts, or ``error`` rises and
         ``busy`` falls.
     seq_len, heads, head_dim : In
-        Runtime sizes, taken at ``start``.
+        Runtime sizes, taken at ``start``: keys, query heads, head dimension.
+    kv_heads, query_len : In
+        Runtime decoder shape (docs/numerics.md, section 10), taken at ``start``; 0 stands for
+        ``heads`` and ``seq_len``.  Query head ``h`` reads K/V head ``h // (heads / kv_heads)``
+        (``heads`` a multiple of ``kv_heads``); the run's queries are the newest ``query_len`` of
+        ``seq_len`` positions (fewer than ``seq_len`` with the dense and causal patterns only).
+        Each K/V head's group is one stream of ``query_len·group`` stacked queries, position-major
+        (row ``x`` is head ``x mod group`` of the group at query ``⌊x / group⌋``): every K and V beat
+        serves the whole group.  Importance runs take ``kv_heads = heads`` and ``query_len = seq_len``,
+        row flags ``kv_heads = heads``; other values set ``error``.
     scale_mult, scale_shift : In
         The score multiplier ``M`` and shift ``s`` (docs/numerics.md, section 3), taken at ``start``.
     busy, done, error : Out(1)
@@ -181,9 +189,8 @@ class AttentionEngine(wiring.Component):
     token_importance : Out(stream.Signature(StructLayout({"data": ArrayLayout(unsigned(iw), cols), "last": 1})))
     head_importance : Out(stream.Signature(StructLayout({"data": unsigned(hw), "last": 1})))
         Only with ``importance``: sent by importance runs (docs/engine.md).
-    query_len, threshold : In
-        Only with ``row_flags``: queries of the run (``seq_len`` counts keys; fewer only with the
-        dense pattern) and the largest-probability threshold (``P`` fraction bits).
+    threshold : In
+        Only with ``row_flags``: the largest-probability threshold (``P`` fraction bits).
     row_flags : Out(stream.Signature(StructLayout({"flags": rows, "last": 1})))
         Only with ``row_flags``: one beat per query block, bit ``r`` for a row below the threshold.
     """
@@ -217,7 +224,6 @@ class AttentionEngine(wiring.Component):
             }
         if p["row_flags"]:
             importance_ports.update({
-                "query_len": In(range(p["max_seq_len"] * 2 + 1)),
                 "threshold": In(nm.prob_width),
                 "row_flags": Out(stream.Signature(data.StructLayout({"flags": R, "last": 1}))),
             })
@@ -227,6 +233,8 @@ class AttentionEngine(wiring.Component):
             "start": In(1),
             "seq_len": In(range(p["max_seq_len"] * 2 + 1)),
             "heads": In(range(p["max_heads"] * 2 + 1)),
+            "kv_heads": In(range(p["max_heads"] * 2 + 1)),
+            "query_len": In(range(p["max_seq_len"] * 2 + 1)),
             "head_dim": In(range(p["max_head_dim"] * 2 + 1)),
             "scale_mult": In(nm.mult_width),
             "scale_shift": In(range(64)),
@@ -312,8 +320,13 @@ class AttentionEngine(wiring.Component):
         return self.nm.out_acc_width(self.params["max_seq_len"])
 
     @property
+    def _group_steps(self) -> int:
+        """Cycles of the check's division ``heads / kv_heads``: one per bit of ``heads``."""
+        return len(self.heads)
+
+    @property
     def start_latency(self) -> int:
-        return SparseScheduler.config_latency + 1
+        return self._group_steps + SparseScheduler.config_latency + 1
 
     @property
     def reset_latency(self) -> int:
@@ -363,9 +376,10 @@ class AttentionEngine(wiring.Component):
         # over the scheduler's config_latency cycles and one more, then starts the run or raises
         # error (busy falls): no comparison, and no multiplier of the sparse check, lies between a
         # register port and the run's many start-time loads.
-        seq_len, query_len = Signal(range(L_max + 1)), Signal(range(L_max + 1))
-        heads = Signal(range(p["max_heads"] + 1))
-        head_dim = Signal(range(d_max + 1))
+        # The port's full width: a register of range(L_max + 1) would wrap an out-of-range value into range.
+        seq_len, query_len = Signal.like(self.seq_len), Signal.like(self.query_len)
+        heads, kv_heads = Signal.like(self.heads), Signal.like(self.kv_heads)
+        head_dim = Signal.like(self.head_dim)
         # The last index of a head's row, for the score tiles' "last step" as an equality (no carry
         # chain in front of the issue logic); a run with head_dim 0 never starts.
         head_dim_last = Signal(range(d_max))
@@ -373,7 +387,12 @@ class AttentionEngine(wiring.Component):
         taken = {name: Signal.like(getattr(self, name), name=f"taken_{name}")
                  for name in (PATTERN_REGISTERS if p["sparse"] else ())
                  + (("importance",) if p["importance"] else ()) + (("threshold",) if p["row_flags"] else ())}
-        m.d.comb += [sched.seq_len.eq(seq_len), sched.query_len.eq(query_len), sched.heads.eq(heads)]
+        # Query heads per K/V head, heads / kv_heads, by restoring division over the check's first
+        # cycles (one quotient bit each, from the top): `group` ends as the quotient, `spare` the remainder.
+        group, spare = Signal.like(self.heads), Signal.like(self.kv_heads)
+        steps = self._group_steps
+        m.d.comb += [sched.seq_len.eq(seq_len), sched.query_len.eq(query_len), sched.heads.eq(kv_heads),
+                     sched.group.eq(group)]
         if p["sparse"]:
             m.d.comb += [getattr(sched, name).eq(taken[name]) for name in PATTERN_REGISTERS]
         imp = p["importance"]
@@ -382,11 +401,23 @@ class AttentionEngine(wiring.Component):
         awaiting_sums = Signal(range(3))     # scan passes whose reciprocals have not all left the softmax
         started = Signal()
         take = self.start & ~self.busy
-        checking = Signal(sched.config_latency + 1)
+        checking = Signal(steps + sched.config_latency + 1)
         m.d.sync += checking.eq(Cat(take, checking[:-1]))
+        with m.If(take):
+            m.d.sync += [spare.eq(0), group.eq(self.heads)]
+        with m.Elif(checking[:steps].any()):
+            trial = Cat(group[-1], spare)
+            fits = trial >= kv_heads
+            m.d.sync += [spare.eq(Mux(fits, trial - kv_heads, trial)), group.eq(Cat(fits, group[:-1]))]
         own_ok = Signal()
+        # Importance runs and row flags take one query per key and ungrouped heads.
+        plain = (group == 1) & (query_len == seq_len)
         m.d.sync += own_ok.eq((seq_len >= 1) & (seq_len <= L_max) & (heads >= 1) & (heads <= p["max_heads"])
-                              & (head_dim >= 1) & (head_dim <= d_max) & (scale_shift <= nm.max_shift))
+                              & (kv_heads >= 1) & (kv_heads <= heads) & (spare == 0)
+                              & (query_len >= 1) & (query_len <= seq_len)
+                              & (head_dim >= 1) & (head_dim <= d_max) & (scale_shift <= nm.max_shift)
+                              & (~taken["importance"] | plain if p["importance"] else 1)
+                              & ((group == 1) if p["row_flags"] else 1))
         checked = checking[-1]
         m.d.comb += [started.eq(checked & own_ok & sched.config_ok), sched.start.eq(started)]
         if imp:
@@ -394,8 +425,10 @@ class AttentionEngine(wiring.Component):
             with m.If(started):
                 m.d.sync += imp_run.eq(taken["importance"])
         with m.If(take):
-            m.d.sync += [seq_len.eq(self.seq_len), query_len.eq(self.query_len if p["row_flags"] else self.seq_len),
-                         heads.eq(self.heads), head_dim.eq(self.head_dim), head_dim_last.eq(self.head_dim - 1),
+            # query_len and kv_heads 0 stand for seq_len and heads (a driver that never writes them).
+            m.d.sync += [seq_len.eq(self.seq_len), query_len.eq(Mux(self.query_len == 0, self.seq_len, self.query_len)),
+                         heads.eq(self.heads), kv_heads.eq(Mux(self.kv_heads == 0, self.heads, self.kv_heads)),
+                         head_dim.eq(self.head_dim), head_dim_last.eq(self.head_dim - 1),
                          scale_mult.eq(self.scale_mult), scale_shift.eq(self.scale_shift),
                          self.busy.eq(1), self.done.eq(0), self.error.eq(0)]
             m.d.sync += [reg.eq(getattr(self, name)) for name, reg in taken.items()]
@@ -457,7 +490,9 @@ class AttentionEngine(wiring.Component):
         # Q loads every block in order; score and value tiles follow the scheduler's key tiles
         # (every tile when dense): score tiles take them from `score_tiles`, and each score tile
         # queues what its value tile needs in `value_tiles`.
-        q_levels = [("h", 1, heads, p["max_heads"]), ("qb", R, query_len, L_max), ("k", 1, head_dim, d_max)]
+        # Per K/V head, the blocks of its group's stacked queries (the scheduler's `queries`).
+        q_levels = [("h", 1, kv_heads, p["max_heads"]), ("qb", R, sched.queries, sched.max_queries),
+                    ("k", 1, head_dim, d_max)]
         s_levels = [("k", 1, head_dim, d_max)]
         # The Q load's flags are flip-flops: its beat counter's carry compares into the block and head
         # counters were the 8x8 engine's critical path at f5cd90a (seed 2, 3.3 ns logic, 9.3 ns routing).
@@ -807,7 +842,7 @@ class AttentionEngine(wiring.Component):
         # queue with its last step.
         queued = Signal(value_layout)
         m.d.comb += [
-            queued.keys_last.eq(sd_keys - 1), queued.rows.eq(remaining(sd.block * R, query_len, R)),
+            queued.keys_last.eq(sd_keys - 1), queued.rows.eq(remaining(sd.block * R, sched.queries, R)),
             queued.first.eq(sd.first), queued.last.eq(sd.last), queued.run_end.eq(sd.run_end),
             value_tiles.w_data.eq(queued),
             value_tiles.w_en.eq(score_starts & ~sd.scan),
@@ -950,7 +985,7 @@ class AttentionEngine(wiring.Component):
             room = flags_unit.room
             m.d.comb += [
                 flags_unit.start.eq(started), flags_unit.query_len.eq(query_len),
-                flags_unit.heads.eq(heads), flags_unit.threshold.eq(taken["threshold"]),
+                flags_unit.heads.eq(kv_heads), flags_unit.threshold.eq(taken["threshold"]),
                 flags_unit.sums.valid.eq(softmax.sums.valid & softmax.sums.ready),
                 flags_unit.sums.payload.slot.eq(softmax.sums.payload.slot),
                 flags_unit.sums.payload.recip.eq(softmax.sums.payload.recip),
@@ -972,7 +1007,7 @@ class AttentionEngine(wiring.Component):
             heads_unit = self.head_importance_unit
             m.submodules.head_importance = tree.unit("head_importance", heads_unit)
             m.d.comb += [
-                heads_unit.start.eq(started), heads_unit.seq_len.eq(query_len), heads_unit.heads.eq(heads),
+                heads_unit.start.eq(started), heads_unit.seq_len.eq(query_len), heads_unit.heads.eq(kv_heads),
                 heads_unit.o.valid.eq(acc.out.valid & acc.out.ready & imp_run),
                 heads_unit.o.payload.data.eq(acc.out.payload.data),
                 heads_unit.o.payload.last.eq(acc.out.payload.last),

@@ -15,7 +15,7 @@ __all__ = ["Register", "register_map", "AttentionEngineAxiLite", "REGISTER_MAP_I
 #: Read-only value of register ``ID`` ("ATTN" in ASCII): software checks it before anything else.
 REGISTER_MAP_ID = 0x4154544E
 #: Version of the register map layout; bumped on any change of offsets or fields.
-REGISTER_MAP_VERSION = 1
+REGISTER_MAP_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,15 @@ def register_map(engine: AttentionEngineAxi) -> list[Register]:
         Register("CYCLES", 0x10, "RO", 32, "cycles since the run started (stops at done)", "cycles"),
     ]
     runtime = [("SEQ_LEN", "seq_len", "keys L (1 … max_seq_len)"),
-               ("HEADS", "heads", "heads H (1 … max_heads)"),
+               ("HEADS", "heads", "query heads H (1 … max_heads)"),
+               ("KV_HEADS", "kv_heads", "K/V heads (H a multiple of it; 0: H)"),
+               ("QUERY_LEN", "query_len", "queries, the newest of SEQ_LEN positions (0: SEQ_LEN)"),
                ("HEAD_DIM", "head_dim", "head dimension d (1 … max_head_dim)"),
                ("SCALE_MULT", "scale_mult", "score multiplier M (docs/numerics.md, section 3)"),
                ("SCALE_SHIFT", "scale_shift", "score shift s (at most max_shift)")]
     if p["sparse"]:
-        runtime += [("PATTERN", "pattern", "0 dense, 1 window, 2 dilated, 3 grid (docs/sparse.md)"),
+        runtime += [("PATTERN", "pattern", "0 dense, 1 window, 2 dilated, 3 grid, 4 causal, 5 causal-window "
+                                           "(docs/sparse.md)"),
                     ("WINDOW", "window", "window w"), ("DILATION", "dilation", "dilation"),
                     ("GRID_H", "grid_h", "grid rows"), ("GRID_W", "grid_w", "grid columns"),
                     ("WINDOW_H", "window_h", "2-D window rows"), ("WINDOW_W", "window_w", "2-D window columns"),
@@ -62,8 +65,7 @@ def register_map(engine: AttentionEngineAxi) -> list[Register]:
     if p["importance"]:
         runtime.append(("IMPORTANCE", "importance", "1: the next run is an importance run"))
     if p["row_flags"]:
-        runtime += [("QUERY_LEN", "query_len", "queries (blocks of rows); SEQ_LEN counts keys"),
-                    ("THRESHOLD", "threshold", "largest-probability threshold, P fraction bits")]
+        runtime.append(("THRESHOLD", "threshold", "largest-probability threshold, P fraction bits"))
     offset = 0x20
     for name, port, text in runtime:
         regs.append(Register(name, offset, "RW", width(port), text, port))

@@ -22,8 +22,9 @@ class AttentionEngineAxi(wiring.Component):
     last beat of every query block.  The beat order is in docs/engine.md.
     ``aresetn`` is synchronous and active low.  The control interface
     (``ctrl_*``) is the engine's: ``ctrl_start`` with the runtime values
-    ``ctrl_seq_len``, ``ctrl_heads``, ``ctrl_head_dim``, ``ctrl_scale_mult``,
-    ``ctrl_scale_shift``; status ``ctrl_busy``, ``ctrl_done``, ``ctrl_error``
+    ``ctrl_seq_len``, ``ctrl_heads``, ``ctrl_kv_heads``, ``ctrl_query_len``
+    (decoder shapes; 0 stands for ``heads`` and ``seq_len``), ``ctrl_head_dim``,
+    ``ctrl_scale_mult``, ``ctrl_scale_shift``; status ``ctrl_busy``, ``ctrl_done``, ``ctrl_error``
     and ``ctrl_cycles``.
 
     A sparse engine (``sparse=True``) adds the pattern registers
@@ -43,8 +44,7 @@ class AttentionEngineAxi(wiring.Component):
     ``cols`` unsigned importances, key ``j`` in lane ``j mod cols`` of beat
     ``j div cols``) and ``m_axis_head_importance`` (one beat per head),
     ``tlast`` on each one's final beat (docs/engine.md, *Importance runs*).
-    An engine built with ``row_flags=True`` (progressive quantization) adds ``ctrl_query_len`` (queries
-    of the run; ``ctrl_seq_len`` counts keys), ``ctrl_threshold`` and the
+    An engine built with ``row_flags=True`` (progressive quantization) adds ``ctrl_threshold`` and the
     master stream ``m_axis_row_flags``: one beat per query block, bit ``r`` of
     ``tdata`` set when row ``r``'s largest probability is below the threshold
     (docs/engine.md, *Progressive quantization*).
@@ -92,9 +92,9 @@ class AttentionEngineAxi(wiring.Component):
     def _control_inputs(self) -> tuple:
         sparse = PATTERN_REGISTERS if self.engine.params["sparse"] else ()
         importance = ("importance",) if self.engine.params["importance"] else ()
-        progressive = ("query_len", "threshold") if self.engine.params["row_flags"] else ()
-        return ("start", "seq_len", "heads", "head_dim", "scale_mult", "scale_shift", *sparse, *importance,
-                *progressive)
+        progressive = ("threshold",) if self.engine.params["row_flags"] else ()
+        return ("start", "seq_len", "heads", "kv_heads", "query_len", "head_dim", "scale_mult", "scale_shift",
+                *sparse, *importance, *progressive)
 
     def __getattr__(self, name):
         # Derived figures (memory_bits, array_figures, ...) are the engine's.

@@ -109,9 +109,9 @@ class SparseScheduler(wiring.Component):
     seq_len, heads, pattern, window, dilation, grid_h, grid_w, window_h, window_w : In
         Runtime registers; ``pattern`` as in ``PATTERN_CODES``.
     query_len : In(range(max_seq_len + 1))
-        Runtime: queries per head; equal to ``seq_len`` except in a dense run (a recomputation of
-        some rows against all ``seq_len`` keys, or a decode step) and a causal one (the newest
-        ``query_len`` of ``seq_len`` positions).
+        Runtime: queries per head, at most ``seq_len``; equal to it except in a dense run (a
+        recomputation of some rows against all ``seq_len`` keys, or a decode step) and a causal one
+        (the newest ``query_len`` of ``seq_len`` positions).
     group : In(range(2·max_heads + 1))
         Runtime: query heads per key head (1 without grouping); dense and causal patterns only.
     queries : Out(range(max_seq_len·max_heads + 1))
@@ -207,10 +207,9 @@ class SparseScheduler(wiring.Component):
             globals_ok = globals_ok & ((g >= self.global_count) | (self.global_tokens[g] < self.seq_len))
         # Fewer queries than keys only with the dense pattern (any) and the causal ones (the newest
         # positions); grouped heads only with those, whose masks know a stacked row's position.
-        queries_ok = ((self.query_len >= 1) & (self.query_len <= L)
+        queries_ok = ((self.query_len >= 1) & (self.query_len <= self.seq_len)
                       & (self.group >= 1) & (self.group <= p["max_heads"])
-                      & (is_dense | (is_causal & (self.query_len <= self.seq_len))
-                         | ((self.query_len == self.seq_len) & (self.group == 1)))
+                      & (is_dense | is_causal | ((self.query_len == self.seq_len) & (self.group == 1)))
                       & ~(is_causal & (self.global_count != 0)))
         in_range = (queries_ok & (self.seq_len >= 1) & (self.seq_len <= L) & (self.heads >= 1)
                     & (self.heads <= p["max_heads"])

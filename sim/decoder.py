@@ -29,7 +29,7 @@ from attn_rtl.params import positive_int
 from .golden import AttentionResult, attention
 
 __all__ = ["DECODER_PATTERNS", "query_positions", "causal_mask", "kv_head_of", "check_decoder_shapes",
-           "decoder_attention", "decoder_attention_float"]
+           "stack_queries", "unstack_queries", "decoder_attention", "decoder_attention_float"]
 
 DECODER_PATTERNS = ("causal", "causal-window")
 
@@ -61,6 +61,28 @@ def kv_head_of(heads: int, kv_heads: int) -> np.ndarray:
     if heads % kv_heads:
         raise ValueError(f"heads ({heads}) must be a multiple of kv_heads, not {kv_heads}")
     return np.arange(heads) // (heads // kv_heads)
+
+
+def stack_queries(q, kv_heads: int) -> np.ndarray:
+    """``q (heads, q_len, …)`` as the engine takes it: per K/V head, its group's ``q_len·group`` rows
+    position-major (row ``x`` is head ``x % group`` of the group at query ``x // group``), so a block
+    of rows holds the group's heads at the same positions."""
+    q = np.asarray(q)
+    heads, q_len = q.shape[:2]
+    group = heads // kv_heads
+    kv_head_of(heads, kv_heads)
+    return q.reshape(kv_heads, group, q_len, *q.shape[2:]).swapaxes(1, 2).reshape(kv_heads, q_len * group,
+                                                                                   *q.shape[2:])
+
+
+def unstack_queries(x, heads: int) -> np.ndarray:
+    """Inverse of :func:`stack_queries`: ``(kv_heads, q_len·group, …)`` back to ``(heads, q_len, …)``."""
+    x = np.asarray(x)
+    kv_heads, rows = x.shape[:2]
+    kv_head_of(heads, kv_heads)
+    group = heads // kv_heads
+    return x.reshape(kv_heads, rows // group, group, *x.shape[2:]).swapaxes(1, 2).reshape(heads, rows // group,
+                                                                                         *x.shape[2:])
 
 
 def _tensor(name: str, x) -> np.ndarray:

@@ -89,7 +89,7 @@ def engine_output(q_int, k_int, v_int, mult: int, shift: int, nm: Numerics, cols
     """O (integers) as the engine computes it.
 
     Without ``schedule``: key tiles of ``cols`` consecutive keys in ascending
-    order, ``mask`` (``(L, L)`` bool, :func:`attn_rtl.sim.sparse.allowed_mask`) the pairs
+    order, ``mask`` (``(Lq, L)`` bool, :func:`attn_rtl.sim.sparse.allowed_mask`) the pairs
     that take part (default all).  With ``schedule``
     (:func:`attn_rtl.sim.sparse.scheduled_tiles` for one head, query blocks of ``rows``):
     each block's online softmax runs over its gathered key tiles in order,
@@ -100,11 +100,11 @@ def engine_output(q_int, k_int, v_int, mult: int, shift: int, nm: Numerics, cols
     if schedule is None:
         o_int, _ = online_softmax_attention(t, v, nm, key_tile=cols, mask=mask)
         return o_int
-    seq_len = q.shape[1]
-    allowed = np.ones((seq_len, seq_len), bool) if mask is None else np.asarray(mask, bool)
-    o_int = np.zeros(v.shape, np.int64)
+    query_len = q.shape[1]
+    allowed = np.ones((query_len, k.shape[1]), bool) if mask is None else np.asarray(mask, bool)
+    o_int = np.zeros(q.shape[:2] + v.shape[2:], np.int64)
     for block, keys in schedule.blocks():
-        queries = slice(block * rows, min((block + 1) * rows, seq_len))
+        queries = slice(block * rows, min((block + 1) * rows, query_len))
         # Pad every tile to cols lanes with a masked key so that tiles keep their boundaries.
         tiles = [keys[at:at + cols] for at in range(0, len(keys), cols)]
         order = np.concatenate([np.r_[tile, np.zeros(cols - len(tile), np.int64)] for tile in tiles])

@@ -194,16 +194,15 @@ def parse_pattern(pattern: str = "dense", *, window=None, dilation=None, grid=No
 
 def check_queries(pattern: SparsePattern, seq_len: int, query_len: int | None = None, group: int = 1) -> int:
     """The run's stacked queries per key head, ``query_len·group`` (``query_len`` defaults to
-    ``seq_len``); ``ValueError`` when the pattern cannot take them: fewer queries than keys only
-    with the dense and causal patterns (at most ``seq_len`` with the causal ones), ``group`` above 1
-    only with those."""
+    ``seq_len``); ``ValueError`` when the pattern cannot take them: at most ``seq_len`` queries,
+    fewer only with the dense and causal patterns, ``group`` above 1 only with those."""
     pattern.check(seq_len)
     query_len = seq_len if query_len is None else query_len
     positive_int("query_len", query_len)
     positive_int("group", group)
-    if pattern.is_causal and query_len > seq_len:
-        raise ValueError(f"query_len must be at most seq_len ({seq_len}) with the {pattern.kind} pattern, "
-                         f"not {query_len}: the cache holds every query's key")
+    if query_len > seq_len:
+        raise ValueError(f"query_len must be at most seq_len ({seq_len}), not {query_len}: the keys hold "
+                         f"every query's position")
     if not (pattern.is_dense or pattern.is_causal) and (query_len != seq_len or group != 1):
         raise ValueError(f"the {pattern.kind} pattern takes one query per key and no grouped heads "
                          f"(query_len {query_len}, seq_len {seq_len}, group {group})")

@@ -1,7 +1,9 @@
 """cocotb testbench of :class:`attn_rtl.hdl.engine.AttentionEngine` against ``attn_rtl.sim.engine_stream``, beat for beat.
 
 ``cfg["runs"]`` lists the runs, each with ``heads``, ``seq_len``, ``head_dim``
-and an operand kind; the testbench starts each run, streams Q, K and V in the
+and an operand kind (decoder runs add ``kv_heads`` and ``query_len``: Q of
+``heads × query_len``, K and V of ``kv_heads × seq_len``, the queries stacked
+per K/V head as docs/engine.md says); the testbench starts each run, streams Q, K and V in the
 documented order with random idle cycles, takes O with random backpressure,
 and compares every output element and ``last`` flag with the golden model.
 With ``reset_mid`` the first run is cut by a reset halfway and then run again.
@@ -25,6 +27,7 @@ from attn_rtl.sim.engine_stream import (
     row_flags,
     useful_macs,
 )
+from attn_rtl.sim.decoder import stack_queries, unstack_queries
 from attn_rtl.sim.golden import Numerics
 from attn_rtl.sim.sparse import allowed_mask, pattern_from_dict, register_values, scheduled_tiles
 
@@ -34,9 +37,10 @@ from .streams import Control, StreamBench, StreamSink, StreamSource
 
 
 def run_operands(rng, run: dict, width: int):
-    """Q of ``query_len`` rows (default ``seq_len``), K and V of ``seq_len``."""
+    """Q of ``heads × query_len`` rows (default ``seq_len``), K and V of ``kv_heads × seq_len`` (default
+    ``heads``)."""
     shapes = [(run["heads"], run.get("query_len", run["seq_len"]), run["head_dim"])] + \
-        [(run["heads"], run["seq_len"], run["head_dim"])] * 2
+        [(run.get("kv_heads", run["heads"]), run["seq_len"], run["head_dim"])] * 2
     if "operands_file" in run:
         with np.load(run["operands_file"]) as f:
             return [f[name].reshape(shape) for name, shape in zip("qkv", shapes)]
@@ -109,7 +113,9 @@ async def engine_runs(dut):
     await bench.reset(latency=cfg["reset_latency"])
 
     async def start(run):
+        # Runs without a decoder shape leave query_len and kv_heads at 0, which stand for seq_len and heads.
         control.set(seq_len=run["seq_len"], heads=run["heads"], head_dim=run["head_dim"],
+                    kv_heads=run.get("kv_heads", 0), query_len=run.get("query_len", 0),
                     scale_mult=cfg["scale_mult"], scale_shift=cfg["scale_shift"])
         if sparse:
             pattern = pattern_from_dict(run.get("pattern", {"pattern": "dense"}))
@@ -117,7 +123,7 @@ async def engine_runs(dut):
         if ranking:
             control.set(importance=int(run.get("importance", False)))
         if progressive:
-            control.set(query_len=run.get("query_len", run["seq_len"]), threshold=run.get("threshold", 0))
+            control.set(threshold=run.get("threshold", 0))
         control.pulse("start")
         await bench.step(2)
         report.check(control.read("busy") == 1 and control.read("error") == 0,
@@ -130,13 +136,16 @@ async def engine_runs(dut):
     slack = 1.0 / (1.0 - max(cfg["idle"], cfg["stall"]))
     results, captured = [], {}
     for index, run in enumerate(cfg["runs"]):
-        q, k, v = run_operands(rng, run, w)
+        q_heads, k, v = run_operands(rng, run, w)
+        kv_heads, query_len = run.get("kv_heads", run["heads"]), run.get("query_len", run["seq_len"])
+        q = stack_queries(q_heads, kv_heads)   # the group's heads share every K/V beat
+        shape = dict(query_len=query_len, group=run["heads"] // kv_heads)
         pattern = pattern_from_dict(run.get("pattern", {"pattern": "dense"}))
-        mask = None if pattern.is_dense else allowed_mask(pattern, run["seq_len"])
-        schedule = scheduled_tiles(pattern, run["seq_len"], rows, cols)
+        mask = None if pattern.is_dense else allowed_mask(pattern, run["seq_len"], **shape)
+        schedule = scheduled_tiles(pattern, run["seq_len"], rows, cols, **shape)
         ranked = bool(run.get("importance", False))
-        if ranked or run.get("query_len", run["seq_len"]) != run["seq_len"]:
-            schedule = None   # dense, queries and keys counted apart
+        if ranked:
+            schedule = None   # dense, and every block's K twice
         beats = engine_beats(q, k, v, rows, cols, schedule, importance=ranked)
         steps = len(beats.k) + len(beats.v)
         # A third of a step per cycle, and a softmax round trip per few tiles where tiles are short
@@ -173,7 +182,11 @@ async def engine_runs(dut):
             o_expected = engine_output(q, k, v, cfg["scale_mult"], cfg["scale_shift"], nm, cols, mask,
                                        schedule=schedule, rows=rows)
         expected, last = output_beats(o_expected, rows, cols)
-        await bench.run(lambda: len(sink.beats) >= len(expected) and control.read("done") == 1, budget)
+        try:
+            await bench.run(lambda: len(sink.beats) >= len(expected) and control.read("done") == 1, budget)
+        except AssertionError as timeout:
+            raise AssertionError(f"run {index} {run}: {timeout}; {len(sink.beats)} of {len(expected)} output "
+                                 f"beats; mismatches so far: {report.mismatches[:3]}") from None
         await bench.step(20)   # nothing more may come out
         report.check(len(sink.beats) == len(expected), f"run {index}: {len(sink.beats)} output beats, "
                                                        f"expected {len(expected)}")
@@ -181,8 +194,8 @@ async def engine_runs(dut):
         got_last = np.array(last_flags.flags[:len(expected)])
         report.compare(f"run {index} o", got.reshape(expected.shape), expected)
         report.compare(f"run {index} last", got_last, last.astype(np.int64))
-        if sparse:   # the index stream a DMA follows: every scheduled tile of every head and block
-            heads = run["heads"]
+        if sparse:   # the index stream a DMA follows: every scheduled tile of every K/V head and block
+            heads = kv_heads
             lane_bits = max(1, (cfg["max_seq_len"] - 1).bit_length())
             words = np.array(kv_index.beats, dtype=object)
             got_keys = np.array([[(int(word) >> (c * lane_bits)) & ((1 << lane_bits) - 1) for c in range(cols)]
@@ -218,14 +231,12 @@ async def engine_runs(dut):
         for rank_sink in ranks.values():
             rank_sink.clear()
         if cfg.get("capture") and len(got) == len(expected):
-            captured[f"o{index}"] = output_from_beats(got, run["heads"], run.get("query_len", run["seq_len"]),
-                                                      run["head_dim"], rows, cols)
+            captured[f"o{index}"] = unstack_queries(output_from_beats(got, kv_heads, q.shape[1], run["head_dim"],
+                                                                      rows, cols), run["heads"])
         first_in = min(s.first_accept_cycle for s in sources.values())
         cycles = sink.last_accept_cycle - first_in + 1
-        pairs = None if mask is None else int(mask.sum())
-        if run.get("query_len", run["seq_len"]) != run["seq_len"]:
-            pairs = run["query_len"] * run["seq_len"]
-        macs = useful_macs(run["heads"], run["seq_len"], run["head_dim"], pairs)
+        pairs = q.shape[1] * run["seq_len"] if mask is None else int(mask.sum())
+        macs = useful_macs(kv_heads, run["seq_len"], run["head_dim"], pairs)
         results.append(dict(run, cycles=cycles, useful_macs=macs, counter=control.read("cycles"),
                             ideal_cycles=-(-macs // (rows * cols)),
                             mac_utilization=macs / (rows * cols * cycles)))
@@ -238,6 +249,12 @@ async def engine_runs(dut):
     report.check(control.read("busy") == 1 and control.read("error") == 0, "busy did not rise while checking")
     await bench.step(cfg["start_latency"])
     report.check(control.read("error") == 1 and control.read("busy") == 0, "seq_len 0 was not rejected")
+    for bad in (dict(seq_len=4, heads=3, kv_heads=2), dict(seq_len=4, heads=2, kv_heads=3),
+                dict(seq_len=4, heads=1, kv_heads=1, query_len=5)):
+        control.set(**bad)
+        control.pulse("start")
+        await bench.step(cfg["start_latency"] + 2)
+        report.check(control.read("error") == 1 and control.read("busy") == 0, f"{bad} was not rejected")
 
     if cfg.get("capture"):
         np.savez(cfg["capture"], **captured)

@@ -150,7 +150,9 @@ async def register_file_and_runs(dut):
         shape = (run["heads"], run["seq_len"], run["head_dim"])
         q, k, v = (operand_matrix(rng, shape, w, True, run.get("operands", "random")) for _ in range(3))
         beats = engine_beats(q, k, v, rows, cols)
-        writes = [("SEQ_LEN", run["seq_len"]), ("HEADS", run["heads"]), ("HEAD_DIM", run["head_dim"]),
+        # QUERY_LEN 0 stands for SEQ_LEN; KV_HEADS is written out.
+        writes = [("SEQ_LEN", run["seq_len"]), ("HEADS", run["heads"]), ("KV_HEADS", run["heads"]),
+                  ("QUERY_LEN", 0), ("HEAD_DIM", run["head_dim"]),
                   ("SCALE_MULT", cfg["scale_mult"]), ("SCALE_SHIFT", cfg["scale_shift"])]
         if params["sparse"]:
             writes.append(("PATTERN", 0))
@@ -158,7 +160,7 @@ async def register_file_and_runs(dut):
         if params["importance"]:
             writes.append(("IMPORTANCE", 0))
         if params["row_flags"]:
-            writes += [("QUERY_LEN", run["seq_len"]), ("THRESHOLD", 0)]
+            writes.append(("THRESHOLD", 0))
         await finish([master.write(regs[name].offset, value) for name, value in writes])
         sink.beats.clear()
         await finish([master.write(regs["CTRL"].offset, 1)])
