@@ -258,6 +258,7 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
     SimulationFailure
         When an output beat differs from the golden model, one is missing, or a run does not finish.
     """
+    from attn_rtl.sim.decoder import stack_queries
     from attn_rtl.sim.engine_stream import engine_beats, engine_output, output_beats, useful_macs
     from attn_rtl.sim.runner import SimulationFailure, run_free
     from attn_rtl.tb.harness import operand_matrix
@@ -278,7 +279,8 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
     e = component.engine
     sparse = full["sparse"]
     # The sparse harness gathers K element by element: one word per element of K.
-    parameters = dict(R=rows, C=cols, W=w, Q_WORDS=most, K_WORDS=heads * seq_len * d if sparse else most,
+    # Q of grouped heads is stacked per K/V head: a partial block per K/V head more at most.
+    parameters = dict(R=rows, C=cols, W=w, Q_WORDS=most + heads * d, K_WORDS=heads * seq_len * d if sparse else most,
                       V_WORDS=words, O_WORDS=words,
                       SEQ_BITS=len(e.seq_len), HEAD_BITS=len(e.heads), DIM_BITS=len(e.head_dim),
                       MULT_BITS=len(e.scale_mult))
@@ -292,21 +294,27 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
     results = []
     for index, run in enumerate(runs):
         heads, seq_len, d = run["heads"], run["seq_len"], run["head_dim"]
+        kv_heads, query_len = run.get("kv_heads", heads), run.get("query_len", seq_len)
+        shape = dict(query_len=query_len, group=heads // kv_heads)
         pattern = pattern_from_dict(run["pattern"])
-        mask = None if pattern.is_dense else allowed_mask(pattern, seq_len)
-        schedule = scheduled_tiles(pattern, seq_len, rows, cols)
-        q, k, v = (operand_matrix(rng, (heads, seq_len, d), w, True, "random") for _ in range(3))
+        mask = None if pattern.is_dense else allowed_mask(pattern, seq_len, **shape)
+        schedule = scheduled_tiles(pattern, seq_len, rows, cols, **shape)
+        q = stack_queries(operand_matrix(rng, (heads, query_len, d), w, True, "random"), kv_heads)
+        k, v = (operand_matrix(rng, (kv_heads, seq_len, d), w, True, "random") for _ in range(2))
         # Q beats (and, dense, the K and V beats one block replays); the sparse harness gathers K and V itself.
         beats = engine_beats(q, k, v, rows, cols, schedule if sparse else None)
-        blocks = -(-seq_len // rows)
-        k_per = 0 if sparse else len(beats.k) // (heads * blocks)
-        v_per = 0 if sparse else len(beats.v) // (heads * blocks)
+        blocks = -(-q.shape[1] // rows)   # per K/V head
+        k_per = 0 if sparse else len(beats.k) // (kv_heads * blocks)
+        v_per = 0 if sparse else len(beats.v) // (kv_heads * blocks)
         data, last = output_beats(engine_output(q, k, v, mult, shift, nm, cols, mask, schedule=schedule, rows=rows),
                                   rows, cols)
-        macs = useful_macs(heads, seq_len, d, None if mask is None else int(mask.sum()))
-        plusargs = dict(seq_len=seq_len, heads=heads, head_dim=d, scale_mult=mult, scale_shift=shift,
+        every_pair = q.shape[1] * seq_len
+        macs = useful_macs(kv_heads, seq_len, d, every_pair if mask is None else int(mask.sum()))
+        plusargs = dict(seq_len=seq_len, heads=heads, kv_heads=kv_heads, query_len=query_len, head_dim=d,
+                        scale_mult=mult, scale_shift=shift,
                         blocks=blocks, k_per_head=k_per, v_per_head=v_per, q_total=len(beats.q),
-                        o_total=len(data), budget=4 * useful_macs(heads, seq_len, d) // (rows * cols) + 10_000)
+                        o_total=len(data),
+                        budget=4 * useful_macs(kv_heads, seq_len, d, every_pair) // (rows * cols) + 10_000)
         if sparse:
             registers = register_values(pattern, full["max_globals"],
                                         len(e.global_tokens.as_value()) // full["max_globals"])
@@ -314,12 +322,12 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
         with tempfile.TemporaryDirectory(prefix="engine-bench-") as run_dir:
             if sparse:   # K by element, V by row chunk (tb/engine_bench.v)
                 chunks = -(-d // cols)
-                vp = np.zeros((heads, seq_len, chunks * cols), np.int64)
+                vp = np.zeros((kv_heads, seq_len, chunks * cols), np.int64)
                 vp[:, :, :d] = v
                 k_words, v_words = k.reshape(-1, 1), vp.reshape(-1, cols)
             else:        # the harness replays each head's K and V beats for every query block
-                k_words = beats.k.reshape(heads, blocks, k_per, cols)[:, 0].reshape(-1, cols)
-                v_words = beats.v.reshape(heads, blocks, v_per, cols)[:, 0].reshape(-1, cols)
+                k_words = beats.k.reshape(kv_heads, blocks, k_per, cols)[:, 0].reshape(-1, cols)
+                v_words = beats.v.reshape(kv_heads, blocks, v_per, cols)[:, 0].reshape(-1, cols)
             files = {"q.hex": _hex_words(beats.q, w), "k.hex": _hex_words(k_words, w),
                      "v.hex": _hex_words(v_words, w), "o.hex": _hex_words(data, w, top=last)}
             for name, text in files.items():

@@ -4,6 +4,8 @@
 // (in the simulator's working directory) on a rising edge of `load`.  The files hold the beats of
 // one head in stream order (sim/engine_stream.py): Q and O once per head, K and V once per head
 // and replayed for every query block, exactly as docs/engine.md says a DMA engine must send them.
+// With grouped heads (kv_heads < heads) a "head" of the streams is a K/V head: Q and O hold its
+// group's stacked queries, K and V are its own.
 // All streams are always valid while beats remain and O is always ready, so the cycle count is the
 // engine's own.  O beats are compared with o.hex (tlast in the top bit) as they arrive.
 // Built with `define SPARSE, the harness drives the pattern registers of a sparse engine and gathers
@@ -26,16 +28,18 @@ module engine_bench #(
     input  wire                 go,
     input  wire [SEQ_BITS-1:0]  seq_len,
     input  wire [HEAD_BITS-1:0] heads,
+    input  wire [HEAD_BITS-1:0] kv_heads,
+    input  wire [SEQ_BITS-1:0]  query_len,
     input  wire [DIM_BITS-1:0]  head_dim,
     input  wire [MULT_BITS-1:0] scale_mult,
     input  wire [5:0]           scale_shift,
-    input  wire [31:0]          blocks,          // query blocks per head
+    input  wire [31:0]          blocks,          // query blocks per K/V head
     input  wire [31:0]          k_per_head,      // K beats per head and block
     input  wire [31:0]          v_per_head,      // V beats per head and block
     input  wire [31:0]          q_total,
     input  wire [31:0]          o_total,
 `ifdef SPARSE
-    input  wire [1:0]             pattern,
+    input  wire [2:0]             pattern,
     input  wire [WINDOW_BITS-1:0] window,
     input  wire [DIL_BITS-1:0]    dilation,
     input  wire [SEQ_BITS-1:0]    grid_h,
@@ -102,8 +106,8 @@ module engine_bench #(
     end
     wire [31:0] v_addr = (v_base + v_keys_of[v_at*KEY_BITS +: KEY_BITS]) * chunks + v_cc;
 `else
-    wire k_valid = k_head < heads;
-    wire v_valid = v_head < heads;
+    wire k_valid = k_head < kv_heads;
+    wire v_valid = v_head < kv_heads;
     wire [31:0] k_addr = k_head * k_per_head + k_at;
     wire [31:0] v_addr = v_head * v_per_head + v_at;
 `endif
@@ -124,7 +128,8 @@ module engine_bench #(
         .s_axis_v_tdata(v_valid ? v_mem[v_addr] : {C*W{1'b0}}), .s_axis_v_tvalid(v_valid),
         .s_axis_v_tready(v_ready), .s_axis_v_tlast(1'b0),
         .m_axis_o_tdata(o_data), .m_axis_o_tvalid(o_valid), .m_axis_o_tready(1'b1), .m_axis_o_tlast(o_last),
-        .ctrl_start(go), .ctrl_seq_len(seq_len), .ctrl_heads(heads), .ctrl_head_dim(head_dim),
+        .ctrl_start(go), .ctrl_seq_len(seq_len), .ctrl_heads(heads), .ctrl_kv_heads(kv_heads),
+        .ctrl_query_len(query_len), .ctrl_head_dim(head_dim),
         .ctrl_scale_mult(scale_mult), .ctrl_scale_shift(scale_shift),
         .ctrl_busy(busy), .ctrl_done(done), .ctrl_error(), .ctrl_cycles(cycles)
 `ifdef SPARSE

@@ -15,7 +15,7 @@ module engine_bench_main #(
     reg aclk = 1'b0;
     always #5 aclk = ~aclk;
     reg aresetn = 1'b0, load = 1'b0, go = 1'b0;
-    reg [31:0] seq_len, heads, head_dim, scale_mult, scale_shift;
+    reg [31:0] seq_len, heads, kv_heads, query_len, head_dim, scale_mult, scale_shift;
     reg [31:0] blocks, k_per_head, v_per_head, q_total, o_total, budget, waited;
     wire [31:0] o_seen, mismatches, first_in, last_out, cycles;
     wire started_in, busy, done;
@@ -31,13 +31,14 @@ module engine_bench_main #(
         .GLOBALS_BITS(GLOBALS_BITS)
     ) bench (
         .aclk(aclk), .aresetn(aresetn), .load(load), .go(go),
-        .seq_len(seq_len[SEQ_BITS-1:0]), .heads(heads[HEAD_BITS-1:0]), .head_dim(head_dim[DIM_BITS-1:0]),
+        .seq_len(seq_len[SEQ_BITS-1:0]), .heads(heads[HEAD_BITS-1:0]), .kv_heads(kv_heads[HEAD_BITS-1:0]),
+        .query_len(query_len[SEQ_BITS-1:0]), .head_dim(head_dim[DIM_BITS-1:0]),
         .scale_mult(scale_mult[MULT_BITS-1:0]), .scale_shift(scale_shift[5:0]),
         .blocks(blocks), .k_per_head(k_per_head), .v_per_head(v_per_head), .q_total(q_total), .o_total(o_total),
         .o_seen(o_seen), .mismatches(mismatches), .first_in(first_in), .last_out(last_out),
         .started_in(started_in), .busy(busy), .done(done), .cycles(cycles)
 `ifdef SPARSE
-        , .pattern(pattern[1:0]), .window(window[WINDOW_BITS-1:0]), .dilation(dilation[DIL_BITS-1:0]),
+        , .pattern(pattern[2:0]), .window(window[WINDOW_BITS-1:0]), .dilation(dilation[DIL_BITS-1:0]),
         .grid_h(grid_h[SEQ_BITS-1:0]), .grid_w(grid_w[SEQ_BITS-1:0]), .window_h(window_h[WINDOW_BITS-1:0]),
         .window_w(window_w[WINDOW_BITS-1:0]), .global_count(global_count[GCOUNT_BITS-1:0]),
         .global_tokens(global_tokens), .chunks(chunks)
@@ -54,6 +55,8 @@ module engine_bench_main #(
     initial begin
         required("seq_len", $value$plusargs("seq_len=%d", seq_len));
         required("heads", $value$plusargs("heads=%d", heads));
+        required("kv_heads", $value$plusargs("kv_heads=%d", kv_heads));
+        required("query_len", $value$plusargs("query_len=%d", query_len));
         required("head_dim", $value$plusargs("head_dim=%d", head_dim));
         required("scale_mult", $value$plusargs("scale_mult=%d", scale_mult));
         required("scale_shift", $value$plusargs("scale_shift=%d", scale_shift));

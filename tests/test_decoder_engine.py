@@ -102,3 +102,25 @@ def test_causal_prefill_skips_the_tiles_above_the_diagonal():
 def test_decoder_shapes_a_build_cannot_run_are_refused(params, run, message):
     with pytest.raises(ValueError, match=message):
         simulate_engine(dict(rows=2, cols=2, max_heads=4, **params), [dict(dict(seq_len=8, head_dim=4), **run)])
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_full_rate_harness_runs_grouped_decoder_shapes(sparse):
+    """The DMA model behind `attn-rtl bench engine` (tb/engine_bench.v) streams a K/V head per group of
+    stacked queries: every output beat checked against the golden model, utilization counted over the
+    allowed pairs of every query head."""
+    from attn_rtl.gen.simulate import measure_engine
+
+    pattern = P("causal") if sparse else P("dense")
+    runs = [dict(pattern=pattern, seq_len=29, query_len=1, head_dim=6, heads=6, kv_heads=2),
+            dict(pattern=pattern, seq_len=17, query_len=3, head_dim=5, heads=2, kv_heads=1)]
+    if sparse:
+        runs.append(dict(pattern=P("causal-window", window=5), seq_len=32, head_dim=4, heads=3, kv_heads=3))
+    report = measure_engine(dict(rows=4, cols=3, max_seq_len=32, max_heads=6, max_head_dim=8, sparse=sparse), runs,
+                            sim="icarus")
+    for run in report["runs"]:
+        kv_heads = run["kv_heads"]
+        mask = allowed_mask(pattern_from_dict(run["pattern"]), run["seq_len"], query_len=run.get("query_len"),
+                            group=run["heads"] // kv_heads)
+        assert run["mismatched_beats"] == 0
+        assert run["useful_macs"] == 2 * kv_heads * int(mask.sum()) * run["head_dim"]
