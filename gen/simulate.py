@@ -140,8 +140,9 @@ def simulate_accumulator(params: dict, *, sim: str = "icarus", seed: int = 1, bl
 def simulate_scheduler(params: dict, runs, *, sim: str = "icarus", seed: int = 1, stall: float = 0.0,
                        reset_mid: bool = False) -> dict:
     """Run the sparse scheduler on ``runs`` (dicts of ``pattern`` (``SparsePattern.to_dict()``),
-    ``seq_len``, ``heads``; see ``tb/test_sparse_scheduler.py``) and compare every tile with the golden
-    schedule.  The report holds ``cycles_per_run`` from ``start`` to the last tile."""
+    ``seq_len``, ``heads`` and, for decoder runs, ``query_len`` and ``group``; see
+    ``tb/test_sparse_scheduler.py``) and compare every tile with the golden schedule.  The report holds
+    ``cycles_per_run`` from ``start`` to the last tile."""
     from attn_rtl.sim.runner import run_cocotb
 
     path, component = cached_verilog("scheduler", params)
@@ -150,6 +151,8 @@ def simulate_scheduler(params: dict, runs, *, sim: str = "icarus", seed: int = 1
         if not r.get("expect_error"):
             positive_int("seq_len", r["seq_len"], at_most=full["max_seq_len"])
             positive_int("heads", r["heads"], at_most=full["max_heads"])
+            positive_int("group", r.get("group", 1), at_most=full["max_heads"])
+            check_queries(pattern_from_dict(r["pattern"]), r["seq_len"], r.get("query_len"), r.get("group", 1))
     cfg = dict(full, seed=int(seed), runs=list(runs), stall=check_probability("stall", stall),
                reset_mid=bool(reset_mid))
     report = run_cocotb(sources=[path], toplevel=unit("scheduler").top, test_module=unit("scheduler").testbench,
@@ -308,13 +311,15 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
         v_per = 0 if sparse else len(beats.v) // (kv_heads * blocks)
         data, last = output_beats(engine_output(q, k, v, mult, shift, nm, cols, mask, schedule=schedule, rows=rows),
                                   rows, cols)
-        every_pair = q.shape[1] * seq_len
-        macs = useful_macs(kv_heads, seq_len, d, every_pair if mask is None else int(mask.sum()))
+        macs = useful_macs(kv_heads, seq_len, d, q.shape[1] * seq_len if mask is None else int(mask.sum()))
         plusargs = dict(seq_len=seq_len, heads=heads, kv_heads=kv_heads, query_len=query_len, head_dim=d,
                         scale_mult=mult, scale_shift=shift,
                         blocks=blocks, k_per_head=k_per, v_per_head=v_per, q_total=len(beats.q),
                         o_total=len(data),
-                        budget=4 * useful_macs(kv_heads, seq_len, d, every_pair) // (rows * cols) + 10_000)
+                        # Four times the array's busy cycles: a score and its value tiles per key tile, each
+                        # as long as the array is tall at least (a one-row decode block fills one row).
+                        budget=4 * kv_heads * len(schedule) * (max(d, rows) + -(-d // cols) * max(cols, rows))
+                        + 10_000)
         if sparse:
             registers = register_values(pattern, full["max_globals"],
                                         len(e.global_tokens.as_value()) // full["max_globals"])

@@ -111,10 +111,13 @@ def check_decoder_shapes(q, k, v) -> tuple[int, int, int, int]:
 
 
 def decoder_attention(q, k, v, *, window: int | None = None, scale: float | None = None,
-                      nm: Numerics = Numerics(), key_tile: int | None = None, tile_order=None) -> AttentionResult:
+                      nm: Numerics = Numerics(), key_tile: int | None = None, tile_order=None,
+                      causal: bool = True) -> AttentionResult:
     """The integer contract for decoder attention: float ``q (heads, q_len, d)``, ``k, v (kv_heads, kv_len,
     d)`` quantized per tensor (section 1), each query head against its K/V head under the causal mask
-    (``causal-window`` with ``window``); keys in tiles of ``key_tile`` in ``tile_order`` (section 5).
+    (``causal-window`` with ``window``; no mask with ``causal=False``, the dense pattern); keys in tiles
+    of ``key_tile`` in ``tile_order`` (section 5).  The result's ``k_int`` and ``v_int`` are per query
+    head (each K/V head repeated over its group).
 
     A tile whose keys are all masked for a row leaves that row unchanged (section 5), so the engine's
     skipping of tiles above the diagonal computes the same values as this model with every tile.
@@ -123,15 +126,18 @@ def decoder_attention(q, k, v, *, window: int | None = None, scale: float | None
     group = kv_head_of(heads, kv_heads)
     # Per-tensor scales are those of K and V as stored: repeating heads changes no maximum.
     k_heads, v_heads = np.asarray(k)[group], np.asarray(v)[group]
-    return attention(q, k_heads, v_heads, scale=scale, nm=nm, mask=causal_mask(q_len, kv_len, window=window),
-                     key_tile=key_tile, tile_order=tile_order)
+    if not causal and window is not None:
+        raise ValueError("window applies to the causal pattern only")
+    mask = causal_mask(q_len, kv_len, window=window) if causal else None
+    return attention(q, k_heads, v_heads, scale=scale, nm=nm, mask=mask, key_tile=key_tile, tile_order=tile_order)
 
 
-def decoder_attention_float(q, k, v, *, window: int | None = None, scale: float | None = None) -> np.ndarray:
+def decoder_attention_float(q, k, v, *, window: int | None = None, scale: float | None = None,
+                            causal: bool = True) -> np.ndarray:
     """Float64 reference of a transformers decoder layer's attention core (no RoPE, no dropout): K and V
     repeated per group as ``repeat_kv`` does (expand, then merge the group into the head axis), the mask
-    as ``causal_mask_function`` and ``sliding_window_overlay`` compose it at ``cache_position``, then
-    ``softmax(q kᵀ · scale) v``."""
+    as ``causal_mask_function`` and ``sliding_window_overlay`` compose it at ``cache_position`` (none with
+    ``causal=False``), then ``softmax(q kᵀ · scale) v``."""
     q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
     heads, kv_heads, q_len, kv_len = check_decoder_shapes(q, k, v)
     n_rep = heads // kv_heads
@@ -139,7 +145,7 @@ def decoder_attention_float(q, k, v, *, window: int | None = None, scale: float 
     v = np.broadcast_to(v[:, None], (kv_heads, n_rep, kv_len, v.shape[-1])).reshape(heads, kv_len, -1)
     cache_position = np.arange(kv_len - q_len, kv_len)   # past_seen_tokens + arange(q_len)
     q_idx, kv_idx = cache_position[:, None], np.arange(kv_len)[None, :]
-    allowed = kv_idx <= q_idx
+    allowed = kv_idx <= q_idx if causal else np.ones((q_len, kv_len), bool)
     if window is not None:
         allowed = allowed & (kv_idx > q_idx - window)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .decoder import check_decoder_shapes
 from .golden import AttentionResult, attention_float, check_qkv_shapes
 
 __all__ = ["load_qkv", "error_figures"]
 
 
-def load_qkv(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Float arrays ``q, k, v`` of shape (L, d) or (H, L, d) from an ``.npz`` file, checked."""
+def load_qkv(path, *, decoder: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Float arrays ``q, k, v`` of shape (L, d) or (H, L, d) from an ``.npz`` file, checked; with
+    ``decoder``, ``q (heads, q_len, d)`` and ``k, v (kv_heads, kv_len, d)`` (docs/numerics.md, section 10),
+    (L, d) arrays taken as one head."""
     path = Path(path)
     try:
         loaded = np.load(path, allow_pickle=False)
@@ -38,26 +41,37 @@ def load_qkv(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for name, x in (("q", q), ("k", k), ("v", v)):
         if x.dtype.kind not in "fiu":
             raise ValueError(f"{name} in {path} must hold real numbers (float or int), not dtype {x.dtype}")
-    check_qkv_shapes(q, k, v)
+    if decoder:
+        q, k, v = (x[None] if x.ndim == 2 else x for x in (q, k, v))
+        try:
+            check_decoder_shapes(q, k, v)
+        except ValueError as e:
+            raise ValueError(f"inputs {path}: {e}") from None
+    else:
+        check_qkv_shapes(q, k, v)
     for name, x in (("q", q), ("k", k), ("v", v)):
         if not np.all(np.isfinite(x)):
             raise ValueError(f"{name} in {path} holds a non-finite value (inf or nan)")
     return (q.astype(np.float64), k.astype(np.float64), v.astype(np.float64))
 
 
-def error_figures(result: AttentionResult, q, k, v, scale: float, mask=None) -> dict:
+def error_figures(result: AttentionResult, q, k, v, scale: float, mask=None, *, reference=None) -> dict:
     """Errors of the integer result against float attention.
 
     ``*_quantized`` compare with float attention on the dequantized integer
     inputs (what the contract promises: within 1 output LSB); the others with
     float attention on the original inputs (what the user sees, quantization
-    of q, k, v included).  ``mask`` is the sparse pattern's, as given to the golden model.
+    of q, k, v included).  ``mask`` is the sparse pattern's, as given to the golden model;
+    ``reference(q, k, v)``, if given, is the float attention instead (decoder attention: K and V per K/V
+    head in ``q, k, v``, per query head in the result).
     """
     s = result.scales
     lsb = s["o"]
-    on_quantized = attention_float(result.q_int * s["q"], result.k_int * s["k"], result.v_int * s["v"], scale,
-                                   mask=mask)
-    on_inputs = attention_float(q, k, v, scale, mask=mask)
+    if reference is None:
+        def reference(q_, k_, v_):
+            return attention_float(q_, k_, v_, scale, mask=mask)
+    on_quantized = reference(result.q_int * s["q"], result.k_int * s["k"], result.v_int * s["v"])
+    on_inputs = reference(q, k, v)
     err_q = np.abs(result.o - on_quantized) / lsb
     err = np.abs(result.o - on_inputs)
     return {

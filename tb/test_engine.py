@@ -16,6 +16,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
+from attn_rtl.sim.decoder import stack_queries, unstack_queries
 from attn_rtl.sim.engine_stream import (
     engine_beats,
     engine_output,
@@ -27,7 +28,6 @@ from attn_rtl.sim.engine_stream import (
     row_flags,
     useful_macs,
 )
-from attn_rtl.sim.decoder import stack_queries, unstack_queries
 from attn_rtl.sim.golden import Numerics
 from attn_rtl.sim.sparse import allowed_mask, pattern_from_dict, register_values, scheduled_tiles
 

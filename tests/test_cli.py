@@ -447,3 +447,74 @@ def test_bench_rejects_bad_parts_and_misplaced_flags_in_one_line(capsys):
     assert_one_line_error(*run(capsys, "bench", "array", "--widest-nets")[::2], "--widest-nets", "bench array")
     assert_one_line_error(*run(capsys, "bench", "engine", "--deep-paths")[::2], "--deep-paths", "bench engine")
     assert_one_line_error(*run(capsys, "bench", "timing", "--seeds", "one")[::2], "--seeds", "'one'")
+
+
+# --- decoder attention (docs/engine.md, Decoder attention) --------------------------------
+
+def _decoder_inputs(path, heads=6, kv_heads=2, q_len=3, kv_len=29, d=8, seed=4):
+    rng = np.random.default_rng(seed)
+    np.savez(path, q=rng.normal(size=(heads, q_len, d)), k=rng.normal(size=(kv_heads, kv_len, d)),
+             v=rng.normal(size=(kv_heads, kv_len, d)))
+    return path
+
+
+def test_golden_decoder_inputs_against_the_float_reference(tmp_path, capsys):
+    inputs = _decoder_inputs(tmp_path / "qkv.npz")
+    code, out, _ = run(capsys, "golden", "--inputs", str(inputs), "--output", str(tmp_path / "o.npz"),
+                       "--pattern", "causal-window", "--window", "7", "--kv-heads", "2", "--json")
+    assert code == 0
+    figures = json.loads(out)
+    assert (figures["heads"], figures["kv_heads"], figures["q_len"], figures["kv_len"]) == (6, 2, 3, 29)
+    assert figures["allowed_pairs"] == 6 * 3 * 7
+    assert figures["fraction_within_1_lsb_quantized"] >= 0.99
+    with np.load(tmp_path / "o.npz") as f:
+        assert f["o_int"].shape == (6, 3, 8)
+
+
+def test_golden_with_the_engine_tiling_is_the_engine_on_decoder_inputs(tmp_path, capsys):
+    """golden --query-block/--key-tile follows the engine's stacked blocks: `sim engine --output` gives the
+    same integers."""
+    inputs = _decoder_inputs(tmp_path / "qkv.npz", q_len=2, kv_len=19)
+    assert run(capsys, "golden", "--inputs", str(inputs), "--output", str(tmp_path / "g.npz"), "--pattern",
+               "causal-window", "--window", "5", "--key-tile", "3", "--query-block", "4")[0] == 0
+    code, out, err = run(capsys, "sim", "engine", "--sparse", "--rows", "4", "--cols", "3", "--max-seq-len", "32",
+                         "--max-heads", "6", "--max-head-dim", "8", "--inputs", str(inputs), "--pattern",
+                         "causal-window", "--window", "5", "--output", str(tmp_path / "s.npz"), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["mismatches"] == 0 and report["kv_heads"] == 2 and report["query_len"] == 2
+    with np.load(tmp_path / "g.npz") as g, np.load(tmp_path / "s.npz") as s:
+        np.testing.assert_array_equal(g["o_int"], s["o_int"])
+
+
+@pytest.mark.parametrize("flags, fragments", [
+    (["--kv-heads", "3"], ["--kv-heads 3 does not match the inputs", "2"]),
+    (["--pattern", "window", "--window", "3", "--q-len", "3"], ["--pattern window takes one query per key"]),
+    (["--pattern", "causal-window"], ["needs window"]),
+    ([], ["must have the same number of heads", "--kv-heads, --q-len, --kv-len"]),
+    (["--pattern", "causal", "--token-keep", "2"], ["pruning and progressive flags take encoder inputs"]),
+])
+def test_golden_rejects_bad_decoder_inputs(tmp_path, capsys, flags, fragments):
+    inputs = _decoder_inputs(tmp_path / "qkv.npz")
+    code, _, err = run(capsys, "golden", "--inputs", str(inputs), "--output", str(tmp_path / "o.npz"), *flags)
+    assert_one_line_error(code, err, *fragments)
+
+
+@pytest.mark.parametrize("flags, fragments", [
+    (["--pattern", "causal"], ["needs an engine built with sparse = true"]),
+    (["--sparse", "--heads", "3", "--kv-heads", "2"], ["--heads 3 must be a multiple of --kv-heads, not 2"]),
+    (["--sparse", "--q-len", "9", "--kv-len", "8"], ["--q-len must be at most --kv-len (8), not 9"]),
+    (["--sparse", "--seq-len", "8", "--kv-len", "9"], ["--seq-len 8 and --kv-len 9 disagree"]),
+    (["--sparse", "--kv-heads", "0"], ["--kv-heads must be a positive integer, not 0"]),
+])
+def test_sim_engine_rejects_bad_decoder_shapes(capsys, flags, fragments):
+    code, _, err = run(capsys, "sim", "engine", "--max-seq-len", "16", *flags)
+    assert_one_line_error(code, err, *fragments)
+
+
+def test_sim_scheduler_takes_decoder_shapes(capsys):
+    code, out, err = run(capsys, "sim", "scheduler", "--rows", "4", "--cols", "3", "--max-seq-len", "32",
+                         "--max-heads", "4", "--pattern", "causal", "--heads", "4", "--kv-heads", "1", "--q-len", "1",
+                         "--kv-len", "30", "--stall", "0.3", "--json")
+    assert code == 0, err
+    assert json.loads(out)["passed"]

@@ -34,6 +34,8 @@ SCALE = dict(scale_mult=36490, scale_shift=17)
 DENSE_3X2 = dict(rows=3, cols=2, max_seq_len=64, max_head_dim=32, max_heads=2)
 DENSE_8X8 = dict(rows=8, cols=8, max_seq_len=64, max_head_dim=64, max_heads=2)
 SPARSE_2X2 = dict(rows=2, cols=2, max_seq_len=64, max_head_dim=32, max_heads=2, sparse=True)
+# Decoder runs: grouped heads need max_heads of the query heads.
+DECODER_2X2 = dict(rows=2, cols=2, max_seq_len=64, max_head_dim=32, max_heads=4, sparse=True)
 # SpAtten on Icarus (a build of seconds), inside the model's domain (d ≥ 4·max(rows, cols), 48-cycle tiles).
 SPATTEN_2X2 = dict(rows=2, cols=2, max_seq_len=32, max_head_dim=24, max_heads=2, importance=True, row_flags=True)
 
@@ -63,6 +65,12 @@ VALIDATION = [
      dict(seq_len=48, head_dim=32, pattern=_window("grid", grid="6x8", window2d="3x5", global_tokens="0").to_dict())),
     ("ranking run 2×2", SPATTEN_2X2, Workload("rank", 24, 24, 2, rank=True),
      dict(seq_len=24, head_dim=24, heads=2, importance=True)),
+    ("causal prefill 2×2", DECODER_2X2, Workload("causal", 64, 32, 1, pattern=_window("causal")),
+     dict(seq_len=64, head_dim=32, pattern=_window("causal").to_dict())),
+    ("decode 2×2: 3 queries of 4 heads on 1 K/V head, causal window 20", DECODER_2X2,
+     Workload("decode", 64, 32, 4, kv_heads=1, q_len=3, pattern=_window("causal-window", window=20)),
+     dict(seq_len=64, head_dim=32, heads=4, kv_heads=1, query_len=3,
+          pattern=_window("causal-window", window=20).to_dict())),
 ]
 #: Progressive quantization: the MSB run, then one run per head over the rows it flagged.
 PROGRESSIVE = dict(params=SPATTEN_2X2, shape=(2, 24, 24), seed=8, msb_bits=4, threshold=20_000)
@@ -73,7 +81,7 @@ def measure_validation(case) -> tuple[int, float]:
     from attn_rtl.gen.simulate import simulate_engine
 
     name, params, workload, run = case
-    sim = "icarus" if params in (SPATTEN_2X2, SPARSE_2X2) else "verilator"
+    sim = "icarus" if params in (SPATTEN_2X2, SPARSE_2X2, DECODER_2X2) else "verilator"
     measured = simulate_engine(params, [run], sim=sim, seed=3, **SCALE)["runs"][0]["cycles"]
     predicted = predict_cycles(workload, params["rows"], params["cols"], params.get("prob_tiles", 3)).total[0]
     return measured, float(predicted)

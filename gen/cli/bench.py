@@ -8,6 +8,7 @@ from .common import CliError
 def cmd_bench(args) -> int:
     from attn_rtl.gen.bench import array as bench_array
     from attn_rtl.gen.bench import cost as bench_cost
+    from attn_rtl.gen.bench import decoder as bench_decoder
     from attn_rtl.gen.bench import engine as bench_engine
     from attn_rtl.gen.bench import softmax as bench_softmax
     from attn_rtl.gen.bench import sparse as bench_sparse
@@ -17,7 +18,7 @@ def cmd_bench(args) -> int:
 
     module = {"array": bench_array, "softmax": bench_softmax, "engine": bench_engine, "sparse": bench_sparse,
               "topk": bench_topk, "spatten": bench_spatten, "cost": bench_cost,
-              "timing": bench_timing}[args.unit]
+              "timing": bench_timing, "decoder": bench_decoder}[args.unit]
     parts = [p.strip() for p in (args.parts or ",".join(module.PARTS)).split(",") if p.strip()]
     known = getattr(module, "part_names", lambda: module.PARTS)()
     for part in parts:
@@ -42,6 +43,7 @@ def cmd_bench(args) -> int:
     runs = {"softmax": lambda: bench_softmax.run(parts, jobs=args.jobs, seeds=seeds),
             "engine": lambda: bench_engine.run(parts, sim=args.sim, jobs=args.jobs, seeds=seeds),
             "sparse": lambda: bench_sparse.run(parts, sim=args.sim),
+            "decoder": lambda: bench_decoder.run(parts, sim=args.sim),
             "topk": lambda: bench_topk.run(parts, sim=args.sim, jobs=args.jobs),
             "spatten": lambda: bench_spatten.run(parts, sim=args.sim),
             "cost": lambda: bench_cost.run(parts),
@@ -62,11 +64,13 @@ def cmd_bench(args) -> int:
 def add_parser(sub) -> None:
     bench = sub.add_parser("bench", help="measure a unit (cycles, area, Fmax) and write the table into docs/",
                            description="Run a benchmark and write its Markdown table into docs/.")
-    bench.add_argument("unit", choices=["array", "softmax", "engine", "sparse", "topk", "spatten", "cost", "timing"])
+    bench.add_argument("unit", choices=["array", "softmax", "engine", "sparse", "decoder", "topk", "spatten", "cost",
+                                        "timing"])
     bench.add_argument("--parts", default=None,
                        help="comma-separated; array: utilization, area, fmax; softmax: accuracy, area, fmax; "
-                            "engine: utilization, area, fmax; sparse: utilization; topk: table; timing: units, proxy, softmax, "
-                            "array, engine, engine_sparse, engine_spatten (default: all)")
+                            "engine: utilization, area, fmax; sparse: utilization; decoder: prefill, decode; "
+                            "topk: table; timing: units, proxy, softmax, array, engine, engine_sparse, "
+                            "engine_spatten (default: all)")
     bench.add_argument("--sim", choices=["icarus", "verilator"], default="verilator")
     bench.add_argument("--jobs", type=int, default=2, help="parallel synthesis jobs")
     bench.add_argument("--seeds", default="1,2,3", help="nextpnr seeds (median reported)")

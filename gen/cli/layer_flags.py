@@ -1,5 +1,6 @@
-"""Flags that describe an attention layer, shared by ``sim`` and ``golden``: the sparse pattern,
-SpAtten's token and head lists, importance runs and progressive quantization."""
+"""Flags that describe an attention layer, shared by ``sim`` and ``golden``: the sparse pattern, the
+decoder shape (KV cache, grouped heads), SpAtten's token and head lists, importance runs and progressive
+quantization."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from .common import CliError
 
 def pattern_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sparse pattern (docs/sparse.md)")
-    group.add_argument("--pattern", choices=["dense", "window", "dilated", "grid"], default="dense",
-                       help="which (query, key) pairs take part (default dense)")
+    group.add_argument("--pattern", choices=["dense", "window", "dilated", "grid", "causal", "causal-window"],
+                       default="dense", help="which (query, key) pairs take part (default dense)")
     group.add_argument("--window", type=int, default=None, metavar="W",
-                       help="window and dilated: query i attends key j when |i-j| <= W/2")
+                       help="window and dilated: query i attends key j when |i-j| <= W/2; causal-window: "
+                            "the query at position p attends keys p-W < j <= p")
     group.add_argument("--dilation", type=int, default=None, metavar="D",
                        help="dilated: also D divides i-j, and |i-j| <= D*W/2")
     group.add_argument("--grid", default=None, metavar="HxW", help="grid: tokens on an H x W grid, raster order")
@@ -25,6 +27,46 @@ def pattern_flags(parser: argparse.ArgumentParser) -> None:
                        help="grid: |row_i-row_j| <= KH/2 and |col_i-col_j| <= KW/2")
     group.add_argument("--global", dest="global_tokens", default=None, metavar="I,J,...",
                        help="global tokens: attend to every key, and every query attends to them")
+    shape = parser.add_argument_group("decoder shape (docs/engine.md, Decoder attention): q of (H, q_len, d), "
+                                      "k and v of (H_kv, kv_len, d)")
+    shape.add_argument("--kv-heads", type=int, default=None, metavar="H_KV",
+                       help="K/V heads (H a multiple; default H): query head h reads K/V head h // (H / H_KV)")
+    shape.add_argument("--q-len", type=int, default=None, metavar="N",
+                       help="new queries, at positions kv_len-N .. kv_len-1 (default kv_len; 1: a decode step)")
+    shape.add_argument("--kv-len", type=int, default=None, metavar="N", help="keys in the KV cache")
+
+
+def cascade_requested(args) -> bool:
+    """A pruning or progressive-quantization flag is given."""
+    return any(getattr(args, name) is not None for name in ("token_list", "token_list_file", "head_list",
+                                                            "token_keep", "head_keep", "progressive", "threshold"))
+
+
+def decoder_requested(args) -> bool:
+    """The flags ask for decoder attention: a causal pattern or a decoder shape flag."""
+    return args.pattern in ("causal", "causal-window") or any(
+        value is not None for value in (args.kv_heads, args.q_len, args.kv_len))
+
+
+def check_decoder_flags(args, q, k) -> tuple[int, int, int, int]:
+    """``(heads, kv_heads, q_len, kv_len)`` of arrays ``q (H, q_len, d)``, ``k (H_kv, kv_len, d)``; a flag
+    given beside them must agree with their shape."""
+    shape = (q.shape[0], k.shape[0], q.shape[1], k.shape[1])
+    given = (("--heads", getattr(args, "heads", None), shape[0]), ("--kv-heads", args.kv_heads, shape[1]),
+             ("--q-len", args.q_len, shape[2]), ("--kv-len", args.kv_len, shape[3]))
+    for flag, value, found in given:
+        if value is not None and value != found:
+            raise CliError(f"{flag} {value} does not match the inputs (shape gives {found})")
+    return shape
+
+
+def decoder_pattern(args, kv_len: int):
+    """The pattern of the flags for a decoder shape: dense, causal or causal-window."""
+    pattern = pattern_of(args, kv_len)
+    if not (pattern.is_dense or pattern.is_causal):
+        raise CliError(f"--pattern {pattern.kind} takes one query per key and no grouped heads: decoder shapes "
+                       "(--kv-heads, --q-len, --kv-len) go with dense, causal and causal-window")
+    return pattern
 
 
 def pattern_of(args, seq_len: int):

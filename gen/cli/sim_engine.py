@@ -9,7 +9,16 @@ import math
 import numpy as np
 
 from .common import CliError, run_simulation, unit_params
-from .layer_flags import cascade_inputs, cascade_plan, cascade_report, pattern_of
+from .layer_flags import (
+    cascade_inputs,
+    cascade_plan,
+    cascade_report,
+    cascade_requested,
+    check_decoder_flags,
+    decoder_pattern,
+    decoder_requested,
+    pattern_of,
+)
 
 
 def _engine_report_start(args, params: dict, out: dict, passed: bool) -> int | None:
@@ -39,6 +48,8 @@ def sim_engine(args) -> int:
         raise CliError(f"{stray[0]} does not apply to the engine (it takes --seq-len, --head-dim, --heads)")
     params = unit_params(args)
     nm = Numerics(**params["numerics"])
+    if decoder_requested(args):
+        return _sim_decoder(args, params, nm)
     if args.inputs is not None:
         given = [flag for flag, value in (("--seq-len", args.seq_len), ("--head-dim", args.head_dim),
                                           ("--heads", args.heads)) if value is not None]
@@ -102,6 +113,114 @@ def sim_engine(args) -> int:
           f"({out['mismatches']} mismatches)")
     print(f"  cycles: {out['cycles']} from first input to last output (ideal {out['ideal_cycles']}): "
           f"MAC utilization {out['mac_utilization']:.2%}")
+    print(f"  error against float attention: max {out['max_abs_error_lsb']:.2f} LSB "
+          f"(on the quantized inputs: max {out['max_abs_error_lsb_quantized']:.2f} LSB)")
+    if args.output is not None:
+        print(f"  wrote {args.output}: o and o_int of shape {tuple(o_int.shape)}")
+    return 0
+
+
+def _decoder_inputs(args, params: dict):
+    """Float q (H, q_len, d) and k, v (H_kv, kv_len, d) from --inputs or, random, from the shape flags."""
+    from attn_rtl.sim.golden_io import load_qkv
+
+    if args.inputs is not None:
+        if args.seq_len is not None or args.head_dim is not None:
+            raise CliError(f"{'--seq-len' if args.seq_len is not None else '--head-dim'} conflicts with --inputs "
+                           "(the shapes come from the file)")
+        q, k, v = load_qkv(args.inputs, decoder=True)
+        return (q, k, v), check_decoder_flags(args, q, k)
+    if args.seq_len is not None and args.kv_len is not None and args.seq_len != args.kv_len:
+        raise CliError(f"--seq-len {args.seq_len} and --kv-len {args.kv_len} disagree (both name the keys)")
+    kv_len = args.kv_len or args.seq_len or min(128, params["max_seq_len"])
+    heads = 1 if args.heads is None else args.heads
+    kv_heads = heads if args.kv_heads is None else args.kv_heads
+    q_len = kv_len if args.q_len is None else args.q_len
+    d = min(64, params["max_head_dim"]) if args.head_dim is None else args.head_dim
+    for flag, value in (("--heads", heads), ("--kv-heads", kv_heads), ("--q-len", q_len), ("--kv-len", kv_len),
+                        ("--head-dim", d)):
+        if value < 1:
+            raise CliError(f"{flag} must be a positive integer, not {value}")
+    if heads % kv_heads:
+        raise CliError(f"--heads {heads} must be a multiple of --kv-heads, not {kv_heads}")
+    if q_len > kv_len:
+        raise CliError(f"--q-len must be at most --kv-len ({kv_len}), not {q_len}: the cache holds every query's key")
+    rng = np.random.default_rng(args.seed)
+    q = rng.normal(size=(heads, q_len, d))
+    k, v = (rng.normal(size=(kv_heads, kv_len, d)) for _ in range(2))
+    return (q, k, v), (heads, kv_heads, q_len, kv_len)
+
+
+def _sim_decoder(args, params: dict, nm) -> int:
+    """``sim engine`` on decoder attention: causal masks at the cache's positions, grouped heads."""
+    import dataclasses
+
+    from attn_rtl.gen.simulate import simulate_engine
+    from attn_rtl.sim.decoder import decoder_attention, decoder_attention_float, stack_queries, unstack_queries
+    from attn_rtl.sim.engine_stream import engine_output
+    from attn_rtl.sim.fixed import dequantize
+    from attn_rtl.sim.golden_io import error_figures
+    from attn_rtl.sim.sparse import allowed_mask, scheduled_tiles
+
+    if cascade_requested(args):
+        raise CliError("pruning and progressive flags take encoder layers, not decoder shapes")
+    (q, k, v), (heads, kv_heads, q_len, kv_len) = _decoder_inputs(args, params)
+    d = q.shape[-1]
+    for flag, value, name in (("--kv-len", kv_len, "max_seq_len"), ("--head-dim", d, "max_head_dim"),
+                              ("--heads", heads, "max_heads")):
+        if value > params[name]:
+            raise CliError(f"{flag} must be at most {name} = {params[name]}, not {value}")
+    pattern = decoder_pattern(args, kv_len)
+    if pattern.is_causal and not params["sparse"]:
+        raise CliError(f"--pattern {pattern.kind} needs an engine built with sparse = true (add --sparse)")
+    window = pattern.window if pattern.kind == "causal-window" else None
+    scale = 1.0 / math.sqrt(d)
+    golden = decoder_attention(q, k, v, window=window, causal=pattern.is_causal, scale=scale, nm=nm,
+                               key_tile=params["cols"])
+    group = heads // kv_heads
+    run = dict(heads=heads, kv_heads=kv_heads, query_len=q_len, seq_len=kv_len, head_dim=d, pattern=pattern.to_dict())
+    ints = (golden.q_int, golden.k_int[::group], golden.v_int[::group])   # each K/V head once
+    report, passed = run_simulation(lambda: simulate_engine(params, [run], sim=args.sim, seed=args.seed,
+                                                            scale_mult=golden.multiplier, scale_shift=golden.shift,
+                                                            idle=args.idle, stall=args.stall, operands=[ints]))
+    out = {"passed": passed, "sim": args.sim, "seed": args.seed, **run}
+    if passed:
+        measured = report["runs"][0]
+        o_int = report["outputs"][0]
+        shape = dict(query_len=q_len, group=group)
+        mask = None if pattern.is_dense else allowed_mask(pattern, kv_len, **shape)
+        stacked = engine_output(stack_queries(ints[0], kv_heads), *ints[1:], golden.multiplier, golden.shift, nm,
+                                params["cols"], mask, rows=params["rows"],
+                                schedule=scheduled_tiles(pattern, kv_len, params["rows"], params["cols"], **shape))
+        expected = unstack_queries(stacked, heads)
+
+        def reference(q_, k_, v_):
+            return decoder_attention_float(q_, k_, v_, window=window, scale=scale, causal=pattern.is_causal)
+
+        out.update(cycles=measured["cycles"], ideal_cycles=measured["ideal_cycles"],
+                   useful_macs=measured["useful_macs"], mac_utilization=measured["mac_utilization"],
+                   cycle_counter=measured["counter"], mismatches=int((o_int != expected).sum()),
+                   elements=report["elements"], memory_bits=report["memory_bits"],
+                   allowed_pairs=measured["useful_macs"] // (2 * d))
+        hw = dataclasses.replace(golden, o_int=o_int, o=dequantize(o_int, golden.scales["o"]))
+        out.update(error_figures(hw, q, k, v, scale, reference=reference))
+        if args.output is not None:
+            try:
+                np.savez(args.output, o=hw.o, o_int=o_int)
+            except OSError as e:
+                raise CliError(f"cannot write output {args.output}: {e.strerror or e}") from None
+    else:
+        out.update(mismatches=report.get("mismatch_count"), error=report["error"])
+    out["seq_len"] = kv_len
+    finished = _engine_report_start(args, params, out, passed)
+    if finished is not None:
+        return finished
+    print(f"  decoder: {heads} query heads on {kv_heads} K/V heads, {q_len} queries at positions "
+          f"{kv_len - q_len}..{kv_len - 1} of a {kv_len}-key cache, {pattern.kind}")
+    print(f"  PASS: {out['elements']} output values and flags bit-exact against the golden model "
+          f"({out['mismatches']} mismatches)")
+    print(f"  cycles: {out['cycles']} from first input to last output (ideal {out['ideal_cycles']}): "
+          f"MAC utilization {out['mac_utilization']:.2%} over {out['allowed_pairs']} allowed pairs")
     print(f"  error against float attention: max {out['max_abs_error_lsb']:.2f} LSB "
           f"(on the quantized inputs: max {out['max_abs_error_lsb_quantized']:.2f} LSB)")
     if args.output is not None:

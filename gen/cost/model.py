@@ -65,26 +65,29 @@ TARGETS = {name: PARTS[name] for name in ("ecp5-85f", "ice40-up5k", "xc7a100t")}
 
 
 @functools.lru_cache(maxsize=4)   # L = 4096 is 16 MB a mask
-def _mask(pattern, seq_len: int) -> np.ndarray:
-    return allowed_mask(pattern, seq_len)
+def _mask(pattern, seq_len: int, query_len: int, group: int) -> np.ndarray:
+    return allowed_mask(pattern, seq_len, query_len=query_len, group=group)
 
 
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.int64)
 
 
 @functools.lru_cache(maxsize=16)
-def _packed_mask(pattern, seq_len: int) -> np.ndarray:
-    return np.packbits(_mask(pattern, seq_len), axis=1)
+def _packed_mask(pattern, seq_len: int, query_len: int, group: int) -> np.ndarray:
+    return np.packbits(_mask(pattern, seq_len, query_len, group), axis=1)
 
 
 @functools.lru_cache(maxsize=4096)
-def block_key_counts(pattern, seq_len: int, rows: int) -> np.ndarray:
-    """Keys each query block of ``rows`` queries computes (the scheduler's rule), one entry per block."""
+def block_key_counts(pattern, seq_len: int, rows: int, query_len: int | None = None, group: int = 1) -> np.ndarray:
+    """Keys each query block of ``rows`` queries computes (the scheduler's rule), one entry per block;
+    ``query_len`` queries (default ``seq_len``) of ``group`` stacked heads (docs/engine.md)."""
+    query_len = seq_len if query_len is None else query_len
+    queries = query_len * group
     if pattern.is_dense:
-        return np.full(-(-seq_len // rows), seq_len, np.int64)
+        return np.full(-(-queries // rows), seq_len, np.int64)
     # Bit-packed rows: OR over each block's rows, then count the bits (8 keys per byte).
-    packed = _packed_mask(pattern, seq_len)
-    merged = np.bitwise_or.reduceat(packed, np.arange(0, seq_len, rows), axis=0)
+    packed = _packed_mask(pattern, seq_len, query_len, group)
+    merged = np.bitwise_or.reduceat(packed, np.arange(0, queries, rows), axis=0)
     return _POPCOUNT[merged].sum(axis=1)
 
 
@@ -110,8 +113,10 @@ class Cycles:
 
 def _runs(workload: Workload, rows: int) -> list[tuple[np.ndarray, bool, int]]:
     """The engine runs of the layer for ``rows``: (keys per query block, ranking run, heads per run)."""
-    heads = workload.heads_computed
-    runs = [(block_key_counts(workload.pattern, workload.tokens, rows), workload.rank, heads)]
+    # Grouped heads run per K/V head, over its group's stacked queries.
+    heads = workload.heads_computed // workload.group
+    runs = [(block_key_counts(workload.pattern, workload.tokens, rows, workload.queries, workload.group),
+             workload.rank, heads)]
     if workload.msb_bits is not None and workload.recomputed_rows:
         # Progressive quantization's second pass: per head, one run of the flagged rows against
         # every key with full K (gen/simulate.py: simulate_progressive).
@@ -247,18 +252,20 @@ def offchip_bytes(workload: Workload, rows) -> tuple[np.ndarray, np.ndarray]:
     ranking run, at ``msb_bits`` in a progressive first run) and written (O, importance), per candidate."""
     unique, inverse = np.unique(np.asarray(rows, np.int64).ravel(), return_inverse=True)
     d, heads, tokens = workload.head_dim, workload.heads_computed, workload.tokens
+    queries = workload.queries
     read = np.zeros(len(unique), np.float64)
     for at, r in enumerate(unique):
-        keys = block_key_counts(workload.pattern, tokens, int(r)).sum()
+        # K and V of the keys each block of a K/V head's stacked queries computes, a group's share per head.
+        keys = block_key_counts(workload.pattern, tokens, int(r), queries, workload.group).sum() / workload.group
         k_bits = DATA_BITS if workload.msb_bits is None else workload.msb_bits
         k = keys * d * (2 if workload.rank else 1) * k_bits / 8
-        total = tokens * d + k + keys * d
+        total = queries * d + k + keys * d
         if workload.msb_bits is not None and workload.recomputed_rows:
             blocks = -(-workload.recomputed_rows // int(r))
             total += workload.recomputed_rows * d + 2 * blocks * tokens * d
         read[at] = heads * total
     read = read[inverse.ravel()]
-    written = heads * (tokens + workload.recomputed_rows) * d * DATA_BITS / 8 + (4 * tokens if workload.rank else 0)
+    written = heads * (queries + workload.recomputed_rows) * d * DATA_BITS / 8 + (4 * tokens if workload.rank else 0)
     return read, np.full(read.shape, written)
 
 
