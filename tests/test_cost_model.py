@@ -117,3 +117,33 @@ def test_workload_files_and_errors(tmp_path):
         load_workload(str(bad))
     with pytest.raises(ValueError, match="workload must be one of bert-base"):
         load_workload("bert")
+
+
+def test_decoder_workloads():
+    """Grouped heads and the KV cache: one K/V head's run per group, K/V traffic by K/V heads, the
+    allowed pairs of every query head; bad decoder shapes named."""
+    from attn_rtl.gen.cost.model import offchip_bytes
+
+    w = WORKLOADS["llama3-70b-decode"]
+    assert (w.heads, w.groups, w.group, w.queries) == (64, 8, 8, 1)
+    assert block_key_counts(w.pattern, w.seq_len, 8, w.queries, w.group).tolist() == [4096]   # one full block
+    read, written = offchip_bytes(w, np.array([8]))
+    assert read[0] == 64 * 128 + 2 * 8 * 4096 * 128 and written[0] == 64 * 128
+    # Mistral's window: of 8192 cached keys the step reads the newest 4096.
+    m = WORKLOADS["mistral-7b-decode"]
+    assert block_key_counts(m.pattern, m.seq_len, 8, 1, m.group).tolist() == [4096]
+    assert predict_cycles(m, 8, 8, 3).total[0] == pytest.approx(predict_cycles(
+        Workload("w", 4096, 128, 32, kv_heads=8, q_len=1, pattern=parse_pattern("causal")), 8, 8, 3).total[0])
+    # Causal prefill computes a little more than half the dense tiles.
+    dense, causal = (predict_cycles(Workload("p", 2048, 128, 1, pattern=parse_pattern(p)), 8, 8, 3).total[0]
+                     for p in ("dense", "causal"))
+    assert 1.95 < dense / causal < 2.0
+    spec = {"seq_len": 64, "head_dim": 8, "heads": 6, "pattern": "causal"}
+    assert workload_from_dict(dict(spec, kv_heads=2, q_len=1)).is_decoder
+    for extra, message in ((dict(kv_heads=4), r"heads \(6\) must be a multiple of kv_heads, not 4"),
+                           (dict(q_len=65), "q_len must be at most seq_len"),
+                           (dict(kv_heads=0), "kv_heads must be a positive integer, not 0"),
+                           (dict(pattern="dense", kv_heads=2, token_keep=0.5), "take kv_heads = heads and q_len"),
+                           (dict(pattern="window", window=3, q_len=4), "need the dense or a causal pattern")):
+        with pytest.raises(ValueError, match=message):
+            workload_from_dict(dict(spec, **extra))

@@ -26,8 +26,8 @@ DECODE = (
     ("LLaMA-3-8B-like, 4 per K/V head", 32, 8, 1, {"pattern": "causal"}, (8, 8)),
     ("the same on explore's pick for it (`llama3-8b-decode`, ecp5-85f)", 32, 8, 1, {"pattern": "causal"}, (4, 15)),
     ("the same heads, not grouped (32 K/V heads)", 32, 32, 1, {"pattern": "causal"}, (8, 8)),
-    ("Mistral-7B-like, window 4096, speculative q_len 2", 32, 8, 2, {"pattern": "causal-window", "window": 4096},
-     (8, 8)),
+    ("a sliding window of 1024 keys (Mistral-style), speculative q_len 2", 32, 8, 2,
+     {"pattern": "causal-window", "window": 1024}, (8, 8)),
 )
 KV_LEN, DECODE_DIM = 4096, 128
 

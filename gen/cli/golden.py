@@ -119,8 +119,7 @@ def _golden_decoder(args) -> int:
         def reference(q_, k_, v_):
             return decoder_attention_float(q_, k_, v_, window=window, scale=scale, causal=pattern.is_causal)
 
-        per_head = allowed_mask(pattern, kv_len, query_len=q_len)
-        pairs = heads * int(per_head.sum())
+        pairs = int(allowed_mask(pattern, kv_len, query_len=q_len).sum())   # per query head, as for encoders
         figures = {**pattern.to_dict(), "heads": heads, "kv_heads": kv_heads, "q_len": q_len, "kv_len": kv_len,
                    "allowed_pairs": pairs, **error_figures(result, q, k, v, scale, reference=reference)}
         print(json.dumps(figures, indent=1))

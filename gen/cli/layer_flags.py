@@ -48,6 +48,25 @@ def decoder_requested(args) -> bool:
         value is not None for value in (args.kv_heads, args.q_len, args.kv_len))
 
 
+def decoder_shape(args, default_len: int) -> tuple[int, int, int, int]:
+    """``(heads, kv_heads, q_len, kv_len)`` of the shape flags (no inputs file): ``--kv-len`` or
+    ``--seq-len`` (the same when both are given) keys, default ``default_len``."""
+    if args.seq_len is not None and args.kv_len is not None and args.seq_len != args.kv_len:
+        raise CliError(f"--seq-len {args.seq_len} and --kv-len {args.kv_len} disagree (both name the keys)")
+    kv_len = args.kv_len or args.seq_len or default_len
+    heads = 1 if args.heads is None else args.heads
+    kv_heads = heads if args.kv_heads is None else args.kv_heads
+    q_len = kv_len if args.q_len is None else args.q_len
+    for flag, value in (("--heads", heads), ("--kv-heads", kv_heads), ("--q-len", q_len), ("--kv-len", kv_len)):
+        if value < 1:
+            raise CliError(f"{flag} must be a positive integer, not {value}")
+    if heads % kv_heads:
+        raise CliError(f"--heads {heads} must be a multiple of --kv-heads, not {kv_heads}")
+    if q_len > kv_len:
+        raise CliError(f"--q-len must be at most --kv-len ({kv_len}), not {q_len}: the cache holds every query's key")
+    return heads, kv_heads, q_len, kv_len
+
+
 def check_decoder_flags(args, q, k) -> tuple[int, int, int, int]:
     """``(heads, kv_heads, q_len, kv_len)`` of arrays ``q (H, q_len, d)``, ``k (H_kv, kv_len, d)``; a flag
     given beside them must agree with their shape."""

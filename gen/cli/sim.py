@@ -4,7 +4,7 @@ model (the engine: :mod:`.sim_engine`)."""
 from __future__ import annotations
 
 from .common import CliError, add_unit_command, header_or_json, run_simulation, unit_params
-from .layer_flags import cascade_flags, decoder_pattern, decoder_requested, pattern_flags, pattern_of
+from .layer_flags import cascade_flags, decoder_pattern, decoder_requested, decoder_shape, pattern_flags, pattern_of
 from .sim_engine import sim_engine
 
 
@@ -102,16 +102,8 @@ def _sim_scheduler(args) -> int:
         raise CliError(f"{(stray or ['--idle'])[0]} does not apply to the scheduler "
                        "(it takes --seq-len, --heads, --stall and the pattern flags)")
     params = unit_params(args)
-    if args.seq_len is not None and args.kv_len is not None and args.seq_len != args.kv_len:
-        raise CliError(f"--seq-len {args.seq_len} and --kv-len {args.kv_len} disagree (both name the keys)")
-    seq_len = args.kv_len or args.seq_len or min(128, params["max_seq_len"])
-    heads = 1 if args.heads is None else args.heads
-    kv_heads = heads if args.kv_heads is None else args.kv_heads
-    query_len = seq_len if args.q_len is None else args.q_len
-    _check_sizes(params, ("--seq-len", seq_len, "max_seq_len"), ("--heads", heads, "max_heads"),
-                 ("--kv-heads", kv_heads, "max_heads"), ("--q-len", query_len, "max_seq_len"))
-    if heads % kv_heads:
-        raise CliError(f"--heads {heads} must be a multiple of --kv-heads, not {kv_heads}")
+    heads, kv_heads, query_len, seq_len = decoder_shape(args, min(128, params["max_seq_len"]))
+    _check_sizes(params, ("--seq-len", seq_len, "max_seq_len"), ("--heads", heads, "max_heads"))
     pattern = decoder_pattern(args, seq_len) if decoder_requested(args) else pattern_of(args, seq_len)
     run = dict(pattern=pattern.to_dict(), seq_len=seq_len, heads=kv_heads, query_len=query_len,
                group=heads // kv_heads)

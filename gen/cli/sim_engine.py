@@ -17,6 +17,7 @@ from .layer_flags import (
     check_decoder_flags,
     decoder_pattern,
     decoder_requested,
+    decoder_shape,
     pattern_of,
 )
 
@@ -36,7 +37,6 @@ def _engine_report_start(args, params: dict, out: dict, passed: bool) -> int | N
 
 
 def sim_engine(args) -> int:
-    from attn_rtl.gen.simulate import simulate_engine
     from attn_rtl.sim.engine_stream import engine_output
     from attn_rtl.sim.golden import Numerics, attention
     from attn_rtl.sim.golden_io import error_figures, load_qkv
@@ -83,32 +83,36 @@ def sim_engine(args) -> int:
     golden = attention(q, k, v, scale=scale, nm=nm, key_tile=params["cols"], mask=mask)
     run = dict(heads=heads, seq_len=seq_len, head_dim=d, pattern=pattern.to_dict())
     ints = [x.reshape(heads, seq_len, d) for x in (golden.q_int, golden.k_int, golden.v_int)]
-    report, passed = run_simulation(lambda: simulate_engine(params, [run], sim=args.sim, seed=args.seed,
-                                                            scale_mult=golden.multiplier, scale_shift=golden.shift,
-                                                            idle=args.idle, stall=args.stall, operands=[ints]))
-    out = {"passed": passed, "sim": args.sim, "seed": args.seed, **run}
+    report, passed, out = _simulate(args, params, run, golden, ints)
     if passed:
-        measured = report["runs"][0]
         o_int = report["outputs"][0].reshape(golden.o_int.shape)
         expected = engine_output(*ints, golden.multiplier, golden.shift, nm, params["cols"], mask,
                                  schedule=scheduled_tiles(pattern, seq_len, params["rows"], params["cols"]),
                                  rows=params["rows"]).reshape(golden.o_int.shape)
-        out.update(cycles=measured["cycles"], ideal_cycles=measured["ideal_cycles"],
-                   useful_macs=measured["useful_macs"], mac_utilization=measured["mac_utilization"],
-                   cycle_counter=measured["counter"], mismatches=int((o_int != expected).sum()),
-                   elements=report["elements"], memory_bits=report["memory_bits"],
+        out.update(_figures(report, o_int, expected),
                    allowed_pairs=seq_len * seq_len if mask is None else int(mask.sum()))
         out.update(error_figures(golden, q, k, v, scale, mask))
-        if args.output is not None:
-            try:
-                np.savez(args.output, o=o_int * golden.scales["o"], o_int=o_int)
-            except OSError as e:
-                raise CliError(f"cannot write output {args.output}: {e.strerror or e}") from None
-    else:
+        _save_output(args, o_int, o_int * golden.scales["o"])
+    return _finish(args, params, out, passed, report)
+
+
+def _save_output(args, o_int, o) -> None:
+    if args.output is not None:
+        try:
+            np.savez(args.output, o=o, o_int=o_int)
+        except OSError as e:
+            raise CliError(f"cannot write output {args.output}: {e.strerror or e}") from None
+
+
+def _finish(args, params: dict, out: dict, passed: bool, report: dict, preamble: str | None = None) -> int:
+    """The command's report (JSON, or text with ``preamble`` under the header) and exit status."""
+    if not passed:
         out.update(mismatches=report.get("mismatch_count"), error=report["error"])
     finished = _engine_report_start(args, params, out, passed)
     if finished is not None:
         return finished
+    if preamble:
+        print(preamble)
     print(f"  PASS: {out['elements']} output values and flags bit-exact against the golden model "
           f"({out['mismatches']} mismatches)")
     print(f"  cycles: {out['cycles']} from first input to last output (ideal {out['ideal_cycles']}): "
@@ -116,8 +120,28 @@ def sim_engine(args) -> int:
     print(f"  error against float attention: max {out['max_abs_error_lsb']:.2f} LSB "
           f"(on the quantized inputs: max {out['max_abs_error_lsb_quantized']:.2f} LSB)")
     if args.output is not None:
-        print(f"  wrote {args.output}: o and o_int of shape {tuple(o_int.shape)}")
+        print(f"  wrote {args.output}: o and o_int of shape {tuple(out['shape'])}")
     return 0
+
+
+def _simulate(args, params: dict, run: dict, golden, ints) -> tuple[dict, bool, dict]:
+    """The engine's RTL on one run of integer operands at the golden model's scale: the report, whether
+    it passed, and the start of the command's report."""
+    from attn_rtl.gen.simulate import simulate_engine
+
+    report, passed = run_simulation(lambda: simulate_engine(params, [run], sim=args.sim, seed=args.seed,
+                                                            scale_mult=golden.multiplier, scale_shift=golden.shift,
+                                                            idle=args.idle, stall=args.stall, operands=[ints]))
+    return report, passed, {"passed": passed, "sim": args.sim, "seed": args.seed, **run}
+
+
+def _figures(report: dict, o_int, expected) -> dict:
+    """Cycles, utilization and mismatches of a passed run whose output ``o_int`` should be ``expected``."""
+    measured = report["runs"][0]
+    return dict(cycles=measured["cycles"], ideal_cycles=measured["ideal_cycles"],
+                useful_macs=measured["useful_macs"], mac_utilization=measured["mac_utilization"],
+                cycle_counter=measured["counter"], mismatches=int((o_int != expected).sum()),
+                elements=report["elements"], memory_bits=report["memory_bits"])
 
 
 def _decoder_inputs(args, params: dict):
@@ -130,21 +154,10 @@ def _decoder_inputs(args, params: dict):
                            "(the shapes come from the file)")
         q, k, v = load_qkv(args.inputs, decoder=True)
         return (q, k, v), check_decoder_flags(args, q, k)
-    if args.seq_len is not None and args.kv_len is not None and args.seq_len != args.kv_len:
-        raise CliError(f"--seq-len {args.seq_len} and --kv-len {args.kv_len} disagree (both name the keys)")
-    kv_len = args.kv_len or args.seq_len or min(128, params["max_seq_len"])
-    heads = 1 if args.heads is None else args.heads
-    kv_heads = heads if args.kv_heads is None else args.kv_heads
-    q_len = kv_len if args.q_len is None else args.q_len
+    heads, kv_heads, q_len, kv_len = decoder_shape(args, min(128, params["max_seq_len"]))
     d = min(64, params["max_head_dim"]) if args.head_dim is None else args.head_dim
-    for flag, value in (("--heads", heads), ("--kv-heads", kv_heads), ("--q-len", q_len), ("--kv-len", kv_len),
-                        ("--head-dim", d)):
-        if value < 1:
-            raise CliError(f"{flag} must be a positive integer, not {value}")
-    if heads % kv_heads:
-        raise CliError(f"--heads {heads} must be a multiple of --kv-heads, not {kv_heads}")
-    if q_len > kv_len:
-        raise CliError(f"--q-len must be at most --kv-len ({kv_len}), not {q_len}: the cache holds every query's key")
+    if d < 1:
+        raise CliError(f"--head-dim must be a positive integer, not {d}")
     rng = np.random.default_rng(args.seed)
     q = rng.normal(size=(heads, q_len, d))
     k, v = (rng.normal(size=(kv_heads, kv_len, d)) for _ in range(2))
@@ -155,7 +168,6 @@ def _sim_decoder(args, params: dict, nm) -> int:
     """``sim engine`` on decoder attention: causal masks at the cache's positions, grouped heads."""
     import dataclasses
 
-    from attn_rtl.gen.simulate import simulate_engine
     from attn_rtl.sim.decoder import decoder_attention, decoder_attention_float, stack_queries, unstack_queries
     from attn_rtl.sim.engine_stream import engine_output
     from attn_rtl.sim.fixed import dequantize
@@ -180,12 +192,8 @@ def _sim_decoder(args, params: dict, nm) -> int:
     group = heads // kv_heads
     run = dict(heads=heads, kv_heads=kv_heads, query_len=q_len, seq_len=kv_len, head_dim=d, pattern=pattern.to_dict())
     ints = (golden.q_int, golden.k_int[::group], golden.v_int[::group])   # each K/V head once
-    report, passed = run_simulation(lambda: simulate_engine(params, [run], sim=args.sim, seed=args.seed,
-                                                            scale_mult=golden.multiplier, scale_shift=golden.shift,
-                                                            idle=args.idle, stall=args.stall, operands=[ints]))
-    out = {"passed": passed, "sim": args.sim, "seed": args.seed, **run}
+    report, passed, out = _simulate(args, params, run, golden, ints)
     if passed:
-        measured = report["runs"][0]
         o_int = report["outputs"][0]
         shape = dict(query_len=q_len, group=group)
         mask = None if pattern.is_dense else allowed_mask(pattern, kv_len, **shape)
@@ -197,35 +205,16 @@ def _sim_decoder(args, params: dict, nm) -> int:
         def reference(q_, k_, v_):
             return decoder_attention_float(q_, k_, v_, window=window, scale=scale, causal=pattern.is_causal)
 
-        out.update(cycles=measured["cycles"], ideal_cycles=measured["ideal_cycles"],
-                   useful_macs=measured["useful_macs"], mac_utilization=measured["mac_utilization"],
-                   cycle_counter=measured["counter"], mismatches=int((o_int != expected).sum()),
-                   elements=report["elements"], memory_bits=report["memory_bits"],
-                   allowed_pairs=measured["useful_macs"] // (2 * d))
+        # Per query head, as for encoder runs.
+        out.update(_figures(report, o_int, expected),
+                   allowed_pairs=int(allowed_mask(pattern, kv_len, query_len=q_len).sum()))
         hw = dataclasses.replace(golden, o_int=o_int, o=dequantize(o_int, golden.scales["o"]))
         out.update(error_figures(hw, q, k, v, scale, reference=reference))
-        if args.output is not None:
-            try:
-                np.savez(args.output, o=hw.o, o_int=o_int)
-            except OSError as e:
-                raise CliError(f"cannot write output {args.output}: {e.strerror or e}") from None
-    else:
-        out.update(mismatches=report.get("mismatch_count"), error=report["error"])
+        _save_output(args, o_int, hw.o)
     out["seq_len"] = kv_len
-    finished = _engine_report_start(args, params, out, passed)
-    if finished is not None:
-        return finished
-    print(f"  decoder: {heads} query heads on {kv_heads} K/V heads, {q_len} queries at positions "
-          f"{kv_len - q_len}..{kv_len - 1} of a {kv_len}-key cache, {pattern.kind}")
-    print(f"  PASS: {out['elements']} output values and flags bit-exact against the golden model "
-          f"({out['mismatches']} mismatches)")
-    print(f"  cycles: {out['cycles']} from first input to last output (ideal {out['ideal_cycles']}): "
-          f"MAC utilization {out['mac_utilization']:.2%} over {out['allowed_pairs']} allowed pairs")
-    print(f"  error against float attention: max {out['max_abs_error_lsb']:.2f} LSB "
-          f"(on the quantized inputs: max {out['max_abs_error_lsb_quantized']:.2f} LSB)")
-    if args.output is not None:
-        print(f"  wrote {args.output}: o and o_int of shape {tuple(o_int.shape)}")
-    return 0
+    return _finish(args, params, out, passed, report,
+                   f"  decoder: {heads} query heads on {kv_heads} K/V heads, {q_len} queries at positions "
+                   f"{kv_len - q_len}..{kv_len - 1} of a {kv_len}-key cache, {pattern.kind}")
 
 
 def _sim_cascade(args, params: dict, nm, plan: dict, q, k, v, heads: int, seq_len: int) -> int:
