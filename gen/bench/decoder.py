@@ -80,9 +80,15 @@ def _prefill(sim: str) -> list[str]:
     return lines
 
 
-def kv_bytes(kv_heads: int, blocks_per_kv_head: int, keys: int, head_dim: int, data_bytes: int = 1) -> int:
-    """Bytes of K and V the DMA streams: every key of a K/V head's cache, K and V, once per query block."""
-    return 2 * kv_heads * blocks_per_kv_head * keys * head_dim * data_bytes
+def kv_bytes(run: dict, rows: int, cols: int, data_bytes: int = 1) -> int:
+    """Bytes of K and V the DMA streams for ``run``: K and V of every key each query block of each K/V
+    head computes (the keys ``m_axis_kv_index`` names)."""
+    from attn_rtl.sim.sparse import pattern_from_dict, scheduled_tiles
+
+    kv_heads = run["kv_heads"]
+    tiles = scheduled_tiles(pattern_from_dict(run["pattern"]), run["seq_len"], rows, cols,
+                            query_len=run["query_len"], group=run["heads"] // kv_heads)
+    return 2 * kv_heads * int(tiles.count.sum()) * run["head_dim"] * data_bytes
 
 
 def _decode(sim: str) -> list[str]:
@@ -95,9 +101,8 @@ def _decode(sim: str) -> list[str]:
         build = dict(BUILD, rows=rows, cols=cols)
         key = f"decode-{rows}x{cols}-{heads}-{kv_heads}-{q_len}-{json.dumps(pattern, sort_keys=True)}"
         found = _cached(key, run, sim, build)
-        blocks = -(-q_len * heads // kv_heads // rows)
         lines.append(f"| {name} | {rows}×{cols} | {heads} / {kv_heads} | {q_len} | {found['cycles']:,} | "
-                     f"**{found['mac_utilization']:.2%}** | {kv_bytes(kv_heads, blocks, KV_LEN, DECODE_DIM):,} | "
+                     f"**{found['mac_utilization']:.2%}** | {kv_bytes(run, rows, cols):,} | "
                      f"{_model_cell(run, found, rows, cols)} |")
     return lines
 
@@ -142,7 +147,7 @@ stacked into the rows of one block, so each K/V beat serves the whole group: wit
 the 8 rows are full; with 4 they are half full (a block holds the 4 heads at `q_len` positions, so
 `q_len` = 2 fills them); `attn-rtl explore --workload llama3-8b-decode --target ecp5-85f` picks a 4×15 array
 for it, whose 4 rows the group fills.  Not grouped, each head's single query fills one row of eight.  K/V bytes: int8
-K and V of every cached key, once per query block of each K/V head.  Goal: at least 90% for 64 heads on
+K and V of every key a query block computes (the keys `m_axis_kv_index` names), per block of each K/V head.  Goal: at least 90% for 64 heads on
 8 K/V heads.
 
 <!-- begin decode -->

@@ -89,7 +89,7 @@ class Workload:
         if self.heads % self.groups:
             raise ValueError(f"workload {self.name}: heads ({self.heads}) must be a multiple of kv_heads, "
                              f"not {self.groups}")
-        if self.queries > self.seq_len:
+        if self.q_len is not None and self.q_len > self.seq_len:
             raise ValueError(f"workload {self.name}: q_len must be at most seq_len ({self.seq_len}), not {self.q_len}")
         if self.is_decoder:
             if not (self.pattern.is_dense or self.pattern.is_causal):
@@ -112,13 +112,13 @@ class Workload:
 
     @property
     def queries(self) -> int:
-        """Queries per head: the newest of the positions."""
-        return self.seq_len if self.q_len is None else self.q_len
+        """Queries per head: the newest ``q_len`` of the positions, or every token the layer computes."""
+        return self.tokens if self.q_len is None else self.q_len
 
     @property
     def is_decoder(self) -> bool:
         """Grouped heads or fewer queries than keys."""
-        return self.group != 1 or self.queries != self.seq_len
+        return self.group != 1 or self.queries != self.tokens
 
     @property
     def tokens(self) -> int:
