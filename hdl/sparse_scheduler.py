@@ -65,14 +65,18 @@ class SparseScheduler(wiring.Component):
     order).  Every block emits at least one tile (a query attends to
     itself), flagged ``first`` and ``last``.
 
-    A key's mask column comes from registered coordinates in one stage: the
-    distance of query ``r`` is ``(i0 − j) + r``; residues mod ``δ`` and grid
-    coordinates of the block's queries are carried per row and advanced by
-    ``rows`` in mixed radix (set up once at start by counting), those of the
-    walked key by one; a causal row's position is its quotient by ``group``
-    plus the cache offset, registered per block.  The walk costs ``hi − lo`` cycles plus the global
-    count per block, a few per emitted tile: the engine spends at least
-    ``d + count`` cycles on each.
+    A key's mask column comes from registers in one stage: for the window,
+    dilated and causal patterns each row's keys form an interval ``[a_r, b_r]``
+    (``i ± δ·⌊w/2⌋``; ``[0, p]``; ``[p − w + 1, p]``), and two counters per row,
+    ``b_r − j`` and ``j − a_r``, set once per block and stepped with the walked
+    key, say by their sign bits whether ``j`` lies in it (no comparator between
+    the key and the mask).  Residues mod ``δ`` and grid coordinates of the
+    block's queries are carried per row and advanced by ``rows`` in mixed radix
+    (set up once at start by counting), those of the walked key by one; a
+    causal row's position is its quotient by ``group`` plus the cache offset.
+    The walk costs three set-up cycles, ``hi − lo`` cycles and the global count
+    per block, a few per emitted tile: the engine spends at least ``d + count``
+    cycles on each.
 
     Parameters
     ----------
@@ -255,6 +259,9 @@ class SparseScheduler(wiring.Component):
         # The lowest key of a causal-window row at query 0 (negative near the start): rows add their query.
         floor_base = Signal(signed(len(offset) + len(window) + 1), **quiet)
         m.d.sync += floor_base.eq(offset - window + 1)
+        # Row intervals [a_r, b_r] and the counters b_r - j, j - a_r: wide enough for a window's reach.
+        span = L + R + p["max_dilation"] * L + 1
+        bound = signed(span.bit_length() + 2)
         limit = Signal(range(p["max_dilation"] * L + 1), **quiet)   # |i - j| bound of window/dilated
         m.d.sync += limit.eq(dilation * (window >> 1))
         rows_reach = Signal(range(2 * L * L + 1), **quiet)           # keys in half_h grid rows
@@ -284,7 +291,8 @@ class SparseScheduler(wiring.Component):
             wrap = total >= modulus
             return [c.q.eq(Mux(wrap, c.q + by.q + 1, c.q + by.q)), c.r.eq(Mux(wrap, total - modulus, total))]
 
-        # --- walker: per head and block, two set-up phases, then the range's keys, then the globals.
+        # --- walker: per head and block, two set-up phases and a cycle priming the row counters, then
+        # the range's keys, then the globals.
         START_A, START_B, RANGE, GLOBALS = range(4)
         w_valid = Signal()
         phase = Signal(2, **quiet)
@@ -296,9 +304,12 @@ class SparseScheduler(wiring.Component):
         kc = Signal(coord, **quiet)
         gi = Signal(range(G), **quiet)
         q_global, rows_ok = Signal(R, **quiet), Signal(R, **quiet)
-        # Causal rows: the position of each row's query and the lowest key its window holds.
-        position = Signal(data.ArrayLayout(range(L), R), **quiet)
-        key_floor = Signal(data.ArrayLayout(signed(len(floor_base) + 1), R), **quiet)
+        # Per row, the interval of keys the window and causal patterns allow, [low_end, high_end], and
+        # the counters high_end - j and j - low_end: the key lies in it when both are non-negative.
+        low_end, high_end = (Signal(data.ArrayLayout(bound, R), **quiet) for _ in range(2))
+        above, below = (Signal(data.ArrayLayout(bound, R), **quiet) for _ in range(2))
+        # The first cycle of RANGE sets the counters from lo; no key is on offer in it.
+        priming = Signal(**quiet)
         first_setup = Signal()
         m.d.sync += first_setup.eq(setting_up & (setup_step == R))
         block_last = i0 + R >= query_len
@@ -306,7 +317,7 @@ class SparseScheduler(wiring.Component):
         has_globals = global_count != 0 if p["sparse"] else Const(0)
         range_end = j + 1 >= hi
         globals_end = gi + 1 >= global_count
-        candidate = w_valid & phase[1]            # RANGE or GLOBALS: a key is on offer
+        candidate = w_valid & phase[1] & ~priming   # RANGE or GLOBALS: a key is on offer
         a_ready = Signal()
         w_step = candidate & a_ready
         block_end = Mux(phase == RANGE, range_end & ~has_globals, globals_end)
@@ -320,7 +331,12 @@ class SparseScheduler(wiring.Component):
                 m.d.sync += [q_global[r].eq(Cat(*hits).any() if p["sparse"] else 0),
                              rows_ok[r].eq(i0 + r < query_len)]
                 if p["sparse"]:
-                    m.d.sync += [position[r].eq(offset + qc[r].q), key_floor[r].eq(floor_base + qc[r].q)]
+                    causal_window = pattern == PATTERN_CODES["causal-window"]
+                    with m.If((pattern == PATTERN_CODES["causal"]) | causal_window):
+                        m.d.sync += [high_end[r].eq(offset + qc[r].q),
+                                     low_end[r].eq(Mux(causal_window, floor_base + qc[r].q, 0))]
+                    with m.Else():   # window and dilated: i ± δ·⌊w/2⌋
+                        m.d.sync += [high_end[r].eq(i0 + r + limit), low_end[r].eq(i0 + r - limit)]
             m.d.sync += phase.eq(START_B)
         with m.Elif(w_valid & (phase == START_B)):
             # The walk range: the keys any query of the block can reach (attn_rtl.sim.sparse.walk_range).
@@ -340,17 +356,22 @@ class SparseScheduler(wiring.Component):
             with m.Elif((pattern == PATTERN_CODES["causal"]) | (pattern == PATTERN_CODES["causal-window"])):
                 # Keys from row 0's lowest to the last row's position (its query; the run's last is
                 # the last key): each has an allowed pair in the block.
-                start = Mux((pattern == PATTERN_CODES["causal-window"]) & (key_floor[0] > 0), key_floor[0], 0)
+                start = Mux(low_end[0] > 0, low_end[0], 0)
                 m.d.sync += [lo.eq(start), j.eq(start), kc.eq(0),
-                             hi.eq(Mux(block_last, seq_len, position[R - 1] + 1))]
+                             hi.eq(Mux(block_last, seq_len, high_end[R - 1] + 1))]
             with m.Else():
                 start = Mux(near, i0 - limit, 0)
                 m.d.sync += [lo.eq(start), j.eq(start), kc.q.eq(0), kc.r.eq(Mux(near, qc[0].r, 0)),
                              hi.eq(Mux(reach_hi >= seq_len, seq_len, reach_hi))]
-            m.d.sync += phase.eq(RANGE)
+            m.d.sync += [phase.eq(RANGE), priming.eq(1)]
+        with m.Elif(w_valid & priming):
+            m.d.sync += priming.eq(0)
+            for r in range(R):
+                m.d.sync += [above[r].eq(high_end[r] - lo), below[r].eq(lo - low_end[r])]
         with m.Elif(w_step):
             with m.If(phase == RANGE):
                 m.d.sync += [j.eq(j + 1), *advance(kc, Const({"q": 0, "r": 1}, coord))]
+                m.d.sync += [s for r in range(R) for s in (above[r].eq(above[r] - 1), below[r].eq(below[r] + 1))]
                 with m.If(range_end & has_globals):
                     m.d.sync += [phase.eq(GLOBALS), gi.eq(0)]
             with m.Else():
@@ -379,15 +400,12 @@ class SparseScheduler(wiring.Component):
         def within(x, y, bound):
             return Mux(x >= y, x - y, y - x) <= bound
 
-        if p["sparse"]:
-            diff = Signal(signed(len(i0) + 2))
-            m.d.comb += diff.eq(i0 - j)
         column = Signal(R)
         for r in range(R):
             base = Signal(name=f"base_{r}")
             if p["sparse"]:
-                dist = diff + r
-                window_pair = (dist <= limit) & (dist >= -limit) & (qc[r].r == kc.r)   # δ divides i - j
+                inside = (above[r] >= 0) & (below[r] >= 0)   # sign bits
+                window_pair = inside & (qc[r].r == kc.r)   # δ divides i - j (the residues are 0 otherwise)
                 grid_pair = within(qc[r].q, kc.q, half_h) & within(qc[r].r, kc.r, half_w)
                 with m.Switch(pattern):
                     with m.Case(PATTERN_CODES["dense"]):
@@ -396,10 +414,8 @@ class SparseScheduler(wiring.Component):
                         m.d.comb += base.eq(window_pair)
                     with m.Case(PATTERN_CODES["grid"]):
                         m.d.comb += base.eq(grid_pair)
-                    with m.Case(PATTERN_CODES["causal"]):
-                        m.d.comb += base.eq(j <= position[r])
-                    with m.Case(PATTERN_CODES["causal-window"]):
-                        m.d.comb += base.eq((j <= position[r]) & (j >= key_floor[r]))
+                    with m.Case(PATTERN_CODES["causal"], PATTERN_CODES["causal-window"]):
+                        m.d.comb += base.eq(inside)
                 in_range = base | q_global[r] | k_global
             else:
                 in_range = 1

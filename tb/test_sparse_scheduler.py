@@ -46,11 +46,11 @@ def decode(beats, layout, rows: int, cols: int) -> dict:
 
 def walk_cycles(pattern: SparsePattern, seq_len: int, rows: int, query_len: int | None = None,
                 group: int = 1) -> int:
-    """Cycles the scheduler's walk takes for one head: per block two set-up cycles, the walk range
+    """Cycles the scheduler's walk takes for one head: per block three set-up cycles, the walk range
     and the global tokens."""
     blocks = -(-(seq_len if query_len is None else query_len) * group // rows)
     ranges = [walk_range(pattern, seq_len, rows, b, query_len=query_len, group=group) for b in range(blocks)]
-    return sum(hi - lo + 2 + len(pattern.global_tokens) for lo, hi in ranges)
+    return sum(hi - lo + 3 + len(pattern.global_tokens) for lo, hi in ranges)
 
 
 def registers(run: dict, pattern: SparsePattern, global_width: int) -> dict:

@@ -273,7 +273,7 @@ def test_scheduler_matches_the_golden_schedule_under_backpressure(sim, rows, col
 
 
 def test_scheduler_walks_one_key_per_cycle():
-    """With no backpressure the walk takes one cycle per key of each block's walk range, plus two
+    """With no backpressure the walk takes one cycle per key of each block's walk range, plus three
     set-up cycles and one per global token per block."""
     params = dict(rows=4, cols=4, max_seq_len=256, max_heads=1, max_dilation=4, max_globals=1)
     pattern = parse_pattern("window", window=9, global_tokens="200")
