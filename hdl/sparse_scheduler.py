@@ -312,7 +312,17 @@ class SparseScheduler(wiring.Component):
         priming = Signal(**quiet)
         first_setup = Signal()
         m.d.sync += first_setup.eq(setting_up & (setup_step == R))
-        block_last = i0 + R >= query_len
+        # The block holds the run's last queries: a flag set in START_A, so the walk range and the
+        # walk's end see a flip-flop, not i0's adder and compare (with the range's own adders behind
+        # them, the sparse scheduler's critical path at c973873: 61.8 MHz).
+        block_last = Signal(**quiet)
+        # The walk range's end keys, registered in START_A from their sums: the block's last query's
+        # reach (window, dilated) and the start of the grid row of its last row (grid).
+        reach_hi = Signal(range(L + R + p["max_dilation"] * L + 1), **quiet)
+        grid_row_end = Signal(range(L + R), **quiet)
+        ql_reach = Signal.like(reach_hi, **quiet)      # query_len + limit, the last block's reach
+        rows_reach_w = Signal(range(2 * L * L + L + 1), **quiet)
+        m.d.sync += [ql_reach.eq(query_len + limit), rows_reach_w.eq(rows_reach + grid_w)]
         head_last = h + 1 >= heads
         has_globals = global_count != 0 if p["sparse"] else Const(0)
         range_end = j + 1 >= hi
@@ -326,6 +336,9 @@ class SparseScheduler(wiring.Component):
             m.d.sync += [w_valid.eq(1), phase.eq(START_A), h.eq(0), b.eq(0), i0.eq(0), scan.eq(importance)]
             m.d.sync += [qc[r].eq(table[r]) for r in range(R)]
         with m.Elif(w_valid & (phase == START_A)):
+            ends = i0 + R >= query_len
+            m.d.sync += [block_last.eq(ends), reach_hi.eq(Mux(ends, ql_reach, i0 + R + limit)),
+                         grid_row_end.eq(i0 + (R - 1) - qc[R - 1].r)]
             for r in range(R):
                 hits = [(g < global_count) & (global_tokens[g] == i0 + r) for g in range(G)]
                 m.d.sync += [q_global[r].eq(Cat(*hits).any() if p["sparse"] else 0),
@@ -341,12 +354,10 @@ class SparseScheduler(wiring.Component):
         with m.Elif(w_valid & (phase == START_B)):
             # The walk range: the keys any query of the block can reach (attn_rtl.sim.sparse.walk_range).
             whole = (pattern == PATTERN_CODES["dense"]) | q_global.any()
-            i_last = Mux(block_last, query_len - 1, i0 + R - 1)
             near = i0 >= limit
-            reach_hi = i_last + limit + 1
             row_start = i0 - qc[0].r
             rows_up = qc[0].q >= half_h
-            grid_hi = (i_last - qc[R - 1].r) + rows_reach + grid_w
+            grid_hi = grid_row_end + rows_reach_w   # a non-last block: its last row is row R - 1
             with m.If(whole):
                 m.d.sync += [lo.eq(0), j.eq(0), hi.eq(seq_len), kc.eq(0)]
             with m.Elif(pattern == PATTERN_CODES["grid"]):
