@@ -275,7 +275,10 @@ and drain. A ranking run (SpAtten importance) adds a scan pass of score tiles an
 the wait for the scan's reciprocals (the array's latency `rows+cols+8`, its drain `rows`, the
 softmax's sum latency `45 + 2·log2 cols`). Pruning runs the layer over `ceil(token_keep·L)` tokens
 and `ceil(head_keep·H)` heads; progressive quantization adds one run per head over the flagged rows
-against every key. The figures depend on `(rows, cols, prob_tiles)` only, so the enumeration
+against every key. Decoder layers (docs/engine.md, *Decoder attention*) run per K/V head over its
+group's `q_len·H/H_kv` stacked queries, the blocks' keys by the causal patterns' rule (keys from a
+block's lowest allowed key to its last query's position); a causal prefill computes a little more than
+half the tiles of a dense one. The figures depend on `(rows, cols, prob_tiles)` only, so the enumeration
 evaluates that sub-grid and broadcasts it over the other parameters.
 
 **Validated domain**: `d ≥ 4·max(rows, cols)`, key tiles of at least 32 cycles (64 for sparse
@@ -295,8 +298,10 @@ Full-rate runs (streams never stall) measured with `attn_rtl.gen.simulate.measur
 
 ### Validation: runs the model never saw, simulated now
 
-Cocotb on Verilator (Icarus for the 2×2 sparse and SpAtten builds), no idle cycles or backpressure; the same runs are
-`tests/test_cost_model.py`, which holds them to ±3% in the default suite.
+Cocotb on Verilator (Icarus for the 2×2 sparse, decoder and SpAtten builds), no idle cycles or backpressure; the same
+runs are `tests/test_cost_model.py`, which holds them to ±3% in the default suite. At full size, every figure of
+docs/decoder-benchmarks.md (causal prefill at L = 2048, grouped decode at kv_len = 4096, 8×8 and 4×15) has the
+model's prediction beside it: within 0.1%.
 
 <!-- begin validation -->
 {validation}
@@ -307,6 +312,7 @@ Cocotb on Verilator (Icarus for the 2×2 sparse and SpAtten builds), no idle cyc
 On-chip bits are `AttentionEngine.memory_bits` (docs/engine.md, tested equal for several builds).
 Off-chip bytes: Q once; per query block its keys' K and V (K twice in a ranking run, at `msb_bits`
 in a progressive first run; again in full for the recomputed rows); O written once per computed row.
+With grouped heads a block holds a group's queries, so K and V are read per K/V head, not per query head.
 
 Energy, 45 nm figures from M. Horowitz, "Computing's energy problem (and what we can do about it)",
 ISSCC 2014, Figure 1.1.9:
@@ -338,7 +344,7 @@ is the weakest column (inference of RAM against LUT RAM depends on depth).
 `prob_tiles` 3-16 (2 is outside the validated domain), `max_seq_len`, `max_head_dim` and `max_heads` at 1, 2, 4× (1, 2× for heads) the
 workload's (powers of two), and on ECP5 the `multiplier` and `fifo_memory` primitives. Seconds are
 the wall time of enumerating and evaluating every candidate (this machine, one core). Latency is at
-the clock of `gen/cost/explore.py` `FMAX_MHZ`: 74.8 MHz measured on ECP5 for the default engine (reset timed, docs/timing.md); the
+the clock of `gen/cost/explore.py` `FMAX_MHZ`: 79.5 MHz measured on ECP5 for the default engine (reset timed, docs/timing.md); the
 iCE40 and Xilinx figures are not engine measurements (said in the output).
 
 <!-- begin speed -->

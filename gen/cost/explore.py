@@ -34,9 +34,9 @@ OBJECTIVES = ("latency", "energy", "edp")
 
 #: Clock per family for the latency column, with where it comes from.
 FMAX_MHZ = {
-    "ecp5": (76.4, "measured: nextpnr-ecp5, default 8×8 engine, reset timed, median of 2 seeds, docs/timing.md"),
+    "ecp5": (79.5, "measured: nextpnr-ecp5, default 8×8 engine, reset timed, median of 3 seeds, docs/timing.md"),
     "ice40": (47.0, "measured on a 2×2 array only (iCEBreaker build, docs/flows.md); no engine fits a UP5K"),
-    "xilinx7": (76.4, "not measured (no open place-and-route for 7-series): the ECP5 figure"),
+    "xilinx7": (79.5, "not measured (no open place-and-route for 7-series): the ECP5 figure"),
 }
 
 
