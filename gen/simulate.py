@@ -211,8 +211,8 @@ def _engine_runs(params: dict, runs) -> list[dict]:
         if params["row_flags"] and group != 1:
             raise ValueError("an engine built with row_flags = true takes kv_heads = heads only, "
                              f"not {r['kv_heads']} of {r['heads']}")
-        if r.get("importance") and (group != 1 or r.get("query_len", r["seq_len"]) != r["seq_len"]):
-            raise ValueError("an importance run takes kv_heads = heads and query_len = seq_len only")
+        if r.get("importance") and group != 1:
+            raise ValueError(f"an importance run takes kv_heads = heads only, not {r['kv_heads']} of {r['heads']}")
         check_queries(pattern, r["seq_len"], r.get("query_len"), group)
         if pattern.is_dense and not params["sparse"]:
             pattern = SparsePattern()    # global tokens add nothing to dense attention

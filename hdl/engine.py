@@ -167,8 +167,8 @@ class AttentionEngine(wiring.Component):
         ``seq_len`` positions (fewer than ``seq_len`` with the dense and causal patterns only).
         Each K/V head's group is one stream of ``query_len·group`` stacked queries, position-major
         (row ``x`` is head ``x mod group`` of the group at query ``⌊x / group⌋``): every K and V beat
-        serves the whole group.  Importance runs take ``kv_heads = heads`` and ``query_len = seq_len``,
-        row flags ``kv_heads = heads``; other values set ``error``.
+        serves the whole group.  Importance runs and row flags take ``kv_heads = heads``; other values set
+        ``error``.
     scale_mult, scale_shift : In
         The score multiplier ``M`` and shift ``s`` (docs/numerics.md, section 3), taken at ``start``.
     busy, done, error : Out(1)
@@ -410,13 +410,12 @@ class AttentionEngine(wiring.Component):
             fits = trial >= kv_heads
             m.d.sync += [spare.eq(Mux(fits, trial - kv_heads, trial)), group.eq(Cat(fits, group[:-1]))]
         own_ok = Signal()
-        # Importance runs and row flags take one query per key and ungrouped heads.
-        plain = (group == 1) & (query_len == seq_len)
+        # Importance runs and row flags take ungrouped heads (fewer queries than keys, a recomputation, they take).
         m.d.sync += own_ok.eq((seq_len >= 1) & (seq_len <= L_max) & (heads >= 1) & (heads <= p["max_heads"])
                               & (kv_heads >= 1) & (kv_heads <= heads) & (spare == 0)
                               & (query_len >= 1) & (query_len <= seq_len)
                               & (head_dim >= 1) & (head_dim <= d_max) & (scale_shift <= nm.max_shift)
-                              & (~taken["importance"] | plain if p["importance"] else 1)
+                              & (~taken["importance"] | (group == 1) if p["importance"] else 1)
                               & ((group == 1) if p["row_flags"] else 1))
         checked = checking[-1]
         m.d.comb += [started.eq(checked & own_ok & sched.config_ok), sched.start.eq(started)]

@@ -30,8 +30,9 @@ def _params(rows, cols):
     return dict(rows=rows, cols=cols, max_seq_len=64, max_heads=6, max_head_dim=8, sparse=True)
 
 
-@pytest.mark.parametrize("sim, rows, cols", [("icarus", 4, 3), ("icarus", 3, 5), ("icarus", 1, 1),
-                                             ("verilator", 8, 8)])
+@pytest.mark.parametrize("sim, rows, cols", [
+    ("icarus", 4, 3), ("icarus", 3, 5),
+    pytest.param("icarus", 1, 1, marks=pytest.mark.slow), pytest.param("verilator", 8, 8, marks=pytest.mark.slow)])
 def test_decoder_modes_bit_exact_with_stalls_and_reset(sim, rows, cols):
     report = simulate_engine(_params(rows, cols), DECODER_RUNS, sim=sim, seed=rows * 10 + cols, idle=0.2,
                              stall=0.2, reset_mid=True)
@@ -83,6 +84,7 @@ def test_grouped_operands_come_back_per_query_head():
     np.testing.assert_array_equal(report["outputs"][0], golden.o_int)
 
 
+@pytest.mark.slow
 def test_causal_prefill_skips_the_tiles_above_the_diagonal():
     params = dict(rows=4, cols=4, max_seq_len=64, max_head_dim=16, sparse=True)
     dense, causal = (simulate_engine(params, [dict(seq_len=64, head_dim=16, pattern=P(p))], sim="icarus")["runs"][0]
@@ -94,7 +96,7 @@ def test_causal_prefill_skips_the_tiles_above_the_diagonal():
 @pytest.mark.parametrize("params, run, message", [
     (dict(), dict(pattern=P("causal")), "causal pattern needs an engine built with sparse = true"),
     (dict(row_flags=True), dict(heads=2, kv_heads=1), "row_flags = true takes kv_heads = heads only"),
-    (dict(importance=True), dict(query_len=3, importance=True), "importance run takes kv_heads = heads"),
+    (dict(importance=True), dict(heads=2, kv_heads=1, importance=True), "importance run takes kv_heads = heads"),
     (dict(sparse=True), dict(heads=3, kv_heads=2), r"heads \(3\) must be a multiple of kv_heads, not 2"),
     (dict(sparse=True), dict(query_len=9), "query_len must be at most seq_len"),
     (dict(sparse=True), dict(pattern=P("window", window=3), query_len=2), "takes one query per key"),

@@ -1,5 +1,6 @@
 """The generated Verilog synthesizes with Yosys for ECP5, iCE40 and Xilinx 7-series, multipliers in DSPs."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -262,6 +263,7 @@ def test_timing_page_on_a_fresh_cache_keeps_the_recorded_designs(tmp_path, monke
     json_out = tmp_path / "timing.json"
     json_out.write_text(json.dumps(recorded))
     page = timing.run([], json_out=json_out, out=tmp_path / "timing.md").read_text()
-    for name, entry in recorded.items():
-        assert f"| {name} | {', '.join(f'{f:.1f}' for f in entry['fmax_mhz'])} |" in page
+    for name, entry in recorded.items():   # a design whose LUTs ABC mapped has a note after its name
+        fmax = ", ".join(f"{f:.1f}" for f in entry["fmax_mhz"])
+        assert re.search(rf"^\| {re.escape(name)}( \([^|]*\))? \| {re.escape(fmax)} \|", page, re.M), name
     assert json.loads(json_out.read_text()) == recorded
