@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from amaranth.hdl import Elaboratable, Module, Value
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, Signal, Value
 from amaranth.lib import io
 
 from attn_rtl.gen.parts import PARTS
@@ -69,18 +69,30 @@ BOARDS = {
 
 
 class BoardDemo(Elaboratable):
-    """The block in a :class:`PinWrapper`: ``din`` from a button, ``dout`` on LED 0."""
+    """The block in a :class:`PinWrapper`: ``din`` from a button, ``dout`` on LED 0.
+
+    The wrapper makes ``sync`` from the board's clock pin with its own registered reset: the engine resets
+    its state through ``ResetSignal()``, which the vendor platforms' ``sync`` (reset-less, cleared by the
+    global set/reset at configuration) does not have.  The reset request is a power-on flag, a flip-flop
+    that configuration sets and the first clock edge clears.
+    """
 
     def __init__(self, inner, button: str):
-        self.wrapper = PinWrapper(inner, own_domain=False)   # the platform makes sync and its reset
+        self.wrapper = PinWrapper(inner, own_domain=True)
         self.button = button
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.wrapper = self.wrapper
+        m.submodules.wrapper = wrapper = self.wrapper
+        m.submodules.clock = clock = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
         m.submodules.button = button = io.Buffer("i", platform.request(self.button, 0, dir="-"))
         m.submodules.led = led = io.Buffer("o", platform.request("led", 0, dir="-"))
-        m.d.comb += [self.wrapper.din.eq(button.i), led.o.eq(self.wrapper.dout)]
+        m.domains.power_on = ClockDomain("power_on", reset_less=True, local=True)
+        powering_on = Signal(init=1)
+        m.d.comb += ClockSignal("power_on").eq(clock.i)
+        m.d.power_on += powering_on.eq(0)
+        m.d.comb += [wrapper.clk.eq(clock.i), wrapper.rst.eq(powering_on),
+                     wrapper.din.eq(button.i), led.o.eq(wrapper.dout)]
         return m
 
 
