@@ -25,6 +25,7 @@ from attn_rtl.gen.flows.collateral import DEFAULT_CLOCK_MHZ, LINT_WAIVERS_FILE, 
 from attn_rtl.gen.provenance import VERSION, header_comment, provenance
 from attn_rtl.hdl.engine import ENGINE_DEFAULTS, engine_params
 from attn_rtl.hdl.engine_axil import AttentionEngineAxiLite
+from attn_rtl.hdl.engine_mm import MEMORY_DEFAULTS, AttentionEngineMM, mm_params
 from attn_rtl.hdl.engine_top import AttentionEngineAxi
 from attn_rtl.hdl.output_accumulator import ACCUMULATOR_DEFAULTS, OutputAccumulator, accumulator_params
 from attn_rtl.hdl.softmax import SOFTMAX_DEFAULTS, SoftmaxUnit, softmax_params
@@ -89,6 +90,11 @@ COMPANIONS = {
                         validate=engine_params, component=AttentionEngineAxiLite, testbench="attn_rtl.tb.test_engine_axil",
                         description="the attention engine with its control on an AXI4-Lite register file",
                         simulation_models=_ecp5_models),
+    "engine_mm": Unit(name="engine_mm", top="attention_engine_mm", defaults={**ENGINE_DEFAULTS, **MEMORY_DEFAULTS},
+                      validate=mm_params, component=AttentionEngineMM, testbench="attn_rtl.tb.test_engine_mm",
+                      description="the attention engine as a memory-mapped accelerator (AXI4 master DMA, "
+                                  "AXI4-Lite registers, irq)",
+                      simulation_models=_ecp5_models),
 }
 
 

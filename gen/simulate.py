@@ -22,7 +22,7 @@ from attn_rtl.sim.sparse import (
 from .generate import cached_verilog, unit
 
 __all__ = ["simulate_array", "simulate_softmax", "simulate_accumulator", "simulate_scheduler", "simulate_topk", "simulate_engine", "simulate_layer",
-           "simulate_progressive", "simulate_engine_axil", "measure_engine", "check_probability"]
+           "simulate_progressive", "simulate_engine_axil", "simulate_engine_mm", "measure_engine", "check_probability"]
 
 #: The full-rate harness around the engine (tb/engine_bench.v).
 ENGINE_BENCH = Path(attn_rtl.tb.__file__).resolve().parent / "engine_bench.v"
@@ -553,6 +553,46 @@ def simulate_engine_axil(params: dict, runs, *, sim: str = "icarus", seed: int =
     cfg = dict(full, seed=int(seed), runs=runs, scale_mult=int(mult), scale_shift=int(shift),
                idle=check_probability("idle", idle), stall=check_probability("stall", stall))
     u = unit("engine_axil")
+    report = run_cocotb(sources=[path, *u.simulation_models(full)], toplevel=u.top, test_module=u.testbench,
+                        sim=sim, config=cfg)
+    report.update(sim=sim)
+    return report
+
+
+def simulate_engine_mm(params: dict, runs, *, sim: str = "icarus", seed: int = 1, pause: float = 0.0,
+                       reset_mid: bool = False, memory_bytes: int = 1 << 18) -> dict:
+    """The memory-mapped top (``attention_engine_mm``) under ``tb/test_engine_mm.py``: each of ``runs``
+    (``heads``, ``kv_heads``, ``seq_len``, ``query_len``, ``head_dim``, ``layout`` of
+    :data:`attn_rtl.sim.memory_image.LAYOUTS`, ``gap``, ``base``) through an AXI4 memory with random
+    ``pause`` on its channels; O, the rest of memory, every burst and the byte counters checked."""
+    from attn_rtl.sim.memory_image import LAYOUTS, bytes_moved
+    from attn_rtl.sim.runner import run_cocotb
+
+    path, component = cached_verilog("engine_mm", params)
+    full = component.params
+    checked = []
+    for r in runs:
+        r = dict(r)
+        r.setdefault("heads", 1)
+        r.setdefault("kv_heads", r["heads"])
+        r.setdefault("query_len", r["seq_len"])
+        r.setdefault("layout", "heads")
+        r.setdefault("gap", 0)
+        r.setdefault("base", 0x100)
+        if r["layout"] not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {r['layout']!r}")
+        _engine_runs(full, [{k: r[k] for k in ("heads", "kv_heads", "seq_len", "query_len", "head_dim")}])
+        r["bytes_read"], r["bytes_written"] = bytes_moved(
+            heads=r["heads"], kv_heads=r["kv_heads"], q_len=r["query_len"], kv_len=r["seq_len"],
+            head_dim=r["head_dim"], rows=full["rows"], cols=full["cols"], kv_slots=component.dma.slots)
+        checked.append(r)
+    mult, shift = _default_scale(component, checked[0]["head_dim"])
+    longest = max(r["heads"] * r["seq_len"] * r["head_dim"] * -(-r["query_len"] // full["rows"]) for r in checked)
+    cfg = dict(full, seed=int(seed), runs=checked, scale_mult=int(mult), scale_shift=int(shift),
+               pause=check_probability("pause", pause), reset_mid=bool(reset_mid), memory_bytes=int(memory_bytes),
+               registers={r.name: r.offset for r in component.registers},
+               timeout_cycles=int(50 * longest + 20_000))
+    u = unit("engine_mm")
     report = run_cocotb(sources=[path, *u.simulation_models(full)], toplevel=u.top, test_module=u.testbench,
                         sim=sim, config=cfg)
     report.update(sim=sim)

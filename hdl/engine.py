@@ -175,6 +175,11 @@ class AttentionEngine(wiring.Component):
         ``done`` rises after the last output beat and stays until the next ``start``;
         ``error`` is set by a ``start`` with a runtime value out of range (no run starts) and
         cleared by the next ``start``.
+    launched : Out(1)
+        High for one cycle as a checked run starts (``start_latency`` cycles after its ``start``).
+    group_size : Out
+        The run's query heads per K/V head (``heads / kv_heads``), valid from ``launched`` to the next
+        ``start``: a DMA engine stacks each group's queries with it.
     cycles : Out(32)
         Cycles since the run started, ``start_latency`` cycles after its ``start`` (stops at ``done``).
     q, k, v : In(stream.Signature(ArrayLayout(signed(w), rows or cols)))
@@ -239,6 +244,7 @@ class AttentionEngine(wiring.Component):
             "scale_mult": In(nm.mult_width),
             "scale_shift": In(range(64)),
             "busy": Out(1), "done": Out(1), "error": Out(1),
+            "launched": Out(1), "group_size": Out(range(p["max_heads"] * 2 + 1)),
             "cycles": Out(32),
             "q": In(stream.Signature(data.ArrayLayout(self.value_shape, R))),
             "k": In(stream.Signature(data.ArrayLayout(self.value_shape, C))),
@@ -418,7 +424,8 @@ class AttentionEngine(wiring.Component):
                               & (~taken["importance"] | (group == 1) if p["importance"] else 1)
                               & ((group == 1) if p["row_flags"] else 1))
         checked = checking[-1]
-        m.d.comb += [started.eq(checked & own_ok & sched.config_ok), sched.start.eq(started)]
+        m.d.comb += [started.eq(checked & own_ok & sched.config_ok), sched.start.eq(started),
+                     self.launched.eq(started), self.group_size.eq(group)]
         if imp:
             m.d.comb += sched.importance.eq(taken["importance"])
             with m.If(started):

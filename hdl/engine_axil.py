@@ -29,11 +29,13 @@ class Register:
     description: str
     port: str | None = None
     index: int | None = None   # element of an array port (global tokens)
+    target: str = "engine"     # whose port: the engine's, or the DMA's of the memory-mapped top
 
 
-def register_map(engine: AttentionEngineAxi) -> list[Register]:
-    """The register map of an engine build, in offset order (docs/registers generated from it)."""
-    e = engine.engine
+def register_map(engine) -> list[Register]:
+    """The register map of an engine build (an :class:`~attn_rtl.hdl.engine.AttentionEngine` or a top
+    around one), in offset order (docs/registers generated from it)."""
+    e = getattr(engine, "engine", engine)
     p = e.params
 
     def width(name):
@@ -146,52 +148,63 @@ class AttentionEngineAxiLite(wiring.Component):
         m.d.comb += [ClockSignal("sync").eq(self.aclk), ResetSignal("sync").eq(~self.aresetn)]
         m.submodules.engine = core = self.axis.engine
         self.axis.connect_streams(m, self)
-
-        p = self.params
-        features = Cat(Const(p["sparse"], 1), Const(p["importance"], 1), Const(p["row_flags"], 1))
         status = Cat(Const(0, 1), core.busy, core.done, core.error)
-        held = {}   # offset -> register signal of a RW register
-        for reg in self.registers:
-            if reg.access == "RW":
-                held[reg.offset] = Signal(reg.bits, name=f"reg_{reg.name.lower()}")
-                target = getattr(core, reg.port)
-                if reg.index is None:
-                    m.d.comb += target.eq(held[reg.offset])
-                else:
-                    m.d.comb += target[reg.index].eq(held[reg.offset])
-        read_only = {0x00: Const(REGISTER_MAP_ID, 32), 0x04: Const(REGISTER_MAP_VERSION, 32),
-                     0x08: Cat(Const(core.rows, 8), Const(core.cols, 8), features),
-                     0x0C: status, 0x10: core.cycles}
-
-        # --- write channel: address and data together, then the response.
-        start = Signal()
-        take_write = self.s_axil_awvalid & self.s_axil_wvalid & ~self.s_axil_bvalid
-        word = self.s_axil_awaddr[2:]
-        m.d.comb += [self.s_axil_awready.eq(take_write), self.s_axil_wready.eq(take_write),
-                     core.start.eq(start), self.irq.eq(core.done)]
-        mask = Cat(*[self.s_axil_wstrb[b].replicate(8) for b in range(4)])
-        with m.If(take_write):
-            m.d.sync += [self.s_axil_bvalid.eq(1), self.s_axil_bresp.eq(0b10)]   # SLVERR unless matched
-            with m.Switch(word):
-                for offset, reg in held.items():
-                    with m.Case(offset >> 2):
-                        merged = (reg & ~mask[:len(reg)]) | (self.s_axil_wdata & mask)[:len(reg)]
-                        m.d.sync += [reg.eq(merged), self.s_axil_bresp.eq(0)]
-                with m.Case(0x0C >> 2):
-                    m.d.sync += self.s_axil_bresp.eq(0)
-                    m.d.comb += start.eq(self.s_axil_wstrb[0] & self.s_axil_wdata[0])
-        with m.Elif(self.s_axil_bready):
-            m.d.sync += self.s_axil_bvalid.eq(0)
-
-        # --- read channel: one cycle from address to data.
-        take_read = self.s_axil_arvalid & ~self.s_axil_rvalid
-        m.d.comb += self.s_axil_arready.eq(take_read)
-        with m.If(take_read):
-            m.d.sync += [self.s_axil_rvalid.eq(1), self.s_axil_rdata.eq(0), self.s_axil_rresp.eq(0b10)]
-            with m.Switch(self.s_axil_araddr[2:]):
-                for offset, value in {**read_only, **held}.items():
-                    with m.Case(offset >> 2):
-                        m.d.sync += [self.s_axil_rdata.eq(value), self.s_axil_rresp.eq(0)]
-        with m.Elif(self.s_axil_rready):
-            m.d.sync += self.s_axil_rvalid.eq(0)
+        start = serve_registers(m, self, self.registers, {"engine": core}, read_only_registers(core, status))
+        m.d.comb += [core.start.eq(start), self.irq.eq(core.done)]
         return m
+
+
+def read_only_registers(core, status, features=()) -> dict:
+    """Offset -> value of the read-only registers every map has (``features``: more SHAPE bits)."""
+    p = core.params
+    shape = Cat(Const(core.rows, 8), Const(core.cols, 8), Const(p["sparse"], 1), Const(p["importance"], 1),
+                Const(p["row_flags"], 1), *features)
+    return {0x00: Const(REGISTER_MAP_ID, 32), 0x04: Const(REGISTER_MAP_VERSION, 32), 0x08: shape,
+            0x0C: status, 0x10: core.cycles}
+
+
+def serve_registers(m: Module, top, registers, targets: dict, read_only: dict) -> Value:
+    """The AXI4-Lite slave of ``top`` (its ``s_axil_*`` ports) over ``registers``: each RW register a
+    flip-flop driving its target's port, ``read_only`` offsets read as given.  Returns the START pulse
+    (a write of 1 to ``CTRL`` bit 0)."""
+    held = {}   # offset -> register signal of a RW register
+    for reg in registers:
+        if reg.access == "RW":
+            held[reg.offset] = Signal(reg.bits, name=f"reg_{reg.name.lower()}")
+            target = getattr(targets[reg.target], reg.port)
+            if reg.index is None:
+                m.d.comb += target.eq(held[reg.offset])
+            else:
+                m.d.comb += target[reg.index].eq(held[reg.offset])
+
+    # --- write channel: address and data together, then the response.
+    start = Signal()
+    take_write = top.s_axil_awvalid & top.s_axil_wvalid & ~top.s_axil_bvalid
+    word = top.s_axil_awaddr[2:]
+    m.d.comb += [top.s_axil_awready.eq(take_write), top.s_axil_wready.eq(take_write)]
+    mask = Cat(*[top.s_axil_wstrb[b].replicate(8) for b in range(4)])
+    with m.If(take_write):
+        m.d.sync += [top.s_axil_bvalid.eq(1), top.s_axil_bresp.eq(0b10)]   # SLVERR unless matched
+        with m.Switch(word):
+            for offset, reg in held.items():
+                with m.Case(offset >> 2):
+                    merged = (reg & ~mask[:len(reg)]) | (top.s_axil_wdata & mask)[:len(reg)]
+                    m.d.sync += [reg.eq(merged), top.s_axil_bresp.eq(0)]
+            with m.Case(0x0C >> 2):
+                m.d.sync += top.s_axil_bresp.eq(0)
+                m.d.comb += start.eq(top.s_axil_wstrb[0] & top.s_axil_wdata[0])
+    with m.Elif(top.s_axil_bready):
+        m.d.sync += top.s_axil_bvalid.eq(0)
+
+    # --- read channel: one cycle from address to data.
+    take_read = top.s_axil_arvalid & ~top.s_axil_rvalid
+    m.d.comb += top.s_axil_arready.eq(take_read)
+    with m.If(take_read):
+        m.d.sync += [top.s_axil_rvalid.eq(1), top.s_axil_rdata.eq(0), top.s_axil_rresp.eq(0b10)]
+        with m.Switch(top.s_axil_araddr[2:]):
+            for offset, value in {**read_only, **held}.items():
+                with m.Case(offset >> 2):
+                    m.d.sync += [top.s_axil_rdata.eq(value), top.s_axil_rresp.eq(0)]
+    with m.Elif(top.s_axil_rready):
+        m.d.sync += top.s_axil_rvalid.eq(0)
+    return start

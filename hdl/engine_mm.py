@@ -1,0 +1,172 @@
+"""The memory-mapped attention accelerator: the engine, its DMA on one AXI4 master, registers on AXI4-Lite, ``irq``."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, Const, Module, ResetSignal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from attn_rtl.params import int_in_range, positive_int, reject_unknown
+
+from .engine import ENGINE_DEFAULTS, AttentionEngine, engine_params
+from .engine_axil import Register, read_only_registers, register_map, serve_registers
+from .engine_dma import TENSORS, EngineDMA
+
+__all__ = ["AttentionEngineMM", "MEMORY_DEFAULTS", "mm_params", "mm_register_map"]
+
+#: Build parameters of the memory-mapped top beside the engine's.
+MEMORY_DEFAULTS = {"bus_width": 64, "addr_width": 32, "id_width": 4, "kv_buffer_keys": 0, "outstanding": 8}
+_INCR, _OKAY = 1, 0
+
+
+def mm_params(**params) -> dict:
+    """Validate the parameters of :class:`AttentionEngineMM`; return them complete."""
+    reject_unknown("memory-mapped engine", params, {**ENGINE_DEFAULTS, **MEMORY_DEFAULTS})
+    memory_params = {k: params.pop(k, v) for k, v in MEMORY_DEFAULTS.items()}
+    p = engine_params(**params)
+    for feature in ("sparse", "importance", "row_flags"):
+        if p[feature]:
+            raise ValueError(f"the memory-mapped top takes dense builds only for now: its DMA does not yet "
+                             f"gather keys, lists or importances ({feature} = true)")
+    if p["numerics"]["data_width"] != 8:
+        raise ValueError(f"the memory-mapped top moves int8 tensors: data_width must be 8, "
+                         f"not {p['numerics']['data_width']}")
+    int_in_range("addr_width", memory_params["addr_width"], 12, 32)
+    int_in_range("id_width", memory_params["id_width"], 1, 16)
+    positive_int("outstanding", memory_params["outstanding"], at_most=64)
+    return {**p, **memory_params}
+
+
+def mm_register_map(engine: AttentionEngine) -> list[Register]:
+    """The register map of the memory-mapped top: the engine's (:func:`register_map`), its byte counters,
+    and every tensor's base address, row stride and head stride."""
+    regs = register_map(engine)
+    regs = [Register("CTRL", 0x0C, "W1S/RO", 6, "bit 0 START, bit 1 BUSY, bit 2 DONE, bit 3 ERROR (a runtime value "
+                     "out of range), bit 4 READ_ERROR, bit 5 WRITE_ERROR (an AXI4 response other than OKAY)")
+            if r.name == "CTRL" else r for r in regs]
+    regs += [Register("BYTES_READ", 0x14, "RO", 32, "tensor bytes read by the run", "bytes_read", target="dma"),
+             Register("BYTES_WRITTEN", 0x18, "RO", 32, "tensor bytes written by the run", "bytes_written",
+                      target="dma")]
+    offset = max(r.offset for r in regs) + 4
+    names = {"q": "Q", "k": "K", "v": "V", "o": "O"}
+    for t in TENSORS:
+        for field, text in (("base", "byte address of head 0, row 0"), ("row_stride", "bytes from a row to the next"),
+                            ("head_stride", "bytes from a head to the next")):
+            regs.append(Register(f"{names[t]}_{field.upper()}", offset, "RW", 32, f"{names[t]}: {text}",
+                                 f"{t}_{field}", target="dma"))
+            offset += 4
+    return sorted(regs, key=lambda r: r.offset)
+
+
+class AttentionEngineMM(wiring.Component):
+    """The attention engine as a memory-mapped accelerator: tensors in memory, one AXI4 master, ``irq``.
+
+    Software writes the runtime registers (as for ``attention_engine_axil``)
+    and, per tensor, a base address, a row stride and a head stride
+    (:func:`mm_register_map`), then sets ``CTRL.START``. The
+    :class:`~attn_rtl.hdl.engine_dma.EngineDMA` reads Q, K and V through the
+    AXI4 master, feeds the engine and writes O back; ``CTRL.DONE`` (and
+    ``irq``) rise when the last write is answered.  ``BYTES_READ`` and
+    ``BYTES_WRITTEN`` count the tensor bytes moved.
+
+    The AXI4 master: INCR bursts of whole bus words (``bus_width`` bits, 32 …
+    512), at most 256 beats and never across 4 KB, reads and writes each with
+    up to ``outstanding`` rows in flight, all on ID 0 (``id_width`` bits);
+    ``wstrb`` covers exactly the bytes of O.  ``aresetn`` is synchronous,
+    active low, and resets registers and DMA.
+
+    Parameters
+    ----------
+    Those of :class:`~attn_rtl.hdl.engine.AttentionEngine` (dense builds, int8), and
+    bus_width, addr_width, id_width, kv_buffer_keys, outstanding :
+        :class:`~attn_rtl.hdl.engine_dma.EngineDMA`'s and the master's (:data:`MEMORY_DEFAULTS`).
+
+    Ports
+    -----
+    aclk, aresetn : In(1)
+    s_axil_* :
+        The AXI4-Lite slave of the registers (as ``attention_engine_axil``).
+    m_axi_aw*, m_axi_w*, m_axi_b*, m_axi_ar*, m_axi_r* :
+        The AXI4 master.
+    irq : Out(1)
+        ``CTRL.DONE``.
+    """
+
+    def __init__(self, **params):
+        p = mm_params(**params)
+        self.params = p
+        engine_only = {k: v for k, v in p.items() if k not in MEMORY_DEFAULTS}
+        self.engine = AttentionEngine(**engine_only)
+        self.engine._MustUse__silence = True
+        self.dma = EngineDMA(rows=p["rows"], cols=p["cols"], max_seq_len=p["max_seq_len"], max_heads=p["max_heads"],
+                             max_head_dim=p["max_head_dim"], prob_tiles=p["prob_tiles"],
+                             addr_width=p["addr_width"], bus_width=p["bus_width"],
+                             kv_buffer_keys=p["kv_buffer_keys"], outstanding=p["outstanding"])
+        self.registers = mm_register_map(self.engine)
+        self.addr_width = max(8, (self.registers[-1].offset + 3).bit_length())
+        A, D, I = p["addr_width"], p["bus_width"], p["id_width"]
+        members = {"aclk": In(1), "aresetn": In(1), "irq": Out(1),
+                   "s_axil_awaddr": In(self.addr_width), "s_axil_awvalid": In(1), "s_axil_awready": Out(1),
+                   "s_axil_wdata": In(32), "s_axil_wstrb": In(4), "s_axil_wvalid": In(1), "s_axil_wready": Out(1),
+                   "s_axil_bresp": Out(2), "s_axil_bvalid": Out(1), "s_axil_bready": In(1),
+                   "s_axil_araddr": In(self.addr_width), "s_axil_arvalid": In(1), "s_axil_arready": Out(1),
+                   "s_axil_rdata": Out(32), "s_axil_rresp": Out(2), "s_axil_rvalid": Out(1), "s_axil_rready": In(1)}
+        for ch in ("aw", "ar"):
+            members.update({f"m_axi_{ch}id": Out(I), f"m_axi_{ch}addr": Out(A), f"m_axi_{ch}len": Out(8),
+                            f"m_axi_{ch}size": Out(3), f"m_axi_{ch}burst": Out(2), f"m_axi_{ch}lock": Out(1),
+                            f"m_axi_{ch}cache": Out(4), f"m_axi_{ch}prot": Out(3), f"m_axi_{ch}qos": Out(4),
+                            f"m_axi_{ch}valid": Out(1), f"m_axi_{ch}ready": In(1)})
+        members.update({"m_axi_wdata": Out(D), "m_axi_wstrb": Out(D // 8), "m_axi_wlast": Out(1),
+                        "m_axi_wvalid": Out(1), "m_axi_wready": In(1),
+                        "m_axi_bid": In(I), "m_axi_bresp": In(2), "m_axi_bvalid": In(1), "m_axi_bready": Out(1),
+                        "m_axi_rid": In(I), "m_axi_rdata": In(D), "m_axi_rresp": In(2), "m_axi_rlast": In(1),
+                        "m_axi_rvalid": In(1), "m_axi_rready": Out(1)})
+        super().__init__(members)
+
+    def __getattr__(self, name):
+        # Derived figures (memory_bits, start_latency, ...) are the engine's.
+        if name.startswith("_") or name in ("engine", "dma"):
+            raise AttributeError(name)
+        return getattr(self.engine, name)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = ClockDomain("sync")
+        m.d.comb += [ClockSignal("sync").eq(self.aclk), ResetSignal("sync").eq(~self.aresetn)]
+        m.submodules.engine = core = self.engine
+        m.submodules.dma = dma = self.dma
+        wiring.connect(m, dma.q, core.q)
+        wiring.connect(m, dma.k, core.k)
+        wiring.connect(m, dma.v, core.v)
+        wiring.connect(m, core.o, dma.o)
+        for name in ("seq_len", "heads", "kv_heads", "query_len", "head_dim"):
+            m.d.comb += getattr(dma, name).eq(getattr(core, name))
+        m.d.comb += [dma.launch.eq(core.launched), dma.group_size.eq(core.group_size)]
+
+        busy = core.busy | dma.busy
+        status = Cat(Const(0, 1), busy, dma.done, core.error, dma.read_error, dma.write_error)
+        read_only = read_only_registers(core, status, features=(Const(1, 1),))
+        read_only.update({r.offset: getattr(dma, r.port) for r in self.registers if r.target == "dma" and
+                          r.access == "RO"})
+        start = serve_registers(m, self, self.registers, {"engine": core, "dma": dma}, read_only)
+        m.d.comb += [core.start.eq(start & ~busy), dma.start.eq(start & ~busy), self.irq.eq(dma.done)]
+
+        # --- the AXI4 master: INCR bursts of full bus words, one ID.
+        size = Const((self.params["bus_width"] // 8 - 1).bit_length(), 3)
+        for ch, port in (("ar", dma.ar), ("aw", dma.aw)):
+            m.d.comb += [getattr(self, f"m_axi_{ch}addr").eq(port.payload.addr),
+                         getattr(self, f"m_axi_{ch}len").eq(port.payload.len),
+                         getattr(self, f"m_axi_{ch}size").eq(size), getattr(self, f"m_axi_{ch}burst").eq(_INCR),
+                         getattr(self, f"m_axi_{ch}cache").eq(0b0011),    # normal, bufferable
+                         getattr(self, f"m_axi_{ch}valid").eq(port.valid),
+                         port.ready.eq(getattr(self, f"m_axi_{ch}ready"))]
+        m.d.comb += [self.m_axi_wdata.eq(dma.w.payload.data), self.m_axi_wstrb.eq(dma.w.payload.strb),
+                     self.m_axi_wlast.eq(dma.w.payload.last), self.m_axi_wvalid.eq(dma.w.valid),
+                     dma.w.ready.eq(self.m_axi_wready),
+                     dma.b.payload.resp.eq(self.m_axi_bresp), dma.b.valid.eq(self.m_axi_bvalid),
+                     self.m_axi_bready.eq(dma.b.ready),
+                     dma.r.payload.data.eq(self.m_axi_rdata), dma.r.payload.resp.eq(self.m_axi_rresp),
+                     dma.r.payload.last.eq(self.m_axi_rlast), dma.r.valid.eq(self.m_axi_rvalid),
+                     self.m_axi_rready.eq(dma.r.ready)]
+        # IDs, lock, prot and qos stay 0.
+        return m
