@@ -22,10 +22,12 @@ from attn_rtl.sim.sparse import (
 from .generate import cached_verilog, unit
 
 __all__ = ["simulate_array", "simulate_softmax", "simulate_accumulator", "simulate_scheduler", "simulate_topk", "simulate_engine", "simulate_layer",
-           "simulate_progressive", "simulate_engine_axil", "simulate_engine_mm", "measure_engine", "check_probability"]
+           "simulate_progressive", "simulate_engine_axil", "simulate_engine_mm", "measure_engine_mm", "measure_engine", "check_probability"]
 
 #: The full-rate harness around the engine (tb/engine_bench.v).
 ENGINE_BENCH = Path(attn_rtl.tb.__file__).resolve().parent / "engine_bench.v"
+MM_BENCH_MEMORY = ENGINE_BENCH.with_name("axi_memory.v")
+MM_BENCH_MAIN = ENGINE_BENCH.with_name("mm_bench_main.v")
 ENGINE_BENCH_MAIN = ENGINE_BENCH.with_name("engine_bench_main.v")
 
 
@@ -563,8 +565,10 @@ def simulate_engine_mm(params: dict, runs, *, sim: str = "icarus", seed: int = 1
                        reset_mid: bool = False, memory_bytes: int = 1 << 18) -> dict:
     """The memory-mapped top (``attention_engine_mm``) under ``tb/test_engine_mm.py``: each of ``runs``
     (``heads``, ``kv_heads``, ``seq_len``, ``query_len``, ``head_dim``, ``layout`` of
-    :data:`attn_rtl.sim.memory_image.LAYOUTS`, ``gap``, ``base``) through an AXI4 memory with random
-    ``pause`` on its channels; O, the rest of memory, every burst and the byte counters checked."""
+    :data:`attn_rtl.sim.memory_image.LAYOUTS`, ``gap``, ``base``, ``operands``; ``override``: registers
+    written instead of the layout's, to show the checks catch it) through an AXI4 memory with random
+    ``pause`` on its channels; O, the rest of memory, every burst and the byte counters checked.
+    ``reset_mid`` cuts the first run with ``aresetn`` once reads are in flight."""
     from attn_rtl.sim.memory_image import LAYOUTS, bytes_moved
     from attn_rtl.sim.runner import run_cocotb
 
@@ -597,3 +601,85 @@ def simulate_engine_mm(params: dict, runs, *, sim: str = "icarus", seed: int = 1
                         sim=sim, config=cfg)
     report.update(sim=sim)
     return report
+
+
+def measure_engine_mm(params: dict, runs, *, latency: int = 100, bytes_per_cycle: int | None = None,
+                      sim: str = "verilator", seed: int = 1) -> dict:
+    """Cycles of the memory-mapped top against ``tb/axi_memory.v`` (every read ``latency`` cycles late,
+    ``bytes_per_cycle`` bytes a cycle, default the bus width), from the START write to ``irq``, each
+    run's O and the rest of memory checked against the golden model and the placement.
+
+    ``runs`` as :func:`simulate_engine_mm` (layout ``heads`` by default).  Returns per run ``cycles``,
+    ``mac_utilization`` (useful MACs over ``rows·cols·cycles``), ``bytes_read``, ``bytes_written`` (the
+    top's counters) and the host model's ``expected_bytes``.
+    """
+    import tempfile
+
+    from attn_rtl.sim.decoder import stack_queries, unstack_queries
+    from attn_rtl.sim.memory_image import bytes_moved, place, read_output, write_tensors
+    from attn_rtl.sim.runner import SimulationFailure, run_free
+    from attn_rtl.tb.harness import operand_matrix
+
+    path, component = cached_verilog("engine_mm", params)
+    full = component.params
+    nm = component.nm
+    rows, cols = full["rows"], full["cols"]
+    bus_bytes = full["bus_width"] // 8
+    bytes_per_cycle = bus_bytes if bytes_per_cycle is None else positive_int("bytes_per_cycle", bytes_per_cycle)
+    positive_int("latency", latency, at_most=1 << 20)
+    rng = np.random.default_rng(seed)
+    regs = {r.name: r.offset for r in component.registers}
+    results = []
+    for index, run in enumerate(runs):
+        run = dict(run)
+        heads = run.setdefault("heads", 1)
+        kv_heads = run.setdefault("kv_heads", heads)
+        q_len = run.setdefault("query_len", run["seq_len"])
+        seq_len, d = run["seq_len"], run["head_dim"]
+        _engine_runs(full, [dict(heads=heads, kv_heads=kv_heads, seq_len=seq_len, query_len=q_len, head_dim=d)])
+        layout = place(heads=heads, kv_heads=kv_heads, q_len=q_len, kv_len=seq_len, head_dim=d,
+                       layout=run.get("layout", "heads"), base=0x1000, gap=run.get("gap", 0))
+        size = 1 << (layout.end + 4096).bit_length()
+        image = rng.integers(0, 256, size, dtype=np.uint8)
+        q = operand_matrix(rng, (heads, q_len, d), nm.data_width, True, "random")
+        k, v = (operand_matrix(rng, (kv_heads, seq_len, d), nm.data_width, True, "random") for _ in range(2))
+        write_tensors(image, layout, q, k, v)
+        mult, shift = _default_scale(component, d)
+        writes = dict(SEQ_LEN=seq_len, HEADS=heads, KV_HEADS=kv_heads, QUERY_LEN=q_len, HEAD_DIM=d,
+                      SCALE_MULT=int(mult), SCALE_SHIFT=int(shift), **layout.registers())
+        macs = useful_macs(heads, seq_len, d, q_len * seq_len)
+        budget = 50 * -(-macs // (rows * cols)) + 50 * latency + 100_000
+        with tempfile.TemporaryDirectory(prefix="mm-bench-") as run_dir:
+            Path(run_dir, "mem.hex").write_text("\n".join(f"{b:02x}" for b in image.tolist()) + "\n")
+            Path(run_dir, "regs.hex").write_text("".join(f"{regs[n]:08x}{v & 0xFFFFFFFF:08x}\n"
+                                                         for n, v in writes.items()))
+            parameters = dict(ADDR_WIDTH=full["addr_width"], DATA_WIDTH=full["bus_width"], ID_WIDTH=full["id_width"],
+                              AXIL_WIDTH=component.addr_width, MEM_BYTES=size, LATENCY=latency,
+                              BYTES_PER_CYCLE=bytes_per_cycle)
+            out = run_free(sources=[path, *unit("engine_mm").simulation_models(full), MM_BENCH_MEMORY, MM_BENCH_MAIN],
+                           toplevel="mm_bench_main", sim=sim, parameters=parameters, run_dir=Path(run_dir),
+                           plusargs=dict(regs=len(writes), ctrl=regs["CTRL"], bytes_read=regs["BYTES_READ"],
+                                         bytes_written=regs["BYTES_WRITTEN"], budget=budget))
+            found = _result_line(out, f"mm_bench_main on {sim}")
+            memory = np.array([int(t, 16) for line in Path(run_dir, "out.hex").read_text().splitlines()
+                               for t in line.split() if not t.startswith("//")], np.uint8)
+        expected_o = unstack_queries(engine_output(stack_queries(q, kv_heads), k, v, mult, shift, nm, cols), heads)
+        problems = []
+        if found["done"] != 1:
+            problems.append(f"no irq after {found['cycles']} cycles")
+        got = read_output(memory, layout)
+        if not np.array_equal(got, expected_o):
+            problems.append(f"{int((got != expected_o).sum())} elements of O differ from the golden model")
+        image[layout.o.byte_addresses()] = (expected_o & 0xFF).astype(np.uint8)
+        if not np.array_equal(memory, image):
+            problems.append(f"{int((memory != image).sum())} bytes of memory outside O changed")
+        if problems:
+            raise SimulationFailure(f"memory-mapped run {index} {run} (seed {seed}) on {sim}: " + "; ".join(problems))
+        expected_bytes = bytes_moved(heads=heads, kv_heads=kv_heads, q_len=q_len, kv_len=seq_len, head_dim=d,
+                                     rows=rows, cols=cols, kv_slots=component.dma.slots)
+        cycles = found["cycles"]
+        results.append(dict(run, cycles=cycles, useful_macs=macs, mac_utilization=macs / (rows * cols * cycles),
+                            bytes_read=found["bytes_read"], bytes_written=found["bytes_written"],
+                            expected_bytes=list(expected_bytes), kv_fits=component.dma.fits(seq_len)))
+    return dict(passed=True, seed=seed, sim=sim, latency=latency, bytes_per_cycle=bytes_per_cycle,
+                bus_width=full["bus_width"], runs=results)

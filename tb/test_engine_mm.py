@@ -125,6 +125,8 @@ async def memory_mapped_runs(dut):
 
         values = dict(SEQ_LEN=kv_len, HEADS=heads, KV_HEADS=kv_heads, QUERY_LEN=q_len, HEAD_DIM=d,
                       SCALE_MULT=cfg["scale_mult"], SCALE_SHIFT=cfg["scale_shift"], **layout.registers())
+        # A deliberately wrong register (the memory-safety checks must catch what it does).
+        values.update(run.get("override", {}))
         for name, value in values.items():
             await host.write_dword(regs[name], value)
         log.clear()
@@ -152,6 +154,10 @@ async def memory_mapped_runs(dut):
         o_stacked = engine_output(stack_queries(q, kv_heads), k, v, cfg["scale_mult"], cfg["scale_shift"], nm,
                                   cfg["cols"])
         expected = unstack_queries(o_stacked, heads)
+        for what, bursts, names in (("read", log.reads, ("q", "k", "v")), ("write", log.writes, ("o",))):
+            allowed = set((tensor_bytes(layout, names) // bus_bytes).tolist())
+            problems = [p for addr, beats in bursts for p in burst_problems(addr, beats, bus_bytes, allowed)]
+            report.check(not problems, f"run {n}: {what} bursts: {'; '.join(problems[:3])}")
         memory = np.frombuffer(ram.read(0, size), np.uint8)
         got = read_output(memory, layout)
         report.compare(f"run {n} O", got, expected)
@@ -160,10 +166,6 @@ async def memory_mapped_runs(dut):
         changed = np.nonzero(memory != image)[0]
         report.check(changed.size == 0, f"run {n}: {changed.size} bytes outside O changed or O wrong "
                                         f"(first at 0x{int(changed[0]) if changed.size else 0:x})")
-        for what, bursts, names in (("read", log.reads, ("q", "k", "v")), ("write", log.writes, ("o",))):
-            allowed = set((tensor_bytes(layout, names) // bus_bytes).tolist())
-            problems = [p for addr, beats in bursts for p in burst_problems(addr, beats, bus_bytes, allowed)]
-            report.check(not problems, f"run {n}: {what} bursts: {'; '.join(problems[:3])}")
         ctrl = await host.read_dword(regs["CTRL"])
         report.check(ctrl & 0x3E == 0x04, f"run {n}: CTRL 0x{ctrl:x}, expected DONE only")
         moved = (await host.read_dword(regs["BYTES_READ"]), await host.read_dword(regs["BYTES_WRITTEN"]))

@@ -17,6 +17,7 @@ def same_constraints(built: Path, kept: str) -> bool:
     return sorted(built.read_text().splitlines()) == sorted((CONSTRAINTS / kept).read_text().splitlines())
 
 
+@pytest.mark.slow
 def test_icebreaker_bitstream_of_the_tiny_array(tmp_path):
     result = build_board("icebreaker", "array", PRESETS["array"]["tiny"], tmp_path)
     bitstream = Path(result["bitstream"])

@@ -43,6 +43,7 @@ def test_every_unit_writes_a_core_fusesoc_parses_and_constraints(unit_name, tmp_
         assert (tmp_path / "a" / name).exists(), name
 
 
+@pytest.mark.slow
 def test_generated_files_are_byte_identical_for_the_same_config(tmp_path):
     params = dict(PRESETS["engine"]["tiny"], importance=True, row_flags=True)
     first = write_outputs("engine", params, tmp_path / "a")
@@ -96,7 +97,7 @@ def test_register_map_header_and_table_match_the_manifest(tmp_path):
         assert subprocess.run([str(tmp_path / "use")]).returncode == 0
 
 
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_axi_lite_register_top(sim):
     params = dict(rows=2, cols=3, max_seq_len=32, max_head_dim=8, max_heads=2, importance=True, row_flags=True)
     report = simulate_engine_axil(params, [dict(seq_len=7, head_dim=5, heads=2), dict(seq_len=1, head_dim=1)],

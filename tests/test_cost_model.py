@@ -20,7 +20,9 @@ from attn_rtl.gen.generate import elaborate
 from attn_rtl.sim.sparse import allowed_mask, parse_pattern, scheduled_tiles
 
 
-@pytest.mark.parametrize("case", VALIDATION, ids=[v[0] for v in VALIDATION])
+# The 8x8 case takes a minute: behind -m slow (the others check the same model in seconds).
+@pytest.mark.parametrize("case", [pytest.param(v, id=v[0], marks=pytest.mark.slow if v[0] == "dense 8\u00d78" else ())
+                                  for v in VALIDATION])
 def test_predicted_cycles_within_3_percent_of_rtl(case):
     measured, predicted = measure_validation(case)
     print(f"{case[0]}: measured {measured}, predicted {predicted:.0f} ({100 * (predicted / measured - 1):+.2f}%)")

@@ -197,7 +197,8 @@ def _sparse_runs():
     ]
 
 
-@pytest.mark.parametrize("sim, rows, cols", [("icarus", 4, 3), ("icarus", 2, 5), ("verilator", 3, 4)])
+@pytest.mark.parametrize("sim, rows, cols", [("icarus", 4, 3), ("icarus", 2, 5),
+                                             pytest.param("verilator", 3, 4, marks=pytest.mark.slow)])
 def test_sparse_patterns_bit_exact_with_stalls_and_reset(sim, rows, cols):
     params = dict(rows=rows, cols=cols, max_seq_len=64, max_heads=2, max_head_dim=8, sparse=True)
     report = simulate_engine(params, _sparse_runs(), sim=sim, seed=rows * 10 + cols, idle=0.2, stall=0.2,

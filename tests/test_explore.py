@@ -32,6 +32,7 @@ def _fits(t, target):
     return np.all([t[r] <= part[r] for r in ("lut", "ff", "dsp", "bram")], axis=0)
 
 
+@pytest.mark.slow
 def test_the_pick_generates_and_its_cycles_hold_in_rtl(tmp_path, capsys):
     """A small workload under a budget: the chosen configuration is written as TOML, `generate`
     takes it, and the engine built from it runs the workload in the predicted cycles (±3%)."""

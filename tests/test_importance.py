@@ -21,7 +21,7 @@ RANKED_RUNS = [dict(seq_len=17, head_dim=11, heads=3, importance=True, operands=
 ODD = dict(rows=3, cols=5, max_seq_len=40, max_head_dim=12, max_heads=3, importance=True, row_flags=True)
 
 
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_importance_runs_bit_exact_with_stalls_and_reset(sim):
     report = simulate_engine(ODD, RANKED_RUNS, sim=sim, seed=21, idle=0.3, stall=0.3, reset_mid=True)
     token_values = sum(-(-r["seq_len"] // ODD["cols"]) * ODD["cols"] for r in RANKED_RUNS if r.get("importance"))

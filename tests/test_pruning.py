@@ -28,7 +28,7 @@ def golden_layer(q, k, v, **kw):
     return pruned_layer(q, k, v, SCALE["scale_mult"], SCALE["scale_shift"], NM, ENGINE["rows"], ENGINE["cols"], **kw)
 
 
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_pruning_across_two_layers(sim):
     q, k, v = operands(31)
     first, first_reports = simulate_layer(ENGINE, q, k, v, token_keep=11, head_keep=2, sim=sim, seed=31, **SCALE)

@@ -38,7 +38,8 @@ def test_ecp5_primitive_path_keeps_one_registered_mult18x18d_per_pe():
     assert area["cells"].get("MULT18X18D") == 4, area
 
 
-@pytest.mark.parametrize("target", ["ecp5", "ice40", "xilinx7"])
+@pytest.mark.parametrize("target", ["ecp5", pytest.param("ice40", marks=pytest.mark.slow),
+                                    pytest.param("xilinx7", marks=pytest.mark.slow)])
 def test_softmax_unit_synthesizes(target):
     """The tiny preset: logit multipliers in DSPs (two lanes), the interpolation in the fabric."""
     path, _ = cached_verilog("softmax", dict(lanes=2, slots=2, score_width=12, max_seq_len=64))

@@ -72,7 +72,8 @@ def test_saturation_on_both_simulators(sim):
     assert report["passed"]
 
 
-@pytest.mark.parametrize("sim, rows, cols", [("icarus", 4, 4), ("verilator", 8, 8), ("icarus", 3, 5)])
+@pytest.mark.parametrize("sim, rows, cols", [("icarus", 4, 4), pytest.param("verilator", 8, 8, marks=pytest.mark.slow),
+                                             ("icarus", 3, 5)])
 def test_tiles_stream_back_to_back_without_bubbles(sim, rows, cols):
     """With no stall on any stream, the simulated cycle count equals the cycle model exactly (which
     counts the waits of short tiles for spacing and credits), and long tiles follow each other
