@@ -241,7 +241,8 @@ def write_outputs(unit_name: str, params: dict, out_dir: Path, *, clock_mhz: flo
     """Write into ``out_dir``: ``<top>.v``, ``<top>.manifest.json``, the FuseSoC core ``<top>.core``,
     out-of-context clock constraints ``<top>.sdc`` and ``<top>.xdc`` at ``clock_mhz``, simulation
     models of vendor primitives (``sim_models/``), Verilator lint waivers, and for the engine the AXI4-Lite register top
-    ``<top>_axil.v`` with its register map (``<top>_regs.md``, ``<top>_regs.h``).  Return the paths."""
+    ``<top>_axil.v`` with its register map (``<top>_regs.md``, ``<top>_regs.h``); for the memory-mapped top
+    its register map and C driver (``<top>_driver.h``, ``<top>_driver.c``).  Return the paths."""
     from attn_rtl.gen.flows.regmap import c_header, markdown
 
     clock_mhz = check_clock_mhz(clock_mhz)
@@ -269,6 +270,16 @@ def write_outputs(unit_name: str, params: dict, out_dir: Path, *, clock_mhz: flo
         files[f"{u.top}_regs.h"] = c_header(u.top, registers.registers)
         extra_tops[axil_top] = [f"{axil_top}.v"]
         body["register_map"] = [dataclasses.asdict(r) for r in registers.registers]
+    if unit_name == "engine_mm":
+        from attn_rtl.gen.flows.driver import driver_header, driver_source
+
+        files[f"{u.top}_regs.md"] = markdown(u.top, component.registers, component.params, memory_mapped=True)
+        files[f"{u.top}_regs.h"] = c_header(u.top, component.registers)
+        files[f"{u.top}_driver.h"] = driver_header(u.top)
+        files[f"{u.top}_driver.c"] = driver_source(u.top)
+        body["register_map"] = [dataclasses.asdict(r) for r in component.registers]
+        body["kv_buffer"] = {"slots": component.dma.slots, "keys": component.dma.slots * component.params["cols"],
+                             "bits": component.dma.kv_buffer_bits}
     files[LINT_WAIVERS_FILE] = emit.LINT_WAIVERS
     files[f"{u.top}.core"] = fusesoc_core(
         u.top, VERSION, u.description, [f"{u.top}.v"], [f"sim_models/{m.name}" for m in models],

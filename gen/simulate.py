@@ -616,6 +616,7 @@ def measure_engine_mm(params: dict, runs, *, latency: int = 100, bytes_per_cycle
     import tempfile
 
     from attn_rtl.sim.decoder import stack_queries, unstack_queries
+    from attn_rtl.sim.engine_stream import engine_output, useful_macs
     from attn_rtl.sim.memory_image import bytes_moved, place, read_output, write_tensors
     from attn_rtl.sim.runner import SimulationFailure, run_free
     from attn_rtl.tb.harness import operand_matrix
@@ -661,9 +662,12 @@ def measure_engine_mm(params: dict, runs, *, latency: int = 100, bytes_per_cycle
                            plusargs=dict(regs=len(writes), ctrl=regs["CTRL"], bytes_read=regs["BYTES_READ"],
                                          bytes_written=regs["BYTES_WRITTEN"], budget=budget))
             found = _result_line(out, f"mm_bench_main on {sim}")
+            # $writememh may add "// 0x…" address comments.
             memory = np.array([int(t, 16) for line in Path(run_dir, "out.hex").read_text().splitlines()
-                               for t in line.split() if not t.startswith("//")], np.uint8)
+                               if not line.startswith("//") for t in line.split("//")[0].split()], np.uint8)
         expected_o = unstack_queries(engine_output(stack_queries(q, kv_heads), k, v, mult, shift, nm, cols), heads)
+        if memory.size != size:
+            raise SimulationFailure(f"mm_bench_main on {sim} dumped {memory.size} bytes of memory, not {size}")
         problems = []
         if found["done"] != 1:
             problems.append(f"no irq after {found['cycles']} cycles")

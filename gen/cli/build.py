@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_unit_command, unit_params
+from .common import CliError, add_unit_command, unit_params
 
 
 def cmd_build(args) -> int:
+    if args.memory_mapped:
+        raise CliError("--memory-mapped: build takes the streaming engine; generate or sim the memory-mapped top")
     from attn_rtl.gen.flows.boards import build_board
 
     result = build_board(args.board, args.unit, unit_params(args), Path(args.output), check_only=args.check_only)

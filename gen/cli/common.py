@@ -20,12 +20,14 @@ def flag_defaults() -> dict:
     """Every unit's flag-settable parameters (name -> default); a table such as numerics is
     set in a config file only."""
     from attn_rtl.gen.generate import UNITS
+    from attn_rtl.hdl.engine_mm import MEMORY_DEFAULTS
 
     out = {}
     for u in UNITS.values():
         for name, default in u.defaults.items():
             if name != "numerics":
                 out.setdefault(name, default)
+    out.update(MEMORY_DEFAULTS)   # the memory-mapped top's (--memory-mapped)
     return out
 
 
@@ -49,7 +51,14 @@ def unit_flags(parser: argparse.ArgumentParser, defaults: dict) -> None:
 
 
 def overrides(args, defaults: dict) -> dict:
+    from attn_rtl.hdl.engine_mm import MEMORY_DEFAULTS
+
     given = {name for name in flag_defaults() if getattr(args, name, None) is not None}
+    memory = sorted(given & set(MEMORY_DEFAULTS))
+    if memory and not getattr(args, "memory_mapped", False):
+        raise CliError(f"--{memory[0].replace('_', '-')} applies to the memory-mapped top: add --memory-mapped")
+    if getattr(args, "memory_mapped", False):
+        defaults = {**defaults, **MEMORY_DEFAULTS}
     if getattr(args, "data_width", None) is not None:
         given.add("data_width")
     allowed = set(defaults) | ({"data_width"} if "a_width" in defaults else set())
@@ -64,11 +73,25 @@ def overrides(args, defaults: dict) -> dict:
 
 
 def unit_params(args) -> dict:
+    """The unit's parameters from preset, config file and flags; with ``--memory-mapped`` (the engine
+    only) those of the memory-mapped top: the engine's, then the memory flags."""
     from attn_rtl.gen.config import resolve_params
     from attn_rtl.gen.generate import unit
+    from attn_rtl.hdl.engine_mm import MEMORY_DEFAULTS, mm_params
 
-    return resolve_params(args.unit, preset=args.preset, config=args.config,
-                          overrides=overrides(args, unit(args.unit).defaults))
+    given = overrides(args, unit(args.unit).defaults)
+    if not getattr(args, "memory_mapped", False):
+        return resolve_params(args.unit, preset=args.preset, config=args.config, overrides=given)
+    if args.unit != "engine":
+        raise CliError(f"--memory-mapped applies to the engine, not to {args.unit}")
+    memory = {k: given.pop(k) for k in list(given) if k in MEMORY_DEFAULTS}
+    engine = resolve_params("engine", preset=args.preset, config=args.config, overrides=given)
+    return mm_params(**engine, **memory)
+
+
+def unit_name(args) -> str:
+    """The unit a command builds: ``engine_mm`` for the engine with ``--memory-mapped``."""
+    return "engine_mm" if getattr(args, "memory_mapped", False) and args.unit == "engine" else args.unit
 
 
 def run_simulation(run) -> tuple[dict, bool]:
@@ -109,5 +132,8 @@ def add_unit_command(sub, name: str, help_text: str, unit_required: bool) -> arg
                    help="block to build (default: engine)")
     p.add_argument("--preset", help="named parameter set (see attn-rtl presets)")
     p.add_argument("--config", metavar="FILE.toml", help="TOML file of parameters ([UNIT] table or top level)")
+    p.add_argument("--memory-mapped", action="store_true",
+                   help="engine: the memory-mapped top (AXI4 master DMA, registers, irq; docs/system.md) with "
+                        "the memory flags --bus-width, --addr-width, --id-width, --kv-buffer-keys, --outstanding")
     unit_flags(p, flag_defaults())
     return p

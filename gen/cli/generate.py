@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_unit_command, unit_params
+from .common import add_unit_command, unit_name, unit_params
 
 
 def cmd_generate(args) -> int:
@@ -12,7 +12,7 @@ def cmd_generate(args) -> int:
     from attn_rtl.gen.generate import write_outputs
 
     clock = DEFAULT_CLOCK_MHZ if args.clock_mhz is None else args.clock_mhz
-    paths = write_outputs(args.unit, unit_params(args), Path(args.output), clock_mhz=clock)
+    paths = write_outputs(unit_name(args), unit_params(args), Path(args.output), clock_mhz=clock)
     print(f"wrote {len(paths)} files into {args.output}: {', '.join(sorted(paths))}")
     return 0
 

@@ -169,6 +169,12 @@ def add_parser(sub) -> None:
                        help="engine: float q, k, v of shape (L, d) or (H, L, d), as for attn-rtl golden")
     sim_p.add_argument("--output", metavar="OUT.npz", default=None, help="engine: write the engine's o and o_int")
     sim_p.add_argument("--json", action="store_true", help="print the report as JSON")
+    sim_p.add_argument("--mem-latency", type=int, default=100, metavar="CYCLES",
+                       help="--memory-mapped: cycles from a read address to its data (default 100)")
+    sim_p.add_argument("--mem-bytes-per-cycle", type=int, default=None, metavar="N",
+                       help="--memory-mapped: memory bandwidth (default: the bus width)")
+    sim_p.add_argument("--layout", choices=["heads", "tokens", "fused"], default="heads",
+                       help="--memory-mapped: tensors as [H][L][d], [L][H*d], or Q/K/V interleaved per token")
     pattern_flags(sim_p)
     cascade_flags(sim_p)
     sim_p.set_defaults(func=cmd_sim, preset="default")

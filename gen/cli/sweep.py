@@ -8,6 +8,8 @@ from .common import CliError, add_unit_command, unit_params
 
 
 def cmd_sweep(args) -> int:
+    if args.memory_mapped:
+        raise CliError("--memory-mapped: sweep takes the streaming engine; generate or sim the memory-mapped top")
     from attn_rtl.gen.flows.sweep import load_sweep_file, parse_grid, run_sweep, sweep_points
 
     spec = load_sweep_file(args.sweep_file) if args.sweep_file else {}
