@@ -9,9 +9,13 @@ parameters validated up front (``*_params`` functions validate a whole parameter
 are the defaults). docs/api.md shows an engine inside a user's ``Elaboratable``, simulated.
 """
 
+from .axi_burst import BurstSplitter
+from .byte_gearbox import ByteGearbox
 from .credit_fifo import CreditFIFO
 from .engine import ENGINE_DEFAULTS, AttentionEngine, engine_params
 from .engine_axil import AttentionEngineAxiLite
+from .engine_dma import EngineDMA
+from .engine_mm import MEMORY_DEFAULTS, AttentionEngineMM, mm_params
 from .engine_top import AttentionEngineAxi
 from .exp2 import Exp2Mantissa
 from .head_importance import HeadImportance
@@ -24,6 +28,8 @@ from .pin_wrapper import PinWrapper
 from .reciprocal import Reciprocal
 from .register_slice import RegisterSlice
 from .row_flags import RowFlags
+from .row_reader import RowReader
+from .row_writer import RowWriter
 from .softmax import SOFTMAX_DEFAULTS, SoftmaxUnit, softmax_params
 from .sparse_scheduler import SCHEDULER_DEFAULTS, SparseScheduler, scheduler_params
 from .systolic_array import ARRAY_DEFAULTS, SystolicArray, array_params
@@ -33,7 +39,8 @@ __all__ = [
     "AttentionEngine", "AttentionEngineAxi", "AttentionEngineAxiLite", "SystolicArray", "ProcessingElement",
     "Multiplier", "CreditFIFO", "RegisterSlice", "SoftmaxUnit", "Exp2Mantissa", "Reciprocal",
     "OutputAccumulator", "SparseScheduler", "TopK", "MergeLevel", "TokenImportance", "HeadImportance",
-    "RowFlags", "PinWrapper",
-    "engine_params", "array_params", "softmax_params", "scheduler_params", "topk_params",
+    "RowFlags", "PinWrapper", "AttentionEngineMM", "EngineDMA", "RowReader", "RowWriter", "BurstSplitter",
+    "ByteGearbox",
+    "engine_params", "mm_params", "MEMORY_DEFAULTS", "array_params", "softmax_params", "scheduler_params", "topk_params",
     "ENGINE_DEFAULTS", "ARRAY_DEFAULTS", "SOFTMAX_DEFAULTS", "SCHEDULER_DEFAULTS", "TOPK_DEFAULTS",
 ]

@@ -140,6 +140,14 @@ async def memory_mapped_runs(dut):
             await _reset(dut)
             image = np.frombuffer(ram.read(0, size), np.uint8).copy()   # whatever the cut run wrote stays
             continue
+        if run.get("refused"):
+            # A runtime value out of range: the engine refuses the start, the DMA never moves.
+            await ClockCycles(dut.aclk, 200)
+            ctrl = await host.read_dword(regs["CTRL"])
+            report.check(ctrl & 0x0E == 0x08, f"run {n}: CTRL 0x{ctrl:x} after a refused start, expected ERROR only")
+            report.check(not log.reads and not log.writes and not dut.irq.value,
+                         f"run {n}: a refused start moved data ({len(log.reads)} reads, {len(log.writes)} writes)")
+            continue
         started = cocotb.utils.get_sim_time("ns")
         for _ in range(cfg["timeout_cycles"]):
             await RisingEdge(dut.aclk)

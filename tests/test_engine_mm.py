@@ -9,6 +9,7 @@ describe, and ``BYTES_READ``/``BYTES_WRITTEN`` against the host model.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from attn_rtl.gen.simulate import simulate_engine_mm
@@ -59,6 +60,12 @@ def test_reset_in_the_middle_of_a_burst_then_clean_runs(sim):
     _check(simulate_engine_mm(SMALL, runs, sim=sim, seed=5, pause=0.2, reset_mid=True))
 
 
+def test_a_refused_start_moves_nothing_and_the_next_run_is_clean():
+    """HEAD_DIM past max_head_dim: CTRL.ERROR, no burst, no irq; then a good run."""
+    runs = [dict(seq_len=6, head_dim=5, override={"HEAD_DIM": 17}, refused=True), dict(seq_len=6, head_dim=5)]
+    _check(simulate_engine_mm(SMALL, runs, seed=8, pause=0.2))
+
+
 def test_a_read_outside_the_tensors_is_caught():
     """A K row stride twice too long makes the DMA read past K into the gap after it: the burst check
     must fail the run."""
@@ -98,3 +105,27 @@ def test_register_map_has_every_tensor_and_the_counters():
             assert regs[f"{t}_{field}"].access == "RW" and regs[f"{t}_{field}"].bits == 32
     assert (regs["BYTES_READ"].offset, regs["BYTES_WRITTEN"].offset) == (0x14, 0x18)
     assert mm_params(**SMALL)["bus_width"] == 64
+
+
+@pytest.mark.parametrize("kv_buffer_keys", [0, 48])
+@pytest.mark.parametrize("run", [dict(seq_len=5, head_dim=4), dict(seq_len=32, query_len=7, head_dim=6, heads=2),
+                                 dict(seq_len=9, query_len=1, head_dim=7, heads=4, kv_heads=2),
+                                 dict(seq_len=100, head_dim=16, heads=3)])
+def test_cost_model_bytes_are_the_rtl_counters(run, kv_buffer_keys):
+    """The cost model's off-chip bytes with the K/V buffer equal the host model's, which every system run
+    checks the top's BYTES_READ and BYTES_WRITTEN against (tb/test_engine_mm.py)."""
+    from attn_rtl.gen.cost.model import offchip_bytes
+    from attn_rtl.gen.cost.workloads import Workload
+    from attn_rtl.hdl.engine_dma import kv_slots
+    from attn_rtl.sim.memory_image import bytes_moved
+
+    heads = run.get("heads", 1)
+    kv_heads, q_len = run.get("kv_heads", heads), run.get("query_len", run["seq_len"])
+    rows, cols = 2, 3
+    workload = Workload("t", run["seq_len"], run["head_dim"], heads, kv_heads=kv_heads, q_len=q_len)
+    read, written = offchip_bytes(workload, np.array([rows]), cols=np.array([cols]),
+                                  kv_buffer_keys=np.array([kv_buffer_keys]))
+    expected = bytes_moved(heads=heads, kv_heads=kv_heads, q_len=q_len, kv_len=run["seq_len"],
+                           head_dim=run["head_dim"], rows=rows, cols=cols,
+                           kv_slots=kv_slots(cols=cols, kv_buffer_keys=kv_buffer_keys, prob_tiles=3))
+    assert (read[0], written[0]) == pytest.approx(expected, rel=1e-9)

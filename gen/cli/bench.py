@@ -13,12 +13,13 @@ def cmd_bench(args) -> int:
     from attn_rtl.gen.bench import softmax as bench_softmax
     from attn_rtl.gen.bench import sparse as bench_sparse
     from attn_rtl.gen.bench import spatten as bench_spatten
+    from attn_rtl.gen.bench import system as bench_system
     from attn_rtl.gen.bench import timing as bench_timing
     from attn_rtl.gen.bench import topk as bench_topk
 
     module = {"array": bench_array, "softmax": bench_softmax, "engine": bench_engine, "sparse": bench_sparse,
               "topk": bench_topk, "spatten": bench_spatten, "cost": bench_cost,
-              "timing": bench_timing, "decoder": bench_decoder}[args.unit]
+              "timing": bench_timing, "decoder": bench_decoder, "system": bench_system}[args.unit]
     parts = [p.strip() for p in (args.parts or ",".join(module.PARTS)).split(",") if p.strip()]
     known = getattr(module, "part_names", lambda: module.PARTS)()
     for part in parts:
@@ -44,6 +45,7 @@ def cmd_bench(args) -> int:
             "engine": lambda: bench_engine.run(parts, sim=args.sim, jobs=args.jobs, seeds=seeds),
             "sparse": lambda: bench_sparse.run(parts, sim=args.sim),
             "decoder": lambda: bench_decoder.run(parts, sim=args.sim),
+            "system": lambda: bench_system.run(parts, sim=args.sim),
             "topk": lambda: bench_topk.run(parts, sim=args.sim, jobs=args.jobs),
             "spatten": lambda: bench_spatten.run(parts, sim=args.sim),
             "cost": lambda: bench_cost.run(parts),
@@ -65,7 +67,7 @@ def add_parser(sub) -> None:
     bench = sub.add_parser("bench", help="measure a unit (cycles, area, Fmax) and write the table into docs/",
                            description="Run a benchmark and write its Markdown table into docs/.")
     bench.add_argument("unit", choices=["array", "softmax", "engine", "sparse", "decoder", "topk", "spatten", "cost",
-                                        "timing"])
+                                        "timing", "system"])
     bench.add_argument("--parts", default=None,
                        help="comma-separated; array: utilization, area, fmax; softmax: accuracy, area, fmax; "
                             "engine: utilization, area, fmax; sparse: utilization; decoder: prefill, decode; "

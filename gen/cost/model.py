@@ -247,9 +247,14 @@ def enumerate_space(workload: Workload, family: str, space: dict | None = None) 
     return Space(axes=axes, columns=columns, multipliers=multipliers, fifo_memories=fifos)
 
 
-def offchip_bytes(workload: Workload, rows) -> tuple[np.ndarray, np.ndarray]:
+def offchip_bytes(workload: Workload, rows, *, cols=None, kv_buffer_keys=None,
+                  prob_tiles=3) -> tuple[np.ndarray, np.ndarray]:
     """Bytes read (Q once; K and V once per query block, over the keys it computes; K twice in a
-    ranking run, at ``msb_bits`` in a progressive first run) and written (O, importance), per candidate."""
+    ranking run, at ``msb_bits`` in a progressive first run) and written (O, importance), per candidate.
+
+    With ``kv_buffer_keys`` (the memory-mapped top's K/V buffer, with ``cols``): a dense layer whose
+    keys fit the buffer's key tiles (:func:`attn_rtl.hdl.engine_dma.kv_slots`) reads each K/V head's K
+    and V once instead."""
     unique, inverse = np.unique(np.asarray(rows, np.int64).ravel(), return_inverse=True)
     d, heads, tokens = workload.head_dim, workload.heads_computed, workload.tokens
     queries = workload.queries
@@ -264,9 +269,18 @@ def offchip_bytes(workload: Workload, rows) -> tuple[np.ndarray, np.ndarray]:
             blocks = -(-workload.recomputed_rows // int(r))
             total += workload.recomputed_rows * d + 2 * blocks * tokens * d
         read[at] = heads * total
-    read = read[inverse.ravel()]
+    read = read[inverse].reshape(np.shape(rows))
+    if kv_buffer_keys is not None:
+        from attn_rtl.hdl.engine_dma import MIN_KV_SLOTS
+
+        cols = np.asarray(cols, np.int64)
+        slots = np.maximum(np.maximum(np.asarray(kv_buffer_keys, np.int64) // cols, MIN_KV_SLOTS),
+                           np.asarray(prob_tiles) + 2)
+        reusable = (workload.pattern.is_dense and not workload.rank and workload.msb_bits is None)
+        once = heads * (queries * d + 2 * tokens * d / workload.group)
+        read = np.where(reusable & (-(-tokens // cols) <= slots), once, read)
     written = heads * (queries + workload.recomputed_rows) * d * DATA_BITS / 8 + (4 * tokens if workload.rank else 0)
-    return read, np.full(read.shape, written)
+    return read, np.full(np.shape(read), written)
 
 
 def energy_pj(workload: Workload, rows, cols, cycles: Cycles, read_bytes, written_bytes, max_seq_len) -> np.ndarray:
