@@ -10,6 +10,9 @@ from .presets import PRESETS
 
 __all__ = ["resolve_params", "load_config_file"]
 
+#: Units that take another unit's presets and config table (the memory-mapped top: the engine's).
+_SHARES_PARAMETERS_OF = {"engine_mm": "engine"}
+
 
 def load_config_file(path, unit_name: str) -> dict:
     """Parameters for ``unit_name`` from a TOML file: its ``[unit_name]`` table, else its top level."""
@@ -22,7 +25,7 @@ def load_config_file(path, unit_name: str) -> dict:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"config {path} is not valid TOML: {e}") from None
-    table = doc.get(unit_name, doc)
+    table = doc.get(_SHARES_PARAMETERS_OF.get(unit_name, unit_name), doc)
     if not isinstance(table, dict):
         raise ValueError(f"config {path}: [{unit_name}] must be a table, not {table!r}")
     tables = {name for name, default in unit(unit_name).defaults.items() if name == "numerics"}
@@ -38,7 +41,7 @@ def resolve_params(unit_name: str, preset: str | None = None, config: str | None
     u = unit(unit_name)
     params: dict = {}
     if preset is not None:
-        presets = PRESETS.get(unit_name, {})
+        presets = PRESETS.get(_SHARES_PARAMETERS_OF.get(unit_name, unit_name), {})
         if preset not in presets:
             raise ValueError(f"preset must be one of {', '.join(presets) or '(none)'} for {unit_name}, not {preset!r}")
         params.update(presets[preset])

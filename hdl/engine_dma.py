@@ -143,6 +143,11 @@ class EngineDMA(wiring.Component):
         """Bits of the K/V buffer (both tensors)."""
         return 2 * self.cols * self.slots * self.word_stride * 8 * self.cols
 
+    @property
+    def memory_bits(self) -> int:
+        """Bits of all staging buffers: the K/V buffer, and two block slots each of Q and O."""
+        return self.kv_buffer_bits + 2 * 2 * self.rows * self.word_stride * 8 * self.cols
+
     def fits(self, seq_len: int) -> bool:
         """Whether a head of ``seq_len`` keys is read from memory once (else once per query block)."""
         return -(-seq_len // self.cols) <= self.slots

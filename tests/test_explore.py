@@ -90,3 +90,43 @@ def test_bad_workloads_and_targets(tmp_path, capsys):
     assert "workload must be one of bert-base" in capsys.readouterr().err
     assert main(["explore", "--workload", "bert-base", "--target", "ecp5"]) == 2
     assert "invalid choice: 'ecp5' (choose from 'ecp5-85f', 'ice40-up5k', 'xc7a100t')" in capsys.readouterr().err
+
+
+SMALL_SPACE = {"rows": range(1, 9), "cols": range(1, 9), "prob_tiles": (3, 4), "seq_len_factor": (1,),
+               "head_dim_factor": (1,), "heads_factor": (1,), "multiplier": ("generic",),
+               "fifo_memory": ("registers",)}
+
+
+def test_memory_mapped_exploration_weighs_the_kv_buffer(tmp_path, capsys):
+    """With the memory-mapped top, every shape comes with and without a K/V buffer: the buffer costs its
+    block RAM and saves the re-reads (the model's bytes), and the energy pick's configuration builds."""
+    from attn_rtl.gen.config import resolve_params
+    from attn_rtl.gen.cost.model import dma_memory_bits, offchip_bytes
+    from attn_rtl.hdl.engine_mm import AttentionEngineMM
+
+    workload = Workload("mm", 256, 64, 2)
+    result = explore(workload, "ecp5-85f", "energy", space=SMALL_SPACE, memory_mapped=True)
+    t = result.table
+    with_buffer, without = t["kv_buffer_keys"] > 0, t["kv_buffer_keys"] == 0
+    assert with_buffer.sum() == without.sum() == result.candidates // 2
+    assert (t["read_bytes"][with_buffer] <= t["read_bytes"][without]).all()
+    assert (t["memory_bits"][with_buffer] > t["memory_bits"][without]).all()
+    best = result.config(int(result.best[0]))
+    assert best["kv_buffer_keys"] >= 256          # off-chip energy dominates: the pick holds the keys
+    read, _ = offchip_bytes(workload, [best["rows"]], cols=[best["cols"]], kv_buffer_keys=[best["kv_buffer_keys"]])
+    assert read[0] == 2 * 256 * 64 + 2 * 2 * 256 * 64   # Q once, K and V once per head
+    top = AttentionEngineMM(**{k: v for k, v in best.items()})
+    top._MustUse__silence = True
+    assert dma_memory_bits(best["rows"], best["cols"], best["prob_tiles"], best["max_head_dim"],
+                           best["kv_buffer_keys"]) == top.dma.memory_bits
+    config = tmp_path / "pick.toml"
+    assert main(["explore", "--workload", "bert-base", "--target", "ecp5-85f", "--memory-mapped", "--top", "2",
+                 "--objective", "energy",
+                 "--emit", str(config), "--plot", str(tmp_path / "p.png")]) == 0
+    assert "kv_buffer_keys" in capsys.readouterr().out
+    assert resolve_params("engine_mm", config=str(config))["kv_buffer_keys"] > 0
+
+
+def test_memory_mapped_exploration_refuses_what_the_top_cannot_run():
+    with pytest.raises(ValueError, match="the memory-mapped top runs dense layers only for now, not longformer"):
+        explore(WORKLOADS["longformer-base"], "ecp5-85f", memory_mapped=True)

@@ -77,16 +77,12 @@ def unit_params(args) -> dict:
     only) those of the memory-mapped top: the engine's, then the memory flags."""
     from attn_rtl.gen.config import resolve_params
     from attn_rtl.gen.generate import unit
-    from attn_rtl.hdl.engine_mm import MEMORY_DEFAULTS, mm_params
-
     given = overrides(args, unit(args.unit).defaults)
     if not getattr(args, "memory_mapped", False):
         return resolve_params(args.unit, preset=args.preset, config=args.config, overrides=given)
     if args.unit != "engine":
         raise CliError(f"--memory-mapped applies to the engine, not to {args.unit}")
-    memory = {k: given.pop(k) for k in list(given) if k in MEMORY_DEFAULTS}
-    engine = resolve_params("engine", preset=args.preset, config=args.config, overrides=given)
-    return mm_params(**engine, **memory)
+    return resolve_params("engine_mm", preset=args.preset, config=args.config, overrides=given)
 
 
 def unit_name(args) -> str:

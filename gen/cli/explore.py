@@ -14,7 +14,8 @@ def cmd_explore(args) -> int:
     if args.top < 1:
         raise CliError(f"--top must be a positive integer, not {args.top}")
     workload = load_workload(args.workload)
-    result = explore(workload, args.target, args.objective, budget=parse_budget(args.budget), top=args.top)
+    result = explore(workload, args.target, args.objective, budget=parse_budget(args.budget), top=args.top,
+                     memory_mapped=args.memory_mapped)
     t = result.table
     # Files first: a reader that stops early (`| head`) must not cost the plot or the configuration.
     plot = plot_pareto(result, Path(args.plot))
@@ -27,6 +28,8 @@ def cmd_explore(args) -> int:
     print(f"clock {result.fmax_mhz} MHz ({result.fmax_source})")
     header = ["rows", "cols", "prob_tiles", "max_seq_len", "max_head_dim", "max_heads", "multiplier", "fifo_memory",
               "cycles", "latency_us", "energy_uj", "lut", "ff", "dsp", "bram", "memory_kbit"]
+    if args.memory_mapped:
+        header[8:8] = ["kv_buffer_keys", "read_kbyte"]
     lines = []
     for i in result.best:
         c = result.config(i)
@@ -34,13 +37,16 @@ def cmd_explore(args) -> int:
                       c["multiplier"], c["fifo_memory"], f"{t['cycles'][i]:,.0f}", f"{t['latency_us'][i]:,.1f}",
                       f"{t['energy_uj'][i]:,.1f}", f"{t['lut'][i]:,.0f}", f"{t['ff'][i]:,.0f}",
                       f"{t['dsp'][i]:,.0f}", f"{t['bram'][i]:,.0f}", f"{t['memory_bits'][i] / 1024:,.1f}"])
+        if args.memory_mapped:
+            lines[-1][8:8] = [c["kv_buffer_keys"], f"{t['read_bytes'][i] / 1024:,.1f}"]
     widths = [max(len(str(h)), *(len(str(row[k])) for row in lines)) for k, h in enumerate(header)]
     print("  ".join(h.rjust(w) for h, w in zip(header, widths)))
     for row in lines:
         print("  ".join(str(v).rjust(w) for v, w in zip(row, widths)))
     print(f"wrote {plot}")
     if args.emit:
-        print(f"wrote {args.emit} (attn-rtl generate engine --config {args.emit} -o DIR)")
+        mapped = " --memory-mapped" if args.memory_mapped else ""
+        print(f"wrote {args.emit} (attn-rtl generate engine{mapped} --config {args.emit} -o DIR)")
     return 0
 
 
@@ -62,4 +68,7 @@ def add_parser(sub) -> None:
     exp.add_argument("--plot", metavar="FILE.png", default="explore-pareto.png",
                      help="Pareto plot (default explore-pareto.png)")
     exp.add_argument("--emit", metavar="FILE.toml", help="write the best configuration for `generate engine --config`")
+    exp.add_argument("--memory-mapped", action="store_true",
+                     help="candidates are the memory-mapped top, with and without a K/V buffer holding the "
+                          "workload's keys (its bits in the area, its off-chip bytes in the energy)")
     exp.set_defaults(func=cmd_explore)

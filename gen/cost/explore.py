@@ -16,8 +16,10 @@ import numpy as np
 
 from .area import RESOURCES, predict_area
 from .model import (
+    SPACE,
     TARGETS,
     Cycles,
+    dma_memory_bits,
     energy_pj,
     enumerate_space,
     in_domain,
@@ -72,6 +74,7 @@ class Exploration:
             "max_dilation": max(64, pattern.dilation), "max_globals": max(4, len(pattern.global_tokens)),
             "multiplier": self.multipliers[int(t["multiplier"][index])],
             "fifo_memory": self.fifo_memories[int(t["fifo_memory"][index])],
+            **({"kv_buffer_keys": int(t["kv_buffer_keys"][index])} if "kv_buffer_keys" in t else {}),
         }
 
 
@@ -95,7 +98,17 @@ def parse_budget(text: str | None) -> dict[str, int]:
 
 
 def explore(workload: Workload, target: str, objective: str = "latency", *, budget: dict | None = None,
-            top: int = 10, space: dict | None = None, fitted: dict | None = None) -> Exploration:
+            top: int = 10, space: dict | None = None, fitted: dict | None = None,
+            memory_mapped: bool = False) -> Exploration:
+    """Every configuration for ``workload`` on ``target``, ranked by ``objective``.  With
+    ``memory_mapped`` the candidates are the memory-mapped top (docs/system.md), with and without a K/V
+    buffer holding the workload's keys: its staging bits count in the area, its off-chip bytes in the
+    energy."""
+    if memory_mapped and (not workload.pattern.is_dense or workload.rank or workload.msb_bits is not None
+                          or workload.recomputed_rows):
+        raise ValueError(f"the memory-mapped top runs dense layers only for now, not {workload.name}")
+    if memory_mapped:
+        space = dict(SPACE if space is None else space, kv_buffer=(0, 1))
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
     if objective not in OBJECTIVES:
@@ -119,10 +132,18 @@ def explore(workload: Workload, target: str, objective: str = "latency", *, budg
     cycles = Cycles(*(grid.expand(x, over) for x in (small.total, small.busy, small.tiles)))
     t["memory_bits"] = memory_bits(rows, cols, t["prob_tiles"], t["max_seq_len"], t["max_head_dim"],
                                    t["max_heads"], importance=workload.rank)
+    if memory_mapped:
+        t["kv_buffer_keys"] = t["kv_buffer"] * cols * -(-workload.tokens // cols)
+        t["memory_bits"] = t["memory_bits"] + dma_memory_bits(rows, cols, t["prob_tiles"], t["max_head_dim"],
+                                                              t["kv_buffer_keys"])
     t.update(predict_area(family, rows, cols, t["memory_bits"], fitted=fitted))
-    read, written = offchip_bytes(workload, grid.axes["rows"])
-    read = grid.expand(read, ("rows",))
-    written = grid.expand(written, ("rows",))
+    if memory_mapped:
+        read, written = offchip_bytes(workload, rows, cols=cols, kv_buffer_keys=t["kv_buffer_keys"],
+                                      prob_tiles=t["prob_tiles"])
+    else:
+        read, written = offchip_bytes(workload, grid.axes["rows"])
+        read = grid.expand(read, ("rows",))
+        written = grid.expand(written, ("rows",))
     fmax, source = FMAX_MHZ[family]
     t.update(cycles=cycles.total, busy_cycles=cycles.busy, read_bytes=read, written_bytes=written,
              latency_us=cycles.total / fmax,

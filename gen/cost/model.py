@@ -31,7 +31,7 @@ from attn_rtl.sim.sparse import allowed_mask
 from .workloads import Workload
 
 __all__ = ["CALIBRATION", "ENERGY_PJ", "SPACE", "TARGETS", "TILE_FLOOR", "Cycles", "Space", "block_key_counts",
-           "energy_pj", "enumerate_space", "in_domain", "memory_bits", "offchip_bytes", "pareto_front",
+           "energy_pj", "enumerate_space", "in_domain", "memory_bits", "dma_memory_bits", "offchip_bytes", "pareto_front",
            "predict_cycles"]
 
 DATA_BITS = 8     #: Q, K, V, O elements (docs/numerics.md)
@@ -191,6 +191,20 @@ def memory_bits(rows, cols, prob_tiles, max_seq_len, max_head_dim, max_heads, *,
     return bits
 
 
+def dma_memory_bits(rows, cols, prob_tiles, max_head_dim, kv_buffer_keys) -> np.ndarray:
+    """Staging bits of the memory-mapped top's DMA (``EngineDMA.memory_bits``), vectorized: the K/V
+    buffer's slots of K and V, two block slots of Q and of O, in words of ``cols`` bytes, each row's words
+    a power of two."""
+    from attn_rtl.hdl.engine_dma import MIN_KV_SLOTS
+
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    slots = np.maximum(np.maximum(np.asarray(kv_buffer_keys, np.int64) // cols, MIN_KV_SLOTS),
+                       np.asarray(prob_tiles, np.int64) + 2)
+    words = -(-np.asarray(max_head_dim, np.int64) // cols)
+    stride = np.left_shift(1, np.ceil(np.log2(words)).astype(np.int64))
+    return 8 * cols * stride * (2 * cols * slots + 4 * rows)
+
+
 #: Values the enumeration takes per parameter (``max_*`` as multiples of the workload's own size).
 SPACE = {
     "rows": range(1, 65),
@@ -242,6 +256,8 @@ def enumerate_space(workload: Workload, family: str, space: dict | None = None) 
             "max_head_dim": np.asarray(space["head_dim_factor"]) * _next_pow2(workload.head_dim),
             "max_heads": np.asarray(space["heads_factor"]) * _next_pow2(workload.heads),
             "multiplier": np.arange(len(multipliers)), "fifo_memory": np.arange(len(fifos))}
+    if "kv_buffer" in space:   # the memory-mapped top: 0 no K/V buffer, 1 one that holds the workload's keys
+        axes["kv_buffer"] = np.asarray(space["kv_buffer"])
     grids = np.meshgrid(*axes.values(), indexing="ij", copy=False)
     columns = {name: g.ravel() for name, g in zip(axes, grids)}
     return Space(axes=axes, columns=columns, multipliers=multipliers, fifo_memories=fifos)
