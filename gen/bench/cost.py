@@ -347,6 +347,11 @@ the wall time of enumerating and evaluating every candidate (this machine, one c
 the clock of `gen/cost/explore.py` `FMAX_MHZ`: 79.5 MHz measured on ECP5 for the default engine (reset timed, docs/timing.md); the
 iCE40 and Xilinx figures are not engine measurements (said in the output).
 
+`--memory-mapped` enumerates the memory-mapped top (docs/system.md) instead: every candidate twice,
+without a K/V buffer and with one holding the workload's keys (`kv_buffer_keys`); the DMA's staging bits
+(`dma_memory_bits`, equal to `EngineDMA.memory_bits`) count in the area, its off-chip bytes
+(`offchip_bytes(..., kv_buffer_keys=)`: a head that fits is read once) in the energy. Dense layers only.
+
 <!-- begin speed -->
 {speed}
 <!-- end speed -->
