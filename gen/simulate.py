@@ -585,10 +585,26 @@ def simulate_engine_mm(params: dict, runs, *, sim: str = "icarus", seed: int = 1
         r.setdefault("base", 0x100)
         if r["layout"] not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {r['layout']!r}")
-        _engine_runs(full, [{k: r[k] for k in ("heads", "kv_heads", "seq_len", "query_len", "head_dim")}])
+        shape = {k: r[k] for k in ("heads", "kv_heads", "seq_len", "query_len", "head_dim")}
+        _engine_runs(full, [dict(shape, pattern=r.get("pattern", {"pattern": "dense"}))])
+        gathered = None
+        if full["sparse"]:
+            pattern = pattern_from_dict(r.setdefault("pattern", {"pattern": "dense"}))
+            tiles = scheduled_tiles(pattern, r["seq_len"], full["rows"], full["cols"], query_len=r["query_len"],
+                                    group=r["heads"] // r["kv_heads"])
+            gathered = int(tiles.count.sum())
+            token_bits = len(component.engine.global_tokens.as_value()) // full["max_globals"]
+            fields = register_values(pattern, full["max_globals"], token_bits)
+            r["pattern_registers"] = {name.upper(): int(fields[name]) for name in fields if name != "global_tokens"}
+            for g in range(full["max_globals"]):
+                r["pattern_registers"][f"GLOBAL_TOKEN_{g}"] = (fields["global_tokens"] >> (g * token_bits)) & \
+                    ((1 << token_bits) - 1)
+        elif "pattern" in r:
+            raise ValueError("a pattern needs the memory-mapped top built with sparse = true")
         r["bytes_read"], r["bytes_written"] = bytes_moved(
             heads=r["heads"], kv_heads=r["kv_heads"], q_len=r["query_len"], kv_len=r["seq_len"],
-            head_dim=r["head_dim"], rows=full["rows"], cols=full["cols"], kv_slots=component.dma.slots)
+            head_dim=r["head_dim"], rows=full["rows"], cols=full["cols"], kv_slots=component.dma.slots,
+            gathered_keys=gathered)
         checked.append(r)
     mult, shift = _default_scale(component, checked[0]["head_dim"])
     longest = max(r["heads"] * r["seq_len"] * r["head_dim"] * -(-r["query_len"] // full["rows"]) for r in checked)

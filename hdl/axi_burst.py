@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from attn_rtl.params import positive_int
 
-__all__ = ["BurstSplitter", "AXI_BURST_BEATS", "AXI_PAGE_BYTES", "bus_bytes_of"]
+__all__ = ["BurstSplitter", "AXI_BURST_BEATS", "AXI_PAGE_BYTES", "bus_bytes_of", "RowBus"]
 
 #: AXI4 INCR bursts: at most 256 beats, and no burst may cross a 4 KB address boundary.
 AXI_BURST_BEATS, AXI_PAGE_BYTES = 256, 4096
@@ -19,6 +21,29 @@ def bus_bytes_of(data_width) -> int:
     if data_width not in (32, 64, 128, 256, 512):
         raise ValueError(f"data_width must be 32, 64, 128, 256 or 512 bits, not {data_width!r}")
     return data_width // 8
+
+
+@dataclass(frozen=True)
+class RowBus:
+    """The figures a row master (reader or writer) is built from, validated: bus bytes, lane-word bytes,
+    the longest row, rows in flight, and the most bus words a row at any alignment spans."""
+    addr_width: int
+    bus_bytes: int
+    word_bytes: int
+    max_length: int
+    outstanding: int
+
+    @classmethod
+    def check(cls, *, addr_width: int, data_width: int, word_bytes: int, max_length: int,
+              outstanding: int) -> RowBus:
+        return cls(addr_width=positive_int("addr_width", addr_width, at_most=64), bus_bytes=bus_bytes_of(data_width),
+                   word_bytes=positive_int("word_bytes", word_bytes, at_most=256),
+                   max_length=positive_int("max_length", max_length),
+                   outstanding=positive_int("outstanding", outstanding, at_most=256))
+
+    @property
+    def max_beats(self) -> int:
+        return (self.bus_bytes - 1 + self.max_length + self.bus_bytes - 1) // self.bus_bytes
 
 
 class BurstSplitter(wiring.Component):

@@ -32,6 +32,15 @@ class Register:
     target: str = "engine"     # whose port: the engine's, or the DMA's of the memory-mapped top
 
 
+def axil_slave_members(addr_width: int) -> dict:
+    """Signature members of the ``s_axil_*`` AXI4-Lite slave (32-bit data, ``addr_width``-bit addresses)."""
+    return {"s_axil_awaddr": In(addr_width), "s_axil_awvalid": In(1), "s_axil_awready": Out(1),
+            "s_axil_wdata": In(32), "s_axil_wstrb": In(4), "s_axil_wvalid": In(1), "s_axil_wready": Out(1),
+            "s_axil_bresp": Out(2), "s_axil_bvalid": Out(1), "s_axil_bready": In(1),
+            "s_axil_araddr": In(addr_width), "s_axil_arvalid": In(1), "s_axil_arready": Out(1),
+            "s_axil_rdata": Out(32), "s_axil_rresp": Out(2), "s_axil_rvalid": Out(1), "s_axil_rready": In(1)}
+
+
 def register_map(engine) -> list[Register]:
     """The register map of an engine build (an :class:`~attn_rtl.hdl.engine.AttentionEngine` or a top
     around one), in offset order (docs/registers generated from it)."""
@@ -125,12 +134,7 @@ class AttentionEngineAxiLite(wiring.Component):
         self.registers = register_map(self.axis)
         #: Byte address bits: the map rounded up to a power of two, at least 256 bytes.
         self.addr_width = max(8, (self.registers[-1].offset + 3).bit_length())
-        members = {"aclk": In(1), "aresetn": In(1), "irq": Out(1),
-                   "s_axil_awaddr": In(self.addr_width), "s_axil_awvalid": In(1), "s_axil_awready": Out(1),
-                   "s_axil_wdata": In(32), "s_axil_wstrb": In(4), "s_axil_wvalid": In(1), "s_axil_wready": Out(1),
-                   "s_axil_bresp": Out(2), "s_axil_bvalid": Out(1), "s_axil_bready": In(1),
-                   "s_axil_araddr": In(self.addr_width), "s_axil_arvalid": In(1), "s_axil_arready": Out(1),
-                   "s_axil_rdata": Out(32), "s_axil_rresp": Out(2), "s_axil_rvalid": Out(1), "s_axil_rready": In(1)}
+        members = {"aclk": In(1), "aresetn": In(1), "irq": Out(1), **axil_slave_members(self.addr_width)}
         for name, member in self.axis.signature.members.items():
             if name.startswith(("s_axis_", "m_axis_")):
                 members[name] = member

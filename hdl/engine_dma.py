@@ -6,7 +6,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from attn_rtl.params import int_in_range, positive_int
+from attn_rtl.params import boolean, int_in_range, positive_int
 
 from .axi_burst import bus_bytes_of
 from .row_reader import RowReader
@@ -76,6 +76,9 @@ class EngineDMA(wiring.Component):
         AXI4 data bits: 32, 64, 128, 256 or 512.
     kv_buffer_keys : int
         Keys of K and V the on-chip buffer holds (0: the smallest ring, ``kv_slots`` tiles).
+    sparse : bool
+        A sparse engine: K and V rows of exactly the keys ``kv_index`` names, tile by tile (gathered
+        per query block, never replayed).
     outstanding : int
         Rows in flight on each AXI4 direction.
 
@@ -90,6 +93,8 @@ class EngineDMA(wiring.Component):
     q_base, q_row_stride, q_head_stride, … o_head_stride : In(addr_width)
     q, k, v : Out(stream) ; o : In(stream)
         To and from the engine.
+    kv_index : In(stream)
+        Only ``sparse``: the engine's key tiles (:class:`~attn_rtl.hdl.engine.AttentionEngine`).
     ar, r, aw, w, b : the AXI4 channels (:class:`RowReader`, :class:`RowWriter`).
     busy, done, read_error, write_error : Out(1)
     bytes_read, bytes_written : Out(32)
@@ -97,7 +102,7 @@ class EngineDMA(wiring.Component):
 
     def __init__(self, *, rows: int, cols: int, max_seq_len: int, max_heads: int, max_head_dim: int,
                  prob_tiles: int = 3, lane_width: int = 8, addr_width: int = 32, bus_width: int = 64,
-                 kv_buffer_keys: int = 0, outstanding: int = 8):
+                 kv_buffer_keys: int = 0, outstanding: int = 8, sparse: bool = False):
         self._MustUse__silence = True   # a refused build is never elaborated (and a built one is the top's)
         self.rows, self.cols = positive_int("rows", rows), positive_int("cols", cols)
         self.max_seq_len = positive_int("max_seq_len", max_seq_len)
@@ -112,6 +117,7 @@ class EngineDMA(wiring.Component):
         if kv_buffer_keys % cols:
             raise ValueError(f"kv_buffer_keys must be a multiple of cols ({cols}), not {kv_buffer_keys}")
         self.outstanding = positive_int("outstanding", outstanding, at_most=64)
+        self.sparse = boolean("sparse", sparse)
         self.slots = kv_slots(cols=cols, kv_buffer_keys=kv_buffer_keys, prob_tiles=prob_tiles)
         self.words_per_row = -(-max_head_dim // cols)
         self.word_stride = _pow2_at_least(self.words_per_row)
@@ -136,6 +142,9 @@ class EngineDMA(wiring.Component):
             "busy": Out(1), "done": Out(1), "read_error": Out(1), "write_error": Out(1),
             "bytes_read": Out(32), "bytes_written": Out(32),
         })
+        if sparse:
+            members["kv_index"] = In(stream.Signature(data.StructLayout({
+                "keys": data.ArrayLayout(range(max_seq_len), cols), "count": range(cols + 1), "last": 1})))
         super().__init__(members)
 
     @property
@@ -149,8 +158,53 @@ class EngineDMA(wiring.Component):
         return self.kv_buffer_bits + 2 * 2 * self.rows * self.word_stride * 8 * self.cols
 
     def fits(self, seq_len: int) -> bool:
-        """Whether a head of ``seq_len`` keys is read from memory once (else once per query block)."""
-        return -(-seq_len // self.cols) <= self.slots
+        """Whether a head of ``seq_len`` keys is read from memory once (else once per query block; a
+        sparse build gathers every block's keys)."""
+        return not self.sparse and -(-seq_len // self.cols) <= self.slots
+
+    def _gather(self, m: Module, go, kv_req, tile_counts, addr, d, kv_heads, stacked, fetched, released):
+        """Sparse builds: the rows of the keys ``kv_index`` names, tile by tile (K rows, then V rows), each
+        into the next slot of the ring; ``tile_counts`` keeps each slot's key count for the V beats."""
+        R, C, S, A = self.rows, self.cols, self.slots, self.addr_width
+        tile = Signal.like(self.kv_index.payload, name="gather_tile")   # taken off the engine at once
+        held, phase_v, primed = Signal(name="gather_held"), Signal(name="gather_v"), Signal(name="gather_primed")
+        lane = Signal(range(C), name="gather_lane")
+        slot = Signal(range(S), name="gather_slot")
+        k_head, v_head, row_addr = (Signal(A, name=f"gather_{n}") for n in ("k_head", "v_head", "row_addr"))
+        passed_rows = Signal.like(stacked, name="gather_rows")
+        m.d.comb += self.kv_index.ready.eq(~held & ~go)
+        with m.If(self.kv_index.valid & self.kv_index.ready):
+            m.d.sync += [tile.eq(self.kv_index.payload), held.eq(1), lane.eq(0), phase_v.eq(0), primed.eq(0)]
+        # A row's address is a product (key × stride): computed into a register, then offered.
+        key = tile.keys[lane]
+        stride = Mux(phase_v, addr["v_row_stride"], addr["k_row_stride"])
+        with m.If(held & ~primed):
+            m.d.sync += [row_addr.eq(Mux(phase_v, v_head, k_head) + key * stride), primed.eq(1)]
+        room = (fetched - released)[:_COUNT_BITS] < S
+        last_lane = lane == tile.count - 1
+        m.d.comb += [kv_req.valid.eq(held & primed & room), kv_req.payload.addr.eq(row_addr),
+                     kv_req.payload.length.eq(d), kv_req.payload.tag.kind.eq(Mux(phase_v, _V, _K)),
+                     kv_req.payload.tag.bank.eq(lane), kv_req.payload.tag.slot.eq(slot),
+                     kv_req.payload.tag.end.eq(phase_v & last_lane)]
+        with m.If(go):
+            m.d.sync += [held.eq(0), slot.eq(0), k_head.eq(addr["k_base"]), v_head.eq(addr["v_base"]),
+                         passed_rows.eq(0)]
+        with m.Elif(kv_req.valid & kv_req.ready):
+            m.d.sync += primed.eq(0)
+            with m.If(~last_lane):
+                m.d.sync += lane.eq(lane + 1)
+            with m.Elif(~phase_v):
+                m.d.sync += [lane.eq(0), phase_v.eq(1)]
+            with m.Else():
+                m.d.sync += [held.eq(0), fetched.eq(fetched + 1), tile_counts[slot].eq(tile.count),
+                             slot.eq(Mux(slot == S - 1, 0, slot + 1))]
+                with m.If(tile.last):
+                    # A query block's last tile: the K/V head changes after its last block.
+                    with m.If(passed_rows + R < stacked):
+                        m.d.sync += passed_rows.eq(passed_rows + R)
+                    with m.Else():
+                        m.d.sync += [passed_rows.eq(0), k_head.eq(k_head + addr["k_head_stride"]),
+                                     v_head.eq(v_head + addr["v_head_stride"])]
 
     def elaborate(self, platform):
         m = Module()
@@ -189,7 +243,7 @@ class EngineDMA(wiring.Component):
         words = Signal(range(self.words_per_row + 1), reset_less=True)     # words per row: ceil(d / cols)
         m.d.sync += words.eq(sum(Cat(d > j * G for j in range(self.words_per_row))))
         fits = Signal(reset_less=True)
-        m.d.sync += fits.eq(L <= S * C)
+        m.d.sync += fits.eq((L <= S * C) if not self.sparse else 0)
 
         # Launch two cycles after the engine's: ``group`` is taken at its launch, ``stacked`` registered from it.
         go, launched = Signal(), Signal()
@@ -245,47 +299,51 @@ class EngineDMA(wiring.Component):
             m.d.sync += q_slot.eq(0)
 
         # K/V: per K/V head, per pass, per tile: the tile's K rows, then its V rows.
-        kv_active, phase_v = Signal(), Signal()
+        tile_counts = Signal(data.ArrayLayout(range(C + 1), S))   # keys of the tile in each slot (sparse)
+        if self.sparse:
+            self._gather(m, go, kv_req, tile_counts, addr, d, H_kv, stacked, kv_fetched, kv_released)
         hk = Signal(range(self.max_heads * 2 + 1))
-        passed_rows = Signal.like(stacked)          # query rows the passes so far of this head cover
-        t0 = Signal(range(self.max_seq_len + C + 1))
-        lane = Signal(range(C))
-        slot = Signal(range(S))
-        k_head_addr, v_head_addr, k_tile_addr, v_tile_addr, row_addr = (
-            Signal(A, name=n) for n in ("k_head_addr", "v_head_addr", "k_tile_addr", "v_tile_addr", "kv_row_addr"))
-        count = Signal(range(C + 1))
-        m.d.comb += count.eq(Mux(L - t0 < C, L - t0, C))
-        m.d.comb += [kv_req.valid.eq(kv_active & (ahead(kv_fetched, kv_released) < S)),
-                     kv_req.payload.addr.eq(row_addr), kv_req.payload.length.eq(d),
-                     kv_req.payload.tag.kind.eq(Mux(phase_v, _V, _K)), kv_req.payload.tag.bank.eq(lane),
-                     kv_req.payload.tag.slot.eq(slot), kv_req.payload.tag.end.eq(phase_v & (lane == count - 1))]
-        k_row, v_row = addr["k_row_stride"], addr["v_row_stride"]
-        with m.If(go):
-            m.d.sync += [kv_active.eq(1), phase_v.eq(0), hk.eq(0), passed_rows.eq(0), t0.eq(0), lane.eq(0),
-                         slot.eq(0), k_head_addr.eq(addr["k_base"]), v_head_addr.eq(addr["v_base"]),
-                         k_tile_addr.eq(addr["k_base"]), v_tile_addr.eq(addr["v_base"]), row_addr.eq(addr["k_base"])]
-        with m.Elif(kv_req.valid & kv_req.ready):
-            with m.If(lane != count - 1):
-                m.d.sync += [lane.eq(lane + 1), row_addr.eq(row_addr + Mux(phase_v, v_row, k_row))]
-            with m.Elif(~phase_v):
-                # The next tile's K starts one row past this tile's last.
-                m.d.sync += [lane.eq(0), phase_v.eq(1), row_addr.eq(v_tile_addr), k_tile_addr.eq(row_addr + k_row)]
-            with m.Else():
-                m.d.sync += [lane.eq(0), phase_v.eq(0), kv_fetched.eq(kv_fetched + 1),
-                             slot.eq(Mux(slot == S - 1, 0, slot + 1))]
-                with m.If(t0 + C < L):
-                    m.d.sync += [t0.eq(t0 + C), v_tile_addr.eq(row_addr + v_row), row_addr.eq(k_tile_addr)]
-                with m.Elif(~fits & (passed_rows + R < stacked)):
-                    # Another query block: the head's tiles again.
-                    m.d.sync += [t0.eq(0), passed_rows.eq(passed_rows + R), k_tile_addr.eq(k_head_addr),
-                                 v_tile_addr.eq(v_head_addr), row_addr.eq(k_head_addr)]
+        if not self.sparse:
+            kv_active, phase_v = Signal(), Signal()
+            passed_rows = Signal.like(stacked)          # query rows the passes so far of this head cover
+            t0 = Signal(range(self.max_seq_len + C + 1))
+            lane = Signal(range(C))
+            slot = Signal(range(S))
+            k_head_addr, v_head_addr, k_tile_addr, v_tile_addr, row_addr = (
+                Signal(A, name=n) for n in ("k_head_addr", "v_head_addr", "k_tile_addr", "v_tile_addr", "kv_row_addr"))
+            count = Signal(range(C + 1))
+            m.d.comb += count.eq(Mux(L - t0 < C, L - t0, C))
+            m.d.comb += [kv_req.valid.eq(kv_active & (ahead(kv_fetched, kv_released) < S)),
+                         kv_req.payload.addr.eq(row_addr), kv_req.payload.length.eq(d),
+                         kv_req.payload.tag.kind.eq(Mux(phase_v, _V, _K)), kv_req.payload.tag.bank.eq(lane),
+                         kv_req.payload.tag.slot.eq(slot), kv_req.payload.tag.end.eq(phase_v & (lane == count - 1))]
+            k_row, v_row = addr["k_row_stride"], addr["v_row_stride"]
+            with m.If(go):
+                m.d.sync += [kv_active.eq(1), phase_v.eq(0), hk.eq(0), passed_rows.eq(0), t0.eq(0), lane.eq(0),
+                             slot.eq(0), k_head_addr.eq(addr["k_base"]), v_head_addr.eq(addr["v_base"]),
+                             k_tile_addr.eq(addr["k_base"]), v_tile_addr.eq(addr["v_base"]), row_addr.eq(addr["k_base"])]
+            with m.Elif(kv_req.valid & kv_req.ready):
+                with m.If(lane != count - 1):
+                    m.d.sync += [lane.eq(lane + 1), row_addr.eq(row_addr + Mux(phase_v, v_row, k_row))]
+                with m.Elif(~phase_v):
+                    # The next tile's K starts one row past this tile's last.
+                    m.d.sync += [lane.eq(0), phase_v.eq(1), row_addr.eq(v_tile_addr), k_tile_addr.eq(row_addr + k_row)]
                 with m.Else():
-                    next_k, next_v = k_head_addr + addr["k_head_stride"], v_head_addr + addr["v_head_stride"]
-                    m.d.sync += [t0.eq(0), passed_rows.eq(0), hk.eq(hk + 1), k_head_addr.eq(next_k),
-                                 v_head_addr.eq(next_v), k_tile_addr.eq(next_k), v_tile_addr.eq(next_v),
-                                 row_addr.eq(next_k)]
-                    with m.If(hk + 1 == H_kv):
-                        m.d.sync += kv_active.eq(0)
+                    m.d.sync += [lane.eq(0), phase_v.eq(0), kv_fetched.eq(kv_fetched + 1),
+                                 slot.eq(Mux(slot == S - 1, 0, slot + 1))]
+                    with m.If(t0 + C < L):
+                        m.d.sync += [t0.eq(t0 + C), v_tile_addr.eq(row_addr + v_row), row_addr.eq(k_tile_addr)]
+                    with m.Elif(~fits & (passed_rows + R < stacked)):
+                        # Another query block: the head's tiles again.
+                        m.d.sync += [t0.eq(0), passed_rows.eq(passed_rows + R), k_tile_addr.eq(k_head_addr),
+                                     v_tile_addr.eq(v_head_addr), row_addr.eq(k_head_addr)]
+                    with m.Else():
+                        next_k, next_v = k_head_addr + addr["k_head_stride"], v_head_addr + addr["v_head_stride"]
+                        m.d.sync += [t0.eq(0), passed_rows.eq(0), hk.eq(hk + 1), k_head_addr.eq(next_k),
+                                     v_head_addr.eq(next_v), k_tile_addr.eq(next_k), v_tile_addr.eq(next_v),
+                                     row_addr.eq(next_k)]
+                        with m.If(hk + 1 == H_kv):
+                            m.d.sync += kv_active.eq(0)
 
         # --- land: the read words into the staging banks; a tile or block is filled with its last word.
         landed = reader.words.payload
@@ -307,11 +365,13 @@ class EngineDMA(wiring.Component):
         with m.If(q_emit.block_done):
             m.d.sync += q_released.eq(q_released + 1)
 
-        walk_k = _TileWalk(m, "k_walk", L, C, R, S, stacked, fits, H_kv, go, self.max_seq_len)
+        walk_k = _TileWalk(m, "k_walk", L, C, R, S, stacked, fits, H_kv, go, self.max_seq_len,
+                           tile_counts if self.sparse else None)
         k_emit = _ColumnEmitter(m, "k_emit", self.k, k_banks, d, G, stride, walk=walk_k)
         m.d.comb += [k_emit.start.eq(go), k_emit.available.eq(ahead(kv_filled, walk_k.tile) != 0)]
 
-        walk_v = _TileWalk(m, "v_walk", L, C, R, S, stacked, fits, H_kv, go, self.max_seq_len)
+        walk_v = _TileWalk(m, "v_walk", L, C, R, S, stacked, fits, H_kv, go, self.max_seq_len,
+                           tile_counts if self.sparse else None)
         v_emit = _PieceEmitter(m, "v_emit", self.v, v_banks, words, walk_v, L, C, stride)
         m.d.comb += [v_emit.start.eq(go), v_emit.available.eq(ahead(kv_filled, walk_v.tile) != 0)]
         with m.If(walk_v.advance & (~fits | walk_v.last_block)):
@@ -419,7 +479,7 @@ class _TileWalk:
     fetch count of the current tile and ``slot`` its slot (a fitting head's tiles are replayed per block)."""
 
     def __init__(self, m: Module, name: str, seq_len, cols: int, rows: int, slots: int, stacked, fits, kv_heads, go,
-                 max_seq_len: int):
+                 max_seq_len: int, tile_counts=None):
         self.advance = Signal(name=f"{name}_advance")
         self.active = Signal(name=f"{name}_active")
         self.tile = Signal(_COUNT_BITS, name=f"{name}_tile")
@@ -434,6 +494,14 @@ class _TileWalk:
         m.d.comb += [self.count.eq(Mux(seq_len - self.t0 < cols, seq_len - self.t0, cols)),
                      self.last_block.eq(block_rows + rows >= stacked)]
         next_slot = Mux(self.slot == slots - 1, 0, self.slot + 1)
+        if tile_counts is not None:
+            # Gathered tiles (sparse): every tile once, in the order fetched; its keys as the gather counted.
+            m.d.comb += [self.count.eq(tile_counts[self.slot]), self.last_block.eq(1)]
+            with m.If(go):
+                m.d.sync += [self.active.eq(1), self.tile.eq(0), self.slot.eq(0)]
+            with m.Elif(self.advance):
+                m.d.sync += [self.tile.eq(self.tile + 1), self.slot.eq(next_slot)]
+            return
         with m.If(go):
             m.d.sync += [self.active.eq(1), self.tile.eq(0), self.slot.eq(0), self.t0.eq(0), head_tile.eq(0),
                          head_slot.eq(0), block_rows.eq(0), hk.eq(0)]

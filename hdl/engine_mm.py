@@ -9,13 +9,13 @@ from amaranth.lib.wiring import In, Out
 from attn_rtl.params import int_in_range, positive_int, reject_unknown
 
 from .engine import ENGINE_DEFAULTS, AttentionEngine, engine_params
-from .engine_axil import Register, read_only_registers, register_map, serve_registers
+from .engine_axil import Register, axil_slave_members, read_only_registers, register_map, serve_registers
 from .engine_dma import TENSORS, EngineDMA
 
 __all__ = ["AttentionEngineMM", "MEMORY_DEFAULTS", "mm_params", "mm_register_map"]
 
 #: Build parameters of the memory-mapped top beside the engine's.
-MEMORY_DEFAULTS = {"bus_width": 64, "addr_width": 32, "id_width": 4, "kv_buffer_keys": 0, "outstanding": 8}
+MEMORY_DEFAULTS = {"bus_width": 64, "addr_width": 32, "id_width": 4, "kv_buffer_keys": 0, "outstanding": 16}
 _INCR, _OKAY = 1, 0
 
 
@@ -24,10 +24,10 @@ def mm_params(**params) -> dict:
     reject_unknown("memory-mapped engine", params, {**ENGINE_DEFAULTS, **MEMORY_DEFAULTS})
     memory_params = {k: params.pop(k, v) for k, v in MEMORY_DEFAULTS.items()}
     p = engine_params(**params)
-    for feature in ("sparse", "importance", "row_flags"):
+    for feature in ("importance", "row_flags"):
         if p[feature]:
-            raise ValueError(f"the memory-mapped top takes dense builds only for now: its DMA does not yet "
-                             f"gather keys, lists or importances ({feature} = true)")
+            raise ValueError(f"the memory-mapped top takes dense and sparse builds only for now: its DMA does "
+                             f"not yet read token lists or write importances ({feature} = true)")
     if p["numerics"]["data_width"] != 8:
         raise ValueError(f"the memory-mapped top moves int8 tensors: data_width must be 8, "
                          f"not {p['numerics']['data_width']}")
@@ -77,7 +77,7 @@ class AttentionEngineMM(wiring.Component):
 
     Parameters
     ----------
-    Those of :class:`~attn_rtl.hdl.engine.AttentionEngine` (dense builds, int8), and
+    Those of :class:`~attn_rtl.hdl.engine.AttentionEngine` (dense and sparse builds, int8), and
     bus_width, addr_width, id_width, kv_buffer_keys, outstanding :
         :class:`~attn_rtl.hdl.engine_dma.EngineDMA`'s and the master's (:data:`MEMORY_DEFAULTS`).
 
@@ -93,6 +93,7 @@ class AttentionEngineMM(wiring.Component):
     """
 
     def __init__(self, **params):
+        self._MustUse__silence = True   # a refused build is never elaborated; a built one may warn again below
         p = mm_params(**params)
         self.params = p
         engine_only = {k: v for k, v in p.items() if k not in MEMORY_DEFAULTS}
@@ -101,16 +102,11 @@ class AttentionEngineMM(wiring.Component):
         self.dma = EngineDMA(rows=p["rows"], cols=p["cols"], max_seq_len=p["max_seq_len"], max_heads=p["max_heads"],
                              max_head_dim=p["max_head_dim"], prob_tiles=p["prob_tiles"],
                              addr_width=p["addr_width"], bus_width=p["bus_width"],
-                             kv_buffer_keys=p["kv_buffer_keys"], outstanding=p["outstanding"])
+                             kv_buffer_keys=p["kv_buffer_keys"], outstanding=p["outstanding"], sparse=p["sparse"])
         self.registers = mm_register_map(self.engine)
         self.addr_width = max(8, (self.registers[-1].offset + 3).bit_length())
         A, D, I = p["addr_width"], p["bus_width"], p["id_width"]
-        members = {"aclk": In(1), "aresetn": In(1), "irq": Out(1),
-                   "s_axil_awaddr": In(self.addr_width), "s_axil_awvalid": In(1), "s_axil_awready": Out(1),
-                   "s_axil_wdata": In(32), "s_axil_wstrb": In(4), "s_axil_wvalid": In(1), "s_axil_wready": Out(1),
-                   "s_axil_bresp": Out(2), "s_axil_bvalid": Out(1), "s_axil_bready": In(1),
-                   "s_axil_araddr": In(self.addr_width), "s_axil_arvalid": In(1), "s_axil_arready": Out(1),
-                   "s_axil_rdata": Out(32), "s_axil_rresp": Out(2), "s_axil_rvalid": Out(1), "s_axil_rready": In(1)}
+        members = {"aclk": In(1), "aresetn": In(1), "irq": Out(1), **axil_slave_members(self.addr_width)}
         for ch in ("aw", "ar"):
             members.update({f"m_axi_{ch}id": Out(I), f"m_axi_{ch}addr": Out(A), f"m_axi_{ch}len": Out(8),
                             f"m_axi_{ch}size": Out(3), f"m_axi_{ch}burst": Out(2), f"m_axi_{ch}lock": Out(1),
@@ -122,6 +118,7 @@ class AttentionEngineMM(wiring.Component):
                         "m_axi_rid": In(I), "m_axi_rdata": In(D), "m_axi_rresp": In(2), "m_axi_rlast": In(1),
                         "m_axi_rvalid": In(1), "m_axi_rready": Out(1)})
         super().__init__(members)
+        self._MustUse__silence = False
 
     def __getattr__(self, name):
         # Derived figures (memory_bits, start_latency, ...) are the engine's.
@@ -139,6 +136,8 @@ class AttentionEngineMM(wiring.Component):
         wiring.connect(m, dma.k, core.k)
         wiring.connect(m, dma.v, core.v)
         wiring.connect(m, core.o, dma.o)
+        if self.params["sparse"]:
+            wiring.connect(m, core.kv_index, dma.kv_index)
         for name in ("seq_len", "heads", "kv_heads", "query_len", "head_dim"):
             m.d.comb += getattr(dma, name).eq(getattr(core, name))
         m.d.comb += [dma.launch.eq(core.launched), dma.group_size.eq(core.group_size)]

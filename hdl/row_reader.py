@@ -6,9 +6,7 @@ from amaranth.hdl import Module, Mux, Shape, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from attn_rtl.params import positive_int
-
-from .axi_burst import BurstSplitter, bus_bytes_of
+from .axi_burst import BurstSplitter, RowBus
 from .byte_gearbox import ByteGearbox
 
 __all__ = ["RowReader"]
@@ -59,13 +57,9 @@ class RowReader(wiring.Component):
     def __init__(self, *, addr_width: int, data_width: int, word_bytes: int, max_length: int, tag_shape,
                  outstanding: int = 8):
         self._MustUse__silence = True   # a refused build is never elaborated (and a built one is the top's)
-        self.bus_bytes = bus_bytes_of(data_width)
-        self.addr_width = positive_int("addr_width", addr_width, at_most=64)
-        self.word_bytes = positive_int("word_bytes", word_bytes, at_most=256)
-        self.max_length = positive_int("max_length", max_length)
-        self.outstanding = positive_int("outstanding", outstanding, at_most=256)
+        self.bus = RowBus.check(addr_width=addr_width, data_width=data_width, word_bytes=word_bytes,
+                                max_length=max_length, outstanding=outstanding)
         self.tag_shape = tag_shape
-        self.max_beats = (self.bus_bytes - 1 + max_length + self.bus_bytes - 1) // self.bus_bytes
         max_words = -(-max_length // word_bytes)
         request = data.StructLayout({"addr": addr_width, "length": range(max_length + 1), "tag": tag_shape})
         word = data.StructLayout({"data": 8 * word_bytes, "word": range(max_words), "tag": tag_shape, "last": 1})
@@ -79,22 +73,22 @@ class RowReader(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        B = self.bus_bytes
+        B = self.bus.bus_bytes
         shift = (B - 1).bit_length()
-        m.submodules.splitter = split = BurstSplitter(addr_width=self.addr_width, bus_bytes=B,
-                                                      max_beats=self.max_beats)
-        m.submodules.gearbox = gear = ByteGearbox(in_bytes=B, out_bytes=self.word_bytes)
+        m.submodules.splitter = split = BurstSplitter(addr_width=self.bus.addr_width, bus_bytes=B,
+                                                      max_beats=self.bus.max_beats)
+        m.submodules.gearbox = gear = ByteGearbox(in_bytes=B, out_bytes=self.bus.word_bytes)
         # What the read data needs per row (offset, beats, bytes of the last beat), and what its words carry.
-        beat_layout = data.StructLayout({"offset": range(B), "beats": range(self.max_beats + 1),
+        beat_layout = data.StructLayout({"offset": range(B), "beats": range(self.bus.max_beats + 1),
                                          "end": range(1, B + 1)})
-        m.submodules.beat_info = beat_info = fifo.SyncFIFOBuffered(width=beat_layout.size, depth=self.outstanding)
+        m.submodules.beat_info = beat_info = fifo.SyncFIFOBuffered(width=beat_layout.size, depth=self.bus.outstanding)
         m.submodules.tag_info = tag_info = fifo.SyncFIFOBuffered(width=Shape.cast(self.tag_shape).width,
-                                                                 depth=self.outstanding + 2)
+                                                                 depth=self.bus.outstanding + 2)
 
         req = self.req.payload
         offset = Signal(range(B))
         m.d.comb += offset.eq(req.addr[:shift] if shift else 0)
-        end_byte = Signal(range(B + self.max_length + 1))
+        end_byte = Signal(range(B + self.bus.max_length + 1))
         m.d.comb += end_byte.eq(offset + req.length)
         info = Signal(beat_layout)
         m.d.comb += [info.offset.eq(offset), info.beats.eq((end_byte + B - 1) >> shift),
@@ -110,7 +104,7 @@ class RowReader(wiring.Component):
 
         # Read data: the row's beats into the gearbox, the first from its offset, the last to its end.
         row = data.View(beat_layout, beat_info.r_data)
-        beat = Signal(range(self.max_beats + 1))
+        beat = Signal(range(self.bus.max_beats + 1))
         final = beat == row.beats - 1
         m.d.comb += [gear.i.valid.eq(self.r.valid & beat_info.r_rdy),
                      self.r.ready.eq(gear.i.ready & beat_info.r_rdy),

@@ -6,9 +6,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from attn_rtl.params import positive_int
-
-from .axi_burst import BurstSplitter, bus_bytes_of
+from .axi_burst import BurstSplitter, RowBus
 from .byte_gearbox import ByteGearbox
 
 __all__ = ["RowWriter"]
@@ -50,33 +48,29 @@ class RowWriter(wiring.Component):
 
     def __init__(self, *, addr_width: int, data_width: int, word_bytes: int, max_length: int, outstanding: int = 8):
         self._MustUse__silence = True   # a refused build is never elaborated (and a built one is the top's)
-        self.bus_bytes = bus_bytes_of(data_width)
-        self.addr_width = positive_int("addr_width", addr_width, at_most=64)
-        self.word_bytes = positive_int("word_bytes", word_bytes, at_most=256)
-        self.max_length = positive_int("max_length", max_length)
-        self.outstanding = positive_int("outstanding", outstanding, at_most=256)
-        self.max_beats = (self.bus_bytes - 1 + max_length + self.bus_bytes - 1) // self.bus_bytes
+        self.bus = RowBus.check(addr_width=addr_width, data_width=data_width, word_bytes=word_bytes,
+                                max_length=max_length, outstanding=outstanding)
         request = data.StructLayout({"addr": addr_width, "length": range(max_length + 1)})
         super().__init__({
             "req": In(stream.Signature(request)),
             "words": In(stream.Signature(8 * word_bytes)),
             "aw": Out(stream.Signature(data.StructLayout({"addr": addr_width, "len": 8}))),
-            "w": Out(stream.Signature(data.StructLayout({"data": data_width, "strb": self.bus_bytes, "last": 1}))),
+            "w": Out(stream.Signature(data.StructLayout({"data": data_width, "strb": self.bus.bus_bytes, "last": 1}))),
             "b": In(stream.Signature(data.StructLayout({"resp": 2}))),
             "idle": Out(1), "error": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        B, G = self.bus_bytes, self.word_bytes
+        B, G = self.bus.bus_bytes, self.bus.word_bytes
         shift = (B - 1).bit_length()
-        m.submodules.splitter = split = BurstSplitter(addr_width=self.addr_width, bus_bytes=B,
-                                                      max_beats=self.max_beats)
+        m.submodules.splitter = split = BurstSplitter(addr_width=self.bus.addr_width, bus_bytes=B,
+                                                      max_beats=self.bus.max_beats)
         m.submodules.gearbox = gear = ByteGearbox(in_bytes=G, out_bytes=B)
-        row_layout = data.StructLayout({"offset": range(B), "length": range(self.max_length + 1)})
-        m.submodules.rows = rows = fifo.SyncFIFOBuffered(width=row_layout.size, depth=self.outstanding)
+        row_layout = data.StructLayout({"offset": range(B), "length": range(self.bus.max_length + 1)})
+        m.submodules.rows = rows = fifo.SyncFIFOBuffered(width=row_layout.size, depth=self.bus.outstanding)
         # Beats of every burst issued, in order: the write data's ``last``.
-        m.submodules.bursts = bursts = fifo.SyncFIFOBuffered(width=8, depth=self.outstanding)
+        m.submodules.bursts = bursts = fifo.SyncFIFOBuffered(width=8, depth=self.bus.outstanding)
 
         req = self.req.payload
         offset = Signal(range(B))
@@ -89,7 +83,7 @@ class RowWriter(wiring.Component):
         packed = Signal(row_layout)
         m.d.comb += [packed.offset.eq(offset), packed.length.eq(req.length), rows.w_data.eq(packed)]
 
-        limit = 2 * self.outstanding
+        limit = 2 * self.bus.outstanding
         pending = Signal(range(limit + 1))     # bursts issued, response not yet in
         room = bursts.w_rdy & (pending < limit)
         issue = split.o.valid & self.aw.ready & room
@@ -99,7 +93,7 @@ class RowWriter(wiring.Component):
 
         # Row data: words into the gearbox, the first placed at the row's offset in its bus word.
         row = data.View(row_layout, rows.r_data)
-        sent_bytes = Signal(range(self.max_length + G + 1))
+        sent_bytes = Signal(range(self.bus.max_length + G + 1))
         left = row.length - sent_bytes
         final = left <= G
         m.d.comb += [gear.i.valid.eq(self.words.valid & rows.r_rdy), self.words.ready.eq(gear.i.ready & rows.r_rdy),

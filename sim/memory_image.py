@@ -146,12 +146,15 @@ def burst_problems(addr: int, beats: int, bus_bytes: int, allowed_words: set) ->
 
 
 def bytes_moved(*, heads: int, kv_heads: int, q_len: int, kv_len: int, head_dim: int, rows: int, cols: int,
-                kv_slots: int) -> tuple[int, int]:
+                kv_slots: int, gathered_keys: int | None = None) -> tuple[int, int]:
     """Tensor bytes ``(read, written)`` of a run: Q once; K and V once per K/V head when its ``kv_len``
     keys fit the ``kv_slots`` key tiles of ``cols`` keys of the buffer, else once per query block of
-    ``rows`` stacked queries; O once."""
+    ``rows`` stacked queries; O once.  A sparse run reads the K and V rows of the keys its tiles gather,
+    ``gathered_keys`` per K/V head (the sum of the tiles' counts, :func:`attn_rtl.sim.sparse.scheduled_tiles`)."""
     group = heads // kv_heads
     blocks = -(-q_len * group // rows)
-    passes = 1 if -(-kv_len // cols) <= kv_slots else blocks
     q_bytes = heads * q_len * head_dim
+    if gathered_keys is not None:
+        return q_bytes + kv_heads * 2 * gathered_keys * head_dim, q_bytes
+    passes = 1 if -(-kv_len // cols) <= kv_slots else blocks
     return q_bytes + kv_heads * passes * 2 * kv_len * head_dim, q_bytes

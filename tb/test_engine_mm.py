@@ -28,6 +28,7 @@ from attn_rtl.sim.decoder import stack_queries, unstack_queries
 from attn_rtl.sim.engine_stream import engine_output
 from attn_rtl.sim.golden import Numerics
 from attn_rtl.sim.memory_image import burst_problems, place, read_output, tensor_bytes, write_tensors
+from attn_rtl.sim.sparse import allowed_mask, pattern_from_dict, scheduled_tiles
 
 from .harness import begin, operand_matrix
 
@@ -125,6 +126,7 @@ async def memory_mapped_runs(dut):
 
         values = dict(SEQ_LEN=kv_len, HEADS=heads, KV_HEADS=kv_heads, QUERY_LEN=q_len, HEAD_DIM=d,
                       SCALE_MULT=cfg["scale_mult"], SCALE_SHIFT=cfg["scale_shift"], **layout.registers())
+        values.update(run.get("pattern_registers", {}))
         # A deliberately wrong register (the memory-safety checks must catch what it does).
         values.update(run.get("override", {}))
         for name, value in values.items():
@@ -159,8 +161,15 @@ async def memory_mapped_runs(dut):
             break
         cycles.append(int((cocotb.utils.get_sim_time("ns") - started) // 10))
 
-        o_stacked = engine_output(stack_queries(q, kv_heads), k, v, cfg["scale_mult"], cfg["scale_shift"], nm,
-                                  cfg["cols"])
+        if "pattern" in run:   # a sparse build: each block's gathered tiles, masked per element
+            pattern, shape = pattern_from_dict(run["pattern"]), dict(query_len=q_len, group=heads // kv_heads)
+            o_stacked = engine_output(stack_queries(q, kv_heads), k, v, cfg["scale_mult"], cfg["scale_shift"], nm,
+                                      cfg["cols"], None if pattern.is_dense else allowed_mask(pattern, kv_len, **shape),
+                                      schedule=scheduled_tiles(pattern, kv_len, cfg["rows"], cfg["cols"], **shape),
+                                      rows=cfg["rows"])
+        else:
+            o_stacked = engine_output(stack_queries(q, kv_heads), k, v, cfg["scale_mult"], cfg["scale_shift"], nm,
+                                      cfg["cols"])
         expected = unstack_queries(o_stacked, heads)
         for what, bursts, names in (("read", log.reads, ("q", "k", "v")), ("write", log.writes, ("o",))):
             allowed = set((tensor_bytes(layout, names) // bus_bytes).tolist())
