@@ -587,20 +587,9 @@ def simulate_engine_mm(params: dict, runs, *, sim: str = "icarus", seed: int = 1
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {r['layout']!r}")
         shape = {k: r[k] for k in ("heads", "kv_heads", "seq_len", "query_len", "head_dim")}
         _engine_runs(full, [dict(shape, pattern=r.get("pattern", {"pattern": "dense"}))])
-        gathered = None
-        if full["sparse"]:
-            pattern = pattern_from_dict(r.setdefault("pattern", {"pattern": "dense"}))
-            tiles = scheduled_tiles(pattern, r["seq_len"], full["rows"], full["cols"], query_len=r["query_len"],
-                                    group=r["heads"] // r["kv_heads"])
-            gathered = int(tiles.count.sum())
-            token_bits = len(component.engine.global_tokens.as_value()) // full["max_globals"]
-            fields = register_values(pattern, full["max_globals"], token_bits)
-            r["pattern_registers"] = {name.upper(): int(fields[name]) for name in fields if name != "global_tokens"}
-            for g in range(full["max_globals"]):
-                r["pattern_registers"][f"GLOBAL_TOKEN_{g}"] = (fields["global_tokens"] >> (g * token_bits)) & \
-                    ((1 << token_bits) - 1)
-        elif "pattern" in r:
-            raise ValueError("a pattern needs the memory-mapped top built with sparse = true")
+        r["pattern_registers"], gathered = _mm_pattern(component, r)
+        if not full["sparse"]:
+            r.pop("pattern", None)
         r["bytes_read"], r["bytes_written"] = bytes_moved(
             heads=r["heads"], kv_heads=r["kv_heads"], q_len=r["query_len"], kv_len=r["seq_len"],
             head_dim=r["head_dim"], rows=full["rows"], cols=full["cols"], kv_slots=component.dma.slots,
@@ -617,6 +606,25 @@ def simulate_engine_mm(params: dict, runs, *, sim: str = "icarus", seed: int = 1
                         sim=sim, config=cfg)
     report.update(sim=sim)
     return report
+
+
+def _mm_pattern(component, run: dict) -> tuple[dict, int | None]:
+    """A sparse memory-mapped build's pattern registers for ``run`` (name -> value, global tokens one per
+    register) and the keys its tiles gather per K/V head; ``({}, None)`` for a dense build."""
+    full = component.params
+    if not full["sparse"]:
+        if run.get("pattern", {"pattern": "dense"}) != {"pattern": "dense"}:
+            raise ValueError("a sparse pattern needs the memory-mapped top built with sparse = true")
+        return {}, None
+    pattern = pattern_from_dict(run.setdefault("pattern", {"pattern": "dense"}))
+    tiles = scheduled_tiles(pattern, run["seq_len"], full["rows"], full["cols"], query_len=run["query_len"],
+                            group=run["heads"] // run["kv_heads"])
+    token_bits = len(component.engine.global_tokens.as_value()) // full["max_globals"]
+    fields = register_values(pattern, full["max_globals"], token_bits)
+    registers = {name.upper(): int(fields[name]) for name in fields if name != "global_tokens"}
+    for g in range(full["max_globals"]):
+        registers[f"GLOBAL_TOKEN_{g}"] = (fields["global_tokens"] >> (g * token_bits)) & ((1 << token_bits) - 1)
+    return registers, int(tiles.count.sum())
 
 
 def measure_engine_mm(params: dict, runs, *, latency: int = 100, bytes_per_cycle: int | None = None,
@@ -662,9 +670,14 @@ def measure_engine_mm(params: dict, runs, *, latency: int = 100, bytes_per_cycle
         k, v = (operand_matrix(rng, (kv_heads, seq_len, d), nm.data_width, True, "random") for _ in range(2))
         write_tensors(image, layout, q, k, v)
         mult, shift = _default_scale(component, d)
+        pattern_registers, gathered = _mm_pattern(component, run)
         writes = dict(SEQ_LEN=seq_len, HEADS=heads, KV_HEADS=kv_heads, QUERY_LEN=q_len, HEAD_DIM=d,
-                      SCALE_MULT=int(mult), SCALE_SHIFT=int(shift), **layout.registers())
-        macs = useful_macs(heads, seq_len, d, q_len * seq_len)
+                      SCALE_MULT=int(mult), SCALE_SHIFT=int(shift), **layout.registers(), **pattern_registers)
+        pattern = pattern_from_dict(run.get("pattern", {"pattern": "dense"}))
+        shape = dict(query_len=q_len, group=heads // kv_heads)
+        mask = None if pattern.is_dense else allowed_mask(pattern, seq_len, **shape)
+        pairs = q_len * seq_len if mask is None else int(mask.sum()) // shape["group"]
+        macs = useful_macs(heads, seq_len, d, pairs)
         budget = 50 * -(-macs // (rows * cols)) + 50 * latency + 100_000
         with tempfile.TemporaryDirectory(prefix="mm-bench-") as run_dir:
             Path(run_dir, "mem.hex").write_text("\n".join(f"{b:02x}" for b in image.tolist()) + "\n")
@@ -681,7 +694,9 @@ def measure_engine_mm(params: dict, runs, *, latency: int = 100, bytes_per_cycle
             # $writememh may add "// 0x…" address comments.
             memory = np.array([int(t, 16) for line in Path(run_dir, "out.hex").read_text().splitlines()
                                if not line.startswith("//") for t in line.split("//")[0].split()], np.uint8)
-        expected_o = unstack_queries(engine_output(stack_queries(q, kv_heads), k, v, mult, shift, nm, cols), heads)
+        schedule = scheduled_tiles(pattern, seq_len, rows, cols, **shape) if full["sparse"] else None
+        expected_o = unstack_queries(engine_output(stack_queries(q, kv_heads), k, v, mult, shift, nm, cols, mask,
+                                                   schedule=schedule, rows=rows), heads)
         if memory.size != size:
             raise SimulationFailure(f"mm_bench_main on {sim} dumped {memory.size} bytes of memory, not {size}")
         problems = []
@@ -696,7 +711,7 @@ def measure_engine_mm(params: dict, runs, *, latency: int = 100, bytes_per_cycle
         if problems:
             raise SimulationFailure(f"memory-mapped run {index} {run} (seed {seed}) on {sim}: " + "; ".join(problems))
         expected_bytes = bytes_moved(heads=heads, kv_heads=kv_heads, q_len=q_len, kv_len=seq_len, head_dim=d,
-                                     rows=rows, cols=cols, kv_slots=component.dma.slots)
+                                     rows=rows, cols=cols, kv_slots=component.dma.slots, gathered_keys=gathered)
         cycles = found["cycles"]
         results.append(dict(run, cycles=cycles, useful_macs=macs, mac_utilization=macs / (rows * cols * cycles),
                             bytes_read=found["bytes_read"], bytes_written=found["bytes_written"],
