@@ -72,7 +72,7 @@ def _throughput(sim: str) -> list[str]:
         for bus in BUSES:
             found = _mm(bus, keys, dict(LAYER), sim)
             share = found["mac_utilization"] / alone["mac_utilization"]
-            buffer = f"{keys} keys (the head)" if keys else "none (4-tile ring: re-read per block)"
+            buffer = f"{keys} keys (the head)" if keys else "none (the smallest ring, 5 tiles: re-read per block)"
             lines.append(f"| memory-mapped | {bus} | {buffer} | {found['cycles']:,} | "
                          f"{found['mac_utilization']:.2%} | **{share:.1%}** | {found['bytes_read']:,} |")
     return lines
@@ -254,7 +254,9 @@ latency, at least 95% of the engine alone's utilization.  Re-run: `./dev.sh benc
 <!-- end throughput -->
 
 Without the buffer every query block reads its K and V again: 64 blocks × 64 KB, about 8 bytes per
-engine cycle, which a 64-bit bus just carries and a 32-bit one halves.  Rows in flight matter as much
+engine cycle, which a 64-bit bus just carries and a 32-bit one halves.  A 128-bit bus does no better than
+a 64-bit one here: the DMA lands one `cols`-byte word a cycle from memory (8 bytes on 8×8), and the
+re-reads need all of it (landing two words a cycle is the next step for buffer-less builds).  Rows in flight matter as much
 as the bus: 100 cycles of latency at 8 bytes a cycle need 800 bytes, 13 rows of 64 bytes, in flight;
 with `outstanding` = 8 the same runs reached 57.70% (64-bit) and 58.23% (128-bit), and 46.67% on
 32 bits (measured 2026-12-06, the DMA of commit 404dbc5, before the default became 16).
@@ -269,6 +271,14 @@ Re-run: `./dev.sh bench system --parts bytes`.
 <!-- begin bytes -->
 {bytes}
 <!-- end bytes -->
+
+## Area
+
+Yosys 0.70 for ECP5 (`synth_ecp5`, DSPs), 8×8, `max_seq_len` 512, `max_head_dim` 64, `max_heads` 8
+(2026-12-06, commit 11bf485): the engine alone 31,789 LUT4, 49,795 FF, 115 MULT18X18D, 12 DP16KD; the
+memory-mapped top with a 64-bit bus and a 512-key K/V buffer 38,589 LUT4, 53,312 FF, 116 MULT18X18D,
+44 DP16KD (the buffer's 524,288 bits are 32 of the block RAMs; 540,672 staging bits in all).  Clock
+rates of the memory-mapped top are not measured yet.
 
 ## Verification
 
