@@ -42,6 +42,10 @@ DESIGNS = {
     "engine_proxy": ("engine", PROXY),
     "softmax": ("softmax", dict(softmax_bench.DEFAULT, multiplier="ecp5", fifo_memory="ecp5")),
     "array": ("array", dict(PRESETS["array"]["default"], multiplier="ecp5", fifo_memory="ecp5")),
+    # The memory-mapped top's DMA alone at the default engine's sizes (its 64-bit master, the smallest ring).
+    "engine_mm.dma": ("dma", dict(rows=ENGINE["rows"], cols=ENGINE["cols"], max_seq_len=ENGINE["max_seq_len"],
+                                  max_heads=ENGINE["max_heads"], max_head_dim=ENGINE["max_head_dim"],
+                                  prob_tiles=ENGINE.get("prob_tiles", 3))),
 }
 #: Engine designs whose blocks can be timed alone.
 ENGINE_DESIGNS = ("engine", "engine_sparse", "engine_spatten")
@@ -50,9 +54,10 @@ TIMEOUT = 150 * 60
 
 
 def _component(kind: str, params: dict):
-    from attn_rtl.hdl import AttentionEngine, SoftmaxUnit, SystolicArray
+    from attn_rtl.hdl import AttentionEngine, EngineDMA, SoftmaxUnit, SystolicArray
 
-    return {"engine": AttentionEngine, "softmax": SoftmaxUnit, "array": SystolicArray}[kind](**params)
+    return {"engine": AttentionEngine, "softmax": SoftmaxUnit, "array": SystolicArray,
+            "dma": EngineDMA}[kind](**params)
 
 
 def _cache() -> Path:
@@ -90,7 +95,7 @@ def _engine_blocks(design: str = "engine") -> dict:
 def part_names() -> tuple:
     """What ``--parts`` may name: the parts, and each block of an engine design alone (``engine.softmax``,
     ``engine_sparse.scheduler``, ``engine_spatten.row_flags``)."""
-    return PARTS + tuple(name for design in ENGINE_DESIGNS for name in _engine_blocks(design))
+    return PARTS + ("engine_mm.dma",) + tuple(name for design in ENGINE_DESIGNS for name in _engine_blocks(design))
 
 
 def _designs(parts) -> list[tuple[str, object]]:

@@ -74,7 +74,7 @@ class BoardDemo(Elaboratable):
     The wrapper makes ``sync`` from the board's clock pin with its own registered reset: the engine resets
     its state through ``ResetSignal()``, which the vendor platforms' ``sync`` (reset-less, cleared by the
     global set/reset at configuration) does not have.  The reset request is a power-on flag, a flip-flop
-    that configuration sets and the first clock edge clears.
+    that configuration sets and the first clock edge clears, or the board's reset button where it has one.
     """
 
     def __init__(self, inner, button: str):
@@ -91,7 +91,11 @@ class BoardDemo(Elaboratable):
         powering_on = Signal(init=1)
         m.d.comb += ClockSignal("power_on").eq(clock.i)
         m.d.power_on += powering_on.eq(0)
-        m.d.comb += [wrapper.clk.eq(clock.i), wrapper.rst.eq(powering_on),
+        request = powering_on
+        if platform.default_rst is not None:   # the board's reset button resets too
+            m.submodules.reset = reset = io.Buffer("i", platform.request(platform.default_rst, 0, dir="-"))
+            request = powering_on | reset.i
+        m.d.comb += [wrapper.clk.eq(clock.i), wrapper.rst.eq(request),
                      wrapper.din.eq(button.i), led.o.eq(wrapper.dout)]
         return m
 
