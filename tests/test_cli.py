@@ -512,6 +512,7 @@ def test_sim_engine_rejects_bad_decoder_shapes(capsys, flags, fragments):
     assert_one_line_error(code, err, *fragments)
 
 
+@pytest.mark.slow   # forty seconds: the scheduler's decoder shapes are tested in tests/test_sparse.py
 def test_sim_scheduler_takes_decoder_shapes(capsys):
     code, out, err = run(capsys, "sim", "scheduler", "--rows", "4", "--cols", "3", "--max-seq-len", "32",
                          "--max-heads", "4", "--pattern", "causal", "--heads", "4", "--kv-heads", "1", "--q-len", "1",

@@ -75,7 +75,7 @@ def test_reset_in_the_middle_then_a_clean_stream(sim):
     assert report["passed"]
 
 
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_ecp5_primitives_are_bit_exact(sim):
     """The engine's build: rescale and normalize multipliers in MULT18X18D pieces, copies kept apart,
     the accumulators in DP16KD read through their output registers."""

@@ -59,7 +59,7 @@ def _cycles(reports):
     return reports["engine"]["runs"][0]["cycles"]
 
 
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("head_keep", [3, 1])
 def test_head_pruning_keeps_every_head_or_one(sim, head_keep):
     q, k, v = operands(33)

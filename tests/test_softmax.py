@@ -184,7 +184,7 @@ def test_other_number_formats_are_bit_exact_too():
     assert report["passed"]
 
 
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_ecp5_primitives_are_bit_exact(sim):
     """multiplier="ecp5": 22-bit scores and 26-bit row sums each take two MULT18X18D, joined by a
     fabric adder; fifo_memory="ecp5": both output FIFOs in DP16KD block RAM (simulation models of

@@ -20,9 +20,9 @@ def _tiles(depth):
 
 def _shape_cases():
     cases = [pytest.param("icarus", r, c, d, id=f"icarus-{r}x{c}") for r, c, d in ICARUS_SHAPES]
-    # 16x16 takes about two minutes (a 256-PE Verilator build): behind the slow marker.
+    # 8x8 and 16x16 take half a minute and two minutes (Verilator builds): behind the slow marker.
     cases += [pytest.param("verilator", r, c, d, id=f"verilator-{r}x{c}",
-                           marks=[pytest.mark.slow] if r * c >= 256 else []) for r, c, d in VERILATOR_SHAPES]
+                           marks=[pytest.mark.slow] if r * c >= 64 else []) for r, c, d in VERILATOR_SHAPES]
     return cases
 
 
