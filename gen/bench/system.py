@@ -277,8 +277,15 @@ Re-run: `./dev.sh bench system --parts bytes`.
 Yosys 0.70 for ECP5 (`synth_ecp5`, DSPs), 8×8, `max_seq_len` 512, `max_head_dim` 64, `max_heads` 8
 (2026-12-06, commit 11bf485): the engine alone 31,789 LUT4, 49,795 FF, 115 MULT18X18D, 12 DP16KD; the
 memory-mapped top with a 64-bit bus and a 512-key K/V buffer 38,589 LUT4, 53,312 FF, 116 MULT18X18D,
-44 DP16KD (the buffer's 524,288 bits are 32 of the block RAMs; 540,672 staging bits in all).  Clock
-rates of the memory-mapped top are not measured yet.
+44 DP16KD (the buffer's 524,288 bits are 32 of the block RAMs; 540,672 staging bits in all).
+
+Clock: the DMA alone (`./dev.sh bench timing --parts engine_mm.dma`, the default engine's sizes, 64-bit
+bus, reset timed; docs/timing.md) reaches 56.8 and 57.8 MHz (seeds 1, 2; median 57.3, commit 6eb3c1a),
+below the engine's 79.5: its critical path is the read gearbox's insertion (a read beat and the held
+byte count → the insertion offset, which depends on whether a word leaves in the same cycle → the
+variable shift into the holding register; 3.5 ns of logic, 14.1 ns of routing).  Deciding the offset
+from registers alone (a word leaves or not, known a cycle ahead) is the next clock work.  The whole
+memory-mapped top has not been placed and routed.
 
 ## Verification
 
