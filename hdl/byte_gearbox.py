@@ -25,10 +25,11 @@ class ByteGearbox(wiring.Component):
     first word) and leave as the engine's lane words, and lane words leave as
     bus words whose first ``skip`` byte lanes lie before the row's address.
 
-    One output word a cycle; an input beat is taken when fewer than
-    ``out_bytes`` bytes remain after the word being sent, so a packet of ``n``
-    bytes takes about ``max(n / in_bytes, n / out_bytes)`` cycles. After a
-    packet's last beat, the next packet waits until its bytes have left.
+    One output word a cycle; an input beat is first aligned into a register
+    (a cycle), then inserted when fewer than ``out_bytes`` bytes remain after
+    the word being sent, so a packet of ``n`` bytes takes about
+    ``max(n / in_bytes, n / out_bytes)`` cycles. After a packet's last beat,
+    the next packet waits until its bytes have left.
 
     Parameters
     ----------
@@ -77,21 +78,35 @@ class ByteGearbox(wiring.Component):
         kept_valid = Mux(sent, valid >> n_out, valid)
         below_base = Cat(Const(j, range(cap + 1)) < base for j in range(cap))
 
+        # The input beat's bytes [lo, hi) moved down to byte 0 first, in a register of their own: the
+        # insertion below then shifts once (two shifts in a row were the DMA's critical path).
         beat = self.i.payload
-        m.d.comb += self.i.ready.eq(~ending & (base < n_out))
-        taken = self.i.valid & self.i.ready
-        at = Signal(range(cap))
-        m.d.comb += at.eq(Mux(in_packet, base, beat.skip))
+        aligned = Signal(8 * n_in, reset_less=True)
+        aligned_count = Signal(range(n_in + 1), reset_less=True)
+        aligned_skip = Signal.like(beat.skip, reset_less=True)
+        aligned_last = Signal(reset_less=True)
+        aligned_valid = Signal()
+        room = ~ending & (base < n_out)
+        taken = aligned_valid & room
+        m.d.comb += self.i.ready.eq(~aligned_valid | taken)
         in_range = Cat((j >= beat.lo) & (j < beat.hi) for j in range(n_in))
         bytes_in = Cat(beat.data.word_select(j, 8) & in_range[j].replicate(8) for j in range(n_in))
-        placed = (Cat(bytes_in, Const(0, 8 * n_out)) >> (8 * beat.lo)) << (8 * at)
-        placed_valid = (Cat(in_range, Const(0, n_out)) >> beat.lo) << at
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [aligned.eq(bytes_in >> (8 * beat.lo)), aligned_count.eq(beat.hi - beat.lo),
+                         aligned_skip.eq(beat.skip), aligned_last.eq(beat.last), aligned_valid.eq(1)]
+        with m.Elif(taken):
+            m.d.sync += aligned_valid.eq(0)
+
+        at = Signal(range(cap))
+        m.d.comb += at.eq(Mux(in_packet, base, aligned_skip))
+        placed = Cat(aligned, Const(0, 8 * n_out)) << (8 * at)
+        placed_valid = Cat(Cat(Const(j, range(n_in + 1)) < aligned_count for j in range(n_in)), Const(0, n_out)) << at
         byte_mask = Cat(b.replicate(8) for b in below_base)
         with m.If(taken):
             m.d.sync += [held.eq((kept_held & byte_mask) | placed[:8 * cap]),
                          valid.eq((kept_valid & below_base) | placed_valid[:cap]),
-                         count.eq(at + beat.hi - beat.lo), in_packet.eq(~beat.last)]
-            with m.If(beat.last):
+                         count.eq(at + aligned_count), in_packet.eq(~aligned_last)]
+            with m.If(aligned_last):
                 m.d.sync += ending.eq(1)
         with m.Else():
             m.d.sync += [held.eq(kept_held & byte_mask), valid.eq(kept_valid & below_base), count.eq(base)]

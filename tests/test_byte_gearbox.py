@@ -63,8 +63,10 @@ def _run(in_bytes, out_bytes, seed, idle, stall, packets=40, reset_at=None):
 
     async def feed(ctx, packets, stop_at=None):
         beats = [b for p in packets for b in _beats(p, in_bytes)]
-        at, cycle = 0, 0
-        while at < len(beats) or ctx.get(dut.o.valid):
+        at, cycle, quiet = 0, 0, 0
+        # A beat may sit in the gearbox without a word to send yet: drain until it is quiet a while.
+        while at < len(beats) or quiet < 4:
+            quiet = 0 if ctx.get(dut.o.valid) or at < len(beats) else quiet + 1
             if cycle == stop_at:
                 return
             offer = at < len(beats) and rng.random() >= idle
