@@ -280,11 +280,11 @@ memory-mapped top with a 64-bit bus and a 512-key K/V buffer 38,589 LUT4, 53,312
 44 DP16KD (the buffer's 524,288 bits are 32 of the block RAMs; 540,672 staging bits in all).
 
 Clock: the DMA alone (`./dev.sh bench timing --parts engine_mm.dma`, the default engine's sizes, 64-bit
-bus, reset timed; docs/timing.md) reaches 56.8 and 57.8 MHz (seeds 1, 2; median 57.3, commit 6eb3c1a),
-below the engine's 79.5: its critical path is the read gearbox's insertion (a read beat and the held
-byte count → the insertion offset, which depends on whether a word leaves in the same cycle → the
-variable shift into the holding register; 3.5 ns of logic, 14.1 ns of routing).  Deciding the offset
-from registers alone (a word leaves or not, known a cycle ahead) is the next clock work.  The whole
+bus, reset timed; docs/timing.md) reaches 59.4 and 54.9 MHz (seeds 1, 2; median 57.1, commit 480a253),
+below the engine's 79.5.  Its first critical path (56.8, 57.8 MHz at 6eb3c1a), the read gearbox's two
+variable shifts in a row, is gone (the beat is aligned into a register first); the next one is O's
+capture: the count of O blocks → the free-slot compare → the O banks' write enables (3.7 ns of logic,
+13.2 ns of routing).  Deciding such enables from registers a cycle ahead is the next clock work.  The whole
 memory-mapped top has not been placed and routed.
 
 ## Verification
