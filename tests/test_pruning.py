@@ -75,7 +75,7 @@ def test_head_pruning_keeps_every_head_or_one(sim, head_keep):
     assert following.o.shape[0] == head_keep
 
 
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("threshold, recomputed", [(0, "none"), (16000, "some"), ((1 << 16) - 1, "all")])
 def test_progressive_quantization_recomputes_no_some_or_every_row(sim, threshold, recomputed):
     q, k, v = operands(35, heads=2, seq_len=17, head_dim=11)

@@ -110,7 +110,7 @@ def test_every_case_bit_exact_with_idle_and_backpressure(sim, lanes, max_n, max_
     assert report["passed"] and report["elements"] > 100
 
 
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_default_meets_the_cycle_goal(sim):
     """n = 1024, k = 128, 16 lanes: at most 108 cycles from the first value accepted to the last
     pair taken (issue 7; SpAtten's QuickSelect model gives about 215), whatever the input order."""
