@@ -262,7 +262,8 @@ SHAPES = [(4, 3), (3, 4), (1, 1), (8, 8)]
 
 def _cases():
     cases = [pytest.param("icarus", r, c, id=f"icarus-{r}x{c}") for r, c in SHAPES]
-    return cases + [pytest.param("verilator", r, c, id=f"verilator-{r}x{c}") for r, c in [(3, 4), (8, 8)]]
+    return cases + [pytest.param("verilator", r, c, id=f"verilator-{r}x{c}", marks=pytest.mark.slow if r == 8 else ())
+                    for r, c in [(3, 4), (8, 8)]]
 
 
 @pytest.mark.parametrize("sim, rows, cols", _cases())

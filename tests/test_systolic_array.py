@@ -65,7 +65,7 @@ def test_saturating_accumulator_clips_where_the_exact_sum_does_not_fit():
     assert np.all(matmul(a, b, 22, True) == 33 * 128 * 128)
 
 
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_saturation_on_both_simulators(sim):
     report = simulate_array(dict(rows=3, cols=2, max_reduction=16, acc_width=12), sim=sim, seed=8,
                             tiles=[16, 3, 16], operands="mixed", idle=0.1, stall=0.1)
@@ -122,7 +122,7 @@ def test_bad_stimulus_parameters_are_rejected_before_simulation():
 # Every width on Icarus; Verilator (a minute's build each) for the widest, two-DSP case only.
 @pytest.mark.parametrize("sim, a_width, a_signed, operands",
                          [("icarus", 8, True, "mixed"), ("icarus", 17, False, "max"), ("icarus", 18, True, "min"),
-                          ("verilator", 18, True, "min")])
+                          pytest.param("verilator", 18, True, "min", marks=pytest.mark.slow)])
 def test_ecp5_dsp_primitive_path_matches_the_golden_model(sim, a_width, a_signed, operands):
     """The hand-instantiated MULT18X18D path (with its simulation model) computes what the generic one does."""
     params = dict(rows=3, cols=2, a_width=a_width, a_signed=a_signed, b_width=8, max_reduction=16,
@@ -133,7 +133,7 @@ def test_ecp5_dsp_primitive_path_matches_the_golden_model(sim, a_width, a_signed
     assert clean["cycles"] == clean["model_cycles"]
 
 
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_result_fifo_in_ecp5_block_ram(sim):
     """fifo_memory="ecp5": the result FIFO in DP16KD block RAM (output register on, simulation model
     in hdl/models) with both ECP5 primitives; the cycle model follows their extra cycles of latency."""
