@@ -302,8 +302,8 @@ class EngineDMA(wiring.Component):
         tile_counts = Signal(data.ArrayLayout(range(C + 1), S))   # keys of the tile in each slot (sparse)
         if self.sparse:
             self._gather(m, go, kv_req, tile_counts, addr, d, H_kv, stacked, kv_fetched, kv_released)
-        hk = Signal(range(self.max_heads * 2 + 1))
         if not self.sparse:
+            hk = Signal(range(self.max_heads * 2 + 1))
             kv_active, phase_v = Signal(), Signal()
             passed_rows = Signal.like(stacked)          # query rows the passes so far of this head cover
             t0 = Signal(range(self.max_seq_len + C + 1))
@@ -386,9 +386,8 @@ class EngineDMA(wiring.Component):
             m.d.comb += [bank.write.addr.eq(o_slot * stride + o_word),
                          bank.write.data.eq(self.o.payload.data.as_value()),
                          bank.write.en.eq(self.o.valid & self.o.ready & (o_row == r))]
-        o_hk = Signal.like(hk)
         with m.If(go):
-            m.d.sync += [o_rows_left.eq(stacked), o_row.eq(0), o_word.eq(0), o_slot.eq(0), o_hk.eq(0)]
+            m.d.sync += [o_rows_left.eq(stacked), o_row.eq(0), o_word.eq(0), o_slot.eq(0)]
         with m.Elif(self.o.valid & self.o.ready):
             with m.If(o_row != block_rows - 1):
                 m.d.sync += o_row.eq(o_row + 1)
