@@ -586,18 +586,27 @@ def simulate_engine_mm(params: dict, runs, *, sim: str = "icarus", seed: int = 1
         if r["layout"] not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {r['layout']!r}")
         shape = {k: r[k] for k in ("heads", "kv_heads", "seq_len", "query_len", "head_dim")}
-        _engine_runs(full, [dict(shape, pattern=r.get("pattern", {"pattern": "dense"}))])
+        side = {k: r[k] for k in ("importance", "threshold") if k in r}
+        if full["row_flags"]:
+            side.setdefault("threshold", 1 << (Numerics(**full["numerics"]).prob_width - 2))
+        checked_run = _engine_runs(full, [dict(shape, pattern=r.get("pattern", {"pattern": "dense"}), **side)])[0]
+        r.update({k: checked_run[k] for k in ("importance", "threshold") if k in checked_run})
         r["pattern_registers"], gathered = _mm_pattern(component, r)
         if not full["sparse"]:
             r.pop("pattern", None)
+        msb_bits = r.setdefault("k_msb_bits", 8)
+        if msb_bits != 8 and not full["row_flags"]:
+            raise ValueError("K's MSB plane (k_msb_bits) needs the memory-mapped top built with row_flags = true")
         r["bytes_read"], r["bytes_written"] = bytes_moved(
             heads=r["heads"], kv_heads=r["kv_heads"], q_len=r["query_len"], kv_len=r["seq_len"],
             head_dim=r["head_dim"], rows=full["rows"], cols=full["cols"], kv_slots=component.dma.slots,
-            gathered_keys=gathered)
+            gathered_keys=gathered, importance_bytes=component.dma.importance_bytes if r["importance"] else None,
+            row_flags=full["row_flags"], k_msb_bits=msb_bits)
         checked.append(r)
     mult, shift = _default_scale(component, checked[0]["head_dim"])
     longest = max(r["heads"] * r["seq_len"] * r["head_dim"] * -(-r["query_len"] // full["rows"]) for r in checked)
     cfg = dict(full, seed=int(seed), runs=checked, scale_mult=int(mult), scale_shift=int(shift),
+               importance_bytes=component.dma.importance_bytes,
                pause=check_probability("pause", pause), reset_mid=bool(reset_mid), memory_bytes=int(memory_bytes),
                registers={r.name: r.offset for r in component.registers},
                timeout_cycles=int(50 * longest + 20_000))

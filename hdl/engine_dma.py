@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -102,7 +102,8 @@ class EngineDMA(wiring.Component):
 
     def __init__(self, *, rows: int, cols: int, max_seq_len: int, max_heads: int, max_head_dim: int,
                  prob_tiles: int = 3, lane_width: int = 8, addr_width: int = 32, bus_width: int = 64,
-                 kv_buffer_keys: int = 0, outstanding: int = 8, sparse: bool = False):
+                 kv_buffer_keys: int = 0, outstanding: int = 8, sparse: bool = False,
+                 importance_widths: tuple[int, int] | None = None, row_flags: bool = False):
         self._MustUse__silence = True   # a refused build is never elaborated (and a built one is the top's)
         self.rows, self.cols = positive_int("rows", rows), positive_int("cols", cols)
         self.max_seq_len = positive_int("max_seq_len", max_seq_len)
@@ -118,6 +119,13 @@ class EngineDMA(wiring.Component):
             raise ValueError(f"kv_buffer_keys must be a multiple of cols ({cols}), not {kv_buffer_keys}")
         self.outstanding = positive_int("outstanding", outstanding, at_most=64)
         self.sparse = boolean("sparse", sparse)
+        self.progressive = boolean("row_flags", row_flags)   # row flags, and K read from its MSB plane
+        if (importance_widths is not None or row_flags) and sparse:
+            raise ValueError("importance runs and row flags take a dense engine (sparse = false)")
+        self.importance_widths = importance_widths
+        #: Bytes of one token importance and one head importance in memory (little-endian, unsigned).
+        self.importance_bytes = None if importance_widths is None else tuple(
+            4 if w <= 32 else 8 for w in importance_widths)
         self.slots = kv_slots(cols=cols, kv_buffer_keys=kv_buffer_keys, prob_tiles=prob_tiles)
         self.words_per_row = -(-max_head_dim // cols)
         self.word_stride = _pow2_at_least(self.words_per_row)
@@ -142,6 +150,17 @@ class EngineDMA(wiring.Component):
             "busy": Out(1), "done": Out(1), "read_error": Out(1), "write_error": Out(1),
             "bytes_read": Out(32), "bytes_written": Out(32),
         })
+        if importance_widths is not None:
+            token_width, head_width = importance_widths
+            members.update({
+                "importance": In(1), "token_importance_base": In(A), "head_importance_base": In(A),
+                "token_importance": In(stream.Signature(data.StructLayout({
+                    "data": data.ArrayLayout(unsigned(token_width), cols), "last": 1}))),
+                "head_importance": In(stream.Signature(data.StructLayout({"data": unsigned(head_width), "last": 1}))),
+            })
+        if row_flags:
+            members.update({"k_msb_bits": In(4), "row_flags_base": In(A),
+                            "row_flags": In(stream.Signature(data.StructLayout({"flags": rows, "last": 1})))})
         if sparse:
             members["kv_index"] = In(stream.Signature(data.StructLayout({
                 "keys": data.ArrayLayout(range(max_seq_len), cols), "count": range(cols + 1), "last": 1})))
@@ -229,7 +248,17 @@ class EngineDMA(wiring.Component):
                for name in ("seq_len", "kv_heads", "query_len", "head_dim")}
         addr = {f"{t}_{k}": Signal(A, name=f"run_{t}_{k}", reset_less=True)
                 for t in TENSORS for k in ("base", "row_stride", "head_stride")}
+        imp_run = Signal(name="run_importance", reset_less=True)   # K twice per block, importances written
+        msb_bits = Signal(4, name="run_k_msb_bits", reset_less=True)   # 1, 2, 4: K's MSB plane; 8: K in full
+        sides = self.importance_widths is not None or self.progressive
         with m.If(self.start & ~self.busy):
+            if self.importance_widths is not None:
+                m.d.sync += imp_run.eq(self.importance)
+                addr.update({n: Signal(A, name=f"run_{n}", reset_less=True)
+                             for n in ("token_importance_base", "head_importance_base")})
+            if self.progressive:
+                m.d.sync += msb_bits.eq(Mux(self.k_msb_bits == 0, 8, self.k_msb_bits))
+                addr["row_flags_base"] = Signal(A, name="run_row_flags_base", reset_less=True)
             m.d.sync += [run["seq_len"].eq(self.seq_len), run["head_dim"].eq(self.head_dim),
                          run["kv_heads"].eq(Mux(self.kv_heads == 0, self.heads, self.kv_heads)),
                          run["query_len"].eq(Mux(self.query_len == 0, self.seq_len, self.query_len))]
@@ -244,6 +273,16 @@ class EngineDMA(wiring.Component):
         m.d.sync += words.eq(sum(Cat(d > j * G for j in range(self.words_per_row))))
         fits = Signal(reset_less=True)
         m.d.sync += fits.eq((L <= S * C) if not self.sparse else 0)
+        scan_run = Signal(reset_less=True)     # an importance run re-reading per block: scan tiles of K alone
+        m.d.sync += scan_run.eq(imp_run & ~fits)
+        k_length = Signal.like(d, name="k_length", reset_less=True)   # bytes of a K row (its MSB plane packed)
+        msb_mask = Signal(8, name="msb_mask", reset_less=True)
+        if self.progressive:
+            m.d.sync += [k_length.eq(Mux(msb_bits == 8, d, Mux(msb_bits == 4, (d + 1) >> 1,
+                                                                 Mux(msb_bits == 2, (d + 3) >> 2, (d + 7) >> 3)))),
+                         msb_mask.eq((Const(0xFF00, 16) >> msb_bits)[:8])]
+        else:
+            m.d.comb += k_length.eq(d)
 
         # Launch two cycles after the engine's: ``group`` is taken at its launch, ``stacked`` registered from it.
         go, launched = Signal(), Signal()
@@ -281,7 +320,7 @@ class EngineDMA(wiring.Component):
         m.d.comb += [reader.req.valid.eq(q_req.valid | kv_req.valid), reader.req.payload.eq(chosen),
                      q_req.ready.eq(reader.req.ready), kv_req.ready.eq(reader.req.ready & ~pick_q)]
         with m.If(reader.req.valid & reader.req.ready):
-            m.d.sync += self.bytes_read.eq(self.bytes_read + d)
+            m.d.sync += self.bytes_read.eq(self.bytes_read + reader.req.payload.length)
 
         # Q: per K/V head, its group's stacked rows (head x mod g at position x div g), in blocks of rows.
         q_rows = _StackedRows(m, "q_rows", A, addr["q_base"], addr["q_row_stride"], addr["q_head_stride"],
@@ -313,33 +352,42 @@ class EngineDMA(wiring.Component):
                 Signal(A, name=n) for n in ("k_head_addr", "v_head_addr", "k_tile_addr", "v_tile_addr", "kv_row_addr"))
             count = Signal(range(C + 1))
             m.d.comb += count.eq(Mux(L - t0 < C, L - t0, C))
+            scan = Signal()   # a scan-pass tile of an importance run re-read per block: K only
             m.d.comb += [kv_req.valid.eq(kv_active & (ahead(kv_fetched, kv_released) < S)),
-                         kv_req.payload.addr.eq(row_addr), kv_req.payload.length.eq(d),
+                         kv_req.payload.addr.eq(row_addr), kv_req.payload.length.eq(Mux(phase_v, d, k_length)),
                          kv_req.payload.tag.kind.eq(Mux(phase_v, _V, _K)), kv_req.payload.tag.bank.eq(lane),
-                         kv_req.payload.tag.slot.eq(slot), kv_req.payload.tag.end.eq(phase_v & (lane == count - 1))]
+                         kv_req.payload.tag.slot.eq(slot),
+                         kv_req.payload.tag.end.eq((phase_v | scan) & (lane == count - 1))]
             k_row, v_row = addr["k_row_stride"], addr["v_row_stride"]
             with m.If(go):
                 m.d.sync += [kv_active.eq(1), phase_v.eq(0), hk.eq(0), passed_rows.eq(0), t0.eq(0), lane.eq(0),
+                             scan.eq(scan_run),
                              slot.eq(0), k_head_addr.eq(addr["k_base"]), v_head_addr.eq(addr["v_base"]),
                              k_tile_addr.eq(addr["k_base"]), v_tile_addr.eq(addr["v_base"]), row_addr.eq(addr["k_base"])]
             with m.Elif(kv_req.valid & kv_req.ready):
                 with m.If(lane != count - 1):
                     m.d.sync += [lane.eq(lane + 1), row_addr.eq(row_addr + Mux(phase_v, v_row, k_row))]
-                with m.Elif(~phase_v):
+                with m.Elif(~phase_v & ~scan):
                     # The next tile's K starts one row past this tile's last.
                     m.d.sync += [lane.eq(0), phase_v.eq(1), row_addr.eq(v_tile_addr), k_tile_addr.eq(row_addr + k_row)]
                 with m.Else():
                     m.d.sync += [lane.eq(0), phase_v.eq(0), kv_fetched.eq(kv_fetched + 1),
                                  slot.eq(Mux(slot == S - 1, 0, slot + 1))]
-                    with m.If(t0 + C < L):
+                    with m.If((t0 + C < L) & scan):
+                        m.d.sync += [t0.eq(t0 + C), row_addr.eq(row_addr + k_row)]
+                    with m.Elif(t0 + C < L):
                         m.d.sync += [t0.eq(t0 + C), v_tile_addr.eq(row_addr + v_row), row_addr.eq(k_tile_addr)]
+                    with m.Elif(scan):
+                        # The block's computing pass: its tiles again, K and V.
+                        m.d.sync += [t0.eq(0), scan.eq(0), k_tile_addr.eq(k_head_addr), v_tile_addr.eq(v_head_addr),
+                                     row_addr.eq(k_head_addr)]
                     with m.Elif(~fits & (passed_rows + R < stacked)):
                         # Another query block: the head's tiles again.
                         m.d.sync += [t0.eq(0), passed_rows.eq(passed_rows + R), k_tile_addr.eq(k_head_addr),
-                                     v_tile_addr.eq(v_head_addr), row_addr.eq(k_head_addr)]
+                                     v_tile_addr.eq(v_head_addr), row_addr.eq(k_head_addr), scan.eq(scan_run)]
                     with m.Else():
                         next_k, next_v = k_head_addr + addr["k_head_stride"], v_head_addr + addr["v_head_stride"]
-                        m.d.sync += [t0.eq(0), passed_rows.eq(0), hk.eq(hk + 1), k_head_addr.eq(next_k),
+                        m.d.sync += [t0.eq(0), passed_rows.eq(0), hk.eq(hk + 1), k_head_addr.eq(next_k), scan.eq(scan_run),
                                      v_head_addr.eq(next_v), k_tile_addr.eq(next_k), v_tile_addr.eq(next_v),
                                      row_addr.eq(next_k)]
                         with m.If(hk + 1 == H_kv):
@@ -356,7 +404,7 @@ class EngineDMA(wiring.Component):
         row_landed = reader.words.valid & landed.last & landed.tag.end
         with m.If(row_landed & (landed.tag.kind == _Q)):
             m.d.sync += q_filled.eq(q_filled + 1)
-        with m.If(row_landed & (landed.tag.kind == _V)):
+        with m.If(row_landed & (landed.tag.kind != _Q)):   # a tile ends with its V rows (K alone in a scan pass)
             m.d.sync += kv_filled.eq(kv_filled + 1)
 
         # --- emit: Q columns, K columns, V row pieces, each a read of the banks and a register.
@@ -366,15 +414,17 @@ class EngineDMA(wiring.Component):
             m.d.sync += q_released.eq(q_released + 1)
 
         walk_k = _TileWalk(m, "k_walk", L, C, R, S, stacked, fits, H_kv, go, self.max_seq_len,
-                           tile_counts if self.sparse else None)
-        k_emit = _ColumnEmitter(m, "k_emit", self.k, k_banks, d, G, stride, walk=walk_k)
+                           tile_counts if self.sparse else None, two_passes=imp_run)
+        k_emit = _ColumnEmitter(m, "k_emit", self.k, k_banks, d, G, stride, walk=walk_k,
+                                msb_bits=msb_bits if self.progressive else None, msb_mask=msb_mask)
         m.d.comb += [k_emit.start.eq(go), k_emit.available.eq(ahead(kv_filled, walk_k.tile) != 0)]
 
         walk_v = _TileWalk(m, "v_walk", L, C, R, S, stacked, fits, H_kv, go, self.max_seq_len,
-                           tile_counts if self.sparse else None)
+                           tile_counts if self.sparse else None,
+                           skip_scan=scan_run if self.importance_widths is not None else None, lead=walk_k.tile)
         v_emit = _PieceEmitter(m, "v_emit", self.v, v_banks, words, walk_v, L, C, stride)
         m.d.comb += [v_emit.start.eq(go), v_emit.available.eq(ahead(kv_filled, walk_v.tile) != 0)]
-        with m.If(walk_v.advance & (~fits | walk_v.last_block)):
+        with m.If((walk_v.advance & (~fits | walk_v.last_block)) | walk_v.skipped):
             m.d.sync += kv_released.eq(kv_released + 1)
 
         # --- O: the engine's beats into a block slot (per chunk, per row), rows written back in order.
@@ -404,28 +454,80 @@ class EngineDMA(wiring.Component):
         o_rows = _StackedRows(m, "o_rows", A, addr["o_base"], addr["o_row_stride"], addr["o_head_stride"],
                               group, Lq, H_kv, R)
         o_blocks_requested = Signal(W)
-        m.d.comb += [o_rows.start.eq(go),
-                     writer.req.valid.eq(o_rows.active & (ahead(o_filled, o_blocks_requested) != 0)),
-                     writer.req.payload.addr.eq(o_rows.addr), writer.req.payload.length.eq(d),
-                     o_rows.advance.eq(writer.req.valid & writer.req.ready)]
+        o_words = stream.Signature(8 * G).create()
+        o_out = _RowWordEmitter(m, "o_out", o_words, o_banks, words, stacked, H_kv, R, stride)
+        m.d.comb += [o_out.start.eq(go), o_out.available.eq(ahead(o_filled, o_released) != 0)]
+        with m.If(o_out.block_done):
+            m.d.sync += o_released.eq(o_released + 1)
+        o_req_valid = o_rows.active & (ahead(o_filled, o_blocks_requested) != 0)
+        m.d.comb += o_rows.start.eq(go)
         with m.If(go):
             m.d.sync += o_blocks_requested.eq(0)
         with m.Elif(o_rows.advance & o_rows.block_end):
             m.d.sync += o_blocks_requested.eq(o_blocks_requested + 1)
         with m.If(writer.req.valid & writer.req.ready):
-            m.d.sync += self.bytes_written.eq(self.bytes_written + d)
+            m.d.sync += self.bytes_written.eq(self.bytes_written + writer.req.payload.length)
 
-        o_out = _RowWordEmitter(m, "o_out", writer.words, o_banks, words, stacked, H_kv, R, stride)
-        m.d.comb += [o_out.start.eq(go), o_out.available.eq(ahead(o_filled, o_released) != 0)]
-        with m.If(o_out.block_done):
-            m.d.sync += o_released.eq(o_released + 1)
+        sides_done = Signal(init=1)
+        if not sides:
+            wiring.connect(m, o_words, writer.words)
+            m.d.comb += [writer.req.valid.eq(o_req_valid), writer.req.payload.addr.eq(o_rows.addr),
+                         writer.req.payload.length.eq(d), o_rows.advance.eq(writer.req.valid & writer.req.ready)]
+        else:
+            side = _SideWrites(m, G, A, writer)
+            if self.importance_widths is not None:
+                self._importance_sources(m, side, go, addr, L, imp_run)
+            if self.progressive:
+                self._row_flag_source(m, side, go, addr, Lq)
+            side.arbitrate(m, go, o_req_valid, o_rows, d, o_words, o_out.row_taken, self.outstanding)
+            m.d.comb += sides_done.eq(side.done)
 
         finishing = Signal()
         with m.If(go):
             m.d.sync += finishing.eq(1)
-        with m.If(finishing & ~o_out.active & ~o_rows.active & writer.idle & ~go):
+        with m.If(finishing & ~o_out.active & ~o_rows.active & sides_done & writer.idle & ~go):
             m.d.sync += [finishing.eq(0), self.busy.eq(0), self.done.eq(1)]
         return m
+
+    def _importance_sources(self, m: Module, side, go, addr, seq_len, imp_run):
+        """An importance run's token importances (a row of ``cols`` values per beat, in key order from
+        ``token_importance_base``) and head importances (one value per head from ``head_importance_base``)."""
+        C = self.cols
+        tb, hb = self.importance_bytes
+        tok, heads = self.token_importance, self.head_importance
+        tok_addr, head_addr = Signal(self.addr_width, name="tok_addr"), Signal(self.addr_width, name="head_imp_addr")
+        tok_left = Signal.like(seq_len, name="tok_left")
+        beat = Signal(data.ArrayLayout(unsigned(8 * tb), C), name="tok_beat")
+        head = Signal(8 * hb, name="head_imp")
+        count = Mux(tok_left < C, tok_left, C)
+        t = side.source("token_importance", tok, beat.as_value(), tok_addr, count * tb, C * tb,
+                        lambda payload: [beat[c].eq(payload.data[c]) for c in range(C)])
+        h = side.source("head_importance", heads, head, head_addr, hb, hb, lambda payload: [head.eq(payload.data)])
+        with m.If(go):
+            m.d.sync += [tok_addr.eq(addr["token_importance_base"]), head_addr.eq(addr["head_importance_base"]),
+                         tok_left.eq(seq_len)]
+            # Only an importance run sends them.
+            m.d.sync += [t.ended.eq(~imp_run), h.ended.eq(~imp_run)]
+        with m.If(t.written):
+            m.d.sync += [tok_addr.eq(tok_addr + C * tb), tok_left.eq(tok_left - count)]
+        with m.If(h.written):
+            m.d.sync += head_addr.eq(head_addr + hb)
+
+    def _row_flag_source(self, m: Module, side, go, addr, query_len):
+        """Row flags: one byte per query row (1: below the threshold), heads after each other from
+        ``row_flags_base``, a row of up to ``rows`` bytes per beat."""
+        R = self.rows
+        flags_addr = Signal(self.addr_width, name="flags_addr")
+        position = Signal.like(query_len, name="flags_position")
+        beat = Signal(R, name="flags_beat")
+        left = query_len - position
+        count = Mux(left < R, left, R)
+        f = side.source("row_flags", self.row_flags, Cat(Cat(beat[r], Const(0, 7)) for r in range(R)), flags_addr,
+                        count, R, lambda payload: [beat.eq(payload.flags)])
+        with m.If(go):
+            m.d.sync += [flags_addr.eq(addr["row_flags_base"]), position.eq(0), f.ended.eq(0)]
+        with m.If(f.written):
+            m.d.sync += [flags_addr.eq(flags_addr + count), position.eq(Mux(left <= R, 0, position + R))]
 
 
 class _RowRequest:
@@ -478,8 +580,10 @@ class _TileWalk:
     fetch count of the current tile and ``slot`` its slot (a fitting head's tiles are replayed per block)."""
 
     def __init__(self, m: Module, name: str, seq_len, cols: int, rows: int, slots: int, stacked, fits, kv_heads, go,
-                 max_seq_len: int, tile_counts=None):
+                 max_seq_len: int, tile_counts=None, two_passes=None, skip_scan=None, lead=None):
         self.advance = Signal(name=f"{name}_advance")
+        self.skipping = Const(0)
+        self.skipped = Const(0)
         self.active = Signal(name=f"{name}_active")
         self.tile = Signal(_COUNT_BITS, name=f"{name}_tile")
         self.slot = Signal(range(slots), name=f"{name}_slot")
@@ -501,21 +605,43 @@ class _TileWalk:
             with m.Elif(self.advance):
                 m.d.sync += [self.tile.eq(self.tile + 1), self.slot.eq(next_slot)]
             return
+        second = Signal(name=f"{name}_second")       # K of an importance run: the block's computing pass
+        block_start = []
+        if skip_scan is not None:
+            # V of an importance run whose tiles are re-read per block: the block's scan-pass tiles (K only)
+            # come first in the ring; each is stepped over (and released) once K has passed it.
+            self.skipping, self.skipped = Signal(name=f"{name}_skipping"), Signal(name=f"{name}_skipped")
+            block_start = [self.skipping.eq(skip_scan)]
+            m.d.comb += self.skipped.eq(self.active & self.skipping & ((lead - self.tile)[:_COUNT_BITS] != 0))
         with m.If(go):
             m.d.sync += [self.active.eq(1), self.tile.eq(0), self.slot.eq(0), self.t0.eq(0), head_tile.eq(0),
-                         head_slot.eq(0), block_rows.eq(0), hk.eq(0)]
+                         head_slot.eq(0), block_rows.eq(0), hk.eq(0), second.eq(0), *block_start]
+        if skip_scan is not None:
+            with m.Elif(self.skipped):
+                m.d.sync += [self.tile.eq(self.tile + 1), self.slot.eq(next_slot)]
+                with m.If(self.t0 + cols < seq_len):
+                    m.d.sync += self.t0.eq(self.t0 + cols)
+                with m.Else():
+                    m.d.sync += [self.t0.eq(0), self.skipping.eq(0)]
         with m.Elif(self.advance):
             with m.If(self.t0 + cols < seq_len):
                 m.d.sync += [self.t0.eq(self.t0 + cols), self.tile.eq(self.tile + 1), self.slot.eq(next_slot)]
+            with m.Elif((two_passes if two_passes is not None else 0) & ~second):
+                m.d.sync += [self.t0.eq(0), second.eq(1)]
+                with m.If(fits):
+                    m.d.sync += [self.tile.eq(head_tile), self.slot.eq(head_slot)]
+                with m.Else():
+                    m.d.sync += [self.tile.eq(self.tile + 1), self.slot.eq(next_slot)]
             with m.Elif(~self.last_block):
-                m.d.sync += [self.t0.eq(0), block_rows.eq(block_rows + rows)]
+                m.d.sync += [self.t0.eq(0), block_rows.eq(block_rows + rows), second.eq(0), *block_start]
                 with m.If(fits):
                     m.d.sync += [self.tile.eq(head_tile), self.slot.eq(head_slot)]
                 with m.Else():
                     m.d.sync += [self.tile.eq(self.tile + 1), self.slot.eq(next_slot)]
             with m.Else():
                 m.d.sync += [self.t0.eq(0), block_rows.eq(0), self.tile.eq(self.tile + 1), self.slot.eq(next_slot),
-                             head_tile.eq(self.tile + 1), head_slot.eq(next_slot), hk.eq(hk + 1)]
+                             head_tile.eq(self.tile + 1), head_slot.eq(next_slot), hk.eq(hk + 1), second.eq(0),
+                             *block_start]
                 with m.If(hk + 1 == kv_heads):
                     m.d.sync += self.active.eq(0)
 
@@ -532,14 +658,15 @@ def _emit_register(m: Module, name: str, out, issue, payload_of, side: dict):
         with m.If(issue):
             m.d.sync += [held[k].eq(v) for k, v in side.items()]
     m.d.comb += out.payload.eq(payload_of(held))
-    return move
+    return move, held
 
 
 class _ColumnEmitter:
     """Beats of columns: beat ``k`` takes byte ``k mod cols`` of word ``k div cols`` of every bank (Q of a
     block, or K of a tile); ``d`` beats per block or tile."""
 
-    def __init__(self, m: Module, name: str, out, banks, head_dim, word_bytes: int, stride: int, walk=None):
+    def __init__(self, m: Module, name: str, out, banks, head_dim, word_bytes: int, stride: int, walk=None,
+                 msb_bits=None, msb_mask=None):
         self.start, self.available = Signal(name=f"{name}_start"), Signal(name=f"{name}_available")
         self.block = Signal(_COUNT_BITS, name=f"{name}_block")
         self.block_done = Signal(name=f"{name}_block_done")
@@ -550,8 +677,15 @@ class _ColumnEmitter:
         word = Signal(range(stride), name=f"{name}_word")
         running = active if walk is None else walk.active
         issue = running & self.available
-        move = _emit_register(m, name, out, issue, lambda held: Cat(
-            bank.read.data.word_select(held["byte"], 8) for bank in banks), {"byte": byte})
+        side = {"byte": byte}
+        if msb_bits is not None:
+            # K's MSB plane: element k is the msb_bits-bit field at bit k·msb_bits of the packed row; shifted
+            # up to the lane's top bits, the rest cleared (the floored value).
+            lift = Signal(3, name=f"{name}_lift")
+            side["lift"] = lift
+        move, _ = _emit_register(m, name, out, issue, lambda held: Cat(
+            self._lane(bank.read.data.word_select(held["byte"], 8), held.get("lift"), msb_mask) for bank in banks),
+            side)
         step = issue & move
         last = k == head_dim - 1
         for bank in banks:
@@ -559,19 +693,39 @@ class _ColumnEmitter:
         m.d.comb += self.block_done.eq(step & last)
         if walk is not None:
             m.d.comb += walk.advance.eq(step & last)
+        first_lift = [] if msb_bits is None else [side["lift"].eq(8 - msb_bits)]
         with m.If(self.start):
-            m.d.sync += [active.eq(1), k.eq(0), byte.eq(0), word.eq(0), self.block.eq(0)]
+            m.d.sync += [active.eq(1), k.eq(0), byte.eq(0), word.eq(0), self.block.eq(0), *first_lift]
             if walk is None:
                 m.d.sync += slot.eq(0)
         with m.Elif(step):
             with m.If(last):
-                m.d.sync += [k.eq(0), byte.eq(0), word.eq(0), self.block.eq(self.block + 1)]
+                m.d.sync += [k.eq(0), byte.eq(0), word.eq(0), self.block.eq(self.block + 1), *first_lift]
                 if walk is None:
                     m.d.sync += slot.eq(~slot)
-            with m.Elif(byte == word_bytes - 1):
-                m.d.sync += [k.eq(k + 1), byte.eq(0), word.eq(word + 1)]
             with m.Else():
-                m.d.sync += [k.eq(k + 1), byte.eq(byte + 1)]
+                m.d.sync += k.eq(k + 1)
+                next_byte = Signal(name=f"{name}_next_byte")
+                if msb_bits is None:
+                    m.d.comb += next_byte.eq(1)
+                else:
+                    # The byte's last field (its top bits) is lifted by 0.
+                    m.d.comb += next_byte.eq(side["lift"] < msb_bits)
+                    with m.If(next_byte):
+                        m.d.sync += first_lift
+                    with m.Else():
+                        m.d.sync += side["lift"].eq(side["lift"] - msb_bits)
+                with m.If(next_byte):
+                    with m.If(byte == word_bytes - 1):
+                        m.d.sync += [byte.eq(0), word.eq(word + 1)]
+                    with m.Else():
+                        m.d.sync += byte.eq(byte + 1)
+
+    @staticmethod
+    def _lane(byte, lift, mask):
+        if lift is None:
+            return byte
+        return (byte << lift)[:8] & mask
 
 
 class _PieceEmitter:
@@ -581,8 +735,8 @@ class _PieceEmitter:
         self.start, self.available = Signal(name=f"{name}_start"), Signal(name=f"{name}_available")
         key = Signal(range(cols), name=f"{name}_key")
         word = Signal(range(stride + 1), name=f"{name}_word")
-        issue = walk.active & self.available
-        move = _emit_register(m, name, out, issue, lambda held: Cat(
+        issue = walk.active & ~walk.skipping & self.available
+        move, _ = _emit_register(m, name, out, issue, lambda held: Cat(
             bank.read.data for bank in banks).word_select(held["key"], len(banks[0].read.data)), {"key": key})
         step = issue & move
         for bank in banks:
@@ -613,9 +767,14 @@ class _RowWordEmitter:
         rows_left = Signal.like(stacked, name=f"{name}_rows_left")
         hk = Signal(len(kv_heads) + 1, name=f"{name}_hk")
         issue = self.active & self.available
-        move = _emit_register(m, name, out, issue, lambda held: Cat(
-            bank.read.data for bank in banks).word_select(held["row"], len(banks[0].read.data)), {"row": row})
+        row_end = Signal(name=f"{name}_row_end")
+        move, held = _emit_register(m, name, out, issue, lambda held: Cat(
+            bank.read.data for bank in banks).word_select(held["row"], len(banks[0].read.data)),
+            {"row": row, "row_end": row_end})
         step = issue & move
+        # A row's last word taken by the writer: the writer owes no more words of it.
+        self.row_taken = Signal(name=f"{name}_row_taken")
+        m.d.comb += [self.row_taken.eq(out.valid & out.ready & held["row_end"]), row_end.eq(word == words - 1)]
         for bank in banks:
             m.d.comb += [bank.read.addr.eq(slot * stride + word), bank.read.en.eq(move)]
         block_rows = Mux(rows_left < rows, rows_left, rows)
@@ -636,3 +795,93 @@ class _RowWordEmitter:
                     m.d.sync += [rows_left.eq(stacked), hk.eq(hk + 1)]
                     with m.If(hk + 1 == kv_heads):
                         m.d.sync += self.active.eq(0)
+
+
+class _SideSource:
+    """One side stream: a beat held (``held``), its row (``addr``, ``length`` bytes of ``value``), ``written``
+    the cycle its last word is taken, ``ended`` once the run's last beat came (or none will)."""
+
+    def __init__(self, name: str, value, addr, length, max_length: int):
+        self.held, self.written = Signal(name=f"{name}_held"), Signal(name=f"{name}_written")
+        self.ended = Signal(init=1, name=f"{name}_ended")
+        self.value, self.addr, self.length, self.max_length = value, addr, length, max_length
+
+
+class _SideWrites:
+    """Short rows from the engine's side streams (row flags, importances) through O's writer.
+
+    Each source holds one beat. While one is held, O's row requests pause; once
+    the writer owes no word of an O row already requested, the held beat goes
+    out whole (its request, then its few words), the first held source first,
+    and O goes on.  A side stream's beats are rare (one per query block at
+    most), so O loses a few cycles per beat."""
+
+    def __init__(self, m: Module, word_bytes: int, addr_width: int, writer):
+        self.m, self.G, self.A, self.writer = m, word_bytes, addr_width, writer
+        self.sources: list[_SideSource] = []
+
+    def source(self, name: str, port, value, addr, length, max_length: int, take) -> _SideSource:
+        m = self.m
+        src = _SideSource(name, value, addr, length, max_length)
+        m.d.comb += port.ready.eq(~src.held)
+        with m.If(port.valid & port.ready):
+            m.d.sync += [src.held.eq(1), *take(port.payload)]
+            with m.If(port.payload.last):
+                m.d.sync += src.ended.eq(1)
+        with m.If(src.written):
+            m.d.sync += src.held.eq(0)
+        self.sources.append(src)
+        return src
+
+    @property
+    def done(self):
+        return Cat(s.ended & ~s.held for s in self.sources).all()
+
+    def arbitrate(self, m: Module, go, o_req_valid, o_rows, o_length, o_words, o_row_taken, outstanding: int):
+        G, writer, sources = self.G, self.writer, self.sources
+        active, req_sent = Signal(name="side_active"), Signal(name="side_req_sent")
+        sel = Signal(range(max(2, len(sources))), name="side_sel")
+        most_words = max(-(-s.max_length // G) for s in sources)
+        word = Signal(range(most_words + 1), name="side_word")
+        owed = Signal(range(2 * outstanding + 2), name="o_rows_owed")   # O rows requested, words not all taken
+        want = Cat(s.held for s in sources).any()
+
+        def chosen(values):
+            out = values[-1]
+            for i in reversed(range(len(values) - 1)):
+                out = Mux(sel == i, values[i], out)
+            return out
+
+        width = 8 * G * most_words
+        value = chosen([Value.cast(s.value).as_unsigned() for s in sources])
+        padded = Signal(width, name="side_value")
+        m.d.comb += padded.eq(value)
+        length = chosen([s.length for s in sources])
+        words = Signal(range(most_words + 1), name="side_words")
+        m.d.comb += words.eq(sum(Cat(length > j * G for j in range(most_words))))
+        o_fire = o_req_valid & ~want & ~active & writer.req.ready
+        m.d.comb += [
+            writer.req.valid.eq(Mux(active, ~req_sent, o_req_valid & ~want)),
+            writer.req.payload.addr.eq(Mux(active, chosen([s.addr for s in sources]), o_rows.addr)),
+            writer.req.payload.length.eq(Mux(active, length, o_length)),
+            o_rows.advance.eq(o_fire),
+            writer.words.valid.eq(Mux(active, req_sent, o_words.valid)),
+            writer.words.payload.eq(Mux(active, padded.word_select(word, 8 * G), o_words.payload)),
+            o_words.ready.eq(writer.words.ready & ~active),
+        ]
+        m.d.sync += owed.eq(owed + o_fire - o_row_taken)
+        with m.If(~active & want & (owed == 0)):
+            m.d.sync += [active.eq(1), req_sent.eq(0), word.eq(0)]
+            for i in reversed(range(len(sources))):
+                with m.If(sources[i].held):
+                    m.d.sync += sel.eq(i)
+        with m.If(active & ~req_sent & writer.req.ready):
+            m.d.sync += req_sent.eq(1)
+        taken = active & req_sent & writer.words.ready
+        with m.If(taken):
+            m.d.sync += word.eq(word + 1)
+            with m.If(word == words - 1):
+                m.d.sync += active.eq(0)
+                m.d.comb += [s.written.eq(sel == i) for i, s in enumerate(sources)]
+        with m.If(go):
+            m.d.sync += owed.eq(0)

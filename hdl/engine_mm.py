@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, ClockDomain, ClockSignal, Const, Module, ResetSignal
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, Const, Module, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -24,10 +24,6 @@ def mm_params(**params) -> dict:
     reject_unknown("memory-mapped engine", params, {**ENGINE_DEFAULTS, **MEMORY_DEFAULTS})
     memory_params = {k: params.pop(k, v) for k, v in MEMORY_DEFAULTS.items()}
     p = engine_params(**params)
-    for feature in ("importance", "row_flags"):
-        if p[feature]:
-            raise ValueError(f"the memory-mapped top takes dense and sparse builds only for now: its DMA does "
-                             f"not yet read token lists or write importances ({feature} = true)")
     if p["numerics"]["data_width"] != 8:
         raise ValueError(f"the memory-mapped top moves int8 tensors: data_width must be 8, "
                          f"not {p['numerics']['data_width']}")
@@ -55,6 +51,21 @@ def mm_register_map(engine: AttentionEngine) -> list[Register]:
             regs.append(Register(f"{names[t]}_{field.upper()}", offset, "RW", 32, f"{names[t]}: {text}",
                                  f"{t}_{field}", target="dma"))
             offset += 4
+    p = engine.params
+    extra = []
+    if p["importance"]:
+        extra += [("TOKEN_IMPORTANCE_BASE", 32, "importance run: byte address of the token importances (one unsigned "
+                                                "little-endian word per key, docs/system.md)", "token_importance_base"),
+                  ("HEAD_IMPORTANCE_BASE", 32, "importance run: byte address of the head importances (one word per "
+                                               "head)", "head_importance_base")]
+    if p["row_flags"]:
+        extra += [("ROW_FLAGS_BASE", 32, "byte address of the row flags (one byte per query row, 1: below "
+                                         "THRESHOLD), heads after each other", "row_flags_base"),
+                  ("K_MSB_BITS", 4, "0 or 8: K in full; 1, 2, 4: K_BASE and strides describe K's MSB plane "
+                                    "(that many bits per element, packed from bit 0); others: ERROR", "k_msb_bits")]
+    for name, bits, text, port in extra:
+        regs.append(Register(name, offset, "RW", bits, text, port, target="dma"))
+        offset += 4
     return sorted(regs, key=lambda r: r.offset)
 
 
@@ -102,7 +113,10 @@ class AttentionEngineMM(wiring.Component):
         self.dma = EngineDMA(rows=p["rows"], cols=p["cols"], max_seq_len=p["max_seq_len"], max_heads=p["max_heads"],
                              max_head_dim=p["max_head_dim"], prob_tiles=p["prob_tiles"],
                              addr_width=p["addr_width"], bus_width=p["bus_width"],
-                             kv_buffer_keys=p["kv_buffer_keys"], outstanding=p["outstanding"], sparse=p["sparse"])
+                             kv_buffer_keys=p["kv_buffer_keys"], outstanding=p["outstanding"], sparse=p["sparse"],
+                             importance_widths=(self.engine.token_importance_unit.width,
+                                                self.engine.head_importance_unit.width) if p["importance"] else None,
+                             row_flags=p["row_flags"])
         self.registers = mm_register_map(self.engine)
         self.addr_width = max(8, (self.registers[-1].offset + 3).bit_length())
         A, D, I = p["addr_width"], p["bus_width"], p["id_width"]
@@ -141,14 +155,27 @@ class AttentionEngineMM(wiring.Component):
         for name in ("seq_len", "heads", "kv_heads", "query_len", "head_dim"):
             m.d.comb += getattr(dma, name).eq(getattr(core, name))
         m.d.comb += [dma.launch.eq(core.launched), dma.group_size.eq(core.group_size)]
+        refusals = Const(0)
+        if self.params["importance"]:
+            m.d.comb += dma.importance.eq(core.importance)
+            wiring.connect(m, core.token_importance, dma.token_importance)
+            wiring.connect(m, core.head_importance, dma.head_importance)
+        if self.params["row_flags"]:
+            wiring.connect(m, core.row_flags, dma.row_flags)
+            msb = dma.k_msb_bits
+            refusals = ~((msb == 0) | (msb == 1) | (msb == 2) | (msb == 4) | (msb == 8))
 
         busy = core.busy | dma.busy
-        status = Cat(Const(0, 1), busy, dma.done, core.error, dma.read_error, dma.write_error)
+        refused = Signal()   # a DMA register out of range: no run starts
+        status = Cat(Const(0, 1), busy, dma.done, core.error | refused, dma.read_error, dma.write_error)
         read_only = read_only_registers(core, status, features=(Const(1, 1),))
         read_only.update({r.offset: getattr(dma, r.port) for r in self.registers if r.target == "dma" and
                           r.access == "RO"})
         start = serve_registers(m, self, self.registers, {"engine": core, "dma": dma}, read_only)
-        m.d.comb += [core.start.eq(start & ~busy), dma.start.eq(start & ~busy), self.irq.eq(dma.done)]
+        take = start & ~busy
+        m.d.comb += [core.start.eq(take & ~refusals), dma.start.eq(take & ~refusals), self.irq.eq(dma.done)]
+        with m.If(take):
+            m.d.sync += refused.eq(refusals)
 
         # --- the AXI4 master: INCR bursts of full bus words, one ID.
         size = Const((self.params["bus_width"] // 8 - 1).bit_length(), 3)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Placement", "MemoryLayout", "LAYOUTS", "place", "write_tensors", "read_output", "tensor_bytes",
+__all__ = ["Placement", "MemoryLayout", "LAYOUTS", "SIDE_BUFFERS", "MSB_PLANE_BITS", "place", "msb_plane",
+           "plane_row_bytes", "write_tensors", "side_bytes", "read_side", "read_output", "tensor_bytes",
            "burst_problems", "bytes_moved"]
 
 #: ``heads``: each tensor ``[H][L][d]`` on its own; ``tokens``: each ``[L][H·d]`` (a projection's output);
@@ -50,31 +51,78 @@ class Placement:
 
 @dataclass(frozen=True)
 class MemoryLayout:
+    """Where a run's tensors sit; ``k`` is K's MSB plane when ``k_msb_bits < 8`` (rows of packed fields,
+    :func:`msb_plane`).  The written side buffers exist by build: token and head importances (one
+    little-endian word each) and row flags (one byte per query row)."""
     q: Placement
     k: Placement
     v: Placement
     o: Placement
+    token_importance: Placement | None = None
+    head_importance: Placement | None = None
+    row_flags: Placement | None = None
+    k_msb_bits: int = 8
 
     def registers(self) -> dict:
-        """Register name -> value of the tensors' addresses (``Q_BASE`` … ``O_HEAD_STRIDE``)."""
+        """Register name -> value of the tensors' addresses (``Q_BASE`` … ``O_HEAD_STRIDE``, and the side
+        buffers' bases and ``K_MSB_BITS`` when placed)."""
         regs = {}
         for name in ("q", "k", "v", "o"):
             t = getattr(self, name)
             regs.update({f"{name.upper()}_BASE": t.base, f"{name.upper()}_ROW_STRIDE": t.row_stride,
                          f"{name.upper()}_HEAD_STRIDE": t.head_stride})
+        for name in SIDE_BUFFERS:
+            if getattr(self, name) is not None:
+                regs[f"{name.upper()}_BASE"] = getattr(self, name).base
+        if self.row_flags is not None:
+            regs["K_MSB_BITS"] = self.k_msb_bits
         return regs
+
+    def placements(self, names=None) -> list[Placement]:
+        names = ("q", "k", "v", "o", *SIDE_BUFFERS) if names is None else names
+        return [getattr(self, n) for n in names if getattr(self, n) is not None]
 
     @property
     def end(self) -> int:
-        return max(t.end for t in (self.q, self.k, self.v, self.o))
+        return max(t.end for t in self.placements())
+
+
+#: What the DMA writes beside O, by build.
+SIDE_BUFFERS = ("token_importance", "head_importance", "row_flags")
+#: Bits per element of K's MSB plane the DMA reads (the full K is 8).
+MSB_PLANE_BITS = (1, 2, 4, 8)
+
+
+def plane_row_bytes(head_dim: int, msb_bits: int) -> int:
+    """Bytes of one row of K's MSB plane: ``head_dim`` fields of ``msb_bits`` bits, packed."""
+    return -(-head_dim * msb_bits // 8)
+
+
+def msb_plane(k_int, msb_bits: int) -> np.ndarray:
+    """K's MSB plane: the top ``msb_bits`` bits of each int8 element, element ``j`` of a row at bit
+    ``j·msb_bits`` of the row (from bit 0 of its first byte); ``(H, L, plane_row_bytes)`` uint8."""
+    if msb_bits not in MSB_PLANE_BITS:
+        raise ValueError(f"msb_bits must be one of {MSB_PLANE_BITS}, not {msb_bits!r}")
+    k = np.asarray(k_int, np.int64)
+    fields = (k & 0xFF) >> (8 - msb_bits)
+    per_byte = 8 // msb_bits
+    heads, rows, d = k.shape
+    nb = plane_row_bytes(d, msb_bits)
+    padded = np.zeros((heads, rows, nb * per_byte), np.int64)
+    padded[..., :d] = fields
+    shifts = msb_bits * np.arange(per_byte)
+    return (padded.reshape(heads, rows, nb, per_byte) << shifts).sum(axis=-1).astype(np.uint8)
 
 
 def place(*, heads: int, kv_heads: int, q_len: int, kv_len: int, head_dim: int, layout: str = "heads",
-          base: int = 0x1000, gap: int = 0) -> MemoryLayout:
+          base: int = 0x1000, gap: int = 0, importance_bytes: tuple[int, int] | None = None,
+          row_flags: bool = False, k_msb_bits: int = 8) -> MemoryLayout:
     """Where Q ``(heads, q_len, d)``, K and V ``(kv_heads, kv_len, d)`` and O ``(heads, q_len, d)`` sit.
 
     Tensors follow each other from ``base`` with ``gap`` bytes between them (an odd ``gap`` puts rows at
-    odd addresses); ``layout`` is one of :data:`LAYOUTS`.
+    odd addresses); ``layout`` is one of :data:`LAYOUTS`.  ``importance_bytes`` (bytes of a token and of
+    a head importance) places the importance buffers, ``row_flags`` the row flags, after O; with
+    ``k_msb_bits < 8`` K is its MSB plane, ``[H][L][plane_row_bytes]`` after them.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
@@ -104,11 +152,23 @@ def place(*, heads: int, kv_heads: int, q_len: int, kv_len: int, head_dim: int, 
         v = Placement(start + (heads + kv_heads) * d, width, d, kv_heads, kv_len, d)
     o = Placement(next_at(q_len * heads * d), heads * d if layout != "heads" else d,
                   d if layout != "heads" else q_len * d, heads, q_len, d)
-    return MemoryLayout(q, k, v, o)
+    side = {}
+    if importance_bytes is not None:
+        tb, hb = importance_bytes
+        side["token_importance"] = Placement(next_at(kv_len * tb), tb, kv_len * tb, 1, kv_len, tb)
+        side["head_importance"] = Placement(next_at(heads * hb), hb, heads * hb, 1, heads, hb)
+    if row_flags:
+        side["row_flags"] = Placement(next_at(heads * q_len), 1, q_len, heads, q_len, 1)
+    if k_msb_bits != 8:
+        nb = plane_row_bytes(d, k_msb_bits) if k_msb_bits in MSB_PLANE_BITS else d
+        k = Placement(next_at(kv_heads * kv_len * nb), nb, kv_len * nb, kv_heads, kv_len, nb)
+    return MemoryLayout(q, k, v, o, **side, k_msb_bits=k_msb_bits)
 
 
 def write_tensors(image: np.ndarray, layout: MemoryLayout, q, k, v) -> None:
     """Store int8 ``q, k, v`` into the byte array ``image`` (uint8) at their places."""
+    if layout.k_msb_bits != 8:
+        k = msb_plane(k, layout.k_msb_bits)
     for name, x in (("q", q), ("k", k), ("v", v)):
         t = getattr(layout, name)
         x = np.asarray(x, np.int64)
@@ -117,14 +177,27 @@ def write_tensors(image: np.ndarray, layout: MemoryLayout, q, k, v) -> None:
         image[t.byte_addresses()] = (x & 0xFF).astype(np.uint8)
 
 
+def side_bytes(values, placement: Placement) -> np.ndarray:
+    """``values`` (one per row of ``placement``, unsigned) as the little-endian bytes the DMA writes there."""
+    values = np.asarray(values, np.uint64).reshape(placement.heads, placement.rows)
+    return ((values[..., None] >> (8 * np.arange(placement.d, dtype=np.uint64))) & 0xFF).astype(np.uint8)
+
+
+def read_side(image: np.ndarray, placement: Placement) -> np.ndarray:
+    """The unsigned little-endian words of a side buffer, ``(heads, rows)``."""
+    b = image[placement.byte_addresses()].astype(np.uint64)
+    return (b << (8 * np.arange(placement.d, dtype=np.uint64))).sum(axis=-1).astype(np.int64)
+
+
 def read_output(image: np.ndarray, layout: MemoryLayout) -> np.ndarray:
     """O ``(heads, q_len, d)`` as signed integers from the byte array ``image``."""
     return image[layout.o.byte_addresses()].astype(np.int8).astype(np.int64)
 
 
 def tensor_bytes(layout: MemoryLayout, names) -> np.ndarray:
-    """Sorted unique byte addresses of the named tensors (``"q"``, ``"k"``, ``"v"``, ``"o"``)."""
-    return np.unique(np.concatenate([getattr(layout, n).byte_addresses().ravel() for n in names]))
+    """Sorted unique byte addresses of the named tensors and buffers placed (``"q"``, ``"k"``, ``"v"``,
+    ``"o"``, :data:`SIDE_BUFFERS`)."""
+    return np.unique(np.concatenate([t.byte_addresses().ravel() for t in layout.placements(names)]))
 
 
 def burst_problems(addr: int, beats: int, bus_bytes: int, allowed_words: set) -> list[str]:
@@ -146,15 +219,27 @@ def burst_problems(addr: int, beats: int, bus_bytes: int, allowed_words: set) ->
 
 
 def bytes_moved(*, heads: int, kv_heads: int, q_len: int, kv_len: int, head_dim: int, rows: int, cols: int,
-                kv_slots: int, gathered_keys: int | None = None) -> tuple[int, int]:
-    """Tensor bytes ``(read, written)`` of a run: Q once; K and V once per K/V head when its ``kv_len``
+                kv_slots: int, gathered_keys: int | None = None, importance_bytes: tuple[int, int] | None = None,
+                row_flags: bool = False, k_msb_bits: int = 8) -> tuple[int, int]:
+    """Bytes ``(read, written)`` of a run: Q once; K and V once per K/V head when its ``kv_len``
     keys fit the ``kv_slots`` key tiles of ``cols`` keys of the buffer, else once per query block of
-    ``rows`` stacked queries; O once.  A sparse run reads the K and V rows of the keys its tiles gather,
-    ``gathered_keys`` per K/V head (the sum of the tiles' counts, :func:`attn_rtl.sim.sparse.scheduled_tiles`)."""
+    ``rows`` stacked queries (K twice, in an importance run: its scan pass); O once.  A sparse run reads
+    the K and V rows of the keys its tiles gather, ``gathered_keys`` per K/V head (the sum of the tiles'
+    counts, :func:`attn_rtl.sim.sparse.scheduled_tiles`).  K rows are ``plane_row_bytes`` long when read
+    from the MSB plane.  ``importance_bytes`` (an importance run) adds the token and head importances
+    written, ``row_flags`` a byte per query row."""
     group = heads // kv_heads
     blocks = -(-q_len * group // rows)
     q_bytes = heads * q_len * head_dim
+    written = q_bytes + (heads * q_len if row_flags else 0)
+    if importance_bytes is not None:
+        written += kv_len * importance_bytes[0] + heads * importance_bytes[1]
     if gathered_keys is not None:
-        return q_bytes + kv_heads * 2 * gathered_keys * head_dim, q_bytes
-    passes = 1 if -(-kv_len // cols) <= kv_slots else blocks
-    return q_bytes + kv_heads * passes * 2 * kv_len * head_dim, q_bytes
+        return q_bytes + kv_heads * 2 * gathered_keys * head_dim, written
+    k_row = plane_row_bytes(head_dim, k_msb_bits)
+    if -(-kv_len // cols) <= kv_slots:
+        k_passes = v_passes = 1
+    else:
+        v_passes = blocks
+        k_passes = blocks * (2 if importance_bytes is not None else 1)
+    return q_bytes + kv_heads * kv_len * (k_passes * k_row + v_passes * head_dim), written

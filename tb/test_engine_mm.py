@@ -25,9 +25,11 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from attn_rtl.sim.decoder import stack_queries, unstack_queries
-from attn_rtl.sim.engine_stream import engine_output
+from attn_rtl.sim.engine_stream import engine_output, ranked_output, row_flags
 from attn_rtl.sim.golden import Numerics
-from attn_rtl.sim.memory_image import burst_problems, place, read_output, tensor_bytes, write_tensors
+from attn_rtl.sim.memory_image import (SIDE_BUFFERS, burst_problems, place, read_output, read_side, side_bytes,
+                                       tensor_bytes, write_tensors)
+from attn_rtl.sim.progressive import msb_only
 from attn_rtl.sim.sparse import allowed_mask, pattern_from_dict, scheduled_tiles
 
 from .harness import begin, operand_matrix
@@ -110,8 +112,10 @@ async def memory_mapped_runs(dut):
     for n, run in enumerate(cfg["runs"]):
         heads, kv_heads, q_len, kv_len, d = (run[k] for k in ("heads", "kv_heads", "query_len", "seq_len",
                                                              "head_dim"))
+        ranked, msb_bits = bool(run.get("importance")), run.get("k_msb_bits", 8)
         layout = place(heads=heads, kv_heads=kv_heads, q_len=q_len, kv_len=kv_len, head_dim=d,
-                       layout=run["layout"], base=run["base"], gap=run["gap"])
+                       layout=run["layout"], base=run["base"], gap=run["gap"], row_flags=cfg["row_flags"],
+                       importance_bytes=tuple(cfg["importance_bytes"]) if ranked else None, k_msb_bits=msb_bits)
         if layout.end > size:
             raise ValueError(f"run {n} needs {layout.end} bytes of memory, the bench has {size}")
         kind = run.get("operands", "random")
@@ -126,6 +130,10 @@ async def memory_mapped_runs(dut):
 
         values = dict(SEQ_LEN=kv_len, HEADS=heads, KV_HEADS=kv_heads, QUERY_LEN=q_len, HEAD_DIM=d,
                       SCALE_MULT=cfg["scale_mult"], SCALE_SHIFT=cfg["scale_shift"], **layout.registers())
+        if cfg["importance"]:
+            values["IMPORTANCE"] = int(ranked)
+        if cfg["row_flags"]:
+            values["THRESHOLD"] = run["threshold"]
         values.update(run.get("pattern_registers", {}))
         # A deliberately wrong register (the memory-safety checks must catch what it does).
         values.update(run.get("override", {}))
@@ -168,10 +176,21 @@ async def memory_mapped_runs(dut):
                                       schedule=scheduled_tiles(pattern, kv_len, cfg["rows"], cfg["cols"], **shape),
                                       rows=cfg["rows"])
         else:
-            o_stacked = engine_output(stack_queries(q, kv_heads), k, v, cfg["scale_mult"], cfg["scale_shift"], nm,
-                                      cfg["cols"])
+            # K as the engine takes it: floored to its MSBs when read from the MSB plane.
+            k_used = msb_only(k, msb_bits, 8)
+            if ranked:
+                out = ranked_output(q, k_used, v, cfg["scale_mult"], cfg["scale_shift"], nm, cfg["cols"])
+                o_stacked = out.o
+                side = {"token_importance": out.tokens, "head_importance": out.heads}
+            else:
+                o_stacked = engine_output(stack_queries(q, kv_heads), k_used, v, cfg["scale_mult"],
+                                          cfg["scale_shift"], nm, cfg["cols"])
+                side = {}
+            if cfg["row_flags"]:
+                side["row_flags"] = row_flags(q, k_used, cfg["scale_mult"], cfg["scale_shift"], nm, cfg["cols"],
+                                              run["threshold"]).astype(np.int64)
         expected = unstack_queries(o_stacked, heads)
-        for what, bursts, names in (("read", log.reads, ("q", "k", "v")), ("write", log.writes, ("o",))):
+        for what, bursts, names in (("read", log.reads, ("q", "k", "v")), ("write", log.writes, ("o", *SIDE_BUFFERS))):
             allowed = set((tensor_bytes(layout, names) // bus_bytes).tolist())
             problems = [p for addr, beats in bursts for p in burst_problems(addr, beats, bus_bytes, allowed)]
             report.check(not problems, f"run {n}: {what} bursts: {'; '.join(problems[:3])}")
@@ -180,6 +199,11 @@ async def memory_mapped_runs(dut):
         report.compare(f"run {n} O", got, expected)
         o_at = layout.o.byte_addresses()
         image[o_at] = (expected & 0xFF).astype(np.uint8)
+        for name, values in ({} if "pattern" in run else side).items():
+            placement = getattr(layout, name)
+            report.compare(f"run {n} {name}", read_side(memory, placement),
+                           np.reshape(values, (placement.heads, placement.rows)))
+            image[placement.byte_addresses()] = side_bytes(values, placement)
         changed = np.nonzero(memory != image)[0]
         report.check(changed.size == 0, f"run {n}: {changed.size} bytes outside O changed or O wrong "
                                         f"(first at 0x{int(changed[0]) if changed.size else 0:x})")
