@@ -585,7 +585,10 @@ def simulate_engine_mm(params: dict, runs, *, sim: str = "icarus", seed: int = 1
         r.setdefault("base", 0x100)
         if r["layout"] not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {r['layout']!r}")
+        lists = _mm_lists(full, r)
         shape = {k: r[k] for k in ("heads", "kv_heads", "seq_len", "query_len", "head_dim")}
+        if lists:   # the run computes the listed rows and heads
+            shape.update(lists["computed"])
         side = {k: r[k] for k in ("importance", "threshold") if k in r}
         if full["row_flags"]:
             side.setdefault("threshold", 1 << (Numerics(**full["numerics"]).prob_width - 2))
@@ -598,10 +601,10 @@ def simulate_engine_mm(params: dict, runs, *, sim: str = "icarus", seed: int = 1
         if msb_bits != 8 and not full["row_flags"]:
             raise ValueError("K's MSB plane (k_msb_bits) needs the memory-mapped top built with row_flags = true")
         r["bytes_read"], r["bytes_written"] = bytes_moved(
-            heads=r["heads"], kv_heads=r["kv_heads"], q_len=r["query_len"], kv_len=r["seq_len"],
+            heads=shape["heads"], kv_heads=shape["kv_heads"], q_len=shape["query_len"], kv_len=shape["seq_len"],
             head_dim=r["head_dim"], rows=full["rows"], cols=full["cols"], kv_slots=component.dma.slots,
             gathered_keys=gathered, importance_bytes=component.dma.importance_bytes if r["importance"] else None,
-            row_flags=full["row_flags"], k_msb_bits=msb_bits)
+            row_flags=full["row_flags"], k_msb_bits=msb_bits, list_entries=lists.get("entries", 0))
         checked.append(r)
     mult, shift = _default_scale(component, checked[0]["head_dim"])
     longest = max(r["heads"] * r["seq_len"] * r["head_dim"] * -(-r["query_len"] // full["rows"]) for r in checked)
@@ -615,6 +618,41 @@ def simulate_engine_mm(params: dict, runs, *, sim: str = "icarus", seed: int = 1
                         sim=sim, config=cfg)
     report.update(sim=sim)
     return report
+
+
+def _mm_lists(params: dict, run: dict) -> dict:
+    """A run's lists (pruned layers, a progressive recomputation): ``tokens`` (Q, K, V and O rows),
+    ``queries`` (Q and O rows only), ``head_list``; sets ``run["lists"]`` (the LISTS bits) and
+    ``run["token_list"]``, and returns the sizes the run computes and the entries read ({} without lists)."""
+    from attn_rtl.sim.pruning import check_index_list
+
+    given = [k for k in ("tokens", "queries", "head_list") if k in run]
+    if not given:
+        return {}
+    if not (params["importance"] or params["row_flags"]):
+        raise ValueError("token and head lists need the memory-mapped top built with importance or row_flags")
+    if "tokens" in run and "queries" in run:
+        raise ValueError("a run takes tokens (Q, K and V rows) or queries (Q rows only), not both")
+    if run["kv_heads"] != run["heads"]:
+        raise ValueError(f"lists take kv_heads = heads, not {run['kv_heads']} of {run['heads']}")
+    bits, computed = 0, {}
+    if "tokens" in run:
+        if run["query_len"] != run["seq_len"]:
+            raise ValueError("a token list takes query_len = seq_len (every token a query and a key)")
+        run["token_list"] = check_index_list("tokens", run.pop("tokens"), run["seq_len"], "token").tolist()
+        bits |= 3
+        computed.update(seq_len=len(run["token_list"]), query_len=len(run["token_list"]))
+    elif "queries" in run:
+        run["token_list"] = check_index_list("queries", run.pop("queries"), run["query_len"], "query").tolist()
+        bits |= 1
+        computed["query_len"] = len(run["token_list"])
+    if "head_list" in run:
+        run["head_list"] = check_index_list("head_list", run["head_list"], run["heads"], "head").tolist()
+        bits |= 4
+        computed.update(heads=len(run["head_list"]), kv_heads=len(run["head_list"]))
+    entries = len(run.get("token_list", [])) + len(run.get("head_list", []))
+    run["lists"] = bits
+    return {"computed": computed, "entries": entries}
 
 
 def _mm_pattern(component, run: dict) -> tuple[dict, int | None]:

@@ -20,7 +20,11 @@ TENSORS = ("q", "k", "v", "o")
 MIN_KV_SLOTS = 4
 #: Bits of the tile and block counters compared between the fetch and the emit sides (differences stay small).
 _COUNT_BITS = 16
-_Q, _K, _V = 0, 1, 2
+_Q, _K, _V, _LIST = 0, 1, 2, 3
+_ADDRESS_FIELDS = ("base", "row_stride", "head_stride")
+#: Cycles from a row's (head, position) to its address through the lists: the list memory's read, the
+#: entry, the two products, their sum.
+_PLACE_LATENCY = 4
 
 
 def kv_slots(*, cols: int, kv_buffer_keys: int, prob_tiles: int) -> int:
@@ -30,6 +34,10 @@ def kv_slots(*, cols: int, kv_buffer_keys: int, prob_tiles: int) -> int:
 
 def _pow2_at_least(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
+
+
+def _pow2_at_most(n: int) -> int:
+    return 1 << (n.bit_length() - 1)
 
 
 class _Bank:
@@ -103,7 +111,7 @@ class EngineDMA(wiring.Component):
     def __init__(self, *, rows: int, cols: int, max_seq_len: int, max_heads: int, max_head_dim: int,
                  prob_tiles: int = 3, lane_width: int = 8, addr_width: int = 32, bus_width: int = 64,
                  kv_buffer_keys: int = 0, outstanding: int = 8, sparse: bool = False,
-                 importance_widths: tuple[int, int] | None = None, row_flags: bool = False):
+                 importance_widths: tuple[int, int] | None = None, row_flags: bool = False, lists: bool = False):
         self._MustUse__silence = True   # a refused build is never elaborated (and a built one is the top's)
         self.rows, self.cols = positive_int("rows", rows), positive_int("cols", cols)
         self.max_seq_len = positive_int("max_seq_len", max_seq_len)
@@ -123,6 +131,11 @@ class EngineDMA(wiring.Component):
         if (importance_widths is not None or row_flags) and sparse:
             raise ValueError("importance runs and row flags take a dense engine (sparse = false)")
         self.importance_widths = importance_widths
+        self.has_lists = boolean("lists", lists)
+        if lists and sparse:
+            raise ValueError("token and head lists take a dense engine (sparse = false)")
+        #: Token list entries (uint16) per list row read and per word of the token list memory.
+        self.list_entries = _pow2_at_most(max(1, cols // 2))
         #: Bytes of one token importance and one head importance in memory (little-endian, unsigned).
         self.importance_bytes = None if importance_widths is None else tuple(
             4 if w <= 32 else 8 for w in importance_widths)
@@ -161,6 +174,8 @@ class EngineDMA(wiring.Component):
         if row_flags:
             members.update({"k_msb_bits": In(4), "row_flags_base": In(A),
                             "row_flags": In(stream.Signature(data.StructLayout({"flags": rows, "last": 1})))})
+        if lists:
+            members.update({"lists": In(3), "token_list_base": In(A), "head_list_base": In(A)})
         if sparse:
             members["kv_index"] = In(stream.Signature(data.StructLayout({
                 "keys": data.ArrayLayout(range(max_seq_len), cols), "count": range(cols + 1), "last": 1})))
@@ -225,6 +240,62 @@ class EngineDMA(wiring.Component):
                         m.d.sync += [passed_rows.eq(0), k_head.eq(k_head + addr["k_head_stride"]),
                                      v_head.eq(v_head + addr["v_head_stride"])]
 
+    def _load_lists(self, m: Module, go, run, addr, seq_len, query_len, list_req, words):
+        """At a run's start, read the token list (``query_len`` entries, or ``seq_len`` when K and V take it)
+        and the head list (``heads`` entries) into on-chip memory, a row of ``list_entries`` uint16 entries
+        per request; returns the pulse that starts the rows' fetch once they have landed, and the lists."""
+        E, G, A = self.list_entries, self.cols, self.addr_width
+        log_e = E.bit_length() - 1
+        uses = run["lists"]
+        n = Mux(uses[1], seq_len, Mux(uses[0], query_len, 0))
+        token_rows, head_rows = Signal.like(seq_len, name="token_list_rows"), Signal.like(seq_len, name="head_list_rows")
+        m.d.sync += [token_rows.eq((n + E - 1) >> log_e), head_rows.eq(Mux(uses[2], (run["heads"] + E - 1) >> log_e, 0))]
+        total = token_rows + head_rows
+
+        # Requests: the token list's rows, then the head list's; the last row of each only as long as the list.
+        loading, requested, landed = Signal(name="lists_loading"), Signal.like(total), Signal.like(total)
+        row_addr, left = Signal(A, name="list_row_addr"), Signal.like(seq_len, name="list_left")
+        in_heads = requested >= token_rows
+        m.d.comb += [list_req.valid.eq(loading & (requested != total)), list_req.payload.addr.eq(row_addr),
+                     list_req.payload.length.eq(Mux(left < E, left, E) << 1), list_req.payload.tag.kind.eq(_LIST)]
+        with m.If(go):
+            m.d.sync += [loading.eq(uses != 0), requested.eq(0), landed.eq(0),
+                         row_addr.eq(Mux(token_rows != 0, addr["token_list_base"], addr["head_list_base"])),
+                         left.eq(Mux(token_rows != 0, n, run["heads"]))]
+        with m.Elif(list_req.valid & list_req.ready):
+            m.d.sync += requested.eq(requested + 1)
+            with m.If(~in_heads & (requested + 1 == token_rows)):
+                m.d.sync += [row_addr.eq(addr["head_list_base"]), left.eq(run["heads"])]
+            with m.Else():
+                m.d.sync += [row_addr.eq(row_addr + 2 * E), left.eq(left - E)]
+
+        # Landing, in request order (one read ID): row ``landed`` of the token list or of the head list.
+        listed = _Lists(m, self, E, run["lists"])
+        word = words.payload
+        is_list = words.valid & (word.tag.kind == _LIST)
+        # A list row is one word, or (1-byte words) two: the word's bytes go to their lanes of the entry row.
+        lanes = min(G, 2 * E)
+        shifted = (word.data << (word.word * 8 * G))[:16 * E]
+        enables = Const((1 << lanes) - 1, 2 * E) << (word.word * G)
+        head_row = landed - token_rows
+        m.d.comb += [listed.token_write.addr.eq(landed), listed.token_write.data.eq(shifted),
+                     listed.token_write.en.eq(Mux(is_list & (landed < token_rows), enables[:2 * E], 0))]
+        for h, entry in enumerate(listed.heads):
+            with m.If(is_list & (landed >= token_rows) & (head_row == h // E)):
+                for b in range(2):
+                    lane = 2 * (h % E) + b
+                    with m.If(enables[lane]):
+                        m.d.sync += entry[8 * b:8 * b + 8].eq(shifted[8 * lane:8 * lane + 8])
+        with m.If(is_list & word.last):
+            m.d.sync += landed.eq(landed + 1)
+        loaded = Signal(name="lists_loaded")
+        m.d.comb += loaded.eq(loading & (landed == total) & ~go)
+        with m.If(loaded):
+            m.d.sync += loading.eq(0)
+        fetch_go = Signal(name="fetch_go")
+        m.d.comb += fetch_go.eq(Mux(uses != 0, loaded, go))
+        return fetch_go, listed
+
     def elaborate(self, platform):
         m = Module()
         R, C, G, A = self.rows, self.cols, self.cols, self.addr_width
@@ -232,7 +303,8 @@ class EngineDMA(wiring.Component):
         W = _COUNT_BITS
         tag_layout = data.StructLayout({"kind": 2, "bank": range(max(R, C)), "slot": range(max(S, 2)), "end": 1})
         m.submodules.reader = reader = RowReader(addr_width=A, data_width=self.bus_width, word_bytes=G,
-                                                 max_length=self.max_head_dim, tag_shape=tag_layout,
+                                                 max_length=max(self.max_head_dim, 2 * self.list_entries),
+                                                 tag_shape=tag_layout,
                                                  outstanding=self.outstanding)
         m.submodules.writer = writer = RowWriter(addr_width=A, data_width=self.bus_width, word_bytes=G,
                                                  max_length=self.max_head_dim, outstanding=self.outstanding)
@@ -245,7 +317,7 @@ class EngineDMA(wiring.Component):
 
         # --- the run's values, taken at start.
         run = {name: Signal.like(getattr(self, name), name=f"run_{name}", reset_less=True)
-               for name in ("seq_len", "kv_heads", "query_len", "head_dim")}
+               for name in ("seq_len", "kv_heads", "query_len", "head_dim") + (("lists", "heads") if self.has_lists else ())}
         addr = {f"{t}_{k}": Signal(A, name=f"run_{t}_{k}", reset_less=True)
                 for t in TENSORS for k in ("base", "row_stride", "head_stride")}
         imp_run = Signal(name="run_importance", reset_less=True)   # K twice per block, importances written
@@ -256,6 +328,10 @@ class EngineDMA(wiring.Component):
                 m.d.sync += imp_run.eq(self.importance)
                 addr.update({n: Signal(A, name=f"run_{n}", reset_less=True)
                              for n in ("token_importance_base", "head_importance_base")})
+            if self.has_lists:
+                m.d.sync += [run["lists"].eq(self.lists), run["heads"].eq(self.heads)]
+                addr.update({n: Signal(A, name=f"run_{n}", reset_less=True)
+                             for n in ("token_list_base", "head_list_base")})
             if self.progressive:
                 m.d.sync += msb_bits.eq(Mux(self.k_msb_bits == 0, 8, self.k_msb_bits))
                 addr["row_flags_base"] = Signal(A, name="run_row_flags_base", reset_less=True)
@@ -315,10 +391,17 @@ class EngineDMA(wiring.Component):
         # --- fetch: row requests for Q blocks and K/V tiles, Q first.
         request = reader.req.payload.shape()
         q_req, kv_req = _RowRequest("q_req", request), _RowRequest("kv_req", request)
-        pick_q = q_req.valid
-        chosen = Mux(pick_q, q_req.payload.as_value(), kv_req.payload.as_value())
-        m.d.comb += [reader.req.valid.eq(q_req.valid | kv_req.valid), reader.req.payload.eq(chosen),
-                     q_req.ready.eq(reader.req.ready), kv_req.ready.eq(reader.req.ready & ~pick_q)]
+        list_req = _RowRequest("list_req", request)     # only while a run's lists load (nothing else reads then)
+        pick_list, pick_q = list_req.valid, q_req.valid
+        chosen = Mux(pick_list, list_req.payload.as_value(),
+                     Mux(pick_q, q_req.payload.as_value(), kv_req.payload.as_value()))
+        m.d.comb += [reader.req.valid.eq(list_req.valid | q_req.valid | kv_req.valid), reader.req.payload.eq(chosen),
+                     list_req.ready.eq(reader.req.ready), q_req.ready.eq(reader.req.ready & ~pick_list),
+                     kv_req.ready.eq(reader.req.ready & ~pick_list & ~pick_q)]
+        # Rows are placed by lists once they have landed: ``fetch_go`` starts Q, K/V and O's addresses.
+        fetch_go, listed = go, None
+        if self.has_lists:
+            fetch_go, listed = self._load_lists(m, go, run, addr, L, Lq, list_req, reader.words)
         with m.If(reader.req.valid & reader.req.ready):
             m.d.sync += self.bytes_read.eq(self.bytes_read + reader.req.payload.length)
 
@@ -326,9 +409,13 @@ class EngineDMA(wiring.Component):
         q_rows = _StackedRows(m, "q_rows", A, addr["q_base"], addr["q_row_stride"], addr["q_head_stride"],
                               group, Lq, H_kv, R)
         q_slot = Signal()
-        m.d.comb += [q_rows.start.eq(go),
-                     q_req.valid.eq(q_rows.active & (ahead(q_fetched, q_released) < 2)),
-                     q_req.payload.addr.eq(q_rows.addr), q_req.payload.length.eq(d),
+        q_addr, q_placed = q_rows.addr, Const(1)
+        if listed is not None:
+            q_addr, q_placed = listed.place(m, "q_place", *(addr[f"q_{f}"] for f in _ADDRESS_FIELDS), q_rows.position, q_rows.hk, q_rows.addr, fetch_go,
+                                            q_rows.advance, by_token=0)
+        m.d.comb += [q_rows.start.eq(fetch_go),
+                     q_req.valid.eq(q_rows.active & q_placed & (ahead(q_fetched, q_released) < 2)),
+                     q_req.payload.addr.eq(q_addr), q_req.payload.length.eq(d),
                      q_req.payload.tag.kind.eq(_Q), q_req.payload.tag.bank.eq(q_rows.row_in_block),
                      q_req.payload.tag.slot.eq(q_slot), q_req.payload.tag.end.eq(q_rows.block_end),
                      q_rows.advance.eq(q_req.valid & q_req.ready)]
@@ -353,13 +440,18 @@ class EngineDMA(wiring.Component):
             count = Signal(range(C + 1))
             m.d.comb += count.eq(Mux(L - t0 < C, L - t0, C))
             scan = Signal()   # a scan-pass tile of an importance run re-read per block: K only
-            m.d.comb += [kv_req.valid.eq(kv_active & (ahead(kv_fetched, kv_released) < S)),
-                         kv_req.payload.addr.eq(row_addr), kv_req.payload.length.eq(Mux(phase_v, d, k_length)),
+            kv_addr, kv_placed = row_addr, Const(1)
+            if listed is not None:
+                kv_addr, kv_placed = listed.place(m, "kv_place", *(Mux(phase_v, addr[f"v_{f}"], addr[f"k_{f}"])
+                                                                  for f in _ADDRESS_FIELDS), t0 + lane, hk, row_addr,
+                                                  fetch_go, kv_req.valid & kv_req.ready, by_token=1)
+            m.d.comb += [kv_req.valid.eq(kv_active & kv_placed & (ahead(kv_fetched, kv_released) < S)),
+                         kv_req.payload.addr.eq(kv_addr), kv_req.payload.length.eq(Mux(phase_v, d, k_length)),
                          kv_req.payload.tag.kind.eq(Mux(phase_v, _V, _K)), kv_req.payload.tag.bank.eq(lane),
                          kv_req.payload.tag.slot.eq(slot),
                          kv_req.payload.tag.end.eq((phase_v | scan) & (lane == count - 1))]
             k_row, v_row = addr["k_row_stride"], addr["v_row_stride"]
-            with m.If(go):
+            with m.If(fetch_go):
                 m.d.sync += [kv_active.eq(1), phase_v.eq(0), hk.eq(0), passed_rows.eq(0), t0.eq(0), lane.eq(0),
                              scan.eq(scan_run),
                              slot.eq(0), k_head_addr.eq(addr["k_base"]), v_head_addr.eq(addr["v_base"]),
@@ -460,7 +552,12 @@ class EngineDMA(wiring.Component):
         with m.If(o_out.block_done):
             m.d.sync += o_released.eq(o_released + 1)
         o_req_valid = o_rows.active & (ahead(o_filled, o_blocks_requested) != 0)
-        m.d.comb += o_rows.start.eq(go)
+        o_addr, o_placed = o_rows.addr, Const(1)
+        if listed is not None:
+            o_addr, o_placed = listed.place(m, "o_place", *(addr[f"o_{f}"] for f in _ADDRESS_FIELDS), o_rows.position, o_rows.hk, o_rows.addr, fetch_go,
+                                            o_rows.advance, by_token=0)
+        o_req_valid = o_req_valid & o_placed
+        m.d.comb += o_rows.start.eq(fetch_go)
         with m.If(go):
             m.d.sync += o_blocks_requested.eq(0)
         with m.Elif(o_rows.advance & o_rows.block_end):
@@ -471,7 +568,7 @@ class EngineDMA(wiring.Component):
         sides_done = Signal(init=1)
         if not sides:
             wiring.connect(m, o_words, writer.words)
-            m.d.comb += [writer.req.valid.eq(o_req_valid), writer.req.payload.addr.eq(o_rows.addr),
+            m.d.comb += [writer.req.valid.eq(o_req_valid), writer.req.payload.addr.eq(o_addr),
                          writer.req.payload.length.eq(d), o_rows.advance.eq(writer.req.valid & writer.req.ready)]
         else:
             side = _SideWrites(m, G, A, writer)
@@ -479,7 +576,7 @@ class EngineDMA(wiring.Component):
                 self._importance_sources(m, side, go, addr, L, imp_run)
             if self.progressive:
                 self._row_flag_source(m, side, go, addr, Lq)
-            side.arbitrate(m, go, o_req_valid, o_rows, d, o_words, o_out.row_taken, self.outstanding)
+            side.arbitrate(m, go, o_req_valid, o_rows, o_addr, d, o_words, o_out.row_taken, self.outstanding)
             m.d.comb += sides_done.eq(side.done)
 
         finishing = Signal()
@@ -552,8 +649,8 @@ class _StackedRows:
         self.block_end = Signal(name=f"{name}_block_end")
         group_addr, head_off, pos_off = (Signal(A, name=f"{name}_{n}") for n in ("group_addr", "head_off", "pos_off"))
         member = Signal.like(group, name=f"{name}_member")
-        position = Signal.like(query_len, name=f"{name}_position")
-        hk = Signal.like(kv_heads, name=f"{name}_hk")
+        self.position = position = Signal.like(query_len, name=f"{name}_position")
+        self.hk = hk = Signal.like(kv_heads, name=f"{name}_hk")
         last_member = member == group - 1
         head_end = last_member & (position == query_len - 1)
         m.d.comb += [self.addr.eq(group_addr + head_off + pos_off),
@@ -837,7 +934,7 @@ class _SideWrites:
     def done(self):
         return Cat(s.ended & ~s.held for s in self.sources).all()
 
-    def arbitrate(self, m: Module, go, o_req_valid, o_rows, o_length, o_words, o_row_taken, outstanding: int):
+    def arbitrate(self, m: Module, go, o_req_valid, o_rows, o_addr, o_length, o_words, o_row_taken, outstanding: int):
         G, writer, sources = self.G, self.writer, self.sources
         active, req_sent = Signal(name="side_active"), Signal(name="side_req_sent")
         sel = Signal(range(max(2, len(sources))), name="side_sel")
@@ -862,7 +959,7 @@ class _SideWrites:
         o_fire = o_req_valid & ~want & ~active & writer.req.ready
         m.d.comb += [
             writer.req.valid.eq(Mux(active, ~req_sent, o_req_valid & ~want)),
-            writer.req.payload.addr.eq(Mux(active, chosen([s.addr for s in sources]), o_rows.addr)),
+            writer.req.payload.addr.eq(Mux(active, chosen([s.addr for s in sources]), o_addr)),
             writer.req.payload.length.eq(Mux(active, length, o_length)),
             o_rows.advance.eq(o_fire),
             writer.words.valid.eq(Mux(active, req_sent, o_words.valid)),
@@ -885,3 +982,42 @@ class _SideWrites:
                 m.d.comb += [s.written.eq(sel == i) for i, s in enumerate(sources)]
         with m.If(go):
             m.d.sync += owed.eq(0)
+
+
+class _Lists:
+    """A run's token list (a memory of ``entries`` uint16 per word) and head list (registers), and
+    :meth:`place`: a row's address through them."""
+
+    def __init__(self, m: Module, dma: EngineDMA, entries: int, uses):
+        self.entries, self.uses, self.dma = entries, uses, dma
+        m.submodules.token_list = self.memory = memory.Memory(
+            shape=unsigned(16 * entries), depth=-(-dma.max_seq_len // entries), init=[])
+        self.token_write = self.memory.write_port(granularity=8)
+        self.heads = [Signal(16, name=f"head_list_{h}", reset_less=True) for h in range(dma.max_heads)]
+
+    def place(self, m: Module, name: str, base, row_stride, head_stride, position, head, fallback, start, advance,
+              by_token: int):
+        """``(addr, placed)``: row ``position`` of head ``head`` at ``base + head'·head_stride +
+        position'·row_stride``, each index through its list when the run uses it (bit ``by_token`` of
+        ``lists`` for the token list, bit 2 for the head list); ``placed`` once the address has settled
+        after ``start`` or ``advance`` (the walker's state changed).  Without lists, ``fallback``."""
+        E, A = self.entries, self.dma.addr_width
+        read = self.memory.read_port(domain="sync", transparent_for=())
+        m.d.comb += [read.addr.eq(position >> (E.bit_length() - 1)), read.en.eq(1)]
+        sub = position[:E.bit_length() - 1] if E > 1 else Const(0)
+        token, head_index = Signal(16, name=f"{name}_token"), Signal(16, name=f"{name}_head")
+        head_entry = Const(0, 16)
+        for h in reversed(range(len(self.heads))):
+            head_entry = Mux(head == h, self.heads[h], head_entry)
+        m.d.sync += [token.eq(Mux(self.uses[by_token], read.data.word_select(sub, 16), position)),
+                     head_index.eq(Mux(self.uses[2], head_entry, head))]
+        row_part, head_part, addr = (Signal(A, name=f"{name}_{n}", reset_less=True) for n in ("row", "head_off", "addr"))
+        m.d.sync += [row_part.eq((token * row_stride)[:A]), head_part.eq((head_index * head_stride)[:A]),
+                     addr.eq(base + head_part + row_part)]
+        settle = Signal(range(_PLACE_LATENCY + 1), name=f"{name}_settle")
+        with m.If(start | advance):
+            m.d.sync += settle.eq(_PLACE_LATENCY)
+        with m.Elif(settle != 0):
+            m.d.sync += settle.eq(settle - 1)
+        listed = self.uses != 0
+        return Mux(listed, addr, fallback), ~listed | (settle == 0)

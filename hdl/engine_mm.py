@@ -53,6 +53,14 @@ def mm_register_map(engine: AttentionEngine) -> list[Register]:
             offset += 4
     p = engine.params
     extra = []
+    if p["importance"] or p["row_flags"]:
+        extra += [("LISTS", 3, "bit 0: Q and O rows by the token list (query i is token TOKEN_LIST[i]); bit 1: "
+                               "K and V rows by it (key j is token TOKEN_LIST[j]); bit 2: heads by the head list "
+                               "(KV_HEADS 0 or HEADS, else ERROR)", "lists"),
+                  ("TOKEN_LIST_BASE", 32, "byte address of the token list (uint16 little-endian indices)",
+                   "token_list_base"),
+                  ("HEAD_LIST_BASE", 32, "byte address of the head list (uint16 little-endian indices)",
+                   "head_list_base")]
     if p["importance"]:
         extra += [("TOKEN_IMPORTANCE_BASE", 32, "importance run: byte address of the token importances (one unsigned "
                                                 "little-endian word per key, docs/system.md)", "token_importance_base"),
@@ -116,7 +124,7 @@ class AttentionEngineMM(wiring.Component):
                              kv_buffer_keys=p["kv_buffer_keys"], outstanding=p["outstanding"], sparse=p["sparse"],
                              importance_widths=(self.engine.token_importance_unit.width,
                                                 self.engine.head_importance_unit.width) if p["importance"] else None,
-                             row_flags=p["row_flags"])
+                             row_flags=p["row_flags"], lists=p["importance"] or p["row_flags"])
         self.registers = mm_register_map(self.engine)
         self.addr_width = max(8, (self.registers[-1].offset + 3).bit_length())
         A, D, I = p["addr_width"], p["bus_width"], p["id_width"]
@@ -164,6 +172,11 @@ class AttentionEngineMM(wiring.Component):
             wiring.connect(m, core.row_flags, dma.row_flags)
             msb = dma.k_msb_bits
             refusals = ~((msb == 0) | (msb == 1) | (msb == 2) | (msb == 4) | (msb == 8))
+
+        if self.params["importance"] or self.params["row_flags"]:
+            # Lists place rows of ungrouped heads only.
+            grouped = (core.kv_heads != 0) & (core.kv_heads != core.heads)
+            refusals = refusals | ((dma.lists != 0) & grouped)
 
         busy = core.busy | dma.busy
         refused = Signal()   # a DMA register out of range: no run starts

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Placement", "MemoryLayout", "LAYOUTS", "SIDE_BUFFERS", "MSB_PLANE_BITS", "place", "msb_plane",
-           "plane_row_bytes", "write_tensors", "side_bytes", "read_side", "read_output", "tensor_bytes",
+__all__ = ["Placement", "MemoryLayout", "LAYOUTS", "SIDE_BUFFERS", "LIST_BUFFERS", "MSB_PLANE_BITS", "place",
+           "msb_plane", "plane_row_bytes", "write_tensors", "write_lists", "side_bytes", "read_side", "read_output", "tensor_bytes",
            "burst_problems", "bytes_moved"]
 
 #: ``heads``: each tensor ``[H][L][d]`` on its own; ``tokens``: each ``[L][H·d]`` (a projection's output);
@@ -61,6 +61,8 @@ class MemoryLayout:
     token_importance: Placement | None = None
     head_importance: Placement | None = None
     row_flags: Placement | None = None
+    token_list: Placement | None = None
+    head_list: Placement | None = None
     k_msb_bits: int = 8
 
     def registers(self) -> dict:
@@ -71,7 +73,7 @@ class MemoryLayout:
             t = getattr(self, name)
             regs.update({f"{name.upper()}_BASE": t.base, f"{name.upper()}_ROW_STRIDE": t.row_stride,
                          f"{name.upper()}_HEAD_STRIDE": t.head_stride})
-        for name in SIDE_BUFFERS:
+        for name in SIDE_BUFFERS + LIST_BUFFERS:
             if getattr(self, name) is not None:
                 regs[f"{name.upper()}_BASE"] = getattr(self, name).base
         if self.row_flags is not None:
@@ -79,7 +81,7 @@ class MemoryLayout:
         return regs
 
     def placements(self, names=None) -> list[Placement]:
-        names = ("q", "k", "v", "o", *SIDE_BUFFERS) if names is None else names
+        names = ("q", "k", "v", "o", *SIDE_BUFFERS, *LIST_BUFFERS) if names is None else names
         return [getattr(self, n) for n in names if getattr(self, n) is not None]
 
     @property
@@ -89,6 +91,8 @@ class MemoryLayout:
 
 #: What the DMA writes beside O, by build.
 SIDE_BUFFERS = ("token_importance", "head_importance", "row_flags")
+#: The lists it reads beside Q, K and V (uint16 indices).
+LIST_BUFFERS = ("token_list", "head_list")
 #: Bits per element of K's MSB plane the DMA reads (the full K is 8).
 MSB_PLANE_BITS = (1, 2, 4, 8)
 
@@ -116,13 +120,16 @@ def msb_plane(k_int, msb_bits: int) -> np.ndarray:
 
 def place(*, heads: int, kv_heads: int, q_len: int, kv_len: int, head_dim: int, layout: str = "heads",
           base: int = 0x1000, gap: int = 0, importance_bytes: tuple[int, int] | None = None,
-          row_flags: bool = False, k_msb_bits: int = 8) -> MemoryLayout:
+          row_flags: bool = False, k_msb_bits: int = 8, lists: tuple[int, int] = (0, 0),
+          computed: tuple[int, int, int] | None = None) -> MemoryLayout:
     """Where Q ``(heads, q_len, d)``, K and V ``(kv_heads, kv_len, d)`` and O ``(heads, q_len, d)`` sit.
 
     Tensors follow each other from ``base`` with ``gap`` bytes between them (an odd ``gap`` puts rows at
     odd addresses); ``layout`` is one of :data:`LAYOUTS`.  ``importance_bytes`` (bytes of a token and of
     a head importance) places the importance buffers, ``row_flags`` the row flags, after O; with
-    ``k_msb_bits < 8`` K is its MSB plane, ``[H][L][plane_row_bytes]`` after them.
+    ``k_msb_bits < 8`` K is its MSB plane, ``[H][L][plane_row_bytes]`` after them.  ``lists`` (entries of
+    the token list and of the head list, 0 for none) places the lists; ``computed`` (heads, queries, keys
+    the run computes through them) sizes the side buffers (default: the tensors').
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
@@ -153,12 +160,16 @@ def place(*, heads: int, kv_heads: int, q_len: int, kv_len: int, head_dim: int, 
     o = Placement(next_at(q_len * heads * d), heads * d if layout != "heads" else d,
                   d if layout != "heads" else q_len * d, heads, q_len, d)
     side = {}
+    run_heads, run_q, run_kv = computed or (heads, q_len, kv_len)
     if importance_bytes is not None:
         tb, hb = importance_bytes
-        side["token_importance"] = Placement(next_at(kv_len * tb), tb, kv_len * tb, 1, kv_len, tb)
-        side["head_importance"] = Placement(next_at(heads * hb), hb, heads * hb, 1, heads, hb)
+        side["token_importance"] = Placement(next_at(run_kv * tb), tb, run_kv * tb, 1, run_kv, tb)
+        side["head_importance"] = Placement(next_at(run_heads * hb), hb, run_heads * hb, 1, run_heads, hb)
     if row_flags:
-        side["row_flags"] = Placement(next_at(heads * q_len), 1, q_len, heads, q_len, 1)
+        side["row_flags"] = Placement(next_at(run_heads * run_q), 1, run_q, run_heads, run_q, 1)
+    for name, entries in zip(LIST_BUFFERS, lists):
+        if entries:
+            side[name] = Placement(next_at(2 * entries), 2, 2 * entries, 1, entries, 2)
     if k_msb_bits != 8:
         nb = plane_row_bytes(d, k_msb_bits) if k_msb_bits in MSB_PLANE_BITS else d
         k = Placement(next_at(kv_heads * kv_len * nb), nb, kv_len * nb, kv_heads, kv_len, nb)
@@ -175,6 +186,14 @@ def write_tensors(image: np.ndarray, layout: MemoryLayout, q, k, v) -> None:
         if x.shape != (t.heads, t.rows, t.d):
             raise ValueError(f"{name} has shape {x.shape}, its placement {(t.heads, t.rows, t.d)}")
         image[t.byte_addresses()] = (x & 0xFF).astype(np.uint8)
+
+
+def write_lists(image: np.ndarray, layout: MemoryLayout, tokens=None, heads=None) -> None:
+    """Store the token and head lists (uint16 little-endian) at their places."""
+    for name, values in (("token_list", tokens), ("head_list", heads)):
+        if values is not None:
+            placement = getattr(layout, name)
+            image[placement.byte_addresses()] = side_bytes(values, placement)
 
 
 def side_bytes(values, placement: Placement) -> np.ndarray:
@@ -220,14 +239,15 @@ def burst_problems(addr: int, beats: int, bus_bytes: int, allowed_words: set) ->
 
 def bytes_moved(*, heads: int, kv_heads: int, q_len: int, kv_len: int, head_dim: int, rows: int, cols: int,
                 kv_slots: int, gathered_keys: int | None = None, importance_bytes: tuple[int, int] | None = None,
-                row_flags: bool = False, k_msb_bits: int = 8) -> tuple[int, int]:
+                row_flags: bool = False, k_msb_bits: int = 8, list_entries: int = 0) -> tuple[int, int]:
     """Bytes ``(read, written)`` of a run: Q once; K and V once per K/V head when its ``kv_len``
     keys fit the ``kv_slots`` key tiles of ``cols`` keys of the buffer, else once per query block of
     ``rows`` stacked queries (K twice, in an importance run: its scan pass); O once.  A sparse run reads
     the K and V rows of the keys its tiles gather, ``gathered_keys`` per K/V head (the sum of the tiles'
     counts, :func:`attn_rtl.sim.sparse.scheduled_tiles`).  K rows are ``plane_row_bytes`` long when read
     from the MSB plane.  ``importance_bytes`` (an importance run) adds the token and head importances
-    written, ``row_flags`` a byte per query row."""
+    written, ``row_flags`` a byte per query row; ``list_entries`` (of the token and head lists) two bytes
+    each.  The sizes are those the run computes (through its lists)."""
     group = heads // kv_heads
     blocks = -(-q_len * group // rows)
     q_bytes = heads * q_len * head_dim
@@ -242,4 +262,4 @@ def bytes_moved(*, heads: int, kv_heads: int, q_len: int, kv_len: int, head_dim:
     else:
         v_passes = blocks
         k_passes = blocks * (2 if importance_bytes is not None else 1)
-    return q_bytes + kv_heads * kv_len * (k_passes * k_row + v_passes * head_dim), written
+    return q_bytes + 2 * list_entries + kv_heads * kv_len * (k_passes * k_row + v_passes * head_dim), written

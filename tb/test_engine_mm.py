@@ -27,8 +27,8 @@ from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 from attn_rtl.sim.decoder import stack_queries, unstack_queries
 from attn_rtl.sim.engine_stream import engine_output, ranked_output, row_flags
 from attn_rtl.sim.golden import Numerics
-from attn_rtl.sim.memory_image import (SIDE_BUFFERS, burst_problems, place, read_output, read_side, side_bytes,
-                                       tensor_bytes, write_tensors)
+from attn_rtl.sim.memory_image import (LIST_BUFFERS, SIDE_BUFFERS, burst_problems, place, read_output, read_side,
+                                       side_bytes, tensor_bytes, write_lists, write_tensors)
 from attn_rtl.sim.progressive import msb_only
 from attn_rtl.sim.sparse import allowed_mask, pattern_from_dict, scheduled_tiles
 
@@ -113,9 +113,18 @@ async def memory_mapped_runs(dut):
         heads, kv_heads, q_len, kv_len, d = (run[k] for k in ("heads", "kv_heads", "query_len", "seq_len",
                                                              "head_dim"))
         ranked, msb_bits = bool(run.get("importance")), run.get("k_msb_bits", 8)
+        # Lists: bit 0 Q and O rows, bit 1 K and V rows by the token list, bit 2 heads by the head list.
+        lists = run.get("lists", 0)
+        token_list, head_list = (np.asarray(run.get(k, []), np.int64) for k in ("token_list", "head_list"))
+        q_rows = token_list if lists & 1 else np.arange(q_len)
+        kv_rows = token_list if lists & 2 else np.arange(kv_len)
+        head_rows = head_list if lists & 4 else np.arange(heads)
+        computed = (len(head_rows), len(q_rows), len(kv_rows))
         layout = place(heads=heads, kv_heads=kv_heads, q_len=q_len, kv_len=kv_len, head_dim=d,
                        layout=run["layout"], base=run["base"], gap=run["gap"], row_flags=cfg["row_flags"],
-                       importance_bytes=tuple(cfg["importance_bytes"]) if ranked else None, k_msb_bits=msb_bits)
+                       importance_bytes=tuple(cfg["importance_bytes"]) if ranked else None, k_msb_bits=msb_bits,
+                       lists=(len(token_list) if lists & 3 else 0, len(head_list) if lists & 4 else 0),
+                       computed=computed)
         if layout.end > size:
             raise ValueError(f"run {n} needs {layout.end} bytes of memory, the bench has {size}")
         kind = run.get("operands", "random")
@@ -123,13 +132,19 @@ async def memory_mapped_runs(dut):
         k = operand_matrix(rng, (kv_heads, kv_len, d), nm.data_width, True, kind)
         v = operand_matrix(rng, (kv_heads, kv_len, d), nm.data_width, True, kind)
         write_tensors(image, layout, q, k, v)
-        for name in ("q", "k", "v"):
-            t = getattr(layout, name)
+        write_lists(image, layout, token_list if lists & 3 else None, head_list if lists & 4 else None)
+        for t in layout.placements(("q", "k", "v", *LIST_BUFFERS)):
             lo, hi = int(t.byte_addresses().min()), t.end
             ram.write(lo, image[lo:hi].tobytes())
+        if lists:
+            # The run computes the listed rows and heads: the golden model takes them gathered.
+            q, k, v = q[head_rows][:, q_rows], k[head_rows][:, kv_rows], v[head_rows][:, kv_rows]
+            heads = kv_heads = computed[0]
 
-        values = dict(SEQ_LEN=kv_len, HEADS=heads, KV_HEADS=kv_heads, QUERY_LEN=q_len, HEAD_DIM=d,
+        values = dict(SEQ_LEN=computed[2], HEADS=computed[0], KV_HEADS=kv_heads, QUERY_LEN=computed[1], HEAD_DIM=d,
                       SCALE_MULT=cfg["scale_mult"], SCALE_SHIFT=cfg["scale_shift"], **layout.registers())
+        if cfg["importance"] or cfg["row_flags"]:
+            values["LISTS"] = lists
         if cfg["importance"]:
             values["IMPORTANCE"] = int(ranked)
         if cfg["row_flags"]:
@@ -190,15 +205,15 @@ async def memory_mapped_runs(dut):
                 side["row_flags"] = row_flags(q, k_used, cfg["scale_mult"], cfg["scale_shift"], nm, cfg["cols"],
                                               run["threshold"]).astype(np.int64)
         expected = unstack_queries(o_stacked, heads)
-        for what, bursts, names in (("read", log.reads, ("q", "k", "v")), ("write", log.writes, ("o", *SIDE_BUFFERS))):
+        for what, bursts, names in (("read", log.reads, ("q", "k", "v", *LIST_BUFFERS)),
+                                    ("write", log.writes, ("o", *SIDE_BUFFERS))):
             allowed = set((tensor_bytes(layout, names) // bus_bytes).tolist())
             problems = [p for addr, beats in bursts for p in burst_problems(addr, beats, bus_bytes, allowed)]
             report.check(not problems, f"run {n}: {what} bursts: {'; '.join(problems[:3])}")
         memory = np.frombuffer(ram.read(0, size), np.uint8)
-        got = read_output(memory, layout)
-        report.compare(f"run {n} O", got, expected)
-        o_at = layout.o.byte_addresses()
-        image[o_at] = (expected & 0xFF).astype(np.uint8)
+        listed = np.ix_(head_rows, q_rows)     # O's rows the run computed (all without lists)
+        report.compare(f"run {n} O", read_output(memory, layout)[listed], expected)
+        image[layout.o.byte_addresses()[listed]] = (expected & 0xFF).astype(np.uint8)
         for name, values in ({} if "pattern" in run else side).items():
             placement = getattr(layout, name)
             report.compare(f"run {n} {name}", read_side(memory, placement),
