@@ -569,7 +569,7 @@ def simulate_engine_mm(params: dict, runs, *, sim: str = "icarus", seed: int = 1
     written instead of the layout's, to show the checks catch it) through an AXI4 memory with random
     ``pause`` on its channels; O, the rest of memory, every burst and the byte counters checked.
     ``reset_mid`` cuts the first run with ``aresetn`` once reads are in flight."""
-    from attn_rtl.sim.memory_image import LAYOUTS, bytes_moved
+    from attn_rtl.sim.memory_image import LAYOUTS, MSB_PLANE_BITS, bytes_moved
     from attn_rtl.sim.runner import run_cocotb
 
     path, component = cached_verilog("engine_mm", params)
@@ -600,6 +600,11 @@ def simulate_engine_mm(params: dict, runs, *, sim: str = "icarus", seed: int = 1
         msb_bits = r.setdefault("k_msb_bits", 8)
         if msb_bits != 8 and not full["row_flags"]:
             raise ValueError("K's MSB plane (k_msb_bits) needs the memory-mapped top built with row_flags = true")
+        if msb_bits not in MSB_PLANE_BITS:
+            raise ValueError(f"k_msb_bits must be one of {', '.join(map(str, MSB_PLANE_BITS))}, not {msb_bits!r}")
+        if r.get("recompute") and (msb_bits == 8 or lists or r["importance"]):
+            raise ValueError("recompute follows a run of K's MSB plane (k_msb_bits 1, 2 or 4) without lists "
+                             "or importance")
         r["bytes_read"], r["bytes_written"] = bytes_moved(
             heads=shape["heads"], kv_heads=shape["kv_heads"], q_len=shape["query_len"], kv_len=shape["seq_len"],
             head_dim=r["head_dim"], rows=full["rows"], cols=full["cols"], kv_slots=component.dma.slots,
@@ -609,13 +614,14 @@ def simulate_engine_mm(params: dict, runs, *, sim: str = "icarus", seed: int = 1
     mult, shift = _default_scale(component, checked[0]["head_dim"])
     longest = max(r["heads"] * r["seq_len"] * r["head_dim"] * -(-r["query_len"] // full["rows"]) for r in checked)
     cfg = dict(full, seed=int(seed), runs=checked, scale_mult=int(mult), scale_shift=int(shift),
-               importance_bytes=component.dma.importance_bytes,
+               importance_bytes=component.dma.importance_bytes, kv_slots=component.dma.slots,
                pause=check_probability("pause", pause), reset_mid=bool(reset_mid), memory_bytes=int(memory_bytes),
                registers={r.name: r.offset for r in component.registers},
                timeout_cycles=int(50 * longest + 20_000))
     u = unit("engine_mm")
+    import os
     report = run_cocotb(sources=[path, *u.simulation_models(full)], toplevel=u.top, test_module=u.testbench,
-                        sim=sim, config=cfg)
+                        sim=sim, config=cfg, waves=bool(os.environ.get("ATTN_WAVES")))
     report.update(sim=sim)
     return report
 

@@ -306,8 +306,10 @@ class EngineDMA(wiring.Component):
                                                  max_length=max(self.max_head_dim, 2 * self.list_entries),
                                                  tag_shape=tag_layout,
                                                  outstanding=self.outstanding)
+        longest = max(self.max_head_dim, self.rows if self.progressive else 0,
+                      *((C * self.importance_bytes[0], self.importance_bytes[1]) if self.importance_bytes else ()))
         m.submodules.writer = writer = RowWriter(addr_width=A, data_width=self.bus_width, word_bytes=G,
-                                                 max_length=self.max_head_dim, outstanding=self.outstanding)
+                                                 max_length=longest, outstanding=self.outstanding)
         wiring.connect(m, wiring.flipped(self.ar), reader.ar)
         wiring.connect(m, wiring.flipped(self.r), reader.r)
         wiring.connect(m, wiring.flipped(self.aw), writer.aw)

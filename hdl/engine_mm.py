@@ -186,7 +186,8 @@ class AttentionEngineMM(wiring.Component):
                           r.access == "RO"})
         start = serve_registers(m, self, self.registers, {"engine": core, "dma": dma}, read_only)
         take = start & ~busy
-        m.d.comb += [core.start.eq(take & ~refusals), dma.start.eq(take & ~refusals), self.irq.eq(dma.done)]
+        # The DMA takes every start (DONE falls); it moves only once the engine launches.
+        m.d.comb += [core.start.eq(take & ~refusals), dma.start.eq(take), self.irq.eq(dma.done)]
         with m.If(take):
             m.d.sync += refused.eq(refusals)
 

@@ -27,9 +27,9 @@ from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 from attn_rtl.sim.decoder import stack_queries, unstack_queries
 from attn_rtl.sim.engine_stream import engine_output, ranked_output, row_flags
 from attn_rtl.sim.golden import Numerics
-from attn_rtl.sim.memory_image import (LIST_BUFFERS, SIDE_BUFFERS, burst_problems, place, read_output, read_side,
-                                       side_bytes, tensor_bytes, write_lists, write_tensors)
-from attn_rtl.sim.progressive import msb_only
+from attn_rtl.sim.memory_image import (LIST_BUFFERS, SIDE_BUFFERS, burst_problems, bytes_moved, place,
+                                       read_output, read_side, side_bytes, tensor_bytes, write_lists, write_tensors)
+from attn_rtl.sim.progressive import msb_only, progressive_layer
 from attn_rtl.sim.sparse import allowed_mask, pattern_from_dict, scheduled_tiles
 
 from .harness import begin, operand_matrix
@@ -66,7 +66,10 @@ def _state(dut) -> str:
     parts = []
     for path in ("dma.kv_fetched", "dma.kv_filled", "dma.kv_released", "dma.q_fetched", "dma.q_filled",
                  "dma.q_released", "dma.o_filled", "dma.o_released", "dma.busy", "engine.busy", "engine.done",
-                 "engine.error", "dma.q_rows_active", "dma.o_rows_active", "dma.o_out_active"):
+                 "engine.error", "dma.q_rows_active", "dma.o_rows_active", "dma.o_out_active", "dma.side_active",
+                 "dma.side_sel", "dma.side_req_sent", "dma.side_word", "dma.o_rows_owed", "dma.row_flags_held",
+                 "dma.token_importance_held", "dma.head_importance_held", "dma.o_words__valid",
+                 "dma.o_out_row_end_held", "dma.writer.words__ready", "dma.writer.req__ready"):
         obj = dut
         try:
             for part in path.split("."):
@@ -90,25 +93,123 @@ async def _reset(dut, cycles: int = 3):
     await ClockCycles(dut.aclk, 3)
 
 
+class MemoryBench:
+    """The top, its AXI4 memory (random pauses on all five channels), the register host, the burst log and
+    the image of what memory must hold."""
+
+    def __init__(self, dut, cfg, report, rng):
+        self.dut, self.cfg, self.report, self.rng = dut, cfg, report, rng
+        self.regs, self.bus_bytes, self.size = cfg["registers"], cfg["bus_width"] // 8, cfg["memory_bytes"]
+        self.nm = Numerics.coerce(cfg["numerics"])
+        self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.aclk, dut.aresetn, reset_active_level=False,
+                          size=self.size)
+        for channel in (self.ram.read_if.ar_channel, self.ram.read_if.r_channel, self.ram.write_if.aw_channel,
+                        self.ram.write_if.w_channel, self.ram.write_if.b_channel):
+            channel.set_pause_generator(_pauses(rng, cfg["pause"]))
+        self.host = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.aclk, dut.aresetn,
+                                  reset_active_level=False)
+        self.log = BurstLog(dut)
+        self.image = rng.integers(0, 256, self.size, dtype=np.uint8)
+        self.cycles = []
+
+    def store(self, placements):
+        """Copy the image's bytes of ``placements`` into the memory."""
+        for t in placements:
+            lo, hi = int(t.byte_addresses().min()), t.end
+            self.ram.write(lo, self.image[lo:hi].tobytes())
+
+    def golden(self, q, k, v, run: dict, heads: int, kv_heads: int, msb_bits: int, ranked: bool):
+        """O (heads, queries, d) and the side buffers' values of a run over ``q, k, v`` (as computed)."""
+        cfg, nm = self.cfg, self.nm
+        mult, shift, cols = cfg["scale_mult"], cfg["scale_shift"], cfg["cols"]
+        side = {}
+        if "pattern" in run:   # a sparse build: each block's gathered tiles, masked per element
+            q_len, kv_len = q.shape[1], k.shape[1]
+            pattern, shape = pattern_from_dict(run["pattern"]), dict(query_len=q_len, group=heads // kv_heads)
+            o_stacked = engine_output(stack_queries(q, kv_heads), k, v, mult, shift, nm, cols,
+                                      None if pattern.is_dense else allowed_mask(pattern, kv_len, **shape),
+                                      schedule=scheduled_tiles(pattern, kv_len, cfg["rows"], cols, **shape),
+                                      rows=cfg["rows"])
+            return unstack_queries(o_stacked, heads), side
+        # K as the engine takes it: floored to its MSBs when read from the MSB plane.
+        k_used = msb_only(k, msb_bits, 8)
+        if ranked:
+            out = ranked_output(q, k_used, v, mult, shift, nm, cols)
+            o = out.o
+            side = {"token_importance": out.tokens, "head_importance": out.heads}
+        else:
+            o = unstack_queries(engine_output(stack_queries(q, kv_heads), k_used, v, mult, shift, nm, cols), heads)
+        if cfg["row_flags"]:
+            side["row_flags"] = row_flags(q, k_used, mult, shift, nm, cols, run["threshold"]).astype(np.int64)
+        return o, side
+
+    async def start(self, values: dict) -> None:
+        for name, value in values.items():
+            await self.host.write_dword(self.regs[name], value)
+        self.log.clear()
+        await self.host.write_dword(self.regs["CTRL"], 1)
+
+    async def wait_done(self, label: str) -> bool:
+        dut, cfg = self.dut, self.cfg
+        started = cocotb.utils.get_sim_time("ns")
+        for _ in range(cfg["timeout_cycles"]):
+            await RisingEdge(dut.aclk)
+            if dut.irq.value:
+                self.cycles.append(int((cocotb.utils.get_sim_time("ns") - started) // 10))
+                return True
+        self.report.check(False, f"{label}: no irq after {cfg['timeout_cycles']} cycles ({len(self.log.reads)} "
+                                 f"read and {len(self.log.writes)} write bursts; {_state(dut)})")
+        return False
+
+    async def check(self, label: str, layout, o_rows, expected_o, side: dict, moved_expected) -> None:
+        """After a run: every burst, O's computed rows and the side buffers, every other byte, CTRL, counters."""
+        report, bus_bytes = self.report, self.bus_bytes
+        for what, bursts, names in (("read", self.log.reads, ("q", "k", "v", *LIST_BUFFERS)),
+                                    ("write", self.log.writes, ("o", *SIDE_BUFFERS))):
+            allowed = set((tensor_bytes(layout, names) // bus_bytes).tolist())
+            problems = [p for addr, beats in bursts for p in burst_problems(addr, beats, bus_bytes, allowed)]
+            report.check(not problems, f"{label}: {what} bursts: {'; '.join(problems[:3])}")
+        memory = np.frombuffer(self.ram.read(0, self.size), np.uint8)
+        report.compare(f"{label} O", read_output(memory, layout)[o_rows], expected_o)
+        self.image[layout.o.byte_addresses()[o_rows]] = (expected_o & 0xFF).astype(np.uint8)
+        for name, values in side.items():
+            placement = getattr(layout, name)
+            report.compare(f"{label} {name}", read_side(memory, placement),
+                           np.reshape(values, (placement.heads, placement.rows)))
+            self.image[placement.byte_addresses()] = side_bytes(values, placement)
+        changed = np.nonzero(memory != self.image)[0]
+        report.check(changed.size == 0, f"{label}: {changed.size} bytes outside O changed or O wrong "
+                                        f"(first at 0x{int(changed[0]) if changed.size else 0:x})")
+        ctrl = await self.host.read_dword(self.regs["CTRL"])
+        report.check(ctrl & 0x3E == 0x04, f"{label}: CTRL 0x{ctrl:x}, expected DONE only")
+        moved = (await self.host.read_dword(self.regs["BYTES_READ"]),
+                 await self.host.read_dword(self.regs["BYTES_WRITTEN"]))
+        report.check(moved == tuple(moved_expected), f"{label}: bytes read, written {moved}, "
+                                                     f"expected {tuple(moved_expected)}")
+        return memory
+
+
+def _run_values(cfg, layout, computed, kv_heads, d, run, lists, ranked) -> dict:
+    values = dict(SEQ_LEN=computed[2], HEADS=computed[0], KV_HEADS=kv_heads, QUERY_LEN=computed[1], HEAD_DIM=d,
+                  SCALE_MULT=cfg["scale_mult"], SCALE_SHIFT=cfg["scale_shift"], **layout.registers())
+    if cfg["importance"] or cfg["row_flags"]:
+        values["LISTS"] = lists
+    if cfg["importance"]:
+        values["IMPORTANCE"] = int(ranked)
+    if cfg["row_flags"]:
+        values["THRESHOLD"] = run["threshold"]
+    values.update(run.get("pattern_registers", {}))
+    return values
+
+
 @cocotb.test()
 async def memory_mapped_runs(dut):
     cfg, report, rng = begin(dut, "runs")
-    regs, bus_bytes = cfg["registers"], cfg["bus_width"] // 8
-    nm = Numerics.coerce(cfg["numerics"])
     cocotb.start_soon(Clock(dut.aclk, 10, unit="ns").start())
-    size = cfg["memory_bytes"]
-    ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.aclk, dut.aresetn, reset_active_level=False, size=size)
-    for channel in (ram.read_if.ar_channel, ram.read_if.r_channel, ram.write_if.aw_channel,
-                    ram.write_if.w_channel, ram.write_if.b_channel):
-        channel.set_pause_generator(_pauses(rng, cfg["pause"]))
-    host = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.aclk, dut.aresetn, reset_active_level=False)
-    log = BurstLog(dut)
+    bench = MemoryBench(dut, cfg, report, rng)
     await _reset(dut)
-
-    pattern = rng.integers(0, 256, size, dtype=np.uint8)
-    ram.write(0, pattern.tobytes())
-    image = pattern.copy()
-    cycles = []
+    bench.ram.write(0, bench.image.tobytes())
+    nm = bench.nm
     for n, run in enumerate(cfg["runs"]):
         heads, kv_heads, q_len, kv_len, d = (run[k] for k in ("heads", "kv_heads", "query_len", "seq_len",
                                                              "head_dim"))
@@ -120,115 +221,90 @@ async def memory_mapped_runs(dut):
         kv_rows = token_list if lists & 2 else np.arange(kv_len)
         head_rows = head_list if lists & 4 else np.arange(heads)
         computed = (len(head_rows), len(q_rows), len(kv_rows))
-        layout = place(heads=heads, kv_heads=kv_heads, q_len=q_len, kv_len=kv_len, head_dim=d,
-                       layout=run["layout"], base=run["base"], gap=run["gap"], row_flags=cfg["row_flags"],
-                       importance_bytes=tuple(cfg["importance_bytes"]) if ranked else None, k_msb_bits=msb_bits,
-                       lists=(len(token_list) if lists & 3 else 0, len(head_list) if lists & 4 else 0),
-                       computed=computed)
-        if layout.end > size:
-            raise ValueError(f"run {n} needs {layout.end} bytes of memory, the bench has {size}")
+        placing = dict(heads=heads, kv_heads=kv_heads, q_len=q_len, kv_len=kv_len, head_dim=d, layout=run["layout"],
+                       base=run["base"], gap=run["gap"], row_flags=cfg["row_flags"])
+        layout = place(**placing, importance_bytes=tuple(cfg["importance_bytes"]) if ranked else None,
+                       k_msb_bits=msb_bits, lists=(len(token_list) if lists & 3 else 0,
+                                                   len(head_list) if lists & 4 else 0), computed=computed)
+        full_k = place(**placing) if run.get("recompute") else None   # the recomputation's K, in full
+        if max(layout.end, full_k.end if full_k else 0) > bench.size:
+            raise ValueError(f"run {n} needs {layout.end} bytes of memory, the bench has {bench.size}")
         kind = run.get("operands", "random")
         q = operand_matrix(rng, (heads, q_len, d), nm.data_width, True, kind)
         k = operand_matrix(rng, (kv_heads, kv_len, d), nm.data_width, True, kind)
         v = operand_matrix(rng, (kv_heads, kv_len, d), nm.data_width, True, kind)
-        write_tensors(image, layout, q, k, v)
-        write_lists(image, layout, token_list if lists & 3 else None, head_list if lists & 4 else None)
-        for t in layout.placements(("q", "k", "v", *LIST_BUFFERS)):
-            lo, hi = int(t.byte_addresses().min()), t.end
-            ram.write(lo, image[lo:hi].tobytes())
-        if lists:
-            # The run computes the listed rows and heads: the golden model takes them gathered.
-            q, k, v = q[head_rows][:, q_rows], k[head_rows][:, kv_rows], v[head_rows][:, kv_rows]
-            heads = kv_heads = computed[0]
+        if full_k is not None:
+            write_tensors(bench.image, full_k, q, k, v)
+            bench.store([full_k.k])
+        write_tensors(bench.image, layout, q, k, v)
+        write_lists(bench.image, layout, token_list if lists & 3 else None, head_list if lists & 4 else None)
+        bench.store(layout.placements(("q", "k", "v", *LIST_BUFFERS)))
+        # The run computes the listed rows and heads (lists take ungrouped heads).
+        listed = (q[head_rows][:, q_rows], k[head_rows][:, kv_rows], v[head_rows][:, kv_rows]) if lists else (q, k, v)
+        run_kv_heads = computed[0] if lists else kv_heads
 
-        values = dict(SEQ_LEN=computed[2], HEADS=computed[0], KV_HEADS=kv_heads, QUERY_LEN=computed[1], HEAD_DIM=d,
-                      SCALE_MULT=cfg["scale_mult"], SCALE_SHIFT=cfg["scale_shift"], **layout.registers())
-        if cfg["importance"] or cfg["row_flags"]:
-            values["LISTS"] = lists
-        if cfg["importance"]:
-            values["IMPORTANCE"] = int(ranked)
-        if cfg["row_flags"]:
-            values["THRESHOLD"] = run["threshold"]
-        values.update(run.get("pattern_registers", {}))
+        values = _run_values(cfg, layout, computed, run_kv_heads, d, run, lists, ranked)
         # A deliberately wrong register (the memory-safety checks must catch what it does).
         values.update(run.get("override", {}))
-        for name, value in values.items():
-            await host.write_dword(regs[name], value)
-        log.clear()
-        await host.write_dword(regs["CTRL"], 1)
+        await bench.start(values)
         if cfg.get("reset_mid") and n == 0:
             # Cut the run once reads are in flight, then go on: the next runs must be clean.
             for _ in range(10_000):
                 await RisingEdge(dut.aclk)
-                if len(log.reads) >= 3:
+                if len(bench.log.reads) >= 3:
                     break
             await _reset(dut)
-            image = np.frombuffer(ram.read(0, size), np.uint8).copy()   # whatever the cut run wrote stays
+            bench.image = np.frombuffer(bench.ram.read(0, bench.size), np.uint8).copy()   # what the cut run wrote
             continue
         if run.get("refused"):
-            # A runtime value out of range: the engine refuses the start, the DMA never moves.
+            # A runtime value out of range: the start is refused, the DMA never moves.
             await ClockCycles(dut.aclk, 200)
-            ctrl = await host.read_dword(regs["CTRL"])
+            ctrl = await bench.host.read_dword(cfg["registers"]["CTRL"])
             report.check(ctrl & 0x0E == 0x08, f"run {n}: CTRL 0x{ctrl:x} after a refused start, expected ERROR only")
-            report.check(not log.reads and not log.writes and not dut.irq.value,
-                         f"run {n}: a refused start moved data ({len(log.reads)} reads, {len(log.writes)} writes)")
+            report.check(not bench.log.reads and not bench.log.writes and not dut.irq.value,
+                         f"run {n}: a refused start moved data ({len(bench.log.reads)} reads, "
+                         f"{len(bench.log.writes)} writes)")
             continue
-        started = cocotb.utils.get_sim_time("ns")
-        for _ in range(cfg["timeout_cycles"]):
-            await RisingEdge(dut.aclk)
-            if dut.irq.value:
-                break
-        else:
-            report.check(False, f"run {n}: no irq after {cfg['timeout_cycles']} cycles "
-                                f"({len(log.reads)} read and {len(log.writes)} write bursts; {_state(dut)})")
+        if not await bench.wait_done(f"run {n}"):
             break
-        cycles.append(int((cocotb.utils.get_sim_time("ns") - started) // 10))
-
-        if "pattern" in run:   # a sparse build: each block's gathered tiles, masked per element
-            pattern, shape = pattern_from_dict(run["pattern"]), dict(query_len=q_len, group=heads // kv_heads)
-            o_stacked = engine_output(stack_queries(q, kv_heads), k, v, cfg["scale_mult"], cfg["scale_shift"], nm,
-                                      cfg["cols"], None if pattern.is_dense else allowed_mask(pattern, kv_len, **shape),
-                                      schedule=scheduled_tiles(pattern, kv_len, cfg["rows"], cfg["cols"], **shape),
-                                      rows=cfg["rows"])
-        else:
-            # K as the engine takes it: floored to its MSBs when read from the MSB plane.
-            k_used = msb_only(k, msb_bits, 8)
-            if ranked:
-                out = ranked_output(q, k_used, v, cfg["scale_mult"], cfg["scale_shift"], nm, cfg["cols"])
-                o_stacked = out.o
-                side = {"token_importance": out.tokens, "head_importance": out.heads}
-            else:
-                o_stacked = engine_output(stack_queries(q, kv_heads), k_used, v, cfg["scale_mult"],
-                                          cfg["scale_shift"], nm, cfg["cols"])
-                side = {}
-            if cfg["row_flags"]:
-                side["row_flags"] = row_flags(q, k_used, cfg["scale_mult"], cfg["scale_shift"], nm, cfg["cols"],
-                                              run["threshold"]).astype(np.int64)
-        expected = unstack_queries(o_stacked, heads)
-        for what, bursts, names in (("read", log.reads, ("q", "k", "v", *LIST_BUFFERS)),
-                                    ("write", log.writes, ("o", *SIDE_BUFFERS))):
-            allowed = set((tensor_bytes(layout, names) // bus_bytes).tolist())
-            problems = [p for addr, beats in bursts for p in burst_problems(addr, beats, bus_bytes, allowed)]
-            report.check(not problems, f"run {n}: {what} bursts: {'; '.join(problems[:3])}")
-        memory = np.frombuffer(ram.read(0, size), np.uint8)
-        listed = np.ix_(head_rows, q_rows)     # O's rows the run computed (all without lists)
-        report.compare(f"run {n} O", read_output(memory, layout)[listed], expected)
-        image[layout.o.byte_addresses()[listed]] = (expected & 0xFF).astype(np.uint8)
-        for name, values in ({} if "pattern" in run else side).items():
-            placement = getattr(layout, name)
-            report.compare(f"run {n} {name}", read_side(memory, placement),
-                           np.reshape(values, (placement.heads, placement.rows)))
-            image[placement.byte_addresses()] = side_bytes(values, placement)
-        changed = np.nonzero(memory != image)[0]
-        report.check(changed.size == 0, f"run {n}: {changed.size} bytes outside O changed or O wrong "
-                                        f"(first at 0x{int(changed[0]) if changed.size else 0:x})")
-        ctrl = await host.read_dword(regs["CTRL"])
-        report.check(ctrl & 0x3E == 0x04, f"run {n}: CTRL 0x{ctrl:x}, expected DONE only")
-        moved = (await host.read_dword(regs["BYTES_READ"]), await host.read_dword(regs["BYTES_WRITTEN"]))
-        expected_moved = (run["bytes_read"], run["bytes_written"])
-        report.check(moved == expected_moved, f"run {n}: bytes read, written {moved}, expected {expected_moved}")
+        expected, side = bench.golden(*listed, run, computed[0], run_kv_heads, msb_bits, ranked)
+        memory = await bench.check(f"run {n}", layout, np.ix_(head_rows, q_rows), expected, side,
+                                   (run["bytes_read"], run["bytes_written"]))
         dut._log.info("run %d (%s, H %d/%d, L %d, q %d, d %d): %d cycles, %d reads, %d writes", n, run["layout"],
-                      heads, kv_heads, kv_len, q_len, d, cycles[-1], len(log.reads), len(log.writes))
-    report.cycles = cycles[-1] if cycles else None
-    report.extra["run_cycles"] = cycles
+                      heads, kv_heads, kv_len, q_len, d, bench.cycles[-1], len(bench.log.reads),
+                      len(bench.log.writes))
+        if run.get("recompute"):
+            await _recompute_flagged(bench, n, run, full_k, read_side(memory, layout.row_flags), q, k, v)
+    report.cycles = bench.cycles[-1] if bench.cycles else None
+    report.extra["run_cycles"] = bench.cycles
     report.finish()
+
+
+async def _recompute_flagged(bench, n, run, full_k, flags, q, k, v):
+    """Progressive quantization's second step, as a driver does it: per head, the rows the first run
+    flagged (read from memory) again with K in full (its int8 tensor), by a query list and a head list;
+    O in memory must then be the progressive layer's (:func:`attn_rtl.sim.progressive.progressive_layer`)."""
+    cfg = bench.cfg
+    heads, seq_len, d = k.shape
+    for h in range(heads):
+        again = np.flatnonzero(flags[h])
+        if not again.size:
+            continue
+        computed = (1, again.size, seq_len)
+        layout = place(heads=heads, kv_heads=heads, q_len=q.shape[1], kv_len=seq_len, head_dim=d,
+                       layout=run["layout"], base=run["base"], gap=run["gap"], row_flags=True,
+                       lists=(again.size, 1), computed=computed)
+        write_lists(bench.image, layout, again, [h])
+        bench.store(layout.placements(LIST_BUFFERS))
+        await bench.start(_run_values(cfg, layout, computed, 1, d, run, 0b101, False))
+        label = f"run {n} recomputing head {h}"
+        if not await bench.wait_done(label):
+            return
+        expected, side = bench.golden(q[h:h + 1, again], k[h:h + 1], v[h:h + 1], run, 1, 1, 8, False)
+        moved = bytes_moved(heads=1, kv_heads=1, q_len=again.size, kv_len=seq_len, head_dim=d, rows=cfg["rows"],
+                            cols=cfg["cols"], kv_slots=cfg["kv_slots"], row_flags=True, list_entries=again.size + 1)
+        await bench.check(label, layout, np.ix_([h], again), expected, side, moved)
+    memory = np.frombuffer(bench.ram.read(0, bench.size), np.uint8)
+    layer = progressive_layer(q, k, v, cfg["scale_mult"], cfg["scale_shift"], bench.nm, cfg["rows"], cfg["cols"],
+                              msb_bits=run["k_msb_bits"], threshold=run["threshold"])
+    bench.report.compare(f"run {n} progressive layer O", read_output(memory, full_k), layer.o)

@@ -83,6 +83,44 @@ def test_every_sparse_pattern_gathers_through_memory(sim):
     _check(simulate_engine_mm(SPARSE, SPARSE_RUNS, sim=sim, seed=9, pause=0.25))
 
 
+SPATTEN = dict(SMALL, importance=True, row_flags=True)
+
+#: SpAtten through memory: importance runs (a head that fits the K/V buffer, and one re-read per block: K's
+#: scan pass read apart), pruned layers (token and head lists read from memory; importances, row flags and
+#: O's listed rows written), K's MSB plane at 1, 2 and 4 bits, and the progressive flow: a run of K's 4 MSBs,
+#: then per head the rows it flagged again with K in full (query and head lists), O checked against the
+#: progressive layer.  A K_MSB_BITS of 3 is refused.
+SPATTEN_RUNS = [
+    dict(seq_len=7, head_dim=5, heads=2, importance=True),
+    dict(seq_len=20, head_dim=6, heads=2, importance=True, layout="tokens", gap=1),
+    dict(seq_len=12, head_dim=5, heads=3, tokens=[0, 3, 4, 7, 11], head_list=[0, 2], importance=True, gap=3),
+    dict(seq_len=19, head_dim=9, heads=2, tokens=[1, 2, 5, 6, 8, 9, 10, 13, 15, 16, 17, 18], layout="fused",
+         base=0xFF5),
+    dict(seq_len=6, head_dim=4, override={"K_MSB_BITS": 3}, refused=True),
+    dict(seq_len=20, head_dim=5, k_msb_bits=2, heads=2),
+    dict(seq_len=6, head_dim=3, k_msb_bits=1, importance=True),
+    dict(seq_len=13, head_dim=6, heads=3, k_msb_bits=4, threshold=20000, recompute=True, layout="tokens", gap=1),
+]
+
+
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
+def test_spatten_layers_through_memory(sim):
+    _check(simulate_engine_mm(SPATTEN, SPATTEN_RUNS, sim=sim, seed=11, pause=0.25))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", [dict(cols=1, rows=2, bus_width=32), dict(cols=8, rows=3, bus_width=128)])
+def test_spatten_layers_at_other_word_sizes(shape):
+    """One-byte words (a list entry in two) and eight-byte words (four entries a row)."""
+    _check(simulate_engine_mm(dict(SPATTEN, **shape), SPATTEN_RUNS, seed=12, pause=0.2))
+
+
+def test_lists_with_grouped_heads_are_refused():
+    runs = [dict(seq_len=6, head_dim=4, heads=2, kv_heads=1, override={"LISTS": 1}, refused=True),
+            dict(seq_len=6, head_dim=4, heads=2, tokens=[1, 4])]
+    _check(simulate_engine_mm(dict(SMALL, importance=True), runs, seed=13, pause=0.1))
+
+
 def test_a_refused_start_moves_nothing_and_the_next_run_is_clean():
     """HEAD_DIM past max_head_dim: CTRL.ERROR, no burst, no irq; then a good run."""
     runs = [dict(seq_len=6, head_dim=5, override={"HEAD_DIM": 17}, refused=True), dict(seq_len=6, head_dim=5)]
@@ -111,7 +149,7 @@ def test_8x8_verilator_decode_and_prefill():
     (dict(kv_buffer_keys=10), r"kv_buffer_keys must be a multiple of cols \(8\), not 10"),
     (dict(addr_width=40), "addr_width must be an integer from 12 to 32, not 40"),
     (dict(id_width=0), "id_width must be an integer from 1 to 16, not 0"),
-    (dict(importance=True), "the memory-mapped top takes dense and sparse builds only for now"),
+    (dict(importance=True, sparse=True), r"importance needs a dense engine \(sparse = false\)"),
     (dict(burst=4), "unknown memory-mapped engine parameter 'burst'"),
 ])
 def test_bad_parameters_are_rejected(params, message):
