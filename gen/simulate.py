@@ -619,9 +619,8 @@ def simulate_engine_mm(params: dict, runs, *, sim: str = "icarus", seed: int = 1
                registers={r.name: r.offset for r in component.registers},
                timeout_cycles=int(50 * longest + 20_000))
     u = unit("engine_mm")
-    import os
     report = run_cocotb(sources=[path, *u.simulation_models(full)], toplevel=u.top, test_module=u.testbench,
-                        sim=sim, config=cfg, waves=bool(os.environ.get("ATTN_WAVES")))
+                        sim=sim, config=cfg)
     report.update(sim=sim)
     return report
 
@@ -692,9 +691,17 @@ def measure_engine_mm(params: dict, runs, *, latency: int = 100, bytes_per_cycle
     """
     import tempfile
 
-    from attn_rtl.sim.decoder import stack_queries, unstack_queries
-    from attn_rtl.sim.engine_stream import engine_output, useful_macs
-    from attn_rtl.sim.memory_image import bytes_moved, place, read_output, write_tensors
+    from attn_rtl.sim.engine_stream import useful_macs
+    from attn_rtl.sim.memory_image import (
+        bytes_moved,
+        place,
+        read_output,
+        read_side,
+        run_expected,
+        side_bytes,
+        write_lists,
+        write_tensors,
+    )
     from attn_rtl.sim.runner import SimulationFailure, run_free
     from attn_rtl.tb.harness import operand_matrix
 
@@ -714,24 +721,48 @@ def measure_engine_mm(params: dict, runs, *, latency: int = 100, bytes_per_cycle
         kv_heads = run.setdefault("kv_heads", heads)
         q_len = run.setdefault("query_len", run["seq_len"])
         seq_len, d = run["seq_len"], run["head_dim"]
-        _engine_runs(full, [dict(heads=heads, kv_heads=kv_heads, seq_len=seq_len, query_len=q_len, head_dim=d)])
+        ranked, msb_bits = bool(run.get("importance")), run.get("k_msb_bits", 8)
+        lists = _mm_lists(full, run)
+        token_list, head_list = run.get("token_list"), run.get("head_list")
+        bits = run.get("lists", 0)
+        shape = dict(heads=heads, kv_heads=kv_heads, seq_len=seq_len, query_len=q_len)
+        shape.update(lists.get("computed", {}))
+        side = {"importance": ranked} if full["importance"] else {}
+        if full["row_flags"]:
+            side["threshold"] = run.setdefault("threshold", 1 << (nm.prob_width - 2))
+        _engine_runs(full, [dict(shape, head_dim=d, **side)])
         layout = place(heads=heads, kv_heads=kv_heads, q_len=q_len, kv_len=seq_len, head_dim=d,
-                       layout=run.get("layout", "heads"), base=0x1000, gap=run.get("gap", 0))
+                       layout=run.get("layout", "heads"), base=0x1000, gap=run.get("gap", 0),
+                       importance_bytes=component.dma.importance_bytes if ranked else None,
+                       row_flags=full["row_flags"], k_msb_bits=msb_bits,
+                       lists=(len(token_list) if bits & 3 else 0, len(head_list) if bits & 4 else 0),
+                       computed=(shape["heads"], shape["query_len"], shape["seq_len"]))
         size = 1 << (layout.end + 4096).bit_length()
         image = rng.integers(0, 256, size, dtype=np.uint8)
         q = operand_matrix(rng, (heads, q_len, d), nm.data_width, True, "random")
         k, v = (operand_matrix(rng, (kv_heads, seq_len, d), nm.data_width, True, "random") for _ in range(2))
         write_tensors(image, layout, q, k, v)
+        write_lists(image, layout, token_list, head_list)
+        q_rows = np.asarray(token_list) if bits & 1 else np.arange(q_len)
+        kv_rows = np.asarray(token_list) if bits & 2 else np.arange(seq_len)
+        head_rows = np.asarray(head_list) if bits & 4 else np.arange(heads)
+        if bits:
+            q, k, v = q[head_rows][:, q_rows], k[head_rows][:, kv_rows], v[head_rows][:, kv_rows]
         mult, shift = _default_scale(component, d)
         pattern_registers, gathered = _mm_pattern(component, run)
-        writes = dict(SEQ_LEN=seq_len, HEADS=heads, KV_HEADS=kv_heads, QUERY_LEN=q_len, HEAD_DIM=d,
-                      SCALE_MULT=int(mult), SCALE_SHIFT=int(shift), **layout.registers(), **pattern_registers)
+        writes = dict(SEQ_LEN=shape["seq_len"], HEADS=shape["heads"], KV_HEADS=shape["kv_heads"],
+                      QUERY_LEN=shape["query_len"], HEAD_DIM=d, SCALE_MULT=int(mult), SCALE_SHIFT=int(shift),
+                      **layout.registers(), **pattern_registers)
+        if full["importance"] or full["row_flags"]:
+            writes.update(LISTS=bits, **({"IMPORTANCE": int(ranked)} if full["importance"] else {}),
+                          **({"THRESHOLD": run["threshold"]} if full["row_flags"] else {}))
         pattern = pattern_from_dict(run.get("pattern", {"pattern": "dense"}))
-        shape = dict(query_len=q_len, group=heads // kv_heads)
-        mask = None if pattern.is_dense else allowed_mask(pattern, seq_len, **shape)
-        pairs = q_len * seq_len if mask is None else int(mask.sum()) // shape["group"]
-        macs = useful_macs(heads, seq_len, d, pairs)
-        budget = 50 * -(-macs // (rows * cols)) + 50 * latency + 100_000
+        group = shape["heads"] // shape["kv_heads"]
+        mask = None if pattern.is_dense else allowed_mask(pattern, shape["seq_len"], query_len=shape["query_len"],
+                                                          group=group)
+        pairs = shape["query_len"] * shape["seq_len"] if mask is None else int(mask.sum()) // group
+        macs = useful_macs(shape["heads"], shape["seq_len"], d, pairs)
+        budget = 50 * -(-macs // (rows * cols)) * (2 if ranked else 1) + 50 * latency + 100_000
         with tempfile.TemporaryDirectory(prefix="mm-bench-") as run_dir:
             Path(run_dir, "mem.hex").write_text("\n".join(f"{b:02x}" for b in image.tolist()) + "\n")
             Path(run_dir, "regs.hex").write_text("".join(f"{regs[n]:08x}{v & 0xFFFFFFFF:08x}\n"
@@ -747,27 +778,37 @@ def measure_engine_mm(params: dict, runs, *, latency: int = 100, bytes_per_cycle
             # $writememh may add "// 0x…" address comments.
             memory = np.array([int(t, 16) for line in Path(run_dir, "out.hex").read_text().splitlines()
                                if not line.startswith("//") for t in line.split("//")[0].split()], np.uint8)
-        schedule = scheduled_tiles(pattern, seq_len, rows, cols, **shape) if full["sparse"] else None
-        expected_o = unstack_queries(engine_output(stack_queries(q, kv_heads), k, v, mult, shift, nm, cols, mask,
-                                                   schedule=schedule, rows=rows), heads)
+        expected_o, expected_side = run_expected(
+            q, k, v, mult=mult, shift=shift, nm=nm, rows=rows, cols=cols, kv_heads=shape["kv_heads"],
+            msb_bits=msb_bits, ranked=ranked, threshold=run.get("threshold") if full["row_flags"] else None,
+            pattern=pattern if full["sparse"] else None)
         if memory.size != size:
             raise SimulationFailure(f"mm_bench_main on {sim} dumped {memory.size} bytes of memory, not {size}")
         problems = []
         if found["done"] != 1:
             problems.append(f"no irq after {found['cycles']} cycles")
-        got = read_output(memory, layout)
+        computed_rows = np.ix_(head_rows, q_rows)
+        got = read_output(memory, layout)[computed_rows]
         if not np.array_equal(got, expected_o):
             problems.append(f"{int((got != expected_o).sum())} elements of O differ from the golden model")
-        image[layout.o.byte_addresses()] = (expected_o & 0xFF).astype(np.uint8)
+        image[layout.o.byte_addresses()[computed_rows]] = (expected_o & 0xFF).astype(np.uint8)
+        for name, values in expected_side.items():
+            placement = getattr(layout, name)
+            if not np.array_equal(read_side(memory, placement), np.reshape(values, (placement.heads, placement.rows))):
+                problems.append(f"{name} differs from the golden model")
+            image[placement.byte_addresses()] = side_bytes(values, placement)
         if not np.array_equal(memory, image):
             problems.append(f"{int((memory != image).sum())} bytes of memory outside O changed")
         if problems:
             raise SimulationFailure(f"memory-mapped run {index} {run} (seed {seed}) on {sim}: " + "; ".join(problems))
-        expected_bytes = bytes_moved(heads=heads, kv_heads=kv_heads, q_len=q_len, kv_len=seq_len, head_dim=d,
-                                     rows=rows, cols=cols, kv_slots=component.dma.slots, gathered_keys=gathered)
+        expected_bytes = bytes_moved(
+            heads=shape["heads"], kv_heads=shape["kv_heads"], q_len=shape["query_len"], kv_len=shape["seq_len"],
+            head_dim=d, rows=rows, cols=cols, kv_slots=component.dma.slots, gathered_keys=gathered,
+            importance_bytes=component.dma.importance_bytes if ranked else None, row_flags=full["row_flags"],
+            k_msb_bits=msb_bits, list_entries=lists.get("entries", 0))
         cycles = found["cycles"]
         results.append(dict(run, cycles=cycles, useful_macs=macs, mac_utilization=macs / (rows * cols * cycles),
                             bytes_read=found["bytes_read"], bytes_written=found["bytes_written"],
-                            expected_bytes=list(expected_bytes), kv_fits=component.dma.fits(seq_len)))
+                            expected_bytes=list(expected_bytes), kv_fits=component.dma.fits(shape["seq_len"])))
     return dict(passed=True, seed=seed, sim=sim, latency=latency, bytes_per_cycle=bytes_per_cycle,
                 bus_width=full["bus_width"], runs=results)

@@ -16,7 +16,7 @@ import numpy as np
 
 __all__ = ["Placement", "MemoryLayout", "LAYOUTS", "SIDE_BUFFERS", "LIST_BUFFERS", "MSB_PLANE_BITS", "place",
            "msb_plane", "plane_row_bytes", "write_tensors", "write_lists", "side_bytes", "read_side", "read_output", "tensor_bytes",
-           "burst_problems", "bytes_moved"]
+           "burst_problems", "bytes_moved", "run_expected"]
 
 #: ``heads``: each tensor ``[H][L][d]`` on its own; ``tokens``: each ``[L][H·d]`` (a projection's output);
 #: ``fused``: Q, K and V interleaved per token in one ``[L][(H + 2·H_kv)·d]`` buffer (a fused QKV projection).
@@ -263,3 +263,36 @@ def bytes_moved(*, heads: int, kv_heads: int, q_len: int, kv_len: int, head_dim:
         v_passes = blocks
         k_passes = blocks * (2 if importance_bytes is not None else 1)
     return q_bytes + 2 * list_entries + kv_heads * kv_len * (k_passes * k_row + v_passes * head_dim), written
+
+
+def run_expected(q, k, v, *, mult: int, shift: int, nm, rows: int, cols: int, kv_heads: int | None = None,
+                 msb_bits: int = 8, ranked: bool = False, threshold: int | None = None,
+                 pattern=None) -> tuple[np.ndarray, dict]:
+    """What one run of the memory-mapped top computes over ``q`` ``(H, Lq, d)``, ``k`` and ``v``
+    ``(H_kv, L, d)`` (the rows and heads it computes, gathered by its lists): O ``(H, Lq, d)`` and the
+    side buffers' values by name (:data:`SIDE_BUFFERS`: an importance run's token and head importances,
+    a row-flag build's flags when ``threshold`` is given).  K is floored to its ``msb_bits`` MSBs (its
+    MSB plane); ``pattern`` (a :class:`~attn_rtl.sim.sparse.SparsePattern`) makes it a sparse build's run."""
+    from .decoder import stack_queries, unstack_queries
+    from .engine_stream import engine_output, ranked_output, row_flags
+    from .progressive import msb_only
+    from .sparse import allowed_mask, scheduled_tiles
+
+    heads, kv_heads = q.shape[0], k.shape[0] if kv_heads is None else kv_heads
+    side = {}
+    if pattern is not None:
+        shape = dict(query_len=q.shape[1], group=heads // kv_heads)
+        o = engine_output(stack_queries(q, kv_heads), k, v, mult, shift, nm, cols,
+                          None if pattern.is_dense else allowed_mask(pattern, k.shape[1], **shape),
+                          schedule=scheduled_tiles(pattern, k.shape[1], rows, cols, **shape), rows=rows)
+        return unstack_queries(o, heads), side
+    k_used = msb_only(k, msb_bits, 8)
+    if ranked:
+        out = ranked_output(q, k_used, v, mult, shift, nm, cols)
+        o = out.o
+        side = {"token_importance": out.tokens, "head_importance": out.heads}
+    else:
+        o = unstack_queries(engine_output(stack_queries(q, kv_heads), k_used, v, mult, shift, nm, cols), heads)
+    if threshold is not None:
+        side["row_flags"] = row_flags(q, k_used, mult, shift, nm, cols, threshold).astype(np.int64)
+    return o, side

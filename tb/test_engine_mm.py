@@ -24,13 +24,23 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
-from attn_rtl.sim.decoder import stack_queries, unstack_queries
-from attn_rtl.sim.engine_stream import engine_output, ranked_output, row_flags
 from attn_rtl.sim.golden import Numerics
-from attn_rtl.sim.memory_image import (LIST_BUFFERS, SIDE_BUFFERS, burst_problems, bytes_moved, place,
-                                       read_output, read_side, side_bytes, tensor_bytes, write_lists, write_tensors)
-from attn_rtl.sim.progressive import msb_only, progressive_layer
-from attn_rtl.sim.sparse import allowed_mask, pattern_from_dict, scheduled_tiles
+from attn_rtl.sim.memory_image import (
+    LIST_BUFFERS,
+    SIDE_BUFFERS,
+    burst_problems,
+    bytes_moved,
+    place,
+    read_output,
+    read_side,
+    run_expected,
+    side_bytes,
+    tensor_bytes,
+    write_lists,
+    write_tensors,
+)
+from attn_rtl.sim.progressive import progressive_layer
+from attn_rtl.sim.sparse import pattern_from_dict
 
 from .harness import begin, operand_matrix
 
@@ -118,30 +128,13 @@ class MemoryBench:
             lo, hi = int(t.byte_addresses().min()), t.end
             self.ram.write(lo, self.image[lo:hi].tobytes())
 
-    def golden(self, q, k, v, run: dict, heads: int, kv_heads: int, msb_bits: int, ranked: bool):
-        """O (heads, queries, d) and the side buffers' values of a run over ``q, k, v`` (as computed)."""
-        cfg, nm = self.cfg, self.nm
-        mult, shift, cols = cfg["scale_mult"], cfg["scale_shift"], cfg["cols"]
-        side = {}
-        if "pattern" in run:   # a sparse build: each block's gathered tiles, masked per element
-            q_len, kv_len = q.shape[1], k.shape[1]
-            pattern, shape = pattern_from_dict(run["pattern"]), dict(query_len=q_len, group=heads // kv_heads)
-            o_stacked = engine_output(stack_queries(q, kv_heads), k, v, mult, shift, nm, cols,
-                                      None if pattern.is_dense else allowed_mask(pattern, kv_len, **shape),
-                                      schedule=scheduled_tiles(pattern, kv_len, cfg["rows"], cols, **shape),
-                                      rows=cfg["rows"])
-            return unstack_queries(o_stacked, heads), side
-        # K as the engine takes it: floored to its MSBs when read from the MSB plane.
-        k_used = msb_only(k, msb_bits, 8)
-        if ranked:
-            out = ranked_output(q, k_used, v, mult, shift, nm, cols)
-            o = out.o
-            side = {"token_importance": out.tokens, "head_importance": out.heads}
-        else:
-            o = unstack_queries(engine_output(stack_queries(q, kv_heads), k_used, v, mult, shift, nm, cols), heads)
-        if cfg["row_flags"]:
-            side["row_flags"] = row_flags(q, k_used, mult, shift, nm, cols, run["threshold"]).astype(np.int64)
-        return o, side
+    def golden(self, q, k, v, run: dict, kv_heads: int, msb_bits: int, ranked: bool):
+        """O and the side buffers' values of a run over ``q, k, v`` (as computed)."""
+        cfg = self.cfg
+        return run_expected(q, k, v, mult=cfg["scale_mult"], shift=cfg["scale_shift"], nm=self.nm, rows=cfg["rows"],
+                            cols=cfg["cols"], kv_heads=kv_heads, msb_bits=msb_bits, ranked=ranked,
+                            threshold=run["threshold"] if cfg["row_flags"] else None,
+                            pattern=pattern_from_dict(run["pattern"]) if "pattern" in run else None)
 
     async def start(self, values: dict) -> None:
         for name, value in values.items():
@@ -267,7 +260,7 @@ async def memory_mapped_runs(dut):
             continue
         if not await bench.wait_done(f"run {n}"):
             break
-        expected, side = bench.golden(*listed, run, computed[0], run_kv_heads, msb_bits, ranked)
+        expected, side = bench.golden(*listed, run, run_kv_heads, msb_bits, ranked)
         memory = await bench.check(f"run {n}", layout, np.ix_(head_rows, q_rows), expected, side,
                                    (run["bytes_read"], run["bytes_written"]))
         dut._log.info("run %d (%s, H %d/%d, L %d, q %d, d %d): %d cycles, %d reads, %d writes", n, run["layout"],
@@ -300,7 +293,7 @@ async def _recompute_flagged(bench, n, run, full_k, flags, q, k, v):
         label = f"run {n} recomputing head {h}"
         if not await bench.wait_done(label):
             return
-        expected, side = bench.golden(q[h:h + 1, again], k[h:h + 1], v[h:h + 1], run, 1, 1, 8, False)
+        expected, side = bench.golden(q[h:h + 1, again], k[h:h + 1], v[h:h + 1], run, 1, 8, False)
         moved = bytes_moved(heads=1, kv_heads=1, q_len=again.size, kv_len=seq_len, head_dim=d, rows=cfg["rows"],
                             cols=cfg["cols"], kv_slots=cfg["kv_slots"], row_flags=True, list_entries=again.size + 1)
         await bench.check(label, layout, np.ix_([h], again), expected, side, moved)

@@ -519,3 +519,55 @@ def test_sim_scheduler_takes_decoder_shapes(capsys):
                          "--kv-len", "30", "--stall", "0.3", "--json")
     assert code == 0, err
     assert json.loads(out)["passed"]
+
+
+MM_SMALL = ["--rows", "2", "--cols", "3", "--max-seq-len", "32", "--max-heads", "4", "--max-head-dim", "16",
+            "--bus-width", "32"]
+
+
+def test_generate_memory_mapped_writes_top_map_driver_and_constraints(capsys, tmp_path):
+    code, _, _ = run(capsys, "generate", "engine", "--memory-mapped", *MM_SMALL, "--row-flags", "-o", str(tmp_path))
+    assert code == 0
+    text = (tmp_path / "attention_engine_mm.v").read_text()
+    for port in ("m_axi_araddr", "m_axi_wstrb", "s_axil_awaddr", "irq"):
+        assert port in text
+    header = (tmp_path / "attention_engine_mm_regs.h").read_text()
+    for register in ("Q_BASE", "O_HEAD_STRIDE", "BYTES_READ", "LISTS", "TOKEN_LIST_BASE", "ROW_FLAGS_BASE",
+                     "K_MSB_BITS"):
+        assert f"ATTENTION_ENGINE_MM_{register} " in header, register
+    assert (tmp_path / "attention_engine_mm_driver.c").exists()
+    manifest = json.loads((tmp_path / "attention_engine_mm.manifest.json").read_text())
+    assert manifest["parameters"]["bus_width"] == 32 and manifest["parameters"]["row_flags"] is True
+
+
+@pytest.mark.parametrize("flags, read, written", [
+    # dense: Q once, K and V per block of 2 queries (20 keys do not fit the 5-tile ring), O
+    ([], 6 * 20 + 10 * 2 * 6 * 20, 6 * 20),
+    # a pruned importance run: 7 tokens, 2 heads (lists 18 bytes; K and V once), importances 4 bytes each
+    (["--heads", "3", "--token-list", "1,3,5,7,9,11,13", "--head-list", "0,2", "--importance-run"],
+     2 * 7 * 6 * 3 + 2 * 9, 2 * 7 * 6 + 4 * 7 + 4 * 2),
+    # progressive first run: K's 4-bit MSB plane (3 bytes a row), row flags a byte per query
+    (["--progressive", "4", "--threshold", "0.3"], 6 * 20 + 10 * (3 + 6) * 20, 6 * 20 + 20),
+])
+def test_sim_memory_mapped_reports_cycles_and_bytes(capsys, flags, read, written):
+    code, text, _ = run(capsys, "sim", "--memory-mapped", *MM_SMALL, "--seq-len", "20", "--head-dim", "6",
+                        "--mem-latency", "20", "--sim", "icarus", "--json", *flags)
+    report = json.loads(text)
+    assert code == 0 and report["passed"]
+    r = report["runs"][0]
+    assert (r["bytes_read"], r["bytes_written"]) == (read, written) == tuple(r["expected_bytes"])
+    assert 0 < r["mac_utilization"] < 1 and r["cycles"] > 0
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--progressive", "3", "--threshold", "0.3"], "reads K's MSB plane of 1, 2 or 4 bits, not 3"),
+    (["--token-keep", "4"], "--token-keep and --head-keep select in software"),
+])
+def test_sim_memory_mapped_rejects_what_the_top_cannot_run(capsys, flags, fragment):
+    code, _, err = run(capsys, "sim", "--memory-mapped", *MM_SMALL, "--sim", "icarus", *flags)
+    assert_one_line_error(code, err, fragment)
+
+
+def test_importance_run_needs_the_memory_mapped_top(capsys):
+    code, _, err = run(capsys, "sim", "--preset", "tiny", "--importance-run")
+    assert_one_line_error(code, err, "--importance-run applies to --memory-mapped")

@@ -20,8 +20,9 @@ PROGRAM = r"""
 
 #define P(x) ATTENTION_ENGINE_MM_##x
 static uint32_t regs[256];
+static const attn_reg extra[] = {{P(LISTS), 5}, {P(K_MSB_BITS), 4}};
 static const attn_job job = {77, 8, 2, 3, 64, 12345, 9, {0x1001, 5, 333}, {0x2002, 7, 444},
-                             {0x3003, 11, 555}, {0x4004, 13, 666}};
+                             {0x3003, 11, 555}, {0x4004, 13, 666}, extra, 2};
 static uint32_t finish_with;
 
 static int fake_irq(void *ctx)
@@ -32,7 +33,7 @@ static int fake_irq(void *ctx)
         {P(Q_BASE), 0x1001}, {P(Q_ROW_STRIDE), 5}, {P(Q_HEAD_STRIDE), 333},
         {P(K_BASE), 0x2002}, {P(K_ROW_STRIDE), 7}, {P(K_HEAD_STRIDE), 444},
         {P(V_BASE), 0x3003}, {P(V_ROW_STRIDE), 11}, {P(V_HEAD_STRIDE), 555},
-        {P(O_BASE), 0x4004}, {P(O_ROW_STRIDE), 13}, {P(O_HEAD_STRIDE), 666}};
+        {P(O_BASE), 0x4004}, {P(O_ROW_STRIDE), 13}, {P(O_HEAD_STRIDE), 666}, {P(LISTS), 5}, {P(K_MSB_BITS), 4}};
     unsigned i;
     (void)ctx;
     for (i = 0; i < sizeof want / sizeof want[0]; i++)
@@ -77,7 +78,8 @@ int main(void)
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
 def test_driver_programs_the_map_and_reports_every_outcome(tmp_path):
-    write_outputs("engine_mm", dict(rows=2, cols=3, max_seq_len=128, max_heads=8, max_head_dim=64), tmp_path)
+    write_outputs("engine_mm", dict(rows=2, cols=3, max_seq_len=128, max_heads=8, max_head_dim=64, row_flags=True),
+                  tmp_path)
     (tmp_path / "main.c").write_text(PROGRAM)
     build = subprocess.run(["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-o", "main", "main.c",
                             "attention_engine_mm_driver.c"], cwd=tmp_path, capture_output=True, text=True)

@@ -173,6 +173,9 @@ def add_parser(sub) -> None:
                        help="--memory-mapped: cycles from a read address to its data (default 100)")
     sim_p.add_argument("--mem-bytes-per-cycle", type=int, default=None, metavar="N",
                        help="--memory-mapped: memory bandwidth (default: the bus width)")
+    sim_p.add_argument("--importance-run", action="store_true",
+                       help="with --memory-mapped: an importance run, its token and head importances written to "
+                            "memory (builds with importance)")
     sim_p.add_argument("--layout", choices=["heads", "tokens", "fused"], default="heads",
                        help="--memory-mapped: tensors as [H][L][d], [L][H*d], or Q/K/V interleaved per token")
     pattern_flags(sim_p)

@@ -49,6 +49,9 @@ def sim_engine(args) -> int:
     params = unit_params(args)
     if args.memory_mapped:
         return _sim_memory_mapped(args, params)
+    if args.importance_run:
+        raise CliError("--importance-run applies to --memory-mapped (a stream run ranks with --token-keep or "
+                       "--head-keep)")
     nm = Numerics(**params["numerics"])
     if decoder_requested(args):
         return _sim_decoder(args, params, nm)
@@ -295,10 +298,34 @@ def _sim_memory_mapped(args, params: dict) -> int:
     if args.pattern != "dense" or stray:
         raise CliError(f"{stray[0] if stray else '--pattern'} does not apply to --memory-mapped (a dense run of "
                        f"random tensors through memory)")
+    from attn_rtl.sim.golden import Numerics
+
     heads = args.heads or 1
     seq_len = args.kv_len or args.seq_len or min(128, params["max_seq_len"])
     run = dict(heads=heads, kv_heads=args.kv_heads or heads, seq_len=seq_len, query_len=args.q_len or seq_len,
                head_dim=args.head_dim or min(64, params["max_head_dim"]), layout=args.layout)
+    # SpAtten through memory: lists read by the DMA, an importance run writing its importances, the
+    # progressive first run reading K's MSB plane (the build takes importance and row_flags as needed).
+    plan = cascade_plan(args, heads, seq_len, Numerics(**params["numerics"]))
+    if plan is not None:
+        if plan["tokens"] is not None:
+            run["tokens"] = plan["tokens"].tolist()
+        if plan["heads"] is not None:
+            run["head_list"] = plan["heads"].tolist()
+        if plan["token_keep"] is not None or plan["head_keep"] is not None:
+            raise CliError("--token-keep and --head-keep select in software: with --memory-mapped, make it an "
+                           "importance run (--importance-run) and rank the importances it writes")
+        if plan["msb_bits"] is not None:
+            if plan["msb_bits"] not in (1, 2, 4):
+                raise CliError(f"--progressive with --memory-mapped reads K's MSB plane of 1, 2 or 4 bits, "
+                               f"not {plan['msb_bits']}")
+            run.update(k_msb_bits=plan["msb_bits"], threshold=plan["threshold"])
+            params = dict(params, row_flags=True)
+        else:
+            params = dict(params, importance=True)
+    if args.importance_run:
+        run["importance"] = True
+        params = dict(params, importance=True)
     report, passed = run_simulation(lambda: measure_engine_mm(params, [run], latency=args.mem_latency,
                                                               bytes_per_cycle=args.mem_bytes_per_cycle,
                                                               sim=args.sim, seed=args.seed))
@@ -312,6 +339,9 @@ def _sim_memory_mapped(args, params: dict) -> int:
     r = report["runs"][0]
     print("  PASS: O read back from memory bit-exact, the rest of memory unchanged")
     print(f"  cycles: {r['cycles']:,} from START to irq; MAC utilization {r['mac_utilization']:.2%}")
+    if "token_list" in r or "head_list" in r:
+        print(f"  computed {len(r.get('token_list', range(seq_len)))} tokens of {seq_len}, "
+              f"{len(r.get('head_list', range(heads)))} heads of {heads} (lists read from memory)")
     print(f"  bytes read {r['bytes_read']:,}, written {r['bytes_written']:,} (K/V buffer "
           f"{'holds the head: K and V read once' if r['kv_fits'] else 'too small: K and V read per query block'})")
     return 0

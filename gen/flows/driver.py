@@ -33,6 +33,11 @@ typedef struct {{
 }} attn_tensor;
 
 typedef struct {{
+    uint32_t offset;       /* a register of {top}_regs.h */
+    uint32_t value;
+}} attn_reg;
+
+typedef struct {{
     uint32_t seq_len;      /* keys (the KV cache length) */
     uint32_t heads;        /* query heads */
     uint32_t kv_heads;     /* K/V heads (heads a multiple of it; 0: heads) */
@@ -40,6 +45,10 @@ typedef struct {{
     uint32_t head_dim;
     uint32_t scale_mult, scale_shift;   /* docs/numerics.md, section 3 */
     attn_tensor q, k, v, o;
+    /* The build's own registers, written last: a sparse build's pattern, a SpAtten build's IMPORTANCE,
+     * THRESHOLD, LISTS, list and side-buffer bases, K_MSB_BITS (docs/system.md). */
+    const attn_reg *extra;
+    uint32_t extra_count;
 }} attn_job;
 
 enum {{
@@ -90,7 +99,7 @@ static int {top}_status(uint32_t ctrl)
 int {top}_run(volatile uint32_t *regs, const attn_job *job, int (*wait_irq)(void *ctx), void *ctx,
               uint32_t max_polls)
 {{
-    uint32_t polls = 0;
+    uint32_t polls = 0, i;
     int status;
 
     if ({top}_read(regs, {p}_ID) != {p}_ID_VALUE || {top}_read(regs, {p}_VERSION) != {p}_MAP_VERSION)
@@ -99,6 +108,8 @@ int {top}_run(volatile uint32_t *regs, const attn_job *job, int (*wait_irq)(void
         return ATTN_E_BUSY;
 {runtime}
 {tensors}
+    for (i = 0; i < job->extra_count; i++)
+        {top}_write(regs, job->extra[i].offset, job->extra[i].value);
     {top}_write(regs, {p}_CTRL, {p}_CTRL_START);
     for (;;) {{
         /* A refused start clears BUSY with ERROR set; a run ends with DONE (and irq). */
