@@ -12,7 +12,7 @@ from .axi_burst import bus_bytes_of
 from .row_reader import RowReader
 from .row_writer import RowWriter
 
-__all__ = ["EngineDMA", "TENSORS", "kv_slots"]
+__all__ = ["EngineDMA", "TENSORS", "kv_slots", "list_entries", "list_memory_bits"]
 
 #: The tensors in memory, each with a base address, a row stride and a head stride in bytes.
 TENSORS = ("q", "k", "v", "o")
@@ -30,6 +30,17 @@ _PLACE_LATENCY = 4
 def kv_slots(*, cols: int, kv_buffer_keys: int, prob_tiles: int) -> int:
     """Key tiles the K/V buffer holds: ``kv_buffer_keys / cols``, at least enough to keep reads ahead."""
     return max(kv_buffer_keys // cols, MIN_KV_SLOTS, prob_tiles + 2)
+
+
+def list_entries(cols: int) -> int:
+    """Token list entries (uint16) per list row read and per word of the list memory: a power of two
+    filling at most one ``cols``-byte word."""
+    return _pow2_at_most(max(1, cols // 2))
+
+
+def list_memory_bits(max_seq_len: int, entries: int) -> int:
+    """Bits of one copy of the token list memory."""
+    return 16 * entries * -(-max_seq_len // entries)
 
 
 def _pow2_at_least(n: int) -> int:
@@ -72,7 +83,18 @@ class EngineDMA(wiring.Component):
     block's tiles are read again as they are needed.  O beats are gathered per
     block (two slots) and written row by row through one AXI4 write master
     (:class:`~attn_rtl.hdl.row_writer.RowWriter`).  ``bytes_read`` and
-    ``bytes_written`` count the tensors' bytes moved by the run.
+    ``bytes_written`` count the bytes moved by the run.
+
+    SpAtten builds (docs/system.md, *SpAtten layers through memory*): an
+    importance run (``importance``) walks K twice per query block (its scan
+    pass reads K alone when the head does not fit the buffer) and writes the
+    engine's token and head importances; a row-flag build writes the row flags
+    (a byte per query row) and reads K from its MSB plane when ``k_msb_bits``
+    is 1, 2 or 4 (fields packed from bit 0, lifted into the lane's top bits);
+    ``lists`` places rows through the token list (bit 0: Q and O, bit 1: K and
+    V) and heads through the head list (bit 2), both read from memory (uint16)
+    at the run's start.  Side rows share the write master with O, between O's
+    rows.
 
     Parameters
     ----------
@@ -89,6 +111,12 @@ class EngineDMA(wiring.Component):
         per query block, never replayed).
     outstanding : int
         Rows in flight on each AXI4 direction.
+    importance_widths : (int, int) or None
+        An importance build's token and head importance widths (written as 4-byte words, 8 past 32 bits).
+    row_flags : bool
+        A row-flag build: row flags written, K's MSB plane read.
+    lists : bool
+        Token and head lists (dense builds).
 
     Ports
     -----
@@ -106,6 +134,12 @@ class EngineDMA(wiring.Component):
     ar, r, aw, w, b : the AXI4 channels (:class:`RowReader`, :class:`RowWriter`).
     busy, done, read_error, write_error : Out(1)
     bytes_read, bytes_written : Out(32)
+    importance, token_importance_base, head_importance_base, token_importance, head_importance :
+        Only with ``importance_widths``: the run ranks; where its importances go; the engine's streams.
+    k_msb_bits, row_flags_base, row_flags :
+        Only with ``row_flags``: K's plane (0 or 8: K in full); where the flags go; the engine's stream.
+    lists, token_list_base, head_list_base : In
+        Only with ``lists``: which rows and heads go through the lists; where the lists are.
     """
 
     def __init__(self, *, rows: int, cols: int, max_seq_len: int, max_heads: int, max_head_dim: int,
@@ -134,8 +168,7 @@ class EngineDMA(wiring.Component):
         self.has_lists = boolean("lists", lists)
         if lists and sparse:
             raise ValueError("token and head lists take a dense engine (sparse = false)")
-        #: Token list entries (uint16) per list row read and per word of the token list memory.
-        self.list_entries = _pow2_at_most(max(1, cols // 2))
+        self.list_entries = list_entries(cols)
         #: Bytes of one token importance and one head importance in memory (little-endian, unsigned).
         self.importance_bytes = None if importance_widths is None else tuple(
             4 if w <= 32 else 8 for w in importance_widths)
@@ -188,8 +221,10 @@ class EngineDMA(wiring.Component):
 
     @property
     def memory_bits(self) -> int:
-        """Bits of all staging buffers: the K/V buffer, and two block slots each of Q and O."""
-        return self.kv_buffer_bits + 2 * 2 * self.rows * self.word_stride * 8 * self.cols
+        """Bits of all staging buffers: the K/V buffer, and two block slots each of Q and O; with lists,
+        the token list (``max_seq_len`` uint16, one copy per read port: Q, K/V and O)."""
+        staging = self.kv_buffer_bits + 2 * 2 * self.rows * self.word_stride * 8 * self.cols
+        return staging + (3 * list_memory_bits(self.max_seq_len, self.list_entries) if self.has_lists else 0)
 
     def fits(self, seq_len: int) -> bool:
         """Whether a head of ``seq_len`` keys is read from memory once (else once per query block; a

@@ -86,7 +86,11 @@ class AttentionEngineMM(wiring.Component):
     :class:`~attn_rtl.hdl.engine_dma.EngineDMA` reads Q, K and V through the
     AXI4 master, feeds the engine and writes O back; ``CTRL.DONE`` (and
     ``irq``) rise when the last write is answered.  ``BYTES_READ`` and
-    ``BYTES_WRITTEN`` count the tensor bytes moved.
+    ``BYTES_WRITTEN`` count the bytes moved.  Builds with ``importance`` or
+    ``row_flags`` (SpAtten) add the list registers (pruned layers, a
+    progressive recomputation's query list), where importances and row flags
+    are written, and ``K_MSB_BITS`` (docs/system.md); a start with a DMA
+    register out of range raises ``CTRL.ERROR`` and nothing runs.
 
     The AXI4 master: INCR bursts of whole bus words (``bus_width`` bits, 32 …
     512), at most 256 beats and never across 4 KB, reads and writes each with
@@ -96,7 +100,7 @@ class AttentionEngineMM(wiring.Component):
 
     Parameters
     ----------
-    Those of :class:`~attn_rtl.hdl.engine.AttentionEngine` (dense and sparse builds, int8), and
+    Those of :class:`~attn_rtl.hdl.engine.AttentionEngine` (int8), and
     bus_width, addr_width, id_width, kv_buffer_keys, outstanding :
         :class:`~attn_rtl.hdl.engine_dma.EngineDMA`'s and the master's (:data:`MEMORY_DEFAULTS`).
 

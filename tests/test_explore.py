@@ -127,6 +127,26 @@ def test_memory_mapped_exploration_weighs_the_kv_buffer(tmp_path, capsys):
     assert resolve_params("engine_mm", config=str(config))["kv_buffer_keys"] > 0
 
 
+def test_memory_mapped_exploration_of_a_ranked_pruned_layer():
+    """A SpAtten layer through memory: the buffer reads K once even in a ranking run, the lists are read
+    and the head importances written; the DMA's list memory counts in its bits."""
+    from attn_rtl.gen.cost.model import dma_memory_bits, offchip_bytes
+    from attn_rtl.hdl.engine_mm import AttentionEngineMM
+
+    workload = Workload("ranked", 256, 64, 4, token_keep=0.5, head_keep=0.5, rank=True)
+    result = explore(workload, "ecp5-85f", "energy", space=SMALL_SPACE, memory_mapped=True)
+    best = result.config(int(result.best[0]))
+    read, written = offchip_bytes(workload, [best["rows"]], cols=[best["cols"]],
+                                  kv_buffer_keys=[best["kv_buffer_keys"]])
+    assert best["kv_buffer_keys"] >= 128
+    # Q, K and V of 128 tokens of 2 heads once, the token and head lists; O, 128 token and 2 head importances
+    assert (read[0], written[0]) == (3 * 2 * 128 * 64 + 2 * (128 + 2), 2 * 128 * 64 + 4 * 128 + 4 * 2)
+    top = AttentionEngineMM(**dict(best, importance=True))
+    top._MustUse__silence = True
+    assert dma_memory_bits(best["rows"], best["cols"], best["prob_tiles"], best["max_head_dim"],
+                           best["kv_buffer_keys"], best["max_seq_len"]) == top.dma.memory_bits
+
+
 def test_memory_mapped_exploration_refuses_what_the_top_cannot_run():
-    with pytest.raises(ValueError, match="the memory-mapped top runs dense layers only for now, not longformer"):
+    with pytest.raises(ValueError, match="the memory-mapped top's exploration takes dense layers .*not longformer"):
         explore(WORKLOADS["longformer-base"], "ecp5-85f", memory_mapped=True)

@@ -24,15 +24,29 @@ BUSES = (32, 64, 128)
 LATENCY = 100
 #: K/V buffer sizes measured: none (the smallest ring) and a whole head of 512 keys.
 BUFFERS = (0, 512)
-#: Runs of the bytes table: (name, run, kv_buffer_keys) on the 8×8 top with a 64-bit bus.
+#: A pruned layer's lists: 384 of 512 tokens (every fourth dropped), 6 of 8 heads.
+_KEPT_TOKENS = [t for t in range(512) if t % 4 != 3]
+_KEPT_HEADS = [0, 1, 2, 4, 5, 7]
+#: Runs of the bytes table on the 8×8 top with a 64-bit bus: (name, run, kv_buffer_keys, build options,
+#: the cost model's workload options).
 BYTE_RUNS = (
-    ("dense, one head", dict(LAYER), 512, False),
-    ("dense, one head, no buffer", dict(LAYER), 0, False),
+    ("dense, one head", dict(LAYER), 512, {}, {}),
+    ("dense, one head, no buffer", dict(LAYER), 0, {}, {}),
     ("grouped decode: 8 heads on 2 K/V heads, q_len 1", dict(seq_len=512, query_len=1, head_dim=64, heads=8,
-                                                              kv_heads=2), 512, False),
+                                                              kv_heads=2), 512, {}, {}),
     ("grouped prefill, [L][H·d] layout, 4 heads on 2 K/V heads", dict(seq_len=200, head_dim=64, heads=4,
-                                                                         kv_heads=2, layout="tokens"), 0, False),
-    ("causal prefill (sparse build: keys gathered per block)", dict(LAYER, pattern={"pattern": "causal"}), 0, True),
+                                                                         kv_heads=2, layout="tokens"), 0, {}, {}),
+    ("causal prefill (sparse build: keys gathered per block)", dict(LAYER, pattern={"pattern": "causal"}), 0,
+     {"sparse": True}, {}),
+    ("importance run (SpAtten build), no buffer: K twice per block", dict(LAYER, importance=True), 0,
+     {"importance": True}, {"rank": True}),
+    ("importance run, 512-key buffer: K and V once", dict(LAYER, importance=True), 512, {"importance": True},
+     {"rank": True}),
+    ("pruned layer: lists of 384 of 512 tokens and 6 of 8 heads, importance run", dict(
+        LAYER, heads=8, tokens=_KEPT_TOKENS, head_list=_KEPT_HEADS, importance=True), 512, {"importance": True},
+     {"rank": True, "token_keep": 0.75, "head_keep": 0.75}),
+    ("progressive first run: K's 4-bit MSB plane, no buffer", dict(LAYER, k_msb_bits=4), 0, {"row_flags": True},
+     {"msb_bits": 4}),
 )
 
 
@@ -51,11 +65,11 @@ def _cached(key: str, measure) -> dict:
     return found[key]
 
 
-def _mm(bus: int, keys: int, run: dict, sim: str, sparse: bool = False) -> dict:
+def _mm(bus: int, keys: int, run: dict, sim: str, build: dict | None = None) -> dict:
     from attn_rtl.gen.simulate import measure_engine_mm
 
-    params = dict(ARRAY, bus_width=bus, kv_buffer_keys=keys, sparse=sparse)
-    return _cached(f"mm-{bus}-{keys}-{sparse}-{json.dumps(run, sort_keys=True)}",
+    params = dict(ARRAY, bus_width=bus, kv_buffer_keys=keys, **(build or {}))
+    return _cached(f"mm-{bus}-{keys}-{json.dumps(build or {}, sort_keys=True)}-{json.dumps(run, sort_keys=True)}",
                    lambda: measure_engine_mm(params, [run], latency=LATENCY, sim=sim)["runs"][0])
 
 
@@ -85,11 +99,12 @@ def _bytes(sim: str) -> list[str]:
 
     lines = ["| run | K/V buffer | BYTES_READ (RTL) | cost model | BYTES_WRITTEN (RTL) | cost model | cycles |",
              "|---|---|---|---|---|---|---|"]
-    for name, run, keys, sparse in BYTE_RUNS:
-        found = _mm(64, keys, run, sim, sparse)
+    for name, run, keys, build, options in BYTE_RUNS:
+        found = _mm(64, keys, run, sim, build)
         heads = run.get("heads", 1)
         w = Workload("bench", run["seq_len"], run["head_dim"], heads, kv_heads=run.get("kv_heads"),
-                     q_len=run.get("query_len"), pattern=pattern_from_dict(run.get("pattern", {"pattern": "dense"})))
+                     q_len=run.get("query_len"), pattern=pattern_from_dict(run.get("pattern", {"pattern": "dense"})),
+                     **options)
         read, written = offchip_bytes(w, [ARRAY["rows"]], cols=[ARRAY["cols"]], kv_buffer_keys=[keys])
         lines.append(f"| {name} | {keys or 'none'} | {found['bytes_read']:,} | {read[0]:,.0f} "
                      f"({100 * (read[0] / found['bytes_read'] - 1):+.2f}%) | {found['bytes_written']:,} | "

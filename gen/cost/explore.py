@@ -104,9 +104,9 @@ def explore(workload: Workload, target: str, objective: str = "latency", *, budg
     ``memory_mapped`` the candidates are the memory-mapped top (docs/system.md), with and without a K/V
     buffer holding the workload's keys: its staging bits count in the area, its off-chip bytes in the
     energy."""
-    if memory_mapped and (not workload.pattern.is_dense or workload.rank or workload.msb_bits is not None
-                          or workload.recomputed_rows):
-        raise ValueError(f"the memory-mapped top runs dense layers only for now, not {workload.name}")
+    if memory_mapped and (not workload.pattern.is_dense or workload.recomputed_rows):
+        raise ValueError(f"the memory-mapped top's exploration takes dense layers (ranked, pruned or a progressive "
+                         f"first run included), not {workload.name}")
     if memory_mapped:
         space = dict(SPACE if space is None else space, kv_buffer=(0, 1))
     if target not in TARGETS:
@@ -134,8 +134,11 @@ def explore(workload: Workload, target: str, objective: str = "latency", *, budg
                                    t["max_heads"], importance=workload.rank)
     if memory_mapped:
         t["kv_buffer_keys"] = t["kv_buffer"] * cols * -(-workload.tokens // cols)
+        spatten = workload.rank or workload.msb_bits is not None or workload.tokens < workload.seq_len \
+            or workload.heads_computed < workload.heads
         t["memory_bits"] = t["memory_bits"] + dma_memory_bits(rows, cols, t["prob_tiles"], t["max_head_dim"],
-                                                              t["kv_buffer_keys"])
+                                                              t["kv_buffer_keys"],
+                                                              t["max_seq_len"] if spatten else None)
     t.update(predict_area(family, rows, cols, t["memory_bits"], fitted=fitted))
     if memory_mapped:
         read, written = offchip_bytes(workload, rows, cols=cols, kv_buffer_keys=t["kv_buffer_keys"],

@@ -191,18 +191,22 @@ def memory_bits(rows, cols, prob_tiles, max_seq_len, max_head_dim, max_heads, *,
     return bits
 
 
-def dma_memory_bits(rows, cols, prob_tiles, max_head_dim, kv_buffer_keys) -> np.ndarray:
+def dma_memory_bits(rows, cols, prob_tiles, max_head_dim, kv_buffer_keys, max_seq_len=None) -> np.ndarray:
     """Staging bits of the memory-mapped top's DMA (``EngineDMA.memory_bits``), vectorized: the K/V
     buffer's slots of K and V, two block slots of Q and of O, in words of ``cols`` bytes, each row's words
-    a power of two."""
-    from attn_rtl.hdl.engine_dma import MIN_KV_SLOTS
+    a power of two; with ``max_seq_len`` (a SpAtten build's lists), three copies of the token list."""
+    from attn_rtl.hdl.engine_dma import MIN_KV_SLOTS, list_entries, list_memory_bits
 
     rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
     slots = np.maximum(np.maximum(np.asarray(kv_buffer_keys, np.int64) // cols, MIN_KV_SLOTS),
                        np.asarray(prob_tiles, np.int64) + 2)
     words = -(-np.asarray(max_head_dim, np.int64) // cols)
     stride = np.left_shift(1, np.ceil(np.log2(words)).astype(np.int64))
-    return 8 * cols * stride * (2 * cols * slots + 4 * rows)
+    bits = 8 * cols * stride * (2 * cols * slots + 4 * rows)
+    if max_seq_len is None:
+        return bits
+    lists = np.vectorize(lambda c, n: 3 * list_memory_bits(int(n), list_entries(int(c))))(cols, max_seq_len)
+    return bits + lists
 
 
 #: Values the enumeration takes per parameter (``max_*`` as multiples of the workload's own size).
@@ -270,7 +274,9 @@ def offchip_bytes(workload: Workload, rows, *, cols=None, kv_buffer_keys=None,
 
     With ``kv_buffer_keys`` (the memory-mapped top's K/V buffer, with ``cols``): a dense layer whose
     keys fit the buffer's key tiles (:func:`attn_rtl.hdl.engine_dma.kv_slots`) reads each K/V head's K
-    and V once instead."""
+    (at ``msb_bits``, once even in a ranking run) and V once instead; the top also reads the token and
+    head lists of a pruned layer (2 bytes an entry) and writes a ranking run's head importances (4
+    bytes each) and a progressive run's row flags (a byte per query row)."""
     unique, inverse = np.unique(np.asarray(rows, np.int64).ravel(), return_inverse=True)
     d, heads, tokens = workload.head_dim, workload.heads_computed, workload.tokens
     queries = workload.queries
@@ -292,10 +298,13 @@ def offchip_bytes(workload: Workload, rows, *, cols=None, kv_buffer_keys=None,
         cols = np.asarray(cols, np.int64)
         slots = np.maximum(np.maximum(np.asarray(kv_buffer_keys, np.int64) // cols, MIN_KV_SLOTS),
                            np.asarray(prob_tiles) + 2)
-        reusable = (workload.pattern.is_dense and not workload.rank and workload.msb_bits is None)
-        once = heads * (queries * d + 2 * tokens * d / workload.group)
-        read = np.where(reusable & (-(-tokens // cols) <= slots), once, read)
+        k_bytes = (DATA_BITS if workload.msb_bits is None else workload.msb_bits) / 8
+        once = heads * (queries * d + (1 + k_bytes) * tokens * d / workload.group)
+        read = np.where(workload.pattern.is_dense & (-(-tokens // cols) <= slots), once, read)
+        read = read + 2 * ((tokens if workload.token_keep < 1 else 0) + (heads if workload.head_keep < 1 else 0))
     written = heads * (queries + workload.recomputed_rows) * d * DATA_BITS / 8 + (4 * tokens if workload.rank else 0)
+    if kv_buffer_keys is not None:
+        written += (4 * heads if workload.rank else 0) + (heads * queries if workload.msb_bits is not None else 0)
     return read, np.full(np.shape(read), written)
 
 
