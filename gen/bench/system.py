@@ -173,8 +173,8 @@ Supported today: dense builds (every runtime shape: several heads, grouped and m
 `QUERY_LEN`) and sparse builds: every pattern of docs/sparse.md and the decoder's `causal` and
 `causal-window`, the DMA reading the K and V rows of exactly the keys each tile gathers (taken from the
 engine's key index, a multiply per row for its address), per query block (no K/V reuse across blocks in
-a sparse run yet).  Not yet: pruned layers' token and head lists, importance output and progressive
-quantization through memory: `generate` refuses `importance` and `row_flags` builds with a message.
+a sparse run yet), and SpAtten builds (`importance`, `row_flags`): importance runs, pruned layers
+read through token and head lists, and progressive quantization reading K's MSB plane (below).
 
 ## Ports and address map
 
@@ -190,7 +190,45 @@ START, 1 BUSY, 2 DONE, 3 ERROR (a runtime value out of range; nothing ran), 4 RE
 WRITE_ERROR (an AXI4 response other than OKAY)), `CYCLES` (0x10), `BYTES_READ` (0x14),
 `BYTES_WRITTEN` (0x18), the runtime registers from 0x20 (`SEQ_LEN`, `HEADS`, `KV_HEADS`,
 `QUERY_LEN`, `HEAD_DIM`, `SCALE_MULT`, `SCALE_SHIFT`), then `Q_BASE`, `Q_ROW_STRIDE`,
-`Q_HEAD_STRIDE`, and the same for K, V and O.  The generated `<top>_regs.md` has the offsets of a build.
+`Q_HEAD_STRIDE`, and the same for K, V and O; a SpAtten build adds the registers of the next section.
+The generated `<top>_regs.md` has the offsets of a build.
+
+## SpAtten layers through memory
+
+A build with `importance` or `row_flags` (dense) adds, after the tensors' registers:
+
+| register | build | meaning |
+|---|---|---|
+| `LISTS` | both | bit 0: Q and O rows through the token list (query `i` is token `TOKEN_LIST[i]`); bit 1: K and V rows through it (key `j` is token `TOKEN_LIST[j]`); bit 2: every tensor's head `h` is head `HEAD_LIST[h]`.  Lists take `KV_HEADS` 0 or `HEADS` (else ERROR) |
+| `TOKEN_LIST_BASE`, `HEAD_LIST_BASE` | both | byte addresses of the lists: uint16, little-endian, `SEQ_LEN` (bit 1) or `QUERY_LEN` (bit 0 alone) and `HEADS` entries |
+| `TOKEN_IMPORTANCE_BASE`, `HEAD_IMPORTANCE_BASE` | `importance` | where an importance run (`IMPORTANCE` = 1) writes one unsigned little-endian 32-bit word per computed key and per computed head (64-bit when the engine's widths pass 32 bits), in computed order |
+| `ROW_FLAGS_BASE` | `row_flags` | every run writes a byte per computed query row (1: largest probability below `THRESHOLD`), heads after each other |
+| `K_MSB_BITS` | `row_flags` | 0 or 8: K is the int8 tensor; 1, 2 or 4: `K_BASE` and its strides describe K's **MSB plane**, a row of `ceil(d·m/8)` bytes holding each element's top `m` bits, element `j` at bit `j·m` (from bit 0 of the row's first byte); the engine takes K floored to those bits.  Other values: ERROR |
+
+The DMA reads the lists at the run's start (a row of up to `cols/2` entries per request, into a block RAM
+per reader: Q, K/V and O), then places every row through them (registered multiplies per row address:
+a row request every 5 cycles at most, against one a cycle without lists).  Importances and row flags leave through the write master between O's rows.
+An importance run walks each query block's K twice (the scan pass, then the computing pass with V): a
+head that fits the K/V buffer is read once; otherwise the scan pass reads K alone and the computing pass
+K and V, per block.
+
+The layer flows, as a driver runs them (`tb/test_engine_mm.py` does exactly this):
+
+- **Pruned layer** (cascade pruning): the previous layer's kept tokens and heads as the lists, `LISTS` = 7,
+  `SEQ_LEN`/`QUERY_LEN` = kept tokens, `HEADS` = kept heads, `IMPORTANCE` = 1; O's listed rows are
+  written at their original positions (the other rows stay as they were), the importances in list
+  order: rank them (top-k) and map through the lists for the next layer.
+- **Progressive quantization**: store K's MSB plane beside K (`attn_rtl.sim.memory_image.msb_plane`); run
+  with `K_MSB_BITS` = 4 and K's registers on the plane; read the row flags; then per head with flagged
+  rows, a run with K's registers on the int8 K, `K_MSB_BITS` = 0, `LISTS` = 5, the flagged rows as the
+  token list (`QUERY_LEN` = their count), the head as the head list, `HEADS` = 1.  O then holds the
+  progressive layer (`attn_rtl.sim.progressive.progressive_layer`); K's bytes are the plane's (once per
+  query block, or once per head that fits the buffer) plus the recomputed heads' K in full.
+
+```sh
+attn-rtl sim --memory-mapped --token-list 0,2,5,7 --head-list 0,3 --importance-run --heads 4 --seq-len 8 --json
+attn-rtl sim --memory-mapped --progressive 4 --threshold 0.3 --json      # the first run, K's MSB plane
+```
 
 ## Software
 
@@ -308,10 +346,16 @@ memory-mapped top has not been placed and routed.
 all five channels (Icarus by default; Verilator and an 8×8 case with `-m slow`): every layout, odd `L` and
 `d`, bases at odd addresses and just below a 4 KB boundary, several heads, grouped decode and
 multi-query heads, one key, heads longer than the buffer, 32/64/128/512-bit buses, every sparse and
-causal pattern on a sparse build, a refused start, back-to-back runs and a reset in the middle of a burst.  After each run: O bit-exact, **every other byte of memory unchanged** (it
+causal pattern on a sparse build, a refused start, back-to-back runs and a reset in the middle of a burst;
+on a SpAtten build, importance runs (a head in the buffer, and one re-read with K's scan pass), pruned
+layers through lists (every layout, bases just below 4 KB), K's MSB plane at 1, 2 and 4 bits, the whole
+progressive flow (the recomputation driven by the flags the first run wrote, O checked against the
+progressive layer), refused `K_MSB_BITS` and lists on grouped heads; with `-m slow`, also on Verilator
+and at 1-byte and 8-byte lanes.  Token and head importances and row flags are checked element by element
+like O.  After each run: O bit-exact, **every other byte of memory unchanged** (it
 is filled with a seeded pattern first), every burst at most 256 beats, aligned, not crossing 4 KB, and
-touching only bus words that hold bytes of the tensors the registers describe (reads: Q, K, V; writes:
-O), and the byte counters.  `test_a_read_outside_the_tensors_is_caught` programs a wrong K row stride and
+touching only bus words that hold bytes of the tensors the registers describe (reads: Q, K, V and the
+lists; writes: O, importances and row flags), and the byte counters.  `test_a_read_outside_the_tensors_is_caught` programs a wrong K row stride and
 expects the burst check to fail the run.  Reads are of whole bus words, so a read may cover bytes beside a
 row inside its first and last word; no word without a tensor byte is ever read.
 """
