@@ -691,17 +691,8 @@ def measure_engine_mm(params: dict, runs, *, latency: int = 100, bytes_per_cycle
     """
     import tempfile
 
+    from attn_rtl.sim import memory_image as mem
     from attn_rtl.sim.engine_stream import useful_macs
-    from attn_rtl.sim.memory_image import (
-        bytes_moved,
-        place,
-        read_output,
-        read_side,
-        run_expected,
-        side_bytes,
-        write_lists,
-        write_tensors,
-    )
     from attn_rtl.sim.runner import SimulationFailure, run_free
     from attn_rtl.tb.harness import operand_matrix
 
@@ -731,7 +722,7 @@ def measure_engine_mm(params: dict, runs, *, latency: int = 100, bytes_per_cycle
         if full["row_flags"]:
             side["threshold"] = run.setdefault("threshold", 1 << (nm.prob_width - 2))
         _engine_runs(full, [dict(shape, head_dim=d, **side)])
-        layout = place(heads=heads, kv_heads=kv_heads, q_len=q_len, kv_len=seq_len, head_dim=d,
+        layout = mem.place(heads=heads, kv_heads=kv_heads, q_len=q_len, kv_len=seq_len, head_dim=d,
                        layout=run.get("layout", "heads"), base=0x1000, gap=run.get("gap", 0),
                        importance_bytes=component.dma.importance_bytes if ranked else None,
                        row_flags=full["row_flags"], k_msb_bits=msb_bits,
@@ -741,8 +732,8 @@ def measure_engine_mm(params: dict, runs, *, latency: int = 100, bytes_per_cycle
         image = rng.integers(0, 256, size, dtype=np.uint8)
         q = operand_matrix(rng, (heads, q_len, d), nm.data_width, True, "random")
         k, v = (operand_matrix(rng, (kv_heads, seq_len, d), nm.data_width, True, "random") for _ in range(2))
-        write_tensors(image, layout, q, k, v)
-        write_lists(image, layout, token_list, head_list)
+        mem.write_tensors(image, layout, q, k, v)
+        mem.write_lists(image, layout, token_list, head_list)
         q_rows = np.asarray(token_list) if bits & 1 else np.arange(q_len)
         kv_rows = np.asarray(token_list) if bits & 2 else np.arange(seq_len)
         head_rows = np.asarray(head_list) if bits & 4 else np.arange(heads)
@@ -778,7 +769,7 @@ def measure_engine_mm(params: dict, runs, *, latency: int = 100, bytes_per_cycle
             # $writememh may add "// 0x…" address comments.
             memory = np.array([int(t, 16) for line in Path(run_dir, "out.hex").read_text().splitlines()
                                if not line.startswith("//") for t in line.split("//")[0].split()], np.uint8)
-        expected_o, expected_side = run_expected(
+        expected_o, expected_side = mem.run_expected(
             q, k, v, mult=mult, shift=shift, nm=nm, rows=rows, cols=cols, kv_heads=shape["kv_heads"],
             msb_bits=msb_bits, ranked=ranked, threshold=run.get("threshold") if full["row_flags"] else None,
             pattern=pattern if full["sparse"] else None)
@@ -788,20 +779,20 @@ def measure_engine_mm(params: dict, runs, *, latency: int = 100, bytes_per_cycle
         if found["done"] != 1:
             problems.append(f"no irq after {found['cycles']} cycles")
         computed_rows = np.ix_(head_rows, q_rows)
-        got = read_output(memory, layout)[computed_rows]
+        got = mem.read_output(memory, layout)[computed_rows]
         if not np.array_equal(got, expected_o):
             problems.append(f"{int((got != expected_o).sum())} elements of O differ from the golden model")
         image[layout.o.byte_addresses()[computed_rows]] = (expected_o & 0xFF).astype(np.uint8)
         for name, values in expected_side.items():
             placement = getattr(layout, name)
-            if not np.array_equal(read_side(memory, placement), np.reshape(values, (placement.heads, placement.rows))):
+            if not np.array_equal(mem.read_side(memory, placement), np.reshape(values, (placement.heads, placement.rows))):
                 problems.append(f"{name} differs from the golden model")
-            image[placement.byte_addresses()] = side_bytes(values, placement)
+            image[placement.byte_addresses()] = mem.side_bytes(values, placement)
         if not np.array_equal(memory, image):
             problems.append(f"{int((memory != image).sum())} bytes of memory outside O changed")
         if problems:
             raise SimulationFailure(f"memory-mapped run {index} {run} (seed {seed}) on {sim}: " + "; ".join(problems))
-        expected_bytes = bytes_moved(
+        expected_bytes = mem.bytes_moved(
             heads=shape["heads"], kv_heads=shape["kv_heads"], q_len=shape["query_len"], kv_len=shape["seq_len"],
             head_dim=d, rows=rows, cols=cols, kv_slots=component.dma.slots, gathered_keys=gathered,
             importance_bytes=component.dma.importance_bytes if ranked else None, row_flags=full["row_flags"],
