@@ -94,6 +94,7 @@ SPATTEN_RUNS = [
     dict(seq_len=7, head_dim=5, heads=2, importance=True),
     dict(seq_len=20, head_dim=6, heads=2, importance=True, layout="tokens", gap=1),
     dict(seq_len=12, head_dim=5, heads=3, tokens=[0, 3, 4, 7, 11], head_list=[0, 2], importance=True, gap=3),
+    dict(seq_len=26, head_dim=4, heads=2, tokens=[t for t in range(26) if t % 3], head_list=[1], importance=True),
     dict(seq_len=19, head_dim=9, heads=2, tokens=[1, 2, 5, 6, 8, 9, 10, 13, 15, 16, 17, 18], layout="fused",
          base=0xFF5),
     dict(seq_len=6, head_dim=4, override={"K_MSB_BITS": 3}, refused=True),
