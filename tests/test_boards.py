@@ -27,6 +27,7 @@ def test_icebreaker_bitstream_of_the_tiny_array(tmp_path):
     assert same_constraints(tmp_path / "build" / "top.pcf", "icebreaker.pcf")
 
 
+@pytest.mark.slow
 def test_arty_gets_vivado_scripts(tmp_path, capsys):
     assert main(["build", "array", "--preset", "tiny", "--board", "arty-a7-35", "-o", str(tmp_path)]) == 0
     assert "run them where Vivado is installed" in capsys.readouterr().out

@@ -542,12 +542,13 @@ def test_generate_memory_mapped_writes_top_map_driver_and_constraints(capsys, tm
 
 @pytest.mark.parametrize("flags, read, written", [
     # dense: Q once, K and V per block of 2 queries (20 keys do not fit the 5-tile ring), O
-    ([], 6 * 20 + 10 * 2 * 6 * 20, 6 * 20),
+    pytest.param([], 6 * 20 + 10 * 2 * 6 * 20, 6 * 20, marks=pytest.mark.slow),
     # a pruned importance run: 7 tokens, 2 heads (lists 18 bytes; K and V once), importances 4 bytes each
     (["--heads", "3", "--token-list", "1,3,5,7,9,11,13", "--head-list", "0,2", "--importance-run"],
      2 * 7 * 6 * 3 + 2 * 9, 2 * 7 * 6 + 4 * 7 + 4 * 2),
     # progressive first run: K's 4-bit MSB plane (3 bytes a row), row flags a byte per query
-    (["--progressive", "4", "--threshold", "0.3"], 6 * 20 + 10 * (3 + 6) * 20, 6 * 20 + 20),
+    pytest.param(["--progressive", "4", "--threshold", "0.3"], 6 * 20 + 10 * (3 + 6) * 20, 6 * 20 + 20,
+                 marks=pytest.mark.slow),
 ])
 def test_sim_memory_mapped_reports_cycles_and_bytes(capsys, flags, read, written):
     code, text, _ = run(capsys, "sim", "--memory-mapped", *MM_SMALL, "--seq-len", "20", "--head-dim", "6",

@@ -118,6 +118,7 @@ def test_spatten_layers_at_other_word_sizes(shape):
     _check(simulate_engine_mm(dict(SPATTEN, **shape), SPATTEN_RUNS, seed=12, pause=0.2))
 
 
+@pytest.mark.slow
 def test_lists_with_grouped_heads_are_refused():
     runs = [dict(seq_len=6, head_dim=4, heads=2, kv_heads=1, override={"LISTS": 1}, refused=True),
             dict(seq_len=6, head_dim=4, heads=2, tokens=[1, 4])]
