@@ -369,6 +369,11 @@ Yosys 0.70 for ECP5 (`synth_ecp5`, DSPs), 8×8, `max_seq_len` 512, `max_head_dim
 (2026-12-06, commit 11bf485): the engine alone 31,789 LUT4, 49,795 FF, 115 MULT18X18D, 12 DP16KD; the
 memory-mapped top with a 64-bit bus and a 512-key K/V buffer 38,589 LUT4, 53,312 FF, 116 MULT18X18D,
 44 DP16KD (the buffer's 524,288 bits are 32 of the block RAMs; 540,672 staging bits in all).
+Measured again after the SpAtten features (2026-12-06, the HDL of commit 80ba498 that the tables above
+measure; `attn_rtl.gen.flows.synth.synthesize` on the generated top): the same top 38,095 LUT4, 53,454 FF,
+116 MULT18X18D, 44 DP16KD; built with `importance` and `row_flags` 44,535 LUT4, 57,497 FF, 136
+MULT18X18D, 57 DP16KD (565,248 staging bits: three copies of the 512-entry token list; of the 20 more
+multipliers, 8 are the engine's importance unit and 12 the list placements' address products).
 
 Clock: the DMA alone (`./dev.sh bench timing --parts engine_mm.dma`, the default engine's sizes, 64-bit
 bus, reset timed; docs/timing.md) reaches 59.4 and 54.9 MHz (seeds 1, 2; median 57.1, commit 480a253),
