@@ -51,6 +51,8 @@ class RegisterSlice(wiring.Component):
         flip-flops and select the result by ``head_select`` (its own copy of the read pointer),
         instead of computing after the payload's multiplexer.
     head_select : Signal
+    tail_select : Signal
+        Which entry the next beat accepted goes to (the write pointer; read by the formal spec's invariants).
 
     Ports
     -----
@@ -73,21 +75,21 @@ class RegisterSlice(wiring.Component):
         self.entries = tuple(Signal(len(Value.cast(self.i.payload)), name=f"entry_{n}", reset_less=True)
                              for n in range(2))
         self.head_select = Signal()
+        self.tail_select = Signal()
 
     def elaborate(self, platform):
         m = Module()
         entries = self.entries
         w_ptr, r_ptr = Signal(), Signal()
-        count = Signal(range(3))
-        full, nonempty = Signal(), Signal()   # derivable from count, kept as flip-flops: i.ready, o.valid
+        full, nonempty = Signal(), Signal()   # the state is these two flags: i.ready and o.valid
+        count = Cat(nonempty & ~full, full)   # beats inside: 0, 1 or 2
         m.d.comb += [self.i.ready.eq(~full), self.o.valid.eq(nonempty)]
         push = self.i.valid & self.i.ready
         pop = self.o.valid & self.o.ready
         w_ptr_next, r_ptr_next = Mux(push, ~w_ptr, w_ptr), Mux(pop, ~r_ptr, r_ptr)
         after = count + push - pop
         full_next = after == 2
-        m.d.sync += [w_ptr.eq(w_ptr_next), r_ptr.eq(r_ptr_next),
-                     count.eq(after), full.eq(full_next), nonempty.eq(after != 0)]
+        m.d.sync += [w_ptr.eq(w_ptr_next), r_ptr.eq(r_ptr_next), full.eq(full_next), nonempty.eq(after != 0)]
         # Each group of payload bits is written and read by its own copies of the pointers and of
         # full: i.valid and o.ready reach a few gates, not every payload bit's enable.  The free
         # entry is don't-care, so it is written whether or not a beat arrives.
@@ -103,4 +105,5 @@ class RegisterSlice(wiring.Component):
             groups.append(Mux(g_r_ptr, entries[1][lo:hi], entries[0][lo:hi]))
         m.d.comb += self.o.payload.eq(Cat(*groups))
         m.d.sync += self.head_select.eq(r_ptr_next)   # merged with r_ptr by synthesis: one more load on it
+        m.d.comb += self.tail_select.eq(w_ptr)
         return m

@@ -1,0 +1,139 @@
+"""Properties of valid/ready streams for formal checks (:func:`attn_rtl.sim.formal.check`).
+
+A spec is a :class:`Spec`: a module with a ``sync`` domain whose clock is its
+only port and whose reset is free (any cycle may reset, the first one does),
+the design under test, and the properties added by the helpers below:
+
+- :func:`stream_source` on a stream the design drives: once ``valid`` is high
+  it stays high and the payload stable until the handshake (asserted), and
+  ``valid`` is low the cycle after a reset;
+- :func:`stream_environment` on a stream the design takes: the same rules,
+  assumed of the environment, with free ``valid``, payload and (for a sink)
+  ``ready``;
+- :class:`BeatTracker`: no beat lost, duplicated or changed between an input
+  and an output stream: the beats in and out are counted, and one beat chosen
+  by the solver (its index a free constant) must leave as the same payload.
+"""
+
+from __future__ import annotations
+
+from amaranth.asserts import AnyConst, AnySeq, Initial
+from amaranth.hdl import Assert, Assume, ClockDomain, Cover, ClockSignal, Module, Mux, ResetSignal, Signal, Value
+
+__all__ = ["Spec", "stream_source", "stream_environment", "BeatTracker", "register_slice_spec"]
+
+
+class Spec:
+    """A formal spec under construction: ``m`` (its module), ``rst`` (the free reset, high in the first
+    cycle), ``past(value)`` (the value a cycle ago) and ``ports`` for :func:`~attn_rtl.sim.formal.check`."""
+
+    def __init__(self):
+        self.m = m = Module()
+        m.domains.sync = ClockDomain("sync")
+        self.rst = Signal(name="free_rst")
+        m.d.comb += [self.rst.eq(AnySeq(1)), ResetSignal("sync").eq(self.rst)]
+        with m.If(Initial()):
+            m.d.comb += Assume(self.rst)
+        # The previous cycle was in reset (or there was none): no past to compare with.
+        self.after_reset = self.past(self.rst, init=1)
+
+    @property
+    def ports(self):
+        return [ClockSignal("sync")]
+
+    def past(self, value, init=0):
+        value = Value.cast(value)
+        held = Signal(len(value), init=init, reset_less=True)
+        self.m.d.sync += held.eq(value)
+        return held
+
+    def elaboratable(self):
+        return self.m
+
+
+def _stable_rules(spec: Spec, port, claim):
+    """``claim`` (Assert or Assume): a waiting beat stays, unchanged, until taken."""
+    m = spec.m
+    payload = Value.cast(port.payload)
+    waiting = spec.past(port.valid & ~port.ready)
+    before = spec.past(payload)
+    with m.If(waiting & ~spec.after_reset & ~spec.rst):
+        m.d.comb += [claim(port.valid), claim(payload == before)]
+
+
+def stream_source(spec: Spec, port, *, free_ready: bool = True):
+    """Rules asserted of a stream the design drives; its ``ready`` is free (any consumer) unless the spec
+    drives it."""
+    if free_ready:
+        spec.m.d.comb += port.ready.eq(AnySeq(1))
+    _stable_rules(spec, port, Assert)
+    with spec.m.If(spec.after_reset):
+        spec.m.d.comb += Assert(~port.valid)
+
+
+def stream_environment(spec: Spec, port):
+    """A legal source for a stream the design takes: free ``valid`` and payload, the rules assumed."""
+    m = spec.m
+    m.d.comb += [port.valid.eq(AnySeq(1)), Value.cast(port.payload).eq(AnySeq(len(Value.cast(port.payload))))]
+    _stable_rules(spec, port, Assume)
+    with m.If(spec.after_reset):
+        m.d.comb += Assume(~port.valid)
+
+
+class BeatTracker:
+    """Counts beats between ``i`` and ``o`` (at most ``capacity`` inside) and follows one: the ``pick``-th
+    beat accepted on ``i`` (``pick`` a free constant) must be the ``pick``-th sent on ``o``, unchanged.
+    ``inside`` is the count of beats in the design (for invariants of its state)."""
+
+    def __init__(self, spec: Spec, i, o, *, capacity: int, bits: int = 4):
+        m = spec.m
+        self.taken, self.sent = Signal(bits, name="beats_in"), Signal(bits, name="beats_out")
+        push, pop = i.valid & i.ready, o.valid & o.ready
+        m.d.sync += [self.taken.eq(self.taken + push), self.sent.eq(self.sent + pop)]
+        self.inside = Signal(bits, name="beats_inside")
+        m.d.comb += self.inside.eq(self.taken - self.sent)
+        m.d.comb += Assert(self.inside <= capacity)
+        with m.If(self.inside == 0):
+            m.d.comb += Assert(~o.valid)
+        self.pick = pick = Signal(bits, name="pick")
+        m.d.comb += pick.eq(AnyConst(bits))
+        payload_in, payload_out = Value.cast(i.payload), Value.cast(o.payload)
+        self.held = held = Signal(len(payload_in), name="picked_payload", reset_less=True)
+        self.seen = seen = Signal(name="picked_inside")   # the picked beat is inside the design
+        self.ahead = ahead = Signal(bits, name="picked_ahead")   # beats inside before it, when inside
+        m.d.comb += ahead.eq(pick - self.sent)
+        with m.If(pop & (self.sent == pick)):
+            m.d.comb += [Assert(seen), Assert(payload_out == held)]
+            m.d.sync += seen.eq(0)
+        with m.If(push & (self.taken == pick)):
+            m.d.sync += [held.eq(payload_in), seen.eq(1)]
+        # The picked beat is inside exactly when its index lies between those sent and those taken.
+        m.d.comb += Assert(seen == (ahead < self.inside))
+
+
+
+def register_slice_spec(width: int = 4, *, invariants: bool = True) -> Spec:
+    """:class:`~attn_rtl.hdl.register_slice.RegisterSlice`: stream rules on both ports, no beat lost,
+    duplicated or changed, at most two inside; with ``invariants`` also what k-induction needs of its
+    state (the flags against the count of beats inside, the tracked beat against the ring entry holding
+    it).  Without them the interface properties alone are checked (bounded), as mutations are."""
+    from attn_rtl.hdl.register_slice import RegisterSlice
+
+    spec = Spec()
+    m = spec.m
+    m.submodules.dut = dut = RegisterSlice(width)
+    stream_environment(spec, dut.i)
+    stream_source(spec, dut.o)
+    track = BeatTracker(spec, dut.i, dut.o, capacity=2)
+    # Reachable: full rate with a beat inside, the slice full, and a beat passing while full.
+    push, pop = dut.i.valid & dut.i.ready, dut.o.valid & dut.o.ready
+    m.d.comb += [Cover(push & pop & (track.inside == 1)), Cover(track.inside == 2),
+                 Cover(pop & (track.inside == 2) & spec.past(track.inside == 2))]
+    if not invariants:
+        return spec
+    m.d.comb += [Assert(dut.o.valid == (track.inside != 0)), Assert(dut.i.ready == (track.inside != 2)),
+                 Assert(dut.tail_select == (dut.head_select ^ track.inside[0]))]
+    with m.If(track.seen):
+        entry = Mux(dut.head_select ^ track.ahead[0], dut.entries[1], dut.entries[0])
+        m.d.comb += Assert(entry == track.held)
+    return spec
