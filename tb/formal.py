@@ -18,7 +18,7 @@ the design under test, and the properties added by the helpers below:
 from __future__ import annotations
 
 from amaranth.asserts import AnyConst, AnySeq, Initial
-from amaranth.hdl import Assert, Assume, ClockDomain, Cover, ClockSignal, Module, Mux, ResetSignal, Signal, Value
+from amaranth.hdl import Assert, Assume, ClockDomain, ClockSignal, Cover, Module, Mux, ResetSignal, Signal, Value
 
 __all__ = ["Spec", "stream_source", "stream_environment", "BeatTracker", "register_slice_spec"]
 
