@@ -18,9 +18,9 @@ the design under test, and the properties added by the helpers below:
 from __future__ import annotations
 
 from amaranth.asserts import AnyConst, AnySeq, Initial
-from amaranth.hdl import Assert, Assume, ClockDomain, ClockSignal, Cover, Module, Mux, ResetSignal, Signal, Value
+from amaranth.hdl import Assert, Assume, ClockDomain, ClockSignal, Const, Cover, Module, Mux, ResetSignal, Signal, Value
 
-__all__ = ["Spec", "stream_source", "stream_environment", "BeatTracker", "register_slice_spec"]
+__all__ = ["Spec", "stream_source", "stream_environment", "BeatTracker", "register_slice_spec", "credit_fifo_spec"]
 
 
 class Spec:
@@ -136,4 +136,31 @@ def register_slice_spec(width: int = 4, *, invariants: bool = True) -> Spec:
     with m.If(track.seen):
         entry = Mux(dut.head_select ^ track.ahead[0], dut.entries[1], dut.entries[0])
         m.d.comb += Assert(entry == track.held)
+    return spec
+
+
+class _Writes:
+    """The credit writer's side of a :class:`~attn_rtl.hdl.credit_fifo.CreditFIFO` as a stream that is always
+    ready, for :class:`BeatTracker`."""
+
+    def __init__(self, fifo):
+        self.valid, self.ready, self.payload = fifo.w_en, Const(1), fifo.w_data
+
+
+def credit_fifo_spec(width: int = 2, depth: int = 3, memory: str = "registers") -> Spec:
+    """:class:`~attn_rtl.hdl.credit_fifo.CreditFIFO` under a writer that keeps its credits (at most ``depth``
+    entries inside, none written in reset): stream rules on ``r``, no entry lost, duplicated or changed."""
+    from attn_rtl.hdl.credit_fifo import CreditFIFO
+
+    spec = Spec()
+    m = spec.m
+    m.submodules.dut = dut = CreditFIFO(width=width, depth=depth, memory=memory)
+    m.d.comb += [dut.w_en.eq(AnySeq(1)), dut.w_data.eq(AnySeq(width))]
+    stream_source(spec, dut.r)
+    track = BeatTracker(spec, _Writes(dut), dut.r, capacity=depth)
+    with m.If(dut.w_en):
+        m.d.comb += [Assume(track.inside < depth), Assume(~spec.rst)]
+    pop = dut.r.valid & dut.r.ready
+    m.d.comb += [Cover(track.inside == depth), Cover(dut.w_en & pop & (track.inside == 1)),
+                 Cover(pop & spec.past(dut.r.valid & ~dut.r.ready))]
     return spec
