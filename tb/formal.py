@@ -17,10 +17,15 @@ the design under test, and the properties added by the helpers below:
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from typing import Callable
+
 from amaranth.asserts import AnyConst, AnySeq, Initial
 from amaranth.hdl import Assert, Assume, ClockDomain, ClockSignal, Const, Cover, Module, Mux, ResetSignal, Signal, Value
 
-__all__ = ["Spec", "stream_source", "stream_environment", "BeatTracker", "register_slice_spec", "credit_fifo_spec"]
+__all__ = ["Spec", "stream_source", "stream_environment", "BeatTracker", "register_slice_spec", "credit_fifo_spec",
+           "FormalCheck", "Mutation", "CHECKS", "MUTATIONS", "run_check", "run_mutation"]
 
 
 class Spec:
@@ -164,3 +169,88 @@ def credit_fifo_spec(width: int = 2, depth: int = 3, memory: str = "registers") 
     m.d.comb += [Cover(track.inside == depth), Cover(dut.w_en & pop & (track.inside == 1)),
                  Cover(pop & spec.past(dut.r.valid & ~dut.r.ready))]
     return spec
+
+
+@dataclass(frozen=True)
+class FormalCheck:
+    """One proof: ``make()`` builds the spec, checked in ``mode`` to ``depth`` (k-induction's depth for
+    ``prove``); ``slow`` ones run with ``-m slow``."""
+    name: str
+    block: str
+    parameters: str
+    make: Callable[[], Spec]
+    mode: str
+    depth: int
+    properties: str
+    slow: bool = False
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One net broken (a Yosys ``mutate`` of ``wire`` in ``mode``) that the bounded check of ``make()``'s
+    spec must catch: ``what`` it breaks."""
+    name: str
+    block: str
+    make: Callable[[], Spec]
+    mode: str
+    wire: str
+    depth: int
+    what: str
+
+
+_STREAM = "AXI4-Stream rules (valid held, payload stable until taken; valid low after reset)"
+_TRACKED = "no beat lost, duplicated or changed (a solver-chosen beat followed through)"
+
+CHECKS = (
+    FormalCheck("register_slice_1", "RegisterSlice", "1-bit payload", lambda: register_slice_spec(1), "prove", 8,
+                f"{_STREAM} on both ports; {_TRACKED}; at most 2 inside"),
+    FormalCheck("register_slice_4", "RegisterSlice", "4-bit payload", lambda: register_slice_spec(4), "prove", 8,
+                f"{_STREAM} on both ports; {_TRACKED}; at most 2 inside"),
+    FormalCheck("register_slice_cover", "RegisterSlice", "4-bit payload", lambda: register_slice_spec(4), "cover", 8,
+                "reachable: a beat in and out in one cycle, full, a beat out while full"),
+    FormalCheck("credit_fifo_12", "CreditFIFO", "2-bit entries, depth 3, flip-flop storage", credit_fifo_spec, "bmc",
+                12, f"{_STREAM} on r; {_TRACKED}; at most depth inside (writer keeps its credits)"),
+    FormalCheck("credit_fifo_16", "CreditFIFO", "2-bit entries, depth 3, flip-flop storage", credit_fifo_spec, "bmc",
+                16, f"{_STREAM} on r; {_TRACKED}; at most depth inside (writer keeps its credits)", slow=True),
+    FormalCheck("credit_fifo_cover", "CreditFIFO", "2-bit entries, depth 3, flip-flop storage", credit_fifo_spec,
+                "cover", 12, "reachable: full, a write and a read at full rate, a read after a stall"),
+)
+
+MUTATIONS = (
+    Mutation("register_slice_ready", "RegisterSlice", lambda: register_slice_spec(invariants=False), "const1",
+             "i__ready", 8, "ready stuck high: a full slice takes a beat and loses one"),
+    Mutation("register_slice_read_pointer", "RegisterSlice", lambda: register_slice_spec(invariants=False), "inv",
+             "dut.r_ptr", 8, "read pointer inverted: beats leave out of order"),
+    Mutation("register_slice_valid", "RegisterSlice", lambda: register_slice_spec(invariants=False), "const1",
+             "o__valid", 8, "valid stuck high: a beat sent after reset with nothing inside"),
+    Mutation("credit_fifo_nonempty", "CreditFIFO", credit_fifo_spec, "const1", "dut.nonempty", 12,
+             "the memory's nonempty flag stuck high: a beat never written is sent"),
+    Mutation("credit_fifo_ring_empty", "CreditFIFO", credit_fifo_spec, "inv", "dut.ring_empty", 12,
+             "the ring's empty flag inverted: the output takes the wrong word"),
+    Mutation("credit_fifo_write_address", "CreditFIFO", credit_fifo_spec, "const0", "dut.w_ptr_0_0", 12,
+             "a write address bit stuck at 0: an entry is overwritten"),
+)
+
+
+def run_check(check: FormalCheck):
+    """:func:`attn_rtl.sim.formal.check` of one entry of :data:`CHECKS`."""
+    from attn_rtl.sim.formal import check as formal_check
+
+    spec = check.make()
+    return formal_check(spec.elaboratable(), name=check.name, mode=check.mode, depth=check.depth, ports=spec.ports)
+
+
+def run_mutation(mutation: Mutation):
+    """The bounded check of a :data:`MUTATIONS` entry's spec with its net broken: ``(command, result)``;
+    the result must be FAIL, naming a property of this file."""
+    from attn_rtl.sim.formal import check as formal_check
+    from attn_rtl.sim.formal import mutations
+
+    spec = mutation.make()
+    pattern = rf"-mode {mutation.mode} .*-wire {re.escape(mutation.wire)} "
+    found = [line for line in mutations(spec.elaboratable(), ports=spec.ports) if re.search(pattern, line)]
+    if not found:
+        raise LookupError(f"no {mutation.mode} mutation of {mutation.wire} in {mutation.block}'s model")
+    spec = mutation.make()
+    return found[0], formal_check(spec.elaboratable(), name=mutation.name, mode="bmc", depth=mutation.depth,
+                                  ports=spec.ports, mutation=found[0])

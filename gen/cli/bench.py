@@ -10,6 +10,7 @@ def cmd_bench(args) -> int:
     from attn_rtl.gen.bench import cost as bench_cost
     from attn_rtl.gen.bench import decoder as bench_decoder
     from attn_rtl.gen.bench import engine as bench_engine
+    from attn_rtl.gen.bench import formal as bench_formal
     from attn_rtl.gen.bench import softmax as bench_softmax
     from attn_rtl.gen.bench import sparse as bench_sparse
     from attn_rtl.gen.bench import spatten as bench_spatten
@@ -19,7 +20,8 @@ def cmd_bench(args) -> int:
 
     module = {"array": bench_array, "softmax": bench_softmax, "engine": bench_engine, "sparse": bench_sparse,
               "topk": bench_topk, "spatten": bench_spatten, "cost": bench_cost,
-              "timing": bench_timing, "decoder": bench_decoder, "system": bench_system}[args.unit]
+              "timing": bench_timing, "decoder": bench_decoder, "system": bench_system,
+              "formal": bench_formal}[args.unit]
     parts = [p.strip() for p in (args.parts or ",".join(module.PARTS)).split(",") if p.strip()]
     known = getattr(module, "part_names", lambda: module.PARTS)()
     for part in parts:
@@ -49,6 +51,7 @@ def cmd_bench(args) -> int:
             "topk": lambda: bench_topk.run(parts, sim=args.sim, jobs=args.jobs),
             "spatten": lambda: bench_spatten.run(parts, sim=args.sim),
             "cost": lambda: bench_cost.run(parts),
+            "formal": lambda: bench_formal.run(parts),
             "timing": lambda: bench_timing.run(parts, seeds=seeds)}
     if args.unit in runs:
         print(f"wrote {runs[args.unit]()}")
@@ -67,7 +70,7 @@ def add_parser(sub) -> None:
     bench = sub.add_parser("bench", help="measure a unit (cycles, area, Fmax) and write the table into docs/",
                            description="Run a benchmark and write its Markdown table into docs/.")
     bench.add_argument("unit", choices=["array", "softmax", "engine", "sparse", "decoder", "topk", "spatten", "cost",
-                                        "timing", "system"])
+                                        "timing", "system", "formal"])
     bench.add_argument("--parts", default=None,
                        help="comma-separated; array: utilization, area, fmax; softmax: accuracy, area, fmax; "
                             "engine: utilization, area, fmax; sparse: utilization; decoder: prefill, decode; "
