@@ -22,9 +22,25 @@ from dataclasses import dataclass
 from typing import Callable
 
 from amaranth.asserts import AnyConst, AnySeq, Initial
-from amaranth.hdl import Assert, Assume, ClockDomain, ClockSignal, Const, Cover, Module, Mux, ResetSignal, Signal, Value
+from amaranth.hdl import (
+    Assert,
+    Assume,
+    Cat,
+    ClockDomain,
+    ClockSignal,
+    Const,
+    Cover,
+    Module,
+    Mux,
+    ResetSignal,
+    Signal,
+    Value,
+)
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 __all__ = ["Spec", "stream_source", "stream_environment", "BeatTracker", "register_slice_spec", "credit_fifo_spec",
+           "register_file_spec",
            "FormalCheck", "Mutation", "CHECKS", "MUTATIONS", "run_check", "run_mutation"]
 
 
@@ -171,6 +187,92 @@ def credit_fifo_spec(width: int = 2, depth: int = 3, memory: str = "registers") 
     return spec
 
 
+class _Channel:
+    """An AXI4-Lite channel seen as a stream (``valid``, ``ready``, ``payload``) for the rules above."""
+
+    def __init__(self, valid, ready, payload):
+        self.valid, self.ready, self.payload = valid, ready, payload
+
+
+class _RegisterFile(wiring.Component):
+    """:func:`~attn_rtl.hdl.engine_axil.serve_registers` over a small map: two RW registers (8 and 3 bits)
+    at 0x20 and 0x24, ID at 0x00, a status at 0x0C (CTRL: START on a write of bit 0)."""
+
+    RW = ((0x20, 8), (0x24, 3))
+
+    def __init__(self):
+        from attn_rtl.hdl.engine_axil import axil_slave_members
+
+        super().__init__({**axil_slave_members(8), "start": Out(1), "status": In(4)})
+        self.targets = [Signal(bits, name=f"target_{offset:x}") for offset, bits in self.RW]
+
+    def elaborate(self, platform):
+        from attn_rtl.hdl.engine_axil import Register, serve_registers
+
+        m = Module()
+        registers = [Register(f"R{offset:X}", offset, "RW", bits, "", f"r{n}")
+                     for n, (offset, bits) in enumerate(self.RW)]
+        target = type("Targets", (), {f"r{n}": t for n, t in enumerate(self.targets)})()
+        start = serve_registers(m, self, registers, {"engine": target},
+                                {0x00: Const(0x4154544E, 32), 0x0C: self.status})
+        m.d.comb += self.start.eq(start)
+        return m
+
+
+def register_file_spec() -> Spec:
+    """The AXI4-Lite slave of every top (``serve_registers``): the channel rules (the master's assumed, the
+    slave's asserted), one response per request and in order, OKAY for a mapped register (a write to a
+    read-only one, or any access off the map, SLVERR), a read returning the register's value (0 off the
+    map); k-induction with the pending counts as invariants."""
+    spec = Spec()
+    m = spec.m
+    m.submodules.dut = dut = _RegisterFile()
+    m.d.comb += dut.status.eq(AnySeq(4))
+    aw = _Channel(dut.s_axil_awvalid, dut.s_axil_awready, dut.s_axil_awaddr)
+    w = _Channel(dut.s_axil_wvalid, dut.s_axil_wready, Cat(dut.s_axil_wdata, dut.s_axil_wstrb))
+    ar = _Channel(dut.s_axil_arvalid, dut.s_axil_arready, dut.s_axil_araddr)
+    b = _Channel(dut.s_axil_bvalid, dut.s_axil_bready, dut.s_axil_bresp)
+    r = _Channel(dut.s_axil_rvalid, dut.s_axil_rready, Cat(dut.s_axil_rdata, dut.s_axil_rresp))
+    for channel in (aw, w, ar):
+        stream_environment(spec, channel)
+    for channel in (b, r):
+        stream_source(spec, channel)
+    rw = {offset: target for (offset, _), target in zip(_RegisterFile.RW, dut.targets)}
+    word = lambda addr: addr[2:]   # noqa: E731  (AXI4-Lite: the word address)
+
+    # Writes: accepted with their data, then exactly one response, OKAY for RW registers and CTRL.
+    wrote = aw.valid & aw.ready
+    m.d.comb += Assert(aw.ready == w.ready)
+    write_ok = Signal(name="write_ok")
+    mapped_write = Cat(word(aw.payload) == (offset >> 2) for offset in (*rw, 0x0C)).any()
+    pending_b = Signal(name="pending_b")
+    with m.If(wrote):
+        m.d.sync += [write_ok.eq(mapped_write), pending_b.eq(1)]
+    with m.Elif(b.valid & b.ready):
+        m.d.sync += pending_b.eq(0)
+    m.d.comb += [Assert(b.valid == pending_b), Assert(~(wrote & pending_b & ~(b.valid & b.ready)))]
+    with m.If(b.valid):
+        m.d.comb += Assert(b.payload == Mux(write_ok, 0b00, 0b10))
+
+    # Reads: one response each; the value of the register when the address was taken.
+    read = ar.valid & ar.ready
+    expected = Signal(34, name="read_expected")
+    pending_r = Signal(name="pending_r")
+    value = Cat(Const(0, 32), Const(0b10, 2))
+    for offset, reg in {0x00: Const(0x4154544E, 32), 0x0C: dut.status, **rw}.items():
+        value = Mux(word(ar.payload) == (offset >> 2), Cat(reg.as_unsigned() if hasattr(reg, "as_unsigned")
+                                                           else reg, Const(0, 32 - len(reg)), Const(0, 2)), value)
+    with m.If(read):
+        m.d.sync += [expected.eq(value), pending_r.eq(1)]
+    with m.Elif(r.valid & r.ready):
+        m.d.sync += pending_r.eq(0)
+    m.d.comb += [Assert(r.valid == pending_r), Assert(~(read & pending_r & ~(r.valid & r.ready)))]
+    with m.If(r.valid):
+        m.d.comb += Assert(r.payload == expected)
+    m.d.comb += [Cover(b.valid & (b.payload == 0b10)), Cover(r.valid & (expected[:8] != 0) & (word(ar.payload) == 8)),
+                 Cover(dut.start)]
+    return spec
+
 @dataclass(frozen=True)
 class FormalCheck:
     """One proof: ``make()`` builds the spec, checked in ``mode`` to ``depth`` (k-induction's depth for
@@ -196,6 +298,7 @@ class Mutation:
     wire: str
     depth: int
     what: str
+    bit: int | None = None
 
 
 _STREAM = "AXI4-Stream rules (valid held, payload stable until taken; valid low after reset)"
@@ -212,6 +315,13 @@ CHECKS = (
                 12, f"{_STREAM} on r; {_TRACKED}; at most depth inside (writer keeps its credits)"),
     FormalCheck("credit_fifo_16", "CreditFIFO", "2-bit entries, depth 3, flip-flop storage", credit_fifo_spec, "bmc",
                 16, f"{_STREAM} on r; {_TRACKED}; at most depth inside (writer keeps its credits)", slow=True),
+    FormalCheck("register_file", "serve_registers (AXI4-Lite slave)", "two RW registers, ID, a status",
+                register_file_spec, "prove", 6,
+                "AXI4-Lite channel rules (the master's assumed, the slave's asserted); one response per request, "
+                "in order; OKAY on the map, SLVERR off it or to a read-only register; a read returns the "
+                "register's value (0 off the map)"),
+    FormalCheck("register_file_cover", "serve_registers (AXI4-Lite slave)", "two RW registers, ID, a status",
+                register_file_spec, "cover", 6, "reachable: SLVERR, a register read back after a write, START"),
     FormalCheck("credit_fifo_cover", "CreditFIFO", "2-bit entries, depth 3, flip-flop storage", credit_fifo_spec,
                 "cover", 12, "reachable: full, a write and a read at full rate, a read after a stall"),
 )
@@ -223,6 +333,14 @@ MUTATIONS = (
              "dut.r_ptr", 8, "read pointer inverted: beats leave out of order"),
     Mutation("register_slice_valid", "RegisterSlice", lambda: register_slice_spec(invariants=False), "const1",
              "o__valid", 8, "valid stuck high: a beat sent after reset with nothing inside"),
+    Mutation("register_file_slverr", "serve_registers (AXI4-Lite slave)", register_file_spec, "const0",
+             "s_axil_bresp", 6, "bresp bit 1 stuck at 0: a write off the map answers OKAY", bit=1),
+    Mutation("register_file_read_ready", "serve_registers (AXI4-Lite slave)", register_file_spec, "const1",
+             "s_axil_arready", 6, "arready stuck high: a read taken while the last one's answer waits"),
+    Mutation("register_file_read_valid", "serve_registers (AXI4-Lite slave)", register_file_spec, "inv",
+             "s_axil_rvalid", 6, "rvalid inverted: an answer with no request"),
+    Mutation("register_file_read_data", "serve_registers (AXI4-Lite slave)", register_file_spec, "const1",
+             "s_axil_rdata", 6, "rdata bit 4 stuck at 1: a register (or a read off the map) read back wrong", bit=4),
     Mutation("credit_fifo_nonempty", "CreditFIFO", credit_fifo_spec, "const1", "dut.nonempty", 12,
              "the memory's nonempty flag stuck high: a beat never written is sent"),
     Mutation("credit_fifo_ring_empty", "CreditFIFO", credit_fifo_spec, "inv", "dut.ring_empty", 12,
@@ -248,6 +366,8 @@ def run_mutation(mutation: Mutation):
 
     spec = mutation.make()
     pattern = rf"-mode {mutation.mode} .*-wire {re.escape(mutation.wire)} "
+    if mutation.bit is not None:
+        pattern += rf"-wirebit {mutation.bit} "
     found = [line for line in mutations(spec.elaboratable(), ports=spec.ports) if re.search(pattern, line)]
     if not found:
         raise LookupError(f"no {mutation.mode} mutation of {mutation.wire} in {mutation.block}'s model")

@@ -105,11 +105,12 @@ Re-run: `./dev.sh bench formal --parts mutations`.
 
 ### Not yet proven
 
-The issue's list beyond these two blocks: the systolic array, softmax unit, output accumulator, sparse
-scheduler, top-k engine and its merge level, the importance units, the engine top, the AXI4-Lite register
-file and the memory-mapped top; k-induction of the credit FIFO (it needs invariants of its counters; the
-bounded check stands meanwhile); the FIFO in ECP5 block RAM (the DP16KD model is not read by the formal
-flow yet).
+The AXI4-Lite slave is proven as `serve_registers`, the function every top's register file is (over a
+small map; the tops themselves, with their engines, are not checked formally).  Not yet: the systolic
+array, softmax unit, output accumulator, sparse scheduler, top-k engine and its merge level, the
+importance units, the engine top and the memory-mapped top; liveness (a run finishing within the cost
+model's cycles); k-induction of the credit FIFO (it needs invariants of its counters; the bounded check
+stands meanwhile); the FIFO in ECP5 block RAM (the DP16KD model is not read by the formal flow yet).
 
 ## Simulation
 
