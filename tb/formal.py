@@ -219,6 +219,22 @@ class _RegisterFile(wiring.Component):
         return m
 
 
+def _one_answer(spec: Spec, request, answer, record, name: str):
+    """One answer per request, in order: ``answer`` is valid exactly while a taken request waits for it, and
+    no request is taken while one waits (unless its answer leaves in that cycle).  Returns ``record`` as it
+    was when the request was taken."""
+    m = spec.m
+    asked, answered = request.valid & request.ready, answer.valid & answer.ready
+    pending = Signal(name=f"{name}_pending")
+    held = Signal.like(record, name=name, reset_less=True)
+    with m.If(asked):
+        m.d.sync += [held.eq(record), pending.eq(1)]
+    with m.Elif(answered):
+        m.d.sync += pending.eq(0)
+    m.d.comb += [Assert(answer.valid == pending), Assert(~(asked & pending & ~answered))]
+    return held
+
+
 def register_file_spec() -> Spec:
     """The AXI4-Lite slave of every top (``serve_registers``): the channel rules (the master's assumed, the
     slave's asserted), one response per request and in order, OKAY for a mapped register (a write to a
@@ -240,33 +256,17 @@ def register_file_spec() -> Spec:
     rw = {offset: target for (offset, _), target in zip(_RegisterFile.RW, dut.targets)}
     word = lambda addr: addr[2:]   # noqa: E731  (AXI4-Lite: the word address)
 
-    # Writes: accepted with their data, then exactly one response, OKAY for RW registers and CTRL.
-    wrote = aw.valid & aw.ready
+    # Writes are taken with their data; each request then gets exactly one answer: OKAY for RW registers
+    # and CTRL, SLVERR otherwise.  Reads: the register's value when the address was taken (0 off the map).
     m.d.comb += Assert(aw.ready == w.ready)
-    write_ok = Signal(name="write_ok")
     mapped_write = Cat(word(aw.payload) == (offset >> 2) for offset in (*rw, 0x0C)).any()
-    pending_b = Signal(name="pending_b")
-    with m.If(wrote):
-        m.d.sync += [write_ok.eq(mapped_write), pending_b.eq(1)]
-    with m.Elif(b.valid & b.ready):
-        m.d.sync += pending_b.eq(0)
-    m.d.comb += [Assert(b.valid == pending_b), Assert(~(wrote & pending_b & ~(b.valid & b.ready)))]
+    write_ok = _one_answer(spec, aw, b, mapped_write, "write_ok")
     with m.If(b.valid):
         m.d.comb += Assert(b.payload == Mux(write_ok, 0b00, 0b10))
-
-    # Reads: one response each; the value of the register when the address was taken.
-    read = ar.valid & ar.ready
-    expected = Signal(34, name="read_expected")
-    pending_r = Signal(name="pending_r")
     value = Cat(Const(0, 32), Const(0b10, 2))
     for offset, reg in {0x00: Const(0x4154544E, 32), 0x0C: dut.status, **rw}.items():
-        value = Mux(word(ar.payload) == (offset >> 2), Cat(reg.as_unsigned() if hasattr(reg, "as_unsigned")
-                                                           else reg, Const(0, 32 - len(reg)), Const(0, 2)), value)
-    with m.If(read):
-        m.d.sync += [expected.eq(value), pending_r.eq(1)]
-    with m.Elif(r.valid & r.ready):
-        m.d.sync += pending_r.eq(0)
-    m.d.comb += [Assert(r.valid == pending_r), Assert(~(read & pending_r & ~(r.valid & r.ready)))]
+        value = Mux(word(ar.payload) == (offset >> 2), Cat(reg, Const(0, 32 - len(reg)), Const(0, 2)), value)
+    expected = _one_answer(spec, ar, r, value, "read_expected")
     with m.If(r.valid):
         m.d.comb += Assert(r.payload == expected)
     m.d.comb += [Cover(b.valid & (b.payload == 0b10)), Cover(r.valid & (expected[:8] != 0) & (word(ar.payload) == 8)),
