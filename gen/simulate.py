@@ -591,7 +591,7 @@ def simulate_engine_mm(params: dict, runs, *, sim: str = "icarus", seed: int = 1
             shape.update(lists["computed"])
         side = {k: r[k] for k in ("importance", "threshold") if k in r}
         if full["row_flags"]:
-            side.setdefault("threshold", 1 << (Numerics(**full["numerics"]).prob_width - 2))
+            side.setdefault("threshold", _default_threshold(Numerics(**full["numerics"])))
         checked_run = _engine_runs(full, [dict(shape, pattern=r.get("pattern", {"pattern": "dense"}), **side)])[0]
         r.update({k: checked_run[k] for k in ("importance", "threshold") if k in checked_run})
         r["pattern_registers"], gathered = _mm_pattern(component, r)
@@ -623,6 +623,11 @@ def simulate_engine_mm(params: dict, runs, *, sim: str = "icarus", seed: int = 1
                         sim=sim, config=cfg)
     report.update(sim=sim)
     return report
+
+
+def _default_threshold(nm: Numerics) -> int:
+    """A row-flag build's threshold when a run names none: a largest probability of 1/4."""
+    return 1 << (nm.prob_width - 2)
 
 
 def _mm_lists(params: dict, run: dict) -> dict:
@@ -716,17 +721,18 @@ def measure_engine_mm(params: dict, runs, *, latency: int = 100, bytes_per_cycle
         lists = _mm_lists(full, run)
         token_list, head_list = run.get("token_list"), run.get("head_list")
         bits = run.get("lists", 0)
+        rows_of = mem.listed_rows(bits, token_list, head_list, heads=heads, q_len=q_len, kv_len=seq_len)
         shape = dict(heads=heads, kv_heads=kv_heads, seq_len=seq_len, query_len=q_len)
         shape.update(lists.get("computed", {}))
         side = {"importance": ranked} if full["importance"] else {}
         if full["row_flags"]:
-            side["threshold"] = run.setdefault("threshold", 1 << (nm.prob_width - 2))
+            side["threshold"] = run.setdefault("threshold", _default_threshold(nm))
         _engine_runs(full, [dict(shape, head_dim=d, **side)])
         layout = mem.place(heads=heads, kv_heads=kv_heads, q_len=q_len, kv_len=seq_len, head_dim=d,
                        layout=run.get("layout", "heads"), base=0x1000, gap=run.get("gap", 0),
                        importance_bytes=component.dma.importance_bytes if ranked else None,
                        row_flags=full["row_flags"], k_msb_bits=msb_bits,
-                       lists=(len(token_list) if bits & 3 else 0, len(head_list) if bits & 4 else 0),
+                       lists=(rows_of.token_entries, rows_of.head_entries),
                        computed=(shape["heads"], shape["query_len"], shape["seq_len"]))
         size = 1 << (layout.end + 4096).bit_length()
         image = rng.integers(0, 256, size, dtype=np.uint8)
@@ -734,11 +740,8 @@ def measure_engine_mm(params: dict, runs, *, latency: int = 100, bytes_per_cycle
         k, v = (operand_matrix(rng, (kv_heads, seq_len, d), nm.data_width, True, "random") for _ in range(2))
         mem.write_tensors(image, layout, q, k, v)
         mem.write_lists(image, layout, token_list, head_list)
-        q_rows = np.asarray(token_list) if bits & 1 else np.arange(q_len)
-        kv_rows = np.asarray(token_list) if bits & 2 else np.arange(seq_len)
-        head_rows = np.asarray(head_list) if bits & 4 else np.arange(heads)
         if bits:
-            q, k, v = q[head_rows][:, q_rows], k[head_rows][:, kv_rows], v[head_rows][:, kv_rows]
+            q, k, v = rows_of.gather(q, k, v)
         mult, shift = _default_scale(component, d)
         pattern_registers, gathered = _mm_pattern(component, run)
         writes = dict(SEQ_LEN=shape["seq_len"], HEADS=shape["heads"], KV_HEADS=shape["kv_heads"],
@@ -778,7 +781,7 @@ def measure_engine_mm(params: dict, runs, *, latency: int = 100, bytes_per_cycle
         problems = []
         if found["done"] != 1:
             problems.append(f"no irq after {found['cycles']} cycles")
-        computed_rows = np.ix_(head_rows, q_rows)
+        computed_rows = np.ix_(rows_of.heads, rows_of.queries)
         got = mem.read_output(memory, layout)[computed_rows]
         if not np.array_equal(got, expected_o):
             problems.append(f"{int((got != expected_o).sum())} elements of O differ from the golden model")

@@ -162,12 +162,11 @@ class EngineDMA(wiring.Component):
         self.outstanding = positive_int("outstanding", outstanding, at_most=64)
         self.sparse = boolean("sparse", sparse)
         self.progressive = boolean("row_flags", row_flags)   # row flags, and K read from its MSB plane
-        if (importance_widths is not None or row_flags) and sparse:
-            raise ValueError("importance runs and row flags take a dense engine (sparse = false)")
         self.importance_widths = importance_widths
         self.has_lists = boolean("lists", lists)
-        if lists and sparse:
-            raise ValueError("token and head lists take a dense engine (sparse = false)")
+        if sparse and (importance_widths is not None or row_flags or lists):
+            raise ValueError("importance runs, row flags and token and head lists take a dense engine "
+                             "(sparse = false)")
         self.list_entries = list_entries(cols)
         #: Bytes of one token importance and one head importance in memory (little-endian, unsigned).
         self.importance_bytes = None if importance_widths is None else tuple(

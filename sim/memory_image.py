@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["Placement", "MemoryLayout", "LAYOUTS", "SIDE_BUFFERS", "LIST_BUFFERS", "MSB_PLANE_BITS", "place",
-           "msb_plane", "plane_row_bytes", "write_tensors", "write_lists", "side_bytes", "read_side", "read_output", "tensor_bytes",
+           "msb_plane", "plane_row_bytes", "ListedRows", "listed_rows", "write_tensors", "write_lists", "side_bytes", "read_side", "read_output", "tensor_bytes",
            "burst_problems", "bytes_moved", "run_expected"]
 
 #: ``heads``: each tensor ``[H][L][d]`` on its own; ``tokens``: each ``[L][H·d]`` (a projection's output);
@@ -186,6 +186,37 @@ def write_tensors(image: np.ndarray, layout: MemoryLayout, q, k, v) -> None:
         if x.shape != (t.heads, t.rows, t.d):
             raise ValueError(f"{name} has shape {x.shape}, its placement {(t.heads, t.rows, t.d)}")
         image[t.byte_addresses()] = (x & 0xFF).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class ListedRows:
+    """What a run computes through its lists (``LISTS`` bits): the heads, queries and keys it takes, as
+    indices of the tensors; the entries of the token and head lists the DMA reads."""
+    heads: np.ndarray
+    queries: np.ndarray
+    keys: np.ndarray
+    token_entries: int
+    head_entries: int
+
+    @property
+    def computed(self) -> tuple[int, int, int]:
+        """(heads, queries, keys) the run computes."""
+        return len(self.heads), len(self.queries), len(self.keys)
+
+    def gather(self, q, k, v):
+        """q, k, v ``(H, L, d)`` reduced to the rows and heads the run computes (lists take ungrouped heads)."""
+        return (q[self.heads][:, self.queries], k[self.heads][:, self.keys], v[self.heads][:, self.keys])
+
+
+def listed_rows(lists: int, token_list, head_list, *, heads: int, q_len: int, kv_len: int) -> ListedRows:
+    """The rows and heads of a run with ``lists`` (bit 0: Q and O rows by ``token_list``, bit 1: K and V
+    rows by it, bit 2: heads by ``head_list``); all of them without."""
+    tokens = np.asarray(token_list if token_list is not None else [], np.int64)
+    head_ids = np.asarray(head_list if head_list is not None else [], np.int64)
+    return ListedRows(heads=head_ids if lists & 4 else np.arange(heads),
+                      queries=tokens if lists & 1 else np.arange(q_len),
+                      keys=tokens if lists & 2 else np.arange(kv_len),
+                      token_entries=len(tokens) if lists & 3 else 0, head_entries=len(head_ids) if lists & 4 else 0)
 
 
 def write_lists(image: np.ndarray, layout: MemoryLayout, tokens=None, heads=None) -> None:

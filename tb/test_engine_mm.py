@@ -30,6 +30,7 @@ from attn_rtl.sim.memory_image import (
     SIDE_BUFFERS,
     burst_problems,
     bytes_moved,
+    listed_rows,
     place,
     read_output,
     read_side,
@@ -209,16 +210,13 @@ async def memory_mapped_runs(dut):
         ranked, msb_bits = bool(run.get("importance")), run.get("k_msb_bits", 8)
         # Lists: bit 0 Q and O rows, bit 1 K and V rows by the token list, bit 2 heads by the head list.
         lists = run.get("lists", 0)
-        token_list, head_list = (np.asarray(run.get(k, []), np.int64) for k in ("token_list", "head_list"))
-        q_rows = token_list if lists & 1 else np.arange(q_len)
-        kv_rows = token_list if lists & 2 else np.arange(kv_len)
-        head_rows = head_list if lists & 4 else np.arange(heads)
-        computed = (len(head_rows), len(q_rows), len(kv_rows))
+        token_list, head_list = run.get("token_list"), run.get("head_list")
+        rows = listed_rows(lists, token_list, head_list, heads=heads, q_len=q_len, kv_len=kv_len)
+        computed = rows.computed
         placing = dict(heads=heads, kv_heads=kv_heads, q_len=q_len, kv_len=kv_len, head_dim=d, layout=run["layout"],
                        base=run["base"], gap=run["gap"], row_flags=cfg["row_flags"])
         layout = place(**placing, importance_bytes=tuple(cfg["importance_bytes"]) if ranked else None,
-                       k_msb_bits=msb_bits, lists=(len(token_list) if lists & 3 else 0,
-                                                   len(head_list) if lists & 4 else 0), computed=computed)
+                       k_msb_bits=msb_bits, lists=(rows.token_entries, rows.head_entries), computed=computed)
         full_k = place(**placing) if run.get("recompute") else None   # the recomputation's K, in full
         if max(layout.end, full_k.end if full_k else 0) > bench.size:
             raise ValueError(f"run {n} needs {layout.end} bytes of memory, the bench has {bench.size}")
@@ -230,10 +228,11 @@ async def memory_mapped_runs(dut):
             write_tensors(bench.image, full_k, q, k, v)
             bench.store([full_k.k])
         write_tensors(bench.image, layout, q, k, v)
-        write_lists(bench.image, layout, token_list if lists & 3 else None, head_list if lists & 4 else None)
+        write_lists(bench.image, layout, token_list if rows.token_entries else None,
+                    head_list if rows.head_entries else None)
         bench.store(layout.placements(("q", "k", "v", *LIST_BUFFERS)))
         # The run computes the listed rows and heads (lists take ungrouped heads).
-        listed = (q[head_rows][:, q_rows], k[head_rows][:, kv_rows], v[head_rows][:, kv_rows]) if lists else (q, k, v)
+        listed = rows.gather(q, k, v) if lists else (q, k, v)
         run_kv_heads = computed[0] if lists else kv_heads
 
         values = _run_values(cfg, layout, computed, run_kv_heads, d, run, lists, ranked)
@@ -261,7 +260,7 @@ async def memory_mapped_runs(dut):
         if not await bench.wait_done(f"run {n}"):
             break
         expected, side = bench.golden(*listed, run, run_kv_heads, msb_bits, ranked)
-        memory = await bench.check(f"run {n}", layout, np.ix_(head_rows, q_rows), expected, side,
+        memory = await bench.check(f"run {n}", layout, np.ix_(rows.heads, rows.queries), expected, side,
                                    (run["bytes_read"], run["bytes_written"]))
         dut._log.info("run %d (%s, H %d/%d, L %d, q %d, d %d): %d cycles, %d reads, %d writes", n, run["layout"],
                       heads, kv_heads, kv_len, q_len, d, bench.cycles[-1], len(bench.log.reads),
