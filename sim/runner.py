@@ -16,22 +16,30 @@
 no cocotb, no per-cycle Python) into a standalone binary for cycle
 measurements of long runs: without cocotb's VPI every signal need not be
 public, so Verilator optimizes the model fully.
+
+Inside :func:`unknown_power_up` every :func:`run_cocotb` simulates the
+generated Verilog without its power-up values (as an ASIC, or an FPGA whose
+configuration does not set them): Icarus starts every register and memory
+word at X, Verilator at a random value drawn from the run's seed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import fcntl
 import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import uuid
 from pathlib import Path
 
-__all__ = ["SIMULATORS", "SimulationFailure", "run_cocotb", "run_free", "default_cache_dir", "verilator_env"]
+__all__ = ["SIMULATORS", "SimulationFailure", "run_cocotb", "run_free", "default_cache_dir", "verilator_env",
+           "unknown_power_up", "without_power_up_values"]
 
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
@@ -110,6 +118,51 @@ def _locked(directory: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+_POWER_UP_SEED = contextvars.ContextVar("power_up_seed", default=None)
+
+
+@contextlib.contextmanager
+def unknown_power_up(seed: int):
+    """Within this block, :func:`run_cocotb` drops the generated Verilog's power-up values
+    (:func:`without_power_up_values`): Icarus starts every register at X; Verilator is built with
+    ``--x-initial unique --x-assign unique`` and run with ``+verilator+rand+reset+2
+    +verilator+seed+<seed>`` (a random value per register, drawn from ``seed``, 1 or more)."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 1:
+        raise ValueError(f"seed must be a positive integer, not {seed!r}")
+    token = _POWER_UP_SEED.set(seed)
+    try:
+        yield
+    finally:
+        _POWER_UP_SEED.reset(token)
+
+
+_DECLARED_VALUE = re.compile(r"^(\s*reg\b[^=;]*?)\s*=[^;]*;", re.MULTILINE)
+_INITIAL_BLOCK = re.compile(r"^\s*initial begin\n(?:.*\n)*?\s*end\n", re.MULTILINE)
+
+
+def without_power_up_values(text: str) -> str:
+    """Amaranth's Verilog with neither register initializers (``reg [7:0] x = 8'h00;``) nor memory
+    ``initial`` blocks: what a register holds before its first reset or write is then unknown."""
+    return _INITIAL_BLOCK.sub("", _DECLARED_VALUE.sub(r"\1 ;", text))   # the space ends an escaped name
+
+
+def _generated_without_power_up(source: Path, cache_dir: Path) -> Path:
+    """``source`` itself unless Amaranth wrote it (testbench harnesses keep their values), else a copy
+    without power-up values, cached by content."""
+    text = source.read_text()
+    if '(* generator = "Amaranth" *)' not in text:
+        return source
+    stripped = without_power_up_values(text)
+    digest = hashlib.sha256(stripped.encode()).hexdigest()[:16]
+    path = cache_dir / "power-up" / f"{source.stem}-{digest}.v"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
+        partial.write_text(stripped)
+        partial.replace(path)
+    return path
+
+
 def _build_key(sources, toplevel, sim, build_args) -> str:
     h = hashlib.sha256()
     for part in (sim, toplevel, *build_args):
@@ -153,8 +206,16 @@ def run_cocotb(*, sources, toplevel: str, test_module: str, sim: str = "icarus",
     from cocotb_tools.runner import get_runner
 
     sources = [Path(s).resolve() for s in sources]
+    cache_dir = cache_dir or default_cache_dir()
+    power_up_seed = _POWER_UP_SEED.get()
+    plusargs = []
+    if power_up_seed is not None:
+        sources = [_generated_without_power_up(s, cache_dir) for s in sources]
     if sim == "verilator":
         build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"]
+        if power_up_seed is not None:
+            build_args += ["--x-assign", "unique", "--x-initial", "unique"]
+            plusargs = ["+verilator+rand+reset+2", f"+verilator+seed+{power_up_seed}"]
     else:
         # Yosys makes every `always @*` run once at time 0 through a `reg x = 0;` initializer, which
         # is an event only under Verilog-2005 rules; cocotb's -g2012 (SystemVerilog rules) drops it
@@ -164,7 +225,7 @@ def run_cocotb(*, sources, toplevel: str, test_module: str, sim: str = "icarus",
     parameters = dict(parameters or {})
     key = _build_key(sources, toplevel, sim, [*build_args, env_changes.get("MAKEFLAGS", ""),
                                               json.dumps(parameters, sort_keys=True)])
-    build_dir = (cache_dir or default_cache_dir()) / "sim" / f"{toplevel}-{sim}-{key}"
+    build_dir = cache_dir / "sim" / f"{toplevel}-{sim}-{key}"
 
     run_dir = build_dir / f"run-{uuid.uuid4().hex[:12]}"
     report_path = run_dir / "report.json"
@@ -192,7 +253,7 @@ def run_cocotb(*, sources, toplevel: str, test_module: str, sim: str = "icarus",
                 runner.test(test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
                             build_dir=build_dir, test_dir=run_dir,
                             results_xml=str(run_dir / "results.xml"), extra_env=extra_env, seed=seed,
-                            timescale=TIMESCALE, waves=waves, log_file=log_path)
+                            timescale=TIMESCALE, waves=waves, log_file=log_path, plusargs=plusargs)
         except SystemExit as e:  # cocotb's runner exits under pytest when a test fails
             failure = f"simulator exited with {e.code}"
     report = json.loads(report_path.read_text()) if report_path.exists() else None

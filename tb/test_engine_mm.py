@@ -62,6 +62,8 @@ class BurstLog:
         dut = self.dut
         while True:
             await RisingEdge(dut.aclk)
+            if str(dut.aresetn.value) != "1":   # in reset (or before it) the master's outputs may be unknown
+                continue
             if dut.m_axi_arvalid.value and dut.m_axi_arready.value:
                 self.reads.append((int(dut.m_axi_araddr.value), int(dut.m_axi_arlen.value) + 1))
             if dut.m_axi_awvalid.value and dut.m_axi_awready.value:

@@ -6,6 +6,9 @@
 // SIGNEDA/SIGNEDB inputs select two's complement per operand.  Any other configuration
 // stops the simulation, so the model cannot silently differ from the hardware.
 // Yosys's own ECP5 simulation library has no register support for this cell.
+// hdl/multiplier.py leaves the RST pins unconnected (inactive in the silicon): tri0 keeps them
+// low in simulation too, where an undriven input would otherwise be z (Icarus) or, with
+// --x-initial unique, a random value (Verilator).
 `default_nettype none
 // The real primitive's parameters that this model accepts but does not implement.
 /* verilator lint_off UNUSEDPARAM */
@@ -101,10 +104,10 @@ module MULT18X18D(A0, A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13, A1
   input wire CE1;
   input wire CE2;
   input wire CE3;
-  input wire RST0;
-  input wire RST1;
-  input wire RST2;
-  input wire RST3;
+  input tri0 RST0;
+  input tri0 RST1;
+  input tri0 RST2;
+  input tri0 RST3;
   output wire P0;
   output wire P1;
   output wire P2;
