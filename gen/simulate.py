@@ -22,7 +22,8 @@ from attn_rtl.sim.sparse import (
 from .generate import cached_verilog, unit
 
 __all__ = ["simulate_array", "simulate_softmax", "simulate_accumulator", "simulate_scheduler", "simulate_topk", "simulate_engine", "simulate_layer",
-           "simulate_progressive", "simulate_engine_axil", "simulate_engine_mm", "measure_engine_mm", "measure_engine", "check_probability"]
+           "simulate_progressive", "simulate_engine_axil", "simulate_engine_mm", "measure_engine_mm", "measure_engine", "check_probability",
+           "check_seed"]
 
 #: The full-rate harness around the engine (tb/engine_bench.v).
 ENGINE_BENCH = Path(attn_rtl.tb.__file__).resolve().parent / "engine_bench.v"
@@ -35,6 +36,13 @@ def check_probability(name: str, value) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be a probability from 0 up to (not including) 1, not {value!r}")
     return float(value)
+
+
+def check_seed(seed) -> int:
+    """A testbench's seed: a non-negative integer (numpy's generators take no other)."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, not {seed!r}")
+    return int(seed)
 
 
 def simulate_array(params: dict, *, sim: str = "icarus", seed: int = 1, tiles=None, idle: float = 0.0,
@@ -53,7 +61,7 @@ def simulate_array(params: dict, *, sim: str = "icarus", seed: int = 1, tiles=No
         raise ValueError("tiles must list at least one reduction length")
     for depth in tiles:
         positive_int("reduction length", depth, at_most=full["max_reduction"])
-    cfg = dict(full, seed=int(seed), tiles=tiles, idle=check_probability("idle", idle),
+    cfg = dict(full, seed=check_seed(seed), tiles=tiles, idle=check_probability("idle", idle),
                stall=check_probability("stall", stall), reset_mid=bool(reset_mid), operands=operands)
     models = unit("array").simulation_models(full)
     report = run_cocotb(sources=[path, *models], toplevel=unit("array").top, test_module=unit("array").testbench,
@@ -86,7 +94,7 @@ def simulate_softmax(params: dict, *, sim: str = "icarus", seed: int = 1, groups
     for g in groups:
         positive_int("rows", g["rows"], at_most=full["slots"])
         positive_int("keys", g["keys"], at_most=full["max_seq_len"])
-    cfg = dict(full, seed=int(seed), groups=list(groups), scale_mult=int(scale_mult), scale_shift=int(scale_shift),
+    cfg = dict(full, seed=check_seed(seed), groups=list(groups), scale_mult=int(scale_mult), scale_shift=int(scale_shift),
                idle=check_probability("idle", idle), stall=check_probability("stall", stall),
                reset_mid=bool(reset_mid), recurrence=component.slot_recurrence)
     models = unit("softmax").simulation_models(full)
@@ -127,7 +135,7 @@ def simulate_accumulator(params: dict, *, sim: str = "icarus", seed: int = 1, bl
     def fields(port):
         return [(name, field.width) for name, field in port.payload.shape()]
 
-    cfg = dict(full, seed=int(seed), blocks=list(blocks), idle=check_probability("idle", idle),
+    cfg = dict(full, seed=check_seed(seed), blocks=list(blocks), idle=check_probability("idle", idle),
                recip_idle=check_probability("recip_idle", idle if recip_idle is None else recip_idle),
                stall=check_probability("stall", stall), reset_mid=bool(reset_mid),
                acc_width=component.acc_width, sum_width=component.sum_width, recurrence=component.recurrence,
@@ -155,7 +163,7 @@ def simulate_scheduler(params: dict, runs, *, sim: str = "icarus", seed: int = 1
             positive_int("heads", r["heads"], at_most=full["max_heads"])
             positive_int("group", r.get("group", 1), at_most=full["max_heads"])
             check_queries(pattern_from_dict(r["pattern"]), r["seq_len"], r.get("query_len"), r.get("group", 1))
-    cfg = dict(full, seed=int(seed), runs=list(runs), stall=check_probability("stall", stall),
+    cfg = dict(full, seed=check_seed(seed), runs=list(runs), stall=check_probability("stall", stall),
                reset_mid=bool(reset_mid))
     report = run_cocotb(sources=[path], toplevel=unit("scheduler").top, test_module=unit("scheduler").testbench,
                         sim=sim, config=cfg)
@@ -185,7 +193,7 @@ def simulate_topk(params: dict, problems, *, sim: str = "icarus", seed: int = 1,
         positive_int("n", p["n"], at_most=None if out_of_range else full["max_n"])
         if not out_of_range:
             positive_int("k", p["k"], at_most=full["max_k"])
-    cfg = dict(full, seed=int(seed), problems=problems, idle=check_probability("idle", idle),
+    cfg = dict(full, seed=check_seed(seed), problems=problems, idle=check_probability("idle", idle),
                stall=check_probability("stall", stall), reset_mid=bool(reset_mid), measure=bool(measure))
     report = run_cocotb(sources=[path], toplevel=unit("topk").top, test_module=unit("topk").testbench,
                         sim=sim, config=cfg)
@@ -294,7 +302,7 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
                           DIL_BITS=len(e.dilation), GCOUNT_BITS=len(e.global_count),
                           GLOBALS_BITS=len(e.global_tokens.as_value()))
     mult, shift = _default_scale(component, runs[0]["head_dim"])
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     sources = [path, *unit("engine").simulation_models(full), ENGINE_BENCH, ENGINE_BENCH_MAIN]
     results = []
     for index, run in enumerate(runs):
@@ -405,7 +413,7 @@ def simulate_engine(params: dict, runs, *, sim: str = "icarus", seed: int = 1, s
         mult, shift = _default_scale(component, runs[0]["head_dim"])
         scale_mult = mult if scale_mult is None else scale_mult
         scale_shift = shift if scale_shift is None else scale_shift
-    cfg = dict(full, seed=int(seed), runs=runs, scale_mult=int(scale_mult), scale_shift=int(scale_shift),
+    cfg = dict(full, seed=check_seed(seed), runs=runs, scale_mult=int(scale_mult), scale_shift=int(scale_shift),
                idle=check_probability("idle", idle), stall=check_probability("stall", stall),
                reset_mid=bool(reset_mid), start_latency=component.engine.start_latency,
                reset_latency=component.engine.reset_latency)
@@ -542,18 +550,20 @@ def simulate_progressive(params: dict, q_int, k_int, v_int, *, scale_mult: int, 
 
 
 def simulate_engine_axil(params: dict, runs, *, sim: str = "icarus", seed: int = 1, idle: float = 0.0,
-                         stall: float = 0.0) -> dict:
+                         stall: float = 0.0, fuzz: int = 0) -> dict:
     """The AXI4-Lite top (``<top>_axil``) under ``tb/test_engine_axil.py``: register file checks, then
     ``runs`` (dense; ``heads``, ``seq_len``, ``head_dim``) started through the registers, every O beat
-    compared with the golden model."""
+    compared with the golden model.  ``fuzz`` random transactions first, starts with out-of-range
+    values, and random writes and STARTs during every run (see the testbench)."""
     from attn_rtl.sim.runner import run_cocotb
 
     path, component = cached_verilog("engine_axil", params)
     full = component.params
     runs = _engine_runs(full, runs)
     mult, shift = _default_scale(component, runs[0]["head_dim"])
-    cfg = dict(full, seed=int(seed), runs=runs, scale_mult=int(mult), scale_shift=int(shift),
-               idle=check_probability("idle", idle), stall=check_probability("stall", stall))
+    cfg = dict(full, seed=check_seed(seed), runs=runs, scale_mult=int(mult), scale_shift=int(shift),
+               idle=check_probability("idle", idle), stall=check_probability("stall", stall),
+               fuzz=int_in_range("fuzz", fuzz, 0, 1 << 20))
     u = unit("engine_axil")
     report = run_cocotb(sources=[path, *u.simulation_models(full)], toplevel=u.top, test_module=u.testbench,
                         sim=sim, config=cfg)
@@ -613,7 +623,7 @@ def simulate_engine_mm(params: dict, runs, *, sim: str = "icarus", seed: int = 1
         checked.append(r)
     mult, shift = _default_scale(component, checked[0]["head_dim"])
     longest = max(r["heads"] * r["seq_len"] * r["head_dim"] * -(-r["query_len"] // full["rows"]) for r in checked)
-    cfg = dict(full, seed=int(seed), runs=checked, scale_mult=int(mult), scale_shift=int(shift),
+    cfg = dict(full, seed=check_seed(seed), runs=checked, scale_mult=int(mult), scale_shift=int(shift),
                importance_bytes=component.dma.importance_bytes, kv_slots=component.dma.slots,
                pause=check_probability("pause", pause), reset_mid=bool(reset_mid), memory_bytes=int(memory_bytes),
                registers={r.name: r.offset for r in component.registers},
@@ -708,7 +718,7 @@ def measure_engine_mm(params: dict, runs, *, latency: int = 100, bytes_per_cycle
     bus_bytes = full["bus_width"] // 8
     bytes_per_cycle = bus_bytes if bytes_per_cycle is None else positive_int("bytes_per_cycle", bytes_per_cycle)
     positive_int("latency", latency, at_most=1 << 20)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     regs = {r.name: r.offset for r in component.registers}
     results = []
     for index, run in enumerate(runs):

@@ -219,7 +219,9 @@ class SparseScheduler(wiring.Component):
                     & (self.heads <= p["max_heads"])
                     & (self.global_count <= G) & globals_ok)
         if p["sparse"]:
-            in_range = (in_range & (~(is_1d | is_causal_window) | (self.window >= 1))
+            # Codes past the last pattern (6 and 7 of the 3-bit register) name no pattern: refused.
+            in_range = (in_range & (self.pattern <= max(PATTERN_CODES.values()))
+                        & (~(is_1d | is_causal_window) | (self.window >= 1))
                         & (~is_dilated | ((self.dilation >= 1) & (self.dilation <= p["max_dilation"])))
                         & (~is_grid | ((grid_area == self.seq_len) & (self.window_h >= 1)
                                        & (self.window_w >= 1))))

@@ -10,7 +10,11 @@ import numpy as np
 from .decoder import check_decoder_shapes
 from .golden import AttentionResult, attention_float, check_qkv_shapes
 
-__all__ = ["load_qkv", "error_figures"]
+__all__ = ["load_qkv", "error_figures", "MAX_SCORES"]
+
+#: The golden model holds every score of a run at once (int64 and float64 arrays): inputs needing more
+#: than this many (heads x queries x keys) are refused rather than left to exhaust memory.
+MAX_SCORES = 1 << 26
 
 
 def load_qkv(path, *, decoder: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -52,6 +56,11 @@ def load_qkv(path, *, decoder: bool = False) -> tuple[np.ndarray, np.ndarray, np
     for name, x in (("q", q), ("k", k), ("v", v)):
         if not np.all(np.isfinite(x)):
             raise ValueError(f"{name} in {path} holds a non-finite value (inf or nan)")
+    heads = max(q.shape[0] if q.ndim == 3 else 1, k.shape[0] if k.ndim == 3 else 1)
+    scores = heads * q.shape[-2] * k.shape[-2]
+    if scores > MAX_SCORES:
+        raise ValueError(f"inputs {path} need {scores} scores (heads x queries x keys), more than the golden "
+                         f"model holds in memory ({MAX_SCORES})")
     return (q.astype(np.float64), k.astype(np.float64), v.astype(np.float64))
 
 

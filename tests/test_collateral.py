@@ -105,6 +105,21 @@ def test_axi_lite_register_top(sim):
     assert report["passed"] and report["elements"] > 100
 
 
+@pytest.mark.parametrize("sim, params, seed", [
+    ("icarus", dict(rows=2, cols=3, max_seq_len=32, max_head_dim=8, max_heads=3, importance=True, row_flags=True), 41),
+    pytest.param("icarus", dict(rows=3, cols=2, max_seq_len=40, max_head_dim=6, max_heads=5, sparse=True,
+                                max_globals=2), 7, marks=pytest.mark.slow),
+    pytest.param("verilator", dict(rows=2, cols=3, max_seq_len=32, max_head_dim=8, max_heads=3), 9,
+                 marks=pytest.mark.slow)])
+def test_register_file_under_random_traffic_then_bit_exact_runs(sim, params, seed):
+    """300 random AXI4-Lite transactions (any address, unaligned, off the map, random strobes) against a shadow
+    of the register file; then every runtime value just outside its range (ERROR, no run); then runs with
+    random register writes and STARTs while busy, bit-exact (tb/test_engine_axil.py)."""
+    runs = [dict(seq_len=7, head_dim=5, heads=2), dict(seq_len=1, head_dim=1), dict(seq_len=9, head_dim=3, heads=1)]
+    report = simulate_engine_axil(params, runs, sim=sim, seed=seed, idle=0.3, stall=0.3, fuzz=300)
+    assert report["passed"] and report["elements"] > 400
+
+
 def test_clock_is_validated(tmp_path, capsys):
     for bad in (0, -5, 2000, "fast", True):
         with pytest.raises(ValueError, match="clock_mhz must be a number from 1 to 1000"):
