@@ -253,6 +253,8 @@ def _runs(max_seq_len: int):
         dict(pattern=P("causal"), seq_len=9, heads=1, expect_error=True, registers=dict(global_count=1)),
         dict(pattern=P("window", window=3), seq_len=9, heads=1, expect_error=True, registers=dict(group=2)),
         dict(pattern=P("window", window=3), seq_len=9, heads=1, expect_error=True, registers=dict(query_len=4)),
+        dict(pattern=P("dense"), seq_len=9, heads=1, expect_error=True, registers=dict(pattern=6)),  # no such code
+        dict(pattern=P("window", window=3), seq_len=9, heads=1, expect_error=True, registers=dict(pattern=7)),
     ]
     return runs[:3] + bad + runs[3:]
 
