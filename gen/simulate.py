@@ -255,13 +255,16 @@ def _default_scale(component, head_dim: int) -> tuple[int, int]:
     return score_multiplier(1.0 / (math.sqrt(head_dim) * 127 * 127 / 16), component.nm)
 
 
-def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1) -> dict:
+def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1, stall: float = 0.0) -> dict:
     """Cycles of the engine at full rate (streams never stall), each output checked against the golden model.
 
     Runs the DMA-model harness ``tb/engine_bench.v`` under its own driver
     ``tb/engine_bench_main.v``: a standalone simulation with no Python per
     cycle (no cocotb), so long sequences take seconds.  ``runs`` as for
-    :func:`simulate_engine` (random operands, seeded).  The report's ``runs``
+    :func:`simulate_engine` (random operands, seeded), each optionally with its own ``scale_mult`` and
+    ``scale_shift``.  With ``stall`` (a probability) every stream waits at random instead (each source's
+    valid and each sink's ready held low in a cycle with that chance; the cycle counts then measure the
+    harness, not the engine).  The report's ``runs``
     hold ``cycles`` (first input beat accepted to last output beat),
     ``ideal_cycles``, ``useful_macs``, ``mac_utilization``, ``mismatched_beats``
     and ``counter`` (the core's own ``ctrl_cycles``).
@@ -301,13 +304,18 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
         parameters.update(KEY_BITS=len(e.kv_index.payload.keys.as_value()) // cols, WINDOW_BITS=len(e.window),
                           DIL_BITS=len(e.dilation), GCOUNT_BITS=len(e.global_count),
                           GLOBALS_BITS=len(e.global_tokens.as_value()))
-    mult, shift = _default_scale(component, runs[0]["head_dim"])
+    default_scale = _default_scale(component, runs[0]["head_dim"])
     rng = np.random.default_rng(check_seed(seed))
+    stall_draw = round(check_probability("stall", stall) * 1024)
+    # A run waits about 1/(1 - stall) times longer per stream; twice that leaves room for chains of waits.
+    slowdown = 1 if not stall_draw else 2 * -(-1024 // (1024 - stall_draw)) ** 2
     sources = [path, *unit("engine").simulation_models(full), ENGINE_BENCH, ENGINE_BENCH_MAIN]
     results = []
     for index, run in enumerate(runs):
         heads, seq_len, d = run["heads"], run["seq_len"], run["head_dim"]
         kv_heads, query_len = run.get("kv_heads", heads), run.get("query_len", seq_len)
+        mult = int_in_range("scale_mult", run.get("scale_mult", default_scale[0]), 0, (1 << nm.mult_width) - 1)
+        shift = int_in_range("scale_shift", run.get("scale_shift", default_scale[1]), 0, nm.max_shift)
         shape = dict(query_len=query_len, group=heads // kv_heads)
         pattern = pattern_from_dict(run["pattern"])
         mask = None if pattern.is_dense else allowed_mask(pattern, seq_len, **shape)
@@ -328,8 +336,9 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1)
                         o_total=len(data),
                         # Four times the array's busy cycles: a score and its value tiles per key tile, each
                         # as long as the array is tall at least (a one-row decode block fills one row).
-                        budget=4 * kv_heads * len(schedule) * (max(d, rows) + -(-d // cols) * max(cols, rows))
-                        + 10_000)
+                        budget=(4 * kv_heads * len(schedule) * (max(d, rows) + -(-d // cols) * max(cols, rows))
+                                + 10_000) * slowdown,
+                        stall=stall_draw, stall_seed=int(rng.integers(1, 1 << 31)))
         if sparse:
             registers = register_values(pattern, full["max_globals"],
                                         len(e.global_tokens.as_value()) // full["max_globals"])

@@ -8,6 +8,9 @@
 // group's stacked queries, K and V are its own.
 // All streams are always valid while beats remain and O is always ready, so the cycle count is the
 // engine's own.  O beats are compared with o.hex (tlast in the top bit) as they arrive.
+// With `stall` (out of 1024) above 0, every source raises valid, and every sink (O, the key indices)
+// raises ready, only in a cycle whose draw of its own xorshift generator (seeded by `stall_seed`) is at
+// least `stall`: random stalls; a raised valid stays until its beat is taken, as AXI4-Stream demands.
 // Built with `define SPARSE, the harness drives the pattern registers of a sparse engine and gathers
 // K and V by the key indices of its m_axis_kv_index stream (always ready unless 64 tiles are queued):
 // then k.hex holds K one element per word, K[h][j][k] at (h*L + j)*d + k, and v.hex one V row chunk
@@ -38,6 +41,8 @@ module engine_bench #(
     input  wire [31:0]          v_per_head,      // V beats per head and block
     input  wire [31:0]          q_total,
     input  wire [31:0]          o_total,
+    input  wire [10:0]          stall,           // out of 1024: the chance a stream waits in a cycle
+    input  wire [31:0]          stall_seed,
 `ifdef SPARSE
     input  wire [2:0]             pattern,
     input  wire [WINDOW_BITS-1:0] window,
@@ -76,7 +81,27 @@ module engine_bench #(
 
     // Per stream: beat within the head's block pass, block, head.
     reg [31:0] q_at, k_at, k_block, k_head, v_at, v_block, v_head;
-    wire q_valid = q_at < q_total;
+
+    // Random stalls: one xorshift32 generator per stream (Q, K, V, O, key indices).
+    function automatic [31:0] xorshift(input [31:0] x);
+        reg [31:0] y;
+        begin
+            y = x ^ (x << 13);
+            y = y ^ (y >> 17);
+            xorshift = y ^ (y << 5);
+        end
+    endfunction
+    reg [31:0] draw [0:4];
+    wire q_go = {1'b0, draw[0][9:0]} >= stall, k_go = {1'b0, draw[1][9:0]} >= stall;
+    wire v_go = {1'b0, draw[2][9:0]} >= stall, o_ready = {1'b0, draw[3][9:0]} >= stall;
+    wire idx_go = {1'b0, draw[4][9:0]} >= stall;
+    reg q_held, k_held, v_held;   // a valid raised and not yet taken
+    integer g;
+    always @(posedge aclk)
+        for (g = 0; g < 5; g = g + 1)
+            draw[g] <= (!aresetn || go) ? (stall_seed ^ (32'h9E3779B9 * (g + 1))) | 1 : xorshift(draw[g]);
+    wire q_has = q_at < q_total;
+    wire q_valid = q_has & (q_held | q_go);
 `ifdef SPARSE
     // The DMA follows m_axis_kv_index: each tile's keys go into a queue read by K and by V, with its head.
     localparam QDEPTH = 64;
@@ -88,9 +113,9 @@ module engine_bench #(
     wire idx_valid, idx_last;
     wire [C*KEY_BITS-1:0] idx_keys;
     wire [C-1:0] idx_keep;
-    wire idx_ready = (kq_w - vq_r) < QDEPTH;
-    wire k_valid = kq_r != kq_w;
-    wire v_valid = vq_r != kq_w;
+    wire idx_ready = ((kq_w - vq_r) < QDEPTH) & idx_go;
+    wire k_has = kq_r != kq_w;
+    wire v_has = vq_r != kq_w;
     wire [C*KEY_BITS-1:0] k_keys = kq_keys[kq_r[5:0]], v_keys_of = kq_keys[vq_r[5:0]];
     wire [C-1:0] k_keep = kq_keep[kq_r[5:0]], v_keep = kq_keep[vq_r[5:0]];
     wire [31:0] k_base = kq_head[kq_r[5:0]] * seq_len, v_base = kq_head[vq_r[5:0]] * seq_len;
@@ -106,11 +131,13 @@ module engine_bench #(
     end
     wire [31:0] v_addr = (v_base + v_keys_of[v_at*KEY_BITS +: KEY_BITS]) * chunks + v_cc;
 `else
-    wire k_valid = k_head < kv_heads;
-    wire v_valid = v_head < kv_heads;
+    wire k_has = k_head < kv_heads;
+    wire v_has = v_head < kv_heads;
     wire [31:0] k_addr = k_head * k_per_head + k_at;
     wire [31:0] v_addr = v_head * v_per_head + v_at;
 `endif
+    wire k_valid = k_has & (k_held | k_go);
+    wire v_valid = v_has & (v_held | v_go);
     wire q_ready, k_ready, v_ready, o_valid, o_last;
     wire [C*W-1:0] o_data;
     reg [31:0] now;
@@ -127,7 +154,7 @@ module engine_bench #(
         .s_axis_k_tready(k_ready), .s_axis_k_tlast(1'b0),
         .s_axis_v_tdata(v_valid ? v_mem[v_addr] : {C*W{1'b0}}), .s_axis_v_tvalid(v_valid),
         .s_axis_v_tready(v_ready), .s_axis_v_tlast(1'b0),
-        .m_axis_o_tdata(o_data), .m_axis_o_tvalid(o_valid), .m_axis_o_tready(1'b1), .m_axis_o_tlast(o_last),
+        .m_axis_o_tdata(o_data), .m_axis_o_tvalid(o_valid), .m_axis_o_tready(o_ready), .m_axis_o_tlast(o_last),
         .ctrl_start(go), .ctrl_seq_len(seq_len), .ctrl_heads(heads), .ctrl_kv_heads(kv_heads),
         .ctrl_query_len(query_len), .ctrl_head_dim(head_dim),
         .ctrl_scale_mult(scale_mult), .ctrl_scale_shift(scale_shift),
@@ -149,8 +176,12 @@ module engine_bench #(
             kq_w <= 0; kq_r <= 0; vq_r <= 0; index_blocks <= 0; index_head <= 0; v_cc <= 0;
 `endif
             o_seen <= 0; mismatches <= 0; first_in <= 0; last_out <= 0; started_in <= 0; now <= 0;
+            q_held <= 0; k_held <= 0; v_held <= 0;
         end else begin
             now <= now + 1;
+            q_held <= q_valid & ~q_ready;
+            k_held <= k_valid & ~k_ready;
+            v_held <= v_valid & ~v_ready;
             if (any_in && !started_in) begin
                 started_in <= 1;
                 first_in <= now;
@@ -194,7 +225,7 @@ module engine_bench #(
                 end else v_at <= v_at + 1;
             end
 `endif
-            if (o_valid) begin
+            if (o_valid && o_ready) begin
                 if (o_seen >= o_total || {o_last, o_data} != o_mem[o_seen]) mismatches <= mismatches + 1;
                 o_seen <= o_seen + 1;
                 last_out <= now;

@@ -16,7 +16,7 @@ module engine_bench_main #(
     always #5 aclk = ~aclk;
     reg aresetn = 1'b0, load = 1'b0, go = 1'b0;
     reg [31:0] seq_len, heads, kv_heads, query_len, head_dim, scale_mult, scale_shift;
-    reg [31:0] blocks, k_per_head, v_per_head, q_total, o_total, budget, waited;
+    reg [31:0] blocks, k_per_head, v_per_head, q_total, o_total, budget, waited, stall, stall_seed;
     wire [31:0] o_seen, mismatches, first_in, last_out, cycles;
     wire started_in, busy, done;
 `ifdef SPARSE
@@ -35,6 +35,7 @@ module engine_bench_main #(
         .query_len(query_len[SEQ_BITS-1:0]), .head_dim(head_dim[DIM_BITS-1:0]),
         .scale_mult(scale_mult[MULT_BITS-1:0]), .scale_shift(scale_shift[5:0]),
         .blocks(blocks), .k_per_head(k_per_head), .v_per_head(v_per_head), .q_total(q_total), .o_total(o_total),
+        .stall(stall[10:0]), .stall_seed(stall_seed),
         .o_seen(o_seen), .mismatches(mismatches), .first_in(first_in), .last_out(last_out),
         .started_in(started_in), .busy(busy), .done(done), .cycles(cycles)
 `ifdef SPARSE
@@ -66,6 +67,8 @@ module engine_bench_main #(
         required("q_total", $value$plusargs("q_total=%d", q_total));
         required("o_total", $value$plusargs("o_total=%d", o_total));
         required("budget", $value$plusargs("budget=%d", budget));
+        if (!$value$plusargs("stall=%d", stall)) stall = 0;             // optional: random stalls
+        if (!$value$plusargs("stall_seed=%d", stall_seed)) stall_seed = 1;
 `ifdef SPARSE
         required("pattern", $value$plusargs("pattern=%d", pattern));
         required("window", $value$plusargs("window=%d", window));
