@@ -273,6 +273,138 @@ def register_file_spec() -> Spec:
                  Cover(dut.start)]
     return spec
 
+def _stream_ports(component):
+    """``(name, interface, flow)`` of every valid/ready stream in ``component``'s signature."""
+    from amaranth.lib import stream
+    from amaranth.lib.wiring import Flow
+
+    for name, member in component.signature.members.items():
+        if member.is_signature and isinstance(member.signature, stream.Signature):
+            yield name, getattr(component, name), member.flow
+
+
+def stream_rules_spec(make_component, environment=None) -> Spec:
+    """Any block with valid/ready streams: the AXI4-Stream rules assumed of every stream it takes and
+    asserted of every stream it drives (free ``ready`` unless always ready); its other inputs free: 1-bit
+    ones (starts, flags) in every cycle, wider ones (sizes, registers) a constant of the trace, as the
+    engine holds them through a run.  ``environment(spec, dut)`` adds what the block's user promises
+    beyond that."""
+    from amaranth.lib.wiring import Flow
+
+    spec = Spec()
+    m = spec.m
+    m.submodules.dut = dut = make_component()
+    streams = set()
+    for name, port, flow in _stream_ports(dut):
+        streams.add(name)
+        if flow == Flow.In:
+            stream_environment(spec, port)
+        else:
+            stream_source(spec, port, free_ready=not dut.signature.members[name].signature.always_ready)
+            # Not vacuous: a beat leaves, and one leaves after waiting (its ready low while valid).
+            m.d.comb += [Cover(port.valid & port.ready & ~spec.rst),
+                         Cover(port.valid & port.ready & spec.past(port.valid & ~port.ready) & ~spec.rst)]
+    for name, member in dut.signature.members.items():
+        if name in streams or not member.is_port or member.flow != Flow.In:
+            continue
+        port = Value.cast(getattr(dut, name))
+        m.d.comb += port.eq(AnySeq(len(port)) if len(port) == 1 else AnyConst(len(port)))
+    if environment is not None:
+        environment(spec, dut)
+    return spec
+
+
+def _start_while_idle(spec: Spec, dut) -> None:
+    """The engine starts a run only once every stream of the last one has ended (it stays busy until
+    then): no ``start`` while a beat waits on ``out``."""
+    spec.m.d.comb += Assume(~(dut.start & dut.out.valid))
+
+
+def _array():
+    from attn_rtl.hdl.systolic_array import SystolicArray
+    return SystolicArray(rows=2, cols=2, a_width=2, b_width=2, max_reduction=3)
+
+
+def _scheduler():
+    from attn_rtl.hdl.sparse_scheduler import SparseScheduler
+    return SparseScheduler(rows=2, cols=2, max_seq_len=4, max_heads=1, max_dilation=2, max_globals=1, sparse=True)
+
+
+def _accumulator():
+    from attn_rtl.hdl.output_accumulator import OutputAccumulator
+    return OutputAccumulator(lanes=1, rows=1, chunks=1, partial_width=4, max_seq_len=4)
+
+
+def _softmax():
+    from attn_rtl.hdl.softmax import SoftmaxUnit
+    return SoftmaxUnit(lanes=1, slots=1, score_width=3, max_seq_len=4)
+
+
+def _token_importance():
+    from attn_rtl.hdl.importance import TokenImportance
+    return TokenImportance(lanes=1, slots=1, max_seq_len=2, max_heads=1)
+
+
+def _head_importance():
+    from attn_rtl.hdl.head_importance import HeadImportance
+    return HeadImportance(lanes=1, rows=1, data_width=2, max_seq_len=2, max_head_dim=2, max_heads=1)
+
+
+def topk_spec(lanes: int = 2, value_width: int = 2, max_n: int = 4, max_k: int = 3, signed: bool = True) -> Spec:
+    """:class:`~attn_rtl.hdl.topk.TopK` on one problem after each reset (any values, keep bits, ``k`` in
+    range, any stalls): the stream rules on both ports, and of its answer: pairs leave largest first, ties to
+    the lower index, the kept lanes of a beat first and only the last beat partial, exactly min(k, kept)
+    pairs, then ``last``.  (A problem with no value kept answers one empty beat.)"""
+    from attn_rtl.hdl.topk import TopK
+
+    spec = Spec()
+    m = spec.m
+    m.submodules.dut = dut = TopK(lanes=lanes, value_width=value_width, signed=signed, max_n=max_n, max_k=max_k)
+    i, o = dut.i, dut.o
+    stream_environment(spec, i)
+    stream_source(spec, o)
+    k = Signal(range(max_k + 1), name="k_chosen")
+    m.d.comb += [k.eq(AnyConst(len(k))), dut.k.eq(k), Assume((k >= 1) & (k <= max_k))]
+    # One problem of at most max_n values: no input after its last beat, and no beat past index max_n.
+    took, ended = i.valid & i.ready, Signal(name="input_ended")
+    beats_in = Signal(range(dut.max_beats + 2), name="beats_in")
+    kept_in = Signal(range(max_n + 1), name="kept_in")
+    with m.If(took):
+        m.d.sync += [beats_in.eq(beats_in + 1), kept_in.eq(kept_in + sum(i.payload.keep[j] for j in range(lanes))),
+                     ended.eq(i.payload.last)]
+    with m.If(ended | (beats_in == dut.max_beats)):
+        m.d.comb += Assume(~i.valid)
+    with m.If(i.valid & (beats_in == dut.max_beats - 1)):
+        m.d.comb += Assume(i.payload.last)
+    # The answer, pair by pair: each kept pair after the previous one in (value desc, index asc) order.
+    sent, seen_last = o.valid & o.ready, Signal(name="answer_ended")
+    count = Signal(range(max_n + 2), name="pairs_out")
+    prev_value = Signal(Value.cast(o.payload.values[0]).shape(), name="prev_value")
+    prev_index, have_prev = Signal(len(o.payload.indices[0]), name="prev_index"), Signal(name="have_prev")
+    value, index, have, total = prev_value, prev_index, have_prev, count
+    for j in range(lanes):
+        keep, v, x = o.payload.keep[j], o.payload.values[j], o.payload.indices[j]
+        with m.If(sent & keep & have):
+            m.d.comb += Assert((v < value) | ((v == value) & (x > index)))
+        if j:   # kept lanes first
+            with m.If(sent & keep):
+                m.d.comb += Assert(o.payload.keep[j - 1])
+        value, index = Mux(keep, v, value), Mux(keep, x, index)
+        have, total = have | keep, total + keep
+    with m.If(sent):
+        m.d.sync += [prev_value.eq(value), prev_index.eq(index), have_prev.eq(have), count.eq(total)]
+        with m.If(~o.payload.last):   # only the last beat partial
+            m.d.comb += Assert(o.payload.keep.all())
+        with m.If(o.payload.last):
+            m.d.sync += seen_last.eq(1)
+            m.d.comb += [Assert(ended), Assert(total == Mux(kept_in < k, kept_in, k))]
+    with m.If(seen_last):
+        m.d.comb += Assert(~o.valid)
+    m.d.comb += [Cover(sent & o.payload.last & (total == k) & (kept_in > k)),
+                 Cover(sent & o.payload.last & (total == kept_in) & (kept_in < k) & (kept_in > 0))]
+    return spec
+
+
 @dataclass(frozen=True)
 class FormalCheck:
     """One proof: ``make()`` builds the spec, checked in ``mode`` to ``depth`` (k-induction's depth for
@@ -302,6 +434,22 @@ class Mutation:
 
 
 _STREAM = "AXI4-Stream rules (valid held, payload stable until taken; valid low after reset)"
+_STREAM_ALL = f"{_STREAM} on every output stream, the same assumed of every input; sizes any constant"
+
+#: Blocks checked by :func:`stream_rules_spec`: name, block, parameters, factory, bounded depth, cover depth,
+#: environment.
+_STREAM_BLOCKS = (
+    ("systolic_array", "SystolicArray", "2x2, 2-bit operands, reduction up to 3", _array, 20, 20, None),
+    ("sparse_scheduler", "SparseScheduler", "2x2, L up to 4, dilation up to 2, one global", _scheduler, 20, 20,
+     None),
+    ("token_importance", "TokenImportance", "1 lane, 1 slot, L up to 2; start only while no beat waits",
+     _token_importance, 20, 20, _start_while_idle),
+    ("head_importance", "HeadImportance", "1 lane, 1 row, 2-bit O, L and d up to 2; start only while no beat "
+     "waits", _head_importance, 20, 20, _start_while_idle),
+    ("output_accumulator", "OutputAccumulator", "1 lane, 1 row, 1 chunk, 4-bit partials", _accumulator, 48, 40,
+     None),
+    ("softmax", "SoftmaxUnit", "1 lane, 1 slot, 3-bit scores, L up to 4", _softmax, 32, 64, None),
+)
 _TRACKED = "no beat lost, duplicated or changed (a solver-chosen beat followed through)"
 
 CHECKS = (
@@ -324,6 +472,16 @@ CHECKS = (
                 register_file_spec, "cover", 6, "reachable: SLVERR, a register read back after a write, START"),
     FormalCheck("credit_fifo_cover", "CreditFIFO", "2-bit entries, depth 3, flip-flop storage", credit_fifo_spec,
                 "cover", 12, "reachable: full, a write and a read at full rate, a read after a stall"),
+    *[check for name, block, parameters, make, depth, cover_depth, env in _STREAM_BLOCKS for check in (
+        FormalCheck(f"{name}_streams", block, parameters, lambda make=make, env=env: stream_rules_spec(make, env),
+                    "bmc", depth, _STREAM_ALL, slow=depth > 24),
+        FormalCheck(f"{name}_cover", block, parameters, lambda make=make, env=env: stream_rules_spec(make, env),
+                    "cover", cover_depth, "reachable: a beat out of every output stream, and one after a wait"))],
+    FormalCheck("topk_answer", "TopK", "2 lanes, 2-bit signed values, max_n 4, max_k 3", topk_spec, "bmc", 12,
+                f"{_STREAM} on both ports; one problem after a reset: pairs largest first, ties to the lower index, "
+                "kept lanes first, only the last beat partial, exactly min(k, kept) pairs, then last"),
+    FormalCheck("topk_answer_cover", "TopK", "2 lanes, 2-bit signed values, max_n 4, max_k 3", topk_spec, "cover", 12,
+                "reachable: an answer cut at k, an answer of every kept value (fewer than k)"),
 )
 
 MUTATIONS = (
@@ -347,6 +505,18 @@ MUTATIONS = (
              "the ring's empty flag inverted: the output takes the wrong word"),
     Mutation("credit_fifo_write_address", "CreditFIFO", credit_fifo_spec, "const0", "dut.w_ptr_0_0", 12,
              "a write address bit stuck at 0: an entry is overwritten"),
+    Mutation("topk_key_order", "TopK", topk_spec, "inv", "dut.in_key0", 12,
+             "lane 0's sort key inverted: pairs leave out of order"),
+    Mutation("topk_merge_take", "TopK (merge level)", topk_spec, "inv", "dut.level0.take_a0", 12,
+             "a merge comparator inverted: the smaller head wins"),
+    Mutation("topk_merge_bitonic", "TopK (merge level)", topk_spec, "inv", "dut.level0.merge_s0_swap_0_1", 12,
+             "the merged beat's bitonic stage inverted: the lanes of a beat out of order"),
+    Mutation("topk_limit", "TopK", topk_spec, "const0", "dut.limit", 12,
+             "the answer's length limit stuck at 0: the answer is not min(k, kept) pairs"),
+    Mutation("systolic_array_valid", "SystolicArray", lambda: stream_rules_spec(_array), "inv",
+             "c__valid", 20, "the result stream's valid inverted: a beat after reset, a waiting beat dropped"),
+    Mutation("sparse_scheduler_valid", "SparseScheduler", lambda: stream_rules_spec(_scheduler), "const1",
+             "tiles__valid", 20, "the tile stream's valid stuck high: a beat during and right after reset"),
 )
 
 
