@@ -10,18 +10,18 @@ def cmd_bench(args) -> int:
     from attn_rtl.gen.bench import cost as bench_cost
     from attn_rtl.gen.bench import decoder as bench_decoder
     from attn_rtl.gen.bench import engine as bench_engine
-    from attn_rtl.gen.bench import formal as bench_formal
     from attn_rtl.gen.bench import softmax as bench_softmax
     from attn_rtl.gen.bench import sparse as bench_sparse
     from attn_rtl.gen.bench import spatten as bench_spatten
     from attn_rtl.gen.bench import system as bench_system
     from attn_rtl.gen.bench import timing as bench_timing
     from attn_rtl.gen.bench import topk as bench_topk
+    from attn_rtl.gen.bench import verification as bench_verification
 
     module = {"array": bench_array, "softmax": bench_softmax, "engine": bench_engine, "sparse": bench_sparse,
               "topk": bench_topk, "spatten": bench_spatten, "cost": bench_cost,
               "timing": bench_timing, "decoder": bench_decoder, "system": bench_system,
-              "formal": bench_formal}[args.unit]
+              "verification": bench_verification}[args.unit]
     parts = [p.strip() for p in (args.parts or ",".join(module.PARTS)).split(",") if p.strip()]
     known = getattr(module, "part_names", lambda: module.PARTS)()
     for part in parts:
@@ -51,7 +51,7 @@ def cmd_bench(args) -> int:
             "topk": lambda: bench_topk.run(parts, sim=args.sim, jobs=args.jobs),
             "spatten": lambda: bench_spatten.run(parts, sim=args.sim),
             "cost": lambda: bench_cost.run(parts),
-            "formal": lambda: bench_formal.run(parts),
+            "verification": lambda: bench_verification.run(parts, sim=args.sim),
             "timing": lambda: bench_timing.run(parts, seeds=seeds)}
     if args.unit in runs:
         print(f"wrote {runs[args.unit]()}")
@@ -70,12 +70,12 @@ def add_parser(sub) -> None:
     bench = sub.add_parser("bench", help="measure a unit (cycles, area, Fmax) and write the table into docs/",
                            description="Run a benchmark and write its Markdown table into docs/.")
     bench.add_argument("unit", choices=["array", "softmax", "engine", "sparse", "decoder", "topk", "spatten", "cost",
-                                        "timing", "system", "formal"])
+                                        "timing", "system", "verification"])
     bench.add_argument("--parts", default=None,
                        help="comma-separated; array: utilization, area, fmax; softmax: accuracy, area, fmax; "
                             "engine: utilization, area, fmax; sparse: utilization; decoder: prefill, decode; "
                             "topk: table; timing: units, proxy, softmax, array, engine, engine_sparse, "
-                            "engine_spatten (default: all)")
+                            "engine_spatten; verification: proofs, mutations, soak (default: all)")
     bench.add_argument("--sim", choices=["icarus", "verilator"], default="verilator")
     bench.add_argument("--jobs", type=int, default=2, help="parallel synthesis jobs")
     bench.add_argument("--seeds", default="1,2,3", help="nextpnr seeds (median reported)")
