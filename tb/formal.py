@@ -276,7 +276,6 @@ def register_file_spec() -> Spec:
 def _stream_ports(component):
     """``(name, interface, flow)`` of every valid/ready stream in ``component``'s signature."""
     from amaranth.lib import stream
-    from amaranth.lib.wiring import Flow
 
     for name, member in component.signature.members.items():
         if member.is_signature and isinstance(member.signature, stream.Signature):
