@@ -349,6 +349,33 @@ def _head_importance():
     return HeadImportance(lanes=1, rows=1, data_width=2, max_seq_len=2, max_head_dim=2, max_heads=1)
 
 
+def array_liveness_spec(tiles: int = 2) -> Spec:
+    """Bounded liveness of :class:`~attn_rtl.hdl.systolic_array.SystolicArray`: fed one-step tiles back to
+    back with ``c`` always ready (any operands, no reset after the first), the last result of ``tiles``
+    tiles leaves within ``run_cycles`` of the first step accepted, the array's own cycle model (the one the
+    cost model sums)."""
+    spec = Spec()
+    m = spec.m
+    m.submodules.dut = dut = _array()
+    bound = dut.run_cycles([1] * tiles)
+    m.d.comb += [Assume(~spec.rst | Initial()), dut.c.ready.eq(1),
+                 dut.a.payload.eq(AnySeq(len(dut.a.payload.as_value()))), dut.a.payload.last.eq(1),
+                 dut.b.payload.eq(AnySeq(len(dut.b.payload.as_value())))]
+    steps = Signal(range(tiles + 1), name="steps_in")
+    m.d.comb += [dut.a.valid.eq(~spec.after_reset & (steps < tiles)), dut.b.valid.eq(dut.a.valid)]
+    took = dut.a.valid & dut.a.ready & dut.b.ready
+    m.d.sync += steps.eq(steps + took)
+    since = Signal(range(bound + 2), name="cycles_since_first_step")
+    with m.If((steps != 0) | took):
+        m.d.sync += since.eq(since + (since <= bound))
+    rows_out = Signal(range(tiles * dut.rows + 1), name="result_rows_out")
+    m.d.sync += rows_out.eq(rows_out + (dut.c.valid & dut.c.ready))
+    with m.If(since == bound):   # run_cycles counts the first step's cycle and the last result's
+        m.d.comb += Assert(rows_out == tiles * dut.rows)
+    m.d.comb += Cover((since == bound - 1) & (rows_out == tiles * dut.rows - 1) & dut.c.valid)
+    return spec
+
+
 def topk_spec(lanes: int = 2, value_width: int = 2, max_n: int = 4, max_k: int = 3, signed: bool = True) -> Spec:
     """:class:`~attn_rtl.hdl.topk.TopK` on one problem after each reset (any values, keep bits, ``k`` in
     range, any stalls): the stream rules on both ports, and of its answer: pairs leave largest first, ties to
@@ -476,6 +503,13 @@ CHECKS = (
                     "bmc", depth, _STREAM_ALL, slow=depth > 24),
         FormalCheck(f"{name}_cover", block, parameters, lambda make=make, env=env: stream_rules_spec(make, env),
                     "cover", cover_depth, "reachable: a beat out of every output stream, and one after a wait"))],
+    FormalCheck("systolic_array_liveness", "SystolicArray", "2x2, 2-bit operands, two one-step tiles",
+                array_liveness_spec, "bmc", 24,
+                "bounded liveness: fed back to back with c always ready, the last result row leaves within "
+                "run_cycles (the array's cycle model, 16 cycles) of the first step accepted"),
+    FormalCheck("systolic_array_liveness_cover", "SystolicArray", "2x2, 2-bit operands, two one-step tiles",
+                array_liveness_spec, "cover", 24, "reachable: the last result row leaving in the model's last "
+                "cycle (the bound is tight)"),
     FormalCheck("topk_answer", "TopK", "2 lanes, 2-bit signed values, max_n 4, max_k 3", topk_spec, "bmc", 12,
                 f"{_STREAM} on both ports; one problem after a reset: pairs largest first, ties to the lower index, "
                 "kept lanes first, only the last beat partial, exactly min(k, kept) pairs, then last"),
@@ -514,6 +548,8 @@ MUTATIONS = (
              "the answer's length limit stuck at 0: the answer is not min(k, kept) pairs"),
     Mutation("systolic_array_valid", "SystolicArray", lambda: stream_rules_spec(_array), "inv",
              "c__valid", 20, "the result stream's valid inverted: a beat after reset, a waiting beat dropped"),
+    Mutation("systolic_array_fetch", "SystolicArray", array_liveness_spec, "const0", "dut.results.fetch", 24,
+             "the result FIFO never fetches: no result leaves within the cycle model's bound"),
     Mutation("sparse_scheduler_valid", "SparseScheduler", lambda: stream_rules_spec(_scheduler), "const1",
              "tiles__valid", 20, "the tile stream's valid stuck high: a beat during and right after reset"),
 )

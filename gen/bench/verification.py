@@ -122,6 +122,9 @@ afterwards: a reset may come in any cycle), and:
 - for the AXI4-Lite slave (`serve_registers`, every top's register file): the master's channel rules
   assumed, the slave's asserted; one response per request, in order; OKAY on the map, SLVERR off it or
   to a read-only register; a read returns the register's value;
+- **bounded liveness** of the systolic array: fed one-step tiles back to back with its output always
+  ready, the last result row leaves within its cycle model's count (`run_cycles`, the figure the cost
+  model sums) of the first step accepted; the cover shows the bound is tight;
 - for k-induction, invariants of the block's state against the tracker (the register slice's flags and
   pointers against the beats inside, the tracked beat against the entry holding it).
 
@@ -154,8 +157,9 @@ importance units, output accumulator and softmax unit (stream rules on small bui
 engine's answer (one problem per reset).  Not checked formally: data correctness of the arithmetic
 blocks (that is the golden models' job, below), the merge level on its own (its credit interface is not
 a valid/ready stream; it is checked inside the top-k engine), the engine top and the memory-mapped top
-(too large for the solver at useful depths), liveness in the cost model's cycle count (measured in
-simulation instead: `tests/test_cost_model.py`, within 3% of RTL), and the FIFO in ECP5 block RAM (the
+(too large for the solver at useful depths), liveness of whole runs in the cost model's cycle count
+(measured in simulation instead: `tests/test_cost_model.py`, within 3% of RTL; proven only for the array's
+own model), and the FIFO in ECP5 block RAM (the
 DP16KD model is not read by the formal flow).
 
 ## Simulation
