@@ -157,7 +157,8 @@ importance units, output accumulator and softmax unit (stream rules on small bui
 engine's answer (one problem per reset).  Not checked formally: data correctness of the arithmetic
 blocks (that is the golden models' job, below), the merge level on its own (its credit interface is not
 a valid/ready stream; it is checked inside the top-k engine), the engine top and the memory-mapped top
-(too large for the solver at useful depths), liveness of whole runs in the cost model's cycle count
+(too large for the solver at useful depths: on the smallest engine, 1x1 with L up to 2 and d = 1, a cover of
+its first O beat at depth 90 did not finish in 400 s), liveness of whole runs in the cost model's cycle count
 (measured in simulation instead: `tests/test_cost_model.py`, within 3% of RTL; proven only for the array's
 own model), and the FIFO in ECP5 block RAM (the
 DP16KD model is not read by the formal flow).
