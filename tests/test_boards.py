@@ -36,12 +36,16 @@ def test_arty_gets_vivado_scripts(tmp_path, capsys):
     assert same_constraints(build / "top.xdc", "arty-a7-35.xdc")
 
 
+@pytest.mark.slow
 def test_a_configuration_that_does_not_fit_is_named(tmp_path, capsys):
-    # A 4x4 int8 array takes 16 multipliers; the UP5K has 8 DSP blocks.
+    # A 4x4 int8 array takes 16 multipliers; the UP5K has 8 DSP blocks (synthesis: 40 s, so behind -m slow).
     assert main(["build", "array", "--preset", "tiny", "--rows", "4", "--cols", "4", "--board", "icebreaker",
                  "--check-only", "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "does not fit the icebreaker (iCE40 UP5K): it needs 16 DSP, the part has 8" in err
+
+
+def test_the_fit_check_names_the_shortfall(tmp_path):
     with pytest.raises(ValueError, match="it needs 9 DSP, the part has 8"):
         check_fit(BOARDS["icebreaker"], {"lut": 10, "ff": 10, "dsp": 9, "bram": 0})
     with pytest.raises(ValueError, match="board must be one of ulx3s-85f, icebreaker, arty-a7-35, not 'de10'"):

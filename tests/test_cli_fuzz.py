@@ -23,6 +23,8 @@ from attn_rtl.gen.cli import main
 from attn_rtl.gen.generate import unit
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: Valid config draws generate an array (a second or two each, cold): fewer examples.
+FUZZ_GENERATE = settings(FUZZ, max_examples=12)
 
 
 def _run(argv) -> tuple[int, str, str]:
@@ -120,7 +122,7 @@ _SCALARS = st.one_of(st.integers(-(1 << 70), 1 << 70), st.integers(-2, 4), st.fl
                      st.text(max_size=6), st.lists(st.integers(0, 3), max_size=3))
 
 
-@FUZZ
+@FUZZ_GENERATE
 @given(table=st.dictionaries(st.sampled_from([*ARRAY_PARAMETERS, "unknown_key", "rows "]), _SCALARS, max_size=4),
        under_unit=st.booleans())
 def test_generate_with_random_config_files(table, under_unit):

@@ -141,10 +141,8 @@ UNITS = {
 def _cases():
     cases = [pytest.param("icarus", 1, name, id=f"icarus-{name}", marks=() if default else pytest.mark.slow)
              for name, (_, default) in UNITS.items()]
-    # One Verilator build (the engine, reset in the middle of a run) in the default suite; every unit at three
-    # seeds with -m slow.
-    cases += [pytest.param("verilator", seed, name, id=f"verilator-seed{seed}-{name}",
-                           marks=() if name == "engine" else pytest.mark.slow)
+    # Every unit at three Verilator seeds with -m slow (a Verilator build each).
+    cases += [pytest.param("verilator", seed, name, id=f"verilator-seed{seed}-{name}", marks=pytest.mark.slow)
               for name in UNITS for seed in SEEDS]
     return cases
 

@@ -180,7 +180,7 @@ built with `--x-initial unique --x-assign unique` and run with `+verilator+rand+
 softmax unit, output accumulator, sparse scheduler, top-k engine, the engine (generic, with ECP5 primitives,
 sparse, decoder, importance builds) and the memory-mapped top this way, each reset, run, reset in the middle
 of a run and run again, bit-exact: on Icarus (X) and on Verilator with seeds 1, 2 and 3 (44 runs; the
-Icarus runs of the smaller units and the engine's three Verilator seeds in the default suite, the rest with
+Icarus runs of the smaller units in the default suite, the rest with
 `-m slow`).  A control register without a reset reads X on Icarus and a different value per Verilator seed
 (the same test), so the mechanism is shown to bite.
 
