@@ -60,7 +60,7 @@ def _cycles(reports):
 
 
 @pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
-@pytest.mark.parametrize("head_keep", [3, 1])
+@pytest.mark.parametrize("head_keep", [3, pytest.param(1, marks=pytest.mark.slow)])   # 20 s each
 def test_head_pruning_keeps_every_head_or_one(sim, head_keep):
     q, k, v = operands(33)
     layer, _ = simulate_layer(ENGINE, q, k, v, head_keep=head_keep, sim=sim, seed=33, **SCALE)
