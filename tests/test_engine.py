@@ -77,6 +77,7 @@ def test_extreme_operands(operands):
     assert report["passed"]
 
 
+@pytest.mark.slow   # the 8x8 Verilator build (most of a minute); ./dev.sh bench engine measures the same
 def test_mac_utilization_without_stalls():
     """8x8, L = 64, d = 64, streams never stall: the array is busy nearly every cycle."""
     report = simulate_engine(VERILATOR_PARAMS[8, 8], [dict(seq_len=64, head_dim=64)], sim="verilator", seed=11)
