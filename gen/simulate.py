@@ -308,7 +308,7 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1,
     rng = np.random.default_rng(check_seed(seed))
     stall_draw = round(check_probability("stall", stall) * 1024)
     # A run waits about 1/(1 - stall) times longer per stream; twice that leaves room for chains of waits.
-    slowdown = 1 if not stall_draw else 2 * -(-1024 // (1024 - stall_draw)) ** 2
+    slowdown = 1 if not stall_draw else 2 * (-(-1024 // (1024 - stall_draw))) ** 2
     sources = [path, *unit("engine").simulation_models(full), ENGINE_BENCH, ENGINE_BENCH_MAIN]
     results = []
     for index, run in enumerate(runs):
