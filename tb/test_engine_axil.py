@@ -193,6 +193,14 @@ async def register_file_and_runs(dut):
         await bench.run(lambda: master.idle, 200 * len(txns) + 200)
         return txns
 
+    async def settled_ctrl():
+        """CTRL once BUSY falls: a start is checked for a few cycles first (BUSY meanwhile)."""
+        for _ in range(20):
+            status = (await finish([master.read(regs["CTRL"].offset)]))[0]
+            if not status["data"] & 0b10:
+                break
+        return status
+
     # --- identification, errors, strobes, read-back.
     ident = await finish([master.read(regs["ID"].offset), master.read(regs["SHAPE"].offset)])
     report.compare("ID", [ident[0]["data"], ident[0]["resp"]], [REGISTER_MAP_ID, OKAY])
@@ -229,10 +237,7 @@ async def register_file_and_runs(dut):
             writes = {**baseline, **case}
             await finish([master.write(regs[name].offset, value) for name, value in writes.items()])
             await finish([master.write(regs["CTRL"].offset, 1)])
-            for _ in range(20):
-                status = (await finish([master.read(regs["CTRL"].offset)]))[0]
-                if not status["data"] & 0b10:
-                    break
+            status = await settled_ctrl()
             settle = bench.cycle + 50   # room for a wrongly started run's first O beat
             await bench.run(lambda: bench.cycle >= settle, 60)
             dut._log.info("start with %s: CTRL 0x%x", case, status["data"])
@@ -294,10 +299,7 @@ async def register_file_and_runs(dut):
     # A start with seq_len 0 raises ERROR and starts nothing.  The engine checks its registers for a
     # few cycles first (BUSY meanwhile): a read may land inside that window, so poll until BUSY falls.
     await finish([master.write(regs["SEQ_LEN"].offset, 0), master.write(regs["CTRL"].offset, 1)])
-    for _ in range(20):
-        status = (await finish([master.read(regs["CTRL"].offset)]))[0]
-        if not status["data"] & 0b10:
-            break
+    status = await settled_ctrl()
     report.compare("ERROR after seq_len 0", [status["data"] & 0b1110], [0b1000])
     report.extra.update(runs=results)
     report.finish()
