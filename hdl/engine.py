@@ -522,11 +522,19 @@ class AttentionEngine(wiring.Component):
         m.d.sync += score_room.eq(score_tiles.level < score_tiles.depth - 1)
         sd = data.View(tile_layout, score_tiles.r_data)
         index_ready = self.kv_index.ready if p["sparse"] else 1
-        m.d.comb += [score_tiles.w_data.eq(sched.tiles.payload),
-                     score_tiles.w_en.eq(sched.tiles.valid & index_ready & score_room),
-                     sched.tiles.ready.eq(score_room & index_ready)]
+        tile_room = score_room
         if p["sparse"]:
-            m.d.comb += [self.kv_index.valid.eq(sched.tiles.valid & score_room & live),
+            # A kv_index beat, once offered, stays until taken (AXI4-Stream), though score_room may fall
+            # behind it: while it waits nothing else enters the FIFO, whose level can only fall, so the
+            # room it was offered with is still there when the DMA takes it.
+            index_waiting = Signal(name="kv_index_waiting")
+            m.d.sync += index_waiting.eq(self.kv_index.valid & ~self.kv_index.ready)
+            tile_room = score_room | index_waiting
+        m.d.comb += [score_tiles.w_data.eq(sched.tiles.payload),
+                     score_tiles.w_en.eq(sched.tiles.valid & index_ready & tile_room),
+                     sched.tiles.ready.eq(tile_room & index_ready)]
+        if p["sparse"]:
+            m.d.comb += [self.kv_index.valid.eq(sched.tiles.valid & tile_room & live),
                          self.kv_index.payload.keys.eq(sched.tiles.payload.keys),
                          self.kv_index.payload.count.eq(sched.tiles.payload.count),
                          self.kv_index.payload.last.eq(sched.tiles.payload.last)]

@@ -181,14 +181,20 @@ def serve_registers(m: Module, top, registers, targets: dict, read_only: dict) -
             else:
                 m.d.comb += target[reg.index].eq(held[reg.offset])
 
+    # The responses' valids are low in every reset cycle, not only from the first edge in reset (AXI
+    # A3.1.2): their registers are gated by the reset (two gates on its net).
+    write_answer, read_answer = Signal(name="write_answer_pending"), Signal(name="read_answer_pending")
+    m.d.comb += [top.s_axil_bvalid.eq(write_answer & ~ResetSignal()),
+                 top.s_axil_rvalid.eq(read_answer & ~ResetSignal())]
+
     # --- write channel: address and data together, then the response.
     start = Signal()
-    take_write = top.s_axil_awvalid & top.s_axil_wvalid & ~top.s_axil_bvalid
+    take_write = top.s_axil_awvalid & top.s_axil_wvalid & ~write_answer
     word = top.s_axil_awaddr[2:]
     m.d.comb += [top.s_axil_awready.eq(take_write), top.s_axil_wready.eq(take_write)]
     mask = Cat(*[top.s_axil_wstrb[b].replicate(8) for b in range(4)])
     with m.If(take_write):
-        m.d.sync += [top.s_axil_bvalid.eq(1), top.s_axil_bresp.eq(0b10)]   # SLVERR unless matched
+        m.d.sync += [write_answer.eq(1), top.s_axil_bresp.eq(0b10)]   # SLVERR unless matched
         with m.Switch(word):
             for offset, reg in held.items():
                 with m.Case(offset >> 2):
@@ -198,17 +204,17 @@ def serve_registers(m: Module, top, registers, targets: dict, read_only: dict) -
                 m.d.sync += top.s_axil_bresp.eq(0)
                 m.d.comb += start.eq(top.s_axil_wstrb[0] & top.s_axil_wdata[0])
     with m.Elif(top.s_axil_bready):
-        m.d.sync += top.s_axil_bvalid.eq(0)
+        m.d.sync += write_answer.eq(0)
 
     # --- read channel: one cycle from address to data.
-    take_read = top.s_axil_arvalid & ~top.s_axil_rvalid
+    take_read = top.s_axil_arvalid & ~read_answer
     m.d.comb += top.s_axil_arready.eq(take_read)
     with m.If(take_read):
-        m.d.sync += [top.s_axil_rvalid.eq(1), top.s_axil_rdata.eq(0), top.s_axil_rresp.eq(0b10)]
+        m.d.sync += [read_answer.eq(1), top.s_axil_rdata.eq(0), top.s_axil_rresp.eq(0b10)]
         with m.Switch(top.s_axil_araddr[2:]):
             for offset, value in {**read_only, **held}.items():
                 with m.Case(offset >> 2):
                     m.d.sync += [top.s_axil_rdata.eq(value), top.s_axil_rresp.eq(0)]
     with m.Elif(top.s_axil_rready):
-        m.d.sync += top.s_axil_rvalid.eq(0)
+        m.d.sync += read_answer.eq(0)
     return start

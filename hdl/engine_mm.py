@@ -195,18 +195,20 @@ class AttentionEngineMM(wiring.Component):
         with m.If(take):
             m.d.sync += refused.eq(refusals)
 
-        # --- the AXI4 master: INCR bursts of full bus words, one ID.
+        # --- the AXI4 master: INCR bursts of full bus words, one ID.  Its valids are low in every reset
+        # cycle (AXI A3.1.2), the first included, when the DMA's registers still hold their last values.
+        live = ~ResetSignal()
         size = Const((self.params["bus_width"] // 8 - 1).bit_length(), 3)
         for ch, port in (("ar", dma.ar), ("aw", dma.aw)):
             m.d.comb += [getattr(self, f"m_axi_{ch}addr").eq(port.payload.addr),
                          getattr(self, f"m_axi_{ch}len").eq(port.payload.len),
                          getattr(self, f"m_axi_{ch}size").eq(size), getattr(self, f"m_axi_{ch}burst").eq(_INCR),
                          getattr(self, f"m_axi_{ch}cache").eq(0b0011),    # normal, bufferable
-                         getattr(self, f"m_axi_{ch}valid").eq(port.valid),
-                         port.ready.eq(getattr(self, f"m_axi_{ch}ready"))]
+                         getattr(self, f"m_axi_{ch}valid").eq(port.valid & live),
+                         port.ready.eq(getattr(self, f"m_axi_{ch}ready") & live)]
         m.d.comb += [self.m_axi_wdata.eq(dma.w.payload.data), self.m_axi_wstrb.eq(dma.w.payload.strb),
-                     self.m_axi_wlast.eq(dma.w.payload.last), self.m_axi_wvalid.eq(dma.w.valid),
-                     dma.w.ready.eq(self.m_axi_wready),
+                     self.m_axi_wlast.eq(dma.w.payload.last), self.m_axi_wvalid.eq(dma.w.valid & live),
+                     dma.w.ready.eq(self.m_axi_wready & live),
                      dma.b.payload.resp.eq(self.m_axi_bresp), dma.b.valid.eq(self.m_axi_bvalid),
                      self.m_axi_bready.eq(dma.b.ready),
                      dma.r.payload.data.eq(self.m_axi_rdata), dma.r.payload.resp.eq(self.m_axi_rresp),

@@ -37,22 +37,30 @@ from amaranth.hdl import (
     Value,
 )
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Flow, In, Out
 
 __all__ = ["Spec", "stream_source", "stream_environment", "BeatTracker", "register_slice_spec", "credit_fifo_spec",
-           "register_file_spec",
+           "register_file_spec", "stream_rules_spec", "engine_spec", "axi_top_spec",
            "FormalCheck", "Mutation", "CHECKS", "MUTATIONS", "run_check", "run_mutation"]
 
 
 class Spec:
     """A formal spec under construction: ``m`` (its module), ``rst`` (the free reset, high in the first
-    cycle), ``past(value)`` (the value a cycle ago) and ``ports`` for :func:`~attn_rtl.sim.formal.check`."""
+    cycle), ``past(value)`` (the value a cycle ago) and ``ports`` for :func:`~attn_rtl.sim.formal.check`.
 
-    def __init__(self):
+    With ``clock`` (a design's own clock input, for a top with ``aclk``/``aresetn`` and a ``sync`` domain
+    of its own) the spec's logic is in :attr:`domain` ``"spec"``, clocked by it; the caller drives the
+    design's reset from ``rst``."""
+
+    def __init__(self, clock=None):
         self.m = m = Module()
-        m.domains.sync = ClockDomain("sync")
         self.rst = Signal(name="free_rst")
-        m.d.comb += [self.rst.eq(AnySeq(1)), ResetSignal("sync").eq(self.rst)]
+        self.domain = "sync" if clock is None else "spec"
+        m.domains += ClockDomain(self.domain)
+        m.d.comb += [self.rst.eq(AnySeq(1)), ResetSignal(self.domain).eq(self.rst)]
+        if clock is not None:
+            m.d.comb += ClockSignal(self.domain).eq(clock)
+        self._ports = [ClockSignal("sync") if clock is None else clock]
         with m.If(Initial()):
             m.d.comb += Assume(self.rst)
         # The previous cycle was in reset (or there was none): no past to compare with.
@@ -60,12 +68,16 @@ class Spec:
 
     @property
     def ports(self):
-        return [ClockSignal("sync")]
+        return self._ports
+
+    def sync(self, statements):
+        """Adds ``statements`` to the spec's clock domain."""
+        getattr(self.m.d, self.domain).__iadd__(statements)
 
     def past(self, value, init=0):
         value = Value.cast(value)
         held = Signal(len(value), init=init, reset_less=True)
-        self.m.d.sync += held.eq(value)
+        self.sync(held.eq(value))
         return held
 
     def elaboratable(self):
@@ -220,18 +232,19 @@ class _RegisterFile(wiring.Component):
 
 
 def _one_answer(spec: Spec, request, answer, record, name: str):
-    """One answer per request, in order: ``answer`` is valid exactly while a taken request waits for it, and
-    no request is taken while one waits (unless its answer leaves in that cycle).  Returns ``record`` as it
+    """One answer per request, in order: ``answer`` is valid exactly while a taken request waits for it (and
+    not in reset), and no request is taken while one waits (unless its answer leaves in that cycle).  Returns
+    ``record`` as it
     was when the request was taken."""
     m = spec.m
     asked, answered = request.valid & request.ready, answer.valid & answer.ready
     pending = Signal(name=f"{name}_pending")
     held = Signal.like(record, name=name, reset_less=True)
     with m.If(asked):
-        m.d.sync += [held.eq(record), pending.eq(1)]
+        spec.sync([held.eq(record), pending.eq(1)])
     with m.Elif(answered):
-        m.d.sync += pending.eq(0)
-    m.d.comb += [Assert(answer.valid == pending), Assert(~(asked & pending & ~answered))]
+        spec.sync(pending.eq(0))
+    m.d.comb += [Assert(answer.valid == (pending & ~spec.rst)), Assert(~(asked & pending & ~answered))]
     return held
 
 
@@ -282,14 +295,13 @@ def _stream_ports(component):
             yield name, getattr(component, name), member.flow
 
 
-def stream_rules_spec(make_component, environment=None) -> Spec:
+def stream_rules_spec(make_component, environment=None, *, top: bool = False, covers: bool = True) -> Spec:
     """Any block with valid/ready streams: the AXI4-Stream rules assumed of every stream it takes and
     asserted of every stream it drives (free ``ready`` unless always ready); its other inputs free: 1-bit
     ones (starts, flags) in every cycle, wider ones (sizes, registers) a constant of the trace, as the
     engine holds them through a run.  ``environment(spec, dut)`` adds what the block's user promises
-    beyond that."""
-    from amaranth.lib.wiring import Flow
-
+    beyond that.  A ``top`` (a design's boundary) also neither accepts nor sends while in reset.
+    ``covers``: a beat leaves every output stream, and one leaves after waiting."""
     spec = Spec()
     m = spec.m
     m.submodules.dut = dut = make_component()
@@ -298,11 +310,16 @@ def stream_rules_spec(make_component, environment=None) -> Spec:
         streams.add(name)
         if flow == Flow.In:
             stream_environment(spec, port)
+            quiet = ~port.ready
         else:
             stream_source(spec, port, free_ready=not dut.signature.members[name].signature.always_ready)
-            # Not vacuous: a beat leaves, and one leaves after waiting (its ready low while valid).
-            m.d.comb += [Cover(port.valid & port.ready & ~spec.rst),
-                         Cover(port.valid & port.ready & spec.past(port.valid & ~port.ready) & ~spec.rst)]
+            quiet = ~port.valid
+            if covers:   # not vacuous: a beat leaves, and one leaves after waiting (its ready low while valid)
+                m.d.comb += [Cover(port.valid & port.ready & ~spec.rst),
+                             Cover(port.valid & port.ready & spec.past(port.valid & ~port.ready) & ~spec.rst)]
+        if top:
+            with m.If(spec.rst):
+                m.d.comb += Assert(quiet)
     for name, member in dut.signature.members.items():
         if name in streams or not member.is_port or member.flow != Flow.In:
             continue
@@ -310,6 +327,71 @@ def stream_rules_spec(make_component, environment=None) -> Spec:
         m.d.comb += port.eq(AnySeq(len(port)) if len(port) == 1 else AnyConst(len(port)))
     if environment is not None:
         environment(spec, dut)
+    return spec
+
+
+_AXI_PORT = re.compile(r"(?P<channel>(?:s|m)_axis_\w+)_t(?P<field>data|valid|ready|last|keep|user)$"
+                       r"|(?P<bus>(?:s_axil|m_axi)_(?:aw|w|b|ar|r))(?P<signal>\w+)$")
+
+
+def _axi_channels(component):
+    """``{channel: (valid, ready, payload, driven)}`` of every AXI4, AXI4-Lite and AXI4-Stream channel in
+    ``component``'s signature (``driven``: the design drives ``valid``); the other ports as a list."""
+    from amaranth.lib.wiring import Flow
+
+    fields, others = {}, []
+    for name, member in component.signature.members.items():
+        found = _AXI_PORT.match(name) if member.is_port else None
+        if found is None:
+            others.append((name, member))
+            continue
+        channel, field = (found["channel"], found["field"]) if found["channel"] else (found["bus"], found["signal"])
+        fields.setdefault(channel, {})[field] = (name, member)
+    channels = {}
+    for channel, parts in fields.items():
+        (valid_name, valid), (ready_name, _) = parts.pop("valid"), parts.pop("ready")
+        payload = Cat(*(getattr(component, name) for name, _ in parts.values()))
+        channels[channel] = (getattr(component, valid_name), getattr(component, ready_name), payload,
+                             valid.flow == Flow.Out)
+    return channels, others
+
+
+def axi_top_spec(make_component, *, covers=()) -> Spec:
+    """A top with ``aclk``/``aresetn`` and AXI ports (AXI4-Stream ``s_axis_*``/``m_axis_*``, the AXI4-Lite
+    slave ``s_axil_*``, the AXI4 master ``m_axi_*``): on every channel the design drives, the
+    valid/payload rules asserted (held until the handshake, low in and right after reset), on every one
+    it takes the same assumed of its peer; nothing accepted in reset (an AXI4-Stream input's ``ready``
+    asserted low then, an AXI4(-Lite) peer's ``valid`` assumed low, as AXI requires of it); on
+    the AXI4-Lite slave one answer per request, in order; other inputs free (1-bit ones in every
+    cycle, wider ones a constant).  ``covers(spec, dut)`` returns cover conditions."""
+    dut = make_component()
+    spec = Spec(clock=dut.aclk)
+    m = spec.m
+    m.submodules.dut = dut
+    m.d.comb += dut.aresetn.eq(~spec.rst)
+    channels, others = _axi_channels(dut)
+    for name, (valid, ready, payload, driven) in channels.items():
+        port = _Channel(valid, ready, payload)
+        if driven:
+            stream_source(spec, port)
+            quiet = Assert(~valid)
+        else:
+            stream_environment(spec, port)
+            # AXI4-Stream inputs refuse beats in reset; on AXI4(-Lite) the peer's valid is low then (A3.1.2).
+            quiet = Assert(~ready) if name.startswith("s_axis") else Assume(~valid)
+        with m.If(spec.rst):
+            m.d.comb += quiet
+    if "s_axil_aw" in channels:
+        for request, answer in (("s_axil_aw", "s_axil_b"), ("s_axil_ar", "s_axil_r")):
+            _one_answer(spec, _Channel(*channels[request][:3]), _Channel(*channels[answer][:3]), Const(0),
+                        f"{request}_answer")
+        m.d.comb += Assert(dut.s_axil_awready == dut.s_axil_wready)   # a write is taken with its data
+    for name, member in others:
+        if member.flow == Flow.In and name not in ("aclk", "aresetn"):
+            port = Value.cast(getattr(dut, name))
+            m.d.comb += port.eq(AnySeq(1) if len(port) == 1 else AnyConst(len(port)))
+    for condition in covers(spec, dut) if callable(covers) else covers:
+        m.d.comb += Cover(condition & ~spec.rst)
     return spec
 
 
@@ -347,6 +429,55 @@ def _token_importance():
 def _head_importance():
     from attn_rtl.hdl.head_importance import HeadImportance
     return HeadImportance(lanes=1, rows=1, data_width=2, max_seq_len=2, max_head_dim=2, max_heads=1)
+
+
+#: The smallest engine (1x1 array, L up to 2, d = 1, one head): every control path of the large ones, the
+#: datapath at its narrowest.  Sizes are free constants of a trace, so every runtime shape is covered.
+_ENGINE = dict(rows=1, cols=1, max_seq_len=2, max_head_dim=1, max_heads=1)
+
+#: Engine builds checked: name, options, what the build adds.
+_ENGINE_BUILDS = (
+    ("engine", {}, "dense"),
+    ("engine_sparse", {"sparse": True}, "sparse (kv_index)"),
+    ("engine_importance", {"importance": True}, "importance runs (token and head importance streams)"),
+    ("engine_row_flags", {"row_flags": True}, "progressive quantization (row_flags stream)"),
+)
+
+
+def _engine(options):
+    from attn_rtl.hdl.engine import AttentionEngine
+    return AttentionEngine(**_ENGINE, **options)
+
+
+def engine_spec(options=(), *, cover: bool = False) -> Spec:
+    """The engine top (:class:`~attn_rtl.hdl.engine.AttentionEngine`, :data:`_ENGINE` and ``options``):
+    the stream rules of :func:`stream_rules_spec` on every port, nothing accepted or sent in reset.  With
+    ``cover`` instead reachable: a run starts and takes Q and K beats (sparse: a ``kv_index`` beat leaves
+    after waiting), so the environment is not vacuous."""
+    options = dict(options)
+    spec = stream_rules_spec(lambda: _engine(options), top=True, covers=False)
+    if cover:
+        dut, rst = spec.m.submodules.dut, spec.rst
+        spec.m.d.comb += [Cover(dut.q.valid & dut.q.ready & ~rst), Cover(dut.k.valid & dut.k.ready & ~rst)]
+        if options.get("sparse"):
+            index = dut.kv_index
+            spec.m.d.comb += Cover(index.valid & index.ready & spec.past(index.valid & ~index.ready) & ~rst)
+    return spec
+
+
+def _axi_top(kind: str):
+    if kind == "axis":
+        from attn_rtl.hdl.engine_top import AttentionEngineAxi as Top
+    elif kind == "axil":
+        from attn_rtl.hdl.engine_axil import AttentionEngineAxiLite as Top
+    else:
+        from attn_rtl.hdl.engine_mm import AttentionEngineMM as Top
+    return Top(**_ENGINE)
+
+
+def _register_answers(spec: Spec, dut):
+    """Reachable on an AXI4-Lite slave: a write answered, and a read."""
+    return [dut.s_axil_bvalid & dut.s_axil_bready, dut.s_axil_rvalid & dut.s_axil_rready]
 
 
 def array_liveness_spec(tiles: int = 2) -> Spec:
@@ -457,6 +588,7 @@ class Mutation:
     depth: int
     what: str
     bit: int | None = None
+    slow: bool = False
 
 
 _STREAM = "AXI4-Stream rules (valid held, payload stable until taken; valid low after reset)"
@@ -477,6 +609,8 @@ _STREAM_BLOCKS = (
     ("softmax", "SoftmaxUnit", "1 lane, 1 slot, 3-bit scores, L up to 4", _softmax, 32, 64, None),
 )
 _TRACKED = "no beat lost, duplicated or changed (a solver-chosen beat followed through)"
+_AXI_TOP = ("AXI rules on every channel (valid held, payload stable until taken; valid low in and right after "
+            "reset; nothing accepted in reset)")
 
 CHECKS = (
     FormalCheck("register_slice_1", "RegisterSlice", "1-bit payload", lambda: register_slice_spec(1), "prove", 8,
@@ -510,6 +644,24 @@ CHECKS = (
     FormalCheck("systolic_array_liveness_cover", "SystolicArray", "2x2, 2-bit operands, two one-step tiles",
                 array_liveness_spec, "cover", 24, "reachable: the last result row leaving in the model's last "
                 "cycle (the bound is tight)"),
+    *[check for name, options, adds in _ENGINE_BUILDS for check in (
+        FormalCheck(f"{name}_streams", "AttentionEngine", f"1x1, L up to 2, d = 1, one head; {adds}",
+                    lambda options=options: engine_spec(options), "prove", 4,
+                    f"{_STREAM} on every output stream, the same assumed of every input; nothing accepted or "
+                    "sent in reset; sizes any constant, start any cycle"),
+        FormalCheck(f"{name}_cover", "AttentionEngine", f"1x1, L up to 2, d = 1, one head; {adds}",
+                    lambda options=options: engine_spec(options, cover=True), "cover", 20,
+                    "reachable: a run starts and takes Q and K beats" + (
+                        "; a kv_index beat leaves after waiting" if options.get("sparse") else ""),
+                    slow=True))],
+    FormalCheck("engine_axis_top", "AttentionEngineAxi", "1x1, L up to 2, d = 1, one head",
+                lambda: axi_top_spec(lambda: _axi_top("axis")), "prove", 4, _AXI_TOP),
+    FormalCheck("engine_axil_top", "AttentionEngineAxiLite", "1x1, L up to 2, d = 1, one head",
+                lambda: axi_top_spec(lambda: _axi_top("axil")), "prove", 4,
+                f"{_AXI_TOP}; AXI4-Lite one answer per request, in order"),
+    FormalCheck("engine_axil_top_cover", "AttentionEngineAxiLite", "1x1, L up to 2, d = 1, one head",
+                lambda: axi_top_spec(lambda: _axi_top("axil"), covers=_register_answers), "cover", 6,
+                "reachable: a write and a read answered"),
     FormalCheck("topk_answer", "TopK", "2 lanes, 2-bit signed values, max_n 4, max_k 3", topk_spec, "bmc", 12,
                 f"{_STREAM} on both ports; one problem after a reset: pairs largest first, ties to the lower index, "
                 "kept lanes first, only the last beat partial, exactly min(k, kept) pairs, then last"),
@@ -552,6 +704,12 @@ MUTATIONS = (
              "the result FIFO never fetches: no result leaves within the cycle model's bound"),
     Mutation("sparse_scheduler_valid", "SparseScheduler", lambda: stream_rules_spec(_scheduler), "const1",
              "tiles__valid", 20, "the tile stream's valid stuck high: a beat during and right after reset"),
+    # Slow: listing an engine's mutations takes a minute.
+    Mutation("engine_kv_index_hold", "AttentionEngine (sparse)", lambda: engine_spec({"sparse": True}), "const0",
+             "dut.core.kv_index_waiting", 24, "the kv_index hold removed (the bug this proof found): a beat "
+             "offered is withdrawn when the score-tile FIFO fills behind it", slow=True),
+    Mutation("engine_o_valid", "AttentionEngine", engine_spec, "inv", "o__valid", 4,
+             "O's valid inverted: a beat in reset, a waiting beat dropped", slow=True),
 )
 
 

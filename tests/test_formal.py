@@ -27,7 +27,8 @@ def test_proof(check):
     assert result.passed, f"{check.name} ({check.mode}, depth {check.depth}): {result.status}\n{result.log}"
 
 
-@pytest.mark.parametrize("mutation", MUTATIONS, ids=[m.name for m in MUTATIONS])
+@pytest.mark.parametrize("mutation", [pytest.param(m, marks=pytest.mark.slow) if m.slow else m for m in MUTATIONS],
+                         ids=[m.name for m in MUTATIONS])
 def test_mutation_is_caught(mutation):
     command, result = run_mutation(mutation)
     assert result.status == "FAIL", f"{mutation.what} ({command}): {result.status}\n{result.log}"
