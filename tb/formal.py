@@ -395,12 +395,6 @@ def axi_top_spec(make_component, *, covers=()) -> Spec:
     return spec
 
 
-def _start_while_idle(spec: Spec, dut) -> None:
-    """The engine starts a run only once every stream of the last one has ended (it stays busy until
-    then): no ``start`` while a beat waits on ``out``."""
-    spec.m.d.comb += Assume(~(dut.start & dut.out.valid))
-
-
 def _array():
     from attn_rtl.hdl.systolic_array import SystolicArray
     return SystolicArray(rows=2, cols=2, a_width=2, b_width=2, max_reduction=3)
@@ -478,6 +472,11 @@ def _axi_top(kind: str):
 def _register_answers(spec: Spec, dut):
     """Reachable on an AXI4-Lite slave: a write answered, and a read."""
     return [dut.s_axil_bvalid & dut.s_axil_bready, dut.s_axil_rvalid & dut.s_axil_rready]
+
+
+def _mm_reads(spec: Spec, dut):
+    """Reachable on the memory-mapped top: AXI4-Lite answers and an AXI4 read burst taken."""
+    return [*_register_answers(spec, dut), dut.m_axi_arvalid & dut.m_axi_arready]
 
 
 def array_liveness_spec(tiles: int = 2) -> Spec:
@@ -600,10 +599,9 @@ _STREAM_BLOCKS = (
     ("systolic_array", "SystolicArray", "2x2, 2-bit operands, reduction up to 3", _array, 20, 20, None),
     ("sparse_scheduler", "SparseScheduler", "2x2, L up to 4, dilation up to 2, one global", _scheduler, 20, 20,
      None),
-    ("token_importance", "TokenImportance", "1 lane, 1 slot, L up to 2; start only while no beat waits",
-     _token_importance, 20, 20, _start_while_idle),
-    ("head_importance", "HeadImportance", "1 lane, 1 row, 2-bit O, L and d up to 2; start only while no beat "
-     "waits", _head_importance, 20, 20, _start_while_idle),
+    ("token_importance", "TokenImportance", "1 lane, 1 slot, L up to 2", _token_importance, 20, 20, None),
+    ("head_importance", "HeadImportance", "1 lane, 1 row, 2-bit O, L and d up to 2", _head_importance, 20, 20,
+     None),
     ("output_accumulator", "OutputAccumulator", "1 lane, 1 row, 1 chunk, 4-bit partials", _accumulator, 48, 40,
      None),
     ("softmax", "SoftmaxUnit", "1 lane, 1 slot, 3-bit scores, L up to 4", _softmax, 32, 64, None),
@@ -662,6 +660,17 @@ CHECKS = (
     FormalCheck("engine_axil_top_cover", "AttentionEngineAxiLite", "1x1, L up to 2, d = 1, one head",
                 lambda: axi_top_spec(lambda: _axi_top("axil"), covers=_register_answers), "cover", 6,
                 "reachable: a write and a read answered"),
+    FormalCheck("engine_mm_top", "AttentionEngineMM", "1x1, L up to 2, d = 1, one head; 32-bit bus",
+                lambda: axi_top_spec(lambda: _axi_top("mm")), "bmc", 12,
+                f"{_AXI_TOP} (AXI4-Lite slave and AXI4 master); AXI4-Lite one answer per request, in order"),
+    FormalCheck("engine_mm_top_24", "AttentionEngineMM", "1x1, L up to 2, d = 1, one head; 32-bit bus",
+                lambda: axi_top_spec(lambda: _axi_top("mm")), "bmc", 24,
+                "as engine_mm_top, deep enough for registers written, a start and the DMA's first read bursts",
+                slow=True),
+    FormalCheck("engine_mm_top_cover", "AttentionEngineMM", "1x1, L up to 2, d = 1, one head; 32-bit bus",
+                lambda: axi_top_spec(lambda: _axi_top("mm"), covers=_mm_reads), "cover", 20,
+                "reachable: a write and a read answered on AXI4-Lite, an AXI4 read burst taken (registers "
+                "written, a start, the DMA reading Q)", slow=True),
     FormalCheck("topk_answer", "TopK", "2 lanes, 2-bit signed values, max_n 4, max_k 3", topk_spec, "bmc", 12,
                 f"{_STREAM} on both ports; one problem after a reset: pairs largest first, ties to the lower index, "
                 "kept lanes first, only the last beat partial, exactly min(k, kept) pairs, then last"),

@@ -122,15 +122,42 @@ afterwards: a reset may come in any cycle), and:
 - for the AXI4-Lite slave (`serve_registers`, every top's register file): the master's channel rules
   assumed, the slave's asserted; one response per request, in order; OKAY on the map, SLVERR off it or
   to a read-only register; a read returns the register's value;
+- for **the engine and its tops**: the smallest engine of every build (1x1 array, L up to 2, d = 1, one
+  head; dense, sparse, importance runs, row flags; sizes free constants, so every runtime shape, and
+  `start` in any cycle): the stream rules on every port, and nothing accepted or sent in reset (its
+  ports are gated by the reset as it arrives, a cycle before its units see their copies).  The AXI4-Stream
+  top, the AXI4-Lite top and the memory-mapped top through their AXI ports: on every channel the
+  valid/payload rules, `valid` low in every reset cycle (AXI A3.1.2), nothing accepted in reset (an
+  AXI4-Stream input's `tready` low; an AXI4(-Lite) peer's `valid` assumed low, as AXI requires of it),
+  one AXI4-Lite answer per request, in order.  The engine's covers show a run starting and taking Q and K
+  beats (sparse: a `kv_index` beat leaving after waiting), the memory-mapped top's an AXI4 read burst
+  taken after its registers are written and a start (step 17), so their environments are not vacuous;
 - **bounded liveness** of the systolic array: fed one-step tiles back to back with its output always
   ready, the last result row leaves within its cycle model's count (`run_cycles`, the figure the cost
   model sums) of the first step accepted; the cover shows the bound is tight;
 - for k-induction, invariants of the block's state against the tracker (the register slice's flags and
   pointers against the beats inside, the tracked beat against the entry holding it).
 
-`prove` is k-induction: the properties hold in every cycle of every run.  `bmc` checks every cycle up to
-the depth stated (from reset); each block's depth reaches past the cycle its first output beat can leave
-(its cover shows the beat within that depth).  `cover` shows the states named reachable within the depth.
+`prove` is k-induction: the properties hold in every cycle of every run.  On the engine it converges at
+depth 4 in seconds: the hold of each output depends on a few registers beside it, whatever the rest of the
+engine's state.
+
+**Found by these proofs** (fixed; the first kept as a mutation below):
+
+- `m_axis_kv_index` (sparse builds) withdrew a waiting beat: its `valid` was gated by a registered
+  "room in the score-tile FIFO" flag that could fall while the beat waited for the DMA (a tile written
+  the cycle before it was offered).  An AXI4-Stream violation no simulation had caught (the testbenches'
+  monitors take beats at handshakes); a beat offered now keeps its room until taken.
+- The token-importance unit's drain was cleared by a `start`, dropping a waiting beat (the engine never
+  starts then; the unit no longer depends on it), and its `out` valid now also needs the drain state, so
+  the hold is inductive.
+- The AXI4-Lite slave's `bvalid`/`rvalid` and the AXI4 master's `awvalid`/`wvalid`/`arvalid` came from
+  registers and stayed high in the first cycle of a reset (a synchronous reset takes effect at its first
+  edge); AXI wants them low throughout reset.  They are now gated by the reset (a gate each).
+
+`bmc` checks every cycle up to the depth stated (from reset); each block's depth reaches past the cycle its
+first output beat can leave (its cover shows the beat within that depth; the engine's and the
+memory-mapped top's do not reach an O beat).  `cover` shows the states named reachable within the depth.
 Re-run: `./dev.sh bench verification --parts proofs`; as tests: `./dev.sh test -m formal` (the slow ones
 with `-m "formal and slow"`; the default suite runs the rest).
 
@@ -151,17 +178,19 @@ Re-run: `./dev.sh bench verification --parts mutations`.
 
 ### Not yet proven
 
-Proven by k-induction: the register slice and the AXI4-Lite slave.  Bounded only (depths above): the
-credit FIFO (k-induction needs invariants of its counters), the systolic array, sparse scheduler,
-importance units, output accumulator and softmax unit (stream rules on small builds), and the top-k
-engine's answer (one problem per reset).  Not checked formally: data correctness of the arithmetic
-blocks (that is the golden models' job, below), the merge level on its own (its credit interface is not
-a valid/ready stream; it is checked inside the top-k engine), the engine top and the memory-mapped top
-(too large for the solver at useful depths: on the smallest engine, 1x1 with L up to 2 and d = 1, a cover of
-its first O beat at depth 90 did not finish in 400 s), liveness of whole runs in the cost model's cycle count
-(measured in simulation instead: `tests/test_cost_model.py`, within 3% of RTL; proven only for the array's
-own model), and the FIFO in ECP5 block RAM (the
-DP16KD model is not read by the formal flow).
+Proven by k-induction: the register slice, the AXI4-Lite slave, the engine top of every build and the
+AXI4-Stream and AXI4-Lite tops (stream and channel rules).  Bounded only (depths above): the memory-mapped
+top (24 cycles: its registers written, a start and the DMA's first read bursts, not yet a write of O; its
+k-induction fails on a peer that answers B or R with nothing outstanding, which AXI forbids but the spec
+does not yet assume: the assumption needs the DMA's counters tied to the spec's), the credit FIFO
+(k-induction needs invariants of its counters), the systolic array, sparse scheduler, importance units,
+output accumulator and softmax unit (stream rules on small builds), and the top-k engine's answer (one
+problem per reset).  Not checked formally: data correctness of the arithmetic blocks (that is the golden
+models' job, below), the merge level on its own (its credit interface is not a valid/ready stream; it is
+checked inside the top-k engine), properties of the engine's output data or beat counts (a cover of its
+first O beat, at depth 90, did not finish in 400 s), liveness of whole runs in the cost model's cycle
+count (measured in simulation instead: `tests/test_cost_model.py`, within 3% of RTL; proven only for the
+array's own model), and the FIFO in ECP5 block RAM (the DP16KD model is not read by the formal flow).
 
 ## Simulation
 
