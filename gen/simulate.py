@@ -581,13 +581,15 @@ def simulate_engine_axil(params: dict, runs, *, sim: str = "icarus", seed: int =
 
 
 def simulate_engine_mm(params: dict, runs, *, sim: str = "icarus", seed: int = 1, pause: float = 0.0,
-                       reset_mid: bool = False, memory_bytes: int = 1 << 18) -> dict:
+                       reset_mid: bool = False, memory_bytes: int = 1 << 18, fuzz: int = 0) -> dict:
     """The memory-mapped top (``attention_engine_mm``) under ``tb/test_engine_mm.py``: each of ``runs``
     (``heads``, ``kv_heads``, ``seq_len``, ``query_len``, ``head_dim``, ``layout`` of
     :data:`attn_rtl.sim.memory_image.LAYOUTS`, ``gap``, ``base``, ``operands``; ``override``: registers
     written instead of the layout's, to show the checks catch it) through an AXI4 memory with random
     ``pause`` on its channels; O, the rest of memory, every burst and the byte counters checked.
-    ``reset_mid`` cuts the first run with ``aresetn`` once reads are in flight."""
+    ``reset_mid`` cuts the first run with ``aresetn`` once reads are in flight.  ``fuzz`` random
+    AXI4-Lite transactions first (the register map, the DMA's registers included, and off it), and
+    STARTs while busy (tb/test_engine_mm.py)."""
     from attn_rtl.sim.memory_image import LAYOUTS, MSB_PLANE_BITS, bytes_moved
     from attn_rtl.sim.runner import run_cocotb
 
@@ -636,6 +638,8 @@ def simulate_engine_mm(params: dict, runs, *, sim: str = "icarus", seed: int = 1
                importance_bytes=component.dma.importance_bytes, kv_slots=component.dma.slots,
                pause=check_probability("pause", pause), reset_mid=bool(reset_mid), memory_bytes=int(memory_bytes),
                registers={r.name: r.offset for r in component.registers},
+               register_map=[(r.name, r.offset, r.access, r.bits) for r in component.registers],
+               register_addr_width=component.addr_width, fuzz=int_in_range("fuzz", fuzz, 0, 1 << 20),
                timeout_cycles=int(50 * longest + 20_000))
     u = unit("engine_mm")
     report = run_cocotb(sources=[path, *u.simulation_models(full)], toplevel=u.top, test_module=u.testbench,

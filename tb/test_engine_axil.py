@@ -112,10 +112,11 @@ def _merged(old: int, data: int, strb: int, bits: int) -> int:
     return ((old & ~mask) | (data & mask)) & ((1 << bits) - 1)
 
 
-async def random_traffic(master, finish, report, rng, top, shadow: dict, fixed: dict, count: int) -> None:
+async def random_traffic(master, finish, report, rng, top, shadow: dict, fixed: dict, count: int,
+                         min_strobe: int = 0) -> None:
     """``count`` random reads and writes anywhere in the address space (START never set), each answer
     checked against ``shadow`` (RW register values, updated by the writes) and ``fixed`` (read-only values;
-    ``None``: not compared)."""
+    ``None``: not compared); write strobes from ``min_strobe`` to 0b1111."""
     by_word = {r.offset >> 2: r for r in top.registers}
     last = max(by_word) << 2
     txns = []
@@ -127,7 +128,7 @@ async def random_traffic(master, finish, report, rng, top, shadow: dict, fixed: 
             addr = int(rng.integers(last + 4, 1 << top.addr_width)) & ~3
         reg = by_word.get(addr >> 2)
         if rng.random() < 0.5:
-            data, strb = int(rng.integers(0, 1 << 32)), int(rng.integers(0, 16))
+            data, strb = int(rng.integers(0, 1 << 32)), int(rng.integers(min_strobe, 16))
             if reg is not None and reg.name == "CTRL":
                 data &= ~1   # no START here: a run would wait for streams
             ok = reg is not None and reg.access in ("RW", "W1S/RO")

@@ -14,6 +14,11 @@ programs the registers, starts, and waits for ``irq``.  Then it checks:
 - ``BYTES_READ`` and ``BYTES_WRITTEN`` against the host model, ``CTRL`` DONE.
 
 With ``reset_mid`` the first run is cut by ``aresetn`` once reads are in flight; the next runs must pass.
+
+With ``fuzz`` that many random AXI4-Lite transactions come first (every register of the map, the DMA's
+included, and addresses off it and unaligned; random data and strobes) against a shadow of the register
+file, every response and read value checked; the registers are then restored and every run is started
+with two more STARTs while busy (ignored: one run, its bytes counted once).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from attn_rtl.sim.progressive import progressive_layer
 from attn_rtl.sim.sparse import pattern_from_dict
 
 from .harness import begin, operand_matrix
+from .test_engine_axil import random_traffic
 
 
 def _pauses(rng, probability: float):
@@ -99,6 +105,59 @@ def _state(dut) -> str:
     return ", ".join(parts)
 
 
+class _HostTraffic:
+    """:func:`~attn_rtl.tb.test_engine_axil.random_traffic`'s master on cocotbext-axi's ``AxiLiteMaster``,
+    one transaction at a time: a write's strobes as writes of their contiguous byte runs (all answered
+    alike), a read of the whole word."""
+
+    def __init__(self, host):
+        self.host = host
+
+    @staticmethod
+    def write(addr: int, data: int, strb: int) -> dict:
+        return dict(kind="write", addr=addr, data=data, strb=strb)
+
+    @staticmethod
+    def read(addr: int) -> dict:
+        return dict(kind="read", addr=addr)
+
+    async def finish(self, txns):
+        for t in txns:
+            word = t["addr"] & ~3
+            if t["kind"] == "read":
+                answer = await self.host.read(word, 4)
+                t.update(resp=int(answer.resp), data=int.from_bytes(answer.data, "little"))
+                continue
+            data, answers, lo = t["data"].to_bytes(4, "little"), set(), None
+            for byte in range(5):
+                if byte < 4 and t["strb"] >> byte & 1:
+                    lo = byte if lo is None else lo
+                elif lo is not None:
+                    answers.add(int((await self.host.write(word + lo, data[lo:byte])).resp))
+                    lo = None
+            t["resp"] = answers.pop() if len(answers) == 1 else -1
+        return txns
+
+
+async def _register_fuzz(bench, cfg, rng) -> None:
+    """``cfg["fuzz"]`` random transactions against a shadow of the register file, then every RW register
+    back to its value before them."""
+    from types import SimpleNamespace
+
+    from attn_rtl.hdl.engine_axil import REGISTER_MAP_ID
+
+    registers = [SimpleNamespace(name=n, offset=o, access=a, bits=b) for n, o, a, b in cfg["register_map"]]
+    top = SimpleNamespace(registers=registers, addr_width=cfg["register_addr_width"])
+    rw = [r for r in registers if r.access == "RW"]
+    traffic = _HostTraffic(bench.host)
+    before = [t["data"] for t in await traffic.finish([traffic.read(r.offset) for r in rw])]
+    shadow = {r.name: value for r, value in zip(rw, before)}
+    fixed = {r.name: None for r in registers if r.access != "RW"} | {"ID": REGISTER_MAP_ID}
+    await random_traffic(traffic, traffic.finish, bench.report, rng, top, shadow, fixed, cfg["fuzz"], min_strobe=1)
+    for r, value in zip(rw, before):
+        await bench.host.write_dword(r.offset, value)
+
+
 async def _reset(dut, cycles: int = 3):
     dut.aresetn.value = 0
     await ClockCycles(dut.aclk, cycles)
@@ -144,6 +203,9 @@ class MemoryBench:
             await self.host.write_dword(self.regs[name], value)
         self.log.clear()
         await self.host.write_dword(self.regs["CTRL"], 1)
+        if self.cfg.get("fuzz"):   # STARTs while busy are ignored
+            for _ in range(2):
+                await self.host.write_dword(self.regs["CTRL"], 1)
 
     async def wait_done(self, label: str) -> bool:
         dut, cfg = self.dut, self.cfg
@@ -205,6 +267,8 @@ async def memory_mapped_runs(dut):
     bench = MemoryBench(dut, cfg, report, rng)
     await _reset(dut)
     bench.ram.write(0, bench.image.tobytes())
+    if cfg.get("fuzz"):
+        await _register_fuzz(bench, cfg, rng)
     nm = bench.nm
     for n, run in enumerate(cfg["runs"]):
         heads, kv_heads, q_len, kv_len, d = (run[k] for k in ("heads", "kv_heads", "query_len", "seq_len",

@@ -111,6 +111,16 @@ def test_spatten_layers_through_memory(sim):
     _check(simulate_engine_mm(SPATTEN, [cut, *SPATTEN_RUNS], sim=sim, seed=11, pause=0.25, reset_mid=True))
 
 
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
+def test_register_file_under_random_traffic_then_runs_through_memory(sim):
+    """300 random AXI4-Lite transactions over the whole map (the DMA's bases, strides, lists and
+    K_MSB_BITS included; off the map, unaligned, random strobes) against a shadow; then runs, each with
+    STARTs while busy, bit-exact with every byte counted once (tb/test_engine_mm.py)."""
+    runs = [dict(seq_len=7, head_dim=5, heads=2, tokens=[0, 3, 6], importance=True), dict(seq_len=1, head_dim=1)]
+    report = simulate_engine_mm(SPATTEN, runs, sim=sim, seed=14, pause=0.2, fuzz=300)
+    assert report["passed"] and report["elements"] > 400   # the runs' O and the transactions' answers
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", [dict(cols=1, rows=2, bus_width=32), dict(cols=8, rows=3, bus_width=128)])
 def test_spatten_layers_at_other_word_sizes(shape):
