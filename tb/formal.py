@@ -40,7 +40,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import Flow, In, Out
 
 __all__ = ["Spec", "stream_source", "stream_environment", "BeatTracker", "register_slice_spec", "credit_fifo_spec",
-           "register_file_spec", "stream_rules_spec", "engine_spec", "axi_top_spec",
+           "register_file_spec", "stream_rules_spec", "engine_spec", "axi_top_spec", "merge_level_spec",
            "FormalCheck", "Mutation", "CHECKS", "MUTATIONS", "run_check", "run_mutation"]
 
 
@@ -561,6 +561,107 @@ def topk_spec(lanes: int = 2, value_width: int = 2, max_n: int = 4, max_k: int =
     return spec
 
 
+def merge_level_spec(lanes: int = 2, key_width: int = 2, run_beats: int = 1, send_latency: int = 1) -> Spec:
+    """:class:`~attn_rtl.hdl.merge_level.MergeLevel` on its own, its credit interface on both sides: a writer
+    that fires ``send_latency`` cycles after a cycle of ``may_send`` sends runs of descending keys (nonzero
+    keys distinct, at most ``run_beats`` beats, any number of runs and problems back to back, one ``k``),
+    the next level's ``o_may_send`` free.  Asserted: a beat leaves only on a credit (``o_may_send`` a
+    ``latency`` earlier); each merged run descends and has min(⌈k/lanes⌉, a + b) beats for runs of a and b
+    beats; and, for one pair chosen by the solver and one key value, the run holds the key as often as the
+    pair's runs do (every key when nothing is cut; every key above the run's smallest when cut at k), so no
+    key is lost, duplicated or overwritten in a bank whatever the backpressure."""
+    from attn_rtl.hdl.merge_level import MergeLevel
+
+    spec = Spec()
+    m = spec.m
+    k_width = 3
+    m.submodules.dut = dut = MergeLevel(lanes=lanes, key_width=key_width, k_width=k_width, run_beats=run_beats,
+                                        send_latency=send_latency)
+    m.d.comb += [Assume(~spec.rst | Initial()), dut.o_may_send.eq(AnySeq(1)),
+                 dut.w_en.eq(AnySeq(1)), Value.cast(dut.w_data).eq(AnySeq(len(Value.cast(dut.w_data))))]
+    credit, sent_credit = dut.may_send, dut.o_may_send
+    for _ in range(send_latency):
+        credit = spec.past(credit)
+    for _ in range(dut.latency):
+        sent_credit = spec.past(sent_credit)
+    m.d.comb += Assume(~dut.w_en | (credit & ~spec.after_reset))
+    beat, w = dut.w_en, dut.w_data
+    k = Signal(k_width, name="k_chosen")
+    m.d.comb += [k.eq(AnyConst(k_width)), Assume(k != 0), Assume(~beat | (w.k == k))]
+    keep = Signal(k_width, name="keep_beats")
+    m.d.comb += keep.eq((k + lanes - 1) // lanes)
+
+    # The writer's runs: keys descending (nonzero ones strictly), at most run_beats beats, final on every
+    # beat of a problem's last run.
+    in_run, run_final = Signal(range(run_beats + 1), name="run_beats_in"), Signal(name="run_final")
+    prev_key = Signal(key_width, name="prev_key_in")
+    for j in range(lanes):
+        above = prev_key if j == 0 else w.keys[j - 1]
+        first_of_run = (in_run == 0) if j == 0 else Const(0)
+        m.d.comb += Assume(~beat | first_of_run | (w.keys[j] < above) | ((w.keys[j] == 0) & (above == 0)))
+    m.d.comb += Assume(~beat | (in_run == 0) | (w.final == run_final))
+    with m.If(beat & (in_run == run_beats - 1)):
+        m.d.comb += Assume(w.last)
+    with m.If(beat):
+        m.d.sync += [in_run.eq(Mux(w.last, 0, in_run + 1)), run_final.eq(w.final), prev_key.eq(w.keys[-1])]
+
+    # Pairs on the way in: A runs, then B runs; a final A run is a pair alone (as the level's own to_b).
+    # Pair and run counts saturate (at 15, past any chosen pair) rather than wrap onto it.
+    in_b, pairs_in = Signal(name="run_to_b"), Signal(4, name="pairs_in")
+    pair_ends = beat & w.last & (in_b | w.final)
+    with m.If(beat & w.last):
+        m.d.sync += [in_b.eq(~in_b & ~w.final), pairs_in.eq(pairs_in + (pair_ends & (pairs_in != 15)))]
+    # Nonzero keys distinct across a pair, as the top-k engine's are (index bits in every key): a merged
+    # beat holds no two equal keys.
+    seen = Signal(1 << key_width, name="keys_seen_in_pair")
+    fresh = seen
+    for j in range(lanes):
+        key = w.keys[j]
+        m.d.comb += Assume(~beat | (key == 0) | ~(seen >> key)[0])
+        fresh = fresh | Mux(key == 0, 0, Const(1, 1 << key_width) << key)
+    with m.If(beat):
+        m.d.sync += seen.eq(Mux(pair_ends, 0, fresh))
+    pick, value = Signal(3, name="pair_chosen"), Signal(key_width, name="key_chosen")
+    m.d.comb += [pick.eq(AnyConst(3)), value.eq(AnyConst(key_width))]
+    beats_in, copies_in = Signal(range(2 * run_beats + 1), name="pair_beats_in"), Signal(4, name="copies_in")
+    with m.If(beat & (pairs_in == pick)):
+        m.d.sync += [beats_in.eq(beats_in + 1),
+                     copies_in.eq(copies_in + sum((w.keys[j] == value) for j in range(lanes)))]
+
+    # The merged runs on the way out.
+    o, sent = dut.o_data, dut.o_en
+    m.d.comb += Assert(~sent | sent_credit)
+    runs_out, out_run = Signal(4, name="runs_out"), Signal(range(2 * run_beats + 2), name="run_beats_out")
+    prev_out, copies_out = Signal(key_width, name="prev_key_out"), Signal(4, name="copies_out")
+    for j in range(lanes):
+        above = prev_out if j == 0 else o.keys[j - 1]
+        m.d.comb += Assert(~sent | ((out_run == 0) & (j == 0)) | (o.keys[j] <= above))
+    here = sent & (runs_out == pick)
+    copies = copies_out + sum((o.keys[j] == value) for j in range(lanes))
+    with m.If(sent):
+        m.d.sync += [out_run.eq(Mux(o.last, 0, out_run + 1)), prev_out.eq(o.keys[-1]),
+                     runs_out.eq(runs_out + (o.last & (runs_out != 15)))]
+        m.d.comb += Assert(out_run + 1 <= keep)
+    # The chosen pair's merged run, once both it and the pair's input have ended (a run cut at k ends
+    # before its inputs do: the rest of them drain unsent).
+    out_done, out_beats = Signal(name="chosen_run_sent"), Signal.like(out_run, name="chosen_run_beats")
+    smallest = Signal(key_width, name="chosen_run_smallest")
+    with m.If(here):
+        m.d.sync += copies_out.eq(copies)
+        with m.If(o.last):
+            m.d.sync += [out_done.eq(1), out_beats.eq(out_run + 1), smallest.eq(o.keys[-1])]
+    with m.If(out_done & (pairs_in > pick)):
+        cut = beats_in > keep
+        m.d.comb += [Assert(out_beats == Mux(cut, keep, beats_in)), Assert(copies_out <= copies_in)]
+        with m.If(~cut | (value > smallest)):
+            m.d.comb += Assert(copies_out == copies_in)
+    done = out_done & (pairs_in > pick)
+    m.d.comb += [Cover(spec.past(dut.may_send) & ~dut.may_send),   # the banks fill: credit withdrawn
+                 Cover(done & (beats_in > keep) & (pick == 1) & (copies_in != 0)),
+                 Cover(done & (beats_in == 2 * run_beats) & (keep >= beats_in) & (copies_in == 1) & (value != 0))]
+    return spec
+
+
 @dataclass(frozen=True)
 class FormalCheck:
     """One proof: ``make()`` builds the spec, checked in ``mode`` to ``depth`` (k-induction's depth for
@@ -607,6 +708,10 @@ _STREAM_BLOCKS = (
     ("softmax", "SoftmaxUnit", "1 lane, 1 slot, 3-bit scores, L up to 4", _softmax, 32, 64, None),
 )
 _TRACKED = "no beat lost, duplicated or changed (a solver-chosen beat followed through)"
+_MERGE = ("credit rules both sides (the writer fires a send latency after may_send; a beat leaves only on "
+          "o_may_send a latency earlier); each merged run descends, min(ceil(k/lanes), a+b) beats; one "
+          "solver-chosen pair and key: as many copies out as in (above the cut when cut at k): no key lost, "
+          "duplicated or overwritten in a bank")
 _AXI_TOP = ("AXI rules on every channel (valid held, payload stable until taken; valid low in and right after "
             "reset; nothing accepted in reset)")
 
@@ -671,6 +776,14 @@ CHECKS = (
                 lambda: axi_top_spec(lambda: _axi_top("mm"), covers=_mm_reads), "cover", 20,
                 "reachable: a write and a read answered on AXI4-Lite, an AXI4 read burst taken (registers "
                 "written, a start, the DMA reading Q)", slow=True),
+    FormalCheck("merge_level", "MergeLevel", "2 lanes, 2-bit keys, runs of 1 beat, send latency 1, banks of 8",
+                merge_level_spec, "bmc", 10, _MERGE),
+    FormalCheck("merge_level_13", "MergeLevel", "2 lanes, 2-bit keys, runs of 1 beat, send latency 1, banks of 8",
+                merge_level_spec, "bmc", 13, f"{_MERGE} (past the cycle the banks fill and credit is withdrawn)",
+                slow=True),
+    FormalCheck("merge_level_cover", "MergeLevel", "2 lanes, 2-bit keys, runs of 1 beat, send latency 1, banks of 8",
+                merge_level_spec, "cover", 14, "reachable: the banks full (credit withdrawn, step 11), a merged "
+                "run cut at k and one of every key"),
     FormalCheck("topk_answer", "TopK", "2 lanes, 2-bit signed values, max_n 4, max_k 3", topk_spec, "bmc", 12,
                 f"{_STREAM} on both ports; one problem after a reset: pairs largest first, ties to the lower index, "
                 "kept lanes first, only the last beat partial, exactly min(k, kept) pairs, then last"),
@@ -705,6 +818,10 @@ MUTATIONS = (
              "a merge comparator inverted: the smaller head wins"),
     Mutation("topk_merge_bitonic", "TopK (merge level)", topk_spec, "inv", "dut.level0.merge_s0_swap_0_1", 12,
              "the merged beat's bitonic stage inverted: the lanes of a beat out of order"),
+    Mutation("merge_level_take", "MergeLevel", merge_level_spec, "inv", "dut.take_a0", 10,
+             "comparator 0 inverted on its own: the smaller head wins, a key is lost from the merged run"),
+    Mutation("merge_level_step", "MergeLevel", merge_level_spec, "const1", "dut.step", 10,
+             "the merge steps in every cycle: beats leave without the next level's credit"),
     Mutation("topk_limit", "TopK", topk_spec, "const0", "dut.limit", 12,
              "the answer's length limit stuck at 0: the answer is not min(k, kept) pairs"),
     Mutation("systolic_array_valid", "SystolicArray", lambda: stream_rules_spec(_array), "inv",
@@ -719,6 +836,11 @@ MUTATIONS = (
              "offered is withdrawn when the score-tile FIFO fills behind it", slow=True),
     Mutation("engine_o_valid", "AttentionEngine", engine_spec, "inv", "o__valid", 4,
              "O's valid inverted: a beat in reset, a waiting beat dropped", slow=True),
+    Mutation("engine_axil_top_bvalid", "AttentionEngineAxiLite", lambda: axi_top_spec(lambda: _axi_top("axil")),
+             "const1", "s_axil_bvalid", 4, "bvalid stuck high: an answer in reset and with no request", slow=True),
+    Mutation("engine_mm_top_arvalid", "AttentionEngineMM", lambda: axi_top_spec(lambda: _axi_top("mm")),
+             "const1", "m_axi_arvalid", 4, "the AXI4 master's arvalid stuck high: a read burst in reset",
+             slow=True),
 )
 
 

@@ -33,7 +33,9 @@ CASES = ([pytest.param(name, preset, params, id=f"{name}-{preset}",
                        marks=[pytest.mark.slow] if (name, preset) == ("engine", "large") else [])
           for name, presets in PRESETS.items() for preset, params in presets.items()]
          + [pytest.param(name, "odd", params, id=f"{name}-odd") for name, params in ODD.items()]
-         + [pytest.param(companion, preset, PRESETS["engine"][preset], id=f"{companion}-{preset}")
+         # The companions' SpAtten builds lint the engine-spatten core again (15 s each): slow marker.
+         + [pytest.param(companion, preset, PRESETS["engine"][preset], id=f"{companion}-{preset}",
+                         marks=[pytest.mark.slow] if preset == "spatten" else [])
             for companion in COMPANIONS for preset in ("tiny", "spatten")
             if (companion, preset) != ("engine_mm", "spatten")]   # the memory-mapped top refuses SpAtten builds
          + [pytest.param("engine", "odd-importance", dict(ODD["engine"], sparse=False, importance=True, row_flags=True),

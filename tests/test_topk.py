@@ -96,12 +96,15 @@ SHAPES = [  # (lanes, max_n, max_k, signed, value_width)
 
 
 def _cases():
-    cases = [pytest.param("icarus", *shape, id=f"icarus-{shape[0]}lanes-{shape[1]}n-{shape[2]}k") for shape in SHAPES]
-    return cases + [pytest.param("verilator", *SHAPES[1], id="verilator-4lanes-37n-9k")]
+    """Every shape on Icarus with and without a reset mid-run; on Verilator one shape, its run without a
+    reset -m slow (the one with a reset has every stall too)."""
+    cases = [pytest.param("icarus", *shape, reset_mid, id=f"{reset_mid}-icarus-{shape[0]}lanes-{shape[1]}n-{shape[2]}k")
+             for reset_mid in (False, True) for shape in SHAPES]
+    return cases + [pytest.param("verilator", *SHAPES[1], reset_mid, id=f"{reset_mid}-verilator-4lanes-37n-9k",
+                                 marks=() if reset_mid else pytest.mark.slow) for reset_mid in (False, True)]
 
 
-@pytest.mark.parametrize("sim, lanes, max_n, max_k, signed, width", _cases())
-@pytest.mark.parametrize("reset_mid", [False, True])
+@pytest.mark.parametrize("sim, lanes, max_n, max_k, signed, width, reset_mid", _cases())
 def test_every_case_bit_exact_with_idle_and_backpressure(sim, lanes, max_n, max_k, signed, width, reset_mid):
     problems = [dict(p, k=min(p["k"], max_k)) for p in PROBLEMS]
     report = simulate_topk(dict(lanes=lanes, max_n=max_n, max_k=max_k, signed=signed, value_width=width),

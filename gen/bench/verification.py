@@ -119,6 +119,12 @@ afterwards: a reset may come in any cycle), and:
   largest first, ties to the lower index, the kept lanes of a beat first and only the last beat partial,
   exactly min(k, kept values) pairs, then `last` and nothing more (the merge level's ordering and
   trimming are inside: its mutations below are caught by these properties);
+- for a **merge level** of the top-k engine on its own (its credit interface on both sides): a writer
+  that fires a send latency after a cycle of `may_send`, sending descending runs (nonzero keys distinct
+  across a pair, as the engine's are) back to back, and any `o_may_send`: a beat leaves only on a credit,
+  each merged run descends and has min(⌈k/lanes⌉, a + b) beats, and for one pair and one key value chosen
+  by the solver the run holds the key as often as the pair's runs do (above the cut when cut at k): no key
+  lost, duplicated or overwritten in a full bank;
 - for the AXI4-Lite slave (`serve_registers`, every top's register file): the master's channel rules
   assumed, the slave's asserted; one response per request, in order; OKAY on the map, SLVERR off it or
   to a read-only register; a read returns the register's value;
@@ -185,9 +191,9 @@ k-induction fails on a peer that answers B or R with nothing outstanding, which 
 does not yet assume: the assumption needs the DMA's counters tied to the spec's), the credit FIFO
 (k-induction needs invariants of its counters), the systolic array, sparse scheduler, importance units,
 output accumulator and softmax unit (stream rules on small builds), and the top-k engine's answer (one
-problem per reset).  Not checked formally: data correctness of the arithmetic blocks (that is the golden
-models' job, below), the merge level on its own (its credit interface is not a valid/ready stream; it is
-checked inside the top-k engine), properties of the engine's output data or beat counts (a cover of its
+problem per reset), the merge level (13 cycles: two-beat pairs, the banks filled to the credit limit).
+Not checked formally: data correctness of the arithmetic blocks (that is the golden models' job, below),
+properties of the engine's output data or beat counts (a cover of its
 first O beat, at depth 90, did not finish in 400 s), liveness of whole runs in the cost model's cycle
 count (measured in simulation instead: `tests/test_cost_model.py`, within 3% of RTL; proven only for the
 array's own model), and the FIFO in ECP5 block RAM (the DP16KD model is not read by the formal flow).
@@ -246,6 +252,13 @@ and stops the soak with its seed and run.  Re-run: `./dev.sh bench verification 
   writes and STARTs while busy (ignored: the run keeps the values it took at start), bit-exact.  Values
   wider than a register are not tried (bits above a register's width are ignored on write, as the map
   says).  This found that pattern codes 6 and 7 started a run of no pattern; the scheduler now refuses them.
+- **Memory-mapped top's register file** (`tests/test_engine_mm.py`, `tb/test_engine_mm.py` with `fuzz`): 300
+  random transactions over its whole map (the DMA's bases and strides, the lists, `K_MSB_BITS`; off the map
+  and unaligned; random data, strobes as writes of their contiguous bytes through cocotbext-axi) against a
+  shadow, every answer checked; the registers restored, then SpAtten runs (a pruned importance run, a plain
+  one), each with two STARTs while busy (ignored), bit-exact with every burst and byte counter checked.
+  Register writes while the DMA runs are not tried (what a run takes at start is documented for the
+  runtime registers only).
 - **Command line** (`tests/test_cli_fuzz.py`, hypothesis): `golden` on random `.npz` inputs (missing
   arrays, NaN and Inf, empty and oddly shaped arrays, integer, bool, complex, string and date dtypes, raw
   bytes), `generate` on random TOML (random text, unknown keys, values of every TOML type, absurd sizes),
