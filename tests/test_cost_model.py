@@ -21,9 +21,13 @@ from attn_rtl.sim.sparse import allowed_mask, parse_pattern, scheduled_tiles
 
 
 # The 8x8 cases take a minute each: behind -m slow (the 2x2 and 3x2 ones check the same model in seconds), as
-# is the causal prefill (40 s; the causal decode cases stay in the default suite).
+# are the causal prefill (40 s; the causal decode cases stay in the default suite) and the dilated and 2-D
+# patterns (30 s each; the window pattern, whose tile counts they share, stays).
+_SLOW_VALIDATION = ("causal prefill", "dilated", "grid")
+
+
 @pytest.mark.parametrize("case", [pytest.param(v, id=v[0], marks=pytest.mark.slow if "8\u00d78" in v[0]
-                                               or v[0].startswith("causal prefill") else ()) for v in VALIDATION])
+                                               or v[0].startswith(_SLOW_VALIDATION) else ()) for v in VALIDATION])
 def test_predicted_cycles_within_3_percent_of_rtl(case):
     measured, predicted = measure_validation(case)
     print(f"{case[0]}: measured {measured}, predicted {predicted:.0f} ({100 * (predicted / measured - 1):+.2f}%)")

@@ -9,6 +9,12 @@ from .sim_engine import sim_engine
 
 
 def cmd_sim(args) -> int:
+    from attn_rtl.gen.simulate import check_probability, check_seed
+
+    # Refused before any Verilog is generated or built (seconds to a minute).
+    check_seed(args.seed)
+    for name in ("idle", "stall"):
+        check_probability(name, getattr(args, name))
     if args.unit == "engine":
         return sim_engine(args)
     if args.unit == "scheduler":
