@@ -751,7 +751,8 @@ CHECKS = (
         FormalCheck(f"{name}_streams", "AttentionEngine", f"1x1, L up to 2, d = 1, one head; {adds}",
                     lambda options=options: engine_spec(options), "prove", 4,
                     f"{_STREAM} on every output stream, the same assumed of every input; nothing accepted or "
-                    "sent in reset; sizes any constant, start any cycle"),
+                    "sent in reset; sizes any constant, start any cycle", slow=len(options) > 0 and
+                    "sparse" not in options),
         FormalCheck(f"{name}_cover", "AttentionEngine", f"1x1, L up to 2, d = 1, one head; {adds}",
                     lambda options=options: engine_spec(options, cover=True), "cover", 20,
                     "reachable: a run starts and takes Q and K beats" + (
@@ -764,10 +765,11 @@ CHECKS = (
                 f"{_AXI_TOP}; AXI4-Lite one answer per request, in order"),
     FormalCheck("engine_axil_top_cover", "AttentionEngineAxiLite", "1x1, L up to 2, d = 1, one head",
                 lambda: axi_top_spec(lambda: _axi_top("axil"), covers=_register_answers), "cover", 6,
-                "reachable: a write and a read answered"),
+                "reachable: a write and a read answered", slow=True),
     FormalCheck("engine_mm_top", "AttentionEngineMM", "1x1, L up to 2, d = 1, one head; 32-bit bus",
                 lambda: axi_top_spec(lambda: _axi_top("mm")), "bmc", 12,
-                f"{_AXI_TOP} (AXI4-Lite slave and AXI4 master); AXI4-Lite one answer per request, in order"),
+                f"{_AXI_TOP} (AXI4-Lite slave and AXI4 master); AXI4-Lite one answer per request, in order",
+                slow=True),
     FormalCheck("engine_mm_top_24", "AttentionEngineMM", "1x1, L up to 2, d = 1, one head; 32-bit bus",
                 lambda: axi_top_spec(lambda: _axi_top("mm")), "bmc", 24,
                 "as engine_mm_top, deep enough for registers written, a start and the DMA's first read bursts",

@@ -19,11 +19,11 @@ from attn_rtl.gen.cost.workloads import WORKLOADS, Workload, load_workload, work
 from attn_rtl.gen.generate import elaborate
 from attn_rtl.sim.sparse import allowed_mask, parse_pattern, scheduled_tiles
 
-
 # The 8x8 cases take a minute each: behind -m slow (the 2x2 and 3x2 ones check the same model in seconds), as
-# are the causal prefill (40 s; the causal decode cases stay in the default suite) and the dilated and 2-D
-# patterns (30 s each; the window pattern, whose tile counts they share, stays).
-_SLOW_VALIDATION = ("causal prefill", "dilated", "grid")
+# are the causal prefill (40 s; the causal decode cases stay in the default suite), the dilated and 2-D
+# patterns (30 s each; the window pattern, whose tile counts they share, stays) and the ranking run (30 s;
+# the pruned run stays).
+_SLOW_VALIDATION = ("causal prefill", "dilated", "grid", "ranking run")
 
 
 @pytest.mark.parametrize("case", [pytest.param(v, id=v[0], marks=pytest.mark.slow if "8\u00d78" in v[0]
@@ -35,6 +35,7 @@ def test_predicted_cycles_within_3_percent_of_rtl(case):
     assert predicted == pytest.approx(measured, rel=0.03)
 
 
+@pytest.mark.slow   # 25 s
 def test_progressive_layer_cycles_within_3_percent_of_rtl():
     """Both passes: the MSB run over every row, then one run per head over the rows it flagged."""
     measured, predicted, flagged = measure_progressive()

@@ -33,10 +33,11 @@ def _groups(lanes, slots):
 
 
 def _shape_cases():
-    # Verilator builds take half a minute each: two shapes there, all of them on Icarus.
+    # Verilator builds take half a minute each: two shapes there (-m slow; the tests below run Verilator by
+    # default), all of them on Icarus.
     cases = [pytest.param("icarus", lanes, slots, id=f"icarus-{lanes}lanes-{slots}slots") for lanes, slots in SHAPES]
     return cases + [pytest.param("verilator", lanes, slots, id=f"verilator-{lanes}lanes-{slots}slots",
-                                 marks=pytest.mark.slow if lanes == 8 else ())
+                                 marks=pytest.mark.slow)
                     for lanes, slots in [(3, 5), (8, 8)]]
 
 

@@ -88,7 +88,8 @@ def test_sparse_engine_synthesizes(target):
     assert area["dsp"] >= 4 and area["bram"] + area["lutram"] >= 1, area
 
 
-@pytest.mark.parametrize("target", ["ecp5", pytest.param("ice40", marks=pytest.mark.slow), "xilinx7"])
+@pytest.mark.parametrize("target", ["ecp5", pytest.param("ice40", marks=pytest.mark.slow),
+                                    pytest.param("xilinx7", marks=pytest.mark.slow)])
 def test_topk_engine_synthesizes(target):
     """A small top-k engine (4 lanes, n <= 64, k <= 8): compare-swaps in the fabric, no DSP; on ECP5
     and Xilinx the merge levels' banks become distributed RAM, not flip-flops."""
