@@ -678,7 +678,8 @@ class FormalCheck:
 
 @dataclass(frozen=True)
 class Mutation:
-    """One net broken (a Yosys ``mutate`` of ``wire`` in ``mode``) that the bounded check of ``make()``'s
+    """One net broken (a Yosys ``mutate`` of ``wire`` in ``mode``, at a cell input ``port`` when given: a
+    register's own output cannot be tied against its initial value) that the bounded check of ``make()``'s
     spec must catch: ``what`` it breaks."""
     name: str
     block: str
@@ -689,6 +690,7 @@ class Mutation:
     what: str
     bit: int | None = None
     slow: bool = False
+    port: str | None = None
 
 
 _STREAM = "AXI4-Stream rules (valid held, payload stable until taken; valid low after reset)"
@@ -835,7 +837,7 @@ MUTATIONS = (
     # Slow: listing an engine's mutations takes a minute.
     Mutation("engine_kv_index_hold", "AttentionEngine (sparse)", lambda: engine_spec({"sparse": True}), "const0",
              "dut.core.kv_index_waiting", 24, "the kv_index hold removed (the bug this proof found): a beat "
-             "offered is withdrawn when the score-tile FIFO fills behind it", slow=True),
+             "offered is withdrawn when the score-tile FIFO fills behind it", slow=True, port="B"),
     Mutation("engine_o_valid", "AttentionEngine", engine_spec, "inv", "o__valid", 4,
              "O's valid inverted: a beat in reset, a waiting beat dropped", slow=True),
     Mutation("engine_axil_top_bvalid", "AttentionEngineAxiLite", lambda: axi_top_spec(lambda: _axi_top("axil")),
@@ -861,7 +863,8 @@ def run_mutation(mutation: Mutation):
     from attn_rtl.sim.formal import mutations
 
     spec = mutation.make()
-    pattern = rf"-mode {mutation.mode} .*-wire {re.escape(mutation.wire)} "
+    pattern = rf"-mode {mutation.mode} .*" + (rf"-port {mutation.port} .*" if mutation.port else "")
+    pattern += rf"-wire {re.escape(mutation.wire)} "
     if mutation.bit is not None:
         pattern += rf"-wirebit {mutation.bit} "
     found = [line for line in mutations(spec.elaboratable(), ports=spec.ports) if re.search(pattern, line)]
