@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for set-up and the two jobs of the README:
 #   ./dev.sh demo   generate the default design, simulate it under cocotb against the golden model
-#   ./dev.sh test   run the default test suite (pytest -n 2, the 25 slowest tests listed); extra arguments go to pytest
+#   ./dev.sh test   run the default test suite (pytest -n 2 with work stealing, the 25 slowest tests listed); extra arguments go to pytest
 # Any other arguments run the attn-rtl CLI inside the project's virtual environment:
 #   ./dev.sh golden --inputs qkv.npz --output o.npz --json
 set -euo pipefail
@@ -65,6 +65,6 @@ ensure_venv
 
 case "${1:-demo}" in
   demo) shift || true; exec "$venv/bin/attn-rtl" sim --sim verilator "$@" ;;
-  test) shift; exec "$venv/bin/python" -m pytest -n 2 --durations=25 "$@" ;;
+  test) shift; exec "$venv/bin/python" -m pytest -n 2 --dist worksteal --durations=25 "$@" ;;
   *) exec "$venv/bin/attn-rtl" "$@" ;;
 esac

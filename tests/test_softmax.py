@@ -48,7 +48,7 @@ def test_every_case_bit_exact_with_idle_and_backpressure(sim, lanes, slots):
     assert report["passed"] and report["row_ends"] > 0 and report["masked_rows"] > 0
 
 
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])   # a build of its own
 def test_saturated_logits_at_both_ends_of_the_score_range(sim):
     # shift 0 and the largest multiplier push S*M past the 32-bit logit both ways: every logit
     # saturates, so equal maxima, zero distances and extreme rescales all occur.

