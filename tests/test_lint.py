@@ -29,9 +29,11 @@ ODD = {
 }
 
 #: The large presets take 15 s (the top-k engine) to two and a half minutes (the engine) to emit and lint:
-#: slow marker.
+#: slow marker; so are the engine's sparse and SpAtten presets (20 s each), whose features the odd engines
+#: below lint in the default suite.
+_SLOW_LINT = {("engine", "sparse"), ("engine", "spatten")}
 CASES = ([pytest.param(name, preset, params, id=f"{name}-{preset}",
-                       marks=[pytest.mark.slow] if preset == "large" else [])
+                       marks=[pytest.mark.slow] if preset == "large" or (name, preset) in _SLOW_LINT else [])
           for name, presets in PRESETS.items() for preset, params in presets.items()]
          + [pytest.param(name, "odd", params, id=f"{name}-odd") for name, params in ODD.items()]
          # The companions' SpAtten builds lint the engine-spatten core again (15 s each): slow marker.
