@@ -1,0 +1,121 @@
+"""The sliding-window (diagonal) tiling of sim/sliding.py against the pattern rules: every allowed pair
+computed exactly once, no other pair, each row on its own window, and the bounds of docs/sparse.md."""
+
+import numpy as np
+import pytest
+
+from attn_rtl.sim.golden import Numerics
+from attn_rtl.sim.sliding import covered_pairs, diagonal_tiles, sliding_bound, sliding_output
+from attn_rtl.sim.sparse import allowed_mask, parse_pattern
+
+P = parse_pattern
+PATTERNS = [
+    P("window", window=5), P("window", window=8, global_tokens="0,13"), P("window", window=1),
+    P("window", window=60),
+    P("dilated", window=4, dilation=3), P("dilated", window=5, dilation=2, global_tokens="7"),
+    P("grid", grid="5x7", window2d="3x3"), P("grid", grid="6x4", window2d="5x3", global_tokens="0,23"),
+    P("grid", grid="3x9", window2d="1x9"),
+]
+
+
+def _seq_len(pattern):
+    return pattern.grid[0] * pattern.grid[1] if pattern.kind == "grid" else 29
+
+
+@pytest.mark.parametrize("rows, cols", [(1, 1), (3, 4), (4, 3), (8, 8)])
+@pytest.mark.parametrize("pattern", PATTERNS, ids=str)
+def test_every_allowed_pair_is_computed_once_and_no_other(pattern, rows, cols):
+    seq_len = _seq_len(pattern)
+    tiles = diagonal_tiles(pattern, seq_len, rows, cols)
+    count = covered_pairs(tiles, seq_len)
+    allowed = allowed_mask(pattern, seq_len)
+    np.testing.assert_array_equal(count, allowed.astype(np.int64))
+    # An element takes part only on a key inside the sequence, and a tile is computed only with one.
+    keys = tiles.keys()
+    assert ((keys >= 0) & (keys < seq_len))[tiles.mask].all()
+    assert tiles.mask.reshape(len(tiles), -1).any(axis=1).all()
+    # Lane u is the key of anti-diagonal u.
+    n, r, c = np.nonzero(tiles.mask)
+    np.testing.assert_array_equal(tiles.lanes[n, r + c], keys[n, r, c])
+    assert tiles.keep[n, r + c].all()
+
+
+@pytest.mark.parametrize("rows, cols", [(3, 4), (8, 8)])
+def test_each_row_sees_the_same_offsets_of_its_own_window(rows, cols):
+    """A window's tiles give every interior row its 2·⌊w/2⌋ + 1 keys in ⌈(2⌊w/2⌋+1)/cols⌉ tiles, at the same
+    offsets: nothing is masked but the rounding of the last tile."""
+    w, seq_len = 9, 64
+    tiles = diagonal_tiles(P("window", window=w), seq_len, rows, cols)
+    per_block = -(-(2 * (w // 2) + 1) // cols)
+    interior = [b for b, members in enumerate(tiles.queries) if members.min() >= w and members.max() < seq_len - w]
+    assert interior
+    for b in interior:
+        mine = np.flatnonzero(tiles.block == b)
+        assert len(mine) == per_block
+        offsets = tiles.keys()[mine] - tiles.queries[b][None, :, None]
+        assert (offsets == offsets[:, :1]).all()   # the same offsets in every row
+        assert tiles.mask[mine].sum() == rows * (2 * (w // 2) + 1)
+
+
+def test_dilated_blocks_hold_one_residue():
+    tiles = diagonal_tiles(P("dilated", window=4, dilation=3), 29, 4, 3)
+    assert tiles.stride == 3
+    for members in tiles.queries:
+        real = members[members >= 0]
+        assert (np.diff(real) == 3).all()
+    assert sorted(tiles.queries[tiles.queries >= 0].tolist()) == list(range(29))
+
+
+def test_dense_and_causal_patterns_are_refused():
+    for pattern in (P("dense"), P("causal")):
+        with pytest.raises(ValueError, match="sliding-window tiling serves the window, dilated, grid patterns"):
+            diagonal_tiles(pattern, 16, 2, 2)
+
+
+@pytest.mark.parametrize("pattern", PATTERNS, ids=str)
+def test_the_output_is_the_attention_of_every_allowed_pair(pattern):
+    """Each query's O is the online softmax over its own key order: its row of each of its block's tiles, the
+    global lanes in the first (a global query: dense tiles), and that order holds exactly its allowed keys.
+    Random operands, seed printed."""
+    seq_len, d, nm = _seq_len(pattern), 5, Numerics()
+    seed = 4242 + len(pattern.global_tokens)
+    print("seed", seed)
+    rng = np.random.default_rng(seed)
+    q = rng.integers(-128, 128, (2, seq_len, d))
+    k = rng.integers(-128, 128, (2, seq_len, d))
+    v = rng.integers(-128, 128, (2, seq_len, d))
+    from attn_rtl.sim.golden import logits, online_softmax_attention, scores
+
+    tiles = diagonal_tiles(pattern, seq_len, 3, 4)
+    got = sliding_output(q, k, v, 1, 12, nm, tiles)
+    # Against each query's own key order, tile by tile, built here from the pattern rules alone.
+    t = logits(scores(q, k), 1, 12, nm)
+    allowed = allowed_mask(pattern, seq_len)
+    for query in range(seq_len):
+        if query in pattern.global_tokens:
+            order, ok, tile = np.arange(seq_len), np.ones(seq_len, bool), 4
+        else:
+            b, r = map(int, np.argwhere(tiles.queries == query)[0])
+            mine = np.flatnonzero(tiles.block == b)
+            row_keys = tiles.keys()[mine, r]
+            row_ok = tiles.mask[mine, r]
+            glob = list(pattern.global_tokens)
+            order = np.concatenate([np.r_[np.clip(row_keys[i], 0, seq_len - 1), glob if i == 0 else [0] * len(glob)]
+                                    for i in range(len(mine))]).astype(np.int64)
+            ok = np.concatenate([np.r_[row_ok[i], [i == 0] * len(glob)] for i in range(len(mine))]).astype(bool)
+            tile = 4 + len(glob)
+            assert allowed[query, order[ok]].all() and ok.sum() == allowed[query].sum()
+        want, _ = online_softmax_attention(t[:, query, order][:, None], v[:, order], nm, key_tile=tile,
+                                           mask=ok[None])
+        np.testing.assert_array_equal(got[:, query], want[:, 0], err_msg=f"query {query}")
+
+
+def test_bounds_of_the_issue_workloads():
+    """ViL stage 1 (56x56, 15x15, one global) and Longformer (L 4096, w 512, one global) on 8x8."""
+    vil = sliding_bound(P("grid", grid="56x56", window2d="15x15", global_tokens="0"), 3136, 8, 8)
+    # 15 of 16 lanes per window row inside the image; 2·28 of 56·15 lost at its left and right edges.
+    assert vil["local_bound"] == pytest.approx((15 * 56 - 2 * 28) / (16 * 56), abs=0.001)
+    assert vil["tiles"] == 392 * (2 * 15) - 2 * 7 * 2 * (7 + 6 + 5 + 4 + 3 + 2 + 1)   # rows clipped at the top and bottom
+    assert vil["global_tiles"] == 392 and 0.85 < vil["bound"] < vil["global_row_bound"] < 0.89
+    longformer = sliding_bound(P("window", window=512, global_tokens="0"), 4096, 8, 8)
+    assert longformer["local_bound"] > 0.98 and longformer["bound"] < 0.98 < longformer["global_row_bound"]
