@@ -4,7 +4,7 @@ computed exactly once, no other pair, each row on its own window, and the bounds
 import numpy as np
 import pytest
 
-from attn_rtl.sim.golden import Numerics
+from attn_rtl.sim.golden import Numerics, logits, online_softmax_attention, scores
 from attn_rtl.sim.sliding import covered_pairs, diagonal_tiles, sliding_bound, sliding_output
 from attn_rtl.sim.sparse import allowed_mask, parse_pattern
 
@@ -84,8 +84,6 @@ def test_the_output_is_the_attention_of_every_allowed_pair(pattern):
     q = rng.integers(-128, 128, (2, seq_len, d))
     k = rng.integers(-128, 128, (2, seq_len, d))
     v = rng.integers(-128, 128, (2, seq_len, d))
-    from attn_rtl.sim.golden import logits, online_softmax_attention, scores
-
     tiles = diagonal_tiles(pattern, seq_len, 3, 4)
     got = sliding_output(q, k, v, 1, 12, nm, tiles)
     # Against each query's own key order, tile by tile, built here from the pattern rules alone.
@@ -115,7 +113,8 @@ def test_bounds_of_the_issue_workloads():
     vil = sliding_bound(P("grid", grid="56x56", window2d="15x15", global_tokens="0"), 3136, 8, 8)
     # 15 of 16 lanes per window row inside the image; 2·28 of 56·15 lost at its left and right edges.
     assert vil["local_bound"] == pytest.approx((15 * 56 - 2 * 28) / (16 * 56), abs=0.001)
-    assert vil["tiles"] == 392 * (2 * 15) - 2 * 7 * 2 * (7 + 6 + 5 + 4 + 3 + 2 + 1)   # rows clipped at the top and bottom
+    # 30 tiles a block, less the window rows above and below the image.
+    assert vil["tiles"] == 392 * (2 * 15) - 2 * 7 * 2 * (7 + 6 + 5 + 4 + 3 + 2 + 1)
     assert vil["global_tiles"] == 392 and 0.85 < vil["bound"] < vil["global_row_bound"] < 0.89
     longformer = sliding_bound(P("window", window=512, global_tokens="0"), 4096, 8, 8)
     assert longformer["local_bound"] > 0.98 and longformer["bound"] < 0.98 < longformer["global_row_bound"]
