@@ -46,8 +46,10 @@ def check_seed(seed) -> int:
 
 
 def simulate_array(params: dict, *, sim: str = "icarus", seed: int = 1, tiles=None, idle: float = 0.0,
-                   stall: float = 0.0, reset_mid: bool = False, operands: str = "random") -> dict:
-    """Run ``tiles`` (a list of reduction lengths; default four of ``max_reduction``) through the array.
+                   stall: float = 0.0, reset_mid: bool = False, operands: str = "random",
+                   diagonal: bool = False) -> dict:
+    """Run ``tiles`` (a list of reduction lengths; default four of ``max_reduction``) through the array;
+    ``diagonal`` (a ``sliding`` build) runs them as diagonal tiles with the ``sliding`` input high.
 
     The report holds ``passed``, ``elements`` compared, ``cycles`` from the
     first operand accepted to the last result sent, and ``macs``.
@@ -61,8 +63,11 @@ def simulate_array(params: dict, *, sim: str = "icarus", seed: int = 1, tiles=No
         raise ValueError("tiles must list at least one reduction length")
     for depth in tiles:
         positive_int("reduction length", depth, at_most=full["max_reduction"])
+    if diagonal and not full["sliding"]:
+        raise ValueError("diagonal tiles need an array built with sliding = true")
     cfg = dict(full, seed=check_seed(seed), tiles=tiles, idle=check_probability("idle", idle),
-               stall=check_probability("stall", stall), reset_mid=bool(reset_mid), operands=operands)
+               stall=check_probability("stall", stall), reset_mid=bool(reset_mid), operands=operands,
+               diagonal=bool(diagonal))
     models = unit("array").simulation_models(full)
     report = run_cocotb(sources=[path, *models], toplevel=unit("array").top, test_module=unit("array").testbench,
                         sim=sim, config=cfg)

@@ -28,6 +28,7 @@ ARRAY_DEFAULTS = {
     "multiplier": "generic",
     "fifo_memory": "registers",
     "result_tiles": None,
+    "sliding": False,
 }
 
 
@@ -45,10 +46,10 @@ def _result_latency(rows: int, cols: int, multiplier: str, fifo_memory: str) -> 
     return 1 + (rows - 1) + (cols - 1) + _pe_latency(multiplier) + 1 + fifo_latency(fifo_memory)
 
 
-def _credit_hold(rows: int, cols: int, multiplier: str, fifo_memory: str) -> int:
+def _credit_hold(rows: int, cols: int, multiplier: str, fifo_memory: str, sliding: bool = False) -> int:
     # A tile's result credits are held from its last step's admission until its rows have left
-    # the FIFO, plus one for the release register.
-    return _result_latency(rows, cols, multiplier, fifo_memory) + rows + 1
+    # the FIFO, plus one for the release register (and the sliding mode's longer row skew).
+    return _result_latency(rows, cols, multiplier, fifo_memory) + rows + 1 + (rows - 1 if sliding else 0)
 
 
 def array_params(**params) -> dict:
@@ -65,6 +66,7 @@ def array_params(**params) -> dict:
     positive_int("b_width", p["b_width"], at_most=32)
     boolean("a_signed", p["a_signed"])
     boolean("b_signed", p["b_signed"])
+    boolean("sliding", p["sliding"])
     positive_int("max_reduction", p["max_reduction"], at_most=1 << 24)
     check_multiplier(a_width=p["a_width"], b_width=p["b_width"], a_signed=p["a_signed"], b_signed=p["b_signed"],
                      target=p["multiplier"])
@@ -81,7 +83,7 @@ def array_params(**params) -> dict:
         # for credits (shorter ones may wait; a deeper FIFO costs distributed RAM and routing).
         # (The cycle model confirms this is the smallest depth at which tiles of max_reduction
         # steps never wait.)
-        held = _credit_hold(p["rows"], p["cols"], p["multiplier"], p["fifo_memory"])
+        held = _credit_hold(p["rows"], p["cols"], p["multiplier"], p["fifo_memory"], p["sliding"])
         p["result_tiles"] = -(-held // p["max_reduction"])
     else:
         positive_int("result_tiles", p["result_tiles"], at_most=64)
@@ -115,6 +117,16 @@ class SystolicArray(wiring.Component):
     ``acc_width`` narrower than the exact width makes every accumulation
     saturate: ``acc = clip(acc + a*b)`` to the accumulator's range.
 
+    A ``sliding`` build also computes diagonal tiles (SALO's sliding-window
+    dataflow, docs/sparse.md): while the ``sliding`` input is high, row ``i``
+    is delayed by ``2i`` instead of ``i``, and a step with ``a.payload.diagonal``
+    set passes ``b`` down-left instead of down: ``b`` carries ``rows + cols - 1``
+    lanes and element ``(i, j)`` takes lane ``i + j``, so a tile of diagonal steps
+    computes ``C[i, j] = sum_k A[i, k] * B[k, i + j]``.  Lanes ``cols`` and up
+    enter at the right column; steps without ``diagonal`` read lanes
+    ``0 … cols-1`` as before.  ``sliding`` may change only while no tile is in the
+    array (between runs).
+
     Parameters
     ----------
     rows, cols : int
@@ -135,11 +147,18 @@ class SystolicArray(wiring.Component):
     result_tiles : int or None
         Result FIFO depth in tiles (``rows`` entries each); ``None`` derives one
         deep enough for the shortest tiles to stream without credit stalls.
+    sliding : bool
+        Build the diagonal dataflow: the ``sliding`` input, the ``diagonal`` step
+        flag and ``rows + cols - 1`` lanes on ``b``.
 
     Attributes
     ----------
     latency : int
         Cycles from accepting the last step of a tile to its first row on ``c``.
+    sliding_latency : int
+        The same while ``sliding`` is high (``rows - 1`` more).
+    sliding_tile_spacing : int
+        ``min_tile_spacing`` while ``sliding`` is high (``2·rows - 1``: tiles shorter wait).
     min_tile_spacing : int
         Fewest cycles between two tiles' last steps.
     acc_shape : Shape
@@ -149,7 +168,11 @@ class SystolicArray(wiring.Component):
     Ports
     -----
     a : In(stream.Signature(StructLayout({"data": ArrayLayout(a_shape, rows), "last": 1})))
+        (a ``sliding`` build adds the field ``"diagonal": 1``)
     b : In(stream.Signature(ArrayLayout(b_shape, cols)))
+        (``rows + cols - 1`` lanes in a ``sliding`` build)
+    sliding : In(1)
+        Only in a ``sliding`` build: the run's mode.
     c : Out(stream.Signature(StructLayout({"data": ArrayLayout(acc_shape, cols), "last": 1})))
     accepts_end : Out(rows + cols)
         Copies of the flag that a step with ``last`` set is accepted in this cycle (``a.ready`` is
@@ -167,24 +190,40 @@ class SystolicArray(wiring.Component):
         exact = accumulator_shape(p["a_width"], p["a_signed"], p["b_width"], p["b_signed"], p["max_reduction"])
         self.saturating = p["acc_width"] < exact.width
         self.acc_shape = operand_shape(p["acc_width"], exact.signed)
-        super().__init__({
-            "a": In(stream.Signature(data.StructLayout({
-                "data": data.ArrayLayout(self._a_shape, self.rows), "last": 1}))),
-            "b": In(stream.Signature(data.ArrayLayout(self._b_shape, self.cols))),
+        self.sliding_build = p["sliding"]
+        a_fields = {"data": data.ArrayLayout(self._a_shape, self.rows), "last": 1}
+        b_lanes = self.cols + self.rows - 1 if self.sliding_build else self.cols
+        ports = {
+            "a": In(stream.Signature(data.StructLayout({**a_fields, "diagonal": 1} if self.sliding_build
+                                                       else a_fields))),
+            "b": In(stream.Signature(data.ArrayLayout(self._b_shape, b_lanes))),
             "c": Out(stream.Signature(data.StructLayout({
                 "data": data.ArrayLayout(self.acc_shape, self.cols), "last": 1}))),
             "accepts_end": Out(self.rows + self.cols),
-        })
+        }
+        if self.sliding_build:
+            ports["sliding"] = In(1)
+        super().__init__(ports)
 
     @property
     def latency(self) -> int:
         return _result_latency(self.rows, self.cols, self.params["multiplier"], self.params["fifo_memory"])
 
     @property
+    def sliding_latency(self) -> int:
+        return self.latency + self.rows - 1
+
+    @property
+    def sliding_tile_spacing(self) -> int:
+        """Fewest cycles between two tiles' last steps while ``sliding`` is high."""
+        return 2 * self.rows - 1
+
+    @property
     def credit_hold(self) -> int:
         """Cycles a tile's result FIFO entries stay reserved, from its last step's admission:
         tiles arriving at least this far apart never wait for credits with one tile of FIFO."""
-        return _credit_hold(self.rows, self.cols, self.params["multiplier"], self.params["fifo_memory"])
+        return _credit_hold(self.rows, self.cols, self.params["multiplier"], self.params["fifo_memory"],
+                            self.sliding_build)
 
     @property
     def min_tile_spacing(self) -> int:
@@ -244,7 +283,12 @@ class SystolicArray(wiring.Component):
         # handshake is one gate level from flip-flops and the counters stay off the ready path.
         opens_tile = Signal(init=1)
         reserved = Signal(range(self.result_fifo_depth + 1))
-        spacing = Signal(range(self.min_tile_spacing))
+        # While sliding, row i's sum waits 2(rows - 1 - i) cycles in its PE for the column's load:
+        # tile ends 2·rows - 1 apart, so that the next tile's sum does not replace it first.
+        widest_spacing = self.sliding_tile_spacing if self.sliding_build else self.min_tile_spacing
+        spacing_min = Mux(self.sliding, widest_spacing, self.min_tile_spacing) if self.sliding_build \
+            else self.min_tile_spacing
+        spacing = Signal(range(widest_spacing))
         may_end = Signal(init=1)   # a tile may end in this cycle: spaced, and the FIFO has its rows
         may_accept = ~self.a.payload.last | may_end
         fire = Signal()
@@ -267,7 +311,7 @@ class SystolicArray(wiring.Component):
         may_end_next = Mux(ends_tile, after_end, otherwise)
         m.d.sync += [
             reserved.eq(kept + Mux(ends_tile, rows, 0)),
-            spacing.eq(Mux(ends_tile, self.min_tile_spacing - 1, Mux(spacing == 0, 0, spacing - 1))),
+            spacing.eq(Mux(ends_tile, spacing_min - 1, Mux(spacing == 0, 0, spacing - 1))),
             may_end.eq(may_end_next),
         ]
         # The copies hold the complement, so that their reset (to 0) matches may_end's initial 1.
@@ -284,14 +328,35 @@ class SystolicArray(wiring.Component):
         in_valid, in_first, in_last = Signal(), Signal(reset_less=True), Signal(reset_less=True)
         m.d.sync += [in_valid.eq(fire), in_first.eq(fire & opens_tile), in_last.eq(ends_tile),
                      in_a.eq(self.a.payload.data), in_b.eq(self.b.payload)]
+        sliding = self.sliding if self.sliding_build else None
+
+        def skew(value, i, name, reset=False):
+            # Row i by i cycles; while sliding, by 2i (taps of one chain).
+            once = delayed(m, value, i, name, reset=reset)
+            if sliding is None or i == 0:
+                return once
+            return Mux(sliding, delayed(m, once, i, f"{name}_s", reset=reset), once)
+
+        diagonal_at = None
+        if sliding is not None:
+            in_diagonal = Signal(reset_less=True)
+            m.d.sync += in_diagonal.eq(self.a.payload.diagonal)
+            # The step's diagonal flag beside row i's operands, column by column: it selects where
+            # each PE takes b from.
+            diagonal_at = []
+            for i in range(rows):
+                row = [skew(in_diagonal, i, f"skew_d{i}")]
+                for j in range(1, cols):
+                    row.append(delayed(m, row[-1], 1, f"diagonal_{i}_{j}"))
+                diagonal_at.append(row)
 
         for i in range(rows):
             pe = pes[i][0]
             m.d.comb += [
-                pe.a_in.eq(delayed(m, in_a[i], i, f"skew_a{i}")),
-                pe.valid_in.eq(delayed(m, in_valid, i, f"skew_v{i}", reset=True)),
-                pe.first_in.eq(delayed(m, in_first, i, f"skew_f{i}")),
-                pe.last_in.eq(delayed(m, in_last, i, f"skew_l{i}")),
+                pe.a_in.eq(skew(in_a[i], i, f"skew_a{i}")),
+                pe.valid_in.eq(skew(in_valid, i, f"skew_v{i}", reset=True)),
+                pe.first_in.eq(skew(in_first, i, f"skew_f{i}")),
+                pe.last_in.eq(skew(in_last, i, f"skew_l{i}")),
             ]
             for j in range(1, cols):
                 left = pes[i][j - 1]
@@ -300,7 +365,17 @@ class SystolicArray(wiring.Component):
         for j in range(cols):
             m.d.comb += pes[0][j].b_in.eq(delayed(m, in_b[j], j, f"skew_b{j}"))
             for i in range(1, rows):
-                m.d.comb += pes[i][j].b_in.eq(pes[i - 1][j].b_out)
+                down = pes[i - 1][j].b_out
+                if diagonal_at is None:
+                    m.d.comb += pes[i][j].b_in.eq(down)
+                    continue
+                # Diagonal steps: from the PE up and to the right, or, in the right column, lane
+                # cols - 1 + i entering with the delay of row i's operands (2i) and of the column.
+                if j + 1 < cols:
+                    down_left = pes[i - 1][j + 1].b_out
+                else:
+                    down_left = delayed(m, in_b[cols - 1 + i], 2 * i + cols - 1, f"skew_e{i}")
+                m.d.comb += pes[i][j].b_in.eq(Mux(diagonal_at[i][j] & sliding, down_left, down))
 
         # --- read-out without a row multiplexer: when the bottom PE of column j finishes a tile,
         # the whole column's shadow registers load into a drain chain that shifts up one row per
@@ -318,6 +393,9 @@ class SystolicArray(wiring.Component):
                 if i + 1 < rows:
                     m.d.sync += chain[i].eq(chain[i + 1])
                 load = delayed(m, pes[i][j].result_valid, rows - 1 - i, f"load_{i}_{j}")
+                if sliding is not None and i + 1 < rows:
+                    # Row i finishes 2(rows - 1 - i) cycles before the bottom row while sliding.
+                    load = Mux(sliding, delayed(m, load, rows - 1 - i, f"load_s{i}_{j}"), load)
                 with m.If(load):
                     m.d.sync += chain[i].eq(pes[i][j].result)
             words.append(delayed(m, chain[0], cols - 1 - j, f"deskew_{j}"))

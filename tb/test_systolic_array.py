@@ -16,23 +16,36 @@ from .packing import pack, unpack
 from .streams import StreamBench, StreamSink, StreamSource
 
 
+def _lanes(cfg) -> int:
+    return cfg["cols"] + cfg["rows"] - 1 if cfg.get("sliding", False) else cfg["cols"]
+
+
 def _tiles(cfg, rng):
-    """One (A, B) pair per entry of ``cfg["tiles"]`` (reduction lengths)."""
-    rows, cols = cfg["rows"], cfg["cols"]
+    """One (A, B) pair per entry of ``cfg["tiles"]`` (reduction lengths); B has every lane of ``b``
+    (a sliding build's extra lanes are random in dense tiles too: they must be ignored)."""
+    rows = cfg["rows"]
     out = []
     for depth in cfg["tiles"]:
         a = operand_matrix(rng, (rows, depth), cfg["a_width"], cfg["a_signed"], cfg["operands"])
-        b = operand_matrix(rng, (depth, cols), cfg["b_width"], cfg["b_signed"], cfg["operands"])
+        b = operand_matrix(rng, (depth, _lanes(cfg)), cfg["b_width"], cfg["b_signed"], cfg["operands"])
         out.append((a, b))
     return out
 
 
 def _beats(cfg, a, b):
-    depth = a.shape[1]
-    a_beats = [pack(a[:, k], cfg["a_width"]) | (int(k == depth - 1) << (cfg["rows"] * cfg["a_width"]))
-               for k in range(depth)]
+    depth, flags_at = a.shape[1], cfg["rows"] * cfg["a_width"]
+    diagonal = int(cfg.get("diagonal", False)) << (flags_at + 1)
+    a_beats = [pack(a[:, k], cfg["a_width"]) | (int(k == depth - 1) << flags_at) | diagonal for k in range(depth)]
     b_beats = [pack(b[k, :], cfg["b_width"]) for k in range(depth)]
     return a_beats, b_beats
+
+
+def _expected(cfg, a, b, acc_width, acc_signed):
+    """``A·B`` over the first ``cols`` lanes; diagonal tiles: row ``i`` against lanes ``i … i + cols - 1``."""
+    cols = cfg["cols"]
+    if not cfg.get("diagonal", False):
+        return matmul(a, b[:, :cols], acc_width, acc_signed)
+    return [matmul(a[i:i + 1], b[:, i:i + cols], acc_width, acc_signed)[0] for i in range(cfg["rows"])]
 
 
 @cocotb.test()
@@ -44,6 +57,8 @@ async def matmul_tiles(dut):
     src_b = StreamSource(dut, "b", rng, idle=cfg["idle"])
     sink = StreamSink(dut, "c", rng, stall=cfg["stall"])
     bench = StreamBench(dut, dut.clk, dut.rst, [src_a, src_b, sink])
+    if cfg.get("sliding", False):
+        dut.sliding.value = int(cfg.get("diagonal", False))
     await bench.reset()
 
     rows, cols, acc_width = cfg["rows"], cfg["cols"], cfg["acc_width"]
@@ -72,7 +87,7 @@ async def matmul_tiles(dut):
     await bench.run(lambda: len(sink.beats) >= rows * len(tiles), budget(total_beats))
 
     for t, (a, b) in enumerate(tiles):
-        expected = matmul(a, b, acc_width, acc_signed)
+        expected = _expected(cfg, a, b, acc_width, acc_signed)
         for i in range(rows):
             word = sink.beats[t * rows + i]
             got = unpack(word, cols, acc_width, acc_signed)

@@ -34,7 +34,8 @@ def test_generate_writes_verilog_and_a_complete_manifest(tmp_path, capsys):
     manifest = json.loads((tmp_path / "systolic_array.manifest.json").read_text())
     assert manifest["parameters"] == {"rows": 3, "cols": 2, "a_width": 6, "b_width": 6, "a_signed": True,
                                       "b_signed": True, "max_reduction": 10, "acc_width": 16,
-                                      "multiplier": "generic", "fifo_memory": "registers", "result_tiles": 2}
+                                      "multiplier": "generic", "fifo_memory": "registers", "result_tiles": 2,
+                                      "sliding": False}
     assert manifest["derived"]["latency"] == 1 + 2 + 1 + 5 + 1 + 3 and manifest["derived"]["saturating"] is False
     ports = {p["name"]: p for p in manifest["ports"]}
     assert ports["a__payload"]["width"] == 3 * 6 + 1 and ports["a__payload"]["direction"] == "in"

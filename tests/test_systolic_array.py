@@ -41,6 +41,26 @@ def test_reset_in_the_middle_of_a_tile_then_clean_tiles(sim):
     assert report["passed"] and report["elements"] == 3 * 2 * 2
 
 
+@pytest.mark.parametrize("sim, rows, cols, diagonal", [
+    pytest.param(sim, rows, cols, diagonal, id=f"{'diagonal' if diagonal else 'dense'}-{sim}-{rows}x{cols}",
+                 marks=[pytest.mark.slow] if sim == "verilator" and not diagonal else [])   # a build of its own
+    for sim, rows, cols in [("icarus", 1, 1), ("icarus", 3, 4), ("icarus", 4, 3), ("icarus", 5, 1), ("verilator", 3, 4)]
+    for diagonal in (True, False)])
+def test_sliding_build_runs_diagonal_and_dense_tiles(sim, rows, cols, diagonal):
+    """A sliding build (docs/sparse.md): diagonal tiles, row i against lanes i … i + cols - 1 of b, with the
+    2i row skew; dense tiles, whose extra lanes are random and must be ignored.  Tiles of 1 step to the
+    longest, shorter than the sliding spacing (2·rows - 1) included; idle, backpressure, a reset mid-tile."""
+    tiles = [13, 1, 5, 13, 2, 1, 1, 8]
+    report = simulate_array(dict(rows=rows, cols=cols, max_reduction=13, sliding=True), sim=sim,
+                            seed=rows * 10 + cols, tiles=tiles, idle=0.3, stall=0.3, reset_mid=True, diagonal=diagonal)
+    assert report["passed"] and report["elements"] == rows * cols * len(tiles)
+
+
+def test_diagonal_tiles_need_a_sliding_build():
+    with pytest.raises(ValueError, match="diagonal tiles need an array built with sliding = true"):
+        simulate_array(dict(rows=2, cols=2, max_reduction=4), tiles=[4], diagonal=True)
+
+
 @pytest.mark.parametrize("operands", ["min", "max", "mixed"])
 @pytest.mark.parametrize("a_signed", [True, False], ids=["s8xs8", "u16xs8"])
 @pytest.mark.parametrize("saturate", [False, True], ids=["exact", "saturating"])
