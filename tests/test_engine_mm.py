@@ -104,7 +104,10 @@ SPATTEN_RUNS = [
 ]
 
 
-@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
+# 45 s on Icarus: slow as well (SpAtten runs through memory stay in the default suite in the register-file fuzz
+# below and in tests/test_soak.py's short soak of the memory-mapped SpAtten build).
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_spatten_layers_through_memory(sim):
     """The first run, a pruned importance run, is cut by a reset while its lists load."""
     cut = dict(seq_len=24, head_dim=8, heads=2, tokens=list(range(0, 24, 2)), head_list=[1], importance=True)
