@@ -35,7 +35,7 @@ Nothing here imports a simulator or the hardware.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -58,9 +58,9 @@ class DiagonalTiles:
     is key ``base[n] + stride·(r + c)`` and takes part where ``mask[n, r, c]``.
     ``lanes[n, u]`` is the key of lane ``u`` (``rows + cols − 1`` lanes) and
     ``keep[n, u]`` whether any element of that anti-diagonal takes part (a DMA
-    fetches only those).  ``global_keys`` are the global column's keys (every
-    non-global query of a block attends them, in its first tile) and
-    ``global_queries`` the queries computed densely.
+    fetches only those).  ``global_tokens`` are both the global column's keys
+    (every other query of a block attends them, in its first tile) and the
+    queries computed densely.
     """
 
     rows: int
@@ -70,8 +70,7 @@ class DiagonalTiles:
     block: np.ndarray          #: (n,)
     base: np.ndarray           #: (n,)
     mask: np.ndarray           #: (n, rows, cols) bool
-    global_keys: tuple = ()
-    global_queries: tuple = ()
+    global_tokens: tuple = ()
 
     def __len__(self) -> int:
         return len(self.block)
@@ -92,13 +91,9 @@ class DiagonalTiles:
         offset = np.arange(self.rows)[:, None] + np.arange(self.cols)[None, :]
         return self.base[:, None, None] + self.stride * offset[None]
 
-    @property
-    def first(self) -> np.ndarray:
-        return np.r_[True, self.block[1:] != self.block[:-1]] if len(self) else np.zeros(0, bool)
-
     def global_tiles(self, seq_len: int) -> int:
         """Dense tiles of the global queries: ``⌈globals/rows⌉`` blocks of ``⌈L/cols⌉`` tiles."""
-        return -(-len(self.global_queries) // self.rows) * -(-seq_len // self.cols)
+        return -(-len(self.global_tokens) // self.rows) * -(-seq_len // self.cols)
 
 
 def _blocks(queries: int, rows: int, stride: int) -> np.ndarray:
@@ -121,8 +116,7 @@ def diagonal_tiles(pattern: SparsePattern, seq_len: int, rows: int, cols: int) -
     check_queries(pattern, seq_len)
     stride = pattern.dilation if pattern.kind == "dilated" else 1
     globals_ = tuple(int(g) for g in pattern.global_tokens)
-    local = allowed_mask(SparsePattern(kind=pattern.kind, window=pattern.window, dilation=pattern.dilation,
-                                       grid=pattern.grid, window2d=pattern.window2d), seq_len)
+    local = allowed_mask(replace(pattern, global_tokens=()), seq_len)
     is_global = np.zeros(seq_len, bool)
     is_global[list(globals_)] = True
     # Pairs with a global token belong to the global column or the global rows.
@@ -157,7 +151,7 @@ def diagonal_tiles(pattern: SparsePattern, seq_len: int, rows: int, cols: int) -
                     mask.append(m)
     return DiagonalTiles(rows=rows, cols=cols, stride=stride, queries=queries, block=np.array(block, np.int64),
                          base=np.array(base, np.int64), mask=np.array(mask, bool).reshape(-1, rows, cols),
-                         global_keys=globals_, global_queries=globals_)
+                         global_tokens=globals_)
 
 
 def covered_pairs(tiles: DiagonalTiles, seq_len: int) -> np.ndarray:
@@ -166,10 +160,10 @@ def covered_pairs(tiles: DiagonalTiles, seq_len: int) -> np.ndarray:
     keys = tiles.keys()
     n, r, c = np.nonzero(tiles.mask)
     np.add.at(count, (tiles.queries[tiles.block[n], r], keys[n, r, c]), 1)
-    plain = np.setdiff1d(np.arange(seq_len), tiles.global_queries)
-    for g in tiles.global_keys:
+    plain = np.setdiff1d(np.arange(seq_len), tiles.global_tokens)
+    for g in tiles.global_tokens:
         count[plain, g] += 1
-    for g in tiles.global_queries:
+    for g in tiles.global_tokens:
         count[g, :] += 1
     return count
 
@@ -211,12 +205,12 @@ def sliding_output(q_int, k_int, v_int, mult: int, shift: int, nm: Numerics, til
     heads, seq_len, _ = q.shape
     t = logits(scores(q, k), mult, shift, nm)
     o = np.zeros(q.shape[:2] + v.shape[2:], np.int64)
-    width = tiles.cols + len(tiles.global_keys)
+    width = tiles.cols + len(tiles.global_tokens)
     keys = tiles.keys()
     for b, members in enumerate(tiles.queries):
         mine = np.flatnonzero(tiles.block == b)
         for r, query in enumerate(members):
-            if query < 0 or query in tiles.global_queries:
+            if query < 0 or query in tiles.global_tokens:
                 continue
             # (tiles, width) keys and masks: the row's cols keys, then the global lanes (first tile only).
             order = np.zeros((len(mine), width), np.int64)
@@ -224,13 +218,13 @@ def sliding_output(q_int, k_int, v_int, mult: int, shift: int, nm: Numerics, til
             inside = (keys[mine, r] >= 0) & (keys[mine, r] < seq_len)
             order[:, :tiles.cols] = np.where(inside, keys[mine, r], 0)
             ok[:, :tiles.cols] = tiles.mask[mine, r]
-            order[0, tiles.cols:] = tiles.global_keys   # a plain row's block has a tile: its own pair
+            order[0, tiles.cols:] = tiles.global_tokens   # a plain row's block has a tile: its own pair
             ok[0, tiles.cols:] = True
             flat, flat_ok = order.reshape(-1), ok.reshape(-1)
             row, _ = online_softmax_attention(t[:, query, flat][:, None, :], v[:, flat], nm, key_tile=width,
                                                mask=flat_ok[None, :])
             o[:, query] = row[:, 0]
-    for g in tiles.global_queries:
+    for g in tiles.global_tokens:
         row, _ = online_softmax_attention(t[:, g][:, None, :], v, nm, key_tile=tiles.cols)
         o[:, g] = row[:, 0]
     return o
