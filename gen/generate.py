@@ -23,6 +23,7 @@ import attn_rtl.hdl
 from attn_rtl.gen.flows import emit
 from attn_rtl.gen.flows.collateral import DEFAULT_CLOCK_MHZ, LINT_WAIVERS_FILE, check_clock_mhz, fusesoc_core, sdc, xdc
 from attn_rtl.gen.provenance import VERSION, header_comment, provenance
+from attn_rtl.hdl.diagonal_scheduler import DIAGONAL_SCHEDULER_DEFAULTS, DiagonalScheduler, diagonal_scheduler_params
 from attn_rtl.hdl.engine import ENGINE_DEFAULTS, engine_params
 from attn_rtl.hdl.engine_axil import AttentionEngineAxiLite
 from attn_rtl.hdl.engine_mm import MEMORY_DEFAULTS, AttentionEngineMM, mm_params
@@ -106,6 +107,10 @@ BLOCKS = {
                         description="the engine's output accumulator (rescale, add P·V, normalize)",
                         simulation_models=lambda params: _ecp5_models(
                             dict(params, fifo_memory="ecp5" if params["memory"] == "ecp5" else "registers"))),
+    "diagonal_scheduler": Unit(name="diagonal_scheduler", top="diagonal_scheduler",
+                               defaults=DIAGONAL_SCHEDULER_DEFAULTS, validate=diagonal_scheduler_params,
+                               component=DiagonalScheduler, testbench="attn_rtl.tb.test_diagonal_scheduler",
+                               description="the sliding-window dataflow's scheduler (diagonal tiles, lanes, masks)"),
 }
 
 

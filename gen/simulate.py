@@ -47,9 +47,12 @@ def check_seed(seed) -> int:
 
 def simulate_array(params: dict, *, sim: str = "icarus", seed: int = 1, tiles=None, idle: float = 0.0,
                    stall: float = 0.0, reset_mid: bool = False, operands: str = "random",
-                   diagonal: bool = False) -> dict:
+                   diagonal: bool = False, kinds=None, loads=None) -> dict:
     """Run ``tiles`` (a list of reduction lengths; default four of ``max_reduction``) through the array;
     ``diagonal`` (a ``sliding`` build) runs them as diagonal tiles with the ``sliding`` input high.
+    ``kinds`` names each tile's kind instead: ``dense`` (all), or ``diagonal`` and ``stationary``
+    (weight-stationary P·V, at most ``cols`` steps) in a ``sliding`` build; ``loads`` says for each
+    stationary tile whether it swaps in new weights (default: all do; the first always does).
 
     The report holds ``passed``, ``elements`` compared, ``cycles`` from the
     first operand accepted to the last result sent, and ``macs``.
@@ -63,16 +66,29 @@ def simulate_array(params: dict, *, sim: str = "icarus", seed: int = 1, tiles=No
         raise ValueError("tiles must list at least one reduction length")
     for depth in tiles:
         positive_int("reduction length", depth, at_most=full["max_reduction"])
-    if diagonal and not full["sliding"]:
-        raise ValueError("diagonal tiles need an array built with sliding = true")
+    kinds = list(kinds) if kinds is not None else ["diagonal" if diagonal else "dense"] * len(tiles)
+    if len(kinds) != len(tiles):
+        raise ValueError(f"kinds must name one kind per tile ({len(tiles)}), not {len(kinds)}")
+    for kind, depth in zip(kinds, tiles):
+        if kind not in ("dense", "diagonal", "stationary"):
+            raise ValueError(f"a tile's kind must be dense, diagonal or stationary, not {kind!r}")
+        if kind != "dense" and not full["sliding"]:
+            raise ValueError(f"{kind} tiles need an array built with sliding = true")
+        if kind == "stationary" and depth > full["cols"]:
+            raise ValueError(f"a stationary tile has at most cols = {full['cols']} steps, not {depth}")
+    if "dense" in kinds and len(set(kinds)) > 1:
+        raise ValueError("dense tiles and diagonal or stationary ones need different runs (the sliding input)")
+    loads = [True] * len(tiles) if loads is None else [bool(x) for x in loads]
+    if len(loads) != len(tiles):
+        raise ValueError(f"loads must say for each tile ({len(tiles)}) whether it loads weights, not {len(loads)}")
     cfg = dict(full, seed=check_seed(seed), tiles=tiles, idle=check_probability("idle", idle),
                stall=check_probability("stall", stall), reset_mid=bool(reset_mid), operands=operands,
-               diagonal=bool(diagonal))
+               kinds=kinds, loads=loads)
     models = unit("array").simulation_models(full)
     report = run_cocotb(sources=[path, *models], toplevel=unit("array").top, test_module=unit("array").testbench,
                         sim=sim, config=cfg)
     report.update(latency=component.latency, tiles=tiles, sim=sim,
-                  model_cycles=component.run_cycles(tiles))
+                  model_cycles=component.run_cycles(tiles, [kind == "stationary" for kind in kinds]))
     return report
 
 
@@ -172,6 +188,29 @@ def simulate_scheduler(params: dict, runs, *, sim: str = "icarus", seed: int = 1
                reset_mid=bool(reset_mid))
     report = run_cocotb(sources=[path], toplevel=unit("scheduler").top, test_module=unit("scheduler").testbench,
                         sim=sim, config=cfg)
+    report.update(sim=sim, setup_cycles=component.setup_cycles)
+    return report
+
+
+def simulate_diagonal_scheduler(params: dict, runs, *, sim: str = "icarus", seed: int = 1, stall: float = 0.0,
+                                reset_mid: bool = False) -> dict:
+    """Run the diagonal-tile scheduler on ``runs`` (dicts of ``pattern`` (``SparsePattern.to_dict()``),
+    ``seq_len`` and ``heads``; see ``tb/test_diagonal_scheduler.py``) and compare every tile with
+    ``attn_rtl.sim.sliding.diagonal_tiles``.  The report holds ``cycles_per_run`` from ``start`` to
+    the last tile."""
+    from attn_rtl.sim.runner import run_cocotb
+
+    path, component = cached_verilog("diagonal_scheduler", params)
+    full = component.params
+    for r in runs:
+        if not r.get("expect_error"):
+            positive_int("seq_len", r["seq_len"], at_most=full["max_seq_len"])
+            positive_int("heads", r["heads"], at_most=full["max_heads"])
+            check_queries(pattern_from_dict(r["pattern"]), r["seq_len"])
+    cfg = dict(full, seed=check_seed(seed), runs=list(runs), stall=check_probability("stall", stall),
+               reset_mid=bool(reset_mid))
+    block = unit("diagonal_scheduler")
+    report = run_cocotb(sources=[path], toplevel=block.top, test_module=block.testbench, sim=sim, config=cfg)
     report.update(sim=sim, setup_cycles=component.setup_cycles)
     return report
 

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from attn_rtl.params import boolean, positive_int
 
 from .multiplier import Multiplier
-from .pipeline import kept_register
+from .pipeline import delayed, kept_register, register
 
 __all__ = ["ProcessingElement", "accumulator_input_stages", "accumulator_shape", "operand_shape"]
 
@@ -51,6 +51,16 @@ class ProcessingElement(wiring.Component):
     (``acc = clip(acc + a*b)``); otherwise the caller sizes it so that no sum
     overflows.
 
+    A ``stationary`` PE also runs weight-stationary steps (P·V of the sliding-window dataflow,
+    docs/mac-array.md): on a step flagged ``stationary`` the multiplier takes the held ``weight``
+    instead of ``a`` (``weight`` loads ``weight_in`` on a step flagged ``swap``, as the step passes),
+    and the accumulator takes ``psum_in + a*b`` (the left neighbour's sum of the same step) instead
+    of adding to itself: the row's sum moves right one PE a step.  ``result`` then collects the
+    row's sums: ``collect_delay`` cycles after each stationary step's sum (so that every PE of a
+    row shifts in the same cycle), ``result`` takes ``collect_in`` (the right neighbour's
+    ``result``, or the row's last sum); ``result_valid`` follows the ``last`` step's shift, with
+    ``result_collected`` high.
+
     Parameters
     ----------
     a_width, b_width : int
@@ -59,6 +69,10 @@ class ProcessingElement(wiring.Component):
     saturate : bool
     multiplier : str
         ``"generic"`` or ``"ecp5"`` (see :class:`~attn_rtl.hdl.multiplier.Multiplier`).
+    stationary : bool
+        Build the weight-stationary steps (ports below).
+    collect_delay : int
+        Cycles from this PE's stationary sum to its row's shift (``cols - 1 - j`` in column ``j``).
 
     Attributes
     ----------
@@ -72,27 +86,43 @@ class ProcessingElement(wiring.Component):
     result : Out(acc_shape)
     result_valid : Out(1)
         High in the first cycle ``result`` holds a new tile's sum.
+    stationary_in, swap_in, weight_in, psum_in, collect_in : In
+        Only in a ``stationary`` PE (with ``stationary_out``, ``swap_out``, ``psum_out`` and
+        ``result_collected``, out).
     """
 
     def __init__(self, *, a_width: int, b_width: int, a_signed: bool, b_signed: bool, acc_shape: Shape,
-                 saturate: bool = False, multiplier: str = "generic"):
+                 saturate: bool = False, multiplier: str = "generic", stationary: bool = False,
+                 collect_delay: int = 0):
         positive_int("a_width", a_width)
         positive_int("b_width", b_width)
         boolean("a_signed", a_signed)
         boolean("b_signed", b_signed)
         boolean("saturate", saturate)
+        self._stationary = boolean("stationary", stationary)
+        if not isinstance(collect_delay, int) or isinstance(collect_delay, bool) or collect_delay < 0:
+            raise ValueError(f"collect_delay must be a non-negative integer, not {collect_delay!r}")
+        self._collect_delay = collect_delay
         self._mul = Multiplier(a_width=a_width, b_width=b_width, a_signed=a_signed, b_signed=b_signed,
                                target=multiplier)
         self._acc_shape = Shape.cast(acc_shape)
         self._saturate = saturate
         a_shape, b_shape = operand_shape(a_width, a_signed), operand_shape(b_width, b_signed)
-        super().__init__({
+        ports = {
             "a_in": In(a_shape), "b_in": In(b_shape),
             "valid_in": In(1), "first_in": In(1), "last_in": In(1),
             "a_out": Out(a_shape), "b_out": Out(b_shape),
             "valid_out": Out(1), "first_out": Out(1), "last_out": Out(1),
             "result": Out(self._acc_shape), "result_valid": Out(1),
-        })
+        }
+        if stationary:
+            ports.update({
+                "stationary_in": In(1), "swap_in": In(1), "weight_in": In(a_shape),
+                "psum_in": In(self._acc_shape), "collect_in": In(self._acc_shape),
+                "stationary_out": Out(1), "swap_out": Out(1), "psum_out": Out(self._acc_shape),
+                "result_collected": Out(1),
+            })
+        super().__init__(ports)
 
     @property
     def latency(self) -> int:
@@ -119,7 +149,18 @@ class ProcessingElement(wiring.Component):
         ]
         m.d.comb += [self.a_out.eq(a_out), self.b_out.eq(b_out), self.first_out.eq(first_out),
                      self.last_out.eq(last_out)]
-        m.d.comb += [mul.a.eq(self.a_out), mul.b.eq(self.b_out)]
+        stationary = None
+        if self._stationary:
+            # The held weight loads as the swapping step passes, so that step already multiplies it.
+            weight = Signal.like(self.weight_in, reset_less=True)
+            stationary, swap = Signal(reset_less=True), Signal(reset_less=True)
+            m.d.sync += [stationary.eq(self.stationary_in), swap.eq(self.swap_in)]
+            m.d.comb += [self.stationary_out.eq(stationary), self.swap_out.eq(swap)]
+            with m.If(self.swap_in):
+                m.d.sync += weight.eq(self.weight_in)
+            m.d.comb += [mul.a.eq(Mux(stationary, weight, self.a_out)), mul.b.eq(self.b_out)]
+        else:
+            m.d.comb += [mul.a.eq(self.a_out), mul.b.eq(self.b_out)]
 
         # Flags ride along the multiplier pipeline so they meet their product.  (All PEs on one
         # anti-diagonal see the same flags at the same time; Yosys merges their registers, so
@@ -130,6 +171,8 @@ class ProcessingElement(wiring.Component):
             f, l = Signal(name=f"first_m{stage}", reset_less=True), Signal(name=f"last_m{stage}", reset_less=True)
             m.d.sync += [v.eq(valid), f.eq(first), l.eq(last)]
             valid, first, last = v, f, l
+            if stationary is not None:
+                stationary = register(m, stationary, f"stationary_m{stage}")
 
         # On ECP5 the product register sits by the DSP row, far from the accumulator; one more
         # register lets the placer put the accumulator's operand beside its carry chain.
@@ -145,15 +188,32 @@ class ProcessingElement(wiring.Component):
             valid = kept_register(m, valid, f"valid_a{stage}", target=target, reset=True)
             first = kept_register(m, first, f"first_a{stage}", target=target)
             last = kept_register(m, last, f"last_a{stage}", target=target)
+            if stationary is not None:
+                stationary = kept_register(m, stationary, f"stationary_a{stage}", target=target)
 
         acc = Signal(self._acc_shape, reset_less=True)
         result = Signal(self._acc_shape, reset_less=True)
-        finished = kept_register(m, valid & last, "finished", target=target, reset=True)
-        total = Mux(first, product, acc + product)
-        m.d.sync += self.result_valid.eq(finished)
+        if stationary is None:
+            finished = kept_register(m, valid & last, "finished", target=target, reset=True)
+            total = Mux(first, product, acc + product)
+            m.d.sync += self.result_valid.eq(finished)
+        else:
+            finished = kept_register(m, valid & last & ~stationary, "finished", target=target, reset=True)
+            # One adder for both kinds of step: its other operand is chosen (one LUT4 a bit).
+            total = Mux(stationary, self.psum_in, Mux(first, 0, acc)) + product
+            # The row shifts its sums into the results together: each PE waits for the rightmost.
+            shift = delayed(m, kept_register(m, valid & stationary, "collect", target=target, reset=True),
+                            self._collect_delay, "collect", reset=True)
+            shift_last = delayed(m, register(m, last, "collect_last"), self._collect_delay, "collect_last")
+            collected = shift & shift_last
+            m.d.sync += [self.result_valid.eq(finished | collected), self.result_collected.eq(collected)]
+            m.d.comb += self.psum_out.eq(acc)
         with m.If(valid):
             m.d.sync += acc.eq(self._clip(total) if self._saturate else total)
         with m.If(finished):
             m.d.sync += result.eq(acc)
+        if stationary is not None:
+            with m.If(shift):
+                m.d.sync += result.eq(self.collect_in)
         m.d.comb += self.result.eq(result)
         return m

@@ -11,7 +11,7 @@ from attn_rtl.params import boolean, positive_int, reject_unknown
 from .credit_fifo import CreditFIFO, check_fifo_memory, fifo_latency
 from .multiplier import check_multiplier, multiplier_latency
 from .pe import ProcessingElement, accumulator_input_stages, accumulator_shape, operand_shape
-from .pipeline import delayed, kept_register
+from .pipeline import delayed, kept_register, register
 
 __all__ = ["SystolicArray", "array_params", "ARRAY_DEFAULTS"]
 
@@ -46,10 +46,10 @@ def _result_latency(rows: int, cols: int, multiplier: str, fifo_memory: str) -> 
     return 1 + (rows - 1) + (cols - 1) + _pe_latency(multiplier) + 1 + fifo_latency(fifo_memory)
 
 
-def _credit_hold(rows: int, cols: int, multiplier: str, fifo_memory: str, sliding: bool = False) -> int:
+def _credit_hold(rows: int, cols: int, multiplier: str, fifo_memory: str) -> int:
     # A tile's result credits are held from its last step's admission until its rows have left
-    # the FIFO, plus one for the release register (and the sliding mode's longer row skew).
-    return _result_latency(rows, cols, multiplier, fifo_memory) + rows + 1 + (rows - 1 if sliding else 0)
+    # the FIFO, plus one for the release register.
+    return _result_latency(rows, cols, multiplier, fifo_memory) + rows + 1
 
 
 def array_params(**params) -> dict:
@@ -83,7 +83,7 @@ def array_params(**params) -> dict:
         # for credits (shorter ones may wait; a deeper FIFO costs distributed RAM and routing).
         # (The cycle model confirms this is the smallest depth at which tiles of max_reduction
         # steps never wait.)
-        held = _credit_hold(p["rows"], p["cols"], p["multiplier"], p["fifo_memory"], p["sliding"])
+        held = _credit_hold(p["rows"], p["cols"], p["multiplier"], p["fifo_memory"])
         p["result_tiles"] = -(-held // p["max_reduction"])
     else:
         positive_int("result_tiles", p["result_tiles"], at_most=64)
@@ -125,7 +125,20 @@ class SystolicArray(wiring.Component):
     computes ``C[i, j] = sum_k A[i, k] * B[k, i + j]``.  Lanes ``cols`` and up
     enter at the right column; steps without ``diagonal`` read lanes
     ``0 … cols-1`` as before.  ``sliding`` may change only while no tile is in the
-    array (between runs).
+    array (between runs); while it is high, every step is ``diagonal`` or ``stationary``.
+
+    It also runs P·V of that dataflow weight-stationary (SALO's): ``p`` loads a tile of
+    weights ``W`` (``rows``×``cols``; beat ``j`` = ``W[:, j]``, ``cols`` beats), which a step with
+    ``a.payload.load`` swaps in; a step with ``a.payload.stationary`` ignores ``a.payload.data``,
+    takes ``b`` down-left like a diagonal step (lane ``i + j`` at PE ``(i, j)``), multiplies it by
+    the held ``W[i, j]`` and passes the row's sum to the right, so step ``k`` of a stationary
+    tile yields ``sum_j W[i, j] * B[k, i + j]`` for every row ``i``.  Its rows collect at the
+    right edge: a tile of ``n <= cols`` steps leaves as ``rows`` beats on ``c`` like any tile, lane
+    ``cols - n + k`` holding step ``k`` (lanes below are undefined).  ``p`` takes the next
+    weights once the last swap has passed the whole array; a ``load`` step waits until they are
+    all in, and the end of a tile of another kind waits until ``rows + cols - 1`` cycles after a
+    stationary tile's end (its rows load the drain chains later).  So in a sliding build
+    ``a.ready = b.valid & (~last | accepts_end & (stationary | gap elapsed)) & (~load | weights in)``.
 
     Parameters
     ----------
@@ -148,17 +161,13 @@ class SystolicArray(wiring.Component):
         Result FIFO depth in tiles (``rows`` entries each); ``None`` derives one
         deep enough for the shortest tiles to stream without credit stalls.
     sliding : bool
-        Build the diagonal dataflow: the ``sliding`` input, the ``diagonal`` step
-        flag and ``rows + cols - 1`` lanes on ``b``.
+        Build the diagonal dataflow: the ``sliding`` input, the ``diagonal``, ``stationary``
+        and ``load`` step flags, ``rows + cols - 1`` lanes on ``b`` and the weights' stream ``p``.
 
     Attributes
     ----------
     latency : int
         Cycles from accepting the last step of a tile to its first row on ``c``.
-    sliding_latency : int
-        The same while ``sliding`` is high (``rows - 1`` more).
-    sliding_tile_spacing : int
-        ``min_tile_spacing`` while ``sliding`` is high (``2·rows - 1``: tiles shorter wait).
     min_tile_spacing : int
         Fewest cycles between two tiles' last steps.
     acc_shape : Shape
@@ -168,15 +177,17 @@ class SystolicArray(wiring.Component):
     Ports
     -----
     a : In(stream.Signature(StructLayout({"data": ArrayLayout(a_shape, rows), "last": 1})))
-        (a ``sliding`` build adds the field ``"diagonal": 1``)
+        (a ``sliding`` build adds the fields ``"diagonal"``, ``"stationary"`` and ``"load"``, 1 bit each)
     b : In(stream.Signature(ArrayLayout(b_shape, cols)))
         (``rows + cols - 1`` lanes in a ``sliding`` build)
     sliding : In(1)
         Only in a ``sliding`` build: the run's mode.
+    p : In(stream.Signature(ArrayLayout(a_shape, rows)))
+        Only in a ``sliding`` build: the weights of stationary tiles, one column a beat.
     c : Out(stream.Signature(StructLayout({"data": ArrayLayout(acc_shape, cols), "last": 1})))
     accepts_end : Out(rows + cols)
         Copies of the flag that a step with ``last`` set is accepted in this cycle (``a.ready`` is
-        ``b.valid & (~a.payload.last | accepts_end)``), one flip-flop each: a caller whose
+        ``b.valid & (~a.payload.last | accepts_end)`` in a plain build), one flip-flop each: a caller whose
         registers in front of the array hold while it refuses a step gives each row's and each
         column's registers a copy of their own, instead of fanning one flag out to all of them.
     """
@@ -194,8 +205,8 @@ class SystolicArray(wiring.Component):
         a_fields = {"data": data.ArrayLayout(self._a_shape, self.rows), "last": 1}
         b_lanes = self.cols + self.rows - 1 if self.sliding_build else self.cols
         ports = {
-            "a": In(stream.Signature(data.StructLayout({**a_fields, "diagonal": 1} if self.sliding_build
-                                                       else a_fields))),
+            "a": In(stream.Signature(data.StructLayout(
+                {**a_fields, "diagonal": 1, "stationary": 1, "load": 1} if self.sliding_build else a_fields))),
             "b": In(stream.Signature(data.ArrayLayout(self._b_shape, b_lanes))),
             "c": Out(stream.Signature(data.StructLayout({
                 "data": data.ArrayLayout(self.acc_shape, self.cols), "last": 1}))),
@@ -203,6 +214,7 @@ class SystolicArray(wiring.Component):
         }
         if self.sliding_build:
             ports["sliding"] = In(1)
+            ports["p"] = In(stream.Signature(data.ArrayLayout(self._a_shape, self.rows)))
         super().__init__(ports)
 
     @property
@@ -210,20 +222,10 @@ class SystolicArray(wiring.Component):
         return _result_latency(self.rows, self.cols, self.params["multiplier"], self.params["fifo_memory"])
 
     @property
-    def sliding_latency(self) -> int:
-        return self.latency + self.rows - 1
-
-    @property
-    def sliding_tile_spacing(self) -> int:
-        """Fewest cycles between two tiles' last steps while ``sliding`` is high."""
-        return 2 * self.rows - 1
-
-    @property
     def credit_hold(self) -> int:
         """Cycles a tile's result FIFO entries stay reserved, from its last step's admission:
         tiles arriving at least this far apart never wait for credits with one tile of FIFO."""
-        return _credit_hold(self.rows, self.cols, self.params["multiplier"], self.params["fifo_memory"],
-                            self.sliding_build)
+        return _credit_hold(self.rows, self.cols, self.params["multiplier"], self.params["fifo_memory"])
 
     @property
     def min_tile_spacing(self) -> int:
@@ -233,22 +235,27 @@ class SystolicArray(wiring.Component):
     def result_fifo_depth(self) -> int:
         return self.rows * self.params["result_tiles"]
 
-    def run_cycles(self, depths) -> int:
+    def run_cycles(self, depths, stationary=()) -> int:
         """Cycles from the first step accepted to the last result row sent, for tiles of
-        reduction lengths ``depths`` offered back to back with ``c`` always ready.
+        reduction lengths ``depths`` offered back to back with ``c`` always ready (``stationary``:
+        which tiles are weight-stationary, their weights loaded in time).
 
         A cycle-level model of the admission logic (tile spacing, result credits), so it is
         exact for any mix of tile lengths; tests compare it with RTL simulation.
         """
         rows, depth_fifo, spacing_min = self.rows, self.result_fifo_depth, self.min_tile_spacing
-        steps = [(k == d - 1) for d in depths for k in range(d)]  # the 'last' flag of every step
+        kinds = list(stationary) + [False] * (len(depths) - len(stationary))
+        steps = [(k == d - 1, s) for d, s in zip(depths, kinds) for k in range(d)]  # (last, stationary)
+        gap = self.rows + self.cols - 1   # after a stationary tile, to the next other tile's end
         releases: dict[int, int] = {}
         reserved, credit, spacing, spaced, released = 0, True, 0, True, 0
+        since, gap_spaced = 0, True
         cycle, step, last_out = 0, 0, 0
         while step < len(steps) or cycle <= last_out:
-            last = steps[step] if step < len(steps) else False
-            fire = step < len(steps) and (not last or (spaced and credit))
+            last, kind = steps[step] if step < len(steps) else (False, False)
+            fire = step < len(steps) and (not last or (spaced and credit and (kind or gap_spaced)))
             ends = fire and last
+            since, gap_spaced = ((gap - 1, gap == 1) if ends and kind else (max(since - 1, 0), since <= 1))
             if ends:
                 for r in range(rows):
                     releases[cycle + self.latency + r] = 1
@@ -267,9 +274,11 @@ class SystolicArray(wiring.Component):
         m = Module()
         rows, cols, p = self.rows, self.cols, self.params
 
+        stationary_pe = {"stationary": True} if self.sliding_build else {}
         pes = [[ProcessingElement(a_width=p["a_width"], b_width=p["b_width"], a_signed=p["a_signed"],
                                   b_signed=p["b_signed"], acc_shape=self.acc_shape, saturate=self.saturating,
-                                  multiplier=p["multiplier"])
+                                  multiplier=p["multiplier"],
+                                  **({**stationary_pe, "collect_delay": cols - 1 - j} if stationary_pe else {}))
                 for j in range(cols)] for i in range(rows)]
         for i in range(rows):
             for j in range(cols):
@@ -283,14 +292,16 @@ class SystolicArray(wiring.Component):
         # handshake is one gate level from flip-flops and the counters stay off the ready path.
         opens_tile = Signal(init=1)
         reserved = Signal(range(self.result_fifo_depth + 1))
-        # While sliding, row i's sum waits 2(rows - 1 - i) cycles in its PE for the column's load:
-        # tile ends 2·rows - 1 apart, so that the next tile's sum does not replace it first.
-        widest_spacing = self.sliding_tile_spacing if self.sliding_build else self.min_tile_spacing
-        spacing_min = Mux(self.sliding, widest_spacing, self.min_tile_spacing) if self.sliding_build \
-            else self.min_tile_spacing
-        spacing = Signal(range(widest_spacing))
+        spacing_min = self.min_tile_spacing
+        spacing = Signal(range(spacing_min))
         may_end = Signal(init=1)   # a tile may end in this cycle: spaced, and the FIFO has its rows
         may_accept = ~self.a.payload.last | may_end
+        if self.sliding_build:
+            # After a stationary tile, the next other tile waits longer (see _stationary_admission);
+            # a step swapping in new weights waits until they are all loaded.
+            stationary_spaced, weights_loaded = Signal(init=1), Signal()
+            may_accept = ((~self.a.payload.last | (may_end & (self.a.payload.stationary | stationary_spaced)))
+                          & (~self.a.payload.load | weights_loaded))
         fire = Signal()
         m.d.comb += [
             fire.eq(self.a.valid & self.b.valid & may_accept),
@@ -320,6 +331,8 @@ class SystolicArray(wiring.Component):
             m.d.comb += self.accepts_end[n].eq(~blocked)
         with m.If(fire):
             m.d.sync += opens_tile.eq(self.a.payload.last)
+        if self.sliding_build:
+            weights = self._stationary_admission(m, fire, ends_tile, stationary_spaced, weights_loaded)
 
         # --- input register (operands taken every cycle, qualified by in_valid: no wide enable),
         # then skew: row i and its flags by i cycles, column j by j cycles.
@@ -339,8 +352,10 @@ class SystolicArray(wiring.Component):
 
         diagonal_at = None
         if sliding is not None:
-            in_diagonal = Signal(reset_less=True)
-            m.d.sync += in_diagonal.eq(self.a.payload.diagonal)
+            # Stationary steps take b (V) down-left like diagonal ones (K).
+            in_diagonal, in_stationary, in_swap = (Signal(reset_less=True) for _ in range(3))
+            m.d.sync += [in_diagonal.eq(self.a.payload.diagonal | self.a.payload.stationary),
+                         in_stationary.eq(self.a.payload.stationary), in_swap.eq(self.a.payload.load)]
             # The step's diagonal flag beside row i's operands, column by column: it selects where
             # each PE takes b from.
             diagonal_at = []
@@ -362,6 +377,19 @@ class SystolicArray(wiring.Component):
                 left = pes[i][j - 1]
                 m.d.comb += [pes[i][j].a_in.eq(left.a_out), pes[i][j].valid_in.eq(left.valid_out),
                              pes[i][j].first_in.eq(left.first_out), pes[i][j].last_in.eq(left.last_out)]
+            if sliding is not None:
+                # Weight-stationary steps: flags along the row with the operands, the row's sum
+                # moving right one PE a step, results collected from the right.
+                m.d.comb += [pe.stationary_in.eq(skew(in_stationary, i, f"skew_s{i}")),
+                             pe.swap_in.eq(skew(in_swap, i, f"skew_w{i}")), pe.psum_in.eq(0)]
+                for j in range(cols):
+                    here = pes[i][j]
+                    m.d.comb += here.weight_in.eq(weights[i][j])
+                    if j > 0:
+                        left = pes[i][j - 1]
+                        m.d.comb += [here.stationary_in.eq(left.stationary_out), here.swap_in.eq(left.swap_out),
+                                     here.psum_in.eq(left.psum_out)]
+                    m.d.comb += here.collect_in.eq(pes[i][j + 1].result if j + 1 < cols else here.psum_out)
         for j in range(cols):
             m.d.comb += pes[0][j].b_in.eq(delayed(m, in_b[j], j, f"skew_b{j}"))
             for i in range(1, rows):
@@ -377,8 +405,60 @@ class SystolicArray(wiring.Component):
                     down_left = delayed(m, in_b[cols - 1 + i], 2 * i + cols - 1, f"skew_e{i}")
                 m.d.comb += pes[i][j].b_in.eq(Mux(diagonal_at[i][j] & sliding, down_left, down))
 
-        # --- read-out without a row multiplexer: when the bottom PE of column j finishes a tile,
-        # the whole column's shadow registers load into a drain chain that shifts up one row per
+        if sliding is None:
+            words, row_valid, row_last = self._drain_up(m, pes)
+        else:
+            words, row_valid, row_last = self._drain_down(m, pes, sliding)
+        row_word = Cat(*words, row_last)
+        m.d.comb += [results.w_data.eq(row_word), results.w_en.eq(row_valid)]
+        m.d.comb += [self.c.payload.eq(results.r.payload), self.c.valid.eq(results.r.valid),
+                     results.r.ready.eq(self.c.ready)]
+        return m
+
+    def _stationary_admission(self, m, fire, ends_tile, stationary_spaced, weights_loaded):
+        """The weights' load chain, fed by ``p``, and the admission rules of stationary steps.
+
+        Returns the weights waiting for the next swap, ``weights[i][j]`` beside PE ``(i, j)``.
+        """
+        rows, cols, target = self.rows, self.cols, self.params["multiplier"]
+        # Beat j of a weight tile enters at the right and moves left; after cols beats, column j
+        # holds it.  The chain shifts only once the previous swap has passed every PE (it reads
+        # the chain as it goes by: row i, column j, 2i + j cycles after its step's admission).
+        swap_cycles = 2 * rows + cols - 2
+        received = Signal(range(cols + 1))
+        busy = Signal(range(swap_cycles + 1))
+        p_open = Signal(init=1)
+        swaps = fire & self.a.payload.load
+        p_fire = self.p.valid & p_open
+        received_next = Mux(swaps, 0, received + p_fire)
+        busy_next = Mux(swaps, swap_cycles, Mux(busy == 0, 0, busy - 1))
+        m.d.comb += self.p.ready.eq(p_open)
+        m.d.sync += [received.eq(received_next), busy.eq(busy_next), weights_loaded.eq(received_next == cols),
+                     p_open.eq((received_next != cols) & (busy_next == 0))]
+        in_p = register(m, self.p.payload, "in_p")
+        weights = []
+        for i in range(rows):
+            row = [Signal(self._a_shape, name=f"weight_{i}_{j}", reset_less=True) for j in range(cols)]
+            with m.If(kept_register(m, p_fire, f"weight_shift_{i}", target=target, reset=True)):
+                m.d.sync += [row[j].eq(row[j + 1] if j + 1 < cols else in_p[i]) for j in range(cols)]
+            weights.append(row)
+
+        # A stationary tile's rows load the drain chains cols - 1 - j cycles later than a tile
+        # ending at the same time would in column j: the next tile of another kind ends at least
+        # rows + cols - 1 cycles later, so that its loads do not meet those rows in the chains (and
+        # its sums do not replace a result the row is still collecting).
+        gap = rows + cols - 1
+        since = Signal(range(gap))
+        ends_stationary = ends_tile & self.a.payload.stationary
+        m.d.sync += [
+            since.eq(Mux(ends_stationary, gap - 1, Mux(since == 0, 0, since - 1))),
+            stationary_spaced.eq(Mux(ends_stationary, gap == 1, since <= 1)),
+        ]
+        return weights
+
+    def _drain_up(self, m, pes):
+        # Read-out without a row multiplexer: when the bottom PE of column j finishes a tile, the
+        # whole column's shadow registers load into a drain chain that shifts up one row per
         # cycle, so row i leaves the top of column j i cycles later.  Columns leave j cycles
         # apart; delaying column j by cols-1-j aligns them into one row word.  Only
         # neighbour-to-neighbour wires: no hot spot where a whole tile converges.
@@ -386,6 +466,7 @@ class SystolicArray(wiring.Component):
         # (PE (i, j) finishes rows - 1 - i cycles before the bottom one), so the load enable is a
         # local flip-flop per row: one enable for the whole column was the ECP5 critical path
         # (9.8 ns of routing to ~200 flip-flops).  Data only, so not reset.
+        rows, cols = self.rows, self.cols
         words = []
         for j in range(cols):
             chain = [Signal(self.acc_shape, name=f"drain_{i}_{j}", reset_less=True) for i in range(rows)]
@@ -393,9 +474,6 @@ class SystolicArray(wiring.Component):
                 if i + 1 < rows:
                     m.d.sync += chain[i].eq(chain[i + 1])
                 load = delayed(m, pes[i][j].result_valid, rows - 1 - i, f"load_{i}_{j}")
-                if sliding is not None and i + 1 < rows:
-                    # Row i finishes 2(rows - 1 - i) cycles before the bottom row while sliding.
-                    load = Mux(sliding, delayed(m, load, rows - 1 - i, f"load_s{i}_{j}"), load)
                 with m.If(load):
                     m.d.sync += chain[i].eq(pes[i][j].result)
             words.append(delayed(m, chain[0], cols - 1 - j, f"deskew_{j}"))
@@ -409,9 +487,41 @@ class SystolicArray(wiring.Component):
             with m.If(pes[rows - 1][cols - 1].result_valid):
                 m.d.sync += [v.eq(1), l.eq(i == rows - 1)]
         m.d.comb += [row_valid.eq(flags[0][0]), row_last.eq(flags[0][1])]
-        row_word = Cat(*words, row_last)
-        m.d.comb += [results.w_data.eq(row_word), results.w_en.eq(row_valid)]
-        m.d.comb += [self.c.payload.eq(results.r.payload), self.c.valid.eq(results.r.valid),
-                     results.r.ready.eq(self.c.ready)]
-        return m
+        return words, row_valid, row_last
 
+    def _drain_down(self, m, pes, sliding):
+        # A sliding build's drain shifts down and leaves at the bottom.  PE (i, j) finishes i + j
+        # cycles after PE (0, 0) in dense tiles and 2i + j while sliding; row i loads its sum at
+        # 2i + j (dense sums wait i cycles, diagonal ones none), so loads move down two rows a
+        # cycle against the chain's one: a load never meets a row in transit, rows leave in order
+        # 0 … rows-1 in consecutive cycles (as from the up-chain, the same cycles), and tile ends
+        # need only be rows apart in both modes.  Data only, so not reset.
+        rows, cols = self.rows, self.cols
+        words, loads, bottoms = [], [], []
+        for j in range(cols):
+            chain = [Signal(self.acc_shape, name=f"drain_{i}_{j}", reset_less=True) for i in range(rows)]
+            column_loads = []
+            for i in range(rows):
+                if i > 0:
+                    m.d.sync += chain[i].eq(chain[i - 1])
+                done = pes[i][j].result_valid
+                load = Mux(sliding, done, delayed(m, done, i, f"load_{i}_{j}")) if i > 0 else done
+                column_loads.append(load)
+                with m.If(load):
+                    m.d.sync += chain[i].eq(pes[i][j].result)
+            loads.append(column_loads)
+            bottoms.append(chain[rows - 1])
+            words.append(delayed(m, chain[rows - 1], cols - 1 - j, f"deskew_{j}"))
+        # Valid and last bits travel in a chain of their own beside column cols-1, loaded with it,
+        # and whether the row was collected by a stationary tile: then every column loaded when
+        # column cols-1 did, and its row leaves the chains' bottoms undelayed.
+        flags = [(Signal(name=f"drain_valid_{i}"), Signal(name=f"drain_last_{i}", reset_less=True),
+                  Signal(name=f"drain_collected_{i}", reset_less=True)) for i in range(rows)]
+        for i, (v, l, c) in enumerate(flags):
+            above = flags[i - 1] if i > 0 else (0, 0, 0)
+            m.d.sync += [v.eq(above[0]), l.eq(above[1]), c.eq(above[2])]
+            with m.If(loads[cols - 1][i]):
+                m.d.sync += [v.eq(1), l.eq(i == rows - 1), c.eq(pes[i][cols - 1].result_collected)]
+        collected = flags[rows - 1][2]
+        words = [Mux(collected, bottom, word) for bottom, word in zip(bottoms, words)]
+        return words, flags[rows - 1][0], flags[rows - 1][1]

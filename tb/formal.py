@@ -701,7 +701,7 @@ _STREAM_ALL = f"{_STREAM} on every output stream, the same assumed of every inpu
 _STREAM_BLOCKS = (
     ("systolic_array", "SystolicArray", "2x2, 2-bit operands, reduction up to 3", _array, 20, 20, None),
     ("systolic_array_sliding", "SystolicArray", "2x2, 2-bit operands, reduction up to 3, sliding build (either "
-     "mode, diagonal steps any)", lambda: _sliding_array(), 20, 20,
+     "mode; diagonal, stationary and weight-loading steps any)", lambda: _sliding_array(), 20, 20,
      lambda spec, dut: _run_mode_constant(spec, dut)),
     ("sparse_scheduler", "SparseScheduler", "2x2, L up to 4, dilation up to 2, one global", _scheduler, 20, 20,
      None),

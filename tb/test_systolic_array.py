@@ -20,32 +20,48 @@ def _lanes(cfg) -> int:
     return cfg["cols"] + cfg["rows"] - 1 if cfg.get("sliding", False) else cfg["cols"]
 
 
+def _kinds(cfg) -> list[str]:
+    """Each tile's kind: ``dense``, ``diagonal`` or ``stationary`` (default: the run's mode)."""
+    default = "diagonal" if cfg.get("diagonal", False) else "dense"
+    return list(cfg.get("kinds") or [default] * len(cfg["tiles"]))
+
+
 def _tiles(cfg, rng):
-    """One (A, B) pair per entry of ``cfg["tiles"]`` (reduction lengths); B has every lane of ``b``
-    (a sliding build's extra lanes are random in dense tiles too: they must be ignored)."""
-    rows = cfg["rows"]
-    out = []
-    for depth in cfg["tiles"]:
+    """One (A, B, kind, W) per entry of ``cfg["tiles"]`` (reduction lengths); B has every lane of ``b``
+    (a sliding build's extra lanes are random in dense tiles too: they must be ignored).  A stationary
+    tile holds the weights W (``rows``×``cols``) loaded on ``p`` for it (``cfg["loads"]``: whether it
+    loads new ones) or for the last one that did; its A is random and must be ignored."""
+    rows, cols = cfg["rows"], cfg["cols"]
+    loads = cfg.get("loads") or [True] * len(cfg["tiles"])
+    out, weights = [], None
+    for depth, kind, load in zip(cfg["tiles"], _kinds(cfg), loads):
         a = operand_matrix(rng, (rows, depth), cfg["a_width"], cfg["a_signed"], cfg["operands"])
         b = operand_matrix(rng, (depth, _lanes(cfg)), cfg["b_width"], cfg["b_signed"], cfg["operands"])
-        out.append((a, b))
+        new = kind == "stationary" and (load or weights is None)
+        if new:
+            weights = operand_matrix(rng, (rows, cols), cfg["a_width"], cfg["a_signed"], cfg["operands"])
+        out.append((a, b, kind, weights if kind == "stationary" else None, new))
     return out
 
 
-def _beats(cfg, a, b):
+def _beats(cfg, a, b, kind="dense", new_weights=False):
     depth, flags_at = a.shape[1], cfg["rows"] * cfg["a_width"]
-    diagonal = int(cfg.get("diagonal", False)) << (flags_at + 1)
-    a_beats = [pack(a[:, k], cfg["a_width"]) | (int(k == depth - 1) << flags_at) | diagonal for k in range(depth)]
+    flags = ((int(kind == "diagonal") << 1) | (int(kind == "stationary") << 2)) << flags_at
+    a_beats = [pack(a[:, k], cfg["a_width"]) | (int(k == depth - 1) << flags_at) | flags
+               | (int(new_weights and k == 0) << (flags_at + 3)) for k in range(depth)]
     b_beats = [pack(b[k, :], cfg["b_width"]) for k in range(depth)]
     return a_beats, b_beats
 
 
-def _expected(cfg, a, b, acc_width, acc_signed):
-    """``A·B`` over the first ``cols`` lanes; diagonal tiles: row ``i`` against lanes ``i … i + cols - 1``."""
+def _expected(cfg, a, b, acc_width, acc_signed, kind="dense", weights=None):
+    """``A·B`` over the first ``cols`` lanes; diagonal tiles: row ``i`` against lanes ``i … i + cols - 1``;
+    stationary tiles of ``n`` steps: row ``i``, lane ``cols - n + k`` = ``Σ_j W[i, j]·B[k, i + j]``."""
     cols = cfg["cols"]
-    if not cfg.get("diagonal", False):
+    if kind == "dense":
         return matmul(a, b[:, :cols], acc_width, acc_signed)
-    return [matmul(a[i:i + 1], b[:, i:i + cols], acc_width, acc_signed)[0] for i in range(cfg["rows"])]
+    if kind == "diagonal":
+        return [matmul(a[i:i + 1], b[:, i:i + cols], acc_width, acc_signed)[0] for i in range(cfg["rows"])]
+    return [matmul(weights[i:i + 1], b[:, i:i + cols].T, acc_width, acc_signed)[0] for i in range(cfg["rows"])]
 
 
 @cocotb.test()
@@ -56,9 +72,13 @@ async def matmul_tiles(dut):
     src_a = StreamSource(dut, "a", rng, idle=cfg["idle"])
     src_b = StreamSource(dut, "b", rng, idle=cfg["idle"])
     sink = StreamSink(dut, "c", rng, stall=cfg["stall"])
-    bench = StreamBench(dut, dut.clk, dut.rst, [src_a, src_b, sink])
+    streams = [src_a, src_b, sink]
+    src_p = None
     if cfg.get("sliding", False):
-        dut.sliding.value = int(cfg.get("diagonal", False))
+        src_p = StreamSource(dut, "p", rng, idle=cfg["idle"])
+        streams.append(src_p)
+        dut.sliding.value = int(any(kind != "dense" for kind in _kinds(cfg)))
+    bench = StreamBench(dut, dut.clk, dut.rst, streams)
     await bench.reset()
 
     rows, cols, acc_width = cfg["rows"], cfg["cols"], cfg["acc_width"]
@@ -68,33 +88,42 @@ async def matmul_tiles(dut):
 
     if cfg["reset_mid"]:
         # Half a tile, then reset: nothing of it may come out, the next tiles must be clean.
-        a, b = _tiles({**cfg, "tiles": [max(2, cfg["tiles"][0])]}, rng)[0]
-        a_beats, b_beats = _beats(cfg, a, b)
+        # A stationary first tile: its weights whole (the reset comes mid-tile) or in part (the tile
+        # waits for them; the reset must drop those received).
+        first = {**cfg, "tiles": [max(2, cfg["tiles"][0])], "kinds": _kinds(cfg)[:1], "loads": [True]}
+        a, b, kind, weights, new = _tiles(first, rng)[0]
+        a_beats, b_beats = _beats(cfg, a, b, kind, new)
         half = len(a_beats) // 2
+        whole = not new or rng.random() < 0.5
+        if new:
+            src_p.send([pack(weights[:, j], cfg["a_width"]) for j in range(cols if whole else cols // 2)])
         src_a.send(a_beats[:half])
         src_b.send(b_beats[:half])
-        await bench.run(lambda: src_a.done and src_b.done, budget(half))
+        await bench.run(lambda: src_a.done and src_b.done if whole else src_p.done, budget(half))
         await bench.step(rows + cols)
         await bench.reset(3)
         sink.beats.clear()
 
     tiles = _tiles(cfg, rng)
-    for a, b in tiles:
-        a_beats, b_beats = _beats(cfg, a, b)
+    for a, b, kind, weights, new in tiles:
+        a_beats, b_beats = _beats(cfg, a, b, kind, new)
+        if new:
+            src_p.send([pack(weights[:, j], cfg["a_width"]) for j in range(cols)])
         src_a.send(a_beats)
         src_b.send(b_beats)
     total_beats = sum(t[0].shape[1] for t in tiles)
     await bench.run(lambda: len(sink.beats) >= rows * len(tiles), budget(total_beats))
 
-    for t, (a, b) in enumerate(tiles):
-        expected = _expected(cfg, a, b, acc_width, acc_signed)
+    for t, (a, b, kind, weights, _) in enumerate(tiles):
+        expected = _expected(cfg, a, b, acc_width, acc_signed, kind, weights)
+        lanes = range(cols - a.shape[1], cols) if kind == "stationary" else range(cols)
         for i in range(rows):
             word = sink.beats[t * rows + i]
             got = unpack(word, cols, acc_width, acc_signed)
             last = (word >> (cols * acc_width)) & 1
-            report.compare(f"tile {t} row {i}", got, expected[i])
+            report.compare(f"tile {t} ({kind}) row {i}", [got[j] for j in lanes], expected[i])
             report.check(last == int(i == rows - 1), f"tile {t} row {i}: last={last}, expected {int(i == rows - 1)}")
 
     report.cycles = sink.last_accept_cycle - src_a.first_accept_cycle + 1
-    report.extra["macs"] = int(sum(rows * cols * a.shape[1] for a, _ in tiles))
+    report.extra["macs"] = int(sum(rows * cols * t[0].shape[1] for t in tiles))
     report.finish()

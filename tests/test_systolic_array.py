@@ -49,16 +49,79 @@ def test_reset_in_the_middle_of_a_tile_then_clean_tiles(sim):
 def test_sliding_build_runs_diagonal_and_dense_tiles(sim, rows, cols, diagonal):
     """A sliding build (docs/sparse.md): diagonal tiles, row i against lanes i … i + cols - 1 of b, with the
     2i row skew; dense tiles, whose extra lanes are random and must be ignored.  Tiles of 1 step to the
-    longest, shorter than the sliding spacing (2·rows - 1) included; idle, backpressure, a reset mid-tile."""
+    longest, shorter than the tile spacing (rows) included; idle, backpressure, a reset mid-tile.  Without
+    stalls the cycles are the cycle model's in both modes: the same latency and tile spacing as a plain
+    array (the drain moves down, so row 0's sum does not wait for the bottom row's)."""
     tiles = [13, 1, 5, 13, 2, 1, 1, 8]
-    report = simulate_array(dict(rows=rows, cols=cols, max_reduction=13, sliding=True), sim=sim,
-                            seed=rows * 10 + cols, tiles=tiles, idle=0.3, stall=0.3, reset_mid=True, diagonal=diagonal)
+    params = dict(rows=rows, cols=cols, max_reduction=13, sliding=True)
+    report = simulate_array(params, sim=sim, seed=rows * 10 + cols, tiles=tiles, idle=0.3, stall=0.3, reset_mid=True,
+                            diagonal=diagonal)
     assert report["passed"] and report["elements"] == rows * cols * len(tiles)
+    clean = simulate_array(params, sim=sim, seed=rows * 10 + cols + 1, tiles=[13, 13, rows, 2, 13, 1, 13],
+                           diagonal=diagonal)
+    assert clean["passed"] and clean["cycles"] == clean["model_cycles"], clean
+
+
+def _mixed_tiles(rng, cols, count):
+    """Diagonal tiles (Q·Kᵀ, 1 to 13 steps) and runs of stationary ones (P·V, 1 to cols steps), in
+    random order; each stationary run's first tile, and some others, swap in new weights."""
+    tiles, kinds, loads = [], [], []
+    for _ in range(count):
+        if rng.random() < 0.4:
+            tiles.append(int(rng.integers(1, 14)))
+            kinds.append("diagonal")
+            loads.append(False)
+        else:
+            for _ in range(int(rng.integers(1, 4))):
+                tiles.append(int(rng.integers(1, cols + 1)))
+                loads.append(not kinds or kinds[-1] != "stationary" or rng.random() < 0.3)
+                kinds.append("stationary")
+    return tiles, kinds, loads
+
+
+@pytest.mark.parametrize("sim, rows, cols, multiplier", [
+    pytest.param(sim, rows, cols, multiplier, id=f"{sim}-{rows}x{cols}-{multiplier}",
+                 marks=[pytest.mark.slow] if sim == "verilator" else [])
+    for sim, rows, cols, multiplier in [("icarus", 1, 1, "generic"), ("icarus", 3, 4, "generic"),
+                                        ("icarus", 4, 3, "generic"), ("icarus", 5, 1, "generic"),
+                                        ("icarus", 2, 5, "generic"), ("icarus", 3, 4, "ecp5"),
+                                        ("verilator", 3, 4, "generic")]])
+def test_sliding_build_runs_stationary_tiles(sim, rows, cols, multiplier):
+    """Weight-stationary P·V tiles (docs/mac-array.md): row i of an n-step tile against lanes i … i + cols - 1
+    of b, weights held, loaded on p; lane cols - n + k of row i is its step k.  Mixed with diagonal
+    (Q·Kᵀ) tiles in random order, new weights for some tiles, idle and backpressure on every stream,
+    a reset mid-tile; without stalls, the cycle model's count (the longer gap after a stationary tile)."""
+    seed = rows * 10 + cols + 100
+    rng = np.random.default_rng(seed)
+    tiles, kinds, loads = _mixed_tiles(rng, cols, 8)
+    params = dict(rows=rows, cols=cols, max_reduction=13, sliding=True, multiplier=multiplier)
+    report = simulate_array(params, sim=sim, seed=seed, tiles=tiles, kinds=kinds, loads=loads, idle=0.3, stall=0.3,
+                            reset_mid=True)
+    assert report["passed"] and report["elements"] > 0
+    # Back to back, weights loaded once: short diagonal tiles right after stationary ones wait for the
+    # gap (rows + cols - 1; one cycle less corrupts them: checked by hand), runs of stationary tiles do not.
+    tiles = [cols, 1, cols, min(2, cols), 1, cols, 1, 1, cols, 1]
+    kinds = ["stationary", "diagonal", "stationary", "diagonal", "diagonal", "stationary", "diagonal", "stationary",
+             "stationary", "diagonal"]
+    clean = simulate_array(params, sim=sim, seed=seed + 1, tiles=tiles, kinds=kinds, loads=[True] + [False] * 9)
+    assert clean["passed"] and clean["cycles"] == clean["model_cycles"], clean
 
 
 def test_diagonal_tiles_need_a_sliding_build():
     with pytest.raises(ValueError, match="diagonal tiles need an array built with sliding = true"):
         simulate_array(dict(rows=2, cols=2, max_reduction=4), tiles=[4], diagonal=True)
+
+
+@pytest.mark.parametrize("params, tiles, kinds, message", [
+    (dict(), [2], ["stationary"], "stationary tiles need an array built with sliding = true"),
+    (dict(sliding=True), [3], ["stationary"], "a stationary tile has at most cols = 2 steps, not 3"),
+    (dict(sliding=True), [2, 2], ["dense", "diagonal"], "dense tiles and diagonal or stationary ones need different"),
+    (dict(sliding=True), [2], ["sparse"], "a tile's kind must be dense, diagonal or stationary, not 'sparse'"),
+    (dict(sliding=True), [2, 2], ["diagonal"], r"kinds must name one kind per tile \(2\), not 1"),
+])
+def test_tile_kinds_are_checked_before_simulation(params, tiles, kinds, message):
+    with pytest.raises(ValueError, match=message):
+        simulate_array(dict(rows=2, cols=2, max_reduction=4, **params), tiles=tiles, kinds=kinds)
 
 
 @pytest.mark.parametrize("operands", ["min", "max", "mixed"])

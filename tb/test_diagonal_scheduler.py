@@ -1,0 +1,127 @@
+"""cocotb testbench of :class:`attn_rtl.hdl.diagonal_scheduler.DiagonalScheduler` against
+``attn_rtl.sim.sliding.diagonal_tiles``.
+
+``cfg["runs"]`` lists runs, each a pattern (``attn_rtl.sim.sparse.SparsePattern.to_dict``) with
+``seq_len`` and ``heads``.  For each run the testbench sets the runtime registers, pulses ``start``,
+takes the tile stream with random backpressure and compares every field of every tile (block, first
+query, real rows, base, mask, keep, first, last, run_end) with the model's tiling, head after head.
+A run with ``expect_error`` must raise ``error`` and not start (``registers`` overrides the pattern's
+register values).  With ``reset_mid`` the first run is cut by a reset and then run again in full.
+"""
+
+from __future__ import annotations
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+
+from attn_rtl.hdl.diagonal_scheduler import DiagonalScheduler
+from attn_rtl.sim.sliding import diagonal_tiles
+from attn_rtl.sim.sparse import pattern_from_dict, register_values
+
+from .harness import begin
+from .streams import Control, StreamBench, StreamSink
+
+PARAMS = ("rows", "cols", "max_seq_len", "max_heads", "max_dilation")
+REGISTERS = ("pattern", "window", "dilation", "grid_h", "grid_w", "window_h", "window_w")
+
+
+def decode(beats, layout) -> dict:
+    """Each field of the packed tile beats as integers (``base`` signed)."""
+    out = {}
+    for name, field in layout:
+        width = field.width
+        values = [(w >> field.offset) & ((1 << width) - 1) for w in beats]
+        if name == "base":
+            values = [v - (1 << width) if v >> (width - 1) else v for v in values]
+        out[name] = values
+    return out
+
+
+def expected_tiles(pattern, seq_len: int, heads: int, rows: int, cols: int) -> dict:
+    """The model's tiles of ``heads`` heads, as the scheduler sends them."""
+    tiles = diagonal_tiles(pattern, seq_len, rows, cols)
+    n = len(tiles)
+    block = tiles.block
+    first = np.ones(n, bool)
+    first[1:] = block[1:] != block[:-1]
+    last = np.ones(n, bool)
+    last[:-1] = block[:-1] != block[1:]
+    one = dict(block=block, q0=tiles.queries[block, 0], real=tiles.queries[block] >= 0, base=tiles.base,
+               mask=tiles.mask, keep=tiles.keep, first=first, last=last)
+    out = {name: np.concatenate([value] * heads) for name, value in one.items()}
+    out["run_end"] = np.zeros(n * heads, bool)
+    out["run_end"][-1] = True
+    return out
+
+
+@cocotb.test()
+async def scheduler_runs(dut):
+    cfg, report, rng = begin(dut, "runs")
+    rows, cols = cfg["rows"], cfg["cols"]
+    component = DiagonalScheduler(**{k: cfg[k] for k in PARAMS})
+    component._MustUse__silence = True   # built only for its layout and figures
+    layout = component.tile_layout
+    lanes = component.lanes
+
+    Clock(dut.clk, 10, unit="ns").start()
+    control = Control(dut)
+    control.set(start=0)
+    sink = StreamSink(dut, "tiles", rng, stall=cfg["stall"])
+    bench = StreamBench(dut, dut.clk, dut.rst, [control, sink])
+    await bench.reset()
+
+    def set_registers(run, pattern):
+        values = register_values(pattern, 0, 1) if not pattern.global_tokens else {}
+        values = {name: values.get(name, 0) for name in REGISTERS}
+        control.set(**{"seq_len": run["seq_len"], "heads": run["heads"], **values, **run.get("registers", {})})
+
+    cycles = []
+    for index, run in enumerate(cfg["runs"]):
+        pattern = pattern_from_dict(run["pattern"])
+        set_registers(run, pattern)
+        await bench.step(component.config_latency)   # the range check is registered
+        control.pulse("start")
+        await bench.step(2)
+        if run.get("expect_error"):
+            report.check(control.read("error") == 1 and control.read("busy") == 0,
+                         f"run {index} {run}: error {control.read('error')}, busy {control.read('busy')}; "
+                         "expected an error and no start")
+            report.elements += 1
+            continue
+        report.check(control.read("busy") == 1 and control.read("error") == 0,
+                     f"run {index} {run}: did not start (busy {control.read('busy')}, error {control.read('error')})")
+        expected = expected_tiles(pattern, run["seq_len"], run["heads"], rows, cols)
+        count = len(expected["block"])
+        candidates = count * 4 + run["heads"] * run["seq_len"] * 64
+        budget = int(4 * candidates / (1.0 - cfg["stall"])) + component.setup_cycles + 100
+        if index == 0 and cfg["reset_mid"]:
+            await bench.step(max(1, count))
+            await bench.reset()
+            sink.beats.clear()
+            report.check(control.read("busy") == 0, "busy after a reset")
+            set_registers(run, pattern)
+            await bench.step(component.config_latency)
+            control.pulse("start")
+            await bench.step(2)
+        begin_cycle = bench.cycle
+        where = f"run {index} ({pattern.to_dict()}, L={run['seq_len']}, heads={run['heads']})"
+        try:
+            await bench.run(lambda: control.read("done") == 1 and len(sink.beats) >= count, budget)
+        except AssertionError as timeout:
+            raise AssertionError(f"{where}: {timeout}; {len(sink.beats)} of {count} tiles") from None
+        await bench.step(4)
+        cycles.append(bench.cycle - begin_cycle)
+        got = decode(sink.beats, layout)
+        sink.beats.clear()
+        if len(got["block"]) != count:
+            report.check(False, f"{where}: {len(got['block'])} tiles, expected {count}")
+            continue
+        got["mask"] = [[[(w >> (r * cols + c)) & 1 for c in range(cols)] for r in range(rows)] for w in got["mask"]]
+        got["real"] = [[(w >> r) & 1 for r in range(rows)] for w in got["real"]]
+        got["keep"] = [[(w >> u) & 1 for u in range(lanes)] for w in got["keep"]]
+        for name in ("block", "q0", "real", "base", "mask", "keep", "first", "last", "run_end"):
+            report.compare(f"{where} {name}", np.array(got[name], np.int64), expected[name].astype(np.int64))
+    report.cycles = cycles[-1] if cycles else 0
+    report.extra.update(cycles_per_run=cycles)
+    report.finish()
