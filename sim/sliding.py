@@ -23,12 +23,17 @@ Patterns (docs/sparse.md has the rules):
     outside the image is masked.
 
 Tiles whose mask is empty (the window clipped at the sequence's or the image's
-edge) are not computed.  **Global tokens** take no part in the diagonal tiles: a
-global key's pairs are a global column (every query of a block against each
-global key, one extra lane per global in the block's first tile), a global
-query's row is masked here and computed against every key in dense tiles of
-``cols`` consecutive keys (:attr:`DiagonalTiles.global_blocks`).  Every allowed
-pair is computed exactly once (:func:`covered_pairs`; tests/test_sliding.py).
+edge) are not computed.  **Global tokens** leave the window tiles (a pair with a
+global token is masked there).  A global *key* rides in the last column of a
+tile whose last column lies past the window's span (every row's element there
+is masked anyway): that column then takes the global key instead of its lane,
+so every plain query of the block meets it at no extra tile (global ``k`` of a
+block in its ``k``-th such tile with a window element; a block short of them gets
+tiles of its own).
+Global *queries* form blocks of their own after the others (``global_block``),
+whose diagonal tiles at ``base = cols·t − (rows − 1)``, stride 1, give every row
+every key once.  Every allowed pair is computed exactly once
+(:func:`covered_pairs`; tests/test_sliding.py).
 
 Nothing here imports a simulator or the hardware.
 """
@@ -54,22 +59,26 @@ class DiagonalTiles:
     """The diagonal tiles of one head, in order (per query block, by window row and offset).
 
     ``queries[b, r]`` is the query of row ``r`` of block ``b`` (-1 past the end of a
-    residue class); tile ``n`` belongs to block ``block[n]``, its element ``(r, c)``
-    is key ``base[n] + stride·(r + c)`` and takes part where ``mask[n, r, c]``.
+    residue class); the blocks flagged ``global_block`` (after the others) hold the
+    global queries.  Tile ``n`` belongs to block ``block[n]``; its element ``(r, c)``
+    is key ``base[n] + step[n]·(r + c)`` (``step``: the stride, 1 in global blocks)
+    and takes part where ``mask[n, r, c]``, except that where ``global_key[n] >= 0``
+    the last column is the global key ``global_tokens[global_key[n]]`` instead.
     ``lanes[n, u]`` is the key of lane ``u`` (``rows + cols − 1`` lanes) and
     ``keep[n, u]`` whether any element of that anti-diagonal takes part (a DMA
-    fetches only those).  ``global_tokens`` are both the global column's keys
-    (every other query of a block attends them, in its first tile) and the
-    queries computed densely.
+    fetches only those; the global key is one lane more).
     """
 
     rows: int
     cols: int
     stride: int
     queries: np.ndarray        #: (blocks, rows)
+    global_block: np.ndarray   #: (blocks,) bool
     block: np.ndarray          #: (n,)
     base: np.ndarray           #: (n,)
+    step: np.ndarray           #: (n,)
     mask: np.ndarray           #: (n, rows, cols) bool
+    global_key: np.ndarray     #: (n,) index into global_tokens, or -1
     global_tokens: tuple = ()
 
     def __len__(self) -> int:
@@ -77,23 +86,35 @@ class DiagonalTiles:
 
     @property
     def lanes(self) -> np.ndarray:
-        return self.base[:, None] + self.stride * np.arange(self.rows + self.cols - 1)[None, :]
+        return self.base[:, None] + self.step[:, None] * np.arange(self.rows + self.cols - 1)[None, :]
+
+    @property
+    def diagonal_mask(self) -> np.ndarray:
+        """The elements that take their lane's key (the mask less the global column)."""
+        out = self.mask.copy()
+        out[self.global_key >= 0, :, self.cols - 1] = False
+        return out
 
     @property
     def keep(self) -> np.ndarray:
         out = np.zeros((len(self), self.rows + self.cols - 1), bool)
+        mask = self.diagonal_mask
         for r in range(self.rows):
-            out[:, r:r + self.cols] |= self.mask[:, r, :]
+            out[:, r:r + self.cols] |= mask[:, r, :]
         return out
 
     def keys(self) -> np.ndarray:
         """(n, rows, cols): the key of every element."""
         offset = np.arange(self.rows)[:, None] + np.arange(self.cols)[None, :]
-        return self.base[:, None, None] + self.stride * offset[None]
+        keys = self.base[:, None, None] + self.step[:, None, None] * offset[None]
+        carrying = np.flatnonzero(self.global_key >= 0)
+        keys[carrying, :, self.cols - 1] = np.asarray(self.global_tokens, np.int64)[self.global_key[carrying], None]
+        return keys
 
-    def global_tiles(self, seq_len: int) -> int:
-        """Dense tiles of the global queries: ``⌈globals/rows⌉`` blocks of ``⌈L/cols⌉`` tiles."""
-        return -(-len(self.global_tokens) // self.rows) * -(-seq_len // self.cols)
+    @property
+    def global_tiles(self) -> int:
+        """Tiles of the global queries' blocks."""
+        return int(self.global_block[self.block].sum()) if len(self) else 0
 
 
 def _blocks(queries: int, rows: int, stride: int) -> np.ndarray:
@@ -130,10 +151,20 @@ def diagonal_tiles(pattern: SparsePattern, seq_len: int, rows: int, cols: int) -
         starts, span = [-stride * (pattern.window // 2)], 2 * (pattern.window // 2) + 1
     tiles_per_start = -(-span // cols)
     offset = stride * (np.arange(rows)[:, None] + np.arange(cols)[None, :])
-    block, base, mask = [], [], []
+    block, base, step, mask, carries = [], [], [], [], []
+
+    def add(b, s, st, m, g=-1):
+        block.append(b)
+        base.append(s)
+        step.append(st)
+        mask.append(m)
+        carries.append(g)
+
     for b, members in enumerate(queries):
         q0 = members[0]
         real = members >= 0
+        plain = real & ~is_global[np.maximum(members, 0)]
+        pending = list(range(len(globals_))) if plain.any() else []
         for start in starts:
             for t in range(tiles_per_start):
                 s = q0 + start + stride * cols * t
@@ -145,26 +176,42 @@ def diagonal_tiles(pattern: SparsePattern, seq_len: int, rows: int, cols: int) -
                 m = np.zeros((rows, cols), bool)
                 rr, cc = np.nonzero(inside)
                 m[rr, cc] = local[members[rr], key[rr, cc]]
+                g = -1
+                if pending and not own[cols - 1] and m.any():
+                    g = pending.pop(0)
+                    m[:, cols - 1] = plain
                 if m.any():
-                    block.append(b)
-                    base.append(s)
-                    mask.append(m)
-    return DiagonalTiles(rows=rows, cols=cols, stride=stride, queries=queries, block=np.array(block, np.int64),
-                         base=np.array(base, np.int64), mask=np.array(mask, bool).reshape(-1, rows, cols),
-                         global_tokens=globals_)
+                    add(b, s, stride, m, g)
+        for g in pending:   # the block's tiles had too few free last columns
+            m = np.zeros((rows, cols), bool)
+            m[:, cols - 1] = plain
+            add(b, q0, stride, m, g)
+    regular = len(queries)
+    global_rows = [list(globals_[at:at + rows]) for at in range(0, len(globals_), rows)]
+    for chunk in global_rows:
+        members = np.full(rows, -1, np.int64)
+        members[:len(chunk)] = chunk
+        queries = np.vstack([queries, members[None]])
+        key_offset = np.arange(rows)[:, None] + np.arange(cols)[None, :]
+        for t in range(-(-(seq_len + rows - 1) // cols)):
+            s = cols * t - (rows - 1)
+            key = s + key_offset
+            m = (key >= 0) & (key < seq_len) & (members >= 0)[:, None]
+            if m.any():
+                add(len(queries) - 1, s, 1, m)
+    is_global_block = np.arange(len(queries)) >= regular
+    return DiagonalTiles(rows=rows, cols=cols, stride=stride, queries=queries, global_block=is_global_block,
+                         block=np.array(block, np.int64), base=np.array(base, np.int64),
+                         step=np.array(step, np.int64), mask=np.array(mask, bool).reshape(-1, rows, cols),
+                         global_key=np.array(carries, np.int64), global_tokens=globals_)
 
 
 def covered_pairs(tiles: DiagonalTiles, seq_len: int) -> np.ndarray:
-    """(L, L) int: how many times the tiles, the global column and the global rows compute each pair."""
+    """(L, L) int: how many times the tiles compute each pair."""
     count = np.zeros((seq_len, seq_len), np.int64)
     keys = tiles.keys()
     n, r, c = np.nonzero(tiles.mask)
     np.add.at(count, (tiles.queries[tiles.block[n], r], keys[n, r, c]), 1)
-    plain = np.setdiff1d(np.arange(seq_len), tiles.global_tokens)
-    for g in tiles.global_tokens:
-        count[plain, g] += 1
-    for g in tiles.global_tokens:
-        count[g, :] += 1
     return count
 
 
@@ -173,58 +220,47 @@ def sliding_bound(pattern: SparsePattern, seq_len: int, rows: int, cols: int) ->
     same), allowed pairs over ``rows·cols`` MACs per tile:
 
     ``local_bound``
-        the window's pairs over the diagonal tiles alone;
+        the window's pairs over the diagonal tiles of the pattern without its global tokens;
     ``bound``
-        every allowed pair, the global rows in dense tiles of their own, the global column free (its
-        pairs ride in each block's first tile);
+        every allowed pair over every tile (the global keys in free last columns or tiles of their own,
+        the global queries' blocks);
     ``global_row_bound``
-        the same with the global rows free as well (a global PE row beside the array, SALO's).
+        the same without the global queries' blocks (free on a global PE row beside the array, SALO's).
     """
     tiles = diagonal_tiles(pattern, seq_len, rows, cols)
+    local = diagonal_tiles(replace(pattern, global_tokens=()), seq_len, rows, cols)
     pairs = int(allowed_mask(pattern, seq_len).sum())
-    local_pairs = int(tiles.mask.sum())
-    dense = tiles.global_tiles(seq_len)
     macs = rows * cols
-    return dict(tiles=len(tiles), global_tiles=dense, pairs=pairs, local_pairs=local_pairs,
-                local_bound=local_pairs / (len(tiles) * macs), bound=pairs / ((len(tiles) + dense) * macs),
-                global_row_bound=pairs / (len(tiles) * macs))
+    return dict(tiles=len(tiles), local_tiles=len(local), global_tiles=tiles.global_tiles, pairs=pairs,
+                local_bound=int(local.mask.sum()) / (len(local) * macs), bound=pairs / (len(tiles) * macs),
+                global_row_bound=(pairs - int(tiles.mask[tiles.global_block[tiles.block]].sum()))
+                / ((len(tiles) - tiles.global_tiles) * macs))
 
 
 def sliding_output(q_int, k_int, v_int, mult: int, shift: int, nm: Numerics, tiles: DiagonalTiles) -> np.ndarray:
     """O (integers) of a diagonal run: per query, the online softmax over its keys tile by tile.
 
-    A plain query's key tiles are its row of each diagonal tile of its block, in order, the first one
-    widened by the global keys (the global column); a global query's tiles are the dense tiles of
-    ``cols`` consecutive keys.  The arithmetic is :func:`attn_rtl.sim.golden.online_softmax_attention`'s,
-    run per query on its own key order."""
+    A query's key tiles are its row of each tile of its block (a global query: of its global block), in
+    order, each of ``cols`` keys, the global column's included.  The arithmetic is
+    :func:`attn_rtl.sim.golden.online_softmax_attention`'s, run per query on its own key order."""
     q = np.asarray(q_int, np.int64)
     k = np.asarray(k_int, np.int64)
     v = np.asarray(v_int, np.int64)
     if q.ndim == 2:
         q, k, v = q[None], k[None], v[None]
-    heads, seq_len, _ = q.shape
+    seq_len = q.shape[1]
     t = logits(scores(q, k), mult, shift, nm)
     o = np.zeros(q.shape[:2] + v.shape[2:], np.int64)
-    width = tiles.cols + len(tiles.global_tokens)
-    keys = tiles.keys()
+    keys = np.clip(tiles.keys(), 0, seq_len - 1)   # masked elements' keys are never used
+    is_global = np.zeros(seq_len, bool)
+    is_global[list(tiles.global_tokens)] = True
     for b, members in enumerate(tiles.queries):
         mine = np.flatnonzero(tiles.block == b)
         for r, query in enumerate(members):
-            if query < 0 or query in tiles.global_tokens:
+            if query < 0 or is_global[query] != tiles.global_block[b]:
                 continue
-            # (tiles, width) keys and masks: the row's cols keys, then the global lanes (first tile only).
-            order = np.zeros((len(mine), width), np.int64)
-            ok = np.zeros((len(mine), width), bool)
-            inside = (keys[mine, r] >= 0) & (keys[mine, r] < seq_len)
-            order[:, :tiles.cols] = np.where(inside, keys[mine, r], 0)
-            ok[:, :tiles.cols] = tiles.mask[mine, r]
-            order[0, tiles.cols:] = tiles.global_tokens   # a plain row's block has a tile: its own pair
-            ok[0, tiles.cols:] = True
-            flat, flat_ok = order.reshape(-1), ok.reshape(-1)
-            row, _ = online_softmax_attention(t[:, query, flat][:, None, :], v[:, flat], nm, key_tile=width,
-                                               mask=flat_ok[None, :])
+            order, ok = keys[mine, r].reshape(-1), tiles.mask[mine, r].reshape(-1)
+            row, _ = online_softmax_attention(t[:, query, order][:, None, :], v[:, order], nm, key_tile=tiles.cols,
+                                               mask=ok[None, :])
             o[:, query] = row[:, 0]
-    for g in tiles.global_tokens:
-        row, _ = online_softmax_attention(t[:, g][:, None, :], v, nm, key_tile=tiles.cols)
-        o[:, g] = row[:, 0]
     return o

@@ -34,10 +34,16 @@ def test_every_allowed_pair_is_computed_once_and_no_other(pattern, rows, cols):
     keys = tiles.keys()
     assert ((keys >= 0) & (keys < seq_len))[tiles.mask].all()
     assert tiles.mask.reshape(len(tiles), -1).any(axis=1).all()
-    # Lane u is the key of anti-diagonal u.
-    n, r, c = np.nonzero(tiles.mask)
+    # Lane u is the key of anti-diagonal u; a tile's global column holds its global key.
+    n, r, c = np.nonzero(tiles.diagonal_mask)
     np.testing.assert_array_equal(tiles.lanes[n, r + c], keys[n, r, c])
     assert tiles.keep[n, r + c].all()
+    carrying = np.flatnonzero(tiles.global_key >= 0)
+    assert (keys[carrying, :, cols - 1] == np.asarray(pattern.global_tokens)[tiles.global_key[carrying], None]).all()
+    # Global queries only in their own blocks, whose tiles carry no global column.
+    assert (tiles.global_key[tiles.global_block[tiles.block]] < 0).all()
+    assert sorted(tiles.queries[tiles.global_block].reshape(-1)[tiles.queries[tiles.global_block].reshape(-1) >= 0]
+                  .tolist()) == sorted(pattern.global_tokens)
 
 
 @pytest.mark.parametrize("rows, cols", [(3, 4), (8, 8)])
@@ -74,9 +80,9 @@ def test_dense_and_causal_patterns_are_refused():
 
 @pytest.mark.parametrize("pattern", PATTERNS, ids=str)
 def test_the_output_is_the_attention_of_every_allowed_pair(pattern):
-    """Each query's O is the online softmax over its own key order: its row of each of its block's tiles, the
-    global lanes in the first (a global query: dense tiles), and that order holds exactly its allowed keys.
-    Random operands, seed printed."""
+    """Each query's O is the online softmax over its own key order: its row of each of its block's tiles (a
+    global query: of its global block), the global column's key included, and that order holds exactly its
+    allowed keys, each once.  Random operands, seed printed."""
     seq_len, d, nm = _seq_len(pattern), 5, Numerics()
     seed = 4242 + len(pattern.global_tokens)
     print("seed", seed)
@@ -86,25 +92,16 @@ def test_the_output_is_the_attention_of_every_allowed_pair(pattern):
     v = rng.integers(-128, 128, (2, seq_len, d))
     tiles = diagonal_tiles(pattern, seq_len, 3, 4)
     got = sliding_output(q, k, v, 1, 12, nm, tiles)
-    # Against each query's own key order, tile by tile, built here from the pattern rules alone.
     t = logits(scores(q, k), 1, 12, nm)
     allowed = allowed_mask(pattern, seq_len)
     for query in range(seq_len):
-        if query in pattern.global_tokens:
-            order, ok, tile = np.arange(seq_len), np.ones(seq_len, bool), 4
-        else:
-            b, r = map(int, np.argwhere(tiles.queries == query)[0])
-            mine = np.flatnonzero(tiles.block == b)
-            row_keys = tiles.keys()[mine, r]
-            row_ok = tiles.mask[mine, r]
-            glob = list(pattern.global_tokens)
-            order = np.concatenate([np.r_[np.clip(row_keys[i], 0, seq_len - 1), glob if i == 0 else [0] * len(glob)]
-                                    for i in range(len(mine))]).astype(np.int64)
-            ok = np.concatenate([np.r_[row_ok[i], [i == 0] * len(glob)] for i in range(len(mine))]).astype(bool)
-            tile = 4 + len(glob)
-            assert allowed[query, order[ok]].all() and ok.sum() == allowed[query].sum()
-        want, _ = online_softmax_attention(t[:, query, order][:, None], v[:, order], nm, key_tile=tile,
-                                           mask=ok[None])
+        own_block = tiles.global_block == (query in pattern.global_tokens)
+        b, r = map(int, np.argwhere((tiles.queries == query) & own_block[:, None])[0])
+        mine = np.flatnonzero(tiles.block == b)
+        order = np.clip(tiles.keys()[mine, r], 0, seq_len - 1).reshape(-1)
+        ok = tiles.mask[mine, r].reshape(-1)
+        assert allowed[query, order[ok]].all() and ok.sum() == allowed[query].sum() == len(set(order[ok]))
+        want, _ = online_softmax_attention(t[:, query, order][:, None], v[:, order], nm, key_tile=4, mask=ok[None])
         np.testing.assert_array_equal(got[:, query], want[:, 0], err_msg=f"query {query}")
 
 
@@ -113,8 +110,10 @@ def test_bounds_of_the_issue_workloads():
     vil = sliding_bound(P("grid", grid="56x56", window2d="15x15", global_tokens="0"), 3136, 8, 8)
     # 15 of 16 lanes per window row inside the image; 2·28 of 56·15 lost at its left and right edges.
     assert vil["local_bound"] == pytest.approx((15 * 56 - 2 * 28) / (16 * 56), abs=0.001)
-    # 30 tiles a block, less the window rows above and below the image.
-    assert vil["tiles"] == 392 * (2 * 15) - 2 * 7 * 2 * (7 + 6 + 5 + 4 + 3 + 2 + 1)
-    assert vil["global_tiles"] == 392 and 0.85 < vil["bound"] < vil["global_row_bound"] < 0.89
+    # 30 tiles a block, less the window rows above and below the image; the global key rides in free last
+    # columns (no tile more), the global query's block takes ⌈(3136 + 7)/8⌉ tiles.
+    assert vil["local_tiles"] == 392 * (2 * 15) - 2 * 7 * 2 * (7 + 6 + 5 + 4 + 3 + 2 + 1)
+    assert vil["global_tiles"] == 393 and vil["tiles"] == vil["local_tiles"] + 393
+    assert 0.853 < vil["bound"] < 0.854 and 0.879 < vil["global_row_bound"] < 0.88
     longformer = sliding_bound(P("window", window=512, global_tokens="0"), 4096, 8, 8)
     assert longformer["local_bound"] > 0.98 and longformer["bound"] < 0.98 < longformer["global_row_bound"]
