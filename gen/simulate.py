@@ -47,12 +47,13 @@ def check_seed(seed) -> int:
 
 def simulate_array(params: dict, *, sim: str = "icarus", seed: int = 1, tiles=None, idle: float = 0.0,
                    stall: float = 0.0, reset_mid: bool = False, operands: str = "random",
-                   diagonal: bool = False, kinds=None, loads=None) -> dict:
+                   diagonal: bool = False, kinds=None, loads=None, global_columns=None) -> dict:
     """Run ``tiles`` (a list of reduction lengths; default four of ``max_reduction``) through the array;
     ``diagonal`` (a ``sliding`` build) runs them as diagonal tiles with the ``sliding`` input high.
     ``kinds`` names each tile's kind instead: ``dense`` (all), or ``diagonal`` and ``stationary``
     (weight-stationary P·V, at most ``cols`` steps) in a ``sliding`` build; ``loads`` says for each
-    stationary tile whether it swaps in new weights (default: all do; the first always does).
+    stationary tile whether it swaps in new weights (default: all do; the first always does);
+    ``global_columns`` which diagonal or stationary tiles take the global lane in their last column.
 
     The report holds ``passed``, ``elements`` compared, ``cycles`` from the
     first operand accepted to the last result sent, and ``macs``.
@@ -81,9 +82,15 @@ def simulate_array(params: dict, *, sim: str = "icarus", seed: int = 1, tiles=No
     loads = [True] * len(tiles) if loads is None else [bool(x) for x in loads]
     if len(loads) != len(tiles):
         raise ValueError(f"loads must say for each tile ({len(tiles)}) whether it loads weights, not {len(loads)}")
+    global_columns = [False] * len(tiles) if global_columns is None else [bool(x) for x in global_columns]
+    if len(global_columns) != len(tiles):
+        raise ValueError(f"global_columns must say for each tile ({len(tiles)}) whether it takes the global lane, "
+                         f"not {len(global_columns)}")
+    if any(g and kind == "dense" for g, kind in zip(global_columns, kinds)):
+        raise ValueError("the global column is for diagonal and stationary tiles, not dense ones")
     cfg = dict(full, seed=check_seed(seed), tiles=tiles, idle=check_probability("idle", idle),
                stall=check_probability("stall", stall), reset_mid=bool(reset_mid), operands=operands,
-               kinds=kinds, loads=loads)
+               kinds=kinds, loads=loads, global_columns=global_columns)
     models = unit("array").simulation_models(full)
     report = run_cocotb(sources=[path, *models], toplevel=unit("array").top, test_module=unit("array").testbench,
                         sim=sim, config=cfg)

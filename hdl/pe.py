@@ -73,6 +73,9 @@ class ProcessingElement(wiring.Component):
         Build the weight-stationary steps (ports below).
     collect_delay : int
         Cycles from this PE's stationary sum to its row's shift (``cols - 1 - j`` in column ``j``).
+    alternate_b : bool
+        (With ``stationary``.) The multiplier takes ``alt_b_in`` instead of ``b_in`` on steps with
+        ``alt_select_in`` (the global column: a global key or its V), while ``b_out`` passes ``b_in`` on.
 
     Attributes
     ----------
@@ -89,11 +92,13 @@ class ProcessingElement(wiring.Component):
     stationary_in, swap_in, weight_in, psum_in, collect_in : In
         Only in a ``stationary`` PE (with ``stationary_out``, ``swap_out``, ``psum_out`` and
         ``result_collected``, out).
+    alt_b_in, alt_select_in : In
+        Only with ``alternate_b``, beside ``b_in``.
     """
 
     def __init__(self, *, a_width: int, b_width: int, a_signed: bool, b_signed: bool, acc_shape: Shape,
                  saturate: bool = False, multiplier: str = "generic", stationary: bool = False,
-                 collect_delay: int = 0):
+                 collect_delay: int = 0, alternate_b: bool = False):
         positive_int("a_width", a_width)
         positive_int("b_width", b_width)
         boolean("a_signed", a_signed)
@@ -103,6 +108,7 @@ class ProcessingElement(wiring.Component):
         if not isinstance(collect_delay, int) or isinstance(collect_delay, bool) or collect_delay < 0:
             raise ValueError(f"collect_delay must be a non-negative integer, not {collect_delay!r}")
         self._collect_delay = collect_delay
+        self._alternate_b = boolean("alternate_b", alternate_b)
         self._mul = Multiplier(a_width=a_width, b_width=b_width, a_signed=a_signed, b_signed=b_signed,
                                target=multiplier)
         self._acc_shape = Shape.cast(acc_shape)
@@ -122,6 +128,8 @@ class ProcessingElement(wiring.Component):
                 "stationary_out": Out(1), "swap_out": Out(1), "psum_out": Out(self._acc_shape),
                 "result_collected": Out(1),
             })
+        if alternate_b:
+            ports.update({"alt_b_in": In(b_shape), "alt_select_in": In(1)})
         super().__init__(ports)
 
     @property
@@ -158,7 +166,13 @@ class ProcessingElement(wiring.Component):
             m.d.comb += [self.stationary_out.eq(stationary), self.swap_out.eq(swap)]
             with m.If(self.swap_in):
                 m.d.sync += weight.eq(self.weight_in)
-            m.d.comb += [mul.a.eq(Mux(stationary, weight, self.a_out)), mul.b.eq(self.b_out)]
+            b_operand = self.b_out
+            if self._alternate_b:
+                # The multiplier's b from a lane of its own, while the register passing b on keeps its lane.
+                alt_b, alt_select = Signal.like(self.alt_b_in, reset_less=True), Signal(reset_less=True)
+                m.d.sync += [alt_b.eq(self.alt_b_in), alt_select.eq(self.alt_select_in)]
+                b_operand = Mux(alt_select, alt_b, self.b_out)
+            m.d.comb += [mul.a.eq(Mux(stationary, weight, self.a_out)), mul.b.eq(b_operand)]
         else:
             m.d.comb += [mul.a.eq(self.a_out), mul.b.eq(self.b_out)]
 

@@ -140,6 +140,12 @@ class SystolicArray(wiring.Component):
     stationary tile's end (its rows load the drain chains later).  So in a sliding build
     ``a.ready = b.valid & (~last | accepts_end & (stationary | gap elapsed)) & (~load | weights in)``.
 
+    On a diagonal or stationary step with ``a.payload.global_column`` the last column takes
+    ``b``'s last lane (lane ``rows + cols - 1``, a global key or its V) instead of lane
+    ``i + cols - 1``, which still passes on down-left: element ``(i, cols - 1)`` of the tile is
+    then ``sum_k A[i, k] * B[k, rows + cols - 1]`` (stationary: the term ``W[i, cols - 1]·B[k,
+    rows + cols - 1]``).
+
     Parameters
     ----------
     rows, cols : int
@@ -177,9 +183,10 @@ class SystolicArray(wiring.Component):
     Ports
     -----
     a : In(stream.Signature(StructLayout({"data": ArrayLayout(a_shape, rows), "last": 1})))
-        (a ``sliding`` build adds the fields ``"diagonal"``, ``"stationary"`` and ``"load"``, 1 bit each)
+        (a ``sliding`` build adds the fields ``"diagonal"``, ``"stationary"``, ``"load"`` and
+        ``"global_column"``, 1 bit each)
     b : In(stream.Signature(ArrayLayout(b_shape, cols)))
-        (``rows + cols - 1`` lanes in a ``sliding`` build)
+        (``rows + cols`` lanes in a ``sliding`` build: the tile's ``rows + cols - 1``, then the global lane)
     sliding : In(1)
         Only in a ``sliding`` build: the run's mode.
     p : In(stream.Signature(ArrayLayout(a_shape, rows)))
@@ -203,10 +210,12 @@ class SystolicArray(wiring.Component):
         self.acc_shape = operand_shape(p["acc_width"], exact.signed)
         self.sliding_build = p["sliding"]
         a_fields = {"data": data.ArrayLayout(self._a_shape, self.rows), "last": 1}
-        b_lanes = self.cols + self.rows - 1 if self.sliding_build else self.cols
+        # A sliding build's b: the tile's rows + cols - 1 lanes, then the global key's.
+        b_lanes = self.cols + self.rows if self.sliding_build else self.cols
         ports = {
             "a": In(stream.Signature(data.StructLayout(
-                {**a_fields, "diagonal": 1, "stationary": 1, "load": 1} if self.sliding_build else a_fields))),
+                {**a_fields, "diagonal": 1, "stationary": 1, "load": 1, "global_column": 1} if self.sliding_build
+                else a_fields))),
             "b": In(stream.Signature(data.ArrayLayout(self._b_shape, b_lanes))),
             "c": Out(stream.Signature(data.StructLayout({
                 "data": data.ArrayLayout(self.acc_shape, self.cols), "last": 1}))),
@@ -278,7 +287,8 @@ class SystolicArray(wiring.Component):
         pes = [[ProcessingElement(a_width=p["a_width"], b_width=p["b_width"], a_signed=p["a_signed"],
                                   b_signed=p["b_signed"], acc_shape=self.acc_shape, saturate=self.saturating,
                                   multiplier=p["multiplier"],
-                                  **({**stationary_pe, "collect_delay": cols - 1 - j} if stationary_pe else {}))
+                                  **({**stationary_pe, "collect_delay": cols - 1 - j,
+                                      "alternate_b": j == cols - 1} if stationary_pe else {}))
                 for j in range(cols)] for i in range(rows)]
         for i in range(rows):
             for j in range(cols):
@@ -352,10 +362,13 @@ class SystolicArray(wiring.Component):
 
         diagonal_at = None
         if sliding is not None:
-            # Stationary steps take b (V) down-left like diagonal ones (K).
-            in_diagonal, in_stationary, in_swap = (Signal(reset_less=True) for _ in range(3))
+            # Stationary steps take b (V) down-left like diagonal ones (K).  The swap is the one flag
+            # with an effect of its own, so only an accepted step carries it: a load step waiting for
+            # its weights, or a payload left on the port after it, swapped in a chain being refilled.
+            in_diagonal, in_stationary = Signal(reset_less=True), Signal(reset_less=True)
+            in_swap = Signal()
             m.d.sync += [in_diagonal.eq(self.a.payload.diagonal | self.a.payload.stationary),
-                         in_stationary.eq(self.a.payload.stationary), in_swap.eq(self.a.payload.load)]
+                         in_stationary.eq(self.a.payload.stationary), in_swap.eq(self.a.payload.load & fire)]
             # The step's diagonal flag beside row i's operands, column by column: it selects where
             # each PE takes b from.
             diagonal_at = []
@@ -364,6 +377,15 @@ class SystolicArray(wiring.Component):
                 for j in range(1, cols):
                     row.append(delayed(m, row[-1], 1, f"diagonal_{i}_{j}"))
                 diagonal_at.append(row)
+            # The global lane reaches row i's last PE with that row's lane cols - 1 + i (2i + cols - 1
+            # cycles: taps of one chain), its flag with the row's operands.
+            in_global = Signal(reset_less=True)
+            m.d.sync += in_global.eq(self.a.payload.global_column)
+            global_at = [delayed(m, skew(in_global, i, f"skew_g{i}"), cols - 1, f"global_at_{i}") for i in range(rows)]
+            chain, global_lane = in_b[cols + rows - 1], []
+            for i in range(rows):
+                chain = delayed(m, chain, cols - 1 if i == 0 else 2, f"global_lane_{i}")
+                global_lane.append(chain)
 
         for i in range(rows):
             pe = pes[i][0]
@@ -390,6 +412,9 @@ class SystolicArray(wiring.Component):
                         m.d.comb += [here.stationary_in.eq(left.stationary_out), here.swap_in.eq(left.swap_out),
                                      here.psum_in.eq(left.psum_out)]
                     m.d.comb += here.collect_in.eq(pes[i][j + 1].result if j + 1 < cols else here.psum_out)
+                # The global column: the last column's PEs multiply the global lane instead of their own.
+                m.d.comb += [pes[i][cols - 1].alt_b_in.eq(global_lane[i]),
+                             pes[i][cols - 1].alt_select_in.eq(global_at[i])]
         for j in range(cols):
             m.d.comb += pes[0][j].b_in.eq(delayed(m, in_b[j], j, f"skew_b{j}"))
             for i in range(1, rows):

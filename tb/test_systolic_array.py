@@ -17,7 +17,8 @@ from .streams import StreamBench, StreamSink, StreamSource
 
 
 def _lanes(cfg) -> int:
-    return cfg["cols"] + cfg["rows"] - 1 if cfg.get("sliding", False) else cfg["cols"]
+    """Lanes of ``b``: a sliding build's tile lanes and its global lane (the last)."""
+    return cfg["cols"] + cfg["rows"] if cfg.get("sliding", False) else cfg["cols"]
 
 
 def _kinds(cfg) -> list[str]:
@@ -34,34 +35,46 @@ def _tiles(cfg, rng):
     rows, cols = cfg["rows"], cfg["cols"]
     loads = cfg.get("loads") or [True] * len(cfg["tiles"])
     out, weights = [], None
-    for depth, kind, load in zip(cfg["tiles"], _kinds(cfg), loads):
+    for depth, kind, load, global_column in zip(cfg["tiles"], _kinds(cfg), loads, _global_columns(cfg)):
         a = operand_matrix(rng, (rows, depth), cfg["a_width"], cfg["a_signed"], cfg["operands"])
         b = operand_matrix(rng, (depth, _lanes(cfg)), cfg["b_width"], cfg["b_signed"], cfg["operands"])
         new = kind == "stationary" and (load or weights is None)
         if new:
             weights = operand_matrix(rng, (rows, cols), cfg["a_width"], cfg["a_signed"], cfg["operands"])
-        out.append((a, b, kind, weights if kind == "stationary" else None, new))
+        out.append((a, b, kind, weights if kind == "stationary" else None, new, global_column))
     return out
 
 
-def _beats(cfg, a, b, kind="dense", new_weights=False):
+def _global_columns(cfg) -> list[bool]:
+    return list(cfg.get("global_columns") or [False] * len(cfg["tiles"]))
+
+
+def _beats(cfg, a, b, kind="dense", new_weights=False, global_column=False):
     depth, flags_at = a.shape[1], cfg["rows"] * cfg["a_width"]
-    flags = ((int(kind == "diagonal") << 1) | (int(kind == "stationary") << 2)) << flags_at
+    flags = ((int(kind == "diagonal") << 1) | (int(kind == "stationary") << 2)
+             | (int(global_column) << 4)) << flags_at
     a_beats = [pack(a[:, k], cfg["a_width"]) | (int(k == depth - 1) << flags_at) | flags
                | (int(new_weights and k == 0) << (flags_at + 3)) for k in range(depth)]
     b_beats = [pack(b[k, :], cfg["b_width"]) for k in range(depth)]
     return a_beats, b_beats
 
 
-def _expected(cfg, a, b, acc_width, acc_signed, kind="dense", weights=None):
+def _expected(cfg, a, b, acc_width, acc_signed, kind="dense", weights=None, global_column=False):
     """``A·B`` over the first ``cols`` lanes; diagonal tiles: row ``i`` against lanes ``i … i + cols - 1``;
-    stationary tiles of ``n`` steps: row ``i``, lane ``cols - n + k`` = ``Σ_j W[i, j]·B[k, i + j]``."""
-    cols = cfg["cols"]
+    stationary tiles of ``n`` steps: row ``i``, lane ``cols - n + k`` = ``Σ_j W[i, j]·B[k, i + j]``; with the
+    global column, the last column's lane is the global lane (the last of ``b``) in every row."""
+    rows, cols = cfg["rows"], cfg["cols"]
     if kind == "dense":
         return matmul(a, b[:, :cols], acc_width, acc_signed)
+
+    def row_lanes(i):
+        lanes = b[:, i:i + cols].copy()
+        if global_column:
+            lanes[:, cols - 1] = b[:, rows + cols - 1]
+        return lanes
     if kind == "diagonal":
-        return [matmul(a[i:i + 1], b[:, i:i + cols], acc_width, acc_signed)[0] for i in range(cfg["rows"])]
-    return [matmul(weights[i:i + 1], b[:, i:i + cols].T, acc_width, acc_signed)[0] for i in range(cfg["rows"])]
+        return [matmul(a[i:i + 1], row_lanes(i), acc_width, acc_signed)[0] for i in range(rows)]
+    return [matmul(weights[i:i + 1], row_lanes(i).T, acc_width, acc_signed)[0] for i in range(rows)]
 
 
 @cocotb.test()
@@ -90,9 +103,10 @@ async def matmul_tiles(dut):
         # Half a tile, then reset: nothing of it may come out, the next tiles must be clean.
         # A stationary first tile: its weights whole (the reset comes mid-tile) or in part (the tile
         # waits for them; the reset must drop those received).
-        first = {**cfg, "tiles": [max(2, cfg["tiles"][0])], "kinds": _kinds(cfg)[:1], "loads": [True]}
-        a, b, kind, weights, new = _tiles(first, rng)[0]
-        a_beats, b_beats = _beats(cfg, a, b, kind, new)
+        first = {**cfg, "tiles": [max(2, cfg["tiles"][0])], "kinds": _kinds(cfg)[:1], "loads": [True],
+                 "global_columns": _global_columns(cfg)[:1]}
+        a, b, kind, weights, new, global_column = _tiles(first, rng)[0]
+        a_beats, b_beats = _beats(cfg, a, b, kind, new, global_column)
         half = len(a_beats) // 2
         whole = not new or rng.random() < 0.5
         if new:
@@ -105,8 +119,8 @@ async def matmul_tiles(dut):
         sink.beats.clear()
 
     tiles = _tiles(cfg, rng)
-    for a, b, kind, weights, new in tiles:
-        a_beats, b_beats = _beats(cfg, a, b, kind, new)
+    for a, b, kind, weights, new, global_column in tiles:
+        a_beats, b_beats = _beats(cfg, a, b, kind, new, global_column)
         if new:
             src_p.send([pack(weights[:, j], cfg["a_width"]) for j in range(cols)])
         src_a.send(a_beats)
@@ -114,8 +128,8 @@ async def matmul_tiles(dut):
     total_beats = sum(t[0].shape[1] for t in tiles)
     await bench.run(lambda: len(sink.beats) >= rows * len(tiles), budget(total_beats))
 
-    for t, (a, b, kind, weights, _) in enumerate(tiles):
-        expected = _expected(cfg, a, b, acc_width, acc_signed, kind, weights)
+    for t, (a, b, kind, weights, _, global_column) in enumerate(tiles):
+        expected = _expected(cfg, a, b, acc_width, acc_signed, kind, weights, global_column)
         lanes = range(cols - a.shape[1], cols) if kind == "stationary" else range(cols)
         for i in range(rows):
             word = sink.beats[t * rows + i]

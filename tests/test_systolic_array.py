@@ -89,14 +89,16 @@ def _mixed_tiles(rng, cols, count):
 def test_sliding_build_runs_stationary_tiles(sim, rows, cols, multiplier):
     """Weight-stationary P·V tiles (docs/mac-array.md): row i of an n-step tile against lanes i … i + cols - 1
     of b, weights held, loaded on p; lane cols - n + k of row i is its step k.  Mixed with diagonal
-    (Q·Kᵀ) tiles in random order, new weights for some tiles, idle and backpressure on every stream,
-    a reset mid-tile; without stalls, the cycle model's count (the longer gap after a stationary tile)."""
+    (Q·Kᵀ) tiles in random order, new weights for some tiles, the global lane in the last column of some,
+    idle and backpressure on every stream, a reset mid-tile; without stalls, the cycle model's count (the
+    longer gap after a stationary tile)."""
     seed = rows * 10 + cols + 100
     rng = np.random.default_rng(seed)
     tiles, kinds, loads = _mixed_tiles(rng, cols, 8)
+    global_columns = (rng.random(len(tiles)) < 0.4).tolist()
     params = dict(rows=rows, cols=cols, max_reduction=13, sliding=True, multiplier=multiplier)
     report = simulate_array(params, sim=sim, seed=seed, tiles=tiles, kinds=kinds, loads=loads, idle=0.3, stall=0.3,
-                            reset_mid=True)
+                            reset_mid=True, global_columns=global_columns)
     assert report["passed"] and report["elements"] > 0
     # Back to back, weights loaded once: short diagonal tiles right after stationary ones wait for the
     # gap (rows + cols - 1; one cycle less corrupts them: checked by hand), runs of stationary tiles do not.
