@@ -18,6 +18,7 @@ DIAGONAL_SCHEDULER_DEFAULTS = {
     "max_seq_len": 1024,
     "max_heads": 16,
     "max_dilation": 64,
+    "max_globals": 4,
 }
 
 
@@ -30,6 +31,7 @@ def diagonal_scheduler_params(**params) -> dict:
     positive_int("max_seq_len", p["max_seq_len"], at_most=1 << 20)
     positive_int("max_heads", p["max_heads"], at_most=1024)
     positive_int("max_dilation", p["max_dilation"], at_most=1 << 16)
+    positive_int("max_globals", p["max_globals"], at_most=64)
     return p
 
 
@@ -46,7 +48,15 @@ class DiagonalScheduler(wiring.Component):
     ``t < ⌈(2⌊w/2⌋ + 1)/cols⌉``.  Element ``(r, c)`` takes part when row ``r`` holds a query,
     its column lies within the window's span (``cols·t + c ≤ 2⌊w/2⌋``), its key lies in the
     sequence and, on the grid, in the query's own image row (no wrap past the left or right edge);
-    a tile where none does is not sent.  Global tokens are not served here.
+    a tile where none does is not sent.
+
+    Global tokens (docs/sparse.md): a pair with a global token is masked in these tiles.  A block's
+    global key ``k`` takes the last column of its ``k``-th tile that has a window element and whose
+    last column lies past the span (``global_column``, ``global_key``: every plain row of the
+    block); a block short of such tiles gets tiles of the global column alone (``base = q0``).
+    After a head's blocks come its global blocks (``global_block``): up to ``rows`` global queries
+    each, in list order, tiles at ``base = cols·t − (rows − 1)`` with stride 1 and every key in the
+    sequence.  A block of global queries only has no tile.
 
     One candidate tile takes four cycles (thresholds, mask, up to two sends), whatever the
     pattern: far below the array's ``2·d`` cycles a tile.  The last tile of a block is known
@@ -59,6 +69,8 @@ class DiagonalScheduler(wiring.Component):
         Query block and tile width (the array's).
     max_seq_len, max_heads, max_dilation : int
         Largest runtime ``seq_len``, ``heads`` and ``dilation``.
+    max_globals : int
+        Entries of the global-token list.
 
     Attributes
     ----------
@@ -75,15 +87,18 @@ class DiagonalScheduler(wiring.Component):
         Takes the runtime registers and starts when not ``busy``; out-of-range values set ``error``
         instead: seq_len or heads outside 1..max, a pattern other than window, dilated or grid, a
         window of 0, dilation outside 1..max_dilation, a grid not holding seq_len tokens, a 2-D
-        window of 0 or wider than the grid (``2⌊kw/2⌋ + 1 > W``: keys would wrap into other rows).
-    seq_len, heads, pattern, window, dilation, grid_h, grid_w, window_h, window_w : In
+        window of 0 or wider than the grid (``2⌊kw/2⌋ + 1 > W``: keys would wrap into other rows),
+        more than max_globals globals or one outside the sequence.
+    seq_len, heads, pattern, window, dilation, grid_h, grid_w, window_h, window_w, global_count, global_tokens : In
         Runtime registers, as :class:`~attn_rtl.hdl.sparse_scheduler.SparseScheduler`'s.
     busy, done, error, config_ok : Out(1)
     tiles : Out(stream)
         ``block`` (per head), ``q0`` (the block's first query), ``real`` (bit ``r``: row ``r``
         holds a query), ``base`` (signed: lane 0's key), ``mask`` (``rows`` words of ``cols`` bits),
-        ``keep`` (bit ``u``: some element of lane ``u`` takes part, the keys a DMA fetches),
-        ``first``, ``last`` (of the block), ``run_end`` (last tile of the run).
+        ``keep`` (bit ``u``: some element of lane ``u`` takes part, the keys a DMA fetches; the global
+        column's elements are not lane ``u``'s), ``global_column`` and ``global_key`` (the last column
+        is the global key ``global_tokens[global_key]``), ``global_block`` (its rows are global queries,
+        stride 1), ``first``, ``last`` (of the block), ``run_end`` (last tile of the run).
     """
 
     #: Cycles the runtime registers must hold before ``start``.
@@ -95,13 +110,14 @@ class DiagonalScheduler(wiring.Component):
         self.rows, self.cols = R, C = p["rows"], p["cols"]
         L = p["max_seq_len"]
         self.lanes = R + C - 1
-        self.max_blocks = L   # one query a block at worst (a dilation of L)
+        self.max_blocks = L + p["max_globals"]   # one query a block at worst (a dilation of L), then the globals
         # Lane keys reach from q0 - s·⌊w/2⌋ (window up to 2L) or q0 - ⌊kh/2⌋·W - ⌊kw/2⌋ to past L by a tile.
         reach = 2 * L * max(p["max_dilation"], 1) + L * L + 2 * L + self.lanes * max(p["max_dilation"], 1) * 2
         self.key_shape = signed(reach.bit_length() + 1)
         self.tile_layout = data.StructLayout({
             "block": range(self.max_blocks), "q0": range(L), "real": R, "base": self.key_shape,
-            "mask": data.ArrayLayout(C, R), "keep": self.lanes, "first": 1, "last": 1, "run_end": 1})
+            "mask": data.ArrayLayout(C, R), "keep": self.lanes, "global_column": 1,
+            "global_key": range(max(p["max_globals"], 2)), "global_block": 1, "first": 1, "last": 1, "run_end": 1})
         super().__init__({
             "start": In(1),
             "seq_len": In(range(L + 1)),
@@ -111,6 +127,8 @@ class DiagonalScheduler(wiring.Component):
             "dilation": In(range(p["max_dilation"] + 1)),
             "grid_h": In(range(L + 1)), "grid_w": In(range(L + 1)),
             "window_h": In(range(2 * L + 1)), "window_w": In(range(2 * L + 1)),
+            "global_count": In(range(p["max_globals"] + 1)),
+            "global_tokens": In(data.ArrayLayout(range(L), p["max_globals"])),
             "busy": Out(1), "done": Out(1), "error": Out(1), "config_ok": Out(1),
             "tiles": Out(stream.Signature(self.tile_layout)),
         })
@@ -122,7 +140,7 @@ class DiagonalScheduler(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.params
-        R, C, L, U = self.rows, self.cols, p["max_seq_len"], self.lanes
+        R, C, L, U, G = self.rows, self.cols, p["max_seq_len"], self.lanes, p["max_globals"]
         quiet = dict(reset_less=True)
         key = self.key_shape
 
@@ -137,7 +155,10 @@ class DiagonalScheduler(wiring.Component):
                     & (~(is_window | is_dilated) | (self.window >= 1))
                     & (~is_dilated | ((self.dilation >= 1) & (self.dilation <= p["max_dilation"])))
                     & (~is_grid | ((grid_area == self.seq_len) & (self.window_h >= 1) & (self.window_w >= 1)
-                                   & ((self.window_w | 1) <= self.grid_w))))
+                                   & ((self.window_w | 1) <= self.grid_w)))
+                    & (self.global_count <= G))
+        for g in range(G):
+            in_range = in_range & ((g >= self.global_count) | (self.global_tokens[g] < self.seq_len))
         m.d.sync += self.config_ok.eq(in_range)
         started = Signal()
         m.d.comb += started.eq(self.start & ~self.busy & self.config_ok)
@@ -145,6 +166,8 @@ class DiagonalScheduler(wiring.Component):
             m.d.sync += self.error.eq(~self.config_ok)
 
         seq_len, heads = Signal.like(self.seq_len, **quiet), Signal.like(self.heads, **quiet)
+        global_count = Signal.like(self.global_count, **quiet)
+        tokens = Signal.like(self.global_tokens, **quiet)
         grid = Signal(**quiet)
         stride = Signal(range(p["max_dilation"] + 1), **quiet)
         width = Signal.like(self.grid_w, **quiet)           # W (1 off the grid)
@@ -152,6 +175,7 @@ class DiagonalScheduler(wiring.Component):
         starts_last = Signal(range(2 * L + 1), **quiet)     # 2⌊kh/2⌋ on the grid, else 0
         with m.If(started):
             m.d.sync += [seq_len.eq(self.seq_len), heads.eq(self.heads), grid.eq(is_grid),
+                         global_count.eq(self.global_count), tokens.eq(self.global_tokens),
                          stride.eq(Mux(is_dilated, self.dilation, 1)), width.eq(Mux(is_grid, self.grid_w, 1)),
                          half.eq(Mux(is_grid, self.window_w >> 1, self.window >> 1)),
                          starts_last.eq(Mux(is_grid, (self.window_h >> 1) << 1, 0)),
@@ -188,7 +212,8 @@ class DiagonalScheduler(wiring.Component):
                 m.d.sync += setting_up.eq(0)
         rows_step = columns[R]   # R mod W: a block's move along the image row
 
-        # --- walker: head, block (residue, then queries of that residue), start (window row), tile.
+        # --- walker: head; block (residue, then queries of that residue); start (window row); tile.  After a
+        # head's blocks, its global blocks: up to rows global queries each, tiles at cols·t - (rows - 1).
         head = Signal.like(heads, **quiet)
         block = Signal(range(self.max_blocks), **quiet)
         residue = Signal(range(p["max_dilation"] + 1), **quiet)
@@ -201,35 +226,50 @@ class DiagonalScheduler(wiring.Component):
         base = Signal(key, **quiet)
         left = Signal(signed(len(span) + 1), **quiet)      # span - cols·t: the columns left in the span
         column0 = Signal(key, **quiet)                     # grid: -half + cols·t, column 0's x offset
-        block_fresh = Signal(**quiet)                       # no tile of the candidate's block held or sent yet
+        block_first = Signal(**quiet)                      # the walker's candidate opens its block
+        in_globals = Signal(**quiet)                       # the walker is in the head's global blocks
+        chunk = Signal(range(G + 1), **quiet)              # the global block's first entry of the list
+        chunk_rows = Signal(R, **quiet)                    # its rows holding a global query
 
         def open_block(first_query, rows_q, rows_x):
             """Statements setting the block's per-row registers and its first candidate."""
             return ([q0.eq(first_query), start_index.eq(0), start_base.eq(first_query + first_start),
-                     base.eq(first_query + first_start), left.eq(span), column0.eq(-half)]
+                     base.eq(first_query + first_start), left.eq(span), column0.eq(-half), block_first.eq(1),
+                     in_globals.eq(0)]
                     + [queries[r].eq(rows_q[r]) for r in range(R)] + [query_x[r].eq(rows_x[r]) for r in range(R)])
 
-        tile_last = left <= C
+        def open_global_block(first):
+            return [in_globals.eq(1), chunk.eq(first), base.eq(-(R - 1)), block_first.eq(1),
+                    chunk_rows.eq(Cat(*[first + r < global_count for r in range(R)])),
+                    q0.eq(Mux(first < G, tokens.as_value().word_select(first, len(tokens[0])), 0))]
+
+        tile_last = Mux(in_globals, base + C >= seq_len, left <= C)
         start_last = start_index == starts_last
         step_in_residue = q0 + block_step   # next block's q0 within the residue
         residue_more = step_in_residue < seq_len
         next_residue = residue + 1
         residues_more = (next_residue < stride) & (next_residue < seq_len)
-        block_last = tile_last & start_last & ~residue_more & ~residues_more
-        run_last = block_last & (head == heads - 1)
-        candidate_block_last = tile_last & start_last
+        chunks_more = chunk + R < global_count
+        regular_done = tile_last & start_last & ~residue_more & ~residues_more
+        head_done = Mux(in_globals, tile_last & ~chunks_more, regular_done & (global_count == 0))
+        candidate_block_last = Mux(in_globals, tile_last, tile_last & start_last)
 
-        # --- one candidate in four states: thresholds, mask, send the held tile, send the block's last.
+        # --- one candidate in four states: thresholds, mask, send the held tile, close the block (its
+        # extra global tiles, then its last tile).
         THRESHOLDS, MASK, SEND, CLOSE, SETUP, IDLE = range(6)
         state = Signal(range(6), init=IDLE)
-        lane_low, lane_high = Signal(key, **quiet), Signal(key, **quiet)   # s·u in [-base, L - base)
-        row_real = Signal(R, **quiet)
+        lane_low, lane_high = Signal(key, **quiet), Signal(key, **quiet)   # lane offsets in [-base, L - base)
+        row_real, row_plain = Signal(R, **quiet), Signal(R, **quiet)       # a query; a query not global
         row_x = [Signal(key, name=f"row_x_{r}", **quiet) for r in range(R)]   # query's x + column 0's offset
         column_open = Signal(C, **quiet)                  # cols·t + c within the span
+        token_offset = [Signal(key, name=f"token_offset_{g}", **quiet) for g in range(G)]   # token - base
         cand = Signal(data.StructLayout({"block": range(self.max_blocks), "q0": range(L), "base": key,
-                                         "block_last": 1, "run_last": 1}), **quiet)
+                                         "block_first": 1, "block_last": 1, "run_last": 1, "globals": 1}),
+                      **quiet)
         mask = Signal(data.ArrayLayout(C, R), **quiet)
         nonempty = Signal(**quiet)
+        carried = Signal(range(G + 1), **quiet)           # the candidate's block: global keys placed so far
+        carries, carried_key = Signal(**quiet), Signal(range(max(G, 2)), **quiet)
         held = Signal(self.tile_layout, **quiet)
         held_valid = Signal()
         out_free = ~self.tiles.valid | self.tiles.ready
@@ -238,22 +278,35 @@ class DiagonalScheduler(wiring.Component):
 
         with m.If(started):
             m.d.sync += [state.eq(SETUP), head.eq(0), block.eq(0), residue.eq(0), held_valid.eq(0),
-                         block_fresh.eq(1), self.tiles.valid.eq(0)]
+                         self.tiles.valid.eq(0)]
         with m.Switch(state):
             with m.Case(SETUP):
                 with m.If(~setting_up):
                     m.d.sync += open_block(0, offsets[:R], columns[:R])
                     m.d.sync += state.eq(THRESHOLDS)
             with m.Case(THRESHOLDS):
-                m.d.sync += [lane_low.eq(-base), lane_high.eq(seq_len - base),
-                             row_real.eq(Cat(*[queries[r] < seq_len for r in range(R)])),
-                             column_open.eq(Cat(*[left > c for c in range(C)])),
-                             cand.block.eq(block), cand.q0.eq(q0), cand.base.eq(base),
-                             cand.block_last.eq(candidate_block_last), cand.run_last.eq(run_last)]
+                real = Mux(in_globals, chunk_rows, Cat(*[queries[r] < seq_len for r in range(R)]))
+                is_token = [Cat(*[(g < global_count) & (queries[r] == tokens[g]) for g in range(G)]).any()
+                            for r in range(R)]
+                m.d.sync += [lane_low.eq(-base), lane_high.eq(seq_len - base), row_real.eq(real),
+                             row_plain.eq(real & ~(Cat(*is_token) & ~in_globals.replicate(R))),
+                             column_open.eq(Mux(in_globals, (1 << C) - 1, Cat(*[left > c for c in range(C)]))),
+                             cand.block.eq(block), cand.q0.eq(q0), cand.base.eq(base), cand.globals.eq(in_globals),
+                             cand.block_first.eq(block_first), cand.block_last.eq(candidate_block_last),
+                             cand.run_last.eq(head_done & (head == heads - 1)), block_first.eq(0)]
                 m.d.sync += [row_x[r].eq(query_x[r] + column0) for r in range(R)]
+                m.d.sync += [token_offset[g].eq(tokens[g] - base) for g in range(G)]
                 m.d.sync += state.eq(MASK)
                 # The walker moves on: the candidate is in the registers above.
-                with m.If(~tile_last):
+                with m.If(in_globals):
+                    with m.If(~tile_last):
+                        m.d.sync += base.eq(base + C)
+                    with m.Elif(chunks_more):
+                        m.d.sync += [block.eq(block + 1)] + open_global_block(chunk + R)
+                    with m.Else():
+                        m.d.sync += [head.eq(head + 1), block.eq(0), residue.eq(0)]
+                        m.d.sync += open_block(0, offsets[:R], columns[:R])
+                with m.Elif(~tile_last):
                     m.d.sync += [base.eq(base + tile_step), left.eq(left - C), column0.eq(column0 + C)]
                 with m.Elif(~start_last):
                     m.d.sync += [start_index.eq(start_index + 1), start_base.eq(start_base + width),
@@ -267,6 +320,8 @@ class DiagonalScheduler(wiring.Component):
                     m.d.sync += [block.eq(block + 1), residue.eq(next_residue)]
                     m.d.sync += open_block(next_residue, [next_residue + offsets[r] for r in range(R)],
                                            columns[:R])
+                with m.Elif(global_count != 0):
+                    m.d.sync += [block.eq(block + 1)] + open_global_block(0)
                 with m.Else():
                     m.d.sync += [head.eq(head + 1), block.eq(0), residue.eq(0)]
                     m.d.sync += open_block(0, offsets[:R], columns[:R])
@@ -276,11 +331,22 @@ class DiagonalScheduler(wiring.Component):
                     word = []
                     for c in range(C):
                         u = r + c
-                        inside = (offsets[u] >= lane_low) & (offsets[u] < lane_high)
-                        on_row = ~grid | ((row_x[r] >= -c) & (row_x[r] < width - c))
-                        word.append(row_real[r] & column_open[c] & inside & on_row)
+                        offset = Mux(cand.globals, u, offsets[u])   # global blocks: stride 1
+                        inside = (offset >= lane_low) & (offset < lane_high)
+                        on_row = ~grid | cand.globals | ((row_x[r] >= -c) & (row_x[r] < width - c))
+                        # A pair with a global key is the global column's (global blocks keep every key).
+                        token = Cat(*[(g < global_count) & (token_offset[g] == offsets[u]) for g in range(G)]).any()
+                        word.append(row_plain[r] & column_open[c] & inside & on_row & (cand.globals | ~token))
                     bits.append(Cat(*word))
-                m.d.sync += [mask.eq(Cat(*bits)), nonempty.eq(Cat(*bits).any()), state.eq(SEND)]
+                window = Cat(*bits)
+                placed = Mux(cand.block_first, 0, carried)
+                # The block's next global key takes the last column if it lies past the span and the
+                # tile is computed anyway.
+                take = ~cand.globals & row_plain.any() & (placed < global_count) & ~column_open[C - 1] & window.any()
+                m.d.sync += [mask.eq(window), nonempty.eq(window.any()), carries.eq(take),
+                             carried_key.eq(placed), carried.eq(placed + take), state.eq(SEND)]
+                with m.If(take):
+                    m.d.sync += [mask[r][C - 1].eq(row_plain[r]) for r in range(R)]
             with m.Case(SEND):
                 # A non-empty candidate replaces the held tile, which leaves (not the block's last).
                 with m.If(~nonempty):
@@ -288,18 +354,30 @@ class DiagonalScheduler(wiring.Component):
                 with m.Elif(~held_valid | out_free):
                     with m.If(held_valid):
                         m.d.sync += [self.tiles.payload.eq(held), self.tiles.valid.eq(1)]
-                    keep = Cat(*[Cat(*[mask[r][u - r] for r in range(R) if 0 <= u - r < C]).any() for u in range(U)])
+                    lane_mask = [Cat(*[mask[r][u - r] & ~(carries & (u - r == C - 1))
+                                       for r in range(R) if 0 <= u - r < C]).any() for u in range(U)]
                     m.d.sync += [held.block.eq(cand.block), held.q0.eq(cand.q0), held.real.eq(row_real),
-                                 held.base.eq(cand.base), held.mask.eq(mask), held.keep.eq(keep),
-                                 held.first.eq(block_fresh), held.last.eq(0), held.run_end.eq(0),
-                                 held_valid.eq(1), block_fresh.eq(0), state.eq(CLOSE)]
+                                 held.base.eq(cand.base), held.mask.eq(mask), held.keep.eq(Cat(*lane_mask)),
+                                 held.global_column.eq(carries), held.global_key.eq(Mux(carries, carried_key, 0)),
+                                 held.global_block.eq(cand.globals),
+                                 # A block's tiles are held one after the other; its last leaves in CLOSE.
+                                 held.first.eq(~held_valid),
+                                 held.last.eq(0), held.run_end.eq(0), held_valid.eq(1), state.eq(CLOSE)]
             with m.Case(CLOSE):
+                extra = ~cand.globals & row_plain.any() & (carried < global_count)
                 with m.If(~cand.block_last):
                     m.d.sync += state.eq(THRESHOLDS)
-                with m.Elif(out_free):
-                    m.d.sync += [self.tiles.payload.eq(held), self.tiles.payload.last.eq(1),
-                                 self.tiles.payload.run_end.eq(cand.run_last), self.tiles.valid.eq(1),
-                                 held_valid.eq(0), block_fresh.eq(1)]
+                with m.Elif(extra):
+                    # The block had too few free last columns: a tile of the global column alone.
+                    m.d.sync += [mask.eq(0), nonempty.eq(1), carries.eq(1), carried_key.eq(carried),
+                                 carried.eq(carried + 1), cand.base.eq(cand.q0), state.eq(SEND)]
+                    m.d.sync += [mask[r][C - 1].eq(row_plain[r]) for r in range(R)]
+                with m.Elif(out_free | ~held_valid):
+                    # (A block of global queries only has no tile here: they are computed in their own.)
+                    with m.If(held_valid):
+                        m.d.sync += [self.tiles.payload.eq(held), self.tiles.payload.last.eq(1),
+                                     self.tiles.payload.run_end.eq(cand.run_last), self.tiles.valid.eq(1),
+                                     held_valid.eq(0)]
                     with m.If(cand.run_last):
                         m.d.sync += [state.eq(IDLE), self.busy.eq(0), self.done.eq(1)]
                     with m.Else():

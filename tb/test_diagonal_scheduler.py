@@ -4,9 +4,9 @@
 ``cfg["runs"]`` lists runs, each a pattern (``attn_rtl.sim.sparse.SparsePattern.to_dict``) with
 ``seq_len`` and ``heads``.  For each run the testbench sets the runtime registers, pulses ``start``,
 takes the tile stream with random backpressure and compares every field of every tile (block, first
-query, real rows, base, mask, keep, first, last, run_end) with the model's tiling, head after head.
-A run with ``expect_error`` must raise ``error`` and not start (``registers`` overrides the pattern's
-register values).  With ``reset_mid`` the first run is cut by a reset and then run again in full.
+query, real rows, base, mask, keep, global column and key, global block, first, last, run_end) with the
+model's tiling, head after head.  A run with ``expect_error`` must raise ``error`` and not start
+(``registers`` overrides the pattern's register values).  With ``reset_mid`` the first run is cut by a reset and then run again in full.
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ from attn_rtl.sim.sparse import pattern_from_dict, register_values
 from .harness import begin
 from .streams import Control, StreamBench, StreamSink
 
-PARAMS = ("rows", "cols", "max_seq_len", "max_heads", "max_dilation")
-REGISTERS = ("pattern", "window", "dilation", "grid_h", "grid_w", "window_h", "window_w")
+PARAMS = ("rows", "cols", "max_seq_len", "max_heads", "max_dilation", "max_globals")
+REGISTERS = ("pattern", "window", "dilation", "grid_h", "grid_w", "window_h", "window_w", "global_count",
+             "global_tokens")
+FIELDS = ("block", "q0", "real", "base", "mask", "keep", "global_column", "global_key", "global_block", "first",
+          "last", "run_end")
 
 
 def decode(beats, layout) -> dict:
@@ -48,7 +51,9 @@ def expected_tiles(pattern, seq_len: int, heads: int, rows: int, cols: int) -> d
     last = np.ones(n, bool)
     last[:-1] = block[:-1] != block[1:]
     one = dict(block=block, q0=tiles.queries[block, 0], real=tiles.queries[block] >= 0, base=tiles.base,
-               mask=tiles.mask, keep=tiles.keep, first=first, last=last)
+               mask=tiles.mask, keep=tiles.keep, global_column=tiles.global_key >= 0,
+               global_key=np.maximum(tiles.global_key, 0), global_block=tiles.global_block[block], first=first,
+               last=last)
     out = {name: np.concatenate([value] * heads) for name, value in one.items()}
     out["run_end"] = np.zeros(n * heads, bool)
     out["run_end"][-1] = True
@@ -71,8 +76,10 @@ async def scheduler_runs(dut):
     bench = StreamBench(dut, dut.clk, dut.rst, [control, sink])
     await bench.reset()
 
+    token_bits = max(1, (cfg["max_seq_len"] - 1).bit_length())   # the list's entries, range(max_seq_len)
+
     def set_registers(run, pattern):
-        values = register_values(pattern, 0, 1) if not pattern.global_tokens else {}
+        values = register_values(pattern, cfg["max_globals"], token_bits)
         values = {name: values.get(name, 0) for name in REGISTERS}
         control.set(**{"seq_len": run["seq_len"], "heads": run["heads"], **values, **run.get("registers", {})})
 
@@ -120,7 +127,7 @@ async def scheduler_runs(dut):
         got["mask"] = [[[(w >> (r * cols + c)) & 1 for c in range(cols)] for r in range(rows)] for w in got["mask"]]
         got["real"] = [[(w >> r) & 1 for r in range(rows)] for w in got["real"]]
         got["keep"] = [[(w >> u) & 1 for u in range(lanes)] for w in got["keep"]]
-        for name in ("block", "q0", "real", "base", "mask", "keep", "first", "last", "run_end"):
+        for name in FIELDS:
             report.compare(f"{where} {name}", np.array(got[name], np.int64), expected[name].astype(np.int64))
     report.cycles = cycles[-1] if cycles else 0
     report.extra.update(cycles_per_run=cycles)

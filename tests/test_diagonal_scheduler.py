@@ -1,5 +1,7 @@
 """The diagonal-tile scheduler in RTL simulation (cocotb) against ``attn_rtl.sim.sliding.diagonal_tiles``."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -8,7 +10,7 @@ from attn_rtl.hdl.diagonal_scheduler import DiagonalScheduler, diagonal_schedule
 from attn_rtl.hdl.sparse_scheduler import PATTERN_CODES
 from attn_rtl.sim.sparse import SparsePattern
 
-MAX_SEQ_LEN, MAX_DILATION = 40, 4
+MAX_SEQ_LEN, MAX_DILATION, MAX_GLOBALS = 40, 4, 4
 
 
 def _random_runs(rng, count: int) -> list:
@@ -28,6 +30,10 @@ def _random_runs(rng, count: int) -> list:
             window = int(rng.integers(1, 2 * seq_len + 2))
             pattern = (SparsePattern(kind="window", window=window) if kind == "window" else
                        SparsePattern(kind="dilated", window=window, dilation=int(rng.integers(1, MAX_DILATION + 1))))
+        if rng.random() < 0.5:   # global tokens: up to MAX_GLOBALS, at the ends and anywhere
+            count = int(rng.integers(1, min(MAX_GLOBALS, seq_len) + 1))
+            tokens = rng.choice(seq_len, size=count, replace=False).tolist()
+            pattern = replace(pattern, global_tokens=tuple(int(t) for t in tokens))
         runs.append(dict(pattern=pattern.to_dict(), seq_len=seq_len, heads=int(rng.integers(1, 3))))
     return runs
 
@@ -45,6 +51,10 @@ ERROR_RUNS = [
     dict(pattern=SparsePattern(kind="window", window=3).to_dict(), seq_len=8, heads=1, registers=dict(heads=3)),
     dict(pattern=SparsePattern(kind="window", window=3).to_dict(), seq_len=8, heads=1,
          registers=dict(seq_len=MAX_SEQ_LEN + 1)),
+    dict(pattern=SparsePattern(kind="window", window=3, global_tokens=(1, 2)).to_dict(), seq_len=8, heads=1,
+         registers=dict(global_count=MAX_GLOBALS + 1)),
+    dict(pattern=SparsePattern(kind="window", window=3, global_tokens=(1, 8)).to_dict(), seq_len=9, heads=1,
+         registers=dict(seq_len=8)),                     # a global token past the sequence
 ]
 
 
@@ -53,12 +63,20 @@ ERROR_RUNS = [
     for sim, rows, cols in [("icarus", 1, 1), ("icarus", 3, 4), ("icarus", 4, 3), ("icarus", 2, 5),
                             ("icarus", 8, 8), ("verilator", 3, 4)]])
 def test_every_tile_matches_the_model(sim, rows, cols):
-    """Random window, dilated and grid runs, error runs between them (refused, nothing sent), random
-    backpressure, a reset in the middle of the first run: every field of every tile as the model has it."""
+    """Random window, dilated and grid runs, half of them with global tokens, error runs between them
+    (refused, nothing sent), random backpressure, a reset in the middle of the first run: every field of
+    every tile as the model has it."""
     seed = 1000 + rows * 10 + cols
     runs = _random_runs(np.random.default_rng(seed), 10)
     runs[3:3] = [dict(run, expect_error=True) for run in ERROR_RUNS]
-    params = dict(rows=rows, cols=cols, max_seq_len=MAX_SEQ_LEN, max_heads=2, max_dilation=MAX_DILATION)
+    # Global keys where the first tiles with a free last column are empty (window rows above the image),
+    # a block of global queries only, global queries at both ends.
+    runs += [dict(pattern=SparsePattern(kind="grid", grid=(6, 6), window2d=(5, 3), global_tokens=(0, 20)).to_dict(),
+                  seq_len=36, heads=1),
+             dict(pattern=SparsePattern(kind="dilated", window=5, dilation=3, global_tokens=(1, 4, 7, 10)).to_dict(),
+                  seq_len=13, heads=1)]
+    params = dict(rows=rows, cols=cols, max_seq_len=MAX_SEQ_LEN, max_heads=2, max_dilation=MAX_DILATION,
+                  max_globals=MAX_GLOBALS)
     report = simulate_diagonal_scheduler(params, runs, sim=sim, seed=seed, stall=0.3, reset_mid=True)
     assert report["passed"] and report["elements"] > 0
 
