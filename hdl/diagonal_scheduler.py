@@ -92,6 +92,8 @@ class DiagonalScheduler(wiring.Component):
     seq_len, heads, pattern, window, dilation, grid_h, grid_w, window_h, window_w, global_count, global_tokens : In
         Runtime registers, as :class:`~attn_rtl.hdl.sparse_scheduler.SparseScheduler`'s.
     busy, done, error, config_ok : Out(1)
+        ``busy`` from ``start`` until the run's last tile is taken, when ``done`` rises (until the next
+        ``start``); ``config_ok``: the registers of ``config_latency`` cycles ago are in range.
     tiles : Out(stream)
         ``block`` (per head), ``q0`` (the block's first query), ``real`` (bit ``r``: row ``r``
         holds a query), ``base`` (signed: lane 0's key), ``mask`` (``rows`` words of ``cols`` bits),
@@ -277,8 +279,10 @@ class DiagonalScheduler(wiring.Component):
             m.d.sync += self.tiles.valid.eq(0)
 
         with m.If(started):
-            m.d.sync += [state.eq(SETUP), head.eq(0), block.eq(0), residue.eq(0), held_valid.eq(0),
-                         self.tiles.valid.eq(0)]
+            m.d.sync += [state.eq(SETUP), head.eq(0), block.eq(0), residue.eq(0), held_valid.eq(0)]
+        # The run ends as its last tile is taken: busy until then, so no start drops a beat on offer.
+        with m.If(self.tiles.valid & self.tiles.ready & self.tiles.payload.run_end):
+            m.d.sync += [self.busy.eq(0), self.done.eq(1)]
         with m.Switch(state):
             with m.Case(SETUP):
                 with m.If(~setting_up):
@@ -379,7 +383,7 @@ class DiagonalScheduler(wiring.Component):
                                      self.tiles.payload.run_end.eq(cand.run_last), self.tiles.valid.eq(1),
                                      held_valid.eq(0)]
                     with m.If(cand.run_last):
-                        m.d.sync += [state.eq(IDLE), self.busy.eq(0), self.done.eq(1)]
+                        m.d.sync += state.eq(IDLE)
                     with m.Else():
                         m.d.sync += state.eq(THRESHOLDS)
         return m

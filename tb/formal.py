@@ -705,6 +705,8 @@ _STREAM_BLOCKS = (
      lambda spec, dut: _run_mode_constant(spec, dut)),
     ("sparse_scheduler", "SparseScheduler", "2x2, L up to 4, dilation up to 2, one global", _scheduler, 20, 20,
      None),
+    ("diagonal_scheduler", "DiagonalScheduler", "1x2, L up to 4, dilation up to 2, one global",
+     lambda: _diagonal_scheduler(), 24, 24, None),
     ("token_importance", "TokenImportance", "1 lane, 1 slot, L up to 2", _token_importance, 20, 20, None),
     ("head_importance", "HeadImportance", "1 lane, 1 row, 2-bit O, L and d up to 2", _head_importance, 20, 20,
      None),
@@ -887,3 +889,8 @@ def _sliding_array():
 def _run_mode_constant(spec, dut):
     """The array's ``sliding`` input changes only between runs: a constant of the trace, either mode."""
     spec.m.d.comb += Assume(dut.sliding == AnyConst(1))
+
+
+def _diagonal_scheduler():
+    from attn_rtl.hdl.diagonal_scheduler import DiagonalScheduler
+    return DiagonalScheduler(rows=1, cols=2, max_seq_len=4, max_heads=1, max_dilation=2, max_globals=1)

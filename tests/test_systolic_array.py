@@ -190,7 +190,7 @@ def test_a_wrong_result_fails_with_the_mismatch_in_the_message():
     path, component = cached_verilog("array", dict(rows=2, cols=2, max_reduction=4))
     cfg = dict(component.params, a_signed=False, b_signed=False, seed=3, tiles=[4], idle=0.0, stall=0.0,
                reset_mid=False, operands="max")
-    with pytest.raises(SimulationFailure, match=r"tile 0 row 0 \[0\]: got -?\d+, expected \d+"):
+    with pytest.raises(SimulationFailure, match=r"tile 0 \(dense\) row 0 \[0\]: got -?\d+, expected \d+"):
         run_cocotb(sources=[path], toplevel=unit("array").top, test_module=unit("array").testbench,
                    sim="icarus", config=cfg)
 
