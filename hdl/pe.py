@@ -109,6 +109,8 @@ class ProcessingElement(wiring.Component):
             raise ValueError(f"collect_delay must be a non-negative integer, not {collect_delay!r}")
         self._collect_delay = collect_delay
         self._alternate_b = boolean("alternate_b", alternate_b)
+        if alternate_b and not stationary:
+            raise ValueError("alternate_b needs a stationary PE (the global column of a sliding array)")
         self._mul = Multiplier(a_width=a_width, b_width=b_width, a_signed=a_signed, b_signed=b_signed,
                                target=multiplier)
         self._acc_shape = Shape.cast(acc_shape)

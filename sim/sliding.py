@@ -48,7 +48,7 @@ from .golden import Numerics, logits, online_softmax_attention, scores
 from .sparse import SparsePattern, allowed_mask, check_queries
 
 __all__ = ["SLIDING_PATTERNS", "DiagonalTiles", "diagonal_tiles", "covered_pairs", "sliding_bound",
-           "sliding_output"]
+           "sliding_output", "SlidingBeats", "computed_rows", "sliding_beats"]
 
 #: The patterns the diagonal tiling serves (dense runs keep their tiles).
 SLIDING_PATTERNS = ("window", "dilated", "grid")
@@ -264,3 +264,64 @@ def sliding_output(q_int, k_int, v_int, mult: int, shift: int, nm: Numerics, til
                                                mask=ok[None, :])
             o[:, query] = row[:, 0]
     return o
+
+
+@dataclass
+class SlidingBeats:
+    """A diagonal run's streams in order (docs/sparse.md, "The engine"): per head, per block that has
+    tiles, ``d`` Q beats (``rows`` lanes, the block's queries); per tile ``d`` K beats and ``d`` V beats of
+    ``rows + cols`` lanes (lane ``u < rows + cols − 1``: key ``base + step·u`` if kept, else 0; the last
+    lane: the tile's global key, else 0) and one ``kv_index`` beat (those keys, kept lanes 0, and the
+    keep bits); O per block that has tiles, per chunk of ``cols`` columns, per row the block computes."""
+    q: np.ndarray          #: (beats, rows)
+    k: np.ndarray          #: (beats, rows + cols)
+    v: np.ndarray          #: (beats, rows + cols)
+    kv_keys: np.ndarray    #: (tiles, rows + cols)
+    kv_keep: np.ndarray    #: (tiles, rows + cols) bool
+    o: np.ndarray          #: (beats, cols)
+    o_last: np.ndarray     #: (beats,) bool: a block's last O beat
+
+
+def computed_rows(tiles: DiagonalTiles, block: int) -> np.ndarray:
+    """(rows,) bool: the rows whose O block ``block`` computes (its queries; in a plain block not the
+    global ones, whose O their global block computes)."""
+    members = tiles.queries[block]
+    real = members >= 0
+    if tiles.global_block[block]:
+        return real
+    return real & ~np.isin(members, tiles.global_tokens)
+
+
+def sliding_beats(q_int, k_int, v_int, o_int, tiles: DiagonalTiles) -> SlidingBeats:
+    """The beats of a run of ``tiles`` (one head's tiling, every head alike) over ``q_int, k_int, v_int``
+    ((L, d) or (H, L, d)), with ``o_int`` (:func:`sliding_output`) in the O stream's order."""
+    q, k, v, o = (np.asarray(x, np.int64) for x in (q_int, k_int, v_int, o_int))
+    if q.ndim == 2:
+        q, k, v, o = q[None], k[None], v[None], o[None]
+    heads, seq_len, d = q.shape
+    rows, cols = tiles.rows, tiles.cols
+    chunks = -(-d // cols)
+    keep = np.concatenate([tiles.keep, (tiles.global_key >= 0)[:, None]], axis=1)
+    globals_ = np.asarray(tiles.global_tokens + (0,), np.int64)
+    keys = np.concatenate([tiles.lanes, globals_[tiles.global_key][:, None]], axis=1)
+    keys = np.where(keep, keys, 0)
+    with_tiles = np.unique(tiles.block)
+    q_beats, k_beats, v_beats, o_beats, o_last = [], [], [], [], []
+    for h in range(heads):
+        for b in with_tiles:
+            members = tiles.queries[b]
+            block_q = np.where((members >= 0)[:, None], q[h, np.maximum(members, 0)], 0)   # (rows, d)
+            q_beats.append(block_q.T)
+            for n in np.flatnonzero(tiles.block == b):
+                lanes = np.where(keep[n][:, None], k[h, keys[n]], 0)                      # (rows + cols, d)
+                k_beats.append(lanes.T)
+                v_beats.append(np.where(keep[n][:, None], v[h, keys[n]], 0).T)
+            mine = computed_rows(tiles, b)
+            padded = np.zeros((rows, chunks * cols), np.int64)
+            padded[:, :d] = np.where((members >= 0)[:, None], o[h, np.maximum(members, 0)], 0)
+            beats = padded[mine].reshape(-1, chunks, cols).transpose(1, 0, 2).reshape(-1, cols)
+            o_beats.append(beats)
+            o_last.append(np.arange(len(beats)) == len(beats) - 1)
+    return SlidingBeats(q=np.concatenate(q_beats), k=np.concatenate(k_beats), v=np.concatenate(v_beats),
+                        kv_keys=np.tile(keys, (heads, 1)), kv_keep=np.tile(keep, (heads, 1)),
+                        o=np.concatenate(o_beats), o_last=np.concatenate(o_last))

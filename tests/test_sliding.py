@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from attn_rtl.sim.golden import Numerics, logits, online_softmax_attention, scores
-from attn_rtl.sim.sliding import covered_pairs, diagonal_tiles, sliding_bound, sliding_output
+from attn_rtl.sim.sliding import (
+    computed_rows,
+    covered_pairs,
+    diagonal_tiles,
+    sliding_beats,
+    sliding_bound,
+    sliding_output,
+)
 from attn_rtl.sim.sparse import allowed_mask, parse_pattern
 
 P = parse_pattern
@@ -117,3 +124,48 @@ def test_bounds_of_the_issue_workloads():
     assert 0.853 < vil["bound"] < 0.854 and 0.879 < vil["global_row_bound"] < 0.88
     longformer = sliding_bound(P("window", window=512, global_tokens="0"), 4096, 8, 8)
     assert longformer["local_bound"] > 0.98 and longformer["bound"] < 0.98 < longformer["global_row_bound"]
+
+
+@pytest.mark.parametrize("pattern", [P("window", window=8, global_tokens="0,13"),
+                                     P("dilated", window=5, dilation=2, global_tokens="7"),
+                                     P("grid", grid="6x4", window2d="5x3", global_tokens="0,23")], ids=str)
+def test_the_streams_of_a_diagonal_run_carry_each_tile(pattern):
+    """The beats of docs/sparse.md's engine plan: from a block's Q beats and a tile's K beats, every
+    element of the tile's score is the query's score against its key (the global lane in the global
+    column); V beats are V of the same lanes; O beats hold each query's O once, in block order."""
+    seq_len, d, rows, cols, heads = _seq_len(pattern), 5, 3, 4, 2
+    rng = np.random.default_rng(77)
+    q, k, v = (rng.integers(-128, 128, (heads, seq_len, d)) for _ in range(3))
+    tiles = diagonal_tiles(pattern, seq_len, rows, cols)
+    o = sliding_output(q, k, v, 1, 12, Numerics(), tiles)
+    beats = sliding_beats(q, k, v, o, tiles)
+    s = scores(q, k)
+    keys = tiles.keys()
+    with_tiles = np.unique(tiles.block)
+    assert beats.q.shape == (heads * len(with_tiles) * d, rows)
+    assert beats.k.shape == beats.v.shape == (heads * len(tiles) * d, rows + cols)
+    at_q, at_k = 0, 0
+    for h in range(heads):
+        for b in with_tiles:
+            block_q = beats.q[at_q:at_q + d]                       # (d, rows)
+            at_q += d
+            for n in np.flatnonzero(tiles.block == b):
+                lanes_k, lanes_v = beats.k[at_k:at_k + d], beats.v[at_k:at_k + d]
+                at_k += d
+                for r, c in zip(*np.nonzero(tiles.mask[n])):
+                    lane = rows + cols - 1 if (tiles.global_key[n] >= 0 and c == cols - 1) else r + c
+                    assert block_q[:, r] @ lanes_k[:, lane] == s[h, tiles.queries[b, r], keys[n, r, c]]
+                    np.testing.assert_array_equal(lanes_v[:, lane], v[h, keys[n, r, c]])
+    o_rows = [(h, query) for h in range(heads) for b in with_tiles
+              for query in tiles.queries[b][computed_rows(tiles, b)]]
+    assert sorted(query for h, query in o_rows if h == 0) == list(range(seq_len))   # every query once
+    chunks = -(-d // cols)
+    at = 0
+    for h in range(heads):
+        for b in with_tiles:
+            members = tiles.queries[b][computed_rows(tiles, b)]
+            block = beats.o[at:at + chunks * len(members)].reshape(chunks, len(members), cols)
+            at += chunks * len(members)
+            got = block.transpose(1, 0, 2).reshape(len(members), -1)[:, :d]
+            np.testing.assert_array_equal(got, o[h, members])
+            assert beats.o_last[at - 1] and not beats.o_last[at - chunks * len(members):at - 1].any()

@@ -230,3 +230,15 @@ def test_result_fifo_in_ecp5_block_ram(sim):
     # input register, skew (rows-1 + cols-1), PE (hand-off 1 + MULT18X18D 3 + accumulator input register 1
     # + accumulator 1 + shadow register 1 = 7), drain-chain load, block-RAM FIFO 4
     assert clean["cycles"] == clean["model_cycles"] and clean["latency"] == 1 + 2 + 3 + 7 + 1 + 4
+
+
+def test_pe_options_of_the_sliding_array_are_checked():
+    from amaranth.hdl import signed
+
+    from attn_rtl.hdl.pe import ProcessingElement
+    common = dict(a_width=8, b_width=8, a_signed=True, b_signed=True, acc_shape=signed(20))
+    with pytest.raises(ValueError, match="collect_delay must be a non-negative integer, not -1"):
+        ProcessingElement(**common, stationary=True, collect_delay=-1)
+    with pytest.raises(ValueError, match="alternate_b needs a stationary PE"):
+        ProcessingElement(**common, alternate_b=True)
+    assert "alt_b_in" in ProcessingElement(**common, stationary=True, alternate_b=True).signature.members
