@@ -42,7 +42,12 @@ CASES = ([pytest.param(name, preset, params, id=f"{name}-{preset}",
             for companion in COMPANIONS for preset in ("tiny", "spatten")
             if (companion, preset) != ("engine_mm", "spatten")]   # the memory-mapped top refuses SpAtten builds
          + [pytest.param("engine", "odd-importance", dict(ODD["engine"], sparse=False, importance=True, row_flags=True),
-                         id="engine-odd-importance")])
+                         id="engine-odd-importance")]
+         # The sliding array (diagonal, stationary, global column) and its scheduler, odd shapes.
+         + [pytest.param("array", "odd-sliding", dict(ODD["array"], sliding=True, a_width=9, b_width=8),
+                         id="array-odd-sliding"),
+            pytest.param("diagonal_scheduler", "odd", dict(rows=3, cols=5, max_seq_len=40, max_heads=3, max_globals=3),
+                         id="diagonal_scheduler-odd")])
 
 
 def lint(verilog: Path, top: str, models: list, waivers: Path) -> subprocess.CompletedProcess:
@@ -87,4 +92,4 @@ def test_lint_catches_a_width_mismatch(waivers, tmp_path):
 
 def test_every_unit_and_companion_is_linted():
     linted = {p.values[0] for p in CASES}
-    assert linted == set(UNITS) | set(COMPANIONS)
+    assert linted == set(UNITS) | set(COMPANIONS) | {"diagonal_scheduler"}

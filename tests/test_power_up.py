@@ -14,6 +14,7 @@ import contextlib
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from amaranth.back.verilog import convert
 from amaranth.hdl import Module, Signal
@@ -23,6 +24,7 @@ from amaranth.lib.wiring import In, Out
 from attn_rtl.gen.simulate import (
     simulate_accumulator,
     simulate_array,
+    simulate_diagonal_scheduler,
     simulate_engine,
     simulate_engine_mm,
     simulate_scheduler,
@@ -95,6 +97,23 @@ def _scheduler(sim):
                               sim=sim, seed=3, stall=0.3, reset_mid=True)
 
 
+def _sliding_array(sim):
+    module = _tests_module("test_systolic_array")
+    rng = np.random.default_rng(5)
+    tiles, kinds, loads = module._mixed_tiles(rng, 4, 8)
+    return simulate_array(dict(rows=3, cols=4, max_reduction=13, sliding=True), sim=sim, seed=5, tiles=tiles,
+                          kinds=kinds, loads=loads, global_columns=(rng.random(len(tiles)) < 0.4).tolist(),
+                          idle=0.2, stall=0.2, reset_mid=True)
+
+
+def _diagonal_scheduler(sim):
+    module = _tests_module("test_diagonal_scheduler")
+    runs = module._random_runs(np.random.default_rng(7), 6)
+    return simulate_diagonal_scheduler(dict(rows=3, cols=4, max_seq_len=module.MAX_SEQ_LEN, max_heads=2,
+                                            max_dilation=module.MAX_DILATION, max_globals=module.MAX_GLOBALS),
+                                       runs, sim=sim, seed=7, stall=0.3, reset_mid=True)
+
+
 def _topk(sim):
     problems = [dict(p, k=min(p["k"], 9)) for p in _tests_module("test_topk").PROBLEMS]
     return simulate_topk(dict(lanes=4, max_n=37, max_k=9, signed=True, value_width=8), problems, sim=sim, seed=3,
@@ -115,6 +134,8 @@ _MM_RUNS = [dict(seq_len=20, head_dim=16, heads=2), dict(seq_len=6, head_dim=5, 
 UNITS = {
     "array": (lambda sim: simulate_array(dict(rows=3, cols=2, max_reduction=16), sim=sim, seed=11, tiles=[16, 5],
                                          idle=0.2, stall=0.2, reset_mid=True), True),
+    "array_sliding": (_sliding_array, True),
+    "diagonal_scheduler": (_diagonal_scheduler, True),
     "softmax": (lambda sim: simulate_softmax({}, sim=sim, seed=3, idle=0.2, stall=0.2, reset_mid=True), True),
     "accumulator": (lambda sim: simulate_accumulator({}, sim=sim, seed=3, idle=0.2, stall=0.2, reset_mid=True),
                     True),
