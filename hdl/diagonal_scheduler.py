@@ -6,9 +6,9 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from attn_rtl.params import positive_int, reject_unknown
+from attn_rtl.params import reject_unknown
 
-from .sparse_scheduler import PATTERN_CODES, PATTERN_WIDTH
+from .sparse_scheduler import PATTERN_CODES, checked_start, pattern_ports, scheduler_params
 
 __all__ = ["DiagonalScheduler", "DIAGONAL_SCHEDULER_DEFAULTS", "diagonal_scheduler_params"]
 
@@ -26,12 +26,7 @@ def diagonal_scheduler_params(**params) -> dict:
     """``DIAGONAL_SCHEDULER_DEFAULTS`` updated by ``params``, each checked (``ValueError`` names the bad one)."""
     reject_unknown("diagonal scheduler", params, DIAGONAL_SCHEDULER_DEFAULTS)
     p = {**DIAGONAL_SCHEDULER_DEFAULTS, **params}
-    positive_int("rows", p["rows"], at_most=64)
-    positive_int("cols", p["cols"], at_most=64)
-    positive_int("max_seq_len", p["max_seq_len"], at_most=1 << 20)
-    positive_int("max_heads", p["max_heads"], at_most=1024)
-    positive_int("max_dilation", p["max_dilation"], at_most=1 << 16)
-    positive_int("max_globals", p["max_globals"], at_most=64)
+    scheduler_params(**p)   # the sparse scheduler's ranges, parameter for parameter
     return p
 
 
@@ -124,13 +119,7 @@ class DiagonalScheduler(wiring.Component):
             "start": In(1),
             "seq_len": In(range(L + 1)),
             "heads": In(range(p["max_heads"] + 1)),
-            "pattern": In(PATTERN_WIDTH),
-            "window": In(range(2 * L + 1)),
-            "dilation": In(range(p["max_dilation"] + 1)),
-            "grid_h": In(range(L + 1)), "grid_w": In(range(L + 1)),
-            "window_h": In(range(2 * L + 1)), "window_w": In(range(2 * L + 1)),
-            "global_count": In(range(p["max_globals"] + 1)),
-            "global_tokens": In(data.ArrayLayout(range(L), p["max_globals"])),
+            **pattern_ports(L, p["max_dilation"], p["max_globals"]),
             "busy": Out(1), "done": Out(1), "error": Out(1), "config_ok": Out(1),
             "tiles": Out(stream.Signature(self.tile_layout)),
         })
@@ -161,11 +150,7 @@ class DiagonalScheduler(wiring.Component):
                     & (self.global_count <= G))
         for g in range(G):
             in_range = in_range & ((g >= self.global_count) | (self.global_tokens[g] < self.seq_len))
-        m.d.sync += self.config_ok.eq(in_range)
-        started = Signal()
-        m.d.comb += started.eq(self.start & ~self.busy & self.config_ok)
-        with m.If(self.start & ~self.busy):
-            m.d.sync += self.error.eq(~self.config_ok)
+        started = checked_start(m, self, in_range)
 
         seq_len, heads = Signal.like(self.seq_len, **quiet), Signal.like(self.heads, **quiet)
         global_count = Signal.like(self.global_count, **quiet)

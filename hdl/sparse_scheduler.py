@@ -8,7 +8,8 @@ from amaranth.lib.wiring import In, Out
 
 from attn_rtl.params import boolean, positive_int, reject_unknown
 
-__all__ = ["SparseScheduler", "SCHEDULER_DEFAULTS", "PATTERN_CODES", "PATTERN_WIDTH", "scheduler_params"]
+__all__ = ["SparseScheduler", "SCHEDULER_DEFAULTS", "PATTERN_CODES", "PATTERN_WIDTH", "scheduler_params",
+           "checked_start", "pattern_ports"]
 
 #: Runtime ``pattern`` register values (sim/sparse.py PATTERNS, in order).
 PATTERN_CODES = {"dense": 0, "window": 1, "dilated": 2, "grid": 3, "causal": 4, "causal-window": 5}
@@ -38,6 +39,31 @@ def scheduler_params(**params) -> dict:
     positive_int("max_globals", p["max_globals"], at_most=64)
     boolean("sparse", p["sparse"])
     return p
+
+
+def pattern_ports(max_seq_len: int, max_dilation: int, max_globals: int) -> dict:
+    """A scheduler's runtime pattern registers (docs/sparse.md), as signature members."""
+    L = max_seq_len
+    return {
+        "pattern": In(PATTERN_WIDTH),
+        "window": In(range(2 * L + 1)),
+        "dilation": In(range(max_dilation + 1)),
+        "grid_h": In(range(L + 1)), "grid_w": In(range(L + 1)),
+        "window_h": In(range(2 * L + 1)), "window_w": In(range(2 * L + 1)),
+        "global_count": In(range(max_globals + 1)),
+        "global_tokens": In(data.ArrayLayout(range(L), max_globals)),
+    }
+
+
+def checked_start(m: Module, unit, in_range) -> Signal:
+    """A scheduler's start: ``config_ok`` registers ``in_range``; ``start`` while not ``busy`` starts the
+    run if it is set, else raises ``error``.  Returns the signal that is high as the run starts."""
+    m.d.sync += unit.config_ok.eq(in_range)
+    started = Signal()
+    m.d.comb += started.eq(unit.start & ~unit.busy & unit.config_ok)
+    with m.If(unit.start & ~unit.busy):
+        m.d.sync += unit.error.eq(~unit.config_ok)
+    return started
 
 
 class SparseScheduler(wiring.Component):
@@ -159,13 +185,7 @@ class SparseScheduler(wiring.Component):
             "group": In(range(2 * p["max_heads"] + 1)),
             "queries": Out(range(self.max_queries + 1)),
             "importance": In(1),
-            "pattern": In(PATTERN_WIDTH),
-            "window": In(range(2 * L + 1)),
-            "dilation": In(range(p["max_dilation"] + 1)),
-            "grid_h": In(range(L + 1)), "grid_w": In(range(L + 1)),
-            "window_h": In(range(2 * L + 1)), "window_w": In(range(2 * L + 1)),
-            "global_count": In(range(p["max_globals"] + 1)),
-            "global_tokens": In(data.ArrayLayout(range(L), p["max_globals"])),
+            **pattern_ports(L, p["max_dilation"], p["max_globals"]),
             "busy": Out(1), "done": Out(1), "error": Out(1), "config_ok": Out(1),
             "tiles": Out(stream.Signature(self.tile_layout)),
         })
@@ -227,11 +247,7 @@ class SparseScheduler(wiring.Component):
                                        & (self.window_w >= 1))))
         else:
             in_range = in_range & is_dense & (self.global_count == 0)
-        m.d.sync += self.config_ok.eq(in_range)
-        started = Signal()
-        m.d.comb += started.eq(self.start & ~self.busy & self.config_ok)
-        with m.If(self.start & ~self.busy):
-            m.d.sync += self.error.eq(~self.config_ok)
+        started = checked_start(m, self, in_range)
         if p["sparse"]:
             with m.If(started):
                 m.d.sync += pattern.eq(self.pattern)

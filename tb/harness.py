@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-__all__ = ["load_config", "begin", "Report", "operand_matrix"]
+__all__ = ["load_config", "begin", "Report", "operand_matrix", "start_run"]
 
 MAX_REPORTED_MISMATCHES = 10
 
@@ -91,3 +91,19 @@ class Report:
         assert self.elements > 0, "the testbench compared no element"
         assert passed, (f"{self.mismatch_count} mismatches (seed {self.seed}); first: "
                         + "; ".join(self.mismatches))
+
+
+async def start_run(bench, control, report: Report, config_latency: int, where: str,
+                    expect_error: bool = False) -> bool:
+    """Pulse ``start`` once the runtime registers have held for ``config_latency`` cycles; a run with
+    ``expect_error`` must raise ``error`` and not start (then ``False``), any other must start."""
+    await bench.step(config_latency)   # the range check is registered
+    control.pulse("start")
+    await bench.step(2)
+    error, busy = control.read("error"), control.read("busy")
+    if expect_error:
+        report.check(error == 1 and busy == 0, f"{where}: error {error}, busy {busy}; expected an error and no start")
+        report.elements += 1
+        return False
+    report.check(busy == 1 and error == 0, f"{where}: did not start (busy {busy}, error {error})")
+    return True

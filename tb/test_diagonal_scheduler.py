@@ -6,7 +6,8 @@
 takes the tile stream with random backpressure and compares every field of every tile (block, first
 query, real rows, base, mask, keep, global column and key, global block, first, last, run_end) with the
 model's tiling, head after head.  A run with ``expect_error`` must raise ``error`` and not start
-(``registers`` overrides the pattern's register values).  With ``reset_mid`` the first run is cut by a reset and then run again in full.
+(``registers`` overrides the pattern's register values).  With ``reset_mid`` the first run is cut by a
+reset and then run again in full.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from attn_rtl.hdl.diagonal_scheduler import DiagonalScheduler
 from attn_rtl.sim.sliding import diagonal_tiles
 from attn_rtl.sim.sparse import pattern_from_dict, register_values
 
-from .harness import begin
+from .harness import begin, start_run
 from .streams import Control, StreamBench, StreamSink
 
 PARAMS = ("rows", "cols", "max_seq_len", "max_heads", "max_dilation", "max_globals")
@@ -87,17 +88,9 @@ async def scheduler_runs(dut):
     for index, run in enumerate(cfg["runs"]):
         pattern = pattern_from_dict(run["pattern"])
         set_registers(run, pattern)
-        await bench.step(component.config_latency)   # the range check is registered
-        control.pulse("start")
-        await bench.step(2)
-        if run.get("expect_error"):
-            report.check(control.read("error") == 1 and control.read("busy") == 0,
-                         f"run {index} {run}: error {control.read('error')}, busy {control.read('busy')}; "
-                         "expected an error and no start")
-            report.elements += 1
+        if not await start_run(bench, control, report, component.config_latency, f"run {index} {run}",
+                               run.get("expect_error", False)):
             continue
-        report.check(control.read("busy") == 1 and control.read("error") == 0,
-                     f"run {index} {run}: did not start (busy {control.read('busy')}, error {control.read('error')})")
         expected = expected_tiles(pattern, run["seq_len"], run["heads"], rows, cols)
         count = len(expected["block"])
         candidates = count * 4 + run["heads"] * run["seq_len"] * 64
@@ -108,9 +101,7 @@ async def scheduler_runs(dut):
             sink.beats.clear()
             report.check(control.read("busy") == 0, "busy after a reset")
             set_registers(run, pattern)
-            await bench.step(component.config_latency)
-            control.pulse("start")
-            await bench.step(2)
+            await start_run(bench, control, report, component.config_latency, f"run {index} after a reset")
         begin_cycle = bench.cycle
         where = f"run {index} ({pattern.to_dict()}, L={run['seq_len']}, heads={run['heads']})"
         try:

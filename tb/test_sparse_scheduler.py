@@ -18,7 +18,7 @@ from cocotb.clock import Clock
 from attn_rtl.hdl.sparse_scheduler import SparseScheduler
 from attn_rtl.sim.sparse import SparsePattern, pattern_from_dict, register_values, scheduled_tiles, walk_range
 
-from .harness import begin
+from .harness import begin, start_run
 from .streams import Control, StreamBench, StreamSink
 
 SCHEDULER_PARAMS = ("rows", "cols", "max_seq_len", "max_heads", "max_dilation", "max_globals", "sparse")
@@ -81,17 +81,9 @@ async def scheduler_runs(dut):
         run = dict(run, max_globals=cfg["max_globals"])
         pattern = pattern_from_dict(run["pattern"])
         control.set(**registers(run, pattern, global_width))
-        await bench.step(component.config_latency)   # the range check is registered
-        control.pulse("start")
-        await bench.step(2)
-        if run.get("expect_error"):
-            report.check(control.read("error") == 1 and control.read("busy") == 0,
-                         f"run {index} {run}: error {control.read('error')}, busy {control.read('busy')}; "
-                         "expected an error and no start")
-            report.elements += 1
+        if not await start_run(bench, control, report, component.config_latency, f"run {index} {run}",
+                               run.get("expect_error", False)):
             continue
-        report.check(control.read("busy") == 1 and control.read("error") == 0,
-                     f"run {index} {run}: did not start (busy {control.read('busy')}, error {control.read('error')})")
         shape = dict(query_len=run.get("query_len"), group=run.get("group", 1))
         expected = scheduled_tiles(pattern, run["seq_len"], rows, cols, run["heads"], **shape)
         candidates = run["heads"] * walk_cycles(pattern, run["seq_len"], rows, **shape)
@@ -102,9 +94,7 @@ async def scheduler_runs(dut):
             sink.beats.clear()
             report.check(control.read("busy") == 0, "busy after a reset")
             control.set(**registers(run, pattern, global_width))
-            await bench.step(component.config_latency)
-            control.pulse("start")
-            await bench.step(2)
+            await start_run(bench, control, report, component.config_latency, f"run {index} after a reset")
         begin_cycle = bench.cycle
         where = f"run {index} ({pattern.to_dict()}, L={run['seq_len']}, heads={run['heads']}, {shape})"
         try:
