@@ -167,8 +167,9 @@ class SystolicArray(wiring.Component):
         Result FIFO depth in tiles (``rows`` entries each); ``None`` derives one
         deep enough for the shortest tiles to stream without credit stalls.
     sliding : bool
-        Build the diagonal dataflow: the ``sliding`` input, the ``diagonal``, ``stationary``
-        and ``load`` step flags, ``rows + cols - 1`` lanes on ``b`` and the weights' stream ``p``.
+        Build the diagonal dataflow: the ``sliding`` input, the ``diagonal``, ``stationary``,
+        ``load`` and ``global_column`` step flags, ``rows + cols`` lanes on ``b`` (the tile's and the
+        global one) and the weights' stream ``p``.
 
     Attributes
     ----------
