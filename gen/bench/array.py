@@ -17,7 +17,7 @@ from .pages import DOCS, write_page
 
 __all__ = ["run", "PARTS"]
 
-PARTS = ("utilization", "area", "fmax")
+PARTS = ("utilization", "area", "fmax", "sliding")
 SIZES = [(4, 4), (8, 8), (16, 16)]
 TILES, DEPTH = 64, 64
 # Published per-PE LUT figures (Xilinx, LUT-only) quoted by the issue.
@@ -38,6 +38,35 @@ def _utilization(sim: str) -> list[str]:
         lines.append(f"| {rows}×{cols} | {TILES} × {DEPTH} | {report['cycles']} | {ideal} | "
                      f"{ideal / report['cycles']:.1%} | {steady} | {report['model_cycles']} |")
     return lines
+
+
+def _sliding_block(sim: str, head_dim: int = 64, tiles: int = 28) -> list[str]:
+    """One query block of a diagonal run as the engine will issue it (docs/sparse.md): score tile t
+    (head_dim diagonal steps), then the value tile of t - 1 (its weights loaded on p, head_dim / cols
+    stationary chunks of cols steps), the global column in one tile; 8×8, ECP5 primitives, the result
+    FIFO sized as the engine sizes it for value tiles."""
+    rows = cols = 8
+    order = [("score", 0)] + [step for t in range(1, tiles) for step in (("score", t), ("value", t - 1))]
+    order.append(("value", tiles - 1))
+    depths, kinds, loads, globals_ = [], [], [], []
+    for kind, t in order:
+        chunks = 1 if kind == "score" else head_dim // cols
+        for c in range(chunks):
+            depths.append(head_dim if kind == "score" else cols)
+            kinds.append("diagonal" if kind == "score" else "stationary")
+            loads.append(kind == "value" and c == 0)
+            globals_.append(t == 1)
+    params = dict(rows=rows, cols=cols, max_reduction=head_dim, sliding=True, multiplier="ecp5", fifo_memory="ecp5")
+    probe = elaborate("array", dict(params, result_tiles=1))
+    probe._MustUse__silence = True  # asked for its credit hold only
+    params["result_tiles"] = -(-probe.credit_hold // cols)
+    report = simulate_array(params, sim=sim, seed=3, tiles=depths, kinds=kinds, loads=loads, global_columns=globals_)
+    assert report["passed"], report
+    steps = sum(depths)
+    return ["| array | tiles (score + value) | steps | cycles (first step in → last row out) | model | "
+            "steps per cycle |", "|---|---|---|---|---|---|",
+            f"| 8×8 sliding | {tiles} + {tiles} (d = {head_dim}) | {steps} | {report['cycles']} | "
+            f"{report['model_cycles']} | {steps / report['cycles']:.1%} |"]
 
 
 def _synth_job(rows, cols, target, dsp):
@@ -96,6 +125,8 @@ def run(parts=PARTS, *, sim: str = "verilator", jobs: int = 2, seeds=(1, 2, 3), 
         sections["area"] = _area(jobs, sizes)
     if "fmax" in parts:
         sections["fmax"] = _fmax(seeds, jobs)
+    if "sliding" in parts:
+        sections["sliding"] = _sliding_block(sim)
     return write_page(out or DOCS / "array-benchmarks.md", _TEMPLATE, PARTS, sections, tiles=TILES, depth=DEPTH,
                       published=PUBLISHED)
 
@@ -103,7 +134,8 @@ def run(parts=PARTS, *, sim: str = "verilator", jobs: int = 2, seeds=(1, 2, 3), 
 _TEMPLATE = """# Systolic array: measured utilization, area and Fmax
 
 Written by `./dev.sh bench array` (`gen/bench/array.py`) on {date} ({machine}); {versions}.
-Re-run one part with `./dev.sh bench array --parts utilization` (or `area`, `fmax`).
+Re-run one part with `./dev.sh bench array --parts utilization` (or `area`, `fmax`, `sliding`); the other
+parts' sections stay as they were measured.
 The default array is 8-bit signed × 8-bit signed, `max_reduction = {depth}` (22-bit accumulators).
 
 ## Utilization: {tiles} tiles of reduction length {depth}, streams never stalled
@@ -141,4 +173,21 @@ Command: `./dev.sh bench array --parts fmax`.
 <!-- begin fmax -->
 {fmax}
 <!-- end fmax -->
+
+The sliding row is the array with the diagonal dataflow built in ([mac-array.md](mac-array.md#diagonal-tiles---sliding):
+diagonal Q·Kᵀ, weight-stationary P·V, the global column); alone: `fmax_sweep(_fmax_array, [("ecp5", "ecp5", True)],
+(1, 2), jobs=1)` of `attn_rtl.gen.bench.array`. Its earlier builds and their critical paths are in mac-array.md.
+
+## The sliding-window dataflow: one query block, back to back
+
+One query block of a diagonal run as the engine is to issue it ([sparse.md](sparse.md#sliding-window-diagonal-tiling-design-and-bounds-issue-24-in-progress)):
+score tile `t` (`d` diagonal steps), then the value tile of `t − 1` (its weights loaded on `p` meanwhile, `d/8`
+stationary chunks of 8 steps), 28 tiles (ViL stage 1's 2 × 14 a block inside the image), the global column in
+one of them; 8×8 with the ECP5 primitives, the result FIFO sized as the engine sizes it for value tiles;
+RTL simulation (Verilator), streams never stalled. The model is `SystolicArray.run_cycles`.
+Command: `./dev.sh bench array --parts sliding`.
+
+<!-- begin sliding -->
+{sliding}
+<!-- end sliding -->
 """
