@@ -53,8 +53,8 @@ class DiagonalScheduler(wiring.Component):
     each, in list order, tiles at ``base = cols·t − (rows − 1)`` with stride 1 and every key in the
     sequence.  A block of global queries only has no tile.
 
-    One candidate tile takes four cycles (thresholds, mask, up to two sends), whatever the
-    pattern: far below the array's ``2·d`` cycles a tile.  The last tile of a block is known
+    One candidate tile takes five cycles (thresholds, comparisons, mask, up to two sends), whatever
+    the pattern: far below the array's ``2·d`` cycles a tile.  The last tile of a block is known
     when the block's candidates are done, so each tile waits in a holding register for the next
     one.
 
@@ -170,8 +170,12 @@ class DiagonalScheduler(wiring.Component):
         span = Signal(range(2 * L + 2), **quiet)            # 2·half + 1: the window's columns
         first_start = Signal(key, **quiet)                  # first tile's base - q0: -s·half or -⌊kh/2⌋·W - half
         half_rows_reach = Signal(range(L * L + 1), **quiet)
+        # Run constants, each product in a register of its own before it is used (the walk starts
+        # cycles after the registers are taken).
+        stride_half = Signal(range(L * p["max_dilation"] + 1), **quiet)
         m.d.sync += [span.eq((half << 1) + 1), half_rows_reach.eq((starts_last >> 1) * width),
-                     first_start.eq(Mux(grid, -half_rows_reach - half, -(stride * half)))]
+                     stride_half.eq(stride * half),
+                     first_start.eq(Mux(grid, -half_rows_reach - half, -stride_half))]
         tile_step = Signal(range(C * p["max_dilation"] + 1), **quiet)   # s·cols
         block_step = Signal(range(R * p["max_dilation"] + 1), **quiet)  # s·rows
         m.d.sync += [tile_step.eq(stride * C), block_step.eq(stride * R)]
@@ -241,14 +245,18 @@ class DiagonalScheduler(wiring.Component):
         head_done = Mux(in_globals, tile_last & ~chunks_more, regular_done & (global_count == 0))
         candidate_block_last = Mux(in_globals, tile_last, tile_last & start_last)
 
-        # --- one candidate in four states: thresholds, mask, send the held tile, close the block (its
-        # extra global tiles, then its last tile).
-        THRESHOLDS, MASK, SEND, CLOSE, SETUP, IDLE = range(6)
-        state = Signal(range(6), init=IDLE)
+        # --- one candidate in five states: thresholds, comparisons, mask, send the held tile, close the
+        # block (its extra global tiles, then its last tile).
+        THRESHOLDS, COMPARE, MASK, SEND, CLOSE, SETUP, IDLE = range(7)
+        state = Signal(range(7), init=IDLE)
         lane_low, lane_high = Signal(key, **quiet), Signal(key, **quiet)   # lane offsets in [-base, L - base)
         row_real, row_plain = Signal(R, **quiet), Signal(R, **quiet)       # a query; a query not global
         row_x = [Signal(key, name=f"row_x_{r}", **quiet) for r in range(R)]   # query's x + column 0's offset
         column_open = Signal(C, **quiet)                  # cols·t + c within the span
+        lane_inside, lane_token = Signal(U, **quiet), Signal(U, **quiet)   # lane in the sequence; a global key
+        on_row = Signal(data.ArrayLayout(C, R), **quiet)  # the key in the query's image row (grid)
+        right_edge = [Signal(signed(len(width) + 1), name=f"right_edge_{c}", **quiet) for c in range(C)]   # W - c
+        m.d.sync += [right_edge[c].eq(width - c) for c in range(C)]
         token_offset = [Signal(key, name=f"token_offset_{g}", **quiet) for g in range(G)]   # token - base
         cand = Signal(data.StructLayout({"block": range(self.max_blocks), "q0": range(L), "base": key,
                                          "block_first": 1, "block_last": 1, "run_last": 1, "globals": 1}),
@@ -285,7 +293,7 @@ class DiagonalScheduler(wiring.Component):
                              cand.run_last.eq(head_done & (head == heads - 1)), block_first.eq(0)]
                 m.d.sync += [row_x[r].eq(query_x[r] + column0) for r in range(R)]
                 m.d.sync += [token_offset[g].eq(tokens[g] - base) for g in range(G)]
-                m.d.sync += state.eq(MASK)
+                m.d.sync += state.eq(COMPARE)
                 # The walker moves on: the candidate is in the registers above.
                 with m.If(in_globals):
                     with m.If(~tile_last):
@@ -314,20 +322,24 @@ class DiagonalScheduler(wiring.Component):
                 with m.Else():
                     m.d.sync += [head.eq(head + 1), block.eq(0), residue.eq(0)]
                     m.d.sync += open_block(0, offsets[:R], columns[:R])
-            with m.Case(MASK):
-                bits = []
-                for r in range(R):
-                    word = []
-                    for c in range(C):
-                        u = r + c
-                        offset = Mux(cand.globals, u, offsets[u])   # global blocks: stride 1
-                        inside = (offset >= lane_low) & (offset < lane_high)
-                        on_row = ~grid | cand.globals | ((row_x[r] >= -c) & (row_x[r] < width - c))
+            with m.Case(COMPARE):
+                # The comparisons, one per lane, lane and global, row and column, into registers: all in
+                # the cycle that also ANDs them, they made the ECP5 critical path (55 MHz, 12 ns of routing).
+                for u in range(U):
+                    offset = Mux(cand.globals, u, offsets[u])   # global blocks: stride 1
+                    m.d.sync += [
+                        lane_inside[u].eq((offset >= lane_low) & (offset < lane_high)),
                         # A pair with a global key is the global column's (global blocks keep every key).
-                        token = Cat(*[(g < global_count) & (token_offset[g] == offsets[u]) for g in range(G)]).any()
-                        word.append(row_plain[r] & column_open[c] & inside & on_row & (cand.globals | ~token))
-                    bits.append(Cat(*word))
-                window = Cat(*bits)
+                        lane_token[u].eq(~cand.globals & Cat(*[(g < global_count) & (token_offset[g] == offsets[u])
+                                                               for g in range(G)]).any()),
+                    ]
+                for r in range(R):
+                    m.d.sync += on_row[r].eq(Cat(*[~grid | cand.globals | ((row_x[r] >= -c) & (row_x[r] < right_edge[c]))
+                                                   for c in range(C)]))
+                m.d.sync += state.eq(MASK)
+            with m.Case(MASK):
+                window = Cat(*[Cat(*[row_plain[r] & column_open[c] & lane_inside[r + c] & on_row[r][c]
+                                     & ~lane_token[r + c] for c in range(C)]) for r in range(R)])
                 placed = Mux(cand.block_first, 0, carried)
                 # The block's next global key takes the last column if it lies past the span and the
                 # tile is computed anyway.

@@ -93,8 +93,8 @@ async def scheduler_runs(dut):
             continue
         expected = expected_tiles(pattern, run["seq_len"], run["heads"], rows, cols)
         count = len(expected["block"])
-        candidates = count * 4 + run["heads"] * run["seq_len"] * 64
-        budget = int(4 * candidates / (1.0 - cfg["stall"])) + component.setup_cycles + 100
+        candidates = count * 5 + run["heads"] * run["seq_len"] * 64
+        budget = int(5 * candidates / (1.0 - cfg["stall"])) + component.setup_cycles + 100
         if index == 0 and cfg["reset_mid"]:
             await bench.step(max(1, count))
             await bench.reset()
