@@ -229,6 +229,10 @@ class DiagonalScheduler(wiring.Component):
                      in_globals.eq(0)]
                     + [queries[r].eq(rows_q[r]) for r in range(R)] + [query_x[r].eq(rows_x[r]) for r in range(R)])
 
+        def open_head():
+            """Statements starting a head: its first block, residue 0."""
+            return [block.eq(0), residue.eq(0)] + open_block(0, offsets[:R], columns[:R])
+
         def open_global_block(first):
             return [in_globals.eq(1), chunk.eq(first), base.eq(-(R - 1)), block_first.eq(1),
                     chunk_rows.eq(Cat(*[first + r < global_count for r in range(R)])),
@@ -272,15 +276,14 @@ class DiagonalScheduler(wiring.Component):
             m.d.sync += self.tiles.valid.eq(0)
 
         with m.If(started):
-            m.d.sync += [state.eq(SETUP), head.eq(0), block.eq(0), residue.eq(0), held_valid.eq(0)]
+            m.d.sync += [state.eq(SETUP), head.eq(0), held_valid.eq(0)]
         # The run ends as its last tile is taken: busy until then, so no start drops a beat on offer.
         with m.If(self.tiles.valid & self.tiles.ready & self.tiles.payload.run_end):
             m.d.sync += [self.busy.eq(0), self.done.eq(1)]
         with m.Switch(state):
             with m.Case(SETUP):
                 with m.If(~setting_up):
-                    m.d.sync += open_block(0, offsets[:R], columns[:R])
-                    m.d.sync += state.eq(THRESHOLDS)
+                    m.d.sync += open_head() + [state.eq(THRESHOLDS)]
             with m.Case(THRESHOLDS):
                 real = Mux(in_globals, chunk_rows, Cat(*[queries[r] < seq_len for r in range(R)]))
                 is_token = [Cat(*[(g < global_count) & (queries[r] == tokens[g]) for g in range(G)]).any()
@@ -301,8 +304,7 @@ class DiagonalScheduler(wiring.Component):
                     with m.Elif(chunks_more):
                         m.d.sync += [block.eq(block + 1)] + open_global_block(chunk + R)
                     with m.Else():
-                        m.d.sync += [head.eq(head + 1), block.eq(0), residue.eq(0)]
-                        m.d.sync += open_block(0, offsets[:R], columns[:R])
+                        m.d.sync += [head.eq(head + 1)] + open_head()
                 with m.Elif(~tile_last):
                     m.d.sync += [base.eq(base + tile_step), left.eq(left - C), column0.eq(column0 + C)]
                 with m.Elif(~start_last):
@@ -320,8 +322,7 @@ class DiagonalScheduler(wiring.Component):
                 with m.Elif(global_count != 0):
                     m.d.sync += [block.eq(block + 1)] + open_global_block(0)
                 with m.Else():
-                    m.d.sync += [head.eq(head + 1), block.eq(0), residue.eq(0)]
-                    m.d.sync += open_block(0, offsets[:R], columns[:R])
+                    m.d.sync += [head.eq(head + 1)] + open_head()
             with m.Case(COMPARE):
                 # The comparisons, one per lane, lane and global, row and column, into registers: all in
                 # the cycle that also ANDs them, they made the ECP5 critical path (55 MHz, 12 ns of routing).
@@ -334,7 +335,8 @@ class DiagonalScheduler(wiring.Component):
                                                                for g in range(G)]).any()),
                     ]
                 for r in range(R):
-                    m.d.sync += on_row[r].eq(Cat(*[~grid | cand.globals | ((row_x[r] >= -c) & (row_x[r] < right_edge[c]))
+                    m.d.sync += on_row[r].eq(Cat(*[~grid | cand.globals
+                                                   | ((row_x[r] >= -c) & (row_x[r] < right_edge[c]))
                                                    for c in range(C)]))
                 m.d.sync += state.eq(MASK)
             with m.Case(MASK):
