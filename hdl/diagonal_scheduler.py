@@ -91,7 +91,8 @@ class DiagonalScheduler(wiring.Component):
         ``start``); ``config_ok``: the registers of ``config_latency`` cycles ago are in range.
     tiles : Out(stream)
         ``block`` (per head), ``q0`` (the block's first query), ``real`` (bit ``r``: row ``r``
-        holds a query), ``base`` (signed: lane 0's key), ``mask`` (``rows`` words of ``cols`` bits),
+        holds a query), ``queries`` (row ``r``'s query, 0 without one), ``emit`` (bit ``r``: the block
+        computes row ``r``'s output: a query, and in a plain block not a global one), ``base`` (signed: lane 0's key), ``mask`` (``rows`` words of ``cols`` bits),
         ``keep`` (bit ``u``: some element of lane ``u`` takes part, the keys a DMA fetches; the global
         column's elements are not lane ``u``'s), ``global_column`` and ``global_key`` (the last column
         is the global key ``global_tokens[global_key]``), ``global_block`` (its rows are global queries,
@@ -112,7 +113,8 @@ class DiagonalScheduler(wiring.Component):
         reach = 2 * L * max(p["max_dilation"], 1) + L * L + 2 * L + self.lanes * max(p["max_dilation"], 1) * 2
         self.key_shape = signed(reach.bit_length() + 1)
         self.tile_layout = data.StructLayout({
-            "block": range(self.max_blocks), "q0": range(L), "real": R, "base": self.key_shape,
+            "block": range(self.max_blocks), "q0": range(L), "real": R,
+            "queries": data.ArrayLayout(range(L), R), "emit": R, "base": self.key_shape,
             "mask": data.ArrayLayout(C, R), "keep": self.lanes, "global_column": 1,
             "global_key": range(max(p["max_globals"], 2)), "global_block": 1, "first": 1, "last": 1, "run_end": 1})
         super().__init__({
@@ -255,6 +257,7 @@ class DiagonalScheduler(wiring.Component):
         state = Signal(range(7), init=IDLE)
         lane_low, lane_high = Signal(key, **quiet), Signal(key, **quiet)   # lane offsets in [-base, L - base)
         row_real, row_plain = Signal(R, **quiet), Signal(R, **quiet)       # a query; a query not global
+        row_query = Signal(data.ArrayLayout(range(L), R), **quiet)
         row_x = [Signal(key, name=f"row_x_{r}", **quiet) for r in range(R)]   # query's x + column 0's offset
         column_open = Signal(C, **quiet)                  # cols·t + c within the span
         lane_inside, lane_token = Signal(U, **quiet), Signal(U, **quiet)   # lane in the sequence; a global key
@@ -295,6 +298,12 @@ class DiagonalScheduler(wiring.Component):
                              cand.block_first.eq(block_first), cand.block_last.eq(candidate_block_last),
                              cand.run_last.eq(head_done & (head == heads - 1)), block_first.eq(0)]
                 m.d.sync += [row_x[r].eq(query_x[r] + column0) for r in range(R)]
+                for r in range(R):
+                    # A global block's row r holds entry chunk + r of the list (chunk a multiple of rows).
+                    token = 0
+                    for g in range(r, G, R):
+                        token = Mux(chunk == g - r, tokens[g], token)
+                    m.d.sync += row_query[r].eq(Mux(real[r], Mux(in_globals, token, queries[r]), 0))
                 m.d.sync += [token_offset[g].eq(tokens[g] - base) for g in range(G)]
                 m.d.sync += state.eq(COMPARE)
                 # The walker moves on: the candidate is in the registers above.
@@ -360,6 +369,7 @@ class DiagonalScheduler(wiring.Component):
                     lane_mask = [Cat(*[mask[r][u - r] & ~(carries & (u - r == C - 1))
                                        for r in range(R) if 0 <= u - r < C]).any() for u in range(U)]
                     m.d.sync += [held.block.eq(cand.block), held.q0.eq(cand.q0), held.real.eq(row_real),
+                                 held.queries.eq(row_query), held.emit.eq(row_plain),
                                  held.base.eq(cand.base), held.mask.eq(mask), held.keep.eq(Cat(*lane_mask)),
                                  held.global_column.eq(carries), held.global_key.eq(Mux(carries, carried_key, 0)),
                                  held.global_block.eq(cand.globals),

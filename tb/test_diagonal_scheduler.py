@@ -17,7 +17,7 @@ import numpy as np
 from cocotb.clock import Clock
 
 from attn_rtl.hdl.diagonal_scheduler import DiagonalScheduler
-from attn_rtl.sim.sliding import diagonal_tiles
+from attn_rtl.sim.sliding import computed_rows, diagonal_tiles
 from attn_rtl.sim.sparse import pattern_from_dict, register_values
 
 from .harness import begin, start_run
@@ -26,7 +26,7 @@ from .streams import Control, StreamBench, StreamSink
 PARAMS = ("rows", "cols", "max_seq_len", "max_heads", "max_dilation", "max_globals")
 REGISTERS = ("pattern", "window", "dilation", "grid_h", "grid_w", "window_h", "window_w", "global_count",
              "global_tokens")
-FIELDS = ("block", "q0", "real", "base", "mask", "keep", "global_column", "global_key", "global_block", "first",
+FIELDS = ("block", "q0", "real", "queries", "emit", "base", "mask", "keep", "global_column", "global_key", "global_block", "first",
           "last", "run_end")
 
 
@@ -51,7 +51,9 @@ def expected_tiles(pattern, seq_len: int, heads: int, rows: int, cols: int) -> d
     first[1:] = block[1:] != block[:-1]
     last = np.ones(n, bool)
     last[:-1] = block[:-1] != block[1:]
-    one = dict(block=block, q0=tiles.queries[block, 0], real=tiles.queries[block] >= 0, base=tiles.base,
+    emit = np.array([computed_rows(tiles, b) for b in range(len(tiles.queries))]).reshape(-1, rows)
+    one = dict(block=block, q0=tiles.queries[block, 0], real=tiles.queries[block] >= 0,
+               queries=np.maximum(tiles.queries[block], 0), emit=emit[block], base=tiles.base,
                mask=tiles.mask, keep=tiles.keep, global_column=tiles.global_key >= 0,
                global_key=np.maximum(tiles.global_key, 0), global_block=tiles.global_block[block], first=first,
                last=last)
@@ -116,7 +118,11 @@ async def scheduler_runs(dut):
             report.check(False, f"{where}: {len(got['block'])} tiles, expected {count}")
             continue
         got["mask"] = [[[(w >> (r * cols + c)) & 1 for c in range(cols)] for r in range(rows)] for w in got["mask"]]
-        got["real"] = [[(w >> r) & 1 for r in range(rows)] for w in got["real"]]
+        for name in ("real", "emit"):
+            got[name] = [[(w >> r) & 1 for r in range(rows)] for w in got[name]]
+        query_bits = layout["queries"].width // rows
+        got["queries"] = [[(w >> (r * query_bits)) & ((1 << query_bits) - 1) for r in range(rows)]
+                          for w in got["queries"]]
         got["keep"] = [[(w >> u) & 1 for u in range(lanes)] for w in got["keep"]]
         for name in FIELDS:
             report.compare(f"{where} {name}", np.array(got[name], np.int64), expected[name].astype(np.int64))
