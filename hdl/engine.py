@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
@@ -13,6 +14,7 @@ from attn_rtl.params import boolean, positive_int, reject_unknown
 
 from .block_ram import EBR_DEPTH, registered_ram
 from .credit_fifo import check_fifo_memory
+from .diagonal_scheduler import DiagonalScheduler
 from .head_importance import HeadImportance
 from .importance import TokenImportance
 from .multiplier import check_multiplier
@@ -22,7 +24,7 @@ from .register_slice import RegisterSlice
 from .reset_tree import ResetTree
 from .row_flags import RowFlags
 from .softmax import SoftmaxUnit
-from .sparse_scheduler import SparseScheduler, scheduler_params
+from .sparse_scheduler import PATTERN_CODES, SparseScheduler, scheduler_params
 from .systolic_array import SystolicArray
 
 __all__ = ["AttentionEngine", "engine_params", "ENGINE_DEFAULTS", "PATTERN_REGISTERS"]
@@ -40,6 +42,7 @@ ENGINE_DEFAULTS = {
     "max_heads": 16,
     "prob_tiles": 3,
     "sparse": False,
+    "sliding": False,
     "importance": False,
     "row_flags": False,
     "max_dilation": 64,
@@ -68,6 +71,10 @@ def engine_params(**params) -> dict:
     positive_int("prob_tiles", p["prob_tiles"], at_most=16)
     scheduler_params(rows=p["rows"], cols=p["cols"], max_seq_len=p["max_seq_len"], max_heads=p["max_heads"],
                      max_dilation=p["max_dilation"], max_globals=p["max_globals"], sparse=p["sparse"])
+    boolean("sliding", p["sliding"])
+    if p["sliding"] and not p["sparse"]:
+        raise ValueError("sliding needs a sparse engine (sparse = true): its diagonal runs take the window, "
+                         "dilated and grid patterns")
     boolean("importance", p["importance"])
     boolean("row_flags", p["row_flags"])
     for feature in ("importance", "row_flags"):
@@ -213,9 +220,20 @@ class AttentionEngine(wiring.Component):
         self.scheduler._MustUse__silence = True   # elaborated inside the engine
         sched = self.scheduler.signature.members
         pattern_ports = {name: sched[name] for name in PATTERN_REGISTERS} if p["sparse"] else {}
+        self.sliding = S = p["sliding"]
+        # K and V lanes: a diagonal tile's rows + cols - 1 keys and its global key.
+        self.kv_lanes = R + C if S else C
         if p["sparse"]:
-            pattern_ports["kv_index"] = Out(stream.Signature(data.StructLayout({
-                "keys": data.ArrayLayout(range(p["max_seq_len"]), C), "count": range(C + 1), "last": 1})))
+            index_fields = {"keys": data.ArrayLayout(range(p["max_seq_len"]), self.kv_lanes), "count": range(C + 1),
+                            "last": 1}
+            if S:
+                index_fields.update({"keep": self.kv_lanes, "first": 1,
+                                     "queries": data.ArrayLayout(range(p["max_seq_len"]), R), "query_keep": R})
+            pattern_ports["kv_index"] = Out(stream.Signature(data.StructLayout(index_fields)))
+        if S:
+            pattern_ports["diagonal"] = In(1)
+            self.diagonal_scheduler = self._diagonal_scheduler()
+            self.diagonal_scheduler._MustUse__silence = True   # elaborated inside the engine
         importance_ports = {}
         if p["importance"]:
             self.token_importance_unit = self._token_importance()
@@ -247,14 +265,15 @@ class AttentionEngine(wiring.Component):
             "launched": Out(1), "group_size": Out(range(p["max_heads"] * 2 + 1)),
             "cycles": Out(32),
             "q": In(stream.Signature(data.ArrayLayout(self.value_shape, R))),
-            "k": In(stream.Signature(data.ArrayLayout(self.value_shape, C))),
-            "v": In(stream.Signature(data.ArrayLayout(self.value_shape, C))),
+            "k": In(stream.Signature(data.ArrayLayout(self.value_shape, self.kv_lanes))),
+            "v": In(stream.Signature(data.ArrayLayout(self.value_shape, self.kv_lanes))),
             "o": Out(stream.Signature(data.StructLayout({
                 "data": data.ArrayLayout(self.value_shape, C), "last": 1}))),
         })
         self._array_params = dict(
             rows=R, cols=C, a_width=nm.prob_width + 1, a_signed=True, b_width=w, b_signed=True,
-            max_reduction=max(p["max_head_dim"], C), multiplier=p["multiplier"], fifo_memory=p["fifo_memory"])
+            max_reduction=max(p["max_head_dim"], C), multiplier=p["multiplier"], fifo_memory=p["fifo_memory"],
+            **({"sliding": True} if S else {}))
         # Value tiles are cols steps long: enough result FIFO for them to stream back to back.
         probe = SystolicArray(**self._array_params, result_tiles=1)
         probe._MustUse__silence = True
@@ -266,6 +285,11 @@ class AttentionEngine(wiring.Component):
         p = self.params
         return SparseScheduler(rows=self.rows, cols=self.cols, max_seq_len=p["max_seq_len"], max_heads=p["max_heads"],
                                max_dilation=p["max_dilation"], max_globals=p["max_globals"], sparse=p["sparse"])
+
+    def _diagonal_scheduler(self) -> DiagonalScheduler:
+        p = self.params
+        return DiagonalScheduler(rows=self.rows, cols=self.cols, max_seq_len=p["max_seq_len"], max_heads=p["max_heads"],
+                                 max_dilation=p["max_dilation"], max_globals=p["max_globals"])
 
     def _token_importance(self) -> TokenImportance:
         p = self.params
@@ -296,6 +320,8 @@ class AttentionEngine(wiring.Component):
         softmax, acc = self._softmax(), self._accumulator(array.acc_shape.width)
         found = {"array": array, "softmax": softmax, "output_accumulator": acc, "scheduler": self._scheduler(),
                  "softmax_slice": RegisterSlice(softmax.scores.payload.shape(), target=self.params["multiplier"])}
+        if self.sliding:
+            found["diagonal_scheduler"] = self._diagonal_scheduler()
         if self.params["importance"]:
             found.update(token_importance=self._token_importance(), head_importance=self._head_importance())
         if self.params["row_flags"]:
@@ -354,6 +380,59 @@ class AttentionEngine(wiring.Component):
             importance_bits = tok.words * self.cols * tok.width + p["max_heads"] * (heads.width + 1)
         return q_bits + prob_bits + acc_bits + importance_bits
 
+    def _merged_tiles(self, m, sched, dsched, diag_run, taken):
+        """A sliding build's tiles: one registered stream of either scheduler's (the run's), each tile in
+        the layout the engine queues (returned) and with what ``kv_index`` tells the DMA: the lanes' keys
+        and keep bits and, in diagonal runs, the block's queries.  Returns ``(layout, stream)``."""
+        p = self.params
+        R, C, L, G, U = self.rows, self.cols, p["max_seq_len"], p["max_globals"], self.kv_lanes
+        tile = data.StructLayout({"count": range(C + 1), "first": 1, "last": 1, "run_end": 1, "scan": 1,
+                                  "mask": data.ArrayLayout(C, R), "emit": R, "global_column": 1})
+        merged = data.StructLayout({"tile": tile, "keys": data.ArrayLayout(range(L), U), "count": range(C + 1),
+                                    "keep": U, "first": 1, "last": 1, "queries": data.ArrayLayout(range(L), R),
+                                    "query_keep": R})
+        out = SimpleNamespace(valid=Signal(name="merged_tiles_valid"), ready=Signal(name="merged_tiles_ready"),
+                              payload=Signal(merged, name="merged_tiles", reset_less=True))
+        # Lane u of a diagonal tile is key base + s·u (s the dilation, else 1): s·u per lane is a run
+        # constant, each in a register.
+        stride = Signal(range(p["max_dilation"] + 1), name="diagonal_stride", reset_less=True)
+        m.d.sync += stride.eq(Mux(taken["pattern"] == PATTERN_CODES["dilated"], taken["dilation"], 1))
+        lane_offset = []
+        for u in range(U - 1):
+            offset = Signal(range(u * p["max_dilation"] + 1), name=f"lane_offset_{u}", reset_less=True)
+            m.d.sync += offset.eq(stride * u)
+            lane_offset.append(offset)
+        gathered, diagonal = sched.tiles, dsched.tiles
+        free = ~out.valid | out.ready
+        m.d.comb += [gathered.ready.eq(~diag_run & free), diagonal.ready.eq(diag_run & free)]
+        d, g, o = diagonal.payload, gathered.payload, out.payload
+        with m.If(free):
+            m.d.sync += out.valid.eq(Mux(diag_run, diagonal.valid, gathered.valid))
+            with m.If(diag_run):
+                token = 0
+                for k in range(G):
+                    token = Mux(d.global_key == k, taken["global_tokens"][k], token)
+                m.d.sync += [
+                    o.tile.count.eq(C), o.tile.first.eq(d.first), o.tile.last.eq(d.last),
+                    o.tile.run_end.eq(d.run_end), o.tile.scan.eq(0), o.tile.mask.eq(d.mask), o.tile.emit.eq(d.emit),
+                    o.tile.global_column.eq(d.global_column),
+                    *[o.keys[u].eq(Mux(d.keep[u], d.base + lane_offset[u], 0)) for u in range(U - 1)],
+                    o.keys[U - 1].eq(Mux(d.global_column, token, 0)),
+                    o.keep.eq(Cat(d.keep, d.global_column)), o.count.eq(C),
+                    o.first.eq(d.first), o.last.eq(d.last), o.queries.eq(d.queries), o.query_keep.eq(d.real),
+                ]
+            with m.Else():
+                m.d.sync += [
+                    o.tile.count.eq(g.count), o.tile.first.eq(g.first), o.tile.last.eq(g.last),
+                    o.tile.run_end.eq(g.run_end), o.tile.scan.eq(g.scan), o.tile.mask.eq(g.mask),
+                    o.tile.emit.eq(Cat(*[g.block * R + r < sched.queries for r in range(R)])),
+                    o.tile.global_column.eq(0),
+                    *[o.keys[u].eq(g.keys[u] if u < C else 0) for u in range(U)],
+                    o.keep.eq(Cat(*[g.count > u for u in range(C)])), o.count.eq(g.count),
+                    o.first.eq(g.first), o.last.eq(g.last), o.queries.eq(0), o.query_keep.eq(0),
+                ]
+        return tile, out
+
     def elaborate(self, platform):
         m = Module()
         p, nm = self.params, self.nm
@@ -377,6 +456,13 @@ class AttentionEngine(wiring.Component):
         acc, sched = self._accumulator(array.acc_shape.width), self.scheduler
         for name, unit in (("array", array), ("softmax", softmax), ("accumulator", acc), ("scheduler", sched)):
             m.submodules[name] = tree.unit(name, unit)
+        S = self.sliding
+        if S:
+            # Both schedulers are compared against the same checked start; their configuration checks
+            # must settle in the same cycles.
+            assert DiagonalScheduler.config_latency == SparseScheduler.config_latency
+            dsched = self.diagonal_scheduler
+            m.submodules.diagonal_scheduler = tree.unit("diagonal_scheduler", dsched)
         # --- control: start, runtime registers, busy/done/error, cycle counter.
         # A start takes the runtime registers into flip-flops (busy rises), checks them from there
         # over the scheduler's config_latency cycles and one more, then starts the run or raises
@@ -391,7 +477,7 @@ class AttentionEngine(wiring.Component):
         head_dim_last = Signal(range(d_max))
         scale_mult, scale_shift = Signal(nm.mult_width), Signal(range(64))
         taken = {name: Signal.like(getattr(self, name), name=f"taken_{name}")
-                 for name in (PATTERN_REGISTERS if p["sparse"] else ())
+                 for name in (PATTERN_REGISTERS if p["sparse"] else ()) + (("diagonal",) if S else ())
                  + (("importance",) if p["importance"] else ()) + (("threshold",) if p["row_flags"] else ())}
         # Query heads per K/V head, heads / kv_heads, by restoring division over the check's first
         # cycles (one quotient bit each, from the top): `group` ends as the quotient, `spare` the remainder.
@@ -401,6 +487,9 @@ class AttentionEngine(wiring.Component):
                      sched.group.eq(group)]
         if p["sparse"]:
             m.d.comb += [getattr(sched, name).eq(taken[name]) for name in PATTERN_REGISTERS]
+        if S:
+            m.d.comb += [getattr(dsched, name).eq(taken[name]) for name in PATTERN_REGISTERS]
+            m.d.comb += [dsched.seq_len.eq(seq_len), dsched.heads.eq(kv_heads)]
         imp = p["importance"]
         imp_run = Signal()   # this run ranks tokens and heads
         meta_ok = Signal(init=1)             # room to queue a score tile's figures (importance)
@@ -422,10 +511,21 @@ class AttentionEngine(wiring.Component):
                               & (query_len >= 1) & (query_len <= seq_len)
                               & (head_dim >= 1) & (head_dim <= d_max) & (scale_shift <= nm.max_shift)
                               & (~taken["importance"] | (group == 1) if p["importance"] else 1)
-                              & ((group == 1) if p["row_flags"] else 1))
+                              & ((group == 1) if p["row_flags"] else 1)
+                              # Diagonal runs: one query head per K/V head, every position a query.
+                              & (~taken["diagonal"] | ((group == 1) & (query_len == seq_len)) if S else 1))
         checked = checking[-1]
-        m.d.comb += [started.eq(checked & own_ok & sched.config_ok), sched.start.eq(started),
-                     self.launched.eq(started), self.group_size.eq(group)]
+        diag_run = Signal()   # this run takes the diagonal tiles (a sliding build's diagonal run)
+        if S:
+            config_ok = Mux(taken["diagonal"], dsched.config_ok, sched.config_ok)
+            m.d.comb += [started.eq(checked & own_ok & config_ok), sched.start.eq(started & ~taken["diagonal"]),
+                         dsched.start.eq(started & taken["diagonal"]),
+                         self.launched.eq(started), self.group_size.eq(group)]
+            with m.If(started):
+                m.d.sync += diag_run.eq(taken["diagonal"])
+        else:
+            m.d.comb += [started.eq(checked & own_ok & sched.config_ok), sched.start.eq(started),
+                         self.launched.eq(started), self.group_size.eq(group)]
         if imp:
             m.d.comb += sched.importance.eq(taken["importance"])
             with m.If(started):
@@ -512,6 +612,10 @@ class AttentionEngine(wiring.Component):
             return Mux(bound - base >= size, size, bound - base)
 
         tile_layout = sched.tile_layout
+        if S:
+            tile_layout, tile_in = self._merged_tiles(m, sched, dsched, diag_run, taken)
+        else:
+            tile_in = sched.tiles
         m.submodules.score_tiles = score_tiles = fifo.SyncFIFOBuffered(width=tile_layout.size, depth=5)
         # Room for a tile as a flip-flop an entry early (the scheduler writes at most one a cycle; the
         # FIFO is an entry deeper for it): its own w_rdy, a level compare, led into the scheduler's
@@ -530,18 +634,25 @@ class AttentionEngine(wiring.Component):
             index_waiting = Signal(name="kv_index_waiting")
             m.d.sync += index_waiting.eq(self.kv_index.valid & ~self.kv_index.ready)
             tile_room = score_room | index_waiting
-        m.d.comb += [score_tiles.w_data.eq(sched.tiles.payload),
-                     score_tiles.w_en.eq(sched.tiles.valid & index_ready & tile_room),
-                     sched.tiles.ready.eq(tile_room & index_ready)]
+        m.d.comb += [score_tiles.w_en.eq(tile_in.valid & index_ready & tile_room),
+                     tile_in.ready.eq(tile_room & index_ready)]
         if p["sparse"]:
-            m.d.comb += [self.kv_index.valid.eq(sched.tiles.valid & tile_room & live),
-                         self.kv_index.payload.keys.eq(sched.tiles.payload.keys),
-                         self.kv_index.payload.count.eq(sched.tiles.payload.count),
-                         self.kv_index.payload.last.eq(sched.tiles.payload.last)]
+            m.d.comb += [self.kv_index.valid.eq(tile_in.valid & tile_room & live),
+                         self.kv_index.payload.keys.eq(tile_in.payload.keys),
+                         self.kv_index.payload.count.eq(tile_in.payload.count),
+                         self.kv_index.payload.last.eq(tile_in.payload.last)]
+        if S:
+            m.d.comb += [score_tiles.w_data.eq(tile_in.payload.tile)]
+            m.d.comb += [getattr(self.kv_index.payload, name).eq(getattr(tile_in.payload, name))
+                         for name in ("keep", "first", "queries", "query_keep")]
+        else:
+            m.d.comb += score_tiles.w_data.eq(tile_in.payload)
         sd_keys = sd.count
 
         # keys_last: the tile's last key (count - 1), so its value tile's last step is an equality.
-        value_layout = data.StructLayout({"keys_last": range(C), "rows": range(R + 1), "first": 1, "last": 1,
+        # Which rows of the block emit and end it: a count of rows, or (sliding builds) a bit per row.
+        row_fields = {"emit": R, "end_row": R, "global_column": 1} if S else {"rows": range(R + 1)}
+        value_layout = data.StructLayout({"keys_last": range(C), **row_fields, "first": 1, "last": 1,
                                           "run_end": 1})
         m.submodules.value_tiles = value_tiles = fifo.SyncFIFOBuffered(width=value_layout.size, depth=NB + 1)
         vd = data.View(value_layout, value_tiles.r_data)
@@ -581,8 +692,15 @@ class AttentionEngine(wiring.Component):
         q_pick_next = Signal()   # the stage's Q is the "next" copy's: the score step moved on
         q_full = Signal(2)
         q_wbank, q_rbank = Signal(), Signal()
+        loads_left = ~ql_done
+        if S:
+            # A diagonal run loads the Q of each block that has tiles, as its first tile is queued (blocks
+            # of global queries only have none, and dilated blocks go residue by residue): blocks queued
+            # and not yet loaded.
+            blocks_waiting = Signal(range(score_tiles.depth + 3))
+            loads_left = Mux(diag_run, blocks_waiting != 0, ~ql_done)
         m.d.comb += [
-            q_ready.eq(running & ~ql_done & ~q_full.bit_select(q_wbank, 1)),
+            q_ready.eq(running & loads_left & ~q_full.bit_select(q_wbank, 1)),
             self.q.ready.eq(q_ready & live),
             q_fire.eq(self.q.valid & q_ready),
             q_waddr.eq(Cat(ql["k"][:q_beat_bits], q_wbank)),
@@ -595,6 +713,12 @@ class AttentionEngine(wiring.Component):
             with m.If(ql_last["k"]):
                 m.d.comb += q_loaded.eq(1)
                 m.d.sync += q_wbank.eq(~q_wbank)
+        if S:
+            announced = score_tiles.w_en & tile_in.payload.tile.first & diag_run
+            with m.If(started):
+                m.d.sync += blocks_waiting.eq(0)
+            with m.Else():
+                m.d.sync += blocks_waiting.eq(blocks_waiting + announced - (q_loaded & diag_run))
 
         # --- probability buffers: written row by row by the softmax, read column by column by value tiles.
         prob_shape = unsigned(nm.prob_width)
@@ -634,6 +758,7 @@ class AttentionEngine(wiring.Component):
         # routing to the buffers).  A buffer is complete a cycle later accordingly.
         # (A kept copy of the word per row, 1,200 flip-flops, made one 8x8 engine seed run over 40
         # minutes without finishing at a455140, against 12 before: not kept.)
+        load_reads = []   # sliding builds: the weight loader's read ports
         word_in = register(m, Cat(probs.payload.p, probs.payload.scale_mant, probs.payload.scale_exp), "p_word_in")
         for r in range(R):
             m.submodules[f"p_buf_{r}"] = row_mem = memory.Memory(shape=p_word, depth=NB, init=[])
@@ -645,6 +770,8 @@ class AttentionEngine(wiring.Component):
                 write.data.eq(word_in),
             ]
             p_reads.append(read)
+            if S:
+                load_reads.append(row_mem.read_port(domain="comb"))
         with m.If(probs.valid & kept):
             with m.If(probs.payload.slot == R - 1):
                 m.d.comb += p_completed.eq(1)
@@ -716,10 +843,13 @@ class AttentionEngine(wiring.Component):
         sel_value, sel_next = Signal(), Signal()
         sel_ok = in_tile | ((value_ready | score_ready) & tags_room)
         st_valid, st_value, st_last = Signal(), Signal(reset_less=True), Signal(reset_less=True)
-        st_b = Signal(data.ArrayLayout(self.value_shape, C), reset_less=True)   # qualified by st_valid
+        st_b = Signal(data.ArrayLayout(self.value_shape, self.kv_lanes), reset_less=True)   # qualified by st_valid
         st_p = Signal(data.ArrayLayout(prob_shape, R), reset_less=True)
         stage_free = ~st_valid | array.a.ready
-        operand_ok = Mux(sel_value, self.v.valid, self.k.valid)
+        # Diagonal runs: a value tile's last column chunk is padded to cols stationary steps, which take
+        # no v beat (v_pad: the step's head-dimension column is past head_dim).
+        v_pad = Signal(name="value_step_padding") if S else Const(0)
+        operand_ok = Mux(sel_value, self.v.valid | v_pad if S else self.v.valid, self.k.valid)
         issue = Signal()
         m.d.comb += issue.eq(running & sel_ok & operand_ok & stage_free)
         issue_value, issue_score = issue & sel_value, issue & ~sel_value
@@ -745,6 +875,14 @@ class AttentionEngine(wiring.Component):
         column_sel = [kept_register(m, sel_next, f"sel_value_c{c}", target=p["multiplier"], reset=True)
                       for c in range(C)]
         row_free = [stage_copy(f"r{r}", array.accepts_end[C + r]) for r in range(R)]
+        if S:
+            # The sliding array also refuses steps that do not end a tile (a weight swap before its
+            # weights are in) and tile ends it holds for other reasons (after a stationary tile), which
+            # accepts_end does not say: the stage's registers hold on stage_free itself.
+            column_free = [stage_free] * C
+            row_free = [stage_free] * R
+            column_sel += [kept_register(m, sel_next, f"sel_value_c{c}", target=p["multiplier"], reset=True)
+                           for c in range(C, self.kv_lanes)]
         row_value = [kept_register(m, st_value_next, f"st_value_r{r}", target=p["multiplier"]) for r in range(R)]
 
         # The operand stage (and the Q read) load whenever the stage is free, not only on issue: a
@@ -775,12 +913,12 @@ class AttentionEngine(wiring.Component):
             row_rptr.append(copy[:len(p_rptr)])
             row_j.append(copy[len(p_rptr):])
         m.d.comb += [
-            self.k.ready.eq(issue_score & live), self.v.ready.eq(issue_value & live),
+            self.k.ready.eq(issue_score & live), self.v.ready.eq((issue_value & ~v_pad if S else issue_value) & live),
             q_operand_enable.eq(stage_free),
         ]
         m.d.sync += [st_valid.eq(st_valid_next), st_value.eq(st_value_next), st_last.eq(st_last_next)]
-        for c in range(C):
-            with m.If(column_free[c]):
+        for c in range(self.kv_lanes):
+            with m.If(column_free[c] if c < C else stage_free):
                 m.d.sync += st_b[c].eq(Mux(column_sel[c], self.v.payload[c], self.k.payload[c]))
         for r in range(R):
             m.d.comb += p_reads[r].addr.eq(row_rptr[r])
@@ -800,8 +938,8 @@ class AttentionEngine(wiring.Component):
             # Which rows emit and which ends the block, as a bit per row: the result router picks its
             # row's bit instead of comparing the row with the count (a carry chain after the tag FIFO's
             # distributed RAM: the 8x8 engine's critical path at 3f439bd, seed 2).
-            tag.emit_rows.eq(Cat(*[vd.rows > r for r in range(R)])),
-            tag.end_row.eq(Cat(*[vd.rows == r + 1 for r in range(R)])),
+            tag.emit_rows.eq(vd.emit if S else Cat(*[vd.rows > r for r in range(R)])),
+            tag.end_row.eq(vd.end_row if S else Cat(*[vd.rows == r + 1 for r in range(R)])),
             tag.lanes.eq(remaining(vl["cc"], head_dim, C)),
             tag.run_end.eq(run_end),
             # Each row's factor is selected by that row's copy of p_rptr (p_rptr drove 557 LUTs).
@@ -855,8 +993,13 @@ class AttentionEngine(wiring.Component):
         # A score tile queues its value tile's figures as it starts, and leaves the scheduler's
         # queue with its last step.
         queued = Signal(value_layout)
+        if S:
+            m.d.comb += [queued.emit.eq(sd.emit), queued.global_column.eq(sd.global_column),
+                         queued.end_row.eq(Cat(*[sd.emit[r] & ~sd.emit[r + 1:].any() for r in range(R)]))]
+        else:
+            m.d.comb += queued.rows.eq(remaining(sd.block * R, sched.queries, R))
         m.d.comb += [
-            queued.keys_last.eq(sd_keys - 1), queued.rows.eq(remaining(sd.block * R, sched.queries, R)),
+            queued.keys_last.eq(sd_keys - 1),
             queued.first.eq(sd.first), queued.last.eq(sd.last), queued.run_end.eq(sd.run_end),
             value_tiles.w_data.eq(queued),
             value_tiles.w_en.eq(score_starts & ~sd.scan),
@@ -945,6 +1088,53 @@ class AttentionEngine(wiring.Component):
             array.a.payload.last.eq(st_last), array.a.valid.eq(st_valid),
             array.b.payload.eq(st_b), array.b.valid.eq(st_valid),
         ]
+
+        # --- sliding builds: the step flags (diagonal score steps; stationary value steps, the first of a
+        # value tile swapping its weights in; the global column), the padding of a value tile's last
+        # chunk, and the weight loader: each probability buffer, once complete, goes to the array's p
+        # column by column (the value tile's load step waits for it in the array).
+        if S:
+            # A score tile's global column, kept from its first step (its head leaves the queue then).
+            score_global = Signal(name="score_global_column", reset_less=True)
+            with m.If(score_starts):
+                m.d.sync += score_global.eq(sd.global_column)
+            st_load, st_global = Signal(name="st_load", reset_less=True), Signal(name="st_global", reset_less=True)
+            with m.If(stage_free):
+                m.d.sync += [st_load.eq(sel_value & ~in_tile & (vl_chunk == 0)),
+                             st_global.eq(Mux(sel_value, vd.global_column,
+                                              Mux(in_tile, score_global, sd.global_column)))]
+            m.d.comb += [array.sliding.eq(diag_run),
+                         array.a.payload.diagonal.eq(diag_run & ~st_value),
+                         array.a.payload.stationary.eq(diag_run & st_value),
+                         array.a.payload.load.eq(diag_run & st_load),
+                         array.a.payload.global_column.eq(diag_run & st_global)]
+            # Padding: the step's head-dimension column (cc + j, consecutive in diagonal runs) past head_dim.
+            column = Signal(range(self.max_chunks * C + 1), name="value_column")
+            with m.If(started):
+                m.d.sync += [column.eq(0), v_pad.eq(0)]
+            with m.Elif(issue_value):
+                following = Mux(vl_last["j"] & vl_last["cc"], 0, column + 1)
+                m.d.sync += [column.eq(following), v_pad.eq(diag_run & (following >= head_dim))]
+            # The weight loader, in ring order from the buffer the run's first value tile reads.
+            loading = Signal(range(NB), name="weights_buffer")
+            column_of = Signal(range(C), name="weights_column")
+            loaded = Signal(NB, name="weights_loaded")   # in the array's chain or swapped in, not yet freed
+            out_valid = Signal(name="weights_valid")
+            out = Signal(array.p.payload.shape(), name="weights", reset_less=True)
+            m.d.comb += [array.p.valid.eq(out_valid), array.p.payload.eq(out)]
+            m.d.comb += [read.addr.eq(loading) for read in load_reads]
+            ready = diag_run & p_complete.bit_select(loading, 1) & ~loaded.bit_select(loading, 1)
+            with m.If(value_frees):
+                m.d.sync += loaded.bit_select(p_rptr, 1).eq(0)
+            with m.If(~out_valid | array.p.ready):
+                m.d.sync += [out_valid.eq(ready), *[out[r].eq(load_reads[r].data.p[column_of]) for r in range(R)]]
+                with m.If(ready):
+                    m.d.sync += column_of.eq(Mux(column_of == C - 1, 0, column_of + 1))
+                    with m.If(column_of == C - 1):
+                        m.d.sync += [loading.eq(Mux(loading == NB - 1, 0, loading + 1)),
+                                     loaded.bit_select(loading, 1).eq(1)]
+            with m.If(started):
+                m.d.sync += [loading.eq(p_rptr), column_of.eq(0), loaded.eq(0)]
 
         # --- results: the head tag says where each tile's rows go.
         head = data.View(data.StructLayout(control_fields), tag_controls.r_data)
