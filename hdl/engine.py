@@ -393,8 +393,8 @@ class AttentionEngine(wiring.Component):
                                     "query_keep": R})
         out = SimpleNamespace(valid=Signal(name="merged_tiles_valid"), ready=Signal(name="merged_tiles_ready"),
                               payload=Signal(merged, name="merged_tiles", reset_less=True))
-        # Lane u of a diagonal tile is key base + s·u (s the dilation, else 1): s·u per lane is a run
-        # constant, each in a register.
+        # Lane u of a diagonal tile is key base + s·u (s the dilation, else 1, and 1 in global blocks):
+        # s·u per lane is a run constant, each in a register.
         stride = Signal(range(p["max_dilation"] + 1), name="diagonal_stride", reset_less=True)
         m.d.sync += stride.eq(Mux(taken["pattern"] == PATTERN_CODES["dilated"], taken["dilation"], 1))
         lane_offset = []
@@ -416,7 +416,9 @@ class AttentionEngine(wiring.Component):
                     o.tile.count.eq(C), o.tile.first.eq(d.first), o.tile.last.eq(d.last),
                     o.tile.run_end.eq(d.run_end), o.tile.scan.eq(0), o.tile.mask.eq(d.mask), o.tile.emit.eq(d.emit),
                     o.tile.global_column.eq(d.global_column),
-                    *[o.keys[u].eq(Mux(d.keep[u], d.base + lane_offset[u], 0)) for u in range(U - 1)],
+                    # (A global block's tiles have stride 1.)
+                    *[o.keys[u].eq(Mux(d.keep[u], d.base + Mux(d.global_block, u, lane_offset[u]), 0))
+                      for u in range(U - 1)],
                     o.keys[U - 1].eq(Mux(d.global_column, token, 0)),
                     o.keep.eq(Cat(d.keep, d.global_column)), o.count.eq(C),
                     o.first.eq(d.first), o.last.eq(d.last), o.queries.eq(d.queries), o.query_keep.eq(d.real),

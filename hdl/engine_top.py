@@ -36,7 +36,11 @@ class AttentionEngineAxi(wiring.Component):
     ``[c·b, c·b + b)``, ``b`` = ``ceil(log2 max_seq_len)``), ``tkeep`` one bit per
     lane (lanes ``< count`` are keys; the others are 0 and must be sent as any
     value), ``tlast`` on a query block's last tile.  A DMA engine follows it,
-    gathering K and V of exactly those keys (docs/sparse.md).
+    gathering K and V of exactly those keys (docs/sparse.md).  A ``sliding`` build adds
+    ``ctrl_diagonal`` (a diagonal run when set at ``ctrl_start``); its K and V beats and
+    ``m_axis_kv_index`` have ``rows + cols`` lanes (``tkeep`` the lanes holding a key), and
+    ``m_axis_kv_index_tuser`` holds the block's ``rows`` query indices (``b`` bits each), their
+    keep bits and, on top, whether the tile opens its block (docs/sparse.md, *Diagonal runs*).
 
     An engine built with ``importance=True`` adds ``ctrl_importance`` (an
     importance run when set at ``ctrl_start``) and two master streams, sent
@@ -71,9 +75,11 @@ class AttentionEngineAxi(wiring.Component):
             members[f"ctrl_{name}"] = Out(len(getattr(e, name)))
         if self.params["sparse"]:
             members.update({"m_axis_kv_index_tdata": Out(len(e.kv_index.payload.keys.as_value())),
-                            "m_axis_kv_index_tkeep": Out(self.cols),
+                            "m_axis_kv_index_tkeep": Out(e.kv_lanes),
                             "m_axis_kv_index_tvalid": Out(1), "m_axis_kv_index_tready": In(1),
                             "m_axis_kv_index_tlast": Out(1)})
+            if e.sliding:
+                members["m_axis_kv_index_tuser"] = Out(len(self._index_user(e.kv_index.payload)))
         for name, field in self._side_streams:
             port = getattr(e, name)
             members.update({f"m_axis_{name}_tdata": Out(len(Value.cast(getattr(port.payload, field)))),
@@ -88,9 +94,16 @@ class AttentionEngineAxi(wiring.Component):
         return ([("token_importance", "data"), ("head_importance", "data")] if p["importance"] else []) + \
             ([("row_flags", "flags")] if p["row_flags"] else [])
 
+    @staticmethod
+    def _index_user(index) -> Value:
+        """A sliding build's ``tuser`` of ``m_axis_kv_index``: the block's queries, their keep bits, and
+        whether the tile opens its block."""
+        return Cat(index.queries, index.query_keep, index.first)
+
     @property
     def _control_inputs(self) -> tuple:
-        sparse = PATTERN_REGISTERS if self.engine.params["sparse"] else ()
+        sparse = PATTERN_REGISTERS + (("diagonal",) if self.engine.sliding else ()) \
+            if self.engine.params["sparse"] else ()
         importance = ("importance",) if self.engine.params["importance"] else ()
         progressive = ("threshold",) if self.engine.params["row_flags"] else ()
         return ("start", "seq_len", "heads", "kv_heads", "query_len", "head_dim", "scale_mult", "scale_shift",
@@ -116,10 +129,13 @@ class AttentionEngineAxi(wiring.Component):
         if self.params["sparse"]:
             index = e.kv_index.payload
             m.d.comb += [top.m_axis_kv_index_tdata.eq(index.keys),
-                         top.m_axis_kv_index_tkeep.eq(Cat(index.count > c for c in range(self.cols))),
+                         top.m_axis_kv_index_tkeep.eq(index.keep if e.sliding
+                                                      else Cat(index.count > c for c in range(self.cols))),
                          top.m_axis_kv_index_tlast.eq(e.kv_index.payload.last),
                          top.m_axis_kv_index_tvalid.eq(e.kv_index.valid),
                          e.kv_index.ready.eq(top.m_axis_kv_index_tready)]
+            if e.sliding:
+                m.d.comb += top.m_axis_kv_index_tuser.eq(self._index_user(index))
         for name, field in self._side_streams:
             port = getattr(e, name)
             m.d.comb += [getattr(top, f"m_axis_{name}_tdata").eq(getattr(port.payload, field)),

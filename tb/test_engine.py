@@ -29,6 +29,7 @@ from attn_rtl.sim.engine_stream import (
     useful_macs,
 )
 from attn_rtl.sim.golden import Numerics
+from attn_rtl.sim.sliding import diagonal_tiles, sliding_beats, sliding_output
 from attn_rtl.sim.sparse import allowed_mask, pattern_from_dict, register_values, scheduled_tiles
 
 from .harness import begin, operand_matrix
@@ -49,13 +50,15 @@ def run_operands(rng, run: dict, width: int):
 
 
 class TlastSink(StreamSink):
-    """Takes ``m_axis_<name>`` with backpressure, recording ``tlast`` (and ``tkeep`` when asked) per beat."""
+    """Takes ``m_axis_<name>`` with backpressure, recording ``tlast`` (and ``tkeep``, ``tuser`` when asked)
+    per beat."""
 
-    def __init__(self, dut, name, rng, stall, *, keep: bool = False):
+    def __init__(self, dut, name, rng, stall, *, keep: bool = False, user: bool = False):
         super().__init__(dut, name, rng, stall=stall, axis=f"m_axis_{name}")
         self.last_handle = getattr(dut, f"m_axis_{name}_tlast")
         self.keep_handle = getattr(dut, f"m_axis_{name}_tkeep") if keep else None
-        self.flags, self.keep = [], []
+        self.user_handle = getattr(dut, f"m_axis_{name}_tuser") if user else None
+        self.flags, self.keep, self.user = [], [], []
 
     def sample(self, cycle: int) -> None:
         taken = len(self.beats)
@@ -64,11 +67,14 @@ class TlastSink(StreamSink):
             self.flags.append(int(self.last_handle.value))
             if self.keep_handle is not None:
                 self.keep.append(int(self.keep_handle.value))
+            if self.user_handle is not None:
+                self.user.append(int(self.user_handle.value))
 
     def clear(self) -> None:
         self.beats.clear()
         self.flags.clear()
         self.keep.clear()
+        self.user.clear()
 
 
 class TlastMonitor:
@@ -98,7 +104,8 @@ async def engine_runs(dut):
     sink = StreamSink(dut, "o", rng, stall=cfg["stall"], axis="m_axis_o")
     last_flags = TlastMonitor(dut)
     sparse = cfg["sparse"]
-    kv_index = TlastSink(dut, "kv_index", rng, cfg["stall"], keep=True) if sparse else None
+    sliding = cfg.get("sliding", False)
+    kv_index = TlastSink(dut, "kv_index", rng, cfg["stall"], keep=True, user=sliding) if sparse else None
     ranking = cfg["importance"]
     ranks = {name: TlastSink(dut, name, rng, cfg["stall"]) for name in ("token_importance", "head_importance")} \
         if ranking else {}
@@ -120,6 +127,8 @@ async def engine_runs(dut):
         if sparse:
             pattern = pattern_from_dict(run.get("pattern", {"pattern": "dense"}))
             control.set(**register_values(pattern, cfg["max_globals"], global_width))
+        if sliding:
+            control.set(diagonal=int(run.get("diagonal", False)))
         if ranking:
             control.set(importance=int(run.get("importance", False)))
         if progressive:
@@ -146,7 +155,13 @@ async def engine_runs(dut):
         ranked = bool(run.get("importance", False))
         if ranked:
             schedule = None   # dense, and every block's K twice
-        beats = engine_beats(q, k, v, rows, cols, schedule, importance=ranked)
+        diagonal = bool(run.get("diagonal", False))
+        if diagonal:   # the diagonal tiles' streams (attn_rtl.sim.sliding)
+            tiling = diagonal_tiles(pattern, run["seq_len"], rows, cols)
+            o_diagonal = sliding_output(q, k, v, cfg["scale_mult"], cfg["scale_shift"], nm, tiling)
+            beats = sliding_beats(q, k, v, o_diagonal, tiling)
+        else:
+            beats = engine_beats(q, k, v, rows, cols, schedule, importance=ranked)
         steps = len(beats.k) + len(beats.v)
         # A third of a step per cycle, and a softmax round trip per few tiles where tiles are short
         # (one-step tiles on a 1x1 array spend about 12 cycles each).
@@ -175,13 +190,16 @@ async def engine_runs(dut):
         last_flags.flags.clear()
         await start(run)
         send(beats)
-        if ranked:
-            golden = ranked_output(q, k, v, cfg["scale_mult"], cfg["scale_shift"], nm, cols)
-            o_expected = golden.o
+        if diagonal:
+            expected, last = beats.o, beats.o_last
         else:
-            o_expected = engine_output(q, k, v, cfg["scale_mult"], cfg["scale_shift"], nm, cols, mask,
-                                       schedule=schedule, rows=rows)
-        expected, last = output_beats(o_expected, rows, cols)
+            if ranked:
+                golden = ranked_output(q, k, v, cfg["scale_mult"], cfg["scale_shift"], nm, cols)
+                o_expected = golden.o
+            else:
+                o_expected = engine_output(q, k, v, cfg["scale_mult"], cfg["scale_shift"], nm, cols, mask,
+                                           schedule=schedule, rows=rows)
+            expected, last = output_beats(o_expected, rows, cols)
         try:
             await bench.run(lambda: len(sink.beats) >= len(expected) and control.read("done") == 1, budget)
         except AssertionError as timeout:
@@ -194,7 +212,24 @@ async def engine_runs(dut):
         got_last = np.array(last_flags.flags[:len(expected)])
         report.compare(f"run {index} o", got.reshape(expected.shape), expected)
         report.compare(f"run {index} last", got_last, last.astype(np.int64))
-        if sparse:   # the index stream a DMA follows: every scheduled tile of every K/V head and block
+        if diagonal:   # the index stream of the diagonal tiles: lanes' keys and keep bits, the block's queries
+            lane_bits = max(1, (cfg["max_seq_len"] - 1).bit_length())
+            lanes = rows + cols
+            got_keys = np.array([[(int(word) >> (u * lane_bits)) & ((1 << lane_bits) - 1) for u in range(lanes)]
+                                 for word in kv_index.beats], np.int64).reshape(-1, lanes)
+            report.compare(f"run {index} kv_index keys", got_keys, beats.kv_keys)
+            report.compare(f"run {index} kv_index keep", np.array(kv_index.keep, np.int64),
+                           np.array([pack(keep, 1) for keep in beats.kv_keep], np.int64))
+            members = tiling.queries[tiling.block]
+            opens = np.r_[True, tiling.block[1:] != tiling.block[:-1]]
+            user = [pack(np.maximum(queries, 0), lane_bits) | (pack(queries >= 0, 1) << (rows * lane_bits))
+                    | (int(first) << (rows * lane_bits + rows)) for queries, first in zip(members, opens)]
+            report.compare(f"run {index} kv_index user", np.array(kv_index.user, dtype=object),
+                           np.array(user * run["heads"], dtype=object))
+            report.compare(f"run {index} kv_index last", np.array(kv_index.flags, np.int64),
+                           np.tile(np.r_[opens[1:], True], run["heads"]).astype(np.int64))
+            kv_index.clear()
+        elif sparse:   # the index stream a DMA follows: every scheduled tile of every K/V head and block
             heads = kv_heads
             lane_bits = max(1, (cfg["max_seq_len"] - 1).bit_length())
             words = np.array(kv_index.beats, dtype=object)
