@@ -964,6 +964,13 @@ class AttentionEngine(wiring.Component):
         p_completed_late = register(m, p_completed, "p_completed_late", reset=True)
         p_wptr_late = register(m, p_wptr, "p_wptr_late")
 
+        if S:
+            # The weight loader's state (below): a value tile starts only once its weights have left its
+            # buffer (a tile of one step frees the buffer as it issues).
+            loading = Signal(range(NB), name="weights_buffer")
+            loaded = Signal(NB, name="weights_loaded")   # read out of the buffer, which is not yet freed
+            loads_done = Signal(name="weights_read")     # loading's last column is read in this cycle
+
         def after(issued):
             """The buffer state, the operand select and the selectors' key a step issued (``issued``
             1) or not (0) leaves behind, from flip-flops alone, as the bits of p_rptr_next,
@@ -977,6 +984,10 @@ class AttentionEngine(wiring.Component):
             complete = Cat(*complete)
             done = Mux(started, 0, vl_done | (frees & vd.run_end))
             ready = ~done & complete.bit_select(rptr, 1)
+            if S:
+                weights = Cat(*[(loads_done & (loading == b)) | (loaded[b] & ~(frees & (p_rptr == b)))
+                                for b in range(NB)])
+                ready = ready & (weights.bit_select(rptr, 1) | ~diag_run)
             select = Mux(~step_last if issued else in_tile, sel_value if issued else tile_value, ready)
             key = Mux(started, 0, Mux(Const(issued) & sel_value, Mux(vl_last["j"], 0, vl_j_succ), vl["j"]))
             return Cat(rptr, complete, done[0], ready[0], select[0], key[:len(j_next)])
@@ -1118,21 +1129,20 @@ class AttentionEngine(wiring.Component):
                 following = Mux(vl_last["j"] & vl_last["cc"], 0, column + 1)
                 m.d.sync += [column.eq(following), v_pad.eq(diag_run & (following >= head_dim))]
             # The weight loader, in ring order from the buffer the run's first value tile reads.
-            loading = Signal(range(NB), name="weights_buffer")
             column_of = Signal(range(C), name="weights_column")
-            loaded = Signal(NB, name="weights_loaded")   # in the array's chain or swapped in, not yet freed
             out_valid = Signal(name="weights_valid")
             out = Signal(array.p.payload.shape(), name="weights", reset_less=True)
             m.d.comb += [array.p.valid.eq(out_valid), array.p.payload.eq(out)]
             m.d.comb += [read.addr.eq(loading) for read in load_reads]
-            ready = diag_run & p_complete.bit_select(loading, 1) & ~loaded.bit_select(loading, 1)
+            can_load = diag_run & p_complete.bit_select(loading, 1) & ~loaded.bit_select(loading, 1)
             with m.If(value_frees):
                 m.d.sync += loaded.bit_select(p_rptr, 1).eq(0)
             with m.If(~out_valid | array.p.ready):
-                m.d.sync += [out_valid.eq(ready), *[out[r].eq(load_reads[r].data.p[column_of]) for r in range(R)]]
-                with m.If(ready):
+                m.d.sync += [out_valid.eq(can_load), *[out[r].eq(load_reads[r].data.p[column_of]) for r in range(R)]]
+                with m.If(can_load):
                     m.d.sync += column_of.eq(Mux(column_of == C - 1, 0, column_of + 1))
                     with m.If(column_of == C - 1):
+                        m.d.comb += loads_done.eq(1)
                         m.d.sync += [loading.eq(Mux(loading == NB - 1, 0, loading + 1)),
                                      loaded.bit_select(loading, 1).eq(1)]
             with m.If(started):

@@ -531,7 +531,10 @@ class SystolicArray(wiring.Component):
                 if i > 0:
                     m.d.sync += chain[i].eq(chain[i - 1])
                 done = pes[i][j].result_valid
-                load = Mux(sliding, done, delayed(m, done, i, f"load_{i}_{j}")) if i > 0 else done
+                # The last column's loads set the rows' valid flags: their delay lines are reset, or a
+                # load pending at a reset (which may also change the mode) would send a stale row.
+                load = (Mux(sliding, done, delayed(m, done, i, f"load_{i}_{j}", reset=j == cols - 1))
+                        if i > 0 else done)
                 column_loads.append(load)
                 with m.If(load):
                     m.d.sync += chain[i].eq(pes[i][j].result)
