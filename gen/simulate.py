@@ -336,6 +336,7 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1,
     from attn_rtl.sim.decoder import stack_queries
     from attn_rtl.sim.engine_stream import engine_beats, engine_output, output_beats, useful_macs
     from attn_rtl.sim.runner import SimulationFailure, run_free
+    from attn_rtl.sim.sliding import diagonal_tiles, sliding_beats, sliding_output
     from attn_rtl.tb.harness import operand_matrix
 
     path, component = cached_verilog("engine", params)
@@ -359,8 +360,16 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1,
                       V_WORDS=words, O_WORDS=words,
                       SEQ_BITS=len(e.seq_len), HEAD_BITS=len(e.heads), DIM_BITS=len(e.head_dim),
                       MULT_BITS=len(e.scale_mult))
+    sliding = full["sliding"]
+    if sliding:
+        # V by element too; a diagonal run's blocks may hold one query each (a wide dilation), and its
+        # global queries have blocks of their own.
+        lanes = rows + cols
+        blocks_most = heads * (seq_len + full["max_globals"])
+        parameters.update(U=lanes, V_WORDS=heads * seq_len * d, Q_WORDS=blocks_most * d, O_WORDS=blocks_most * words)
     if sparse:
-        parameters.update(KEY_BITS=len(e.kv_index.payload.keys.as_value()) // cols, WINDOW_BITS=len(e.window),
+        parameters.update(KEY_BITS=len(e.kv_index.payload.keys.as_value()) // (lanes if sliding else cols),
+                          WINDOW_BITS=len(e.window),
                           DIL_BITS=len(e.dilation), GCOUNT_BITS=len(e.global_count),
                           GLOBALS_BITS=len(e.global_tokens.as_value()))
     default_scale = _default_scale(component, runs[0]["head_dim"])
@@ -382,12 +391,20 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1,
         q = stack_queries(operand_matrix(rng, (heads, query_len, d), w, True, "random"), kv_heads)
         k, v = (operand_matrix(rng, (kv_heads, seq_len, d), w, True, "random") for _ in range(2))
         # Q beats (and, dense, the K and V beats one block replays); the sparse harness gathers K and V itself.
-        beats = engine_beats(q, k, v, rows, cols, schedule if sparse else None)
-        blocks = -(-q.shape[1] // rows)   # per K/V head
+        if run["diagonal"]:
+            tiling = diagonal_tiles(pattern, seq_len, rows, cols)
+            beats = sliding_beats(q, k, v, sliding_output(q, k, v, mult, shift, nm, tiling), tiling)
+            blocks = len(np.unique(tiling.block))   # blocks with tiles, per head
+            data, last = beats.o, beats.o_last
+            array_tiles = len(tiling)
+        else:
+            beats = engine_beats(q, k, v, rows, cols, schedule if sparse else None)
+            blocks = -(-q.shape[1] // rows)   # per K/V head
+            data, last = output_beats(engine_output(q, k, v, mult, shift, nm, cols, mask, schedule=schedule,
+                                                    rows=rows), rows, cols)
+            array_tiles = len(schedule)
         k_per = 0 if sparse else len(beats.k) // (kv_heads * blocks)
         v_per = 0 if sparse else len(beats.v) // (kv_heads * blocks)
-        data, last = output_beats(engine_output(q, k, v, mult, shift, nm, cols, mask, schedule=schedule, rows=rows),
-                                  rows, cols)
         macs = useful_macs(kv_heads, seq_len, d, q.shape[1] * seq_len if mask is None else int(mask.sum()))
         plusargs = dict(seq_len=seq_len, heads=heads, kv_heads=kv_heads, query_len=query_len, head_dim=d,
                         scale_mult=mult, scale_shift=shift,
@@ -395,15 +412,19 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1,
                         o_total=len(data),
                         # Four times the array's busy cycles: a score and its value tiles per key tile, each
                         # as long as the array is tall at least (a one-row decode block fills one row).
-                        budget=(4 * kv_heads * len(schedule) * (max(d, rows) + -(-d // cols) * max(cols, rows))
+                        budget=(4 * kv_heads * array_tiles * (max(d, rows) + -(-d // cols) * max(cols, rows))
                                 + 10_000) * slowdown,
                         stall=stall_draw, stall_seed=int(rng.integers(1, 1 << 31)))
         if sparse:
             registers = register_values(pattern, full["max_globals"],
                                         len(e.global_tokens.as_value()) // full["max_globals"])
             plusargs.update(registers, global_tokens=f"{registers['global_tokens']:x}", chunks=-(-d // cols))
+        if sliding:
+            plusargs["diagonal"] = int(run["diagonal"])
         with tempfile.TemporaryDirectory(prefix="engine-bench-") as run_dir:
-            if sparse:   # K by element, V by row chunk (tb/engine_bench.v)
+            if sliding:   # K and V by element (tb/engine_bench.v)
+                k_words, v_words = k.reshape(-1, 1), v.reshape(-1, 1)
+            elif sparse:   # K by element, V by row chunk
                 chunks = -(-d // cols)
                 vp = np.zeros((kv_heads, seq_len, chunks * cols), np.int64)
                 vp[:, :, :d] = v
@@ -416,7 +437,8 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1,
             for name, text in files.items():
                 Path(run_dir, name).write_text(text)
             out = run_free(sources=sources, toplevel="engine_bench_main", sim=sim, parameters=parameters,
-                           defines=["SPARSE"] if sparse else [], run_dir=Path(run_dir), plusargs=plusargs)
+                           defines=["SPARSE"] * sparse + ["SLIDING"] * sliding, run_dir=Path(run_dir),
+                           plusargs=plusargs)
         found = _result_line(out, f"engine_bench_main on {sim}")
         problems = []
         if found["done"] != 1:

@@ -15,6 +15,9 @@
 // K and V by the key indices of its m_axis_kv_index stream (always ready unless 64 tiles are queued):
 // then k.hex holds K one element per word, K[h][j][k] at (h*L + j)*d + k, and v.hex one V row chunk
 // per word, V[h][j][cc*C +: C] at (h*L + j)*chunks + cc.
+// Built with SPARSE and SLIDING (a sliding build), the K and V beats and the key indices have
+// U = R + C lanes and V too is gathered by element (v.hex like k.hex): in a diagonal run (`diagonal`
+// set) V by the tile's lanes like K, one head-dimension column a beat; otherwise by row chunk as above.
 // tb/engine_bench_main.v drives it (clock, load, start, wait): no Python per cycle.
 `default_nettype none
 module engine_bench #(
@@ -23,7 +26,9 @@ module engine_bench #(
     parameter SEQ_BITS = 11, parameter HEAD_BITS = 5, parameter DIM_BITS = 8, parameter MULT_BITS = 16,
     // With `define SPARSE: the engine's pattern registers, and the widths of a key index and the global list.
     parameter KEY_BITS = 1, parameter WINDOW_BITS = 1, parameter DIL_BITS = 1, parameter GCOUNT_BITS = 1,
-    parameter GLOBALS_BITS = 1
+    parameter GLOBALS_BITS = 1,
+    // K and V lanes: C, or R + C in a sliding build.
+    parameter U = C
 ) (
     input  wire                 aclk,
     input  wire                 aresetn,
@@ -55,6 +60,9 @@ module engine_bench #(
     input  wire [GLOBALS_BITS-1:0] global_tokens,
     input  wire [31:0]            chunks,          // ceil(head_dim / C): V beats per key of a tile
 `endif
+`ifdef SLIDING
+    input  wire                   diagonal,
+`endif
     output reg  [31:0]          o_seen,
     output reg  [31:0]          mismatches,
     output reg  [31:0]          first_in,
@@ -70,7 +78,11 @@ module engine_bench #(
 `else
     reg [C*W-1:0] k_mem [0:K_WORDS-1];
 `endif
+`ifdef SLIDING
+    reg [W-1:0]   v_mem [0:V_WORDS-1];
+`else
     reg [C*W-1:0] v_mem [0:V_WORDS-1];
+`endif
     reg [C*W:0]   o_mem [0:O_WORDS-1];
     always @(posedge load) begin
         $readmemh("q.hex", q_mem);
@@ -105,31 +117,50 @@ module engine_bench #(
 `ifdef SPARSE
     // The DMA follows m_axis_kv_index: each tile's keys go into a queue read by K and by V, with its head.
     localparam QDEPTH = 64;
-    reg [C*KEY_BITS-1:0] kq_keys [0:QDEPTH-1];
-    reg [C-1:0] kq_keep [0:QDEPTH-1];
+    reg [U*KEY_BITS-1:0] kq_keys [0:QDEPTH-1];
+    reg [U-1:0] kq_keep [0:QDEPTH-1];
     reg [31:0] kq_head [0:QDEPTH-1];
     reg [6:0] kq_w, kq_r, vq_r;
     reg [31:0] index_blocks, index_head, v_cc;
     wire idx_valid, idx_last;
-    wire [C*KEY_BITS-1:0] idx_keys;
-    wire [C-1:0] idx_keep;
+    wire [U*KEY_BITS-1:0] idx_keys;
+    wire [U-1:0] idx_keep;
     wire idx_ready = ((kq_w - vq_r) < QDEPTH) & idx_go;
     wire k_has = kq_r != kq_w;
     wire v_has = vq_r != kq_w;
-    wire [C*KEY_BITS-1:0] k_keys = kq_keys[kq_r[5:0]], v_keys_of = kq_keys[vq_r[5:0]];
-    wire [C-1:0] k_keep = kq_keep[kq_r[5:0]], v_keep = kq_keep[vq_r[5:0]];
+    wire [U*KEY_BITS-1:0] k_keys = kq_keys[kq_r[5:0]], v_keys_of = kq_keys[vq_r[5:0]];
+    wire [U-1:0] k_keep = kq_keep[kq_r[5:0]], v_keep = kq_keep[vq_r[5:0]];
     wire [31:0] k_base = kq_head[kq_r[5:0]] * seq_len, v_base = kq_head[vq_r[5:0]] * seq_len;
     integer lane;
     reg [31:0] v_keys;
-    reg [C*W-1:0] k_beat;
+    reg [U*W-1:0] k_beat;
     always @* begin
         v_keys = 0;
-        for (lane = 0; lane < C; lane = lane + 1) v_keys = v_keys + v_keep[lane];
-        for (lane = 0; lane < C; lane = lane + 1)
+        for (lane = 0; lane < U; lane = lane + 1) v_keys = v_keys + v_keep[lane];
+        for (lane = 0; lane < U; lane = lane + 1)
             k_beat[lane*W +: W] = k_keep[lane]
                 ? k_mem[(k_base + k_keys[lane*KEY_BITS +: KEY_BITS]) * head_dim + k_at] : {W{1'b0}};
     end
+`ifdef SLIDING
+    // V by element: a diagonal run's beat is column v_at over the tile's lanes (d beats a tile); a
+    // gathered run's is key v_at's row chunk v_cc.
+    reg [U*W-1:0] v_beat;
+    wire [31:0] v_row_key = v_keys_of[v_at*KEY_BITS +: KEY_BITS];
+    always @* begin
+        v_beat = 0;
+        for (lane = 0; lane < U; lane = lane + 1)
+            if (diagonal)
+                v_beat[lane*W +: W] = v_keep[lane]
+                    ? v_mem[(v_base + v_keys_of[lane*KEY_BITS +: KEY_BITS]) * head_dim + v_at] : {W{1'b0}};
+            else if (lane < C && v_cc * C + lane < head_dim)
+                v_beat[lane*W +: W] = v_mem[(v_base + v_row_key) * head_dim + v_cc * C + lane];
+    end
+    wire [31:0] v_tile_beats = diagonal ? head_dim : v_keys;
+    wire [31:0] v_tile_chunks = diagonal ? 1 : chunks;
+`else
     wire [31:0] v_addr = (v_base + v_keys_of[v_at*KEY_BITS +: KEY_BITS]) * chunks + v_cc;
+    wire [31:0] v_tile_beats = v_keys, v_tile_chunks = chunks;
+`endif
 `else
     wire k_has = k_head < kv_heads;
     wire v_has = v_head < kv_heads;
@@ -147,12 +178,16 @@ module engine_bench #(
         .s_axis_q_tdata(q_valid ? q_mem[q_at] : {R*W{1'b0}}), .s_axis_q_tvalid(q_valid),
         .s_axis_q_tready(q_ready), .s_axis_q_tlast(1'b0),
 `ifdef SPARSE
-        .s_axis_k_tdata(k_valid ? k_beat : {C*W{1'b0}}), .s_axis_k_tvalid(k_valid),
+        .s_axis_k_tdata(k_valid ? k_beat : {U*W{1'b0}}), .s_axis_k_tvalid(k_valid),
 `else
         .s_axis_k_tdata(k_valid ? k_mem[k_addr] : {C*W{1'b0}}), .s_axis_k_tvalid(k_valid),
 `endif
         .s_axis_k_tready(k_ready), .s_axis_k_tlast(1'b0),
+`ifdef SLIDING
+        .s_axis_v_tdata(v_valid ? v_beat : {U*W{1'b0}}), .s_axis_v_tvalid(v_valid),
+`else
         .s_axis_v_tdata(v_valid ? v_mem[v_addr] : {C*W{1'b0}}), .s_axis_v_tvalid(v_valid),
+`endif
         .s_axis_v_tready(v_ready), .s_axis_v_tlast(1'b0),
         .m_axis_o_tdata(o_data), .m_axis_o_tvalid(o_valid), .m_axis_o_tready(o_ready), .m_axis_o_tlast(o_last),
         .ctrl_start(go), .ctrl_seq_len(seq_len), .ctrl_heads(heads), .ctrl_kv_heads(kv_heads),
@@ -165,6 +200,9 @@ module engine_bench #(
         .ctrl_global_count(global_count), .ctrl_global_tokens(global_tokens),
         .m_axis_kv_index_tdata(idx_keys), .m_axis_kv_index_tkeep(idx_keep), .m_axis_kv_index_tvalid(idx_valid),
         .m_axis_kv_index_tready(idx_ready), .m_axis_kv_index_tlast(idx_last)
+`endif
+`ifdef SLIDING
+        , .ctrl_diagonal(diagonal), .m_axis_kv_index_tuser()
 `endif
     );
 
@@ -203,9 +241,9 @@ module engine_bench #(
                 else k_at <= k_at + 1;
             end
             if (v_valid && v_ready) begin   // per chunk, one beat per key of the tile
-                if (v_at + 1 == v_keys) begin
+                if (v_at + 1 == v_tile_beats) begin
                     v_at <= 0;
-                    if (v_cc + 1 == chunks) begin v_cc <= 0; vq_r <= vq_r + 1; end
+                    if (v_cc + 1 == v_tile_chunks) begin v_cc <= 0; vq_r <= vq_r + 1; end
                     else v_cc <= v_cc + 1;
                 end else v_at <= v_at + 1;
             end

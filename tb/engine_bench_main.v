@@ -10,7 +10,7 @@ module engine_bench_main #(
     parameter Q_WORDS = 1, parameter K_WORDS = 1, parameter V_WORDS = 1, parameter O_WORDS = 1,
     parameter SEQ_BITS = 11, parameter HEAD_BITS = 5, parameter DIM_BITS = 8, parameter MULT_BITS = 16,
     parameter KEY_BITS = 1, parameter WINDOW_BITS = 1, parameter DIL_BITS = 1, parameter GCOUNT_BITS = 1,
-    parameter GLOBALS_BITS = 1
+    parameter GLOBALS_BITS = 1, parameter U = C
 );
     reg aclk = 1'b0;
     always #5 aclk = ~aclk;
@@ -23,12 +23,15 @@ module engine_bench_main #(
     reg [31:0] pattern, window, dilation, grid_h, grid_w, window_h, window_w, global_count, chunks;
     reg [GLOBALS_BITS-1:0] global_tokens;
 `endif
+`ifdef SLIDING
+    reg [31:0] diagonal;
+`endif
 
     engine_bench #(
         .R(R), .C(C), .W(W), .Q_WORDS(Q_WORDS), .K_WORDS(K_WORDS), .V_WORDS(V_WORDS), .O_WORDS(O_WORDS),
         .SEQ_BITS(SEQ_BITS), .HEAD_BITS(HEAD_BITS), .DIM_BITS(DIM_BITS), .MULT_BITS(MULT_BITS),
         .KEY_BITS(KEY_BITS), .WINDOW_BITS(WINDOW_BITS), .DIL_BITS(DIL_BITS), .GCOUNT_BITS(GCOUNT_BITS),
-        .GLOBALS_BITS(GLOBALS_BITS)
+        .GLOBALS_BITS(GLOBALS_BITS), .U(U)
     ) bench (
         .aclk(aclk), .aresetn(aresetn), .load(load), .go(go),
         .seq_len(seq_len[SEQ_BITS-1:0]), .heads(heads[HEAD_BITS-1:0]), .kv_heads(kv_heads[HEAD_BITS-1:0]),
@@ -43,6 +46,9 @@ module engine_bench_main #(
         .grid_h(grid_h[SEQ_BITS-1:0]), .grid_w(grid_w[SEQ_BITS-1:0]), .window_h(window_h[WINDOW_BITS-1:0]),
         .window_w(window_w[WINDOW_BITS-1:0]), .global_count(global_count[GCOUNT_BITS-1:0]),
         .global_tokens(global_tokens), .chunks(chunks)
+`endif
+`ifdef SLIDING
+        , .diagonal(diagonal[0])
 `endif
     );
 
@@ -80,6 +86,9 @@ module engine_bench_main #(
         required("global_count", $value$plusargs("global_count=%d", global_count));
         required("global_tokens", $value$plusargs("global_tokens=%h", global_tokens));
         required("chunks", $value$plusargs("chunks=%d", chunks));
+`endif
+`ifdef SLIDING
+        required("diagonal", $value$plusargs("diagonal=%d", diagonal));
 `endif
         // Inputs change on the falling edge, away from the design's rising edge.
         repeat (3) @(negedge aclk);
