@@ -292,8 +292,6 @@ def _engine_runs(params: dict, runs) -> list[dict]:
                 raise ValueError("a diagonal run needs an engine built with sliding = true")
             if pattern.kind not in ("window", "dilated", "grid"):
                 raise ValueError(f"a diagonal run takes the window, dilated or grid pattern, not {pattern.kind}")
-            if group != 1 or r.get("query_len", r["seq_len"]) != r["seq_len"]:
-                raise ValueError("a diagonal run takes kv_heads = heads and query_len = seq_len")
         r["importance"] = boolean("importance", r.get("importance", False))
         if r["importance"] and not params["importance"]:
             raise ValueError("an importance run needs an engine built with importance = true")

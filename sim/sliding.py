@@ -47,7 +47,7 @@ import numpy as np
 from .golden import Numerics, logits, online_softmax_attention, scores
 from .sparse import SparsePattern, allowed_mask, check_queries
 
-__all__ = ["SLIDING_PATTERNS", "DiagonalTiles", "diagonal_tiles", "covered_pairs", "sliding_bound",
+__all__ = ["SLIDING_PATTERNS", "DiagonalTiles", "diagonal_tiles", "covered_pairs", "sliding_bound", "output_from_beats",
            "sliding_output", "SlidingBeats", "computed_rows", "sliding_beats"]
 
 #: The patterns the diagonal tiling serves (dense runs keep their tiles).
@@ -325,3 +325,23 @@ def sliding_beats(q_int, k_int, v_int, o_int, tiles: DiagonalTiles) -> SlidingBe
     return SlidingBeats(q=np.concatenate(q_beats), k=np.concatenate(k_beats), v=np.concatenate(v_beats),
                         kv_keys=np.tile(keys, (heads, 1)), kv_keep=np.tile(keep, (heads, 1)),
                         o=np.concatenate(o_beats), o_last=np.concatenate(o_last))
+
+
+def output_from_beats(o_beats, tiles: DiagonalTiles, heads: int, seq_len: int, head_dim: int) -> np.ndarray:
+    """O of shape ``(heads, seq_len, head_dim)`` from a diagonal run's O beats (:func:`sliding_beats`'
+    order: per head, per block that has tiles, per chunk of ``cols`` columns, per row the block computes)."""
+    rows, cols = tiles.rows, tiles.cols
+    chunks = -(-head_dim // cols)
+    beats = np.asarray(o_beats, np.int64).reshape(-1, cols)
+    o = np.zeros((heads, seq_len, chunks * cols), np.int64)
+    at = 0
+    for h in range(heads):
+        for b in np.unique(tiles.block):
+            mine = computed_rows(tiles, b)
+            n = int(mine.sum())
+            block = beats[at:at + n * chunks].reshape(chunks, n, cols).transpose(1, 0, 2).reshape(n, -1)
+            o[h, tiles.queries[b][mine]] = block
+            at += n * chunks
+    if at != len(beats):
+        raise ValueError(f"{len(beats)} O beats, the tiling sends {at}")
+    return o[:, :, :head_dim]

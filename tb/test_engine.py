@@ -30,6 +30,7 @@ from attn_rtl.sim.engine_stream import (
 )
 from attn_rtl.sim.golden import Numerics
 from attn_rtl.sim.sliding import diagonal_tiles, sliding_beats, sliding_output
+from attn_rtl.sim.sliding import output_from_beats as diagonal_output_from_beats
 from attn_rtl.sim.sparse import allowed_mask, pattern_from_dict, register_values, scheduled_tiles
 
 from .harness import begin, operand_matrix
@@ -266,8 +267,12 @@ async def engine_runs(dut):
         for rank_sink in ranks.values():
             rank_sink.clear()
         if cfg.get("capture") and len(got) == len(expected):
-            captured[f"o{index}"] = unstack_queries(output_from_beats(got, kv_heads, q.shape[1], run["head_dim"],
-                                                                      rows, cols), run["heads"])
+            if diagonal:
+                captured[f"o{index}"] = diagonal_output_from_beats(got, tiling, run["heads"], run["seq_len"],
+                                                                   run["head_dim"])
+            else:
+                captured[f"o{index}"] = unstack_queries(output_from_beats(got, kv_heads, q.shape[1],
+                                                                          run["head_dim"], rows, cols), run["heads"])
         first_in = min(s.first_accept_cycle for s in sources.values())
         cycles = sink.last_accept_cycle - first_in + 1
         pairs = q.shape[1] * run["seq_len"] if mask is None else int(mask.sum())
@@ -290,6 +295,22 @@ async def engine_runs(dut):
         control.pulse("start")
         await bench.step(cfg["start_latency"] + 2)
         report.check(control.read("error") == 1 and control.read("busy") == 0, f"{bad} was not rejected")
+
+    if sliding:
+        # Diagonal runs take the window, dilated and grid patterns, one query head per K/V head and every
+        # position a query: anything else is refused.
+        window = register_values(pattern_from_dict({"pattern": "window", "window": 3}), cfg["max_globals"],
+                                 global_width)
+        dense = register_values(pattern_from_dict({"pattern": "dense"}), cfg["max_globals"], global_width)
+        for registers, shape in ((dense, dict(heads=1, kv_heads=1, query_len=4)),
+                                 (window, dict(heads=2, kv_heads=1, query_len=4)),
+                                 (window, dict(heads=1, kv_heads=1, query_len=3))):
+            control.set(**registers, **shape, seq_len=4, head_dim=1, diagonal=1)
+            control.pulse("start")
+            await bench.step(cfg["start_latency"] + 2)
+            report.check(control.read("error") == 1 and control.read("busy") == 0,
+                         f"a diagonal run of {registers['pattern']} {shape} was not rejected")
+        control.set(diagonal=0)
 
     if cfg.get("capture"):
         np.savez(cfg["capture"], **captured)

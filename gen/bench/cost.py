@@ -36,6 +36,8 @@ DENSE_8X8 = dict(rows=8, cols=8, max_seq_len=64, max_head_dim=64, max_heads=2)
 SPARSE_2X2 = dict(rows=2, cols=2, max_seq_len=64, max_head_dim=32, max_heads=2, sparse=True)
 # Decoder runs: grouped heads need max_heads of the query heads.
 DECODER_2X2 = dict(rows=2, cols=2, max_seq_len=64, max_head_dim=32, max_heads=4, sparse=True)
+# Diagonal runs (SALO's dataflow) on a sliding build, Icarus, inside the domain (64-cycle tiles).
+SLIDING_4X4 = dict(rows=4, cols=4, max_seq_len=64, max_head_dim=32, max_heads=2, sparse=True, sliding=True)
 # SpAtten on Icarus (a build of seconds), inside the model's domain (d ≥ 4·max(rows, cols), 48-cycle tiles).
 SPATTEN_2X2 = dict(rows=2, cols=2, max_seq_len=32, max_head_dim=24, max_heads=2, importance=True, row_flags=True)
 
@@ -63,6 +65,17 @@ VALIDATION = [
     ("grid 6×8, window 3×5, one global", SPARSE_2X2,
      Workload("grid", 48, 32, 1, pattern=_window("grid", grid="6x8", window2d="3x5", global_tokens="0")),
      dict(seq_len=48, head_dim=32, pattern=_window("grid", grid="6x8", window2d="3x5", global_tokens="0").to_dict())),
+    ("diagonal window 9, one global, 4×4", SLIDING_4X4,
+     Workload("diagonal window", 64, 32, 2, pattern=_window("window", window=9, global_tokens="20")),
+     dict(seq_len=64, head_dim=32, heads=2, diagonal=True,
+          pattern=_window("window", window=9, global_tokens="20").to_dict())),
+    ("diagonal dilated 6, δ 3, 4×4", SLIDING_4X4,
+     Workload("diagonal dilated", 60, 32, 1, pattern=_window("dilated", window=6, dilation=3)),
+     dict(seq_len=60, head_dim=32, diagonal=True, pattern=_window("dilated", window=6, dilation=3).to_dict())),
+    ("diagonal grid 8×8, window 5×5, one global, 4×4", SLIDING_4X4,
+     Workload("diagonal grid", 64, 32, 1, pattern=_window("grid", grid="8x8", window2d="5x5", global_tokens="27")),
+     dict(seq_len=64, head_dim=32, diagonal=True,
+          pattern=_window("grid", grid="8x8", window2d="5x5", global_tokens="27").to_dict())),
     ("ranking run 2×2", SPATTEN_2X2, Workload("rank", 24, 24, 2, rank=True),
      dict(seq_len=24, head_dim=24, heads=2, importance=True)),
     ("causal prefill 2×2", DECODER_2X2, Workload("causal", 64, 32, 1, pattern=_window("causal")),
@@ -81,9 +94,10 @@ def measure_validation(case) -> tuple[int, float]:
     from attn_rtl.gen.simulate import simulate_engine
 
     name, params, workload, run = case
-    sim = "icarus" if params in (SPATTEN_2X2, SPARSE_2X2, DECODER_2X2) else "verilator"
+    sim = "icarus" if params in (SPATTEN_2X2, SPARSE_2X2, DECODER_2X2, SLIDING_4X4) else "verilator"
     measured = simulate_engine(params, [run], sim=sim, seed=3, **SCALE)["runs"][0]["cycles"]
-    predicted = predict_cycles(workload, params["rows"], params["cols"], params.get("prob_tiles", 3)).total[0]
+    predicted = predict_cycles(workload, params["rows"], params["cols"], params.get("prob_tiles", 3),
+                               sliding=run.get("diagonal", False)).total[0]
     return measured, float(predicted)
 
 

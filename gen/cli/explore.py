@@ -30,6 +30,8 @@ def cmd_explore(args) -> int:
               "cycles", "latency_us", "energy_uj", "lut", "ff", "dsp", "bram", "memory_kbit"]
     if args.memory_mapped:
         header[8:8] = ["kv_buffer_keys", "read_kbyte"]
+    if "sliding" in t:
+        header[8:8] = ["sliding"]
     lines = []
     for i in result.best:
         c = result.config(i)
@@ -39,6 +41,8 @@ def cmd_explore(args) -> int:
                       f"{t['dsp'][i]:,.0f}", f"{t['bram'][i]:,.0f}", f"{t['memory_bits'][i] / 1024:,.1f}"])
         if args.memory_mapped:
             lines[-1][8:8] = [c["kv_buffer_keys"], f"{t['read_bytes'][i] / 1024:,.1f}"]
+        if "sliding" in t:
+            lines[-1][8:8] = ["yes" if c["sliding"] else "no"]
     widths = [max(len(str(h)), *(len(str(row[k])) for row in lines)) for k, h in enumerate(header)]
     print("  ".join(h.rjust(w) for h, w in zip(header, widths)))
     for row in lines:

@@ -33,6 +33,8 @@ def cmd_sim(args) -> int:
                    if value is not None]
     if args.pattern != "dense":
         engine_only.insert(0, "--pattern")
+    if args.diagonal:
+        engine_only.insert(0, "--diagonal")
     if engine_only:
         raise CliError(f"{engine_only[0]} applies to the engine, not to {args.unit}")
     if args.unit == "softmax":
@@ -185,5 +187,8 @@ def add_parser(sub) -> None:
     sim_p.add_argument("--layout", choices=["heads", "tokens", "fused"], default="heads",
                        help="--memory-mapped: tensors as [H][L][d], [L][H*d], or Q/K/V interleaved per token")
     pattern_flags(sim_p)
+    sim_p.add_argument("--diagonal", action="store_true",
+                       help="engine: a diagonal run (SALO's sliding-window dataflow, docs/sparse.md) of the window, "
+                            "dilated or grid pattern, on a build with sliding = true")
     cascade_flags(sim_p)
     sim_p.set_defaults(func=cmd_sim, preset="default")

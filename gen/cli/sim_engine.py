@@ -40,6 +40,7 @@ def sim_engine(args) -> int:
     from attn_rtl.sim.engine_stream import engine_output
     from attn_rtl.sim.golden import Numerics, attention
     from attn_rtl.sim.golden_io import error_figures, load_qkv
+    from attn_rtl.sim.sliding import SLIDING_PATTERNS, diagonal_tiles, sliding_output
     from attn_rtl.sim.sparse import allowed_mask, scheduled_tiles
 
     stray = [flag for flag, value in (("--tiles", args.tiles), ("--depth", args.depth), ("--keys", args.keys))
@@ -47,6 +48,9 @@ def sim_engine(args) -> int:
     if stray:
         raise CliError(f"{stray[0]} does not apply to the engine (it takes --seq-len, --head-dim, --heads)")
     params = unit_params(args)
+    if args.diagonal and (args.memory_mapped or decoder_requested(args)):
+        raise CliError("--diagonal takes a stream run of the encoder shape (no --memory-mapped, --kv-heads, "
+                       "--q-len or --kv-len)")
     if args.memory_mapped:
         return _sim_memory_mapped(args, params)
     if args.importance_run:
@@ -78,22 +82,32 @@ def sim_engine(args) -> int:
     pattern = pattern_of(args, seq_len)
     if not params["sparse"] and not pattern.is_dense:
         raise CliError(f"--pattern {pattern.kind} needs an engine built with sparse = true (add --sparse)")
+    if args.diagonal:
+        if not params["sliding"]:
+            raise CliError("--diagonal needs an engine built with sliding = true (add --sliding)")
+        if pattern.kind not in SLIDING_PATTERNS:
+            raise CliError(f"--diagonal takes --pattern window, dilated or grid, not {pattern.kind}")
     plan = cascade_plan(args, heads, seq_len, nm)
     if plan is not None:
-        if not pattern.is_dense:
+        if not pattern.is_dense or args.diagonal:
             raise CliError("pruning and progressive runs take the dense pattern only")
         return _sim_cascade(args, params, nm, plan, q, k, v, heads, seq_len)
     mask = None if pattern.is_dense else allowed_mask(pattern, seq_len)
     scale = 1.0 / math.sqrt(d)
     golden = attention(q, k, v, scale=scale, nm=nm, key_tile=params["cols"], mask=mask)
-    run = dict(heads=heads, seq_len=seq_len, head_dim=d, pattern=pattern.to_dict())
+    run = dict(heads=heads, seq_len=seq_len, head_dim=d, pattern=pattern.to_dict(), diagonal=args.diagonal)
     ints = [x.reshape(heads, seq_len, d) for x in (golden.q_int, golden.k_int, golden.v_int)]
     report, passed, out = _simulate(args, params, run, golden, ints)
     if passed:
         o_int = report["outputs"][0].reshape(golden.o_int.shape)
-        expected = engine_output(*ints, golden.multiplier, golden.shift, nm, params["cols"], mask,
-                                 schedule=scheduled_tiles(pattern, seq_len, params["rows"], params["cols"]),
-                                 rows=params["rows"]).reshape(golden.o_int.shape)
+        if args.diagonal:   # each query's keys in the diagonal tiles' order
+            tiling = diagonal_tiles(pattern, seq_len, params["rows"], params["cols"])
+            expected = sliding_output(*ints, golden.multiplier, golden.shift, nm, tiling)
+        else:
+            expected = engine_output(*ints, golden.multiplier, golden.shift, nm, params["cols"], mask,
+                                     schedule=scheduled_tiles(pattern, seq_len, params["rows"], params["cols"]),
+                                     rows=params["rows"])
+        expected = expected.reshape(golden.o_int.shape)
         out.update(_figures(report, o_int, expected),
                    allowed_pairs=seq_len * seq_len if mask is None else int(mask.sum()))
         out.update(error_figures(golden, q, k, v, scale, mask))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FIT_FILE", "RESOURCES", "features", "fit", "load_fit", "predict_area"]
+__all__ = ["FIT_FILE", "RESOURCES", "SLIDING_POINTS", "features", "fit", "load_fit", "predict_area", "sliding_extra"]
 
 FIT_FILE = Path(__file__).with_name("area_fit.json")
 RESOURCES = ("lut", "ff", "dsp", "bram")
@@ -73,3 +73,28 @@ def predict_area(family: str, rows, cols, memory_bits, *, fitted: dict | None = 
     coefficients = fitted[family]["coefficients"]
     # Whole cells: a fit that lands at 156.0000000000002 DSPs must not miss a 156-DSP part.
     return {r: np.maximum(0.0, np.rint(x @ np.array([coefficients[r][f] for f in FEATURES]))) for r in RESOURCES}
+
+
+#: A sliding build against the same sparse engine without it (Yosys, ECP5, ECP5 multipliers and block-RAM
+#: FIFOs, engine defaults otherwise): ``(rows, cols)`` to each resource with and without the mode.
+#: Reproduce: ``cached_verilog("engine", params)`` then ``attn_rtl.gen.flows.synth.synthesize`` (docs/sparse.md).
+SLIDING_POINTS = {
+    (4, 4): {"without": {"lut": 11093, "ff": 18832, "dsp": 46, "bram": 27},
+             "with": {"lut": 13930, "ff": 21523, "dsp": 50, "bram": 27}},
+}
+
+
+def sliding_extra(rows, cols) -> dict[str, np.ndarray]:
+    """What a sliding build adds per candidate: per resource a constant (the diagonal scheduler) and a cost
+    per PE (the array's diagonal lanes, held weights and global column) through :data:`SLIDING_POINTS`.
+    Measured on ECP5; other families take the same figures."""
+    pes = np.asarray(rows, np.float64) * np.asarray(cols, np.float64)
+    ordered = sorted(SLIDING_POINTS.items(), key=lambda item: item[0][0] * item[0][1])
+    (small, a), (large, b) = ordered[0], ordered[-1]
+    small_pes, span = small[0] * small[1], large[0] * large[1] - small[0] * small[1]
+    out = {}
+    for r in RESOURCES:
+        extra_small, extra_large = a["with"][r] - a["without"][r], b["with"][r] - b["without"][r]
+        per_pe = (extra_large - extra_small) / span if span else 0.0
+        out[r] = np.maximum(0.0, np.rint(extra_small + per_pe * (pes - small_pes)))
+    return out

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .area import RESOURCES, predict_area
+from .area import RESOURCES, predict_area, sliding_extra
 from .model import (
     SPACE,
     TARGETS,
@@ -27,6 +27,7 @@ from .model import (
     offchip_bytes,
     pareto_front,
     predict_cycles,
+    takes_diagonal,
 )
 from .workloads import Workload
 
@@ -74,6 +75,7 @@ class Exploration:
             "max_dilation": max(64, pattern.dilation), "max_globals": max(4, len(pattern.global_tokens)),
             "multiplier": self.multipliers[int(t["multiplier"][index])],
             "fifo_memory": self.fifo_memories[int(t["fifo_memory"][index])],
+            **({"sliding": bool(t["sliding"][index])} if "sliding" in t else {}),
             **({"kv_buffer_keys": int(t["kv_buffer_keys"][index])} if "kv_buffer_keys" in t else {}),
         }
 
@@ -109,6 +111,8 @@ def explore(workload: Workload, target: str, objective: str = "latency", *, budg
                          f"first run included), not {workload.name}")
     if memory_mapped:
         space = dict(SPACE if space is None else space, kv_buffer=(0, 1))
+    elif takes_diagonal(workload):   # with and without the diagonal tiles of a sliding build
+        space = dict(SPACE if space is None else space, sliding=(0, 1))
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
     if objective not in OBJECTIVES:
@@ -130,6 +134,17 @@ def explore(workload: Workload, target: str, objective: str = "latency", *, budg
     sub = np.meshgrid(*(grid.axes[n] for n in over), indexing="ij")
     small = predict_cycles(workload, *sub)
     cycles = Cycles(*(grid.expand(x, over) for x in (small.total, small.busy, small.tiles)))
+    if "sliding" in grid.axes:
+        # Diagonal tiles, counted only where the model is validated (the rest is dropped below).
+        inside = in_domain(workload, *sub)
+        diagonal = [np.full(sub[0].shape, np.inf) for _ in range(3)]
+        if inside.any():
+            part = predict_cycles(workload, *(x[inside] for x in sub), sliding=True)
+            for full, figure in zip(diagonal, (part.total, part.busy, part.tiles)):
+                full[inside] = figure
+        chosen = t["sliding"].astype(bool)
+        cycles = Cycles(*(np.where(chosen, grid.expand(d, over), x) for d, x in zip(diagonal, (
+            cycles.total, cycles.busy, cycles.tiles))))
     t["memory_bits"] = memory_bits(rows, cols, t["prob_tiles"], t["max_seq_len"], t["max_head_dim"],
                                    t["max_heads"], importance=workload.rank)
     if memory_mapped:
@@ -140,6 +155,9 @@ def explore(workload: Workload, target: str, objective: str = "latency", *, budg
                                                               t["kv_buffer_keys"],
                                                               t["max_seq_len"] if spatten else None)
     t.update(predict_area(family, rows, cols, t["memory_bits"], fitted=fitted))
+    if "sliding" in t:
+        for resource, extra in sliding_extra(rows, cols).items():
+            t[resource] = t[resource] + np.where(t["sliding"].astype(bool), extra, 0)
     if memory_mapped:
         read, written = offchip_bytes(workload, rows, cols=cols, kv_buffer_keys=t["kv_buffer_keys"],
                                       prob_tiles=t["prob_tiles"])

@@ -26,11 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from attn_rtl.gen.parts import PARTS
+from attn_rtl.sim.sliding import SLIDING_PATTERNS
 from attn_rtl.sim.sparse import allowed_mask
 
 from .workloads import Workload
 
 __all__ = ["CALIBRATION", "ENERGY_PJ", "SPACE", "TARGETS", "TILE_FLOOR", "Cycles", "Space", "block_key_counts",
+           "diagonal_tile_count", "takes_diagonal",
            "energy_pj", "enumerate_space", "in_domain", "memory_bits", "dma_memory_bits", "offchip_bytes", "pareto_front",
            "predict_cycles"]
 
@@ -91,6 +93,65 @@ def block_key_counts(pattern, seq_len: int, rows: int, query_len: int | None = N
     return _POPCOUNT[merged].sum(axis=1)
 
 
+def takes_diagonal(workload: Workload) -> bool:
+    """Whether the layer can run as diagonal tiles (a sliding build, docs/sparse.md): the window, dilated
+    and grid patterns, one query per key and no grouped heads."""
+    return workload.pattern.kind in SLIDING_PATTERNS and not workload.is_decoder
+
+
+@functools.lru_cache(maxsize=65536)
+def diagonal_tile_count(pattern, seq_len: int, rows: int, cols: int) -> int:
+    """Tiles of the diagonal tiling per head (``attn_rtl.sim.sliding.diagonal_tiles``), from each block's
+    rows and each tile's key range at once (no masks): a tile is sent when a row of a plain query meets a
+    key inside the sequence (and, on the grid, inside the key's image row), plus the global column's
+    tiles of its own and the global queries' blocks.  One difference: a tile whose only keys are global
+    ones counts here (a tile or so in thousands; tests/test_cost_model.py checks against the model)."""
+    L, R, C = seq_len, rows, cols
+    s = pattern.dilation if pattern.kind == "dilated" else 1
+    is_global = np.zeros(L + 1, bool)
+    is_global[list(pattern.global_tokens)] = True
+    # Blocks of R queries of one residue modulo s, residue by residue (the model's _blocks).
+    firsts = np.concatenate([np.arange(rho, L, s * R) for rho in range(min(s, L))])
+    members = firsts[:, None] + s * np.arange(R)[None, :]
+    real = (members < L) & (members % s == firsts[:, None] % s) & (members - firsts[:, None] < s * R)
+    plain = real & ~is_global[np.minimum(members, L)]
+    if pattern.kind == "grid":
+        H, W = pattern.grid
+        kh, kw = pattern.window2d
+        half, starts = kw // 2, range(-(kh // 2), kh // 2 + 1)
+    else:
+        half, starts = pattern.window // 2, (None,)
+    span = 2 * half + 1
+    T = -(-span // C)
+    t = np.arange(T)
+    low = C * t - half                             # a tile's first column's offset (in strides)
+    high = low + np.minimum(C, span - C * t) - 1   # its last in-span column's
+    sent = np.zeros((len(firsts), 0), bool)
+    for dy in starts:
+        if dy is None:   # window, dilated: keys q + s·offset inside the sequence
+            q = members[:, :, None]
+            meets = (q + s * high >= 0) & (q + s * low <= L - 1)
+        else:            # grid: the key row inside the image, the key inside its row
+            y, x = members // W, members % W
+            row_ok = ((y + dy >= 0) & (y + dy < H))[:, :, None]
+            meets = row_ok & (x[:, :, None] + high >= 0) & (x[:, :, None] + low <= W - 1)
+        sent = np.concatenate([sent, (meets & plain[:, :, None]).any(axis=1)], axis=1)
+    count = int(sent.sum())
+    G = len(pattern.global_tokens)
+    if G:
+        # A global key rides in the free last column of a sent tile (a start's last tile, when the
+        # span leaves one); a block short of those gets tiles of the global column alone.
+        carriers = sent[:, T - 1::T].sum(axis=1) if C * T > span else np.zeros(len(firsts), np.int64)
+        count += int(np.maximum(G - carriers, 0)[plain.any(axis=1)].sum())
+        # Global queries' blocks: up to R globals each, tiles at C·t - (R - 1), stride 1.
+        for first in range(0, G, R):
+            n = min(R, G - first)
+            for tile in range(-(-(L + R - 1) // C)):
+                lo = C * tile - (R - 1)
+                count += (lo + n - 1 + C - 1 >= 0) and lo <= L - 1
+    return count
+
+
 def _tile_sums(counts: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per candidate: the number of key tiles and the sum over tiles of max(keys in the tile, rows)."""
     n = counts[None, :]
@@ -125,10 +186,16 @@ def _runs(workload: Workload, rows: int) -> list[tuple[np.ndarray, bool, int]]:
     return runs
 
 
-def predict_cycles(workload: Workload, rows, cols, prob_tiles, *, calibration=None) -> Cycles:
+def predict_cycles(workload: Workload, rows, cols, prob_tiles, *, sliding: bool = False, calibration=None) -> Cycles:
     """Cycles of the layer per candidate; ``rows``, ``cols``, ``prob_tiles`` broadcast together.
 
+    With ``sliding`` the layer runs as diagonal tiles (docs/sparse.md): a score tile of ``max(d, rows)``
+    cycles and ``ceil(d/cols)`` value chunks of ``cols`` stationary steps (``max(cols, rows)`` cycles)
+    per tile of :func:`diagonal_tile_count`; the rest of the schedule is the gathered tiles'.
     Figures depend on the triple only, so each distinct triple is computed once and gathered."""
+    if sliding and not takes_diagonal(workload):
+        raise ValueError(f"workload {workload.name}: diagonal tiles take the window, dilated and grid patterns "
+                         f"without grouped heads or fewer queries, not {workload.pattern.kind}")
     k = CALIBRATION if calibration is None else calibration
     triples = np.stack([a.ravel() for a in np.broadcast_arrays(
         *(np.asarray(x, np.int64) for x in (rows, cols, prob_tiles)))], axis=1)
@@ -141,7 +208,11 @@ def predict_cycles(workload: Workload, rows, cols, prob_tiles, *, calibration=No
         c, p = cols[at], prob_tiles[at]
         score = max(d, int(r))
         for counts, rank, heads in _runs(workload, int(r)):
-            tiles, spans = _tile_sums(counts, np.full(c.shape, r), c)
+            if sliding:
+                tiles = np.array([diagonal_tile_count(workload.pattern, workload.tokens, int(r), int(n)) for n in c])
+                spans = tiles * np.maximum(c, r)
+            else:
+                tiles, spans = _tile_sums(counts, np.full(c.shape, r), c)
             busy = tiles * score + (-(-d // c)) * spans
             held = busy * (1 + k["hold_busy"]) + tiles * (k["hold"] + k["hold_edge"] * (r + c))
             per_head = np.maximum(busy, held / p)
@@ -262,6 +333,8 @@ def enumerate_space(workload: Workload, family: str, space: dict | None = None) 
             "multiplier": np.arange(len(multipliers)), "fifo_memory": np.arange(len(fifos))}
     if "kv_buffer" in space:   # the memory-mapped top: 0 no K/V buffer, 1 one that holds the workload's keys
         axes["kv_buffer"] = np.asarray(space["kv_buffer"])
+    if "sliding" in space:     # 1: a sliding build running the layer as diagonal tiles
+        axes["sliding"] = np.asarray(space["sliding"])
     grids = np.meshgrid(*axes.values(), indexing="ij", copy=False)
     columns = {name: g.ravel() for name, g in zip(axes, grids)}
     return Space(axes=axes, columns=columns, multipliers=multipliers, fifo_memories=fifos)
