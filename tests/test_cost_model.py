@@ -155,3 +155,30 @@ def test_decoder_workloads():
                            (dict(pattern="window", window=3, q_len=4), "need the dense or a causal pattern")):
         with pytest.raises(ValueError, match=message):
             workload_from_dict(dict(spec, **extra))
+
+
+_LONG = [(parse_pattern("grid", grid="56x56", window2d="15x15", global_tokens="0"), 3136),
+         (parse_pattern("window", window=512, global_tokens="0"), 4096),
+         (parse_pattern("dilated", window=64, dilation=4), 4096)]
+_SHORT = [(parse_pattern("window", window=5, global_tokens="3"), 23),
+          (parse_pattern("window", window=64), 13),
+          (parse_pattern("dilated", window=3, dilation=7, global_tokens="1,2,3,4,5"), 50),
+          (parse_pattern("grid", grid="9x10", window2d="5x5", global_tokens="0,47"), 90),
+          (parse_pattern("grid", grid="5x7", window2d="1x3", global_tokens="34"), 35)]
+
+
+# The benchmarks' workloads at the benchmarks' arrays; short sequences at odd shapes.
+@pytest.mark.parametrize("pattern, seq_len, rows, cols",
+                         [(p, n, r, c) for p, n in _LONG for r, c in ((8, 8), (16, 4))]
+                         + [(p, n, r, c) for p, n in _SHORT for r, c in ((8, 8), (3, 4), (5, 2), (1, 3), (16, 4))])
+def test_diagonal_tile_counts_follow_the_tiling(pattern, seq_len, rows, cols):
+    """The model counts the diagonal tiles from the blocks' key ranges; the tiling builds them."""
+    from attn_rtl.gen.cost.model import diagonal_tile_count
+    from attn_rtl.sim.sliding import diagonal_tiles
+
+    assert diagonal_tile_count(pattern, seq_len, rows, cols) == len(diagonal_tiles(pattern, seq_len, rows, cols))
+
+
+def test_diagonal_cycles_need_a_window_pattern():
+    with pytest.raises(ValueError, match="diagonal tiles take the window, dilated and grid patterns"):
+        predict_cycles(Workload("causal", 64, 32, 1, pattern=parse_pattern("causal")), 4, 4, 3, sliding=True)

@@ -150,3 +150,19 @@ def test_memory_mapped_exploration_of_a_ranked_pruned_layer():
 def test_memory_mapped_exploration_refuses_what_the_top_cannot_run():
     with pytest.raises(ValueError, match="the memory-mapped top's exploration takes dense layers .*not longformer"):
         explore(WORKLOADS["longformer-base"], "ecp5-85f", memory_mapped=True)
+
+
+def test_window_layers_weigh_the_diagonal_tiles_of_a_sliding_build():
+    """ViL's 2-D window: the space holds every configuration with and without the sliding mode (its area
+    added), and the diagonal tiles' cycles (fewer tiles than the gathered ones) win the latency pick."""
+    workload = WORKLOADS["vil-stage1"]
+    result = explore(workload, "ecp5-85f", "latency")
+    t = result.table
+    best = result.config(int(result.best[0]))
+    assert best["sliding"] and best["sparse"]
+    same = (t["rows"] == best["rows"]) & (t["cols"] == best["cols"]) & (t["prob_tiles"] == best["prob_tiles"])
+    with_mode, without = same & (t["sliding"] == 1), same & (t["sliding"] == 0)
+    assert t["cycles"][with_mode].max() < t["cycles"][without].min()
+    assert t["lut"][with_mode].min() > t["lut"][without].min()
+    # Outside the sliding patterns the axis is not there.
+    assert "sliding" not in explore(WORKLOADS["bert-base"], "ecp5-85f").table

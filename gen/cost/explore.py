@@ -139,11 +139,11 @@ def explore(workload: Workload, target: str, objective: str = "latency", *, budg
         inside = in_domain(workload, *sub)
         diagonal = [np.full(sub[0].shape, np.inf) for _ in range(3)]
         if inside.any():
-            part = predict_cycles(workload, *(x[inside] for x in sub), sliding=True)
-            for full, figure in zip(diagonal, (part.total, part.busy, part.tiles)):
+            found = predict_cycles(workload, *(x[inside] for x in sub), sliding=True)
+            for full, figure in zip(diagonal, (found.total, found.busy, found.tiles)):
                 full[inside] = figure
         chosen = t["sliding"].astype(bool)
-        cycles = Cycles(*(np.where(chosen, grid.expand(d, over), x) for d, x in zip(diagonal, (
+        cycles = Cycles(*(np.where(chosen, grid.expand(mode, over), plain) for mode, plain in zip(diagonal, (
             cycles.total, cycles.busy, cycles.tiles))))
     t["memory_bits"] = memory_bits(rows, cols, t["prob_tiles"], t["max_seq_len"], t["max_head_dim"],
                                    t["max_heads"], importance=workload.rank)

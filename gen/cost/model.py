@@ -103,9 +103,9 @@ def takes_diagonal(workload: Workload) -> bool:
 def diagonal_tile_count(pattern, seq_len: int, rows: int, cols: int) -> int:
     """Tiles of the diagonal tiling per head (``attn_rtl.sim.sliding.diagonal_tiles``), from each block's
     rows and each tile's key range at once (no masks): a tile is sent when a row of a plain query meets a
-    key inside the sequence (and, on the grid, inside the key's image row), plus the global column's
-    tiles of its own and the global queries' blocks.  One difference: a tile whose only keys are global
-    ones counts here (a tile or so in thousands; tests/test_cost_model.py checks against the model)."""
+    key inside the sequence (and, on the grid, inside the key's image row) that is not a global one, plus
+    the global column's tiles of its own and the global queries' blocks (tests/test_cost_model.py checks
+    the count against the tiling)."""
     L, R, C = seq_len, rows, cols
     s = pattern.dilation if pattern.kind == "dilated" else 1
     is_global = np.zeros(L + 1, bool)
@@ -113,7 +113,7 @@ def diagonal_tile_count(pattern, seq_len: int, rows: int, cols: int) -> int:
     # Blocks of R queries of one residue modulo s, residue by residue (the model's _blocks).
     firsts = np.concatenate([np.arange(rho, L, s * R) for rho in range(min(s, L))])
     members = firsts[:, None] + s * np.arange(R)[None, :]
-    real = (members < L) & (members % s == firsts[:, None] % s) & (members - firsts[:, None] < s * R)
+    real = members < L
     plain = real & ~is_global[np.minimum(members, L)]
     if pattern.kind == "grid":
         H, W = pattern.grid
@@ -126,16 +126,29 @@ def diagonal_tile_count(pattern, seq_len: int, rows: int, cols: int) -> int:
     t = np.arange(T)
     low = C * t - half                             # a tile's first column's offset (in strides)
     high = low + np.minimum(C, span - C * t) - 1   # its last in-span column's
+    tokens = np.asarray(pattern.global_tokens, np.int64)
     sent = np.zeros((len(firsts), 0), bool)
     for dy in starts:
-        if dy is None:   # window, dilated: keys q + s·offset inside the sequence
+        # Per block, row and tile: the keys of the row's span inside the sequence (grid: inside the key's
+        # image row), less the global ones among them (the global column's, not the tile's).
+        if dy is None:   # window, dilated: keys q + s·offset
             q = members[:, :, None]
-            meets = (q + s * high >= 0) & (q + s * low <= L - 1)
-        else:            # grid: the key row inside the image, the key inside its row
+            first = np.maximum(low, -(q // s))                    # offsets with a key ≥ 0
+            last = np.minimum(high, (L - 1 - q) // s)             # … and < L
+            keys = np.maximum(last - first + 1, 0)
+            offset = (tokens[None, None, None, :] - q[..., None])
+            on = (offset % s == 0) & (offset // s >= first[..., None]) & (offset // s <= last[..., None])
+        else:            # grid: the key row y + dy inside the image, the key's x inside its row
             y, x = members // W, members % W
             row_ok = ((y + dy >= 0) & (y + dy < H))[:, :, None]
-            meets = row_ok & (x[:, :, None] + high >= 0) & (x[:, :, None] + low <= W - 1)
-        sent = np.concatenate([sent, (meets & plain[:, :, None]).any(axis=1)], axis=1)
+            first = np.maximum(low, -x[:, :, None])
+            last = np.minimum(high, W - 1 - x[:, :, None])
+            keys = np.where(row_ok, np.maximum(last - first + 1, 0), 0)
+            ty, tx = tokens // W, tokens % W
+            on = (row_ok[..., None] & (ty == (y + dy)[:, :, None, None])
+                  & (tx - x[:, :, None, None] >= first[..., None]) & (tx - x[:, :, None, None] <= last[..., None]))
+        own = keys - on.sum(axis=-1)
+        sent = np.concatenate([sent, ((own > 0) & plain[:, :, None]).any(axis=1)], axis=1)
     count = int(sent.sum())
     G = len(pattern.global_tokens)
     if G:
