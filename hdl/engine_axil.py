@@ -54,7 +54,8 @@ def register_map(engine) -> list[Register]:
         Register("ID", 0x00, "RO", 32, f"0x{REGISTER_MAP_ID:08X} (\"ATTN\")"),
         Register("VERSION", 0x04, "RO", 32, f"register map version {REGISTER_MAP_VERSION}"),
         Register("SHAPE", 0x08, "RO", 32, f"array rows (bits 0-7) = {e.rows}, cols (bits 8-15) = {e.cols}, "
-                                          f"features (bits 16-18): sparse, importance, row_flags"),
+                                          f"features (bits 16-18): sparse, importance, row_flags; bit 20: "
+                                          f"sliding"),
         Register("CTRL", 0x0C, "W1S/RO", 4, "bit 0 START (write 1: start a run with the registers below), "
                                              "bit 1 BUSY, bit 2 DONE, bit 3 ERROR (read only)"),
         Register("CYCLES", 0x10, "RO", 32, "cycles since the run started (stops at done)", "cycles"),
@@ -73,6 +74,8 @@ def register_map(engine) -> list[Register]:
                     ("GRID_H", "grid_h", "grid rows"), ("GRID_W", "grid_w", "grid columns"),
                     ("WINDOW_H", "window_h", "2-D window rows"), ("WINDOW_W", "window_w", "2-D window columns"),
                     ("GLOBAL_COUNT", "global_count", "global tokens in use")]
+    if p["sliding"]:
+        runtime.append(("DIAGONAL", "diagonal", "1: the next run takes the diagonal tiles (docs/sparse.md)"))
     if p["importance"]:
         runtime.append(("IMPORTANCE", "importance", "1: the next run is an importance run"))
     if p["row_flags"]:
@@ -163,6 +166,8 @@ def read_only_registers(core, status, features=()) -> dict:
     p = core.params
     shape = Cat(Const(core.rows, 8), Const(core.cols, 8), Const(p["sparse"], 1), Const(p["importance"], 1),
                 Const(p["row_flags"], 1), *features)
+    if p["sliding"]:   # bit 19 is the memory-mapped top's
+        shape = Cat(shape, Const(0, 20 - len(shape)), Const(1, 1))
     return {0x00: Const(REGISTER_MAP_ID, 32), 0x04: Const(REGISTER_MAP_VERSION, 32), 0x08: shape,
             0x0C: status, 0x10: core.cycles}
 

@@ -24,6 +24,9 @@ def mm_params(**params) -> dict:
     reject_unknown("memory-mapped engine", params, {**ENGINE_DEFAULTS, **MEMORY_DEFAULTS})
     memory_params = {k: params.pop(k, v) for k, v in MEMORY_DEFAULTS.items()}
     p = engine_params(**params)
+    if p["sliding"]:
+        raise ValueError("the memory-mapped top's DMA gathers the gathered tiles only: sliding must be false "
+                         "(a sliding build's diagonal runs take the stream top, docs/sparse.md)")
     if p["numerics"]["data_width"] != 8:
         raise ValueError(f"the memory-mapped top moves int8 tensors: data_width must be 8, "
                          f"not {p['numerics']['data_width']}")

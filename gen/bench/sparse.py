@@ -16,7 +16,7 @@ from .pages import DOCS, write_page
 
 __all__ = ["run", "PARTS", "WORKLOADS"]
 
-PARTS = ("utilization",)
+PARTS = ("utilization", "diagonal")
 ARRAY = 8
 #: (name, pattern flags, seq_len, SALO's model's utilization)
 WORKLOADS = (
@@ -24,19 +24,27 @@ WORKLOADS = (
     ("ViL stage 1 (56×56, 15×15, 1 global)", dict(pattern="grid", grid="56x56", window2d="15x15",
                                                   global_tokens="0"), 3136, 0.65),
 )
+#: Diagonal runs on a sliding build (docs/sparse.md): (name, pattern flags, seq_len, floor or None).
+DIAGONAL = (
+    ("ViL stage 1 (56×56, 15×15, 1 global)", WORKLOADS[1][1], 3136, 0.85),
+    ("Longformer (L 4096, w 512, 1 global)", WORKLOADS[0][1], 4096, 0.98),
+    ("dilated (L 4096, w 64, δ 4)", dict(pattern="dilated", window=64, dilation=4), 4096, None),
+    ("grid 28×28, 7×7, 1 global", dict(pattern="grid", grid="28x28", window2d="7x7", global_tokens="0"), 784, None),
+)
 HEAD_DIM = 64
 
 
-def _params(seq_len: int) -> dict:
-    return dict(rows=ARRAY, cols=ARRAY, max_seq_len=seq_len, max_head_dim=HEAD_DIM, max_heads=1, sparse=True)
+def _params(seq_len: int, sliding: bool = False) -> dict:
+    return dict(rows=ARRAY, cols=ARRAY, max_seq_len=seq_len, max_head_dim=HEAD_DIM, max_heads=1, sparse=True,
+                **({"sliding": True} if sliding else {}))
 
 
-def _measure(sim: str, flags: dict, seq_len: int) -> dict:
+def _measure(sim: str, flags: dict, seq_len: int, diagonal: bool = False) -> dict:
     from attn_rtl.gen.simulate import measure_engine
     from attn_rtl.sim.sparse import parse_pattern
 
-    run = dict(seq_len=seq_len, head_dim=HEAD_DIM, pattern=parse_pattern(**flags).to_dict())
-    return measure_engine(_params(seq_len), [run], sim=sim)["runs"][0]
+    run = dict(seq_len=seq_len, head_dim=HEAD_DIM, pattern=parse_pattern(**flags).to_dict(), diagonal=diagonal)
+    return measure_engine(_params(seq_len, diagonal), [run], sim=sim)["runs"][0]
 
 
 def _cache():
@@ -45,22 +53,34 @@ def _cache():
     return default_cache_dir() / "bench" / "sparse.json"
 
 
-def _utilization(sim: str, write) -> list[str]:
+def _store(sim: str):
+    """The finished measurements of this HDL version (name -> run), and a function that measures one
+    that is missing, saves it and rewrites the page."""
     from attn_rtl.gen.generate import _hdl_fingerprint
-    from attn_rtl.sim.sparse import allowed_pairs, parse_pattern, scheduled_tiles
 
     cache = _cache()
     key = _hdl_fingerprint()[:16] + f"-{sim}"
     stored = json.loads(cache.read_text()) if cache.exists() else {}
     found = stored.setdefault(key, {})
 
-    def measured(name, flags, seq_len):
+    def measured(name, flags, seq_len, rewrite, diagonal=False):
         if name not in found:
-            found[name] = _measure(sim, flags, seq_len)
+            found[name] = _measure(sim, flags, seq_len, diagonal)
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_text(json.dumps(stored, indent=1))
-            write(lines())
+            rewrite()
         return found[name]
+
+    return found, measured
+
+
+def _utilization(sim: str, write) -> list[str]:
+    from attn_rtl.sim.sparse import allowed_pairs, parse_pattern, scheduled_tiles
+
+    found, measure = _store(sim)
+
+    def measured(name, flags, seq_len):
+        return measure(name, flags, seq_len, lambda: write(lines()))
 
     def lines():
         out = ["| workload | allowed pairs | key tiles computed / dense | cycles | ideal | sparse utilization | "
@@ -90,15 +110,57 @@ def _utilization(sim: str, write) -> list[str]:
     return lines()
 
 
+def _diagonal(sim: str, write) -> list[str]:
+    from attn_rtl.gen.cost.model import predict_cycles
+    from attn_rtl.gen.cost.workloads import Workload
+    from attn_rtl.sim.sliding import sliding_bound
+    from attn_rtl.sim.sparse import parse_pattern
+
+    found, measure = _store(sim)
+
+    def lines():
+        out = ["| workload | allowed pairs | diagonal tiles | bound (tiling) | cycles | ideal | sparse utilization | "
+               "floor | gathered tiles | cost model | dense cycles | speedup | ideal speedup (MACs) |",
+               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for name, flags, seq_len, floor in DIAGONAL:
+            run = found.get(f"diagonal {name}")
+            if run is None:
+                out.append(f"| {name} | not measured | | | | | | | | | | | |")
+                continue
+            pattern = parse_pattern(**flags)
+            bound = sliding_bound(pattern, seq_len, ARRAY, ARRAY)
+            gathered = found.get(name)
+            gathered_text = f"{gathered['mac_utilization']:.1%}" if gathered else "not measured"
+            dense = found.get(f"dense {seq_len}")
+            predicted = predict_cycles(Workload("diagonal", seq_len, HEAD_DIM, 1, pattern=pattern), ARRAY, ARRAY, 3,
+                                       sliding=True).total[0]
+            dense_cycles = f"{dense['cycles']:,}" if dense else "not measured"
+            speedup = f"{dense['cycles'] / run['cycles']:.2f}×" if dense else ""
+            out.append(f"| {name} | {bound['pairs']:,} | {bound['tiles']:,} | {bound['bound']:.1%} | "
+                       f"{run['cycles']:,} | {run['ideal_cycles']:,} | **{run['mac_utilization']:.1%}** | "
+                       f"{f'{floor:.0%}' if floor else '–'} | {gathered_text} | "
+                       f"{predicted:,.0f} ({100 * (predicted / run['cycles'] - 1):+.2f}%) | {dense_cycles} | "
+                       f"{speedup} | {seq_len * seq_len / bound['pairs']:.2f}× |")
+        return out
+
+    for name, flags, seq_len, _ in DIAGONAL:
+        measure(f"diagonal {name}", flags, seq_len, lambda: write(lines()), diagonal=True)
+    for seq_len in sorted({w[2] for w in DIAGONAL}):
+        measure(f"dense {seq_len}", dict(pattern="dense"), seq_len, lambda: write(lines()))
+    return lines()
+
+
 def run(parts=PARTS, *, sim: str = "verilator", out=None):
     page = out or DOCS / "sparse-benchmarks.md"
-
-    def write(lines):
-        write_page(page, _TEMPLATE, PARTS, {"utilization": lines})
-
     sections = {}
+
+    def writer(part):
+        return lambda lines: write_page(page, _TEMPLATE, PARTS, {**sections, part: lines})
+
     if "utilization" in parts:
-        sections["utilization"] = _utilization(sim, write)
+        sections["utilization"] = _utilization(sim, writer("utilization"))
+    if "diagonal" in parts:
+        sections["diagonal"] = _diagonal(sim, writer("diagonal"))
     return write_page(page, _TEMPLATE, PARTS, sections)
 
 
@@ -120,4 +182,20 @@ Command: `./dev.sh bench sparse` (results kept in `.cache/bench/sparse.json`; a 
 <!-- begin utilization -->
 {utilization}
 <!-- end utilization -->
+
+## Diagonal runs (SALO's sliding-window dataflow)
+
+The same workloads, and a dilated window and a second 2-D shape, as diagonal runs of a sliding build
+(`sparse = true, sliding = true`; docs/sparse.md, *Diagonal tiles*): row `i` of a tile takes keys offset by
+`i`, so each query row sees its own window; the harness built with `SPARSE` and `SLIDING` gathers K and V by
+the lanes `m_axis_kv_index` names (`rows + cols` of them), every output beat compared with the golden model
+(`attn_rtl.sim.sliding`). Bound: allowed pairs / (tiles · 64), what the tiling allows if the engine never
+waited (`sliding_bound`); gathered: the table above, same workload on the gathered tiles; cost model: the
+cycles `predict_cycles(..., sliding=True)` predicts and its error; dense cycles and speedup as above (the
+dense runs above, same array). Goal (issue 24): ViL floor 85% (goal 90%), Longformer ≥ 98%.
+Command: `./dev.sh bench sparse --parts diagonal` (results kept with the table above's).
+
+<!-- begin diagonal -->
+{diagonal}
+<!-- end diagonal -->
 """

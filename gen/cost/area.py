@@ -81,6 +81,8 @@ def predict_area(family: str, rows, cols, memory_bits, *, fitted: dict | None = 
 SLIDING_POINTS = {
     (4, 4): {"without": {"lut": 11093, "ff": 18832, "dsp": 46, "bram": 27},
              "with": {"lut": 13930, "ff": 21523, "dsp": 50, "bram": 27}},
+    (8, 8): {"without": {"lut": 22192, "ff": 40442, "dsp": 118, "bram": 50},
+             "with": {"lut": 29877, "ff": 48057, "dsp": 126, "bram": 50}},
 }
 
 
