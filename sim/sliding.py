@@ -330,7 +330,7 @@ def sliding_beats(q_int, k_int, v_int, o_int, tiles: DiagonalTiles) -> SlidingBe
 def output_from_beats(o_beats, tiles: DiagonalTiles, heads: int, seq_len: int, head_dim: int) -> np.ndarray:
     """O of shape ``(heads, seq_len, head_dim)`` from a diagonal run's O beats (:func:`sliding_beats`'
     order: per head, per block that has tiles, per chunk of ``cols`` columns, per row the block computes)."""
-    rows, cols = tiles.rows, tiles.cols
+    cols = tiles.cols
     chunks = -(-head_dim // cols)
     beats = np.asarray(o_beats, np.int64).reshape(-1, cols)
     o = np.zeros((heads, seq_len, chunks * cols), np.int64)

@@ -26,8 +26,8 @@ from .streams import Control, StreamBench, StreamSink
 PARAMS = ("rows", "cols", "max_seq_len", "max_heads", "max_dilation", "max_globals")
 REGISTERS = ("pattern", "window", "dilation", "grid_h", "grid_w", "window_h", "window_w", "global_count",
              "global_tokens")
-FIELDS = ("block", "q0", "real", "queries", "emit", "base", "mask", "keep", "global_column", "global_key", "global_block", "first",
-          "last", "run_end")
+FIELDS = ("block", "q0", "real", "queries", "emit", "base", "mask", "keep", "global_column", "global_key",
+          "global_block", "first", "last", "run_end")
 
 
 def decode(beats, layout) -> dict:

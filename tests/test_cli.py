@@ -573,3 +573,20 @@ def test_sim_memory_mapped_rejects_what_the_top_cannot_run(capsys, flags, fragme
 def test_importance_run_needs_the_memory_mapped_top(capsys):
     code, _, err = run(capsys, "sim", "--preset", "tiny", "--importance-run")
     assert_one_line_error(code, err, "--importance-run applies to --memory-mapped")
+
+
+def test_sim_engine_diagonal_run(capsys):
+    """`--diagonal` on a sliding build: bit-exact against the diagonal tiles' golden model, O written back
+    in query order; clear errors without the build or with a pattern the mode does not take."""
+    code, text, _ = run(capsys, "sim", "--preset", "tiny", "--sparse", "--sliding", "--seq-len", "30", "--head-dim",
+                        "5", "--pattern", "grid", "--grid", "5x6", "--window2d", "3x3", "--global", "7", "--diagonal",
+                        "--json", "--stall", "0.1")
+    report = json.loads(text)
+    assert code == 0 and report["passed"] and report["mismatches"] == 0 and report["elements"] >= 30 * 5
+    code, _, err = run(capsys, "sim", "--preset", "tiny", "--sparse", "--pattern", "window", "--window", "3",
+                       "--diagonal")
+    assert_one_line_error(code, err, "--diagonal needs an engine built with sliding = true (add --sliding)")
+    code, _, err = run(capsys, "sim", "--preset", "tiny", "--sparse", "--sliding", "--pattern", "causal", "--diagonal")
+    assert_one_line_error(code, err, "--diagonal takes --pattern window, dilated or grid, not causal")
+    code, _, err = run(capsys, "sim", "array", "--diagonal")
+    assert_one_line_error(code, err, "--diagonal applies to the engine, not to array")

@@ -74,10 +74,10 @@ def _store(sim: str):
     return found, measured
 
 
-def _utilization(sim: str, write) -> list[str]:
+def _utilization(sim: str, store, write) -> list[str]:
     from attn_rtl.sim.sparse import allowed_pairs, parse_pattern, scheduled_tiles
 
-    found, measure = _store(sim)
+    found, measure = store
 
     def measured(name, flags, seq_len):
         return measure(name, flags, seq_len, lambda: write(lines()))
@@ -110,13 +110,13 @@ def _utilization(sim: str, write) -> list[str]:
     return lines()
 
 
-def _diagonal(sim: str, write) -> list[str]:
+def _diagonal(sim: str, store, write) -> list[str]:
     from attn_rtl.gen.cost.model import predict_cycles
     from attn_rtl.gen.cost.workloads import Workload
     from attn_rtl.sim.sliding import sliding_bound
     from attn_rtl.sim.sparse import parse_pattern
 
-    found, measure = _store(sim)
+    found, measure = store
 
     def lines():
         out = ["| workload | allowed pairs | diagonal tiles | bound (tiling) | cycles | ideal | sparse utilization | "
@@ -157,10 +157,11 @@ def run(parts=PARTS, *, sim: str = "verilator", out=None):
     def writer(part):
         return lambda lines: write_page(page, _TEMPLATE, PARTS, {**sections, part: lines})
 
+    store = _store(sim)   # one HDL version for the whole run
     if "utilization" in parts:
-        sections["utilization"] = _utilization(sim, writer("utilization"))
+        sections["utilization"] = _utilization(sim, store, writer("utilization"))
     if "diagonal" in parts:
-        sections["diagonal"] = _diagonal(sim, writer("diagonal"))
+        sections["diagonal"] = _diagonal(sim, store, writer("diagonal"))
     return write_page(page, _TEMPLATE, PARTS, sections)
 
 

@@ -48,9 +48,14 @@ def sim_engine(args) -> int:
     if stray:
         raise CliError(f"{stray[0]} does not apply to the engine (it takes --seq-len, --head-dim, --heads)")
     params = unit_params(args)
-    if args.diagonal and (args.memory_mapped or decoder_requested(args)):
-        raise CliError("--diagonal takes a stream run of the encoder shape (no --memory-mapped, --kv-heads, "
-                       "--q-len or --kv-len)")
+    if args.diagonal:
+        if not params["sliding"]:
+            raise CliError("--diagonal needs an engine built with sliding = true (add --sliding)")
+        if args.pattern not in SLIDING_PATTERNS:
+            raise CliError(f"--diagonal takes --pattern window, dilated or grid, not {args.pattern}")
+        if args.memory_mapped or decoder_requested(args):
+            raise CliError("--diagonal takes a stream run of the encoder shape (no --memory-mapped, --kv-heads, "
+                           "--q-len or --kv-len)")
     if args.memory_mapped:
         return _sim_memory_mapped(args, params)
     if args.importance_run:
@@ -82,11 +87,6 @@ def sim_engine(args) -> int:
     pattern = pattern_of(args, seq_len)
     if not params["sparse"] and not pattern.is_dense:
         raise CliError(f"--pattern {pattern.kind} needs an engine built with sparse = true (add --sparse)")
-    if args.diagonal:
-        if not params["sliding"]:
-            raise CliError("--diagonal needs an engine built with sliding = true (add --sliding)")
-        if pattern.kind not in SLIDING_PATTERNS:
-            raise CliError(f"--diagonal takes --pattern window, dilated or grid, not {pattern.kind}")
     plan = cascade_plan(args, heads, seq_len, nm)
     if plan is not None:
         if not pattern.is_dense or args.diagonal:

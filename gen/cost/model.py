@@ -32,9 +32,8 @@ from attn_rtl.sim.sparse import allowed_mask
 from .workloads import Workload
 
 __all__ = ["CALIBRATION", "ENERGY_PJ", "SPACE", "TARGETS", "TILE_FLOOR", "Cycles", "Space", "block_key_counts",
-           "diagonal_tile_count", "takes_diagonal",
-           "energy_pj", "enumerate_space", "in_domain", "memory_bits", "dma_memory_bits", "offchip_bytes", "pareto_front",
-           "predict_cycles"]
+           "diagonal_tile_count", "dma_memory_bits", "energy_pj", "enumerate_space", "in_domain", "memory_bits",
+           "offchip_bytes", "pareto_front", "predict_cycles", "takes_diagonal"]
 
 DATA_BITS = 8     #: Q, K, V, O elements (docs/numerics.md)
 PROB_BITS = 16    #: probability width P + 1 (unsigned, numerics.md)
