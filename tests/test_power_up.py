@@ -146,6 +146,8 @@ UNITS = {
                                        lambda: [*_tests_module("test_engine").RUNS, *_DENSE_RUNS], 23), False),
     "engine_sparse": (_engine(dict(rows=4, cols=3, max_seq_len=64, max_heads=2, max_head_dim=8, sparse=True),
                               lambda: _tests_module("test_engine")._sparse_runs(), 43), False),
+    "engine_sliding": (_engine(dict(rows=3, cols=4, max_seq_len=64, max_heads=2, max_head_dim=16, sparse=True,
+                                    sliding=True), lambda: _tests_module("test_engine")._diagonal_runs(), 34), False),
     "engine_decoder": (_engine(dict(rows=4, cols=3, max_seq_len=64, max_heads=6, max_head_dim=8, sparse=True),
                                lambda: _tests_module("test_decoder_engine").DECODER_RUNS, 43), False),
     "engine_importance": (_engine(_tests_module("test_importance").ODD,

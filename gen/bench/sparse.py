@@ -136,8 +136,8 @@ def _diagonal(sim: str, store, write) -> list[str]:
                                        sliding=True).total[0]
             dense_cycles = f"{dense['cycles']:,}" if dense else "not measured"
             speedup = f"{dense['cycles'] / run['cycles']:.2f}×" if dense else ""
-            out.append(f"| {name} | {bound['pairs']:,} | {bound['tiles']:,} | {bound['bound']:.1%} | "
-                       f"{run['cycles']:,} | {run['ideal_cycles']:,} | **{run['mac_utilization']:.1%}** | "
+            out.append(f"| {name} | {bound['pairs']:,} | {bound['tiles']:,} | {bound['bound']:.2%} | "
+                       f"{run['cycles']:,} | {run['ideal_cycles']:,} | **{run['mac_utilization']:.2%}** | "
                        f"{f'{floor:.0%}' if floor else '–'} | {gathered_text} | "
                        f"{predicted:,.0f} ({100 * (predicted / run['cycles'] - 1):+.2f}%) | {dense_cycles} | "
                        f"{speedup} | {seq_len * seq_len / bound['pairs']:.2f}× |")
@@ -145,6 +145,7 @@ def _diagonal(sim: str, store, write) -> list[str]:
 
     for name, flags, seq_len, _ in DIAGONAL:
         measure(f"diagonal {name}", flags, seq_len, lambda: write(lines()), diagonal=True)
+        measure(name, flags, seq_len, lambda: write(lines()))   # the gathered tiles beside them
     for seq_len in sorted({w[2] for w in DIAGONAL}):
         measure(f"dense {seq_len}", dict(pattern="dense"), seq_len, lambda: write(lines()))
     return lines()
