@@ -92,9 +92,9 @@ class DiagonalScheduler(wiring.Component):
     tiles : Out(stream)
         ``block`` (per head), ``q0`` (the block's first query), ``real`` (bit ``r``: row ``r``
         holds a query), ``queries`` (row ``r``'s query, 0 without one), ``emit`` (bit ``r``: the block
-        computes row ``r``'s output: a query, and in a plain block not a global one), ``base`` (signed: lane 0's key), ``mask`` (``rows`` words of ``cols`` bits),
-        ``keep`` (bit ``u``: some element of lane ``u`` takes part, the keys a DMA fetches; the global
-        column's elements are not lane ``u``'s), ``global_column`` and ``global_key`` (the last column
+        computes row ``r``'s output: a query, and in a plain block not a global one), ``base`` (signed:
+        lane 0's key), ``mask`` (``rows`` words of ``cols`` bits), ``keep`` (bit ``u``: some element of
+        lane ``u`` takes part, the keys a DMA fetches; the global column's elements are not lane ``u``'s), ``global_column`` and ``global_key`` (the last column
         is the global key ``global_tokens[global_key]``), ``global_block`` (its rows are global queries,
         stride 1), ``first``, ``last`` (of the block), ``run_end`` (last tile of the run).
     """
@@ -128,7 +128,7 @@ class DiagonalScheduler(wiring.Component):
 
     @property
     def setup_cycles(self) -> int:
-        return self.lanes + 2
+        return self.lanes + 3
 
     def elaborate(self, platform):
         m = Module()
@@ -240,21 +240,32 @@ class DiagonalScheduler(wiring.Component):
                     chunk_rows.eq(Cat(*[first + r < global_count for r in range(R)])),
                     q0.eq(Mux(first < G, tokens.as_value().word_select(first, len(tokens[0])), 0))]
 
-        tile_last = Mux(in_globals, base + C >= seq_len, left <= C)
-        start_last = start_index == starts_last
         step_in_residue = q0 + block_step   # next block's q0 within the residue
-        residue_more = step_in_residue < seq_len
         next_residue = residue + 1
-        residues_more = (next_residue < stride) & (next_residue < seq_len)
-        chunks_more = chunk + R < global_count
+        # The walker's decisions, registered a cycle behind it: it moves only in THRESHOLDS (four cycles
+        # apart) and as a head opens (SETTLE waits a cycle then), so they are current when read.  Their
+        # compares in front of the walker's next-state choice were the 4x4 sliding proxy's critical path
+        # (`left` -> `left <= cols`, `left > c` -> the walker's choice -> `start_index`, 12.4 ns).
+        flags = {name: Signal(name=name, **quiet) for name in ("tile_last", "start_last", "residue_more",
+                                                               "residues_more", "chunks_more", "last_head")}
+        left_above = Signal(C, **quiet)   # left > c for each column c: the columns still in the span
+        m.d.sync += [flags["tile_last"].eq(Mux(in_globals, base + C >= seq_len, left <= C)),
+                     flags["start_last"].eq(start_index == starts_last),
+                     flags["residue_more"].eq(step_in_residue < seq_len),
+                     flags["residues_more"].eq((next_residue < stride) & (next_residue < seq_len)),
+                     flags["chunks_more"].eq(chunk + R < global_count),
+                     flags["last_head"].eq(head == heads - 1),
+                     left_above.eq(Cat(*[left > c for c in range(C)]))]
+        tile_last, start_last = flags["tile_last"], flags["start_last"]
+        residue_more, residues_more, chunks_more = flags["residue_more"], flags["residues_more"], flags["chunks_more"]
         regular_done = tile_last & start_last & ~residue_more & ~residues_more
         head_done = Mux(in_globals, tile_last & ~chunks_more, regular_done & (global_count == 0))
         candidate_block_last = Mux(in_globals, tile_last, tile_last & start_last)
 
         # --- one candidate in five states: thresholds, comparisons, mask, send the held tile, close the
         # block (its extra global tiles, then its last tile).
-        THRESHOLDS, COMPARE, MASK, SEND, CLOSE, SETUP, IDLE = range(7)
-        state = Signal(range(7), init=IDLE)
+        THRESHOLDS, COMPARE, MASK, SEND, CLOSE, SETUP, SETTLE, IDLE = range(8)
+        state = Signal(range(8), init=IDLE)
         lane_low, lane_high = Signal(key, **quiet), Signal(key, **quiet)   # lane offsets in [-base, L - base)
         row_real, row_plain = Signal(R, **quiet), Signal(R, **quiet)       # a query; a query not global
         row_query = Signal(data.ArrayLayout(range(L), R), **quiet)
@@ -286,17 +297,19 @@ class DiagonalScheduler(wiring.Component):
         with m.Switch(state):
             with m.Case(SETUP):
                 with m.If(~setting_up):
-                    m.d.sync += open_head() + [state.eq(THRESHOLDS)]
+                    m.d.sync += open_head() + [state.eq(SETTLE)]
+            with m.Case(SETTLE):   # the walker's registered decisions take up the head just opened
+                m.d.sync += state.eq(THRESHOLDS)
             with m.Case(THRESHOLDS):
                 real = Mux(in_globals, chunk_rows, Cat(*[queries[r] < seq_len for r in range(R)]))
                 is_token = [Cat(*[(g < global_count) & (queries[r] == tokens[g]) for g in range(G)]).any()
                             for r in range(R)]
                 m.d.sync += [lane_low.eq(-base), lane_high.eq(seq_len - base), row_real.eq(real),
                              row_plain.eq(real & ~(Cat(*is_token) & ~in_globals.replicate(R))),
-                             column_open.eq(Mux(in_globals, (1 << C) - 1, Cat(*[left > c for c in range(C)]))),
+                             column_open.eq(Mux(in_globals, (1 << C) - 1, left_above)),
                              cand.block.eq(block), cand.q0.eq(q0), cand.base.eq(base), cand.globals.eq(in_globals),
                              cand.block_first.eq(block_first), cand.block_last.eq(candidate_block_last),
-                             cand.run_last.eq(head_done & (head == heads - 1)), block_first.eq(0)]
+                             cand.run_last.eq(head_done & flags["last_head"]), block_first.eq(0)]
                 m.d.sync += [row_x[r].eq(query_x[r] + column0) for r in range(R)]
                 for r in range(R):
                     # A global block's row r holds entry chunk + r of the list (chunk a multiple of rows).

@@ -123,6 +123,10 @@ class AttentionEngine(wiring.Component):
     * ``o``: per column chunk, per row ``qb + r < L``: ``O[qb + r, cc + c]``,
       ``last`` on the block's final beat.
 
+    A diagonal run of a ``sliding`` build has streams of its own (docs/sparse.md, *Diagonal runs in the
+    engine*): Q per block that has tiles, K and V of ``rows + cols`` lanes per diagonal tile, O of the
+    rows each block computes.
+
     Lanes past ``L`` or ``d`` in an input beat are ignored (any value); in ``o``
     they are 0.
 
@@ -140,6 +144,10 @@ class AttentionEngine(wiring.Component):
         output accumulator and the token-importance unit use the same multiplier target, the softmax
         unit the same FIFO memory, and with ``"ecp5"`` the Q buffer is DP16KD block RAM read through
         its output register.
+    sliding : bool
+        Adds SALO's sliding-window dataflow (needs ``sparse``): the sliding array, the
+        :class:`~attn_rtl.hdl.diagonal_scheduler.DiagonalScheduler` and the ``diagonal`` register; K, V and
+        ``kv_index`` get ``rows + cols`` lanes.
     importance : bool
         Adds importance runs (SpAtten; dense only): :class:`~attn_rtl.hdl.importance.TokenImportance`,
         :class:`~attn_rtl.hdl.head_importance.HeadImportance` and their output streams (docs/engine.md).
@@ -195,7 +203,13 @@ class AttentionEngine(wiring.Component):
         Only with ``sparse``: the scheduler's pattern registers (docs/sparse.md), taken at ``start``.
     kv_index : Out(stream.Signature(StructLayout({"keys": ArrayLayout(range(max_seq_len), cols),
         "count": range(cols + 1), "last": 1})))
-        Only with ``sparse``: the keys of every key tile, in the order K and V must arrive.
+        Only with ``sparse``: the keys of every key tile, in the order K and V must arrive.  A ``sliding``
+        build has ``rows + cols`` lanes and adds ``keep`` (a bit per lane holding a key), ``first`` (the
+        tile opens its block), ``queries`` (the block's ``rows`` queries) and ``query_keep``; the last two
+        are 0 in runs of gathered tiles.
+    diagonal : In(1)
+        Only with ``sliding``: the run takes the diagonal tiles of its window, dilated or grid pattern
+        (taken at ``start``; another pattern, grouped heads or fewer queries than keys set ``error``).
     importance : In(1)
         Only with ``importance``: the run is an importance run (every block's K tiles come twice).
     token_importance : Out(stream.Signature(StructLayout({"data": ArrayLayout(unsigned(iw), cols), "last": 1})))
@@ -873,18 +887,18 @@ class AttentionEngine(wiring.Component):
             last = kept_register(m, st_last_next, f"st_last_{name}", target=p["multiplier"])
             return ~valid | ~last | accepts_end
 
-        column_free = [stage_copy(f"c{c}", array.accepts_end[c]) for c in range(C)]
-        column_sel = [kept_register(m, sel_next, f"sel_value_c{c}", target=p["multiplier"], reset=True)
-                      for c in range(C)]
-        row_free = [stage_copy(f"r{r}", array.accepts_end[C + r]) for r in range(R)]
         if S:
             # The sliding array also refuses steps that do not end a tile (a weight swap before its
             # weights are in) and tile ends it holds for other reasons (after a stationary tile), which
             # accepts_end does not say: the stage's registers hold on stage_free itself.
-            column_free = [stage_free] * C
-            row_free = [stage_free] * R
-            column_sel += [kept_register(m, sel_next, f"sel_value_c{c}", target=p["multiplier"], reset=True)
-                           for c in range(C, self.kv_lanes)]
+            column_free, row_free = [stage_free] * self.kv_lanes, [stage_free] * R
+            column_sel = [kept_register(m, sel_next, f"sel_value_c{c}", target=p["multiplier"], reset=True)
+                          for c in range(self.kv_lanes)]
+        else:
+            column_free = [stage_copy(f"c{c}", array.accepts_end[c]) for c in range(C)]
+            column_sel = [kept_register(m, sel_next, f"sel_value_c{c}", target=p["multiplier"], reset=True)
+                          for c in range(C)]
+            row_free = [stage_copy(f"r{r}", array.accepts_end[C + r]) for r in range(R)]
         row_value = [kept_register(m, st_value_next, f"st_value_r{r}", target=p["multiplier"]) for r in range(R)]
 
         # The operand stage (and the Q read) load whenever the stage is free, not only on issue: a
@@ -920,7 +934,7 @@ class AttentionEngine(wiring.Component):
         ]
         m.d.sync += [st_valid.eq(st_valid_next), st_value.eq(st_value_next), st_last.eq(st_last_next)]
         for c in range(self.kv_lanes):
-            with m.If(column_free[c] if c < C else stage_free):
+            with m.If(column_free[c]):
                 m.d.sync += st_b[c].eq(Mux(column_sel[c], self.v.payload[c], self.k.payload[c]))
         for r in range(R):
             m.d.comb += p_reads[r].addr.eq(row_rptr[r])
