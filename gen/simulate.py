@@ -47,13 +47,17 @@ def check_seed(seed) -> int:
 
 def simulate_array(params: dict, *, sim: str = "icarus", seed: int = 1, tiles=None, idle: float = 0.0,
                    stall: float = 0.0, reset_mid: bool = False, operands: str = "random",
-                   diagonal: bool = False, kinds=None, loads=None, global_columns=None) -> dict:
+                   diagonal: bool = False, kinds=None, loads=None, global_columns=None,
+                   reset_from_sliding: bool = False) -> dict:
     """Run ``tiles`` (a list of reduction lengths; default four of ``max_reduction``) through the array;
     ``diagonal`` (a ``sliding`` build) runs them as diagonal tiles with the ``sliding`` input high.
     ``kinds`` names each tile's kind instead: ``dense`` (all), or ``diagonal`` and ``stationary``
     (weight-stationary P·V, at most ``cols`` steps) in a ``sliding`` build; ``loads`` says for each
     stationary tile whether it swaps in new weights (default: all do; the first always does);
     ``global_columns`` which diagonal or stationary tiles take the global lane in their last column.
+    ``reset_from_sliding`` (a ``sliding`` build, dense tiles) first cuts a diagonal tile by a reset at every
+    cycle from its last step to its rows' drain, turning ``sliding`` off with the reset: no row of it may
+    come out.
 
     The report holds ``passed``, ``elements`` compared, ``cycles`` from the
     first operand accepted to the last result sent, and ``macs``.
@@ -88,9 +92,11 @@ def simulate_array(params: dict, *, sim: str = "icarus", seed: int = 1, tiles=No
                          f"not {len(global_columns)}")
     if any(g and kind == "dense" for g, kind in zip(global_columns, kinds)):
         raise ValueError("the global column is for diagonal and stationary tiles, not dense ones")
+    if reset_from_sliding and (not full["sliding"] or set(kinds) != {"dense"}):
+        raise ValueError("reset_from_sliding takes a sliding build and dense tiles")
     cfg = dict(full, seed=check_seed(seed), tiles=tiles, idle=check_probability("idle", idle),
                stall=check_probability("stall", stall), reset_mid=bool(reset_mid), operands=operands,
-               kinds=kinds, loads=loads, global_columns=global_columns)
+               kinds=kinds, loads=loads, global_columns=global_columns, reset_from_sliding=bool(reset_from_sliding))
     models = unit("array").simulation_models(full)
     report = run_cocotb(sources=[path, *models], toplevel=unit("array").top, test_module=unit("array").testbench,
                         sim=sim, config=cfg)

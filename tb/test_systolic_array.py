@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import cocotb
 from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge
 
 from attn_rtl.sim.matmul import matmul
 
@@ -117,6 +118,29 @@ async def matmul_tiles(dut):
         await bench.step(rows + cols)
         await bench.reset(3)
         sink.beats.clear()
+
+    if cfg.get("reset_from_sliding"):
+        # A diagonal tile cut by a one-cycle reset at every cycle from its last step to its rows' drain, the
+        # mode turned off with the reset (as the engine's is): the drain's loads of the dense mode must not
+        # carry the cut tile's rows out afterwards.
+        first = {**cfg, "tiles": [rows + 1], "kinds": ["diagonal"], "loads": [False], "global_columns": [False]}
+        for offset in range(2 * rows + cols + 8):
+            await FallingEdge(dut.clk)   # out of the bench's read-only phase
+            dut.sliding.value = 1
+            a, b, kind, weights, new, global_column = _tiles(first, rng)[0]
+            a_beats, b_beats = _beats(cfg, a, b, kind, new, global_column)
+            src_a.send(a_beats)
+            src_b.send(b_beats)
+            await bench.run(lambda: src_a.done and src_b.done, budget(len(a_beats)))
+            await bench.step(offset)
+            await bench.reset(1)
+            await FallingEdge(dut.clk)
+            dut.sliding.value = 0
+            sink.beats.clear()
+            await bench.step(2 * rows + cols + 8)
+            report.check(not sink.beats, f"a reset {offset} cycles after a diagonal tile's last step: "
+                                         f"{len(sink.beats)} rows of it came out")
+            sink.beats.clear()
 
     tiles = _tiles(cfg, rng)
     for a, b, kind, weights, new, global_column in tiles:

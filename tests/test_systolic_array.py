@@ -62,6 +62,16 @@ def test_sliding_build_runs_diagonal_and_dense_tiles(sim, rows, cols, diagonal):
     assert clean["passed"] and clean["cycles"] == clean["model_cycles"], clean
 
 
+@pytest.mark.parametrize("rows, cols", [(4, 3), (5, 2), (2, 5)])
+def test_a_reset_that_turns_sliding_off_drops_the_cut_tile(rows, cols):
+    """The engine turns the array's mode off with a reset: a diagonal tile cut at any cycle between its last
+    step and its drain sends none of its rows, and the dense tiles after it are exact (a stale load in the
+    dense mode's drain delays once sent a row: the engine's reset test found it)."""
+    report = simulate_array(dict(rows=rows, cols=cols, max_reduction=13, sliding=True), seed=rows * 10 + cols + 7,
+                            tiles=[13, 1, rows, 5], reset_from_sliding=True)
+    assert report["passed"] and report["elements"] == rows * cols * 4
+
+
 def _mixed_tiles(rng, cols, count):
     """Diagonal tiles (Q·Kᵀ, 1 to 13 steps) and runs of stationary ones (P·V, 1 to cols steps), in
     random order; each stationary run's first tile, and some others, swap in new weights."""
