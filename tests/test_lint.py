@@ -47,7 +47,11 @@ CASES = ([pytest.param(name, preset, params, id=f"{name}-{preset}",
          + [pytest.param("array", "odd-sliding", dict(ODD["array"], sliding=True, a_width=9, b_width=8),
                          id="array-odd-sliding"),
             pytest.param("diagonal_scheduler", "odd", dict(rows=3, cols=5, max_seq_len=40, max_heads=3, max_globals=3),
-                         id="diagonal_scheduler-odd")])
+                         id="diagonal_scheduler-odd"),
+            # The engine's diagonal runs, on the stream top and behind the AXI4-Lite register file.
+            pytest.param("engine", "odd-sliding", dict(ODD["engine"], sliding=True), id="engine-odd-sliding"),
+            pytest.param("engine_axil", "odd-sliding", dict(ODD["engine"], sliding=True),
+                         id="engine_axil-odd-sliding")])
 
 
 def lint(verilog: Path, top: str, models: list, waivers: Path) -> subprocess.CompletedProcess:
