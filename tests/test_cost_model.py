@@ -21,9 +21,10 @@ from attn_rtl.sim.sparse import allowed_mask, parse_pattern, scheduled_tiles
 
 # The 8x8 cases take a minute each: behind -m slow (the 2x2 and 3x2 ones check the same model in seconds), as
 # are the causal prefill (40 s; the causal decode cases stay in the default suite), the dilated and 2-D
-# patterns (30 s each; the window pattern, whose tile counts they share, stays) and the ranking run (30 s;
-# the pruned run stays).
-_SLOW_VALIDATION = ("causal prefill", "dilated", "grid", "ranking run")
+# patterns (30 s each; the window pattern, whose tile counts they share, stays), the ranking run (30 s;
+# the pruned run stays) and the diagonal runs (12 to 25 s; tests/test_engine.py holds the full-rate harness's
+# diagonal run to the model in the default suite).
+_SLOW_VALIDATION = ("causal prefill", "dilated", "grid", "ranking run", "diagonal")
 
 
 @pytest.mark.parametrize("case", [pytest.param(v, id=v[0], marks=pytest.mark.slow if "8\u00d78" in v[0]
