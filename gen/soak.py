@@ -72,10 +72,14 @@ def _pattern(rng: np.random.Generator, params: dict, seq_len: int):
 
 def random_engine_run(rng: np.random.Generator, params: dict, nm) -> dict:
     """A run the engine build ``params`` takes: any L, H, d in range, grouped heads and fewer queries where the
-    pattern allows them, any pattern of a sparse build, a random scale half the time."""
+    pattern allows them, any pattern of a sparse build, a random scale half the time; on a sliding build half
+    the window, dilated and grid runs as diagonal tiles (grids whose window fits a row)."""
     seq_len, heads, d = (_size(rng, params[k]) for k in ("max_seq_len", "max_heads", "max_head_dim"))
     pattern = _pattern(rng, params, seq_len)
     run = dict(seq_len=seq_len, heads=heads, head_dim=d, pattern=pattern.to_dict(), **_scale(rng, nm))
+    if params.get("sliding") and pattern.kind in ("window", "dilated", "grid") and rng.random() < 0.5:
+        # (The diagonal scheduler refuses a 2-D window wider than the grid: its keys would wrap rows.)
+        run["diagonal"] = pattern.kind != "grid" or (pattern.window2d[1] | 1) <= pattern.grid[1]
     if pattern.is_dense or pattern.is_causal:
         run["kv_heads"] = int(rng.choice(_divisors(heads)))
         run["query_len"] = _size(rng, seq_len)
@@ -126,6 +130,8 @@ def soak_engine(params: dict, runs: int, *, seed: int = 1, sim: str = "verilator
             result.count("grouped heads" if run.get("kv_heads", run["heads"]) < run["heads"] else "ungrouped heads")
             result.count("random scale" if "scale_mult" in run else "default scale")
             result.count("fewer queries" if run.get("query_len", run["seq_len"]) < run["seq_len"] else "all queries")
+            if run.get("diagonal"):
+                result.count("diagonal tiles")
     result.seconds = time.perf_counter() - start
     return result
 
@@ -163,6 +169,6 @@ def soak_memory_mapped(params: dict, runs: int, *, seed: int = 1, sim: str = "ve
 
 
 def _describe(params: dict) -> str:
-    features = [k for k in ("sparse", "importance", "row_flags") if params.get(k)]
+    features = [k for k in ("sparse", "sliding", "importance", "row_flags") if params.get(k)]
     return (f"{params['rows']}x{params['cols']}, L <= {params['max_seq_len']}, H <= {params['max_heads']}, "
             f"d <= {params['max_head_dim']}" + (f", {', '.join(features)}" if features else ""))

@@ -17,9 +17,10 @@ DENSE = dict(rows=2, cols=3, max_seq_len=12, max_head_dim=5, max_heads=3)
 SPARSE = dict(rows=3, cols=2, max_seq_len=12, max_head_dim=4, max_heads=2, sparse=True, max_globals=2,
               max_dilation=3)
 SPATTEN = dict(rows=2, cols=3, max_seq_len=10, max_head_dim=5, max_heads=2, importance=True, row_flags=True)
+SLIDING = dict(SPARSE, rows=2, cols=3, sliding=True)
 
 
-@pytest.mark.parametrize("params, seed", [(DENSE, 11), (SPARSE, 12)], ids=["dense", "sparse"])
+@pytest.mark.parametrize("params, seed", [(DENSE, 11), (SPARSE, 12), (SLIDING, 14)], ids=["dense", "sparse", "sliding"])
 def test_short_soak_of_the_engine(params, seed):
     # Icarus: its build takes seconds where Verilator's takes most of a minute, and 20 short runs are fast.
     result = soak_engine(params, 10, seed=seed, sim="icarus", batch=10)
@@ -47,6 +48,11 @@ def test_draws_cover_every_end_of_every_range():
     for r in runs:
         check_queries(pattern_from_dict(r["pattern"]), r["seq_len"], r.get("query_len"),
                       r["heads"] // r.get("kv_heads", r["heads"]))
+    # A sliding build: every pattern the mode takes comes as diagonal tiles, never a grid whose window wraps.
+    sliding = [random_engine_run(rng, SLIDING, Numerics()) for _ in range(400)]
+    diagonal = [pattern_from_dict(r["pattern"]) for r in sliding if r.get("diagonal")]
+    assert {p.kind for p in diagonal} == {"window", "dilated", "grid"}
+    assert all((p.window2d[1] | 1) <= p.grid[1] for p in diagonal if p.kind == "grid")
     spatten = [random_spatten_run(rng, SPATTEN) for _ in range(200)]
     assert {r["k_msb_bits"] for r in spatten} == {1, 2, 4, 8}
     assert all(any(name in r for r in spatten) for name in ("tokens", "queries", "head_list"))
