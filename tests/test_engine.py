@@ -287,6 +287,15 @@ def test_diagonal_runs_bit_exact_with_stalls_and_reset(sim, rows, cols):
     _check_pattern_runs(params, _diagonal_runs(), sim, seed=rows * 10 + cols)
 
 
+@pytest.mark.slow   # 30 s
+@pytest.mark.parametrize("prob_tiles", [1, 2])
+def test_diagonal_runs_with_few_probability_buffers(prob_tiles):
+    """One buffer: a value tile frees it as the next tile's probabilities land, and must not take the old
+    weights for the new ones; two: the loader one buffer ahead at most."""
+    _check_pattern_runs(dict(rows=3, cols=4, max_seq_len=64, max_heads=2, max_head_dim=16, sparse=True, sliding=True,
+                             prob_tiles=prob_tiles), _diagonal_runs(), "icarus", seed=prob_tiles)
+
+
 @pytest.mark.slow   # 11 s; the plain engine's ECP5 test stays in the default suite
 def test_diagonal_runs_on_ecp5_primitives():
     """The sliding build with ECP5 multipliers and block-RAM FIFOs (their simulation models)."""
