@@ -402,9 +402,8 @@ class AttentionEngine(wiring.Component):
         R, C, L, G, U = self.rows, self.cols, p["max_seq_len"], p["max_globals"], self.kv_lanes
         tile = data.StructLayout({"count": range(C + 1), "first": 1, "last": 1, "run_end": 1, "scan": 1,
                                   "mask": data.ArrayLayout(C, R), "emit": R, "global_column": 1})
-        merged = data.StructLayout({"tile": tile, "keys": data.ArrayLayout(range(L), U), "count": range(C + 1),
-                                    "keep": U, "first": 1, "last": 1, "queries": data.ArrayLayout(range(L), R),
-                                    "query_keep": R})
+        merged = data.StructLayout({"tile": tile, "keys": data.ArrayLayout(range(L), U), "keep": U,
+                                    "queries": data.ArrayLayout(range(L), R), "query_keep": R})
         out = SimpleNamespace(valid=Signal(name="merged_tiles_valid"), ready=Signal(name="merged_tiles_ready"),
                               payload=Signal(merged, name="merged_tiles", reset_less=True))
         # Lane u of a diagonal tile is key base + s·u (s the dilation, else 1, and 1 in global blocks):
@@ -434,8 +433,7 @@ class AttentionEngine(wiring.Component):
                     *[o.keys[u].eq(Mux(d.keep[u], d.base + Mux(d.global_block, u, lane_offset[u]), 0))
                       for u in range(U - 1)],
                     o.keys[U - 1].eq(Mux(d.global_column, token, 0)),
-                    o.keep.eq(Cat(d.keep, d.global_column)), o.count.eq(C),
-                    o.first.eq(d.first), o.last.eq(d.last), o.queries.eq(d.queries), o.query_keep.eq(d.real),
+                    o.keep.eq(Cat(d.keep, d.global_column)), o.queries.eq(d.queries), o.query_keep.eq(d.real),
                 ]
             with m.Else():
                 m.d.sync += [
@@ -444,8 +442,7 @@ class AttentionEngine(wiring.Component):
                     o.tile.emit.eq(Cat(*[g.block * R + r < sched.queries for r in range(R)])),
                     o.tile.global_column.eq(0),
                     *[o.keys[u].eq(g.keys[u] if u < C else 0) for u in range(U)],
-                    o.keep.eq(Cat(*[g.count > u for u in range(C)])), o.count.eq(g.count),
-                    o.first.eq(g.first), o.last.eq(g.last), o.queries.eq(0), o.query_keep.eq(0),
+                    o.keep.eq(Cat(*[g.count > u for u in range(C)])), o.queries.eq(0), o.query_keep.eq(0),
                 ]
         return tile, out
 
@@ -652,17 +649,17 @@ class AttentionEngine(wiring.Component):
             tile_room = score_room | index_waiting
         m.d.comb += [score_tiles.w_en.eq(tile_in.valid & index_ready & tile_room),
                      tile_in.ready.eq(tile_room & index_ready)]
+        queued_tile = tile_in.payload.tile if S else tile_in.payload   # what score_tiles keeps
         if p["sparse"]:
             m.d.comb += [self.kv_index.valid.eq(tile_in.valid & tile_room & live),
                          self.kv_index.payload.keys.eq(tile_in.payload.keys),
-                         self.kv_index.payload.count.eq(tile_in.payload.count),
-                         self.kv_index.payload.last.eq(tile_in.payload.last)]
+                         self.kv_index.payload.count.eq(queued_tile.count),
+                         self.kv_index.payload.last.eq(queued_tile.last)]
         if S:
-            m.d.comb += [score_tiles.w_data.eq(tile_in.payload.tile)]
             m.d.comb += [getattr(self.kv_index.payload, name).eq(getattr(tile_in.payload, name))
-                         for name in ("keep", "first", "queries", "query_keep")]
-        else:
-            m.d.comb += score_tiles.w_data.eq(tile_in.payload)
+                         for name in ("keep", "queries", "query_keep")]
+            m.d.comb += self.kv_index.payload.first.eq(queued_tile.first)
+        m.d.comb += score_tiles.w_data.eq(queued_tile)
         sd_keys = sd.count
 
         # keys_last: the tile's last key (count - 1), so its value tile's last step is an equality.
