@@ -180,7 +180,7 @@ diagonal Q·Kᵀ, weight-stationary P·V, the global column); alone: `fmax_sweep
 
 ## The sliding-window dataflow: one query block, back to back
 
-One query block of a diagonal run as the engine is to issue it ([sparse.md](sparse.md#sliding-window-diagonal-tiling-design-and-bounds-issue-24-in-progress)):
+One query block of a diagonal run as the engine is to issue it ([sparse.md](sparse.md#sliding-window-diagonal-tiling-design-and-bounds)):
 score tile `t` (`d` diagonal steps), then the value tile of `t − 1` (its weights loaded on `p` meanwhile, `d/8`
 stationary chunks of 8 steps), 28 tiles (ViL stage 1's 2 × 14 a block inside the image), the global column in
 one of them; 8×8 with the ECP5 primitives, the result FIFO sized as the engine sizes it for value tiles;

@@ -188,7 +188,7 @@ Command: `./dev.sh bench sparse` (results kept in `.cache/bench/sparse.json`; a 
 ## Diagonal runs (SALO's sliding-window dataflow)
 
 The same workloads, and a dilated window and a second 2-D shape, as diagonal runs of a sliding build
-(`sparse = true, sliding = true`; docs/sparse.md, *Diagonal tiles*): row `i` of a tile takes keys offset by
+(`sparse = true, sliding = true`; docs/sparse.md, *Diagonal runs in the engine*): row `i` of a tile takes keys offset by
 `i`, so each query row sees its own window; the harness built with `SPARSE` and `SLIDING` gathers K and V by
 the lanes `m_axis_kv_index` names (`rows + cols` of them), every output beat compared with the golden model
 (`attn_rtl.sim.sliding`). Bound: allowed pairs / (tiles · 64), what the tiling allows if the engine never
