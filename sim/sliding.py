@@ -32,7 +32,12 @@ block in its ``k``-th such tile with a window element; a block short of them get
 tiles of its own).
 Global *queries* form blocks of their own after the others (``global_block``),
 whose diagonal tiles at ``base = cols·t − (rows − 1)``, stride 1, give every row
-every key once.  Every allowed pair is computed exactly once
+every key once; or, with a **global row** (``global_row``: SALO's global PE row
+beside the array, for up to that many global queries), they have no tiles: the
+row takes each key from the one tile that holds it against itself (every plain
+key is its own query's, on the tile's *self column*) and each global key from
+the global column of the head's first block, ``rows + 1`` keys a tile at most
+(:meth:`DiagonalTiles.row_keys`).  Every allowed pair is computed exactly once
 (:func:`covered_pairs`; tests/test_sliding.py).
 
 Nothing here imports a simulator or the hardware.
@@ -47,7 +52,7 @@ import numpy as np
 from .golden import Numerics, logits, online_softmax_attention, scores
 from .sparse import SparsePattern, allowed_mask, check_queries
 
-__all__ = ["SLIDING_PATTERNS", "DiagonalTiles", "diagonal_tiles", "covered_pairs", "sliding_bound", "output_from_beats",
+__all__ = ["SLIDING_PATTERNS", "DiagonalTiles", "diagonal_tiles", "uses_global_row", "output_blocks", "covered_pairs", "sliding_bound", "output_from_beats",
            "sliding_output", "SlidingBeats", "computed_rows", "sliding_beats"]
 
 #: The patterns the diagonal tiling serves (dense runs keep their tiles).
@@ -80,6 +85,8 @@ class DiagonalTiles:
     mask: np.ndarray           #: (n, rows, cols) bool
     global_key: np.ndarray     #: (n,) index into global_tokens, or -1
     global_tokens: tuple = ()
+    #: The global queries are the global row's (their blocks have no tiles).
+    global_row: bool = False
 
     def __len__(self) -> int:
         return len(self.block)
@@ -112,6 +119,38 @@ class DiagonalTiles:
         return keys
 
     @property
+    def self_rows(self) -> np.ndarray:
+        """(n, rows) bool: row ``r`` of tile ``n`` holds its query against itself (its key is new to the
+        global row there: each plain key is computed against itself once)."""
+        return (self.diagonal_mask & (self.keys() == self.queries[self.block][:, :, None])).any(axis=2)
+
+    @property
+    def self_column(self) -> np.ndarray:
+        """(n,) the column of a tile's self elements, ``(q0 − base)/stride`` when that is one of the tile's
+        columns, else -1 (every self element of a tile lies in it: lane ``r + c`` is ``q0 + s·r`` there)."""
+        q0 = self.queries[self.block, 0]
+        column = (q0 - self.base) // self.step
+        exact = (q0 - self.base) % self.step == 0
+        return np.where(exact & (column >= 0) & (column < self.cols), column, -1)
+
+    @property
+    def global_owner(self) -> np.ndarray:
+        """(n,) bool: the tile's global key is new to the global row (a global column of the head's first
+        block, which carries each global key once)."""
+        if not len(self):
+            return np.zeros(0, bool)
+        return (self.global_key >= 0) & (self.block == self.block[0])
+
+    def row_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(keys, ok)``, each (n, rows + 1): the keys the global row takes from each tile, in its lanes:
+        lane ``r < rows`` row ``r``'s own query (the tile's lane ``self_column + r``) where ``self_rows``,
+        lane ``rows`` the global key where ``global_owner``; ``keys`` 0 where not ``ok``."""
+        ok = np.concatenate([self.self_rows, self.global_owner[:, None]], axis=1)
+        tokens = np.asarray(self.global_tokens + (0,), np.int64)
+        keys = np.concatenate([self.queries[self.block], tokens[self.global_key][:, None]], axis=1)
+        return np.where(ok, keys, 0), ok
+
+    @property
     def global_tiles(self) -> int:
         """Tiles of the global queries' blocks."""
         return int(self.global_block[self.block].sum()) if len(self) else 0
@@ -129,8 +168,20 @@ def _blocks(queries: int, rows: int, stride: int) -> np.ndarray:
     return np.array(blocks, np.int64).reshape(-1, rows)
 
 
-def diagonal_tiles(pattern: SparsePattern, seq_len: int, rows: int, cols: int) -> DiagonalTiles:
-    """The diagonal tiles of ``pattern`` over ``seq_len`` tokens on a ``rows``×``cols`` array."""
+def uses_global_row(pattern: SparsePattern, seq_len: int, global_row: int) -> bool:
+    """Whether a global row serving ``global_row`` global queries takes this run's: it has global tokens,
+    no more than that, and a plain query (whose tiles bring the keys)."""
+    globals_ = set(int(g) for g in pattern.global_tokens)
+    return 0 < len(globals_) <= global_row and len(globals_) < seq_len
+
+
+def diagonal_tiles(pattern: SparsePattern, seq_len: int, rows: int, cols: int, *,
+                   global_row: int = 0) -> DiagonalTiles:
+    """The diagonal tiles of ``pattern`` over ``seq_len`` tokens on a ``rows``×``cols`` array; with a
+    global row serving ``global_row`` global queries (:func:`uses_global_row`), the global queries' blocks
+    have no tiles."""
+    if not isinstance(global_row, int) or isinstance(global_row, bool) or global_row < 0:
+        raise ValueError(f"global_row must be a non-negative integer, not {global_row!r}")
     if pattern.kind not in SLIDING_PATTERNS:
         raise ValueError(f"the sliding-window tiling serves the {', '.join(SLIDING_PATTERNS)} patterns, "
                          f"not {pattern.kind}")
@@ -187,13 +238,14 @@ def diagonal_tiles(pattern: SparsePattern, seq_len: int, rows: int, cols: int) -
             m[:, cols - 1] = plain
             add(b, q0, stride, m, g)
     regular = len(queries)
+    row = uses_global_row(pattern, seq_len, global_row)
     global_rows = [list(globals_[at:at + rows]) for at in range(0, len(globals_), rows)]
     for chunk in global_rows:
         members = np.full(rows, -1, np.int64)
         members[:len(chunk)] = chunk
         queries = np.vstack([queries, members[None]])
         key_offset = np.arange(rows)[:, None] + np.arange(cols)[None, :]
-        for t in range(-(-(seq_len + rows - 1) // cols)):
+        for t in range(0 if row else -(-(seq_len + rows - 1) // cols)):
             s = cols * t - (rows - 1)
             key = s + key_offset
             m = (key >= 0) & (key < seq_len) & (members >= 0)[:, None]
@@ -203,15 +255,19 @@ def diagonal_tiles(pattern: SparsePattern, seq_len: int, rows: int, cols: int) -
     return DiagonalTiles(rows=rows, cols=cols, stride=stride, queries=queries, global_block=is_global_block,
                          block=np.array(block, np.int64), base=np.array(base, np.int64),
                          step=np.array(step, np.int64), mask=np.array(mask, bool).reshape(-1, rows, cols),
-                         global_key=np.array(carries, np.int64), global_tokens=globals_)
+                         global_key=np.array(carries, np.int64), global_tokens=globals_, global_row=row)
 
 
 def covered_pairs(tiles: DiagonalTiles, seq_len: int) -> np.ndarray:
-    """(L, L) int: how many times the tiles compute each pair."""
+    """(L, L) int: how many times the tiles (and the global row) compute each pair."""
     count = np.zeros((seq_len, seq_len), np.int64)
     keys = tiles.keys()
     n, r, c = np.nonzero(tiles.mask)
     np.add.at(count, (tiles.queries[tiles.block[n], r], keys[n, r, c]), 1)
+    if tiles.global_row:
+        row_keys, ok = tiles.row_keys()
+        for g in tiles.global_tokens:
+            np.add.at(count[g], row_keys[ok], 1)
     return count
 
 
@@ -257,22 +313,41 @@ def sliding_output(q_int, k_int, v_int, mult: int, shift: int, nm: Numerics, til
     for b, members in enumerate(tiles.queries):
         mine = np.flatnonzero(tiles.block == b)
         for r, query in enumerate(members):
-            if query < 0 or is_global[query] != tiles.global_block[b]:
+            if query < 0 or is_global[query] != tiles.global_block[b] or tiles.global_row and is_global[query]:
                 continue
             order, ok = keys[mine, r].reshape(-1), tiles.mask[mine, r].reshape(-1)
             row, _ = online_softmax_attention(t[:, query, order][:, None, :], v[:, order], nm, key_tile=tiles.cols,
                                                mask=ok[None, :])
             o[:, query] = row[:, 0]
+    if tiles.global_row:
+        # The global row: per tile the keys new to it, rows + 1 lanes, in tile order.
+        row_keys, ok = tiles.row_keys()
+        order, ok = row_keys.reshape(-1), ok.reshape(-1)
+        for query in tiles.global_tokens:
+            row, _ = online_softmax_attention(t[:, query, order][:, None, :], v[:, order], nm,
+                                               key_tile=tiles.rows + 1, mask=ok[None, :])
+            o[:, query] = row[:, 0]
     return o
+
+
+def output_blocks(tiles: DiagonalTiles) -> np.ndarray:
+    """The blocks whose O a diagonal run sends, in order: those that have tiles, then (with a global row)
+    the global queries' blocks, which the row computes."""
+    blocks = np.unique(tiles.block)
+    if tiles.global_row:
+        blocks = np.concatenate([blocks, np.flatnonzero(tiles.global_block)])
+    return blocks
 
 
 @dataclass
 class SlidingBeats:
-    """A diagonal run's streams in order (docs/sparse.md, "The engine"): per head, per block that has
-    tiles, ``d`` Q beats (``rows`` lanes, the block's queries); per tile ``d`` K beats and ``d`` V beats of
+    """A diagonal run's streams in order (docs/sparse.md, "The engine"): per head, with a global row first
+    ``d`` Q beats of the global queries (lane ``j``: the ``j``-th global token), then per block that has
+    tiles ``d`` Q beats (``rows`` lanes, the block's queries); per tile ``d`` K beats and ``d`` V beats of
     ``rows + cols`` lanes (lane ``u < rows + cols − 1``: key ``base + step·u`` if kept, else 0; the last
     lane: the tile's global key, else 0) and one ``kv_index`` beat (those keys, kept lanes 0, and the
-    keep bits); O per block that has tiles, per chunk of ``cols`` columns, per row the block computes."""
+    keep bits); O per block of :func:`output_blocks`, per chunk of ``cols`` columns, per row the block
+    computes."""
     q: np.ndarray          #: (beats, rows)
     k: np.ndarray          #: (beats, rows + cols)
     v: np.ndarray          #: (beats, rows + cols)
@@ -305,14 +380,19 @@ def sliding_beats(q_int, k_int, v_int, o_int, tiles: DiagonalTiles) -> SlidingBe
     globals_ = np.asarray(tiles.global_tokens + (0,), np.int64)
     keys = np.concatenate([tiles.lanes, globals_[tiles.global_key][:, None]], axis=1)
     keys = np.where(keep, keys, 0)
-    with_tiles = np.unique(tiles.block)
     q_beats, k_beats, v_beats, o_beats, o_last = [], [], [], [], []
     for h in range(heads):
-        for b in with_tiles:
+        if tiles.global_row:
+            row_q = np.zeros((rows, d), np.int64)
+            row_q[:len(tiles.global_tokens)] = q[h, list(tiles.global_tokens)]
+            q_beats.append(row_q.T)
+        for b in output_blocks(tiles):
             members = tiles.queries[b]
-            block_q = np.where((members >= 0)[:, None], q[h, np.maximum(members, 0)], 0)   # (rows, d)
-            q_beats.append(block_q.T)
-            for n in np.flatnonzero(tiles.block == b):
+            own_tiles = np.flatnonzero(tiles.block == b)
+            if len(own_tiles):
+                block_q = np.where((members >= 0)[:, None], q[h, np.maximum(members, 0)], 0)   # (rows, d)
+                q_beats.append(block_q.T)
+            for n in own_tiles:
                 lanes = np.where(keep[n][:, None], k[h, keys[n]], 0)                      # (rows + cols, d)
                 k_beats.append(lanes.T)
                 v_beats.append(np.where(keep[n][:, None], v[h, keys[n]], 0).T)
@@ -329,14 +409,15 @@ def sliding_beats(q_int, k_int, v_int, o_int, tiles: DiagonalTiles) -> SlidingBe
 
 def output_from_beats(o_beats, tiles: DiagonalTiles, heads: int, seq_len: int, head_dim: int) -> np.ndarray:
     """O of shape ``(heads, seq_len, head_dim)`` from a diagonal run's O beats (:func:`sliding_beats`'
-    order: per head, per block that has tiles, per chunk of ``cols`` columns, per row the block computes)."""
+    order: per head, per block of :func:`output_blocks`, per chunk of ``cols`` columns, per row the block
+    computes)."""
     cols = tiles.cols
     chunks = -(-head_dim // cols)
     beats = np.asarray(o_beats, np.int64).reshape(-1, cols)
     o = np.zeros((heads, seq_len, chunks * cols), np.int64)
     at = 0
     for h in range(heads):
-        for b in np.unique(tiles.block):
+        for b in output_blocks(tiles):
             mine = computed_rows(tiles, b)
             n = int(mine.sum())
             block = beats[at:at + n * chunks].reshape(chunks, n, cols).transpose(1, 0, 2).reshape(n, -1)

@@ -9,6 +9,7 @@ from attn_rtl.sim.sliding import (
     computed_rows,
     covered_pairs,
     diagonal_tiles,
+    output_from_beats,
     sliding_beats,
     sliding_bound,
     sliding_output,
@@ -169,3 +170,83 @@ def test_the_streams_of_a_diagonal_run_carry_each_tile(pattern):
             got = block.transpose(1, 0, 2).reshape(len(members), -1)[:, :d]
             np.testing.assert_array_equal(got, o[h, members])
             assert beats.o_last[at - 1] and not beats.o_last[at - chunks * len(members):at - 1].any()
+
+
+GLOBAL_PATTERNS = [p for p in PATTERNS if p.global_tokens] + [P("window", window=3, global_tokens="28"),
+                                                             P("dilated", window=3, dilation=4, global_tokens="0,1,2")]
+
+
+@pytest.mark.parametrize("rows, cols", [(1, 1), (3, 4), (4, 3), (8, 8)])
+@pytest.mark.parametrize("pattern", GLOBAL_PATTERNS, ids=str)
+def test_a_global_row_takes_every_key_once_from_the_window_tiles(pattern, rows, cols):
+    """With a global row the global queries' blocks have no tiles; each key reaches the row exactly once:
+    a plain key on its own query's self element (the tile's self column), a global key from a global column
+    of the head's first block; the pairs of the tiles and the row together are the pattern's, each once."""
+    seq_len = _seq_len(pattern)
+    globals_ = len(pattern.global_tokens)
+    tiles = diagonal_tiles(pattern, seq_len, rows, cols, global_row=globals_)
+    assert tiles.global_row and tiles.global_tiles == 0
+    plain = diagonal_tiles(pattern, seq_len, rows, cols)
+    assert len(tiles) == len(plain) - plain.global_tiles
+    np.testing.assert_array_equal(covered_pairs(tiles, seq_len), allowed_mask(pattern, seq_len).astype(np.int64))
+    row_keys, ok = tiles.row_keys()
+    assert sorted(row_keys[ok].tolist()) == list(range(seq_len))
+    # A tile's new plain keys lie on its self column: lane self_column + r is row r's query.
+    n, r = np.nonzero(tiles.self_rows)
+    assert (tiles.self_column[n] >= 0).all()
+    np.testing.assert_array_equal(tiles.lanes[n, tiles.self_column[n] + r], tiles.queries[tiles.block[n], r])
+    assert tiles.keep[n, tiles.self_column[n] + r].all()
+    # Fewer row lanes than globals, or no plain query: the global blocks stay.
+    assert not diagonal_tiles(pattern, seq_len, rows, cols, global_row=globals_ - 1).global_row
+    only_globals = P("window", window=3, global_tokens="0,1")
+    assert not diagonal_tiles(only_globals, 2, rows, cols, global_row=2).global_row
+    with pytest.raises(ValueError, match="global_row must be a non-negative integer, not -1"):
+        diagonal_tiles(pattern, seq_len, rows, cols, global_row=-1)
+
+
+@pytest.mark.parametrize("pattern", GLOBAL_PATTERNS, ids=str)
+def test_the_global_rows_output_is_its_attention(pattern):
+    """A global query's O from the row is the online softmax over every key, rows + 1 keys a tile at most,
+    within a few LSB of float attention, and the plain queries' O is unchanged by the row.  Seed printed."""
+    seq_len, d, nm = _seq_len(pattern), 6, Numerics()
+    seed = 515 + seq_len
+    print("seed", seed)
+    rng = np.random.default_rng(seed)
+    q, k, v = (rng.integers(-128, 128, (2, seq_len, d)) for _ in range(3))
+    with_row = diagonal_tiles(pattern, seq_len, 3, 4, global_row=4)
+    without = diagonal_tiles(pattern, seq_len, 3, 4)
+    got = sliding_output(q, k, v, 1, 12, nm, with_row)
+    plain = [x for x in range(seq_len) if x not in pattern.global_tokens]
+    np.testing.assert_array_equal(got[:, plain], sliding_output(q, k, v, 1, 12, nm, without)[:, plain])
+    t = logits(scores(q, k), 1, 12, nm)
+    real = np.exp2(t / 2 ** nm.logit_frac_bits)
+    for g in pattern.global_tokens:
+        p = real[:, g] / real[:, g].sum(axis=1, keepdims=True)
+        want = np.einsum("hj,hjc->hc", p, v)
+        assert np.abs(got[:, g] - want).max() <= 2, f"global query {g}"
+
+
+@pytest.mark.parametrize("pattern", GLOBAL_PATTERNS[:3], ids=str)
+def test_the_streams_of_a_run_with_a_global_row(pattern):
+    """Per head the global queries' Q first (lane j: the j-th global), then the blocks that have tiles; no
+    tile of a global block on K, V or kv_index; O in output_blocks order, the row's after the head's blocks."""
+    seq_len, d, rows, cols, heads = _seq_len(pattern), 5, 3, 4, 2
+    rng = np.random.default_rng(78)
+    q, k, v = (rng.integers(-128, 128, (heads, seq_len, d)) for _ in range(3))
+    tiles = diagonal_tiles(pattern, seq_len, rows, cols, global_row=rows)
+    o = sliding_output(q, k, v, 1, 12, Numerics(), tiles)
+    beats = sliding_beats(q, k, v, o, tiles)
+    with_tiles = np.unique(tiles.block)
+    per_head = (1 + len(with_tiles)) * d
+    assert beats.q.shape == (heads * per_head, rows)
+    assert beats.k.shape == (heads * len(tiles) * d, rows + cols) and len(beats.kv_keys) == heads * len(tiles)
+    globals_ = list(pattern.global_tokens)
+    for h in range(heads):
+        np.testing.assert_array_equal(beats.q[h * per_head:h * per_head + d, :len(globals_)], q[h, globals_].T)
+        assert not beats.q[h * per_head:h * per_head + d, len(globals_):].any()
+    np.testing.assert_array_equal(output_from_beats(beats.o, tiles, heads, seq_len, d), o)
+    # The row's O closes each head: its global queries' rows, the head's last O beats.
+    chunks = -(-d // cols)
+    per_head_o = len(beats.o) // heads
+    tail = beats.o[per_head_o - chunks * len(globals_):per_head_o].reshape(chunks, len(globals_), cols)
+    np.testing.assert_array_equal(tail.transpose(1, 0, 2).reshape(len(globals_), -1)[:, :d], o[0, globals_])
