@@ -28,6 +28,7 @@ from attn_rtl.hdl.engine import ENGINE_DEFAULTS, engine_params
 from attn_rtl.hdl.engine_axil import AttentionEngineAxiLite
 from attn_rtl.hdl.engine_mm import MEMORY_DEFAULTS, AttentionEngineMM, mm_params
 from attn_rtl.hdl.engine_top import AttentionEngineAxi
+from attn_rtl.hdl.global_row import GLOBAL_ROW_DEFAULTS, GlobalRow, global_row_params
 from attn_rtl.hdl.output_accumulator import ACCUMULATOR_DEFAULTS, OutputAccumulator, accumulator_params
 from attn_rtl.hdl.softmax import SOFTMAX_DEFAULTS, SoftmaxUnit, softmax_params
 from attn_rtl.hdl.sparse_scheduler import PATTERN_CODES, SCHEDULER_DEFAULTS, SparseScheduler, scheduler_params
@@ -107,6 +108,12 @@ BLOCKS = {
                         description="the engine's output accumulator (rescale, add P·V, normalize)",
                         simulation_models=lambda params: _ecp5_models(
                             dict(params, fifo_memory="ecp5" if params["memory"] == "ecp5" else "registers"))),
+    "global_row": Unit(name="global_row", top="global_row", defaults=GLOBAL_ROW_DEFAULTS, validate=global_row_params,
+                       component=GlobalRow, testbench="attn_rtl.tb.test_global_row",
+                       description="SALO's global PE row (a global query against every key of a diagonal run)",
+                       simulation_models=lambda params: _ecp5_models(
+                           dict(params, fifo_memory="ecp5" if "ecp5" in (params["fifo_memory"], params["memory"])
+                                else "registers"))),
     "diagonal_scheduler": Unit(name="diagonal_scheduler", top="diagonal_scheduler",
                                defaults=DIAGONAL_SCHEDULER_DEFAULTS, validate=diagonal_scheduler_params,
                                component=DiagonalScheduler, testbench="attn_rtl.tb.test_diagonal_scheduler",

@@ -21,7 +21,7 @@ from attn_rtl.sim.sparse import (
 
 from .generate import cached_verilog, unit
 
-__all__ = ["simulate_array", "simulate_softmax", "simulate_accumulator", "simulate_scheduler", "simulate_topk", "simulate_engine", "simulate_layer",
+__all__ = ["simulate_array", "simulate_softmax", "simulate_accumulator", "simulate_global_row", "simulate_scheduler", "simulate_topk", "simulate_engine", "simulate_layer",
            "simulate_progressive", "simulate_engine_axil", "simulate_engine_mm", "measure_engine_mm", "measure_engine", "check_probability",
            "check_seed"]
 
@@ -225,6 +225,41 @@ def simulate_diagonal_scheduler(params: dict, runs, *, sim: str = "icarus", seed
     block = unit("diagonal_scheduler")
     report = run_cocotb(sources=[path], toplevel=block.top, test_module=block.testbench, sim=sim, config=cfg)
     report.update(sim=sim, setup_cycles=component.setup_cycles)
+    return report
+
+
+def simulate_global_row(params: dict, runs, *, sim: str = "icarus", seed: int = 1, idle: float = 0.0,
+                        stall: float = 0.0, reset_mid: bool = False) -> dict:
+    """Run the global row on ``runs`` (dicts of ``pattern`` (``SparsePattern.to_dict()``, one global token),
+    ``seq_len``, ``heads``, ``head_dim``, ``scale_mult``, ``scale_shift`` and optionally ``operands``; see
+    ``tb/test_global_row.py``) as a diagonal run's steps and compare every O lane with the global row of
+    ``attn_rtl.sim.sliding.sliding_output``.  ``idle`` is the probability of a cycle without a step or Q
+    beat, ``stall`` the O stream's backpressure."""
+    from attn_rtl.sim.runner import run_cocotb
+    from attn_rtl.sim.sliding import uses_global_row
+
+    block = unit("global_row")
+    path, component = cached_verilog("global_row", params)
+    full = component.params
+    if not runs:
+        raise ValueError("runs must list at least one run")
+    for r in runs:
+        pattern = pattern_from_dict(r["pattern"])
+        positive_int("seq_len", r["seq_len"], at_most=full["max_seq_len"])
+        positive_int("heads", r["heads"])
+        positive_int("head_dim", r["head_dim"], at_most=full["max_head_dim"])
+        if not uses_global_row(pattern, r["seq_len"], 1):
+            raise ValueError(f"a global row run needs one global token and a plain query, not {pattern}")
+
+    def fields(layout):
+        return [(name, field.width) for name, field in layout]
+
+    cfg = dict(full, seed=check_seed(seed), runs=list(runs), idle=check_probability("idle", idle),
+               stall=check_probability("stall", stall), reset_mid=bool(reset_mid),
+               step_fields=fields(component.step_layout), o_fields=fields(component.o.payload.shape()))
+    report = run_cocotb(sources=[path, *block.simulation_models(full)], toplevel=block.top,
+                        test_module=block.testbench, sim=sim, config=cfg)
+    report.update(sim=sim)
     return report
 
 
