@@ -120,9 +120,10 @@ class DiagonalTiles:
 
     @property
     def self_rows(self) -> np.ndarray:
-        """(n, rows) bool: row ``r`` of tile ``n`` holds its query against itself (its key is new to the
-        global row there: each plain key is computed against itself once)."""
-        return (self.diagonal_mask & (self.keys() == self.queries[self.block][:, :, None])).any(axis=2)
+        """(n, rows) bool: row ``r`` of plain tile ``n`` holds its query against itself (its key is new to
+        the global row there: each plain key is computed against itself once)."""
+        mine = (self.diagonal_mask & (self.keys() == self.queries[self.block][:, :, None])).any(axis=2)
+        return mine & ~self.global_block[self.block][:, None]
 
     @property
     def self_column(self) -> np.ndarray:

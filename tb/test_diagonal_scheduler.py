@@ -27,7 +27,8 @@ PARAMS = ("rows", "cols", "max_seq_len", "max_heads", "max_dilation", "max_globa
 REGISTERS = ("pattern", "window", "dilation", "grid_h", "grid_w", "window_h", "window_w", "global_count",
              "global_tokens")
 FIELDS = ("block", "q0", "real", "queries", "emit", "base", "mask", "keep", "global_column", "global_key",
-          "global_block", "first", "last", "run_end")
+          "global_block", "first", "last", "run_end", "self_rows", "self_column", "global_new", "head_first",
+          "head_last")
 
 
 def decode(beats, layout) -> dict:
@@ -42,9 +43,10 @@ def decode(beats, layout) -> dict:
     return out
 
 
-def expected_tiles(pattern, seq_len: int, heads: int, rows: int, cols: int) -> dict:
-    """The model's tiles of ``heads`` heads, as the scheduler sends them."""
-    tiles = diagonal_tiles(pattern, seq_len, rows, cols)
+def expected_tiles(pattern, seq_len: int, heads: int, rows: int, cols: int, global_row: int = 0) -> dict:
+    """The model's tiles of ``heads`` heads, as the scheduler sends them (``self_column`` -1 where the tile has
+    no self row: any value is right there)."""
+    tiles = diagonal_tiles(pattern, seq_len, rows, cols, global_row=global_row)
     n = len(tiles)
     block = tiles.block
     first = np.ones(n, bool)
@@ -56,7 +58,9 @@ def expected_tiles(pattern, seq_len: int, heads: int, rows: int, cols: int) -> d
                queries=np.maximum(tiles.queries[block], 0), emit=emit[block], base=tiles.base,
                mask=tiles.mask, keep=tiles.keep, global_column=tiles.global_key >= 0,
                global_key=np.maximum(tiles.global_key, 0), global_block=tiles.global_block[block], first=first,
-               last=last)
+               last=last, self_rows=tiles.self_rows, global_new=tiles.global_owner,
+               self_column=np.where(tiles.self_rows.any(axis=1), tiles.self_column, -1),
+               head_first=np.arange(n) == 0, head_last=np.arange(n) == n - 1)
     out = {name: np.concatenate([value] * heads) for name, value in one.items()}
     out["run_end"] = np.zeros(n * heads, bool)
     out["run_end"][-1] = True
@@ -84,7 +88,8 @@ async def scheduler_runs(dut):
     def set_registers(run, pattern):
         values = register_values(pattern, cfg["max_globals"], token_bits)
         values = {name: values.get(name, 0) for name in REGISTERS}
-        control.set(**{"seq_len": run["seq_len"], "heads": run["heads"], **values, **run.get("registers", {})})
+        control.set(**{"seq_len": run["seq_len"], "heads": run["heads"], "global_row": run.get("global_row", 0),
+                       **values, **run.get("registers", {})})
 
     cycles = []
     for index, run in enumerate(cfg["runs"]):
@@ -93,7 +98,7 @@ async def scheduler_runs(dut):
         if not await start_run(bench, control, report, component.config_latency, f"run {index} {run}",
                                run.get("expect_error", False)):
             continue
-        expected = expected_tiles(pattern, run["seq_len"], run["heads"], rows, cols)
+        expected = expected_tiles(pattern, run["seq_len"], run["heads"], rows, cols, run.get("global_row", 0))
         count = len(expected["block"])
         candidates = count * 5 + run["heads"] * run["seq_len"] * 64
         budget = int(5 * candidates / (1.0 - cfg["stall"])) + component.setup_cycles + 100
@@ -118,12 +123,13 @@ async def scheduler_runs(dut):
             report.check(False, f"{where}: {len(got['block'])} tiles, expected {count}")
             continue
         got["mask"] = [[[(w >> (r * cols + c)) & 1 for c in range(cols)] for r in range(rows)] for w in got["mask"]]
-        for name in ("real", "emit"):
+        for name in ("real", "emit", "self_rows"):
             got[name] = [[(w >> r) & 1 for r in range(rows)] for w in got[name]]
         query_bits = layout["queries"].width // rows
         got["queries"] = [[(w >> (r * query_bits)) & ((1 << query_bits) - 1) for r in range(rows)]
                           for w in got["queries"]]
         got["keep"] = [[(w >> u) & 1 for u in range(lanes)] for w in got["keep"]]
+        got["self_column"] = np.where(np.asarray(expected["self_column"]) < 0, -1, got["self_column"])
         for name in FIELDS:
             report.compare(f"{where} {name}", np.array(got[name], np.int64), expected[name].astype(np.int64))
     report.cycles = cycles[-1] if cycles else 0

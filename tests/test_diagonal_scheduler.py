@@ -34,7 +34,8 @@ def _random_runs(rng, count: int) -> list:
             count = int(rng.integers(1, min(MAX_GLOBALS, seq_len) + 1))
             tokens = rng.choice(seq_len, size=count, replace=False).tolist()
             pattern = replace(pattern, global_tokens=tuple(int(t) for t in tokens))
-        runs.append(dict(pattern=pattern.to_dict(), seq_len=seq_len, heads=int(rng.integers(1, 3))))
+        runs.append(dict(pattern=pattern.to_dict(), seq_len=seq_len, heads=int(rng.integers(1, 3)),
+                         global_row=int(rng.random() < 0.5)))
     return runs
 
 
@@ -75,6 +76,14 @@ def test_every_tile_matches_the_model(sim, rows, cols):
                   seq_len=36, heads=1),
              dict(pattern=SparsePattern(kind="dilated", window=5, dilation=3, global_tokens=(1, 4, 7, 10)).to_dict(),
                   seq_len=13, heads=1)]
+    # A global row: the head's last block of the global query alone (no tile: the head's last tile is the
+    # block before), its first block so (the head's first tile is the next block's), a grid, two heads.
+    runs += [dict(pattern=SparsePattern(kind="window", window=3, global_tokens=(2 * rows,)).to_dict(),
+                  seq_len=2 * rows + 1, heads=2, global_row=1),
+             dict(pattern=SparsePattern(kind="dilated", window=3, dilation=2, global_tokens=(0,)).to_dict(),
+                  seq_len=7, heads=2, global_row=1),
+             dict(pattern=SparsePattern(kind="grid", grid=(5, 6), window2d=(3, 5), global_tokens=(13,)).to_dict(),
+                  seq_len=30, heads=1, global_row=1)]
     params = dict(rows=rows, cols=cols, max_seq_len=MAX_SEQ_LEN, max_heads=2, max_dilation=MAX_DILATION,
                   max_globals=MAX_GLOBALS)
     report = simulate_diagonal_scheduler(params, runs, sim=sim, seed=seed, stall=0.3, reset_mid=True)
