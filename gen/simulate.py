@@ -431,7 +431,7 @@ def measure_engine(params: dict, runs, *, sim: str = "verilator", seed: int = 1,
         k, v = (operand_matrix(rng, (kv_heads, seq_len, d), w, True, "random") for _ in range(2))
         # Q beats (and, dense, the K and V beats one block replays); the sparse harness gathers K and V itself.
         if run["diagonal"]:
-            tiling = diagonal_tiles(pattern, seq_len, rows, cols)
+            tiling = diagonal_tiles(pattern, seq_len, rows, cols, global_row=int(full["global_row"]))
             beats = sliding_beats(q, k, v, sliding_output(q, k, v, mult, shift, nm, tiling), tiling)
             blocks = len(np.unique(tiling.block))   # blocks with tiles, per head
             data, last = beats.o, beats.o_last

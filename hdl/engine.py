@@ -15,6 +15,7 @@ from attn_rtl.params import boolean, positive_int, reject_unknown
 from .block_ram import EBR_DEPTH, registered_ram
 from .credit_fifo import check_fifo_memory
 from .diagonal_scheduler import DiagonalScheduler
+from .global_row import GlobalRow
 from .head_importance import HeadImportance
 from .importance import TokenImportance
 from .multiplier import check_multiplier
@@ -43,6 +44,7 @@ ENGINE_DEFAULTS = {
     "prob_tiles": 3,
     "sparse": False,
     "sliding": False,
+    "global_row": False,
     "importance": False,
     "row_flags": False,
     "max_dilation": 64,
@@ -75,6 +77,10 @@ def engine_params(**params) -> dict:
     if p["sliding"] and not p["sparse"]:
         raise ValueError("sliding needs a sparse engine (sparse = true): its diagonal runs take the window, "
                          "dilated and grid patterns")
+    boolean("global_row", p["global_row"])
+    if p["global_row"] and not p["sliding"]:
+        raise ValueError("global_row needs a sliding engine (sliding = true): the row takes its keys from "
+                         "diagonal tiles")
     boolean("importance", p["importance"])
     boolean("row_flags", p["row_flags"])
     for feature in ("importance", "row_flags"):
@@ -148,6 +154,10 @@ class AttentionEngine(wiring.Component):
         Adds SALO's sliding-window dataflow (needs ``sparse``): the sliding array, the
         :class:`~attn_rtl.hdl.diagonal_scheduler.DiagonalScheduler` and the ``diagonal`` register; K, V and
         ``kv_index`` get ``rows + cols`` lanes.
+    global_row : bool
+        Adds SALO's global PE row (needs ``sliding``): a diagonal run with one global token computes that
+        token's query beside the array (:class:`~attn_rtl.hdl.global_row.GlobalRow`) instead of in
+        blocks of its own (docs/sparse.md).
     importance : bool
         Adds importance runs (SpAtten; dense only): :class:`~attn_rtl.hdl.importance.TokenImportance`,
         :class:`~attn_rtl.hdl.head_importance.HeadImportance` and their output streams (docs/engine.md).
@@ -305,6 +315,14 @@ class AttentionEngine(wiring.Component):
         return DiagonalScheduler(rows=self.rows, cols=self.cols, max_seq_len=p["max_seq_len"], max_heads=p["max_heads"],
                                  max_dilation=p["max_dilation"], max_globals=p["max_globals"])
 
+    def _global_row(self) -> GlobalRow:
+        p = self.params
+        probe = SystolicArray(**self._array_params)
+        probe._MustUse__silence = True
+        return GlobalRow(rows=self.rows, cols=self.cols, max_head_dim=p["max_head_dim"], max_seq_len=p["max_seq_len"],
+                         score_width=probe.acc_shape.width, tiles=p["prob_tiles"], multiplier=p["multiplier"],
+                         fifo_memory=p["fifo_memory"], memory=self._ram_kind, numerics=self.nm)
+
     def _token_importance(self) -> TokenImportance:
         p = self.params
         return TokenImportance(lanes=self.cols, slots=self.rows, max_seq_len=p["max_seq_len"],
@@ -336,6 +354,8 @@ class AttentionEngine(wiring.Component):
                  "softmax_slice": RegisterSlice(softmax.scores.payload.shape(), target=self.params["multiplier"])}
         if self.sliding:
             found["diagonal_scheduler"] = self._diagonal_scheduler()
+        if self.params["global_row"]:
+            found["global_row"] = self._global_row()
         if self.params["importance"]:
             found.update(token_importance=self._token_importance(), head_importance=self._head_importance())
         if self.params["row_flags"]:
@@ -401,7 +421,9 @@ class AttentionEngine(wiring.Component):
         p = self.params
         R, C, L, G, U = self.rows, self.cols, p["max_seq_len"], p["max_globals"], self.kv_lanes
         tile = data.StructLayout({"count": range(C + 1), "first": 1, "last": 1, "run_end": 1, "scan": 1,
-                                  "mask": data.ArrayLayout(C, R), "emit": R, "global_column": 1})
+                                  "mask": data.ArrayLayout(C, R), "emit": R, "global_column": 1,
+                                  **({"self_column": range(C), "self_rows": R, "global_new": 1, "head_first": 1,
+                                      "head_last": 1} if p["global_row"] else {})})
         merged = data.StructLayout({"tile": tile, "keys": data.ArrayLayout(range(L), U), "keep": U,
                                     "queries": data.ArrayLayout(range(L), R), "query_keep": R})
         out = SimpleNamespace(valid=Signal(name="merged_tiles_valid"), ready=Signal(name="merged_tiles_ready"),
@@ -429,6 +451,9 @@ class AttentionEngine(wiring.Component):
                     o.tile.count.eq(C), o.tile.first.eq(d.first), o.tile.last.eq(d.last),
                     o.tile.run_end.eq(d.run_end), o.tile.scan.eq(0), o.tile.mask.eq(d.mask), o.tile.emit.eq(d.emit),
                     o.tile.global_column.eq(d.global_column),
+                    *([getattr(o.tile, name).eq(getattr(d, name))
+                       for name in ("self_column", "self_rows", "global_new", "head_first", "head_last")]
+                      if p["global_row"] else []),
                     # (A global block's tiles have stride 1.)
                     *[o.keys[u].eq(Mux(d.keep[u], d.base + Mux(d.global_block, u, lane_offset[u]), 0))
                       for u in range(U - 1)],
@@ -441,6 +466,9 @@ class AttentionEngine(wiring.Component):
                     o.tile.run_end.eq(g.run_end), o.tile.scan.eq(g.scan), o.tile.mask.eq(g.mask),
                     o.tile.emit.eq(Cat(*[g.block * R + r < sched.queries for r in range(R)])),
                     o.tile.global_column.eq(0),
+                    *([getattr(o.tile, name).eq(0)
+                       for name in ("self_column", "self_rows", "global_new", "head_first", "head_last")]
+                      if p["global_row"] else []),
                     *[o.keys[u].eq(g.keys[u] if u < C else 0) for u in range(U)],
                     o.keep.eq(Cat(*[g.count > u for u in range(C)])), o.queries.eq(0), o.query_keep.eq(0),
                 ]
@@ -476,6 +504,10 @@ class AttentionEngine(wiring.Component):
             assert DiagonalScheduler.config_latency == SparseScheduler.config_latency
             dsched = self.diagonal_scheduler
             m.submodules.diagonal_scheduler = tree.unit("diagonal_scheduler", dsched)
+        GR = p["global_row"]
+        if GR:
+            grow = self._global_row()
+            m.submodules.global_pe_row = tree.unit("global_pe_row", grow)
         # --- control: start, runtime registers, busy/done/error, cycle counter.
         # A start takes the runtime registers into flip-flops (busy rises), checks them from there
         # over the scheduler's config_latency cycles and one more, then starts the run or raises
@@ -539,6 +571,14 @@ class AttentionEngine(wiring.Component):
         else:
             m.d.comb += [started.eq(checked & own_ok & sched.config_ok), sched.start.eq(started),
                          self.launched.eq(started), self.group_size.eq(group)]
+        # This run's global query is the global row's (a diagonal run with one global token and a plain
+        # query): the diagonal scheduler decides the same from the same registers and sends no global block.
+        row_run = Signal()
+        if GR:
+            m.d.comb += [dsched.global_row.eq(1), grow.start.eq(started), grow.head_dim.eq(head_dim),
+                         grow.scale_mult.eq(scale_mult), grow.scale_shift.eq(scale_shift)]
+            with m.If(started):
+                m.d.sync += row_run.eq(taken["diagonal"] & (taken["global_count"] == 1) & (seq_len > 1))
         if imp:
             m.d.comb += sched.importance.eq(taken["importance"])
             with m.If(started):
@@ -647,6 +687,12 @@ class AttentionEngine(wiring.Component):
             index_waiting = Signal(name="kv_index_waiting")
             m.d.sync += index_waiting.eq(self.kv_index.valid & ~self.kv_index.ready)
             tile_room = score_room | index_waiting
+        if GR:
+            # The row's Q of a head loads before the Q of the head's first block: one such load waits at a time,
+            # so the next head's first tile waits while one does (once a head).
+            row_pending = Signal(name="row_q_pending")
+            row_ahead = Signal(range(score_tiles.depth + 4), name="row_q_blocks_ahead")   # block loads before it
+            tile_room = tile_room & ~(row_pending & tile_in.payload.tile.head_first & row_run)
         m.d.comb += [score_tiles.w_en.eq(tile_in.valid & index_ready & tile_room),
                      tile_in.ready.eq(tile_room & index_ready)]
         queued_tile = tile_in.payload.tile if S else tile_in.payload   # what score_tiles keeps
@@ -665,6 +711,8 @@ class AttentionEngine(wiring.Component):
         # keys_last: the tile's last key (count - 1), so its value tile's last step is an equality.
         # Which rows of the block emit and end it: a count of rows, or (sliding builds) a bit per row.
         row_fields = {"emit": R, "end_row": R, "global_column": 1} if S else {"rows": range(R + 1)}
+        if GR:
+            row_fields["head_end"] = 1   # a row run's O of a head ends with this tile's (the row's follows)
         value_layout = data.StructLayout({"keys_last": range(C), **row_fields, "first": 1, "last": 1,
                                           "run_end": 1})
         m.submodules.value_tiles = value_tiles = fifo.SyncFIFOBuffered(width=value_layout.size, depth=NB + 1)
@@ -712,9 +760,18 @@ class AttentionEngine(wiring.Component):
             # and not yet loaded.
             blocks_waiting = Signal(range(score_tiles.depth + 3))
             loads_left = Mux(diag_run, blocks_waiting != 0, ~ql_done)
+        row_turn = Const(0)
+        if GR:
+            row_turn = row_pending & (row_ahead == 0)
+            row_k = Signal(range(d_max), name="row_q_k")
+            m.d.comb += [grow.q.valid.eq(self.q.valid & running & row_turn), grow.q.payload.eq(self.q.payload[0])]
+            with m.If(grow.q.valid & grow.q.ready):
+                m.d.sync += row_k.eq(Mux(row_k == head_dim_last, 0, row_k + 1))
+                with m.If(row_k == head_dim_last):
+                    m.d.sync += row_pending.eq(0)
         m.d.comb += [
-            q_ready.eq(running & loads_left & ~q_full.bit_select(q_wbank, 1)),
-            self.q.ready.eq(q_ready & live),
+            q_ready.eq(running & loads_left & ~q_full.bit_select(q_wbank, 1) & ~row_turn),
+            self.q.ready.eq((q_ready | (running & row_turn & (grow.q.ready if GR else 0))) & live),
             q_fire.eq(self.q.valid & q_ready),
             q_waddr.eq(Cat(ql["k"][:q_beat_bits], q_wbank)),
         ]
@@ -732,6 +789,13 @@ class AttentionEngine(wiring.Component):
                 m.d.sync += blocks_waiting.eq(0)
             with m.Else():
                 m.d.sync += blocks_waiting.eq(blocks_waiting + announced - (q_loaded & diag_run))
+            if GR:
+                with m.If(announced & tile_in.payload.tile.head_first & row_run):
+                    m.d.sync += [row_pending.eq(1), row_ahead.eq(blocks_waiting - (q_loaded & diag_run))]
+                with m.Elif(q_loaded & diag_run & (row_ahead != 0)):
+                    m.d.sync += row_ahead.eq(row_ahead - 1)
+                with m.If(started):
+                    m.d.sync += [row_pending.eq(0), row_ahead.eq(0), row_k.eq(0)]
 
         # --- probability buffers: written row by row by the softmax, read column by column by value tiles.
         prob_shape = unsigned(nm.prob_width)
@@ -850,7 +914,8 @@ class AttentionEngine(wiring.Component):
         score_ready = (~sc_done & score_tiles.r_rdy & ~score_popping & q_full.bit_select(q_rbank, 1)
                        & (sd.scan | p_room) & meta_ok
                        & (~opens_block | blocks_room)
-                       & ~(imp_run & sd.first & ~sd.scan & scan_awaited))
+                       & ~(imp_run & sd.first & ~sd.scan & scan_awaited)
+                       & ((grow.loaded | ~row_run) if GR else 1))
         # Which operand the next step takes, Mux(in_tile, tile_value, value_ready), kept as a flip-flop
         # from the next-state values (below): it selects 64 operand bits and every tag field.
         sel_value, sel_next = Signal(), Signal()
@@ -940,9 +1005,22 @@ class AttentionEngine(wiring.Component):
         with m.If(issue):
             m.d.sync += [in_tile.eq(~step_last), tile_value.eq(sel_value)]
 
+        if GR:
+            # The row takes every step of a row run as it issues (a value tile's first step opens its chunks).
+            first_step = ~in_tile & (~sel_value | (vl_chunk == 0))
+            m.d.comb += [
+                grow.step_valid.eq(issue & row_run),
+                grow.step.value.eq(sel_value), grow.step.first.eq(first_step),
+                grow.step.last.eq(Mux(sel_value, vl_last["j"] & vl_last["cc"], sc_last["k"])),
+                grow.step.pad.eq(v_pad), grow.step.lanes.eq(Mux(sel_value, self.v.payload, self.k.payload)),
+                *[getattr(grow.step, name).eq(getattr(sd, name))
+                  for name in ("self_column", "self_rows", "global_new", "head_first", "run_end")],
+                grow.step.head_last.eq(sd.head_last),
+            ]
+
         # Tag of every tile, written with its first step.
         tag = Signal(tag_layout)
-        run_end = vd.run_end & vl_last["cc"]
+        run_end = (Mux(row_run, vd.head_end, vd.run_end) if GR else vd.run_end) & vl_last["cc"]
         m.d.comb += [
             tag.value.eq(sel_value),
             tag.first.eq(Mux(sel_value, vd.first, sm_first)),
@@ -999,6 +1077,12 @@ class AttentionEngine(wiring.Component):
             if S:
                 weights = Cat(*[loaded[b] & ~(frees & (p_rptr == b)) for b in range(NB)])
                 ready = ready & (weights.bit_select(rptr, 1) | ~diag_run)
+            if GR:
+                # A value tile starts only with the row's probabilities for it (its later chunks need nothing
+                # of the row); value_room is a flip-flop's view: a value tile starting now has not left it.
+                starts_value = Const(issued) & sel_value & ~in_tile & (vl_chunk == 0)
+                next_opens = Mux(Const(issued) & sel_value & vl_last["j"], vl_last["cc"], vl_chunk == 0)
+                ready = ready & ((grow.value_room & ~starts_value) | ~next_opens | ~row_run)
             select = Mux(~step_last if issued else in_tile, sel_value if issued else tile_value, ready)
             key = Mux(started, 0, Mux(Const(issued) & sel_value, Mux(vl_last["j"], 0, vl_j_succ), vl["j"]))
             return Cat(rptr, complete, done[0], ready[0], select[0], key[:len(j_next)])
@@ -1018,6 +1102,8 @@ class AttentionEngine(wiring.Component):
         # queue with its last step.
         queued = Signal(value_layout)
         if S:
+            if GR:
+                m.d.comb += queued.head_end.eq(sd.head_last)
             m.d.comb += [queued.emit.eq(sd.emit), queued.global_column.eq(sd.global_column),
                          queued.end_row.eq(Cat(*[sd.emit[r] & ~sd.emit[r + 1:].any() for r in range(R)]))]
         else:
@@ -1226,12 +1312,35 @@ class AttentionEngine(wiring.Component):
             acc.recips.payload.recip.eq(softmax.sums.payload.recip),
             acc.recips.payload.recip_exp.eq(softmax.sums.payload.recip_exp),
             softmax.sums.ready.eq(acc.recips.ready & room),
-            self.o.valid.eq(acc.out.valid & live),
-            self.o.payload.data.eq(acc.out.payload.data),
-            self.o.payload.last.eq(acc.out.payload.last),
-            acc.out.ready.eq(self.o.ready),
         ]
-        o_end = acc.out.valid & acc.out.ready & acc.out.payload.run_end
+        if GR:
+            # A row run's O: per head the blocks' (the accumulator's, run_end flagging the head's last), then
+            # the global query's (the row's, last on its final beat).
+            o_from_row = Signal(name="o_from_row")
+            main_head_end = Signal(name="o_main_head_end")
+            m.d.comb += main_head_end.eq(acc.out.valid & acc.out.ready & acc.out.payload.run_end)
+            row_beat = grow.o.valid & grow.o.ready
+            with m.If(started):
+                m.d.sync += o_from_row.eq(0)
+            with m.Elif(main_head_end & row_run):
+                m.d.sync += o_from_row.eq(1)
+            with m.Elif(row_beat & grow.o.payload.last):
+                m.d.sync += o_from_row.eq(0)
+            m.d.comb += [
+                self.o.valid.eq(Mux(o_from_row, grow.o.valid, acc.out.valid) & live),
+                self.o.payload.data.eq(Mux(o_from_row, grow.o.payload.data, acc.out.payload.data)),
+                self.o.payload.last.eq(Mux(o_from_row, grow.o.payload.last, acc.out.payload.last)),
+                acc.out.ready.eq(self.o.ready & ~o_from_row), grow.o.ready.eq(self.o.ready & o_from_row),
+            ]
+            o_end = Mux(row_run, row_beat & grow.o.payload.run_end, main_head_end)
+        else:
+            m.d.comb += [
+                self.o.valid.eq(acc.out.valid & live),
+                self.o.payload.data.eq(acc.out.payload.data),
+                self.o.payload.last.eq(acc.out.payload.last),
+                acc.out.ready.eq(self.o.ready),
+            ]
+            o_end = acc.out.valid & acc.out.ready & acc.out.payload.run_end
         if imp:
             heads_unit = self.head_importance_unit
             m.submodules.head_importance = tree.unit("head_importance", heads_unit)
