@@ -342,3 +342,50 @@ def test_full_rate_harness_runs_diagonal_tiles():
           f"bound of {bound:.3f}")
     assert grid["cycles"] == pytest.approx(predicted, rel=0.03)
     assert grid["mac_utilization"] <= bound
+
+
+def _global_row_runs():
+    """Runs of a global-row build: one global token anywhere (the row's: at the start, in the middle, the
+    last block's only query), runs that keep their global blocks (two globals; a sequence of globals only),
+    one without globals, a gathered and a dense run between them."""
+    P = lambda *a, **k: parse_pattern(*a, **k).to_dict()  # noqa: E731
+    return [
+        dict(pattern=P("window", window=5, global_tokens="3"), seq_len=23, head_dim=7, heads=2, diagonal=True),
+        dict(pattern=P("dilated", window=4, dilation=3, global_tokens="22"), seq_len=23, head_dim=4, diagonal=True),
+        dict(pattern=P("grid", grid="5x7", window2d="3x3", global_tokens="0"), seq_len=35, head_dim=9, heads=2,
+             diagonal=True),
+        dict(pattern=P("window", window=3, global_tokens="1,5"), seq_len=13, head_dim=3, diagonal=True),
+        dict(pattern=P("window", window=3, global_tokens="2"), seq_len=13, head_dim=3, heads=2),
+        dict(pattern=P("window", window=64, global_tokens="12"), seq_len=13, head_dim=1, heads=2, diagonal=True),
+        dict(pattern=P("window", window=1, global_tokens="0"), seq_len=1, head_dim=2, diagonal=True),
+        dict(pattern=P("dense"), seq_len=7, head_dim=3),
+        dict(pattern=P("window", window=9), seq_len=20, head_dim=5, diagonal=True),
+    ]
+
+
+@pytest.mark.parametrize("sim, rows, cols", [("icarus", 3, 4),
+                                             pytest.param("icarus", 1, 2, marks=pytest.mark.slow),
+                                             pytest.param("verilator", 3, 4, marks=pytest.mark.slow),
+                                             pytest.param("verilator", 8, 8, marks=pytest.mark.slow)])
+def test_global_row_runs_bit_exact_with_stalls_and_reset(sim, rows, cols):
+    """A global-row build (SALO's global PE row beside the array, docs/sparse.md): the global query's O from
+    the row after each head's blocks, every other run as on a sliding build; idle cycles, backpressure and
+    a reset cutting the first run."""
+    params = dict(rows=rows, cols=cols, max_seq_len=64, max_heads=2, max_head_dim=16, sparse=True, sliding=True,
+                  global_row=True)
+    _check_pattern_runs(params, _global_row_runs(), sim, seed=rows * 10 + cols + 500)
+
+
+@pytest.mark.slow   # 15 s
+def test_global_row_runs_on_ecp5_primitives():
+    params = dict(rows=4, cols=3, max_seq_len=64, max_heads=2, max_head_dim=16, sparse=True, sliding=True,
+                  global_row=True, multiplier="ecp5", fifo_memory="ecp5", prob_tiles=2)
+    report = simulate_engine(params, _global_row_runs()[:3], sim="icarus", seed=47, idle=0.1, stall=0.1)
+    assert report["passed"]
+
+
+def test_a_global_row_needs_a_sliding_build():
+    with pytest.raises(ValueError, match="global_row needs a sliding engine"):
+        AttentionEngine(rows=2, cols=2, sparse=True, global_row=True)
+    with pytest.raises(ValueError, match="global_row must be"):
+        AttentionEngine(rows=2, cols=2, sparse=True, sliding=True, global_row="yes")
