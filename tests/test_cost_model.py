@@ -178,6 +178,9 @@ def test_diagonal_tile_counts_follow_the_tiling(pattern, seq_len, rows, cols):
     from attn_rtl.sim.sliding import diagonal_tiles
 
     assert diagonal_tile_count(pattern, seq_len, rows, cols) == len(diagonal_tiles(pattern, seq_len, rows, cols))
+    # With a global row (one global query's worth: the global blocks go when the pattern has one).
+    assert (diagonal_tile_count(pattern, seq_len, rows, cols, 1)
+            == len(diagonal_tiles(pattern, seq_len, rows, cols, global_row=1)))
 
 
 def test_diagonal_cycles_need_a_window_pattern():

@@ -389,3 +389,26 @@ def test_a_global_row_needs_a_sliding_build():
         AttentionEngine(rows=2, cols=2, sparse=True, global_row=True)
     with pytest.raises(ValueError, match="global_row must be"):
         AttentionEngine(rows=2, cols=2, sparse=True, sliding=True, global_row="yes")
+
+
+def test_full_rate_harness_runs_a_global_row():
+    """At full rate a global-row build spends the cycles of the tiles less the global query's blocks (the cost
+    model's, ``global_row=True``), every output checked, under the tiling's bound with the row."""
+    from attn_rtl.gen.cost.model import predict_cycles
+    from attn_rtl.gen.cost.workloads import Workload
+    from attn_rtl.gen.simulate import measure_engine
+    from attn_rtl.sim.sliding import sliding_bound
+
+    pattern = parse_pattern("grid", grid="5x6", window2d="3x3", global_tokens="17")
+    runs = [dict(pattern=pattern.to_dict(), seq_len=30, head_dim=32, diagonal=True)]
+    params = dict(rows=2, cols=2, max_seq_len=64, max_heads=1, max_head_dim=32, sparse=True, sliding=True)
+    with_row, = measure_engine(dict(params, global_row=True), runs, sim="icarus")["runs"]
+    without, = measure_engine(params, runs, sim="icarus")["runs"]
+    assert with_row["mismatched_beats"] == without["mismatched_beats"] == 0
+    predicted = predict_cycles(Workload("grid", 30, 32, 1, pattern=pattern), 2, 2, 3, sliding=True,
+                               global_row=True).total[0]
+    bound = sliding_bound(pattern, 30, 2, 2)
+    print(f"grid 5x6 with the row: {with_row['cycles']} cycles (predicted {predicted:.0f}, without the row "
+          f"{without['cycles']}), {with_row['mac_utilization']:.3f} of a bound of {bound['global_row_bound']:.3f}")
+    assert with_row["cycles"] == pytest.approx(predicted, rel=0.03)
+    assert with_row["mac_utilization"] <= bound["global_row_bound"] and with_row["cycles"] < without["cycles"]

@@ -122,7 +122,7 @@ def test_bounds_of_the_issue_workloads():
     # columns (no tile more), the global query's block takes ⌈(3136 + 7)/8⌉ tiles.
     assert vil["local_tiles"] == 392 * (2 * 15) - 2 * 7 * 2 * (7 + 6 + 5 + 4 + 3 + 2 + 1)
     assert vil["global_tiles"] == 393 and vil["tiles"] == vil["local_tiles"] + 393
-    assert 0.853 < vil["bound"] < 0.854 and 0.879 < vil["global_row_bound"] < 0.88
+    assert 0.853 < vil["bound"] < 0.854 and 0.883 < vil["global_row_bound"] < 0.884
     longformer = sliding_bound(P("window", window=512, global_tokens="0"), 4096, 8, 8)
     assert longformer["local_bound"] > 0.98 and longformer["bound"] < 0.98 < longformer["global_row_bound"]
 

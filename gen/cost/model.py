@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from attn_rtl.gen.parts import PARTS
-from attn_rtl.sim.sliding import SLIDING_PATTERNS
+from attn_rtl.sim.sliding import SLIDING_PATTERNS, uses_global_row
 from attn_rtl.sim.sparse import allowed_mask
 
 from .workloads import Workload
@@ -99,12 +99,13 @@ def takes_diagonal(workload: Workload) -> bool:
 
 
 @functools.lru_cache(maxsize=65536)
-def diagonal_tile_count(pattern, seq_len: int, rows: int, cols: int) -> int:
+def diagonal_tile_count(pattern, seq_len: int, rows: int, cols: int, global_row: int = 0) -> int:
     """Tiles of the diagonal tiling per head (``attn_rtl.sim.sliding.diagonal_tiles``), from each block's
     rows and each tile's key range at once (no masks): a tile is sent when a row of a plain query meets a
     key inside the sequence (and, on the grid, inside the key's image row) that is not a global one, plus
-    the global column's tiles of its own and the global queries' blocks (tests/test_cost_model.py checks
-    the count against the tiling)."""
+    the global column's tiles of its own and the global queries' blocks, which a global row serving
+    ``global_row`` global queries takes instead (``uses_global_row``; tests/test_cost_model.py checks the
+    count against the tiling)."""
     L, R, C = seq_len, rows, cols
     s = pattern.dilation if pattern.kind == "dilated" else 1
     is_global = np.zeros(L + 1, bool)
@@ -156,7 +157,7 @@ def diagonal_tile_count(pattern, seq_len: int, rows: int, cols: int) -> int:
         carriers = sent[:, T - 1::T].sum(axis=1) if C * T > span else np.zeros(len(firsts), np.int64)
         count += int(np.maximum(G - carriers, 0)[plain.any(axis=1)].sum())
         # Global queries' blocks: up to R globals each, tiles at C·t - (R - 1), stride 1.
-        for first in range(0, G, R):
+        for first in range(0, 0 if uses_global_row(pattern, L, global_row) else G, R):
             n = min(R, G - first)
             for tile in range(-(-(L + R - 1) // C)):
                 lo = C * tile - (R - 1)
@@ -198,12 +199,14 @@ def _runs(workload: Workload, rows: int) -> list[tuple[np.ndarray, bool, int]]:
     return runs
 
 
-def predict_cycles(workload: Workload, rows, cols, prob_tiles, *, sliding: bool = False, calibration=None) -> Cycles:
+def predict_cycles(workload: Workload, rows, cols, prob_tiles, *, sliding: bool = False, global_row: bool = False,
+                   calibration=None) -> Cycles:
     """Cycles of the layer per candidate; ``rows``, ``cols``, ``prob_tiles`` broadcast together.
 
     With ``sliding`` the layer runs as diagonal tiles (docs/sparse.md): a score tile of ``max(d, rows)``
     cycles and ``ceil(d/cols)`` value chunks of ``cols`` stationary steps (``max(cols, rows)`` cycles)
-    per tile of :func:`diagonal_tile_count`; the rest of the schedule is the gathered tiles'.
+    per tile of :func:`diagonal_tile_count`; the rest of the schedule is the gathered tiles'.  With
+    ``global_row`` (a build with the global PE row) a layer of one global token has no global block.
     Figures depend on the triple only, so each distinct triple is computed once and gathered."""
     if sliding and not takes_diagonal(workload):
         raise ValueError(f"workload {workload.name}: diagonal tiles take the window, dilated and grid patterns "
@@ -221,7 +224,8 @@ def predict_cycles(workload: Workload, rows, cols, prob_tiles, *, sliding: bool 
         score = max(d, int(r))
         for counts, rank, heads in _runs(workload, int(r)):
             if sliding:
-                tiles = np.array([diagonal_tile_count(workload.pattern, workload.tokens, int(r), int(n)) for n in c])
+                tiles = np.array([diagonal_tile_count(workload.pattern, workload.tokens, int(r), int(n), int(global_row))
+                                  for n in c])
                 spans = tiles * np.maximum(c, r)
             else:
                 tiles, spans = _tile_sums(counts, np.full(c.shape, r), c)
