@@ -154,7 +154,7 @@ class GlobalRow(wiring.Component):
 
     def _accumulator(self) -> OutputAccumulator:
         p = self.params
-        return OutputAccumulator(lanes=self.cols, rows=1, chunks=self.max_chunks, partial_width=self.partial_width,
+        return OutputAccumulator(lanes=1, rows=1, chunks=p["max_head_dim"], partial_width=self.partial_width,
                                  max_seq_len=p["max_seq_len"], numerics=p["numerics"], multiplier=p["multiplier"],
                                  memory=p["memory"])
 
@@ -207,22 +207,21 @@ class GlobalRow(wiring.Component):
                 m.d.sync += q_full[b].eq(filled & (q_wbank == b))
 
         # --- a value tile's probabilities and figures, taken from the softmax and the tiles' queue as it
-        # starts; its chunks counted so that a whole tile's fit the chunk FIFO.
+        # starts; its elements counted so that a whole tile's fit the partials' FIFO.
         meta_layout = data.StructLayout({"self_column": range(C), "run_end": 1})
         m.submodules.meta = meta = fifo.SyncFIFOBuffered(width=meta_layout.size, depth=NB + 1)
         meta_head = data.View(meta_layout, meta.r_data)
         probs = softmax.probs
         value_start = issued & step.value & step.first
-        chunk_depth = 2 * self.max_chunks + 1
-        m.submodules.chunks = chunks = fifo.SyncFIFOBuffered(width=len(acc.partials.payload.as_value()),
-                                                            depth=chunk_depth)
-        tile_chunks = Signal(range(self.max_chunks + 1))
-        m.d.sync += tile_chunks.eq((self.head_dim + C - 1) // C)
-        chunks_owed = Signal(range(chunk_depth + self.max_chunks + 1))   # started tiles' chunks not yet taken
+        d_max = p["max_head_dim"]
+        partial_depth = 2 * d_max + 1
+        m.submodules.partials = partials = fifo.SyncFIFOBuffered(width=len(acc.partials.payload.as_value()),
+                                                                depth=partial_depth)
+        owed = Signal(range(partial_depth + d_max + 1))   # started value tiles' elements not yet taken
         taken = acc.partials.valid & acc.partials.ready
-        m.d.sync += chunks_owed.eq(chunks_owed + Mux(value_start, tile_chunks, 0) - taken)
+        m.d.sync += owed.eq(owed + Mux(value_start, self.head_dim, 0) - taken)
         m.d.comb += [
-            self.value_room.eq(probs.valid & meta.r_rdy & (chunks_owed <= chunk_depth - self.max_chunks)),
+            self.value_room.eq(probs.valid & meta.r_rdy & (owed <= partial_depth - d_max)),
             probs.ready.eq(value_start), meta.r_en.eq(value_start),
         ]
         cur_p = Signal(data.ArrayLayout(nm.prob_width, G))
@@ -244,14 +243,12 @@ class GlobalRow(wiring.Component):
         s1_lanes.append(register(m, step.lanes[R + C - 1], f"s1_lane{R}"))
         s1_figures = register(m, figures, "s1_figures")
         s1_q = q_read.data
-        # The value step's place: column j of chunk cc of the tile.
-        v_j, v_cc = Signal(range(C)), Signal(range(self.max_chunks))   # the next value step's
-        place = Signal(data.StructLayout({"j": range(C), "cc": range(self.max_chunks)}))
-        m.d.comb += [place.j.eq(Mux(step.first, 0, v_j)), place.cc.eq(Mux(step.first, 0, v_cc))]
+        # The value step's head-dimension column (padding steps past head_dim send nothing).
+        v_e = Signal(range(self.max_chunks * C + 1))   # the next value step's
+        column_e = Mux(step.first, 0, v_e)
         with m.If(issued & step.value):
-            m.d.sync += [v_j.eq(Mux(place.j == C - 1, 0, place.j + 1)),
-                         v_cc.eq(Mux(place.j == C - 1, place.cc + 1, place.cc))]
-        s1_place = register(m, place, "s1_place")
+            m.d.sync += v_e.eq(column_e + 1)
+        s1_place = register(m, column_e[:len(v_e)], "s1_column")
 
         mul_latency = None
         products = []
@@ -285,36 +282,49 @@ class GlobalRow(wiring.Component):
                      softmax.scores.payload.score.eq(queued.score), softmax.scores.payload.mask.eq(queued.mask),
                      softmax.scores.payload.first.eq(queued.first), softmax.scores.payload.last.eq(queued.last)]
 
-        # --- value tiles: Σ p·V over the lanes, one column a step, cols columns a chunk.
+        # --- value tiles: Σ p·V over the lanes, one column a step, each into the one-lane accumulator.
         total, tree_stages = adder_tree(m, products, "value_sum")
         lag = mul_latency + tree_stages
         s3_valid = delayed(m, s1_valid & s1_value, lag, "s3_valid", reset=True)
-        s3_place = delayed(m, s1_place, lag, "s3_place")
+        s3_column = delayed(m, s1_place, lag, "s3_column")
         s3_tile = delayed(m, cur_scale, lag, "s3_tile")
-        gathered = [Signal(signed(self.partial_width), name=f"chunk_lane{j}") for j in range(C - 1)]
-        with m.If(s3_valid):
-            for j in range(C - 1):
-                with m.If(s3_place.j == j):
-                    m.d.sync += gathered[j].eq(total)
-        chunk = data.View(acc.partials.payload.shape(), chunks.w_data)
-        chunk_last = s3_place.cc == tile_chunks - 1
-        remaining = self.head_dim - s3_place.cc * C
+        beat = data.View(acc.partials.payload.shape(), partials.w_data)
+        column_last = s3_column == self.head_dim - 1
         m.d.comb += [
-            *[chunk.data[j].eq(lane) for j, lane in enumerate([*gathered, total])], chunk.row.eq(0), chunk.chunk.eq(s3_place.cc),
-            chunk.first.eq(s3_tile.head_first), chunk.last.eq(s3_tile.head_last), chunk.chunk_last.eq(chunk_last),
-            chunk.scale_mant.eq(s3_tile.mant), chunk.scale_exp.eq(s3_tile.exp),
-            chunk.lanes_valid.eq(Mux(remaining >= C, C, remaining)), chunk.emit.eq(1),
-            chunk.block_end.eq(chunk_last), chunk.run_end.eq(chunk_last & s3_tile.run_end),
-            chunks.w_en.eq(s3_valid & (s3_place.j == C - 1)),
-            acc.partials.valid.eq(chunks.r_rdy), acc.partials.payload.eq(chunks.r_data), chunks.r_en.eq(acc.partials.ready),
+            beat.data[0].eq(total), beat.row.eq(0), beat.chunk.eq(s3_column),
+            beat.first.eq(s3_tile.head_first), beat.last.eq(s3_tile.head_last), beat.chunk_last.eq(column_last),
+            beat.scale_mant.eq(s3_tile.mant), beat.scale_exp.eq(s3_tile.exp), beat.lanes_valid.eq(1),
+            beat.emit.eq(1), beat.block_end.eq(column_last), beat.run_end.eq(column_last & s3_tile.run_end),
+            partials.w_en.eq(s3_valid & (s3_column < self.head_dim)),
+            acc.partials.valid.eq(partials.r_rdy), acc.partials.payload.eq(partials.r_data),
+            partials.r_en.eq(acc.partials.ready),
         ]
 
         # --- the head's row sum and reciprocal; its O.
         m.d.comb += [acc.recips.valid.eq(softmax.sums.valid), softmax.sums.ready.eq(acc.recips.ready),
                      acc.recips.payload.recip.eq(softmax.sums.payload.recip),
                      acc.recips.payload.recip_exp.eq(softmax.sums.payload.recip_exp)]
-        wiring.connect(m, wiring.flipped(self.o), acc.out)
+        # O one element a beat from the accumulator, cols to an O beat (lanes past head_dim 0).
+        held_o = [Signal(signed(w), name=f"o_lane{j}") for j in range(C - 1)]
+        o_k = Signal(range(C))
+        out = acc.out.payload
+        closes = (o_k == C - 1) | out.last
+        m.d.comb += acc.out.ready.eq(~closes | ~self.o.valid | self.o.ready)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(acc.out.valid & acc.out.ready):
+            with m.If(closes):
+                m.d.sync += [self.o.valid.eq(1), o_k.eq(0), self.o.payload.last.eq(out.last),
+                             self.o.payload.run_end.eq(out.run_end)]
+                for j in range(C):
+                    m.d.sync += self.o.payload.data[j].eq(
+                        Mux(o_k == j, out.data[0], Mux(o_k > j, held_o[j], 0) if j < C - 1 else 0))
+            with m.Else():
+                m.d.sync += o_k.eq(o_k + 1)
+                for j in range(C - 1):
+                    with m.If(o_k == j):
+                        m.d.sync += held_o[j].eq(out.data[0])
 
         with m.If(self.start):
-            m.d.sync += [q_full.eq(0), q_wbank.eq(0), q_rbank.eq(0), q_k.eq(0), q_addr.eq(0), chunks_owed.eq(0)]
+            m.d.sync += [q_full.eq(0), q_wbank.eq(0), q_rbank.eq(0), q_k.eq(0), q_addr.eq(0), owed.eq(0), o_k.eq(0)]
         return m
