@@ -16,7 +16,7 @@ from .pages import DOCS, write_page
 
 __all__ = ["run", "PARTS", "WORKLOADS"]
 
-PARTS = ("utilization", "diagonal")
+PARTS = ("utilization", "diagonal", "global_row")
 ARRAY = 8
 #: (name, pattern flags, seq_len, SALO's model's utilization)
 WORKLOADS = (
@@ -31,20 +31,23 @@ DIAGONAL = (
     ("dilated (L 4096, w 64, δ 4)", dict(pattern="dilated", window=64, dilation=4), 4096, None),
     ("grid 28×28, 7×7, 1 global", dict(pattern="grid", grid="28x28", window2d="7x7", global_tokens="0"), 784, None),
 )
+#: Diagonal runs of one global token on a build with the global PE row (docs/sparse.md): (name, flags,
+#: seq_len, goal or None).
+GLOBAL_ROW = (DIAGONAL[0][:3] + (0.90,), DIAGONAL[1], DIAGONAL[3])
 HEAD_DIM = 64
 
 
-def _params(seq_len: int, sliding: bool = False) -> dict:
+def _params(seq_len: int, sliding: bool = False, global_row: bool = False) -> dict:
     return dict(rows=ARRAY, cols=ARRAY, max_seq_len=seq_len, max_head_dim=HEAD_DIM, max_heads=1, sparse=True,
-                **({"sliding": True} if sliding else {}))
+                **({"sliding": True} if sliding else {}), **({"global_row": True} if global_row else {}))
 
 
-def _measure(sim: str, flags: dict, seq_len: int, diagonal: bool = False) -> dict:
+def _measure(sim: str, flags: dict, seq_len: int, diagonal: bool = False, global_row: bool = False) -> dict:
     from attn_rtl.gen.simulate import measure_engine
     from attn_rtl.sim.sparse import parse_pattern
 
     run = dict(seq_len=seq_len, head_dim=HEAD_DIM, pattern=parse_pattern(**flags).to_dict(), diagonal=diagonal)
-    return measure_engine(_params(seq_len, diagonal), [run], sim=sim)["runs"][0]
+    return measure_engine(_params(seq_len, diagonal, global_row), [run], sim=sim)["runs"][0]
 
 
 def _cache():
@@ -63,9 +66,9 @@ def _store(sim: str):
     stored = json.loads(cache.read_text()) if cache.exists() else {}
     found = stored.setdefault(key, {})
 
-    def measured(name, flags, seq_len, rewrite, diagonal=False):
+    def measured(name, flags, seq_len, rewrite, diagonal=False, global_row=False):
         if name not in found:
-            found[name] = _measure(sim, flags, seq_len, diagonal)
+            found[name] = _measure(sim, flags, seq_len, diagonal, global_row)
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_text(json.dumps(stored, indent=1))
             rewrite()
@@ -151,6 +154,43 @@ def _diagonal(sim: str, store, write) -> list[str]:
     return lines()
 
 
+def _global_row(sim: str, store, write) -> list[str]:
+    from attn_rtl.gen.cost.model import predict_cycles
+    from attn_rtl.gen.cost.workloads import Workload
+    from attn_rtl.sim.sliding import diagonal_tiles, sliding_bound
+    from attn_rtl.sim.sparse import parse_pattern
+
+    found, measure = store
+    row_multipliers = ARRAY + 1   # the row's lanes: a block's rows and the global lane
+
+    def lines():
+        out = ["| workload | tiles with the row | bound with the row | cycles | ideal | sparse utilization (array) | "
+               "over every multiplier | goal | without the row | cost model |",
+               "|---|---|---|---|---|---|---|---|---|---|"]
+        for name, flags, seq_len, goal in GLOBAL_ROW:
+            run, plain = found.get(f"global row {name}"), found.get(f"diagonal {name}")
+            if run is None:
+                out.append(f"| {name} | not measured | | | | | | | | |")
+                continue
+            pattern = parse_pattern(**flags)
+            tiles = len(diagonal_tiles(pattern, seq_len, ARRAY, ARRAY, global_row=1))
+            bound = sliding_bound(pattern, seq_len, ARRAY, ARRAY)["global_row_bound"]
+            predicted = predict_cycles(Workload("row", seq_len, HEAD_DIM, 1, pattern=pattern), ARRAY, ARRAY, 3,
+                                       sliding=True, global_row=True).total[0]
+            every = run["useful_macs"] / ((ARRAY * ARRAY + row_multipliers) * run["cycles"])
+            plain_text = (f"{plain['mac_utilization']:.2%} ({plain['cycles']:,} cycles)" if plain
+                          else "not measured")
+            out.append(f"| {name} | {tiles:,} | {bound:.2%} | {run['cycles']:,} | {run['ideal_cycles']:,} | "
+                       f"**{run['mac_utilization']:.2%}** | {every:.2%} | {f'{goal:.0%}' if goal else '–'} | "
+                       f"{plain_text} | {predicted:,.0f} ({100 * (predicted / run['cycles'] - 1):+.2f}%) |")
+        return out
+
+    for name, flags, seq_len, _ in GLOBAL_ROW:
+        measure(f"global row {name}", flags, seq_len, lambda: write(lines()), diagonal=True, global_row=True)
+        measure(f"diagonal {name}", flags, seq_len, lambda: write(lines()), diagonal=True)
+    return lines()
+
+
 def run(parts=PARTS, *, sim: str = "verilator", out=None):
     page = out or DOCS / "sparse-benchmarks.md"
     sections = {}
@@ -163,6 +203,8 @@ def run(parts=PARTS, *, sim: str = "verilator", out=None):
         sections["utilization"] = _utilization(sim, store, writer("utilization"))
     if "diagonal" in parts:
         sections["diagonal"] = _diagonal(sim, store, writer("diagonal"))
+    if "global_row" in parts:
+        sections["global_row"] = _global_row(sim, store, writer("global_row"))
     return write_page(page, _TEMPLATE, PARTS, sections)
 
 
@@ -200,4 +242,20 @@ Command: `./dev.sh bench sparse --parts diagonal` (results kept with the table a
 <!-- begin diagonal -->
 {diagonal}
 <!-- end diagonal -->
+
+## Diagonal runs with the global PE row
+
+The workloads above that have one global token, as diagonal runs of a build with SALO's global PE row
+(`sparse = true, sliding = true, global_row = true`; docs/sparse.md, *The global PE row*): the global query is
+computed beside the array as the keys pass, so its blocks of diagonal tiles go. Utilization counts every allowed
+pair's MACs (the global query's included) over the array's 64 PEs and the cycles, as above; "over every
+multiplier" divides by the row's 9 multipliers too. Without the row: the same run on a sliding build without it,
+measured beside it (same HDL). Bound with the row: every allowed pair over the tiles left (`sliding_bound`'s
+`global_row_bound`); cost model: `predict_cycles(..., sliding=True, global_row=True)`. Goal (issue 24):
+Longformer ≥ 98%, ViL 90% (floor 85%).
+Command: `./dev.sh bench sparse --parts global_row` (results kept with the tables above).
+
+<!-- begin global_row -->
+{global_row}
+<!-- end global_row -->
 """
