@@ -158,7 +158,8 @@ async def engine_runs(dut):
             schedule = None   # dense, and every block's K twice
         diagonal = bool(run.get("diagonal", False))
         if diagonal:   # the diagonal tiles' streams (attn_rtl.sim.sliding)
-            tiling = diagonal_tiles(pattern, run["seq_len"], rows, cols, global_row=int(cfg.get("global_row", False)))
+            tiling = diagonal_tiles(pattern, run["seq_len"], rows, cols,
+                                    global_row=int(cfg.get("global_row", False)))
             o_diagonal = sliding_output(q, k, v, cfg["scale_mult"], cfg["scale_shift"], nm, tiling)
             beats = sliding_beats(q, k, v, o_diagonal, tiling)
         else:

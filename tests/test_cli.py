@@ -583,6 +583,14 @@ def test_sim_engine_diagonal_run(capsys):
                         "--json", "--stall", "0.1")
     report = json.loads(text)
     assert code == 0 and report["passed"] and report["mismatches"] == 0 and report["elements"] >= 30 * 5
+    # With the global PE row: the global query's O from the row, the same check.
+    code, text, _ = run(capsys, "sim", "--preset", "tiny", "--sparse", "--sliding", "--global-row", "--seq-len", "30",
+                        "--head-dim", "5", "--pattern", "grid", "--grid", "5x6", "--window2d", "3x3", "--global", "7",
+                        "--diagonal", "--json")
+    report = json.loads(text)
+    assert code == 0 and report["passed"] and report["mismatches"] == 0 and report["elements"] >= 30 * 5
+    code, _, err = run(capsys, "sim", "--preset", "tiny", "--sparse", "--global-row")
+    assert_one_line_error(code, err, "global_row needs a sliding engine (sliding = true)")
     code, _, err = run(capsys, "sim", "--preset", "tiny", "--sparse", "--pattern", "window", "--window", "3",
                        "--diagonal")
     assert_one_line_error(code, err, "--diagonal needs an engine built with sliding = true (add --sliding)")

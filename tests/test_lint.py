@@ -50,8 +50,10 @@ CASES = ([pytest.param(name, preset, params, id=f"{name}-{preset}",
                          id="diagonal_scheduler-odd"),
             # The engine's diagonal runs, on the stream top and behind the AXI4-Lite register file.
             pytest.param("engine", "odd-sliding", dict(ODD["engine"], sliding=True), id="engine-odd-sliding"),
-            pytest.param("engine_axil", "odd-sliding", dict(ODD["engine"], sliding=True),
-                         id="engine_axil-odd-sliding")])
+            pytest.param("engine_axil", "odd-sliding", dict(ODD["engine"], sliding=True, global_row=True),
+                         id="engine_axil-odd-sliding-global-row"),
+            pytest.param("global_row", "odd", dict(rows=3, cols=5, max_head_dim=12, max_seq_len=40),
+                         id="global_row-odd")])
 
 
 def lint(verilog: Path, top: str, models: list, waivers: Path) -> subprocess.CompletedProcess:
@@ -96,4 +98,4 @@ def test_lint_catches_a_width_mismatch(waivers, tmp_path):
 
 def test_every_unit_and_companion_is_linted():
     linted = {p.values[0] for p in CASES}
-    assert linted == set(UNITS) | set(COMPANIONS) | {"diagonal_scheduler"}
+    assert linted == set(UNITS) | set(COMPANIONS) | {"diagonal_scheduler", "global_row"}

@@ -101,7 +101,8 @@ def sim_engine(args) -> int:
     if passed:
         o_int = report["outputs"][0].reshape(golden.o_int.shape)
         if args.diagonal:   # each query's keys in the diagonal tiles' order
-            tiling = diagonal_tiles(pattern, seq_len, params["rows"], params["cols"], global_row=int(params["global_row"]))
+            tiling = diagonal_tiles(pattern, seq_len, params["rows"], params["cols"],
+                                    global_row=int(params["global_row"]))
             expected = sliding_output(*ints, golden.multiplier, golden.shift, nm, tiling)
         else:
             expected = engine_output(*ints, golden.multiplier, golden.shift, nm, params["cols"], mask,
