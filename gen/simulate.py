@@ -21,9 +21,9 @@ from attn_rtl.sim.sparse import (
 
 from .generate import cached_verilog, unit
 
-__all__ = ["simulate_array", "simulate_softmax", "simulate_accumulator", "simulate_global_row", "simulate_scheduler", "simulate_topk", "simulate_engine", "simulate_layer",
-           "simulate_progressive", "simulate_engine_axil", "simulate_engine_mm", "measure_engine_mm", "measure_engine", "check_probability",
-           "check_seed"]
+__all__ = ["simulate_array", "simulate_softmax", "simulate_accumulator", "simulate_global_row", "simulate_scheduler",
+           "simulate_topk", "simulate_engine", "simulate_layer", "simulate_progressive", "simulate_engine_axil",
+           "simulate_engine_mm", "measure_engine_mm", "measure_engine", "check_probability", "check_seed"]
 
 #: The full-rate harness around the engine (tb/engine_bench.v).
 ENGINE_BENCH = Path(attn_rtl.tb.__file__).resolve().parent / "engine_bench.v"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -162,7 +162,7 @@ class GlobalRow(wiring.Component):
         m = Module()
         p, nm = self.params, self.nm
         R, C, G, NB = self.rows, self.cols, self.lanes, p["tiles"]
-        w, P = nm.data_width, nm.prob_frac_bits
+        w = nm.data_width
         step = tile = self.step
         issued = self.step_valid
         m.submodules.softmax = softmax = self._softmax()
@@ -270,7 +270,8 @@ class GlobalRow(wiring.Component):
                                           "first": 1, "last": 1})
         m.submodules.score_queue = score_queue = fifo.SyncFIFOBuffered(width=score_layout.size, depth=NB + 1)
         pushed = Signal(score_layout)
-        m.d.comb += [*[pushed.score[r].eq(score_sum[r]) for r in range(G)], pushed.mask.eq(Cat(s2_figures.self_rows, s2_figures.global_new)),
+        m.d.comb += [*[pushed.score[r].eq(score_sum[r]) for r in range(G)],
+                     pushed.mask.eq(Cat(s2_figures.self_rows, s2_figures.global_new)),
                      pushed.first.eq(s2_figures.head_first), pushed.last.eq(s2_figures.head_last),
                      score_queue.w_data.eq(pushed), score_queue.w_en.eq(s2_valid & ~s2_value & s2_last),
                      meta.w_data.eq(Cat(s2_figures.self_column, s2_figures.run_end)),

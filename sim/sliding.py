@@ -52,8 +52,8 @@ import numpy as np
 from .golden import Numerics, logits, online_softmax_attention, scores
 from .sparse import SparsePattern, allowed_mask, check_queries
 
-__all__ = ["SLIDING_PATTERNS", "DiagonalTiles", "diagonal_tiles", "uses_global_row", "output_blocks", "covered_pairs", "sliding_bound", "output_from_beats",
-           "sliding_output", "SlidingBeats", "computed_rows", "sliding_beats"]
+__all__ = ["SLIDING_PATTERNS", "DiagonalTiles", "diagonal_tiles", "uses_global_row", "output_blocks", "covered_pairs",
+           "sliding_bound", "output_from_beats", "sliding_output", "SlidingBeats", "computed_rows", "sliding_beats"]
 
 #: The patterns the diagonal tiling serves (dense runs keep their tiles).
 SLIDING_PATTERNS = ("window", "dilated", "grid")

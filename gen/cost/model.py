@@ -224,8 +224,8 @@ def predict_cycles(workload: Workload, rows, cols, prob_tiles, *, sliding: bool 
         score = max(d, int(r))
         for counts, rank, heads in _runs(workload, int(r)):
             if sliding:
-                tiles = np.array([diagonal_tile_count(workload.pattern, workload.tokens, int(r), int(n), int(global_row))
-                                  for n in c])
+                tiles = np.array([diagonal_tile_count(workload.pattern, workload.tokens, int(r), int(n),
+                                                      int(global_row)) for n in c])
                 spans = tiles * np.maximum(c, r)
             else:
                 tiles, spans = _tile_sums(counts, np.full(c.shape, r), c)
