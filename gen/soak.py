@@ -169,6 +169,6 @@ def soak_memory_mapped(params: dict, runs: int, *, seed: int = 1, sim: str = "ve
 
 
 def _describe(params: dict) -> str:
-    features = [k for k in ("sparse", "sliding", "importance", "row_flags") if params.get(k)]
+    features = [k for k in ("sparse", "sliding", "global_row", "importance", "row_flags") if params.get(k)]
     return (f"{params['rows']}x{params['cols']}, L <= {params['max_seq_len']}, H <= {params['max_heads']}, "
             f"d <= {params['max_head_dim']}" + (f", {', '.join(features)}" if features else ""))

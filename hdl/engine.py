@@ -692,7 +692,8 @@ class AttentionEngine(wiring.Component):
             # so the next head's first tile waits while one does (once a head).
             row_pending = Signal(name="row_q_pending")
             row_ahead = Signal(range(score_tiles.depth + 4), name="row_q_blocks_ahead")   # block loads before it
-            tile_room = tile_room & ~(row_pending & tile_in.payload.tile.head_first & row_run)
+            # (row_pending is only ever set in a row run: four flip-flops, one LUT, in front of the tiles' ready.)
+            tile_room = tile_room & ~(row_pending & tile_in.payload.tile.head_first)
         m.d.comb += [score_tiles.w_en.eq(tile_in.valid & index_ready & tile_room),
                      tile_in.ready.eq(tile_room & index_ready)]
         queued_tile = tile_in.payload.tile if S else tile_in.payload   # what score_tiles keeps

@@ -104,7 +104,7 @@ class GlobalRow(wiring.Component):
         The global query's Q, ``head_dim`` beats per head, into two banks (the next head's loads while
         this head's tiles run).
     loaded : Out(1)
-        The Q of the head whose tiles come next is in.
+        The Q of the head whose tiles come next is in (a flip-flop).
     step : In(StructLayout({"value", "first", "last", "pad", "lanes", "self_column", "self_rows",
         "global_new", "head_first", "head_last", "run_end"}))
     step_valid : In(1)
@@ -177,7 +177,7 @@ class GlobalRow(wiring.Component):
         q_full, q_wbank, q_rbank = Signal(2), Signal(), Signal()
         q_k = Signal(range(p["max_head_dim"]))
         q_fire = self.q.valid & self.q.ready
-        m.d.comb += [self.q.ready.eq(~q_full.bit_select(q_wbank, 1)), self.loaded.eq(q_full.bit_select(q_rbank, 1)),
+        m.d.comb += [self.q.ready.eq(~q_full.bit_select(q_wbank, 1)),
                      q_write.addr.eq(Cat(q_k[:beat_bits], q_wbank)), q_write.data.eq(self.q.payload),
                      q_write.en.eq(q_fire)]
         filled = Signal()
@@ -202,9 +202,13 @@ class GlobalRow(wiring.Component):
             with m.If(step.last & figures.head_last):
                 m.d.comb += released.eq(1)
                 m.d.sync += q_rbank.eq(~q_rbank)
+        full_next = []
         for b in range(2):
-            with m.If((filled & (q_wbank == b)) | (released & (q_rbank == b))):
-                m.d.sync += q_full[b].eq(filled & (q_wbank == b))
+            full_next.append(Mux((filled & (q_wbank == b)) | (released & (q_rbank == b)), filled & (q_wbank == b),
+                                 q_full[b]))
+            m.d.sync += q_full[b].eq(full_next[b])
+        # loaded is a flip-flop of the next state (it gates the engine's issue decision).
+        m.d.sync += self.loaded.eq(Mux(Mux(released, ~q_rbank, q_rbank), full_next[1], full_next[0]))
 
         # --- a value tile's probabilities and figures, taken from the softmax and the tiles' queue as it
         # starts; its elements counted so that a whole tile's fit the partials' FIFO.
@@ -327,5 +331,6 @@ class GlobalRow(wiring.Component):
                         m.d.sync += held_o[j].eq(out.data[0])
 
         with m.If(self.start):
-            m.d.sync += [q_full.eq(0), q_wbank.eq(0), q_rbank.eq(0), q_k.eq(0), q_addr.eq(0), owed.eq(0), o_k.eq(0)]
+            m.d.sync += [q_full.eq(0), q_wbank.eq(0), q_rbank.eq(0), q_k.eq(0), q_addr.eq(0), owed.eq(0), o_k.eq(0),
+                         self.loaded.eq(0)]
         return m

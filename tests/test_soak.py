@@ -17,7 +17,7 @@ DENSE = dict(rows=2, cols=3, max_seq_len=12, max_head_dim=5, max_heads=3)
 SPARSE = dict(rows=3, cols=2, max_seq_len=12, max_head_dim=4, max_heads=2, sparse=True, max_globals=2,
               max_dilation=3)
 SPATTEN = dict(rows=2, cols=3, max_seq_len=10, max_head_dim=5, max_heads=2, importance=True, row_flags=True)
-SLIDING = dict(SPARSE, rows=2, cols=3, sliding=True)
+SLIDING = dict(SPARSE, rows=2, cols=3, sliding=True, global_row=True)
 
 
 @pytest.mark.parametrize("params, seed", [(DENSE, 11), (SPARSE, 12), (SLIDING, 14)], ids=["dense", "sparse", "sliding"])

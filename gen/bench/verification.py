@@ -24,6 +24,8 @@ SOAK = (
                     max_dilation=4), 1500),
     ("engine", dict(rows=3, cols=4, max_seq_len=24, max_head_dim=9, max_heads=2, sparse=True, sliding=True,
                     max_globals=2, max_dilation=4), 1000),
+    ("engine", dict(rows=3, cols=4, max_seq_len=24, max_head_dim=9, max_heads=2, sparse=True, sliding=True,
+                    global_row=True, max_globals=2, max_dilation=4), 1000),
     ("memory_mapped", dict(rows=2, cols=3, max_seq_len=24, max_head_dim=7, max_heads=3, importance=True,
                            row_flags=True), 200),
 )
