@@ -6,7 +6,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from attn_rtl.params import reject_unknown
+from attn_rtl.params import boolean, reject_unknown
 
 from .sparse_scheduler import PATTERN_CODES, checked_start, pattern_ports, scheduler_params
 
@@ -19,6 +19,7 @@ DIAGONAL_SCHEDULER_DEFAULTS = {
     "max_heads": 16,
     "max_dilation": 64,
     "max_globals": 4,
+    "global_row": False,
 }
 
 
@@ -26,7 +27,8 @@ def diagonal_scheduler_params(**params) -> dict:
     """``DIAGONAL_SCHEDULER_DEFAULTS`` updated by ``params``, each checked (``ValueError`` names the bad one)."""
     reject_unknown("diagonal scheduler", params, DIAGONAL_SCHEDULER_DEFAULTS)
     p = {**DIAGONAL_SCHEDULER_DEFAULTS, **params}
-    scheduler_params(**p)   # the sparse scheduler's ranges, parameter for parameter
+    boolean("global_row", p["global_row"])
+    scheduler_params(**{k: v for k, v in p.items() if k != "global_row"})   # the sparse scheduler's ranges
     return p
 
 
@@ -117,13 +119,14 @@ class DiagonalScheduler(wiring.Component):
             "queries": data.ArrayLayout(range(L), R), "emit": R, "base": self.key_shape,
             "mask": data.ArrayLayout(C, R), "keep": self.lanes, "global_column": 1,
             "global_key": range(max(p["max_globals"], 2)), "global_block": 1, "first": 1, "last": 1, "run_end": 1,
-            "self_column": range(C), "self_rows": R, "global_new": 1, "head_first": 1, "head_last": 1})
+            **({"self_column": range(C), "self_rows": R, "global_new": 1, "head_first": 1, "head_last": 1}
+               if p["global_row"] else {})})
         super().__init__({
             "start": In(1),
             "seq_len": In(range(L + 1)),
             "heads": In(range(p["max_heads"] + 1)),
             **pattern_ports(L, p["max_dilation"], p["max_globals"]),
-            "global_row": In(1),
+            **({"global_row": In(1)} if p["global_row"] else {}),
             "busy": Out(1), "done": Out(1), "error": Out(1), "config_ok": Out(1),
             "tiles": Out(stream.Signature(self.tile_layout)),
         })
@@ -159,7 +162,8 @@ class DiagonalScheduler(wiring.Component):
         seq_len, heads = Signal.like(self.seq_len, **quiet), Signal.like(self.heads, **quiet)
         global_count = Signal.like(self.global_count, **quiet)
         tokens = Signal.like(self.global_tokens, **quiet)
-        row = Signal(**quiet)   # the global queries are the global row's: no global blocks
+        GR = p["global_row"]
+        row = Signal(**quiet)   # the global queries are the global row's: no global blocks (stays 0 without one)
         grid = Signal(**quiet)
         stride = Signal(range(p["max_dilation"] + 1), **quiet)
         width = Signal.like(self.grid_w, **quiet)           # W (1 off the grid)
@@ -168,11 +172,13 @@ class DiagonalScheduler(wiring.Component):
         with m.If(started):
             m.d.sync += [seq_len.eq(self.seq_len), heads.eq(self.heads), grid.eq(is_grid),
                          global_count.eq(self.global_count), tokens.eq(self.global_tokens),
-                         row.eq(self.global_row & (self.global_count == 1) & (self.seq_len > 1)),
+
                          stride.eq(Mux(is_dilated, self.dilation, 1)), width.eq(Mux(is_grid, self.grid_w, 1)),
                          half.eq(Mux(is_grid, self.window_w >> 1, self.window >> 1)),
                          starts_last.eq(Mux(is_grid, (self.window_h >> 1) << 1, 0)),
                          self.busy.eq(1), self.done.eq(0)]
+            if GR:
+                m.d.sync += row.eq(self.global_row & (self.global_count == 1) & (self.seq_len > 1))
         span = Signal(range(2 * L + 2), **quiet)            # 2·half + 1: the window's columns
         first_start = Signal(key, **quiet)                  # first tile's base - q0: -s·half or -⌊kh/2⌋·W - half
         half_rows_reach = Signal(range(L * L + 1), **quiet)
@@ -263,7 +269,8 @@ class DiagonalScheduler(wiring.Component):
         tile_last, start_last = flags["tile_last"], flags["start_last"]
         residue_more, residues_more, chunks_more = flags["residue_more"], flags["residues_more"], flags["chunks_more"]
         regular_done = tile_last & start_last & ~residue_more & ~residues_more
-        head_done = Mux(in_globals, tile_last & ~chunks_more, regular_done & ((global_count == 0) | row))
+        head_done = Mux(in_globals, tile_last & ~chunks_more,
+                        regular_done & (((global_count == 0) | row) if GR else (global_count == 0)))
         candidate_block_last = Mux(in_globals, tile_last, tile_last & start_last)
 
         # --- one candidate in five states: thresholds, comparisons, mask, send the held tile, close the
@@ -282,8 +289,8 @@ class DiagonalScheduler(wiring.Component):
         token_offset = [Signal(key, name=f"token_offset_{g}", **quiet) for g in range(G)]   # token - base
         cand = Signal(data.StructLayout({"block": range(self.max_blocks), "q0": range(L), "base": key,
                                          "block_first": 1, "block_last": 1, "run_last": 1, "globals": 1,
-                                         "head": range(p["max_heads"]), "head_last": 1,
-                                         "self_column": signed(len(span) + 2), "self_row": 1}),
+                                         **({"head": range(p["max_heads"]), "head_last": 1,
+                                             "self_column": signed(len(span) + 2), "self_row": 1} if GR else {})}),
                       **quiet)
         mask = Signal(data.ArrayLayout(C, R), **quiet)
         nonempty = Signal(**quiet)
@@ -303,7 +310,9 @@ class DiagonalScheduler(wiring.Component):
             m.d.sync += self.tiles.valid.eq(0)
 
         with m.If(started):
-            m.d.sync += [state.eq(SETUP), head.eq(0), held_valid.eq(0), block_sent.eq(0), sent_any.eq(0)]
+            m.d.sync += [state.eq(SETUP), head.eq(0), held_valid.eq(0)]
+            if GR:
+                m.d.sync += [block_sent.eq(0), sent_any.eq(0)]
         # The run ends as its last tile is taken: busy until then, so no start drops a beat on offer.
         with m.If(self.tiles.valid & self.tiles.ready & self.tiles.payload.run_end):
             m.d.sync += [self.busy.eq(0), self.done.eq(1)]
@@ -322,11 +331,13 @@ class DiagonalScheduler(wiring.Component):
                              column_open.eq(Mux(in_globals, (1 << C) - 1, left_above)),
                              cand.block.eq(block), cand.q0.eq(q0), cand.base.eq(base), cand.globals.eq(in_globals),
                              cand.block_first.eq(block_first), cand.block_last.eq(candidate_block_last),
-                             cand.run_last.eq(head_done & flags["last_head"]), block_first.eq(0),
-                             cand.head.eq(head), cand.head_last.eq(head_done),
-                             # Key and query meet on column half - cols·t (span - cols·t is left) of the
-                             # window row dy = 0: the self column, whose keys are new to the global row.
-                             cand.self_column.eq(left - half - 1), cand.self_row.eq(start_index == starts_last >> 1)]
+                             cand.run_last.eq(head_done & flags["last_head"]), block_first.eq(0)]
+                if GR:
+                    # Key and query meet on column half - cols·t (span - cols·t is left) of the window row
+                    # dy = 0: the self column, whose keys are new to the global row.
+                    m.d.sync += [cand.head.eq(head), cand.head_last.eq(head_done),
+                                 cand.self_column.eq(left - half - 1),
+                                 cand.self_row.eq(start_index == starts_last >> 1)]
                 m.d.sync += [row_x[r].eq(query_x[r] + column0) for r in range(R)]
                 for r in range(R):
                     # A global block's row r holds entry chunk + r of the list (chunk a multiple of rows).
@@ -358,7 +369,7 @@ class DiagonalScheduler(wiring.Component):
                     m.d.sync += [block.eq(block + 1), residue.eq(next_residue)]
                     m.d.sync += open_block(next_residue, [next_residue + offsets[r] for r in range(R)],
                                            columns[:R])
-                with m.Elif((global_count != 0) & ~row):
+                with m.Elif(((global_count != 0) & ~row) if GR else (global_count != 0)):
                     m.d.sync += [block.eq(block + 1)] + open_global_block(0)
                 with m.Else():
                     m.d.sync += [head.eq(head + 1)] + open_head()
@@ -377,8 +388,10 @@ class DiagonalScheduler(wiring.Component):
                     m.d.sync += on_row[r].eq(Cat(*[~grid | cand.globals
                                                    | ((row_x[r] >= -c) & (row_x[r] < right_edge[c]))
                                                    for c in range(C)]))
-                m.d.sync += [state.eq(MASK), self_ok.eq(~cand.globals & cand.self_row & (cand.self_column >= 0)
-                                                        & (cand.self_column < C))]
+                m.d.sync += state.eq(MASK)
+                if GR:
+                    m.d.sync += self_ok.eq(~cand.globals & cand.self_row & (cand.self_column >= 0)
+                                           & (cand.self_column < C))
             with m.Case(MASK):
                 window = Cat(*[Cat(*[row_plain[r] & column_open[c] & lane_inside[r + c] & on_row[r][c]
                                      & ~lane_token[r + c] for c in range(C)]) for r in range(R)])
@@ -399,21 +412,23 @@ class DiagonalScheduler(wiring.Component):
                         m.d.sync += [self.tiles.payload.eq(held), self.tiles.valid.eq(1)]
                     lane_mask = [Cat(*[mask[r][u - r] & ~(carries & (u - r == C - 1))
                                        for r in range(R) if 0 <= u - r < C]).any() for u in range(U)]
-                    head_first = ~sent_any | (cand.head != sent_head)
-                    owner = Mux(head_first, cand.block, owner_block)
-                    m.d.sync += [held.self_column.eq(cand.self_column[:len(held.self_column)]),
-                                 held.self_rows.eq(Cat(*[mask[r].bit_select(cand.self_column[:len(held.self_column)], 1)
-                                                         & self_ok for r in range(R)])),
-                                 held.global_new.eq(carries & (cand.block == owner)), held.head_first.eq(head_first),
-                                 held.head_last.eq(0), sent_any.eq(1), sent_head.eq(cand.head),
-                                 owner_block.eq(owner), block_sent.eq(1)]
+                    if GR:
+                        head_first = ~sent_any | (cand.head != sent_head)
+                        owner = Mux(head_first, cand.block, owner_block)
+                        column = cand.self_column[:len(held.self_column)]
+                        m.d.sync += [held.self_column.eq(column),
+                                     held.self_rows.eq(Cat(*[mask[r].bit_select(column, 1) & self_ok
+                                                             for r in range(R)])),
+                                     held.global_new.eq(carries & (cand.block == owner)),
+                                     held.head_first.eq(head_first), held.head_last.eq(0), sent_any.eq(1),
+                                     sent_head.eq(cand.head), owner_block.eq(owner), block_sent.eq(1)]
                     m.d.sync += [held.block.eq(cand.block), held.q0.eq(cand.q0), held.real.eq(row_real),
                                  held.queries.eq(row_query), held.emit.eq(row_plain),
                                  held.base.eq(cand.base), held.mask.eq(mask), held.keep.eq(Cat(*lane_mask)),
                                  held.global_column.eq(carries), held.global_key.eq(Mux(carries, carried_key, 0)),
                                  held.global_block.eq(cand.globals),
                                  # A block's tiles are held one after the other; its last leaves in CLOSE.
-                                 held.first.eq(~block_sent),
+                                 held.first.eq(~block_sent if GR else ~held_valid),
                                  held.last.eq(0), held.run_end.eq(0), held_valid.eq(1), state.eq(CLOSE)]
             with m.Case(CLOSE):
                 extra = ~cand.globals & row_plain.any() & (carried < global_count)
@@ -422,9 +437,11 @@ class DiagonalScheduler(wiring.Component):
                 with m.Elif(extra):
                     # The block had too few free last columns: a tile of the global column alone.
                     m.d.sync += [mask.eq(0), nonempty.eq(1), carries.eq(1), carried_key.eq(carried),
-                                 carried.eq(carried + 1), cand.base.eq(cand.q0), self_ok.eq(0), state.eq(SEND)]
+                                 carried.eq(carried + 1), cand.base.eq(cand.q0), state.eq(SEND)]
+                    if GR:
+                        m.d.sync += self_ok.eq(0)
                     m.d.sync += [mask[r][C - 1].eq(row_plain[r]) for r in range(R)]
-                with m.Elif(row & ~cand.head_last):
+                with m.Elif((row & ~cand.head_last) if GR else 0):
                     # (The block's last tile, if it had one, leaves with the next tile.)
                     m.d.sync += [held.last.eq(held.last | block_sent), block_sent.eq(0), state.eq(THRESHOLDS)]
                 with m.Elif(out_free | ~held_valid):
@@ -432,10 +449,12 @@ class DiagonalScheduler(wiring.Component):
                     # global row's; with the row the held tile is then the previous block's last.)
                     with m.If(held_valid):
                         m.d.sync += [self.tiles.payload.eq(held), self.tiles.payload.last.eq(1),
-                                     self.tiles.payload.run_end.eq(cand.run_last),
-                                     self.tiles.payload.head_last.eq(cand.head_last), self.tiles.valid.eq(1),
+                                     self.tiles.payload.run_end.eq(cand.run_last), self.tiles.valid.eq(1),
                                      held_valid.eq(0)]
-                    m.d.sync += block_sent.eq(0)
+                        if GR:
+                            m.d.sync += self.tiles.payload.head_last.eq(cand.head_last)
+                    if GR:
+                        m.d.sync += block_sent.eq(0)
                     with m.If(cand.run_last):
                         m.d.sync += state.eq(IDLE)
                     with m.Else():

@@ -313,7 +313,7 @@ class AttentionEngine(wiring.Component):
     def _diagonal_scheduler(self) -> DiagonalScheduler:
         p = self.params
         return DiagonalScheduler(rows=self.rows, cols=self.cols, max_seq_len=p["max_seq_len"], max_heads=p["max_heads"],
-                                 max_dilation=p["max_dilation"], max_globals=p["max_globals"])
+                                 max_dilation=p["max_dilation"], max_globals=p["max_globals"], global_row=p["global_row"])
 
     def _global_row(self) -> GlobalRow:
         p = self.params

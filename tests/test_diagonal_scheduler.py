@@ -85,7 +85,7 @@ def test_every_tile_matches_the_model(sim, rows, cols):
              dict(pattern=SparsePattern(kind="grid", grid=(5, 6), window2d=(3, 5), global_tokens=(13,)).to_dict(),
                   seq_len=30, heads=1, global_row=1)]
     params = dict(rows=rows, cols=cols, max_seq_len=MAX_SEQ_LEN, max_heads=2, max_dilation=MAX_DILATION,
-                  max_globals=MAX_GLOBALS)
+                  max_globals=MAX_GLOBALS, global_row=True)
     report = simulate_diagonal_scheduler(params, runs, sim=sim, seed=seed, stall=0.3, reset_mid=True)
     assert report["passed"] and report["elements"] > 0
 
