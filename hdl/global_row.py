@@ -60,16 +60,15 @@ class GlobalRow(wiring.Component):
     score accumulators; after the tile's last step the scores and their mask go to a
     :class:`~attn_rtl.hdl.softmax.SoftmaxUnit` of ``rows + 1`` lanes and one slot (the head's run is
     the row); on the tile's value steps ``Σ p · V`` over the same lanes, one head-dimension column a
-    step, gathered ``cols`` columns a chunk into an
-    :class:`~attn_rtl.hdl.output_accumulator.OutputAccumulator` of one row, which sends the head's O
-    row after its last tile.  The arithmetic is docs/numerics.md's (the golden model:
+    step, into a one-lane :class:`~attn_rtl.hdl.output_accumulator.OutputAccumulator` (a word per
+    column), which normalizes after the head's last tile; its elements leave ``cols`` to an O beat.  The arithmetic is docs/numerics.md's (the golden model:
     ``attn_rtl.sim.sliding.sliding_output`` with a global row).
 
     The engine drives ``step`` as it issues each step of a diagonal run (score tiles and value tiles in
     its order, a value tile's steps ``⌈head_dim/cols⌉·cols`` with the padding flagged ``pad``), each tile's
     figures with its first step; it starts a score tile only when ``loaded`` (the head's global Q is in)
     and a value tile only when ``value_room`` (its probabilities are out of the softmax, with room for
-    its chunks).  At most ``tiles`` score tiles may be started and their value tiles not finished.
+    its elements).  At most ``tiles`` score tiles may be started and their value tiles not finished.
 
     Parameters
     ----------
@@ -163,7 +162,7 @@ class GlobalRow(wiring.Component):
         p, nm = self.params, self.nm
         R, C, G, NB = self.rows, self.cols, self.lanes, p["tiles"]
         w = nm.data_width
-        step = tile = self.step
+        step = self.step
         issued = self.step_valid
         m.submodules.softmax = softmax = self._softmax()
         m.submodules.accumulator = acc = self._accumulator()
@@ -194,8 +193,8 @@ class GlobalRow(wiring.Component):
         held = Signal(data.StructLayout({"self_column": range(C), "self_rows": R, "global_new": 1,
                                          "head_first": 1, "head_last": 1, "run_end": 1}))
         figures = Signal.like(held)
-        m.d.comb += figures.eq(Mux(step.first, Cat(tile.self_column, tile.self_rows, tile.global_new,
-                                                   tile.head_first, tile.head_last, tile.run_end), held))
+        m.d.comb += figures.eq(Mux(step.first, Cat(step.self_column, step.self_rows, step.global_new,
+                                                   step.head_first, step.head_last, step.run_end), held))
         released = Signal()
         with m.If(score_step):
             m.d.sync += [q_addr.eq(Mux(step.last, 0, q_addr + 1)), held.eq(figures)]
