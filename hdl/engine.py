@@ -34,6 +34,9 @@ __all__ = ["AttentionEngine", "engine_params", "ENGINE_DEFAULTS", "PATTERN_REGIS
 PATTERN_REGISTERS = ("pattern", "window", "dilation", "grid_h", "grid_w", "window_h", "window_w",
                      "global_count", "global_tokens")
 
+#: The diagonal scheduler's tile fields a global row reads (builds with ``global_row``).
+ROW_TILE_FIELDS = ("self_column", "self_rows", "global_new", "head_first", "head_last")
+
 #: Elaboration parameters of :class:`AttentionEngine` and their defaults.
 ENGINE_DEFAULTS = {
     "rows": 8,
@@ -317,10 +320,8 @@ class AttentionEngine(wiring.Component):
 
     def _global_row(self) -> GlobalRow:
         p = self.params
-        probe = SystolicArray(**self._array_params)
-        probe._MustUse__silence = True
         return GlobalRow(rows=self.rows, cols=self.cols, max_head_dim=p["max_head_dim"], max_seq_len=p["max_seq_len"],
-                         score_width=probe.acc_shape.width, tiles=p["prob_tiles"], multiplier=p["multiplier"],
+                         score_width=self.array_figures["acc_width"], tiles=p["prob_tiles"], multiplier=p["multiplier"],
                          fifo_memory=p["fifo_memory"], memory=self._ram_kind, numerics=self.nm)
 
     def _token_importance(self) -> TokenImportance:
@@ -451,8 +452,7 @@ class AttentionEngine(wiring.Component):
                     o.tile.count.eq(C), o.tile.first.eq(d.first), o.tile.last.eq(d.last),
                     o.tile.run_end.eq(d.run_end), o.tile.scan.eq(0), o.tile.mask.eq(d.mask), o.tile.emit.eq(d.emit),
                     o.tile.global_column.eq(d.global_column),
-                    *([getattr(o.tile, name).eq(getattr(d, name))
-                       for name in ("self_column", "self_rows", "global_new", "head_first", "head_last")]
+                    *([getattr(o.tile, name).eq(getattr(d, name)) for name in ROW_TILE_FIELDS]
                       if p["global_row"] else []),
                     # (A global block's tiles have stride 1.)
                     *[o.keys[u].eq(Mux(d.keep[u], d.base + Mux(d.global_block, u, lane_offset[u]), 0))
@@ -466,9 +466,7 @@ class AttentionEngine(wiring.Component):
                     o.tile.run_end.eq(g.run_end), o.tile.scan.eq(g.scan), o.tile.mask.eq(g.mask),
                     o.tile.emit.eq(Cat(*[g.block * R + r < sched.queries for r in range(R)])),
                     o.tile.global_column.eq(0),
-                    *([getattr(o.tile, name).eq(0)
-                       for name in ("self_column", "self_rows", "global_new", "head_first", "head_last")]
-                      if p["global_row"] else []),
+                    *([getattr(o.tile, name).eq(0) for name in ROW_TILE_FIELDS] if p["global_row"] else []),
                     *[o.keys[u].eq(g.keys[u] if u < C else 0) for u in range(U)],
                     o.keep.eq(Cat(*[g.count > u for u in range(C)])), o.queries.eq(0), o.query_keep.eq(0),
                 ]
@@ -1014,9 +1012,7 @@ class AttentionEngine(wiring.Component):
                 grow.step.value.eq(sel_value), grow.step.first.eq(first_step),
                 grow.step.last.eq(Mux(sel_value, vl_last["j"] & vl_last["cc"], sc_last["k"])),
                 grow.step.pad.eq(v_pad), grow.step.lanes.eq(Mux(sel_value, self.v.payload, self.k.payload)),
-                *[getattr(grow.step, name).eq(getattr(sd, name))
-                  for name in ("self_column", "self_rows", "global_new", "head_first", "run_end")],
-                grow.step.head_last.eq(sd.head_last),
+                *[getattr(grow.step, name).eq(getattr(sd, name)) for name in (*ROW_TILE_FIELDS, "run_end")],
             ]
 
         # Tag of every tile, written with its first step.
