@@ -103,13 +103,14 @@ class GlobalRow(wiring.Component):
         The global query's Q, ``head_dim`` beats per head, into two banks (the next head's loads while
         this head's tiles run).
     loaded : Out(1)
-        The Q of the head whose tiles come next is in (a flip-flop).
+        The Q of the head whose tiles come next is in (a flip-flop; low in the cycle after a head's
+        last score step).
     step : In(StructLayout({"value", "first", "last", "pad", "lanes", "self_column", "self_rows",
         "global_new", "head_first", "head_last", "run_end"}))
     step_valid : In(1)
         Every issued step of a diagonal run, in the cycle it issues (no backpressure: the row takes
-        each); the tile's figures (``self_column`` to ``run_end``) are read with a score tile's first
-        step.
+        each, a cycle later); the tile's figures (``self_column`` to ``run_end``) are read with a
+        score tile's first step.
     value_room : Out(1)
         A value tile may start (a flip-flop's view: a value tile started this cycle is not yet in it).
     o : Out(stream.Signature(StructLayout({"data": ArrayLayout(signed(w), cols), "last", "run_end"})))
@@ -162,8 +163,12 @@ class GlobalRow(wiring.Component):
         p, nm = self.params, self.nm
         R, C, G, NB = self.rows, self.cols, self.lanes, p["tiles"]
         w = nm.data_width
-        step = self.step
-        issued = self.step_valid
+        # The step is taken a cycle after its issue: the engine's issue decision reaches one flip-flop
+        # per bit here, not the row's bank, counter and FIFO logic (the 4x4 proxy's critical path
+        # with the step taken straight: 75.3 MHz).  loaded and value_room still answer for the step
+        # issued in their cycle (below).
+        issued = register(m, self.step_valid, "step_taken_valid", reset=True)
+        step = register(m, self.step, "step_taken")
         m.submodules.softmax = softmax = self._softmax()
         m.submodules.accumulator = acc = self._accumulator()
         m.d.comb += [softmax.scale_mult.eq(self.scale_mult), softmax.scale_shift.eq(self.scale_shift)]
@@ -206,8 +211,15 @@ class GlobalRow(wiring.Component):
             full_next.append(Mux((filled & (q_wbank == b)) | (released & (q_rbank == b)), filled & (q_wbank == b),
                                  q_full[b]))
             m.d.sync += q_full[b].eq(full_next[b])
-        # loaded is a flip-flop of the next state (it gates the engine's issue decision).
-        m.d.sync += self.loaded.eq(Mux(Mux(released, ~q_rbank, q_rbank), full_next[1], full_next[0]))
+        # loaded is a flip-flop of the next state (it gates the engine's issue decision), low in the
+        # cycle after a head's last score step issues: the row takes that step (and frees its bank)
+        # only then.  The step's head_last is its tile's, kept from the tile's first step as it issues.
+        issued_head_last = Signal()
+        with m.If(self.step_valid & ~self.step.value & self.step.first):
+            m.d.sync += issued_head_last.eq(self.step.head_last)
+        head_ends = (self.step_valid & ~self.step.value & self.step.last
+                     & Mux(self.step.first, self.step.head_last, issued_head_last))
+        m.d.sync += self.loaded.eq(Mux(Mux(released, ~q_rbank, q_rbank), full_next[1], full_next[0]) & ~head_ends)
 
         # --- a value tile's probabilities and figures, taken from the softmax and the tiles' queue as it
         # starts; its elements counted so that a whole tile's fit the partials' FIFO.
@@ -224,7 +236,8 @@ class GlobalRow(wiring.Component):
         taken = acc.partials.valid & acc.partials.ready
         m.d.sync += owed.eq(owed + Mux(value_start, self.head_dim, 0) - taken)
         m.d.comb += [
-            self.value_room.eq(probs.valid & meta.r_rdy & (owed <= partial_depth - d_max)),
+            # (A value tile issued a cycle ago is taken now: its probabilities are still at the head.)
+            self.value_room.eq(probs.valid & meta.r_rdy & (owed <= partial_depth - d_max) & ~value_start),
             probs.ready.eq(value_start), meta.r_en.eq(value_start),
         ]
         cur_p = Signal(data.ArrayLayout(nm.prob_width, G))
