@@ -10,6 +10,7 @@ from attn_rtl.gen.cost.explore import explore, parse_budget
 from attn_rtl.gen.cost.model import TARGETS, in_domain, predict_cycles
 from attn_rtl.gen.cost.workloads import WORKLOADS, Workload
 from attn_rtl.gen.simulate import simulate_engine
+from attn_rtl.hdl.engine import engine_params
 
 
 @pytest.mark.parametrize("target", ["ecp5-85f", "xc7a100t"])
@@ -164,5 +165,13 @@ def test_window_layers_weigh_the_diagonal_tiles_of_a_sliding_build():
     with_mode, without = same & (t["sliding"] == 1), same & (t["sliding"] == 0)
     assert t["cycles"][with_mode].max() < t["cycles"][without].min()
     assert t["lut"][with_mode].min() > t["lut"][without].min()
+    # Its one global token: the global PE row as well (2), no global block's tiles for more area.
+    with_row = same & (t["sliding"] == 2)
+    assert with_row.any() and t["cycles"][with_row].max() < t["cycles"][with_mode].min()
+    assert t["dsp"][with_row].min() > t["dsp"][with_mode].max()
+    assert t["ff"][with_row].min() > t["ff"][with_mode].max()
+    row_pick = result.config(int(np.flatnonzero(with_row)[0]))
+    assert row_pick["global_row"] and row_pick["sliding"]
+    engine_params(**row_pick)   # a configuration the generator takes
     # Outside the sliding patterns the axis is not there.
     assert "sliding" not in explore(WORKLOADS["bert-base"], "ecp5-85f").table

@@ -42,7 +42,7 @@ def cmd_explore(args) -> int:
         if args.memory_mapped:
             lines[-1][8:8] = [c["kv_buffer_keys"], f"{t['read_bytes'][i] / 1024:,.1f}"]
         if "sliding" in t:
-            lines[-1][8:8] = ["yes" if c["sliding"] else "no"]
+            lines[-1][8:8] = [("yes, global row" if c["global_row"] else "yes") if c["sliding"] else "no"]
     widths = [max(len(str(h)), *(len(str(row[k])) for row in lines)) for k, h in enumerate(header)]
     print("  ".join(h.rjust(w) for h, w in zip(header, widths)))
     for row in lines:

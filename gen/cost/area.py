@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FIT_FILE", "RESOURCES", "SLIDING_POINTS", "features", "fit", "load_fit", "predict_area", "sliding_extra"]
+__all__ = ["FIT_FILE", "GLOBAL_ROW_ENGINE_SIDE", "GLOBAL_ROW_POINTS", "RESOURCES", "SLIDING_POINTS", "features", "fit",
+           "global_row_extra", "load_fit", "predict_area", "sliding_extra"]
 
 FIT_FILE = Path(__file__).with_name("area_fit.json")
 RESOURCES = ("lut", "ff", "dsp", "bram")
@@ -86,17 +87,42 @@ SLIDING_POINTS = {
 }
 
 
+def _line(extras: dict, size, measure) -> dict[str, np.ndarray]:
+    """Per resource, the line through the smallest and the largest of ``extras`` (``{shape: {resource:
+    cells}}``) against ``measure(shape)``, at ``size`` (whole cells, never negative)."""
+    ordered = sorted(extras.items(), key=lambda item: measure(item[0]))
+    (small, a), (large, b) = ordered[0], ordered[-1]
+    span = measure(large) - measure(small)
+    size = np.asarray(size, np.float64)
+    return {r: np.maximum(0.0, np.rint(a[r] + ((b[r] - a[r]) / span if span else 0.0) * (size - measure(small))))
+            for r in RESOURCES}
+
+
 def sliding_extra(rows, cols) -> dict[str, np.ndarray]:
     """What a sliding build adds per candidate: per resource a constant (the diagonal scheduler) and a cost
     per PE (the array's diagonal lanes, held weights and global column) through :data:`SLIDING_POINTS`.
     Measured on ECP5; other families take the same figures."""
-    pes = np.asarray(rows, np.float64) * np.asarray(cols, np.float64)
-    ordered = sorted(SLIDING_POINTS.items(), key=lambda item: item[0][0] * item[0][1])
-    (small, a), (large, b) = ordered[0], ordered[-1]
-    small_pes, span = small[0] * small[1], large[0] * large[1] - small[0] * small[1]
-    out = {}
-    for r in RESOURCES:
-        extra_small, extra_large = a["with"][r] - a["without"][r], b["with"][r] - b["without"][r]
-        per_pe = (extra_large - extra_small) / span if span else 0.0
-        out[r] = np.maximum(0.0, np.rint(extra_small + per_pe * (pes - small_pes)))
-    return out
+    extras = {shape: {r: point["with"][r] - point["without"][r] for r in RESOURCES}
+              for shape, point in SLIDING_POINTS.items()}
+    return _line(extras, np.asarray(rows, np.float64) * np.asarray(cols, np.float64), lambda s: s[0] * s[1])
+
+
+#: The global PE row alone (``GlobalRow`` at the engine's parameters of each shape; Yosys, ECP5, ECP5
+#: multipliers and block-RAM FIFOs): it grows with its ``rows + 1`` lanes (multipliers, softmax lanes).
+#: Reproduce: ``cached_verilog("global_row", params)`` with the engine's (``AttentionEngine._global_row``), then
+#: ``attn_rtl.gen.flows.synth.synthesize``.
+GLOBAL_ROW_POINTS = {
+    (4, 4): {"lut": 6056, "ff": 11208, "dsp": 21, "bram": 13},
+    (8, 8): {"lut": 9000, "ff": 16728, "dsp": 33, "bram": 17},
+}
+#: What the engine adds around the row (its Q load, the tiles' gates, the O arbitration): the 4×4 sliding
+#: engine with the row, less the one without it and the row alone.
+GLOBAL_ROW_ENGINE_SIDE = {"lut": 20175 - 13930 - 6056, "ff": 32826 - 21523 - 11208, "dsp": 0, "bram": 0}
+
+
+def global_row_extra(rows, cols) -> dict[str, np.ndarray]:
+    """What the global PE row (``global_row = true``) adds to a sliding build per candidate: the row
+    through :data:`GLOBAL_ROW_POINTS`, linear in ``rows``, and :data:`GLOBAL_ROW_ENGINE_SIDE`.  Measured
+    on ECP5; other families take the same figures."""
+    row = _line(GLOBAL_ROW_POINTS, np.broadcast_to(np.asarray(rows, np.float64), np.shape(cols)), lambda s: s[0])
+    return {r: row[r] + GLOBAL_ROW_ENGINE_SIDE[r] for r in RESOURCES}

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .area import RESOURCES, predict_area, sliding_extra
+from attn_rtl.sim.sliding import uses_global_row
+
+from .area import RESOURCES, global_row_extra, predict_area, sliding_extra
 from .model import (
     SPACE,
     TARGETS,
@@ -75,7 +77,8 @@ class Exploration:
             "max_dilation": max(64, pattern.dilation), "max_globals": max(4, len(pattern.global_tokens)),
             "multiplier": self.multipliers[int(t["multiplier"][index])],
             "fifo_memory": self.fifo_memories[int(t["fifo_memory"][index])],
-            **({"sliding": bool(t["sliding"][index])} if "sliding" in t else {}),
+            **({"sliding": bool(t["sliding"][index]), "global_row": bool(t["sliding"][index] == 2)}
+               if "sliding" in t else {}),
             **({"kv_buffer_keys": int(t["kv_buffer_keys"][index])} if "kv_buffer_keys" in t else {}),
         }
 
@@ -111,8 +114,11 @@ def explore(workload: Workload, target: str, objective: str = "latency", *, budg
                          f"first run included), not {workload.name}")
     if memory_mapped:
         space = dict(SPACE if space is None else space, kv_buffer=(0, 1))
-    elif takes_diagonal(workload):   # with and without the diagonal tiles of a sliding build
-        space = dict(SPACE if space is None else space, sliding=(0, 1))
+    elif takes_diagonal(workload):
+        # 0: gathered tiles; 1: the diagonal tiles of a sliding build; 2: with the global PE row as well, where
+        # the layer has the one global token it serves.
+        row = uses_global_row(workload.pattern, workload.tokens, 1)
+        space = dict(SPACE if space is None else space, sliding=(0, 1, 2) if row else (0, 1))
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
     if objective not in OBJECTIVES:
@@ -137,14 +143,15 @@ def explore(workload: Workload, target: str, objective: str = "latency", *, budg
     if "sliding" in grid.axes:
         # Diagonal tiles, counted only where the model is validated (the rest is dropped below).
         inside = in_domain(workload, *sub)
-        diagonal = [np.full(sub[0].shape, np.inf) for _ in range(3)]
-        if inside.any():
-            found = predict_cycles(workload, *(x[inside] for x in sub), sliding=True)
-            for full, figure in zip(diagonal, (found.total, found.busy, found.tiles)):
-                full[inside] = figure
-        chosen = t["sliding"].astype(bool)
-        cycles = Cycles(*(np.where(chosen, grid.expand(mode, over), plain) for mode, plain in zip(diagonal, (
-            cycles.total, cycles.busy, cycles.tiles))))
+        for mode in grid.axes["sliding"][grid.axes["sliding"] > 0]:
+            diagonal = [np.full(sub[0].shape, np.inf) for _ in range(3)]
+            if inside.any():
+                found = predict_cycles(workload, *(x[inside] for x in sub), sliding=True, global_row=mode == 2)
+                for full, figure in zip(diagonal, (found.total, found.busy, found.tiles)):
+                    full[inside] = figure
+            chosen = t["sliding"] == mode
+            cycles = Cycles(*(np.where(chosen, grid.expand(figure, over), plain) for figure, plain in zip(diagonal, (
+                cycles.total, cycles.busy, cycles.tiles))))
     t["memory_bits"] = memory_bits(rows, cols, t["prob_tiles"], t["max_seq_len"], t["max_head_dim"],
                                    t["max_heads"], importance=workload.rank)
     if memory_mapped:
@@ -157,7 +164,9 @@ def explore(workload: Workload, target: str, objective: str = "latency", *, budg
     t.update(predict_area(family, rows, cols, t["memory_bits"], fitted=fitted))
     if "sliding" in t:
         for resource, extra in sliding_extra(rows, cols).items():
-            t[resource] = t[resource] + np.where(t["sliding"].astype(bool), extra, 0)
+            t[resource] = t[resource] + np.where(t["sliding"] > 0, extra, 0)
+        for resource, extra in global_row_extra(rows, cols).items():
+            t[resource] = t[resource] + np.where(t["sliding"] == 2, extra, 0)
     if memory_mapped:
         read, written = offchip_bytes(workload, rows, cols=cols, kv_buffer_keys=t["kv_buffer_keys"],
                                       prob_tiles=t["prob_tiles"])
