@@ -29,6 +29,7 @@ from attn_rtl.hdl.engine_axil import AttentionEngineAxiLite
 from attn_rtl.hdl.engine_mm import MEMORY_DEFAULTS, AttentionEngineMM, mm_params
 from attn_rtl.hdl.engine_top import AttentionEngineAxi
 from attn_rtl.hdl.global_row import GLOBAL_ROW_DEFAULTS, GlobalRow, global_row_params
+from attn_rtl.hdl.serial_softmax import SERIAL_SOFTMAX_DEFAULTS, SerialSoftmax, serial_softmax_params
 from attn_rtl.hdl.output_accumulator import ACCUMULATOR_DEFAULTS, OutputAccumulator, accumulator_params
 from attn_rtl.hdl.softmax import SOFTMAX_DEFAULTS, SoftmaxUnit, softmax_params
 from attn_rtl.hdl.sparse_scheduler import PATTERN_CODES, SCHEDULER_DEFAULTS, SparseScheduler, scheduler_params
@@ -114,6 +115,11 @@ BLOCKS = {
                        simulation_models=lambda params: _ecp5_models(
                            dict(params, fifo_memory="ecp5" if "ecp5" in (params["fifo_memory"], params["memory"])
                                 else "registers"))),
+    "serial_softmax": Unit(name="serial_softmax", top="serial_softmax", defaults=SERIAL_SOFTMAX_DEFAULTS,
+                           validate=serial_softmax_params, component=SerialSoftmax,
+                           testbench="attn_rtl.tb.test_softmax",
+                           description="the online softmax of one row, a lane a cycle (the global row's)",
+                           simulation_models=lambda params: _ecp5_models(dict(params, fifo_memory="registers"))),
     "diagonal_scheduler": Unit(name="diagonal_scheduler", top="diagonal_scheduler",
                                defaults=DIAGONAL_SCHEDULER_DEFAULTS, validate=diagonal_scheduler_params,
                                component=DiagonalScheduler, testbench="attn_rtl.tb.test_diagonal_scheduler",

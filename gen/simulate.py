@@ -107,8 +107,9 @@ def simulate_array(params: dict, *, sim: str = "icarus", seed: int = 1, tiles=No
 
 def simulate_softmax(params: dict, *, sim: str = "icarus", seed: int = 1, groups=None, scale_mult: int | None = None,
                      scale_shift: int | None = None, idle: float = 0.0, stall: float = 0.0,
-                     reset_mid: bool = False) -> dict:
-    """Run query blocks (``groups``, see ``tb/test_softmax.py``) through the softmax unit.
+                     reset_mid: bool = False, serial: bool = False) -> dict:
+    """Run query blocks (``groups``, see ``tb/test_softmax.py``) through the softmax unit (with ``serial``
+    the one-row :class:`~attn_rtl.hdl.serial_softmax.SerialSoftmax`, whose groups have one row).
 
     The default scale maps the score range onto about 16 octaves of logits.
     The report holds ``passed``, ``elements`` compared, ``beats``, and
@@ -116,8 +117,9 @@ def simulate_softmax(params: dict, *, sim: str = "icarus", seed: int = 1, groups
     """
     from attn_rtl.sim.runner import run_cocotb
 
-    path, component = cached_verilog("softmax", params)
-    full = component.params
+    name = "serial_softmax" if serial else "softmax"
+    path, component = cached_verilog(name, params)
+    full = dict(component.params, slots=1) if serial else component.params
     nm = component.numerics
     if groups is None:
         groups = [dict(rows=full["slots"], keys=4 * full["lanes"])]
@@ -130,11 +132,15 @@ def simulate_softmax(params: dict, *, sim: str = "icarus", seed: int = 1, groups
         positive_int("keys", g["keys"], at_most=full["max_seq_len"])
     cfg = dict(full, seed=check_seed(seed), groups=list(groups), scale_mult=int(scale_mult), scale_shift=int(scale_shift),
                idle=check_probability("idle", idle), stall=check_probability("stall", stall),
-               reset_mid=bool(reset_mid), recurrence=component.slot_recurrence)
-    models = unit("softmax").simulation_models(full)
-    report = run_cocotb(sources=[path, *models], toplevel=unit("softmax").top,
-                        test_module=unit("softmax").testbench, sim=sim, config=cfg)
-    report.update(latency=component.latency, sum_latency=component.sum_latency, sim=sim)
+               reset_mid=bool(reset_mid),
+               recurrence=component.row_end_cycles if serial else component.slot_recurrence)
+    block = unit(name)
+    models = block.simulation_models(component.params)
+    report = run_cocotb(sources=[path, *models], toplevel=block.top, test_module=block.testbench, sim=sim,
+                        config=cfg)
+    report.update(latency=component.latency, sim=sim,
+                  **({"tile_cycles": component.tile_cycles, "row_end_cycles": component.row_end_cycles} if serial
+                     else {"sum_latency": component.sum_latency}))
     return report
 
 

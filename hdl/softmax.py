@@ -17,7 +17,7 @@ from .multiplier import Multiplier, check_multiplier
 from .pipeline import adder_tree, delayed, register
 from .reciprocal import Reciprocal
 
-__all__ = ["SoftmaxUnit", "softmax_params", "SOFTMAX_DEFAULTS"]
+__all__ = ["SoftmaxUnit", "softmax_params", "softmax_ports", "SOFTMAX_DEFAULTS"]
 
 #: Elaboration parameters of :class:`SoftmaxUnit` and their defaults (numerics: docs/numerics.md).
 SOFTMAX_DEFAULTS = {
@@ -58,6 +58,42 @@ def softmax_params(**params) -> dict:
             raise ValueError(f"max_seq_len must be at most {1 << (34 - nm.prob_width)} for the ecp5 multiplier "
                              f"(a row sum of at most 34 bits), not {p['max_seq_len']}")
     return p
+
+
+def saturated(value, width: int):
+    """``value`` (signed) saturated to a signed ``width``: it fits when the bits above ``width − 1`` all
+    equal the sign (a reduction, no comparator)."""
+    high = value[width - 1:]
+    fits = (high == 0) | (high == (1 << len(high)) - 1)
+    return Mux(fits, value[:width], Mux(value[-1], -(1 << (width - 1)), (1 << (width - 1)) - 1))[:width].as_signed()
+
+
+def octaves(value, frac_bits: int, cap: int):
+    """``min(value >> frac_bits, cap)`` as wide as ``cap``: a shift amount of the full width makes every
+    shifter mux on bits that are always zero (ECP5 critical path, six LUTs from the amount to the coarse
+    shift)."""
+    high = value[frac_bits:]
+    return Mux(high > cap, cap, high)[:cap.bit_length()]
+
+
+def softmax_ports(*, lanes: int, slots: int, score_width: int, sum_width: int, numerics: Numerics) -> dict:
+    """The ports of a softmax of ``lanes`` scores a beat over ``slots`` rows (:class:`SoftmaxUnit`'s)."""
+    nm = numerics
+    prob = unsigned(nm.prob_width)
+    slot = unsigned(clog2(slots))
+    return {
+        "scores": In(stream.Signature(data.StructLayout({
+            "score": data.ArrayLayout(signed(score_width), lanes), "mask": lanes, "slot": slot, "first": 1,
+            "last": 1}))),
+        "scale_mult": In(nm.mult_width),
+        "scale_shift": In(range(nm.max_shift + 1)),
+        "probs": Out(stream.Signature(data.StructLayout({
+            "p": data.ArrayLayout(prob, lanes), "slot": slot, "scale_mant": prob,
+            "scale_exp": unsigned(RESCALE_EXP_MAX.bit_length()), "first": 1, "last": 1}))),
+        "sums": Out(stream.Signature(data.StructLayout({
+            "slot": slot, "row_sum": unsigned(sum_width), "recip": unsigned(nm.recip_bits + 1),
+            "recip_exp": range(sum_width)}))),
+    }
 
 
 class SoftmaxUnit(wiring.Component):
@@ -135,21 +171,8 @@ class SoftmaxUnit(wiring.Component):
         self.numerics = nm
         self.lanes, self.slots = p["lanes"], p["slots"]
         self.sum_width = nm.row_sum_width(p["max_seq_len"])
-        prob = unsigned(nm.prob_width)
-        slot = unsigned(clog2(self.slots))
-        super().__init__({
-            "scores": In(stream.Signature(data.StructLayout({
-                "score": data.ArrayLayout(signed(p["score_width"]), self.lanes),
-                "mask": self.lanes, "slot": slot, "first": 1, "last": 1}))),
-            "scale_mult": In(nm.mult_width),
-            "scale_shift": In(range(nm.max_shift + 1)),
-            "probs": Out(stream.Signature(data.StructLayout({
-                "p": data.ArrayLayout(prob, self.lanes), "slot": slot, "scale_mant": prob,
-                "scale_exp": unsigned(RESCALE_EXP_MAX.bit_length()), "first": 1, "last": 1}))),
-            "sums": Out(stream.Signature(data.StructLayout({
-                "slot": slot, "row_sum": unsigned(self.sum_width), "recip": unsigned(nm.recip_bits + 1),
-                "recip_exp": range(self.sum_width)}))),
-        })
+        super().__init__(softmax_ports(lanes=self.lanes, slots=self.slots, score_width=p["score_width"],
+                                       sum_width=self.sum_width, numerics=nm))
         self._stages = self._plan()
 
     # --- the pipeline plan: the stage (cycles after the input register) of each step ---------
@@ -283,7 +306,6 @@ class SoftmaxUnit(wiring.Component):
             return delayed(m, value, stage - since, name, reset=reset)
 
         # --- logits: t = sat_T((S * M) >> s) ----------------------------------------------------
-        t_lo, t_hi = -(1 << (T - 1)), (1 << (T - 1)) - 1
         logits = []
         for j in range(lanes):
             m.submodules[f"logit_mul_{j}"] = mul = self._logit_multiplier()
@@ -299,12 +321,7 @@ class SoftmaxUnit(wiring.Component):
                 m.d.sync += lane_shift.eq(scale_shift)
             coarse = register(m, mul.product >> Cat(Const(0, 3), lane_shift[3:]), f"shifted_coarse_{j}")
             shifted = register(m, coarse >> register(m, lane_shift[:3], f"scale_shift_fine_{j}"), f"shifted_{j}")
-            logit = Signal(signed(T), name=f"logit_{j}", reset_less=True)
-            # It fits T bits when the bits above T-1 all equal the sign: a reduction, no comparator.
-            high = shifted[T - 1:]
-            fits = (high == 0) | (high == (1 << len(high)) - 1)
-            m.d.sync += logit.eq(Mux(fits, shifted[:T], Mux(shifted[-1], t_lo, t_hi)))
-            logits.append(logit)
+            logits.append(register(m, saturated(shifted, T), f"logit_{j}"))
         mask_l = at(mask0, s["logit"], "mask_l")
 
         # --- tile maximum over unmasked lanes: per tree level one stage compares (a carry chain)
@@ -358,10 +375,7 @@ class SoftmaxUnit(wiring.Component):
 
         # --- probabilities p = E(u mod 2^F) >> min(u >> F, P + 1), u = m_new - t ---------------
         def exponent(value, cap, name):
-            # As wide as the cap: a shift amount of the full width makes every shifter mux on bits that
-            # are always zero (ECP5 critical path, six LUTs from the amount to the coarse shift).
-            high = value[F:]
-            return register(m, Mux(high > cap, cap, high)[:cap.bit_length()], name)
+            return register(m, octaves(value, F, cap), name)
 
         mask_pm = at(mask_l, s["probs"] - 1, "mask_pm", since=s["logit"])
         probs = []

@@ -1,4 +1,6 @@
-"""cocotb testbench of :class:`attn_rtl.hdl.softmax.SoftmaxUnit` against ``attn_rtl.sim.softmax_stream``, beat for beat.
+"""cocotb testbench of :class:`attn_rtl.hdl.softmax.SoftmaxUnit` (and of the one-row
+:class:`attn_rtl.hdl.serial_softmax.SerialSoftmax`, the same ports with one slot) against
+``attn_rtl.sim.softmax_stream``, beat for beat.
 
 The stimulus is a list of query blocks (``cfg["groups"]``), each turned into
 the beats an engine would send: score rows cut into key tiles of ``lanes``
@@ -114,7 +116,7 @@ async def softmax_beats(dut):
         score, mask, slot, first, last = build_beats(cfg, rng)
         half = max(1, len(slot) // 2)
         source.send(words(score, mask, slot, first, last)[:half])
-        await bench.run(lambda: source.done, int(40 * slack * half) + 200)
+        await bench.run(lambda: source.done, int(40 * slack * half * max(1, cfg.get("recurrence", 1))) + 200)
         await bench.step(int(rng.integers(0, 20)))
         await bench.reset(3)
         for sink in (probs, sums):
