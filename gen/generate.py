@@ -113,8 +113,7 @@ BLOCKS = {
                        component=GlobalRow, testbench="attn_rtl.tb.test_global_row",
                        description="SALO's global PE row (a global query against every key of a diagonal run)",
                        simulation_models=lambda params: _ecp5_models(
-                           dict(params, fifo_memory="ecp5" if "ecp5" in (params["fifo_memory"], params["memory"])
-                                else "registers"))),
+                           dict(params, fifo_memory="ecp5" if params["memory"] == "ecp5" else "registers"))),
     "serial_softmax": Unit(name="serial_softmax", top="serial_softmax", defaults=SERIAL_SOFTMAX_DEFAULTS,
                            validate=serial_softmax_params, component=SerialSoftmax,
                            testbench="attn_rtl.tb.test_softmax",

@@ -322,7 +322,7 @@ class AttentionEngine(wiring.Component):
         p = self.params
         return GlobalRow(rows=self.rows, cols=self.cols, max_head_dim=p["max_head_dim"], max_seq_len=p["max_seq_len"],
                          score_width=self.array_figures["acc_width"], tiles=p["prob_tiles"], multiplier=p["multiplier"],
-                         fifo_memory=p["fifo_memory"], memory=self._ram_kind, numerics=self.nm)
+                         memory=self._ram_kind, numerics=self.nm)
 
     def _token_importance(self) -> TokenImportance:
         p = self.params

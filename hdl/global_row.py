@@ -12,11 +12,10 @@ from attn_rtl.numerics import Numerics, clog2
 from attn_rtl.params import positive_int, reject_unknown
 
 from .block_ram import check_block_ram_kind
-from .credit_fifo import check_fifo_memory
 from .multiplier import Multiplier, check_multiplier
 from .output_accumulator import OutputAccumulator
 from .pipeline import adder_tree, delayed, register
-from .softmax import SoftmaxUnit
+from .serial_softmax import SerialSoftmax
 
 __all__ = ["GlobalRow", "GLOBAL_ROW_DEFAULTS", "global_row_params"]
 
@@ -29,7 +28,6 @@ GLOBAL_ROW_DEFAULTS = {
     "score_width": 23,
     "tiles": 2,
     "multiplier": "generic",
-    "fifo_memory": "registers",
     "memory": "inferred",
     "numerics": None,
 }
@@ -44,7 +42,6 @@ def global_row_params(**params) -> dict:
         positive_int(name, p[name], at_most=limit)
     p["numerics"] = dataclasses.asdict(Numerics.coerce(p["numerics"]))
     check_multiplier(a_width=1, b_width=1, a_signed=True, b_signed=True, target=p["multiplier"])
-    check_fifo_memory(p["fifo_memory"])
     check_block_ram_kind(p["memory"])
     return p
 
@@ -58,11 +55,13 @@ class GlobalRow(wiring.Component):
     the last lane of the head's first block's tiles (``global_new``).  The row takes those
     ``rows + 1`` lanes of every step the engine issues: on a score step ``q[k] · K`` into ``rows + 1``
     score accumulators; after the tile's last step the scores and their mask go to a
-    :class:`~attn_rtl.hdl.softmax.SoftmaxUnit` of ``rows + 1`` lanes and one slot (the head's run is
-    the row); on the tile's value steps ``Σ p · V`` over the same lanes, one head-dimension column a
-    step, into a one-lane :class:`~attn_rtl.hdl.output_accumulator.OutputAccumulator` (a word per
-    column), which normalizes after the head's last tile; its elements leave ``cols`` to an O beat.  The arithmetic is docs/numerics.md's (the golden model:
-    ``attn_rtl.sim.sliding.sliding_output`` with a global row).
+    :class:`~attn_rtl.hdl.serial_softmax.SerialSoftmax` of ``rows + 1`` lanes (the head's run is the
+    row; a lane a cycle, a tile in its ``tile_cycles``, which a tile's ``2·head_dim`` steps or more
+    cover from ``head_dim`` of about ``rows`` up); on the tile's value steps ``Σ p · V`` over the same
+    lanes, one head-dimension column a step, into a one-lane
+    :class:`~attn_rtl.hdl.output_accumulator.OutputAccumulator` (a word per column), which normalizes
+    after the head's last tile; its elements leave ``cols`` to an O beat.  The arithmetic is
+    docs/numerics.md's (the golden model: ``attn_rtl.sim.sliding.sliding_output`` with a global row).
 
     The engine drives ``step`` as it issues each step of a diagonal run (score tiles and value tiles in
     its order, a value tile's steps ``⌈head_dim/cols⌉·cols`` with the padding flagged ``pad``), each tile's
@@ -81,8 +80,6 @@ class GlobalRow(wiring.Component):
     tiles : int
         Score tiles in flight at most (the engine's probability buffers).
     multiplier : "generic" or "ecp5"
-    fifo_memory : "registers" or "ecp5"
-        The softmax's FIFOs.
     memory : "inferred" or "ecp5"
         The output accumulator's memory.
     numerics : Numerics, dict or None
@@ -147,10 +144,10 @@ class GlobalRow(wiring.Component):
                 "data": data.ArrayLayout(signed(w), C), "last": 1, "run_end": 1}))),
         })
 
-    def _softmax(self) -> SoftmaxUnit:
+    def _softmax(self) -> SerialSoftmax:
         p = self.params
-        return SoftmaxUnit(lanes=self.lanes, slots=1, score_width=p["score_width"], max_seq_len=p["max_seq_len"],
-                           multiplier=p["multiplier"], fifo_memory=p["fifo_memory"], numerics=p["numerics"])
+        return SerialSoftmax(lanes=self.lanes, score_width=p["score_width"], max_seq_len=p["max_seq_len"],
+                             multiplier=p["multiplier"], numerics=p["numerics"])
 
     def _accumulator(self) -> OutputAccumulator:
         p = self.params

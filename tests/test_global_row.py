@@ -48,7 +48,7 @@ def test_reset_in_the_middle_then_clean_runs(sim):
 
 @pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_ecp5_primitives_are_bit_exact(sim):
-    params = dict(PARAMS, rows=3, cols=4, multiplier="ecp5", fifo_memory="ecp5", memory="ecp5")
+    params = dict(PARAMS, rows=3, cols=4, multiplier="ecp5", memory="ecp5")
     report = simulate_global_row(params, RUNS[:2], sim=sim, seed=3, idle=0.2, stall=0.2)
     assert report["passed"]
 

@@ -53,7 +53,9 @@ CASES = ([pytest.param(name, preset, params, id=f"{name}-{preset}",
             pytest.param("engine_axil", "odd-sliding", dict(ODD["engine"], sliding=True, global_row=True),
                          id="engine_axil-odd-sliding-global-row"),
             pytest.param("global_row", "odd", dict(rows=3, cols=5, max_head_dim=12, max_seq_len=40),
-                         id="global_row-odd")])
+                         id="global_row-odd"),
+            pytest.param("serial_softmax", "odd", dict(lanes=4, score_width=19, max_seq_len=40),
+                         id="serial_softmax-odd")])
 
 
 def lint(verilog: Path, top: str, models: list, waivers: Path) -> subprocess.CompletedProcess:
@@ -98,4 +100,4 @@ def test_lint_catches_a_width_mismatch(waivers, tmp_path):
 
 def test_every_unit_and_companion_is_linted():
     linted = {p.values[0] for p in CASES}
-    assert linted == set(UNITS) | set(COMPANIONS) | {"diagonal_scheduler", "global_row"}
+    assert linted == set(UNITS) | set(COMPANIONS) | {"diagonal_scheduler", "global_row", "serial_softmax"}
