@@ -112,12 +112,13 @@ def sliding_extra(rows, cols) -> dict[str, np.ndarray]:
 #: Reproduce: ``cached_verilog("global_row", params)`` with the engine's (``AttentionEngine._global_row``), then
 #: ``attn_rtl.gen.flows.synth.synthesize``.
 GLOBAL_ROW_POINTS = {
-    (4, 4): {"lut": 6056, "ff": 11208, "dsp": 21, "bram": 13},
-    (8, 8): {"lut": 9000, "ff": 16728, "dsp": 33, "bram": 17},
+    (4, 4): {"lut": 3797, "ff": 6444, "dsp": 13, "bram": 5},
+    (8, 8): {"lut": 4468, "ff": 7574, "dsp": 17, "bram": 5},
 }
 #: What the engine adds around the row (its Q load, the tiles' gates, the O arbitration): the 4×4 sliding
 #: engine with the row, less the one without it and the row alone.
-GLOBAL_ROW_ENGINE_SIDE = {"lut": 20175 - 13930 - 6056, "ff": 32826 - 21523 - 11208, "dsp": 0, "bram": 0}
+GLOBAL_ROW_ENGINE_SIDE = {"lut": 17833 - 13876 - 3797, "ff": 28068 - 21535 - 6444, "dsp": 63 - 50 - 13,
+                          "bram": 32 - 27 - 5}
 
 
 def global_row_extra(rows, cols) -> dict[str, np.ndarray]:
