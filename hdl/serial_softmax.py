@@ -178,12 +178,11 @@ class SerialSoftmax(wiring.Component):
         run_seen = Signal(name="running_seen", reset_less=True)
         rise = Signal(signed(T + 1), name="rise", reset_less=True)
         seen, greater = Signal(name="seen", reset_less=True), Signal(name="greater", reset_less=True)
-        new_max = Signal(signed(T), name="new_max", reset_less=True)
         delta = Signal(T, name="delta", reset_less=True)
 
         # --- probabilities p_j = E(u mod 2^F) >> min(u >> F, P + 1), u = m_new - t_j, one lane a cycle.
         picked = register(m, logits[lane], "picked")
-        distance = register(m, new_max - picked, "distance")[:T]
+        distance = register(m, run_max - picked, "distance")[:T]   # run_max: the tile's new maximum by now
         m.submodules.exp2 = exp2 = self._exp2()
         m.d.comb += exp2.f.eq(distance[:F])
         shift = delayed(m, register(m, octaves(distance, F, P + 1), "octaves"), exp2.latency - 1, "octaves")
@@ -218,6 +217,12 @@ class SerialSoftmax(wiring.Component):
         with m.If(self.sums.valid & self.sums.ready):
             m.d.sync += self.sums.valid.eq(0)
 
+        def one_lane_a_cycle(issue, then):
+            m.d.comb += issue.eq(1)
+            m.d.sync += lane.eq(lane + 1)
+            with m.If(lane == G - 1):
+                m.next = then
+
         with m.FSM(name="phase"):
             with m.State("TAKE"):
                 m.d.comb += self.scores.ready.eq(1)
@@ -225,10 +230,7 @@ class SerialSoftmax(wiring.Component):
                     m.d.sync += [tile.eq(beat), lane.eq(0), tile_seen.eq(0)]
                     m.next = "LOGITS"
             with m.State("LOGITS"):
-                m.d.comb += issue_logit.eq(1)
-                m.d.sync += lane.eq(lane + 1)
-                with m.If(lane == G - 1):
-                    m.next = "LOGITS_LAG"
+                one_lane_a_cycle(issue_logit, "LOGITS_LAG")
             with m.State("LOGITS_LAG"):
                 with m.If(logits_done):
                     m.next = "COMPARE"
@@ -240,10 +242,8 @@ class SerialSoftmax(wiring.Component):
                 # "Grows" may include equality, as the parallel unit's: the maximum and the zero rise
                 # are the same either way.
                 grows = seen & tile_seen & greater
-                m.d.sync += [new_max.eq(Mux(tile_seen & (~seen | grows), tile_max, run_max)),
-                             delta.eq(Mux(grows, rise[:T], 0)),
-                             run_max.eq(Mux(tile_seen & (~seen | grows), tile_max, run_max)),
-                             run_seen.eq(seen | tile_seen)]
+                m.d.sync += [run_max.eq(Mux(tile_seen & (~seen | grows), tile_max, run_max)),
+                             delta.eq(Mux(grows, rise[:T], 0)), run_seen.eq(seen | tile_seen)]
                 m.next = "PROBS_WAIT"
             with m.State("PROBS_WAIT"):
                 # The previous tile's probabilities are the output registers until taken.
@@ -251,10 +251,7 @@ class SerialSoftmax(wiring.Component):
                     m.d.sync += [lane.eq(0), prob_sum.eq(0)]
                     m.next = "PROBS"
             with m.State("PROBS"):
-                m.d.comb += issue_prob.eq(1)
-                m.d.sync += lane.eq(lane + 1)
-                with m.If(lane == G - 1):
-                    m.next = "PROBS_LAG"
+                one_lane_a_cycle(issue_prob, "PROBS_LAG")
             with m.State("PROBS_LAG"):
                 with m.If(probs_done):
                     m.d.sync += [self.probs.valid.eq(1), out.scale_mant.eq(exp2_r.mant),

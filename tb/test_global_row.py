@@ -27,8 +27,8 @@ class StepIssuer:
     """The engine's side of ``step``: issues queued tiles' steps when ``loaded`` and ``value_room``
     allow, ``idle`` the probability of a cycle without a step between tiles."""
 
-    def __init__(self, dut, cfg, rng, fields: Fields, idle: float):
-        self.dut, self.cfg, self.rng, self.fields, self.idle = dut, cfg, rng, fields, idle
+    def __init__(self, dut, cfg, rng, fields: Fields, idle: float, report):
+        self.dut, self.cfg, self.rng, self.fields, self.idle, self.report = dut, cfg, rng, fields, idle, report
         self.scores: list = []       # per score tile: its steps' packed words
         self.values: list = []       # per value tile, in the same order
         self.current: list = []      # the steps of the tile being issued
@@ -37,6 +37,7 @@ class StepIssuer:
         self.is_value = False
         self.loaded = self.value_room = 0
         self.blocked = False         # the previous step changed what loaded / value_room will say
+        self.head_ended = None       # the cycle a head's last score step was driven
         dut.step_valid.value = 0
 
     def queue(self, score_steps, value_steps) -> None:
@@ -50,7 +51,7 @@ class StepIssuer:
     def flush(self) -> None:
         self.scores, self.values, self.current = [], [], []
         self.in_flight = self.scores_ended = self.values_started = 0
-        self.blocked = False
+        self.blocked, self.head_ended = False, None
 
     def drive(self, cycle: int) -> None:
         self.dut.step_valid.value = 0
@@ -67,7 +68,7 @@ class StepIssuer:
                 self.in_flight += 1
         self.blocked = False
         if self.current:
-            word, releases = self.current.pop(0)
+            word, changes = self.current.pop(0)
             self.dut.step.value = word
             self.dut.step_valid.value = 1
             if not self.current:
@@ -75,17 +76,50 @@ class StepIssuer:
                     self.in_flight -= 1
                 else:
                     self.scores_ended += 1
-            # A value tile's start empties value_room, a head's last score step the Q bank: both seen a
-            # cycle late from here (the engine's flip-flops see them the same way).
-            self.blocked = releases
+            # A value tile's start empties value_room, a head's last score step the Q bank: this bench
+            # decides on what it sampled a cycle before, so it waits a cycle after either (the engine's
+            # value decision is a flip-flop and masks that cycle too; its score decision reads loaded in
+            # the cycle: sample checks that loaded is low then).
+            self.blocked = changes is not None
+            if changes == "head":
+                self.head_ended = cycle
 
     def sample(self, cycle: int) -> None:
         self.loaded = int(self.dut.loaded.value)
+        if self.head_ended == cycle - 1:
+            self.report.check(self.loaded == 0, f"cycle {cycle}: loaded high in the cycle after a head's last "
+                                                f"score step (the row frees its bank only then)")
         self.value_room = int(self.dut.value_room.value)
 
 
+class HeadFeeder:
+    """Sends the global query's Q head by head, some heads late: a late head's Q waits until every score
+    tile of the heads before it has issued, so that the row frees the previous head's bank with the next
+    one still empty (``loaded`` must then hold the head's first tile back)."""
+
+    def __init__(self, source: StreamSource, issuer: StepIssuer):
+        self.source, self.issuer = source, issuer
+        self.heads: list = []   # (words, score tiles of the heads before it, late)
+        self.base = 0
+
+    def start(self, heads: list) -> None:
+        self.heads, self.base = list(heads), self.issuer.scores_ended
+
+    @property
+    def done(self) -> bool:
+        return not self.heads and self.source.done
+
+    def drive(self, cycle: int) -> None:
+        while self.heads and (not self.heads[0][2] or self.issuer.scores_ended - self.base >= self.heads[0][1]):
+            self.source.send(self.heads.pop(0)[0])
+
+    def sample(self, cycle: int) -> None:
+        pass
+
+
 def run_steps(cfg, rng, tiles, k, v, head_dim, fields: Fields, final: bool):
-    """Per head, per tile: (score steps, value steps), each a list of (packed word, blocks the next decision)."""
+    """Per head, per tile: (score steps, value steps), each a list of (packed word, what it changes for the
+    next decision: ``"head"`` a head's last score step, ``"value"`` a value tile's first, else None)."""
     R, C, w = cfg["rows"], cfg["cols"], Numerics.from_dict(cfg["numerics"]).data_width
     lanes = R + C - 1
     keys = np.clip(tiles.lanes, 0, None)
@@ -111,10 +145,10 @@ def run_steps(cfg, rng, tiles, k, v, head_dim, fields: Fields, final: bool):
                            run_end=int(final and h == heads - 1 and n == len(tiles) - 1))
             score = [(fields.pack(value=0, first=int(s == 0), last=int(s == head_dim - 1), pad=0,
                                   lanes=pack(beat_k[s], w), **figures),
-                      n == len(tiles) - 1 and s == head_dim - 1) for s in range(head_dim)]
+                      "head" if n == len(tiles) - 1 and s == head_dim - 1 else None) for s in range(head_dim)]
             value = [(fields.pack(value=1, first=int(s == 0), last=int(s == chunks * C - 1), pad=int(s >= head_dim),
                                   lanes=pack(beat_v[s], w), **{**figures, "self_column": int(rng.integers(0, C))}),
-                      s == 0) for s in range(chunks * C)]
+                      "value" if s == 0 else None) for s in range(chunks * C)]
             out.append((score, value))
     return out
 
@@ -129,9 +163,10 @@ async def global_row_runs(dut):
     Clock(dut.clk, 10, unit="ns").start()
     control = Control(dut)
     q_source = StreamSource(dut, "q", rng, idle=cfg["idle"])
-    issuer = StepIssuer(dut, cfg, rng, step_fields, cfg["idle"])
+    issuer = StepIssuer(dut, cfg, rng, step_fields, cfg["idle"], report)
+    feeder = HeadFeeder(q_source, issuer)
     o_sink = StreamSink(dut, "o", rng, stall=cfg["stall"])
-    bench = StreamBench(dut, dut.clk, dut.rst, [control, q_source, issuer, o_sink])
+    bench = StreamBench(dut, dut.clk, dut.rst, [control, feeder, q_source, issuer, o_sink])
     await bench.reset()
 
     async def play(index, run, check):
@@ -147,7 +182,8 @@ async def global_row_runs(dut):
         control.pulse("start")
         await bench.step(1)
         g = tiles.global_tokens[0]
-        q_source.send([int(x) & ((1 << w) - 1) for h in range(heads) for x in q[h, g]])
+        feeder.start([([int(x) & ((1 << w) - 1) for x in q[h, g]], h * len(tiles), h > 0 and rng.random() < 0.5)
+                      for h in range(heads)])
         for score, value in run_steps(cfg, rng, tiles, k, v, head_dim, step_fields, final=True):
             issuer.queue(score, value)
         chunks = -(-head_dim // C)
@@ -157,7 +193,7 @@ async def global_row_runs(dut):
         o_sink.beats.clear()
         slack = 1.0 / (1.0 - max(cfg["idle"], cfg["stall"]))
         budget = int(slack * heads * len(tiles) * (4 * chunks * C + 4 * head_dim + 40)) + 600
-        await bench.run(lambda: len(o_sink.beats) >= heads * chunks and issuer.done and q_source.done, budget)
+        await bench.run(lambda: len(o_sink.beats) >= heads * chunks and issuer.done and feeder.done, budget)
         await bench.step(30)   # nothing more may come out
         report.check(len(o_sink.beats) == heads * chunks,
                      f"run {index}: {len(o_sink.beats)} O beats, expected {heads * chunks}")
@@ -178,6 +214,7 @@ async def global_row_runs(dut):
         if cfg["reset_mid"] and index == 0:
             await play(index, run, check=False)
             issuer.flush()
+            feeder.start([])
             await bench.reset(3)
             o_sink.beats.clear()
         await play(index, run, check=True)
