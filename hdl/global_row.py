@@ -56,8 +56,9 @@ class GlobalRow(wiring.Component):
     ``rows + 1`` lanes of every step the engine issues: on a score step ``q[k] · K`` into ``rows + 1``
     score accumulators; after the tile's last step the scores and their mask go to a
     :class:`~attn_rtl.hdl.serial_softmax.SerialSoftmax` of ``rows + 1`` lanes (the head's run is the
-    row; a lane a cycle, a tile in its ``tile_cycles``, which a tile's ``2·head_dim`` steps or more
-    cover from ``head_dim`` of about ``rows`` up); on the tile's value steps ``Σ p · V`` over the same
+    row; a lane a cycle, a tile in its ``tile_cycles``, 43 at 8×8: a tile's ``2·head_dim`` steps or
+    more cover that from ``head_dim`` of about ``rows + 13`` up, and below it the row holds value tiles
+    back); on the tile's value steps ``Σ p · V`` over the same
     lanes, one head-dimension column a step, into a one-lane
     :class:`~attn_rtl.hdl.output_accumulator.OutputAccumulator` (a word per column), which normalizes
     after the head's last tile; its elements leave ``cols`` to an O beat.  The arithmetic is
