@@ -10,7 +10,7 @@ from attn_rtl.params import boolean, reject_unknown
 
 from .sparse_scheduler import PATTERN_CODES, checked_start, pattern_ports, scheduler_params
 
-__all__ = ["DiagonalScheduler", "DIAGONAL_SCHEDULER_DEFAULTS", "diagonal_scheduler_params"]
+__all__ = ["DiagonalScheduler", "DIAGONAL_SCHEDULER_DEFAULTS", "diagonal_scheduler_params", "row_tile_fields"]
 
 DIAGONAL_SCHEDULER_DEFAULTS = {
     "rows": 8,
@@ -21,6 +21,13 @@ DIAGONAL_SCHEDULER_DEFAULTS = {
     "max_globals": 4,
     "global_row": False,
 }
+
+
+def row_tile_fields(rows: int, cols: int) -> dict:
+    """The fields a global row reads from each tile (a scheduler built with ``global_row``): the self
+    column, the rows whose self element the tile holds, whether it brings a global key new to the row,
+    and whether it is its head's first or last tile."""
+    return {"self_column": range(cols), "self_rows": rows, "global_new": 1, "head_first": 1, "head_last": 1}
 
 
 def diagonal_scheduler_params(**params) -> dict:
@@ -119,8 +126,7 @@ class DiagonalScheduler(wiring.Component):
             "queries": data.ArrayLayout(range(L), R), "emit": R, "base": self.key_shape,
             "mask": data.ArrayLayout(C, R), "keep": self.lanes, "global_column": 1,
             "global_key": range(max(p["max_globals"], 2)), "global_block": 1, "first": 1, "last": 1, "run_end": 1,
-            **({"self_column": range(C), "self_rows": R, "global_new": 1, "head_first": 1, "head_last": 1}
-               if p["global_row"] else {})})
+            **(row_tile_fields(R, C) if p["global_row"] else {})})
         super().__init__({
             "start": In(1),
             "seq_len": In(range(L + 1)),
@@ -172,7 +178,6 @@ class DiagonalScheduler(wiring.Component):
         with m.If(started):
             m.d.sync += [seq_len.eq(self.seq_len), heads.eq(self.heads), grid.eq(is_grid),
                          global_count.eq(self.global_count), tokens.eq(self.global_tokens),
-
                          stride.eq(Mux(is_dilated, self.dilation, 1)), width.eq(Mux(is_grid, self.grid_w, 1)),
                          half.eq(Mux(is_grid, self.window_w >> 1, self.window >> 1)),
                          starts_last.eq(Mux(is_grid, (self.window_h >> 1) << 1, 0)),

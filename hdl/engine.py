@@ -14,7 +14,7 @@ from attn_rtl.params import boolean, positive_int, reject_unknown
 
 from .block_ram import EBR_DEPTH, registered_ram
 from .credit_fifo import check_fifo_memory
-from .diagonal_scheduler import DiagonalScheduler
+from .diagonal_scheduler import DiagonalScheduler, row_tile_fields
 from .global_row import GlobalRow
 from .head_importance import HeadImportance
 from .importance import TokenImportance
@@ -35,7 +35,7 @@ PATTERN_REGISTERS = ("pattern", "window", "dilation", "grid_h", "grid_w", "windo
                      "global_count", "global_tokens")
 
 #: The diagonal scheduler's tile fields a global row reads (builds with ``global_row``).
-ROW_TILE_FIELDS = ("self_column", "self_rows", "global_new", "head_first", "head_last")
+ROW_TILE_FIELDS = tuple(row_tile_fields(1, 1))
 
 #: Elaboration parameters of :class:`AttentionEngine` and their defaults.
 ENGINE_DEFAULTS = {
@@ -423,8 +423,7 @@ class AttentionEngine(wiring.Component):
         R, C, L, G, U = self.rows, self.cols, p["max_seq_len"], p["max_globals"], self.kv_lanes
         tile = data.StructLayout({"count": range(C + 1), "first": 1, "last": 1, "run_end": 1, "scan": 1,
                                   "mask": data.ArrayLayout(C, R), "emit": R, "global_column": 1,
-                                  **({"self_column": range(C), "self_rows": R, "global_new": 1, "head_first": 1,
-                                      "head_last": 1} if p["global_row"] else {})})
+                                  **(row_tile_fields(R, C) if p["global_row"] else {})})
         merged = data.StructLayout({"tile": tile, "keys": data.ArrayLayout(range(L), U), "keep": U,
                                     "queries": data.ArrayLayout(range(L), R), "query_keep": R})
         out = SimpleNamespace(valid=Signal(name="merged_tiles_valid"), ready=Signal(name="merged_tiles_ready"),

@@ -12,6 +12,7 @@ from attn_rtl.numerics import Numerics, clog2
 from attn_rtl.params import positive_int, reject_unknown
 
 from .block_ram import check_block_ram_kind
+from .diagonal_scheduler import row_tile_fields
 from .multiplier import Multiplier, check_multiplier
 from .output_accumulator import OutputAccumulator
 from .pipeline import adder_tree, delayed, register
@@ -129,8 +130,7 @@ class GlobalRow(wiring.Component):
         self.partial_width = self._a_width + w + clog2(self.lanes)
         self.step_layout = data.StructLayout({
             "value": 1, "first": 1, "last": 1, "pad": 1, "lanes": data.ArrayLayout(signed(w), R + C),
-            "self_column": range(C), "self_rows": R, "global_new": 1, "head_first": 1, "head_last": 1,
-            "run_end": 1})
+            **row_tile_fields(R, C), "run_end": 1})
         super().__init__({
             "start": In(1),
             "head_dim": In(range(p["max_head_dim"] + 1)),
@@ -193,11 +193,10 @@ class GlobalRow(wiring.Component):
         m.d.comb += [q_read.addr.eq(Cat(q_addr[:beat_bits], q_rbank)), q_read.en.eq(1)]
         score_step = issued & ~step.value
         # A score tile's figures, kept from its first step (read straight from the step in that step).
-        held = Signal(data.StructLayout({"self_column": range(C), "self_rows": R, "global_new": 1,
-                                         "head_first": 1, "head_last": 1, "run_end": 1}))
+        tile_fields = {**row_tile_fields(R, C), "run_end": 1}
+        held = Signal(data.StructLayout(tile_fields))
         figures = Signal.like(held)
-        m.d.comb += figures.eq(Mux(step.first, Cat(step.self_column, step.self_rows, step.global_new,
-                                                   step.head_first, step.head_last, step.run_end), held))
+        m.d.comb += figures.eq(Mux(step.first, Cat(*[getattr(step, name) for name in tile_fields]), held))
         released = Signal()
         with m.If(score_step):
             m.d.sync += [q_addr.eq(Mux(step.last, 0, q_addr + 1)), held.eq(figures)]
